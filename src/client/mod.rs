@@ -1,0 +1,345 @@
+//! [`StytchClient`]: the calls this crate makes to Stytch's B2B sessions API.
+
+mod retry;
+mod types;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use reqwest::Url;
+use serde::de::DeserializeOwned;
+
+pub use self::retry::{RetryDecision, RetryPolicy};
+pub use self::types::{
+    AuthenticateRequest, AuthenticateResponse, AuthorizationCheck, Jwk, Jwks, RevokeResponse,
+    RevokeSelector, Verdict,
+};
+use crate::config::StytchConfig;
+use crate::credential::Credential;
+use crate::error::{ApiError, ConfigError, DecodeError, Endpoint, StytchError};
+
+/// Header carrying the acting member's session token (Stytch enforces that member's RBAC).
+pub const MEMBER_SESSION_HEADER: &str = "x-stytch-member-session";
+/// Header carrying the acting member's session JWT (Stytch enforces that member's RBAC).
+pub const MEMBER_SESSION_JWT_HEADER: &str = "x-stytch-member-sessionjwt";
+
+/// The User-Agent of every call: `tower-stytch/<version>`.
+pub const USER_AGENT: &str = concat!("tower-stytch/", env!("CARGO_PKG_VERSION"));
+
+/// A client of Stytch's B2B sessions API.
+///
+/// Cheap to clone: clones share one connection pool. Authenticates with HTTP Basic
+/// `project_id:secret`; sends absent fields as absent, never `null`; retries per its
+/// [`RetryPolicy`].
+#[derive(Clone)]
+pub struct StytchClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: StytchConfig,
+    authorization: HeaderValue,
+    authenticate_url: Url,
+    revoke_url: Url,
+    jwks_url: Url,
+}
+
+impl std::fmt::Debug for StytchClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StytchClient")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StytchClient {
+    /// Builds a client from a validated configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::HttpClient`] when the TLS backend cannot be initialised.
+    pub fn new(config: StytchConfig) -> Result<Self, ConfigError> {
+        use base64::Engine as _;
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .user_agent(USER_AGENT)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(ConfigError::HttpClient)?;
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            config.project_id,
+            config.secret.expose_secret()
+        ));
+        let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))
+            .map_err(|_| ConfigError::InvalidSecret)?;
+        authorization.set_sensitive(true);
+        let join = |path: &str| {
+            config
+                .base_url
+                .join(path)
+                .map_err(|_| ConfigError::InvalidBaseUrl {
+                    url: config.base_url.to_string(),
+                    reason: "API paths cannot be joined to it",
+                })
+        };
+        let authenticate_url = join("v1/b2b/sessions/authenticate")?;
+        let revoke_url = join("v1/b2b/sessions/revoke")?;
+        let jwks_url = join(&format!("v1/b2b/sessions/jwks/{}", config.project_id))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                authorization,
+                authenticate_url,
+                revoke_url,
+                jwks_url,
+            }),
+        })
+    }
+
+    /// [`StytchConfig::from_env`] then [`new`](Self::new).
+    ///
+    /// # Errors
+    ///
+    /// As those two.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::new(StytchConfig::from_env()?)
+    }
+
+    /// The configuration this client was built with.
+    pub fn config(&self) -> &StytchConfig {
+        &self.inner.config
+    }
+
+    /// `POST /v1/b2b/sessions/authenticate`.
+    ///
+    /// # Errors
+    ///
+    /// A [`StytchError`]; `404 session_not_found` ([`StytchError::is_session_invalid`]) means
+    /// the session is unknown, revoked or expired.
+    pub async fn authenticate(
+        &self,
+        request: &AuthenticateRequest,
+    ) -> Result<AuthenticateResponse, StytchError> {
+        let body = request.body();
+        self.send(
+            Endpoint::Authenticate,
+            Method::POST,
+            &self.inner.authenticate_url,
+            Some(&body),
+            HeaderMap::new(),
+        )
+        .await
+    }
+
+    /// `POST /v1/b2b/sessions/revoke`, optionally acting as a member: `acting` is sent as
+    /// `X-Stytch-Member-Session` (token) or `X-Stytch-Member-SessionJWT` (JWT) and Stytch then
+    /// checks that member's permissions (`revoke-sessions` on `stytch.member` or `stytch.self`).
+    ///
+    /// # Errors
+    ///
+    /// A [`StytchError`]. A 404 `session_not_found` means the session was already revoked;
+    /// callers that only want it gone may treat it as success.
+    pub async fn revoke(
+        &self,
+        selector: &RevokeSelector,
+        acting: Option<&Credential>,
+    ) -> Result<RevokeResponse, StytchError> {
+        let mut headers = HeaderMap::new();
+        if let Some(acting) = acting {
+            let (name, value) = match acting {
+                Credential::Token(t) => (MEMBER_SESSION_HEADER, t.expose_secret()),
+                Credential::Jwt(j) => (MEMBER_SESSION_JWT_HEADER, j.expose_secret()),
+            };
+            // Credentials are checked to be base64url when parsed; one built by hand that is
+            // not a valid header value cannot be sent as one.
+            let mut value = HeaderValue::from_str(value).map_err(|_| StytchError::Api {
+                endpoint: Endpoint::Revoke,
+                error: Box::new(ApiError {
+                    status: StatusCode::BAD_REQUEST,
+                    error_type: "invalid_session_token".to_owned(),
+                    error_message: "the acting member credential is not a valid header value"
+                        .to_owned(),
+                    request_id: None,
+                    error_url: None,
+                    error_details: None,
+                    retry_after: None,
+                }),
+            })?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let body = selector.body();
+        self.send(
+            Endpoint::Revoke,
+            Method::POST,
+            &self.inner.revoke_url,
+            Some(&body),
+            headers,
+        )
+        .await
+    }
+
+    /// `GET /v1/b2b/sessions/jwks/{project_id}`.
+    ///
+    /// # Errors
+    ///
+    /// A [`StytchError`].
+    pub async fn jwks(&self) -> Result<Jwks, StytchError> {
+        self.send(
+            Endpoint::Jwks,
+            Method::GET,
+            &self.inner.jwks_url,
+            None,
+            HeaderMap::new(),
+        )
+        .await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        headers: HeaderMap,
+    ) -> Result<T, StytchError> {
+        let policy = &self.inner.config.retry;
+        let started = Instant::now();
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .attempt(
+                    endpoint,
+                    method.clone(),
+                    url,
+                    body,
+                    headers.clone(),
+                    started,
+                )
+                .await;
+            let err = match result {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            match policy.decide(&err, attempt, started.elapsed(), fastrand::f64()) {
+                RetryDecision::RetryAfter(wait) => {
+                    tracing::debug!(
+                        endpoint = endpoint.as_str(),
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        error = %err,
+                        "retrying stytch call"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                RetryDecision::GiveUp => return Err(err),
+            }
+        }
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        headers: HeaderMap,
+        started: Instant,
+    ) -> Result<T, StytchError> {
+        let config = &self.inner.config;
+        let remaining = config.retry.deadline.saturating_sub(started.elapsed());
+        let timeout = config.request_timeout.min(remaining);
+        if timeout.is_zero() {
+            return Err(StytchError::Timeout { endpoint });
+        }
+        let mut request = self
+            .inner
+            .http
+            .request(method, url.clone())
+            .header(header::AUTHORIZATION, self.inner.authorization.clone())
+            .header(header::ACCEPT, "application/json")
+            .headers(headers)
+            .timeout(timeout);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let call_started = Instant::now();
+        let outcome = async {
+            let response = request.send().await?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+            let bytes = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, retry_after, bytes))
+        }
+        .await;
+        let elapsed = call_started.elapsed();
+        let (status, retry_after, bytes) = match outcome {
+            Ok(parts) => parts,
+            Err(source) => {
+                record(endpoint, "error", elapsed);
+                if source.is_timeout() {
+                    tracing::warn!(endpoint = endpoint.as_str(), "stytch call timed out");
+                    return Err(StytchError::Timeout { endpoint });
+                }
+                tracing::warn!(endpoint = endpoint.as_str(), error = %source, "stytch call failed");
+                return Err(StytchError::Transport { endpoint, source });
+            }
+        };
+        record(endpoint, status.as_str(), elapsed);
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|err| {
+                tracing::warn!(
+                    endpoint = endpoint.as_str(),
+                    status = status.as_u16(),
+                    "stytch response does not decode"
+                );
+                StytchError::Decode {
+                    endpoint,
+                    source: DecodeError::from_serde(&err),
+                }
+            });
+        }
+        let err = match ApiError::from_body(status, &bytes, retry_after) {
+            Some(error) => StytchError::Api {
+                endpoint,
+                error: Box::new(error),
+            },
+            None => StytchError::UnexpectedStatus {
+                endpoint,
+                status,
+                retry_after,
+            },
+        };
+        tracing::debug!(
+            endpoint = endpoint.as_str(),
+            status = status.as_u16(),
+            error_type = err.error_type().unwrap_or(""),
+            request_id = err.request_id().unwrap_or(""),
+            "stytch answered an error"
+        );
+        Err(err)
+    }
+}
+
+fn record(endpoint: Endpoint, status: &str, elapsed: Duration) {
+    metrics::counter!(
+        "stytch_api_requests_total",
+        "endpoint" => endpoint.as_str(),
+        "status" => status.to_owned()
+    )
+    .increment(1);
+    metrics::histogram!(
+        "stytch_api_request_duration_seconds",
+        "endpoint" => endpoint.as_str()
+    )
+    .record(elapsed.as_secs_f64());
+}

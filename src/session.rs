@@ -1,0 +1,146 @@
+//! [`MemberSession`]: the authenticated Stytch member a request carries.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+/// The Stytch B2B member session behind a request, inserted into the request's extensions by
+/// [`StytchAuth`](crate::StytchAuth).
+///
+/// Built either from Stytch's `member_session` object (remote authenticate) or from the claims
+/// of a locally verified session JWT. It holds no credential.
+///
+/// With feature `axum`, `MemberSession` and `Option<MemberSession>` are extractors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MemberSession {
+    /// The session's id (`member_session_id`; the JWT's `https://stytch.com/session`.`id`).
+    pub member_session_id: String,
+    /// The member's id (`member_id`; the JWT's `sub`).
+    pub member_id: String,
+    /// The member's organization.
+    pub organization_id: String,
+    /// The organization's slug (empty when Stytch did not send it).
+    #[serde(default)]
+    pub organization_slug: String,
+    /// The session's roles (role ids).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// When the session started.
+    #[serde(with = "rfc3339::option", default)]
+    pub started_at: Option<SystemTime>,
+    /// When the session was last used.
+    #[serde(with = "rfc3339::option", default)]
+    pub last_accessed_at: Option<SystemTime>,
+    /// When the session (not its JWT) expires.
+    #[serde(with = "rfc3339")]
+    pub expires_at: SystemTime,
+    /// The authentication factors, as Stytch sent them (the schema grows often).
+    #[serde(default)]
+    pub authentication_factors: Vec<serde_json::Value>,
+    /// Custom claims of the session (every non-reserved JWT claim).
+    #[serde(default)]
+    pub custom_claims: serde_json::Map<String, serde_json::Value>,
+}
+
+impl MemberSession {
+    /// Whether the session holds `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Time left until the session expires (zero when it has).
+    pub fn remaining(&self, now: SystemTime) -> Duration {
+        self.expires_at.duration_since(now).unwrap_or_default()
+    }
+}
+
+/// Serde helpers for RFC 3339 timestamps as [`SystemTime`] (Stytch's `2021-12-29T12:33:09Z`).
+pub(crate) mod rfc3339 {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_seconds(*t))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        parse(&raw).ok_or_else(|| D::Error::custom("invalid RFC 3339 timestamp"))
+    }
+
+    /// Parses an RFC 3339 timestamp, with or without fractional seconds or an offset of `Z`.
+    pub(crate) fn parse(raw: &str) -> Option<SystemTime> {
+        humantime::parse_rfc3339_weak(raw.trim_end_matches('Z'))
+            .ok()
+            .filter(|_| raw.len() >= 19)
+    }
+
+    pub(crate) mod option {
+        use std::time::SystemTime;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(
+            t: &Option<SystemTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<SystemTime>, D::Error> {
+            let raw = <Option<std::borrow::Cow<'de, str>>>::deserialize(d)?;
+            // Lenient: an unparsable optional timestamp is treated as absent.
+            Ok(raw.as_deref().and_then(super::parse))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stytchs_member_session_object() {
+        // If this broke, remote authenticate answers would fail to decode.
+        let json = serde_json::json!({
+            "member_session_id": "session-test-fe6c042b-6286-479f-8a4f-b046a6c46509",
+            "member_id": "member-test-32fc5024-9c09-4da3-bd2e-c9ce4da9375f",
+            "started_at": "2023-01-09T07:41:52Z",
+            "last_accessed_at": "2023-01-09T07:41:52.123Z",
+            "expires_at": "2023-01-10T07:41:52Z",
+            "authentication_factors": [{"delivery_method": "email", "type": "magic_link", "sequence_order": "PRIMARY"}],
+            "custom_claims": { "claim1": "value1" },
+            "organization_id": "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931",
+            "roles": ["stytch_member", "editor"],
+            "some_future_field": 1
+        });
+        let s: MemberSession = serde_json::from_value(json).unwrap();
+        assert_eq!(s.organization_slug, "");
+        assert!(s.has_role("editor"));
+        assert_eq!(
+            humantime::format_rfc3339_seconds(s.expires_at).to_string(),
+            "2023-01-10T07:41:52Z"
+        );
+        assert!(s.last_accessed_at.is_some());
+        assert_eq!(s.custom_claims["claim1"], "value1");
+        let back = serde_json::to_value(&s).unwrap();
+        assert_eq!(back["expires_at"], "2023-01-10T07:41:52Z");
+    }
+
+    #[test]
+    fn rejects_a_session_without_expiry() {
+        // If this broke, a session with unknown expiry could be cached forever.
+        let json = serde_json::json!({
+            "member_session_id": "s", "member_id": "m", "organization_id": "o",
+            "expires_at": "yesterday"
+        });
+        assert!(serde_json::from_value::<MemberSession>(json).is_err());
+    }
+}
