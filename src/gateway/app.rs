@@ -1,0 +1,72 @@
+//! [`App`]: what runs behind the auth layer: the auth-only endpoint, then the proxy.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+
+use super::identity::insert_identity_headers;
+use super::proxy::Proxy;
+use super::{Body, BoxError, text_response};
+use crate::MemberSession;
+
+/// The service behind the auth layer.
+///
+/// A request for the auth-only path (`--auth-only-path`, for nginx `auth_request` and
+/// Traefik `forwardAuth`) is answered 200 with the identity headers (any method, body not
+/// read); the auth layer in front has already answered 401 / 403 / 503 when it had to.
+/// Everything else goes to the [`Proxy`].
+#[derive(Clone, Debug)]
+pub struct App {
+    proxy: Proxy,
+    auth_only_path: Option<Arc<str>>,
+}
+
+impl App {
+    /// Proxies everything to `proxy`; `auth_only_path` enables the auth-only endpoint.
+    pub fn new(proxy: Proxy, auth_only_path: Option<String>) -> Self {
+        Self {
+            proxy,
+            auth_only_path: auth_only_path.map(Into::into),
+        }
+    }
+
+    fn auth_only<B>(req: &Request<B>) -> Response<Body> {
+        match req.extensions().get::<MemberSession>() {
+            Some(session) => {
+                let mut response = text_response(StatusCode::OK, "authenticated\n");
+                insert_identity_headers(response.headers_mut(), session);
+                response
+            }
+            // Only reachable when the auth-only path was also declared public.
+            None => text_response(StatusCode::UNAUTHORIZED, "unauthenticated\n"),
+        }
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for App
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if self.auth_only_path.as_deref() == Some(req.uri().path()) {
+            let response = Self::auth_only(&req);
+            return Box::pin(async move { Ok(response) });
+        }
+        let proxy = self.proxy.clone();
+        Box::pin(async move { Ok(proxy.forward(req).await) })
+    }
+}

@@ -1,0 +1,130 @@
+//! [`Health`]: `GET /healthz` and `GET /readyz`, answered before authentication.
+//!
+//! `/healthz` is 200 while the process serves requests. `/readyz` is 200 only when the
+//! readiness check passes (for the gateway: `StytchAuthLayer::ready`, i.e. Stytch reachable
+//! and, with local JWT verification, its JWKS loaded) and the gateway is not draining.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+
+use super::{Body, BoxError, text_response};
+
+/// Path of the liveness probe.
+pub const HEALTHZ: &str = "/healthz";
+/// Path of the readiness probe.
+pub const READYZ: &str = "/readyz";
+/// How long a readiness check may take before it counts as failed.
+pub const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A readiness check: `Ok` when ready, `Err(reason)` otherwise (the reason is logged and
+/// returned in the 503 body, so it must hold no secret).
+pub type ReadyCheck =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// Answers the health probes and passes every other request to `S`.
+#[derive(Clone)]
+pub struct Health<S> {
+    inner: S,
+    check: ReadyCheck,
+    draining: Arc<AtomicBool>,
+}
+
+impl<S> std::fmt::Debug for Health<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("draining", &self.draining.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Health<S> {
+    /// Wraps `inner`; `/readyz` runs `check`.
+    pub fn new(inner: S, check: ReadyCheck) -> Self {
+        Self {
+            inner,
+            check,
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The flag that makes `/readyz` answer 503 (set when shutdown starts, so load
+    /// balancers stop sending new requests).
+    pub fn draining_flag(&self) -> Arc<AtomicBool> {
+        self.draining.clone()
+    }
+}
+
+impl<S, B, RB> tower_service::Service<Request<B>> for Health<S>
+where
+    S: tower_service::Service<Request<B>, Response = Response<RB>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    RB: http_body::Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let probe = matches!(*req.method(), Method::GET | Method::HEAD);
+        match req.uri().path() {
+            HEALTHZ if probe => Box::pin(async { Ok(text_response(StatusCode::OK, "ok\n")) }),
+            READYZ if probe => {
+                let check = self.check.clone();
+                let draining = self.draining.load(Ordering::Relaxed);
+                Box::pin(async move { Ok(readiness(draining, check).await) })
+            }
+            _ => {
+                // The inner service was driven to readiness by `poll_ready`; take it and leave
+                // a fresh clone behind (tower's "cloning inner services" guidance).
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let fut = inner.call(req);
+                Box::pin(async move {
+                    let response = fut.await?;
+                    Ok(response.map(|b| b.map_err(Into::into).boxed_unsync()))
+                })
+            }
+        }
+    }
+}
+
+async fn readiness(draining: bool, check: ReadyCheck) -> Response<Body> {
+    if draining {
+        return text_response(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
+    }
+    match tokio::time::timeout(READY_CHECK_TIMEOUT, check()).await {
+        Ok(Ok(())) => text_response(StatusCode::OK, "ready\n"),
+        Ok(Err(reason)) => {
+            tracing::warn!(reason, "not ready");
+            text_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {reason}\n"),
+            )
+        }
+        Err(_) => {
+            tracing::warn!("readiness check timed out");
+            text_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: check timed out\n",
+            )
+        }
+    }
+}

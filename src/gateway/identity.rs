@@ -1,0 +1,82 @@
+//! Identity headers: what the gateway tells the upstream about the authenticated member.
+//!
+//! Client-sent copies of these headers are always removed before a request is forwarded, so
+//! an upstream may trust them as long as it is reachable only through the gateway.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::MemberSession;
+
+/// `X-Stytch-Member-Id`: the member's id.
+pub const MEMBER_ID: HeaderName = HeaderName::from_static("x-stytch-member-id");
+/// `X-Stytch-Organization-Id`: the member's organization.
+pub const ORGANIZATION_ID: HeaderName = HeaderName::from_static("x-stytch-organization-id");
+/// `X-Stytch-Member-Session-Id`: the member session's id (not a credential).
+pub const MEMBER_SESSION_ID: HeaderName = HeaderName::from_static("x-stytch-member-session-id");
+/// `X-Stytch-Roles`: the session's roles, comma separated.
+pub const ROLES: HeaderName = HeaderName::from_static("x-stytch-roles");
+
+/// Every identity header the gateway sets (and strips from client requests).
+pub const IDENTITY_HEADERS: [HeaderName; 4] = [MEMBER_ID, ORGANIZATION_ID, MEMBER_SESSION_ID, ROLES];
+
+/// Removes every identity header (all copies) from `headers`.
+pub fn strip_identity_headers(headers: &mut HeaderMap) {
+    for name in &IDENTITY_HEADERS {
+        while headers.remove(name).is_some() {}
+    }
+}
+
+/// Sets the identity headers of `session` on `headers`, replacing any present.
+///
+/// A value that is not a valid header value (Stytch ids are ASCII, so this does not happen
+/// with real sessions) is left out rather than sent mangled.
+pub fn insert_identity_headers(headers: &mut HeaderMap, session: &MemberSession) {
+    let roles = session.roles.join(",");
+    let values = [
+        (MEMBER_ID, session.member_id.as_str()),
+        (ORGANIZATION_ID, session.organization_id.as_str()),
+        (MEMBER_SESSION_ID, session.member_session_id.as_str()),
+        (ROLES, roles.as_str()),
+    ];
+    for (name, value) in values {
+        match HeaderValue::from_str(value) {
+            Ok(value) => {
+                headers.insert(name, value);
+            }
+            Err(_) => {
+                headers.remove(&name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> MemberSession {
+        serde_json::from_value(serde_json::json!({
+            "member_session_id": "session-1", "member_id": "member-1",
+            "organization_id": "organization-1", "roles": ["stytch_member", "editor"],
+            "expires_at": "2099-01-01T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn strips_every_copy_and_sets_ours() {
+        // If this broke, a client could impersonate another member towards the upstream.
+        let mut headers = HeaderMap::new();
+        headers.append(MEMBER_ID, HeaderValue::from_static("spoofed"));
+        headers.append("X-Stytch-Member-ID", HeaderValue::from_static("spoofed2"));
+        headers.append(ROLES, HeaderValue::from_static("stytch_admin"));
+        strip_identity_headers(&mut headers);
+        assert!(headers.is_empty());
+        insert_identity_headers(&mut headers, &session());
+        assert_eq!(headers[MEMBER_ID], "member-1");
+        assert_eq!(headers[ORGANIZATION_ID], "organization-1");
+        assert_eq!(headers[MEMBER_SESSION_ID], "session-1");
+        assert_eq!(headers[ROLES], "stytch_member,editor");
+        assert_eq!(headers.get_all(MEMBER_ID).iter().count(), 1);
+    }
+}

@@ -1,0 +1,116 @@
+//! Prometheus metrics: the recorder, the `/metrics` endpoint and the gateway's own metrics.
+//!
+//! The auth layer records its own counters and histograms through the `metrics` facade; the
+//! gateway installs the Prometheus recorder, adds the upstream metrics below, and serves the
+//! rendering on a separate listener (`--metrics-listen`).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode, header};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use super::{Body, GatewayError, text_response};
+
+/// Counter of upstream answers, label `class` (`2xx` … `5xx`, `unavailable`, `timeout`).
+pub const UPSTREAM_RESPONSES: &str = "stytch_gateway_upstream_responses_total";
+/// Histogram of the time until the upstream's response headers (or the failure), in seconds.
+pub const UPSTREAM_DURATION: &str = "stytch_gateway_upstream_duration_seconds";
+
+/// Histogram buckets (seconds) of [`UPSTREAM_DURATION`] and of every other histogram.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Records one upstream answer.
+pub(crate) fn record_upstream(status: StatusCode, elapsed: Duration) {
+    let class = match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!(UPSTREAM_RESPONSES, "class" => class).increment(1);
+    metrics::histogram!(UPSTREAM_DURATION, "class" => class).record(elapsed.as_secs_f64());
+}
+
+/// Records an upstream failure (`unavailable` or `timeout`).
+pub(crate) fn record_upstream_failure(class: &'static str, elapsed: Duration) {
+    metrics::counter!(UPSTREAM_RESPONSES, "class" => class).increment(1);
+    metrics::histogram!(UPSTREAM_DURATION, "class" => class).record(elapsed.as_secs_f64());
+}
+
+/// Installs the process-wide Prometheus recorder (histograms with buckets) and starts its
+/// periodic upkeep. Call once per process.
+///
+/// # Errors
+///
+/// [`GatewayError::Metrics`] when a recorder is already installed.
+pub fn install_recorder() -> Result<PrometheusHandle, GatewayError> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&BUCKETS)
+        .and_then(PrometheusBuilder::install_recorder)
+        .map_err(|e| GatewayError::Metrics(e.to_string()))?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+/// The `/metrics` endpoint: `GET /metrics` renders the recorder, everything else is 404.
+#[derive(Clone)]
+pub struct MetricsService {
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for MetricsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsService").finish_non_exhaustive()
+    }
+}
+
+impl MetricsService {
+    /// Serves the rendering of `handle`.
+    pub fn new(handle: PrometheusHandle) -> Self {
+        Self { handle }
+    }
+
+    fn answer<B>(&self, req: &Request<B>) -> Response<Body> {
+        if req.uri().path() != "/metrics" {
+            return text_response(StatusCode::NOT_FOUND, "not found\n");
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        }
+        let mut response = text_response(StatusCode::OK, self.handle.render());
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        response
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for MetricsService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let response = self.answer(&req);
+        Box::pin(async move { Ok(response) })
+    }
+}
