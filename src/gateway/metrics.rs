@@ -7,6 +7,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -44,17 +45,30 @@ pub(crate) fn record_upstream_failure(class: &'static str, elapsed: Duration) {
     metrics::histogram!(UPSTREAM_DURATION, "class" => class).record(elapsed.as_secs_f64());
 }
 
-/// Installs the process-wide Prometheus recorder (histograms with buckets) and starts its
-/// periodic upkeep. Call once per process.
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide Prometheus recorder's handle; the first call installs the recorder
+/// (histograms with buckets) and starts its periodic upkeep on the current Tokio runtime.
 ///
 /// # Errors
 ///
-/// [`GatewayError::Metrics`] when a recorder is already installed.
-pub fn install_recorder() -> Result<PrometheusHandle, GatewayError> {
-    let handle = PrometheusBuilder::new()
+/// [`GatewayError::Metrics`] when another `metrics` recorder is already installed.
+pub fn recorder() -> Result<PrometheusHandle, GatewayError> {
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let installed = PrometheusBuilder::new()
         .set_buckets(&BUCKETS)
         .and_then(PrometheusBuilder::install_recorder)
-        .map_err(|e| GatewayError::Metrics(e.to_string()))?;
+        .map_err(|e| GatewayError::Metrics(e.to_string()));
+    let handle = match installed {
+        Ok(handle) => {
+            let _ = HANDLE.set(handle.clone());
+            handle
+        }
+        // Lost a race with a concurrent first call: use the winner's handle.
+        Err(err) => return HANDLE.get().cloned().ok_or(err),
+    };
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -1,0 +1,326 @@
+//! The command line: `serve`, `emulator`, `demo` (and the hidden `upstream`), logging setup,
+//! and exit codes (0 success, 1 run-time failure, 2 bad configuration).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use super::GatewayError;
+
+/// Exit code of a bad configuration (also clap's code for usage errors).
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code of a run-time failure.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// stytch-gateway: an authenticating reverse proxy for Stytch B2B sessions.
+///
+/// Every flag can also be set through the environment variable shown next to it. Logging
+/// follows RUST_LOG (default `info`); credentials never appear in any log line.
+#[derive(Debug, Parser)]
+#[command(name = "stytch-gateway", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Log line format on stderr.
+    #[arg(long, global = true, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the authenticating reverse proxy in front of an upstream.
+    Serve(ServeArgs),
+    /// Run the Stytch B2B sessions API emulator on its own (for local development and tests).
+    Emulator(EmulatorArgs),
+    /// Start the emulator with seeded members, a demo upstream and the gateway, and print
+    /// ready-to-paste curl commands.
+    Demo(DemoArgs),
+    /// Run the demo's echo upstream on its own (used by the load-run script).
+    #[command(hide = true)]
+    Upstream(UpstreamArgs),
+}
+
+/// The Stytch project the gateway authenticates against.
+#[derive(Debug, Clone, Args)]
+pub struct StytchArgs {
+    /// Stytch project id (`project-live-…` talks to api.stytch.com, others to test.stytch.com).
+    #[arg(long, env = "STYTCH_PROJECT_ID", value_name = "ID")]
+    pub project_id: Option<String>,
+    /// Stytch project secret. Prefer the environment variable: flags are visible in `ps`.
+    #[arg(long, env = "STYTCH_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Override of Stytch's API base URL (custom domain or emulator); plain http only for
+    /// loopback hosts.
+    #[arg(long, env = "STYTCH_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
+impl StytchArgs {
+    /// The validated Stytch configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`GatewayError::Config`] naming the missing or invalid input (never the secret).
+    pub fn stytch_config(&self) -> Result<crate::StytchConfig, GatewayError> {
+        let project_id = self
+            .project_id
+            .clone()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(crate::ConfigError::MissingEnv {
+                name: "STYTCH_PROJECT_ID",
+            })?;
+        let secret = self
+            .secret
+            .clone()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(crate::ConfigError::MissingEnv {
+                name: "STYTCH_SECRET",
+            })?;
+        let mut builder = crate::StytchConfig::builder(project_id, secret);
+        if let Some(url) = self.base_url.as_deref().filter(|v| !v.trim().is_empty()) {
+            builder = builder.base_url(url);
+        }
+        Ok(builder.build()?)
+    }
+}
+
+/// `serve`: the reverse proxy.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the proxy listens on.
+    #[arg(long, env = "GATEWAY_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The upstream every authenticated request is forwarded to (`http://host:port[/prefix]`).
+    #[arg(long, env = "GATEWAY_UPSTREAM", value_name = "URL")]
+    pub upstream: Option<String>,
+    /// How long the upstream has to send its response headers before the client gets a 504.
+    #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT", value_name = "DURATION", default_value = "30s",
+          value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off when unset).
+    #[arg(long, env = "GATEWAY_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Path answering 200 with the identity headers, or the auth layer's 401, for nginx
+    /// `auth_request` and Traefik `forwardAuth` (e.g. `/auth`; off when unset).
+    #[arg(long, env = "GATEWAY_AUTH_ONLY_PATH", value_name = "PATH")]
+    pub auth_only_path: Option<String>,
+    /// Logout path (POST); log-out-everywhere is `{PATH}/everywhere`. Default `/logout`.
+    #[arg(long, env = "GATEWAY_LOGOUT_PATH", value_name = "PATH")]
+    pub logout_path: Option<String>,
+    /// Prefix of the admin revoke routes: `{PREFIX}/members/{member_id}/revoke-sessions` and
+    /// `{PREFIX}/sessions/{member_session_id}/revoke`. Default `/admin`.
+    #[arg(long, env = "GATEWAY_ADMIN_PREFIX", value_name = "PREFIX")]
+    pub admin_prefix: Option<String>,
+    /// Upstream route that, when answered 2xx, signs the member out everywhere, e.g.
+    /// 'DELETE /api/members/{member_id}'. Repeatable; comma separated in the environment.
+    #[arg(long = "forced-signout", env = "GATEWAY_FORCED_SIGNOUT", value_name = "PATTERN",
+          value_delimiter = ',')]
+    pub forced_signout: Vec<String>,
+    /// Path prefix served without authentication, e.g. '/assets/'. Repeatable; comma
+    /// separated in the environment.
+    #[arg(long = "public", env = "GATEWAY_PUBLIC", value_name = "PREFIX", value_delimiter = ',')]
+    pub public: Vec<String>,
+    /// Disable local verification of session JWTs (every cache miss asks Stytch).
+    #[arg(long, env = "GATEWAY_NO_JWT")]
+    pub no_jwt: bool,
+    /// On SIGTERM / ctrl-c: how long in-flight requests and pending revocations get.
+    #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "10s",
+          value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// The Stytch project.
+    #[command(flatten)]
+    pub stytch: StytchArgs,
+}
+
+/// `emulator`: the Stytch emulator on its own.
+#[derive(Debug, Clone, Args)]
+pub struct EmulatorArgs {
+    /// Address the emulator listens on.
+    #[arg(long, env = "EMULATOR_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:4010")]
+    pub listen: SocketAddr,
+    /// Project id the emulator accepts (random when unset).
+    #[arg(long, value_name = "ID")]
+    pub project_id: Option<String>,
+    /// Project secret the emulator accepts (random when unset).
+    #[arg(long, value_name = "SECRET")]
+    pub secret: Option<String>,
+}
+
+/// `demo`: everything on loopback, with curl commands.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Run the demo's five steps against itself, print each status, and exit 0 only if all
+    /// are as expected.
+    #[arg(long)]
+    pub self_test: bool,
+}
+
+/// `upstream`: the echo upstream on its own.
+#[derive(Debug, Clone, Args)]
+pub struct UpstreamArgs {
+    /// Address the echo upstream listens on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+}
+
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be greater than zero".to_owned());
+    }
+    Ok(d)
+}
+
+/// Installs the `tracing` subscriber: `RUST_LOG` (default `info`), text or JSON on stderr.
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // Already installed (tests): keep the existing one.
+    let _ = result;
+}
+
+/// Parses the command line, runs the command on a multi-threaded runtime, and maps the
+/// outcome to the exit code. A usage or configuration error prints one line
+/// `stytch-gateway: <problem>` on stderr and exits 2.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                err.exit();
+            }
+            let rendered = err.to_string();
+            let line = rendered
+                .lines()
+                .next()
+                .unwrap_or("invalid command line")
+                .trim_start_matches("error: ");
+            eprintln!("stytch-gateway: {line} (see --help)");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("stytch-gateway: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("stytch-gateway: {err}");
+            ExitCode::from(if err.is_config() {
+                EXIT_CONFIG
+            } else {
+                EXIT_FAILURE
+            })
+        }
+    }
+}
+
+/// Runs one command to completion (until ctrl-c / SIGTERM for the long-running ones).
+///
+/// # Errors
+///
+/// Configuration and start-up failures.
+pub async fn run(command: Command) -> Result<ExitCode, GatewayError> {
+    use super::server::shutdown_signal;
+    match command {
+        Command::Serve(args) => {
+            let gateway = super::serve::Gateway::bind(args.try_into()?).await?;
+            let report = gateway.run(shutdown_signal()).await;
+            Ok(if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            })
+        }
+        Command::Emulator(args) => {
+            super::demo::run_emulator(args, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            let ok = super::demo::run_demo(args, shutdown_signal()).await?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            })
+        }
+        Command::Upstream(args) => {
+            let listener = super::bind(args.listen).await?;
+            println!("echo upstream listening on http://{}", args.listen);
+            super::server::serve(
+                listener,
+                super::upstream::EchoUpstream,
+                shutdown_signal(),
+                Duration::from_secs(5),
+            )
+            .await;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // If this broke, clap would panic at run time on a malformed argument definition.
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn repeated_flags_accumulate() {
+        // If this broke, only the last --public / --forced-signout would take effect.
+        let cli = Cli::try_parse_from([
+            "stytch-gateway", "serve", "--upstream", "http://127.0.0.1:1",
+            "--public", "/assets/", "--public", "/static/",
+            "--forced-signout", "DELETE /api/members/{member_id}",
+            "--upstream-timeout", "250ms",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.public, ["/assets/", "/static/"]);
+        assert_eq!(args.forced_signout, ["DELETE /api/members/{member_id}"]);
+        assert_eq!(args.upstream_timeout, Duration::from_millis(250));
+        assert_eq!(args.shutdown_timeout, Duration::from_secs(10));
+    }
+}

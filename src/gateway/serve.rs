@@ -1,0 +1,296 @@
+//! [`Gateway`]: the assembled reverse proxy, from options to a running server.
+//!
+//! The service stack, outermost first: [`Health`] (`/healthz`, `/readyz`, before auth) →
+//! [`StytchAuth`](crate::StytchAuth) (logout, admin revoke, forced sign-out hooks, public
+//! routes, authentication) → [`App`] (auth-only endpoint, then the [`Proxy`]).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tower_layer::Layer as _;
+
+use super::app::App;
+use super::cli::ServeArgs;
+use super::health::{Health, ReadyCheck};
+use super::metrics::MetricsService;
+use super::proxy::{DEFAULT_UPSTREAM_TIMEOUT, Proxy};
+use super::server::{Drain, serve};
+use super::{GatewayError, bind};
+use crate::{StytchAuthLayer, StytchClient, StytchConfig};
+
+/// Everything `stytch-gateway serve` is configured with.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// Address of the proxy.
+    pub listen: SocketAddr,
+    /// Upstream URL (`http://host:port[/prefix]`).
+    pub upstream: String,
+    /// Time the upstream has to send response headers (504 after).
+    pub upstream_timeout: Duration,
+    /// Address of the Prometheus endpoint, if any.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Path of the auth-only endpoint, if any.
+    pub auth_only_path: Option<String>,
+    /// Logout path (layer default when `None`).
+    pub logout_path: Option<String>,
+    /// Admin prefix (layer default when `None`).
+    pub admin_prefix: Option<String>,
+    /// Forced sign-out hook patterns.
+    pub forced_signout: Vec<String>,
+    /// Public path prefixes.
+    pub public: Vec<String>,
+    /// Disable local JWT verification.
+    pub no_jwt: bool,
+    /// Budget for draining and flushing revocations on shutdown.
+    pub shutdown_timeout: Duration,
+    /// The Stytch project.
+    pub stytch: StytchConfig,
+}
+
+impl ServeOptions {
+    /// Options with the defaults of the command line, for `stytch` and `upstream`, listening
+    /// on an ephemeral loopback port.
+    pub fn new(stytch: StytchConfig, upstream: impl Into<String>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream: upstream.into(),
+            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            metrics_listen: None,
+            auth_only_path: None,
+            logout_path: None,
+            admin_prefix: None,
+            forced_signout: Vec::new(),
+            public: Vec::new(),
+            no_jwt: false,
+            shutdown_timeout: Duration::from_secs(10),
+            stytch,
+        }
+    }
+}
+
+impl TryFrom<ServeArgs> for ServeOptions {
+    type Error = GatewayError;
+
+    fn try_from(args: ServeArgs) -> Result<Self, GatewayError> {
+        let upstream = args
+            .upstream
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| GatewayError::InvalidSetting {
+                name: "upstream",
+                reason: "--upstream (or GATEWAY_UPSTREAM) is required".to_owned(),
+            })?;
+        if let Some(path) = &args.auth_only_path
+            && !path.starts_with('/')
+        {
+            return Err(GatewayError::InvalidSetting {
+                name: "auth-only-path",
+                reason: format!("{path:?} must start with '/'"),
+            });
+        }
+        Ok(Self {
+            listen: args.listen,
+            upstream,
+            upstream_timeout: args.upstream_timeout,
+            metrics_listen: args.metrics_listen,
+            auth_only_path: args.auth_only_path,
+            logout_path: args.logout_path,
+            admin_prefix: args.admin_prefix,
+            forced_signout: args.forced_signout,
+            public: args.public,
+            no_jwt: args.no_jwt,
+            shutdown_timeout: args.shutdown_timeout,
+            stytch: args.stytch.stytch_config()?,
+        })
+    }
+}
+
+/// Builds the auth layer the options describe.
+///
+/// # Errors
+///
+/// [`GatewayError::Config`] for a bad route pattern or client setting.
+pub fn build_layer(options: &ServeOptions) -> Result<StytchAuthLayer, GatewayError> {
+    let client = StytchClient::new(options.stytch.clone())?;
+    let mut builder = StytchAuthLayer::builder(client);
+    for prefix in &options.public {
+        builder = builder.public_prefix(prefix);
+    }
+    if let Some(path) = &options.logout_path {
+        builder = builder.logout_path(path);
+    }
+    if let Some(prefix) = &options.admin_prefix {
+        builder = builder.admin_prefix(prefix);
+    }
+    for pattern in &options.forced_signout {
+        builder = builder.forced_signout(pattern);
+    }
+    if options.no_jwt {
+        builder = builder.without_jwt();
+    }
+    Ok(builder.build()?)
+}
+
+/// How a shutdown went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Whether in-flight requests finished before the deadline.
+    pub drain: Drain,
+    /// Revocations Stytch had not confirmed when the deadline passed (they still apply
+    /// locally until this process exits).
+    pub revocations_pending: usize,
+}
+
+impl ShutdownReport {
+    /// Every request finished and every revocation was confirmed.
+    pub fn is_clean(&self) -> bool {
+        self.drain == Drain::Complete && self.revocations_pending == 0
+    }
+}
+
+/// A gateway with its listeners bound, ready to [`run`](Self::run).
+pub struct Gateway {
+    listener: TcpListener,
+    metrics: Option<(TcpListener, MetricsService)>,
+    service: Health<crate::StytchAuth<App>>,
+    layer: StytchAuthLayer,
+    options: ServeOptions,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("listen", &self.listener.local_addr().ok())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Validates the options, builds the stack and binds the listeners.
+    ///
+    /// # Errors
+    ///
+    /// Configuration errors, bind failures, and a metrics recorder that cannot be installed.
+    pub async fn bind(options: ServeOptions) -> Result<Self, GatewayError> {
+        let proxy = Proxy::new(&options.upstream, options.upstream_timeout)?;
+        let layer = build_layer(&options)?;
+        let app = App::new(proxy, options.auth_only_path.clone());
+        let ready_layer = layer.clone();
+        let check: ReadyCheck = Arc::new(move || {
+            let layer = ready_layer.clone();
+            Box::pin(async move { layer.ready().await.map_err(|e| e.to_string()) })
+        });
+        let service = Health::new(layer.layer(app), check);
+        let metrics = match options.metrics_listen {
+            Some(addr) => {
+                let handle = super::metrics::recorder()?;
+                Some((bind(addr).await?, MetricsService::new(handle)))
+            }
+            None => None,
+        };
+        let listener = bind(options.listen).await?;
+        Ok(Self {
+            listener,
+            metrics,
+            service,
+            layer,
+            options,
+        })
+    }
+
+    /// The proxy's bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.options.listen)
+    }
+
+    /// The metrics endpoint's bound address, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
+    /// The auth layer (for its [`Revoker`](crate::Revoker) or readiness).
+    pub fn layer(&self) -> &StytchAuthLayer {
+        &self.layer
+    }
+
+    /// Serves until `shutdown` completes; then `/readyz` turns 503, the listener closes,
+    /// in-flight requests finish, and pending revocations are flushed, all within the
+    /// shutdown timeout.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> ShutdownReport {
+        let Self {
+            listener,
+            metrics,
+            service,
+            layer,
+            options,
+        } = self;
+        let addr = listener.local_addr().ok();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let metrics_task = metrics.map(|(listener, svc)| {
+            let addr = listener.local_addr().ok();
+            tracing::info!(?addr, "metrics listening");
+            let mut rx = stop_rx.clone();
+            tokio::spawn(serve(
+                listener,
+                svc,
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+                Duration::from_secs(1),
+            ))
+        });
+        tracing::info!(
+            ?addr,
+            upstream = %options.upstream,
+            stytch = %options.stytch.base_url(),
+            project_id = options.stytch.project_id(),
+            jwt = !options.no_jwt,
+            "gateway listening"
+        );
+        let draining = service.draining_flag();
+        let signalled = Arc::new(std::sync::OnceLock::<Instant>::new());
+        let signalled_at = signalled.clone();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = signalled_at.set(Instant::now());
+            draining.store(true, Ordering::Relaxed);
+        };
+        let budget = options.shutdown_timeout;
+        let drain = serve(listener, service, shutdown, budget).await;
+        let started = signalled.get().copied().unwrap_or_else(Instant::now);
+        match drain {
+            Drain::Complete => tracing::info!("in-flight requests finished"),
+            Drain::TimedOut => {
+                tracing::warn!(timeout = ?budget, "shutdown timeout passed with requests in flight");
+            }
+        }
+        let remaining = budget.saturating_sub(started.elapsed()).max(Duration::from_millis(100));
+        let revoker = layer.revoker();
+        let revocations_pending = revoker.flush(remaining).await;
+        if revocations_pending == 0 {
+            tracing::info!("no revocations pending");
+        } else {
+            tracing::warn!(
+                revocations_pending,
+                "revocations not confirmed by Stytch before exit"
+            );
+        }
+        let _ = stop_tx.send(true);
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
+        ShutdownReport {
+            drain,
+            revocations_pending,
+        }
+    }
+}
