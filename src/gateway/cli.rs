@@ -61,7 +61,12 @@ pub struct StytchArgs {
     #[arg(long, env = "STYTCH_PROJECT_ID", value_name = "ID")]
     pub project_id: Option<String>,
     /// Stytch project secret. Prefer the environment variable: flags are visible in `ps`.
-    #[arg(long, env = "STYTCH_SECRET", value_name = "SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "STYTCH_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
     pub secret: Option<String>,
     /// Override of Stytch's API base URL (custom domain or emulator); plain http only for
     /// loopback hosts.
@@ -83,13 +88,11 @@ impl StytchArgs {
             .ok_or(crate::ConfigError::MissingEnv {
                 name: "STYTCH_PROJECT_ID",
             })?;
-        let secret = self
-            .secret
-            .clone()
-            .filter(|v| !v.trim().is_empty())
-            .ok_or(crate::ConfigError::MissingEnv {
+        let secret = self.secret.clone().filter(|v| !v.trim().is_empty()).ok_or(
+            crate::ConfigError::MissingEnv {
                 name: "STYTCH_SECRET",
-            })?;
+            },
+        )?;
         let mut builder = crate::StytchConfig::builder(project_id, secret);
         if let Some(url) = self.base_url.as_deref().filter(|v| !v.trim().is_empty()) {
             builder = builder.base_url(url);
@@ -102,7 +105,12 @@ impl StytchArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address the proxy listens on.
-    #[arg(long, env = "GATEWAY_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "GATEWAY_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
     /// The upstream every authenticated request is forwarded to (`http://host:port[/prefix]`).
     #[arg(long, env = "GATEWAY_UPSTREAM", value_name = "URL")]
@@ -127,12 +135,21 @@ pub struct ServeArgs {
     pub admin_prefix: Option<String>,
     /// Upstream route that, when answered 2xx, signs the member out everywhere, e.g.
     /// 'DELETE /api/members/{member_id}'. Repeatable; comma separated in the environment.
-    #[arg(long = "forced-signout", env = "GATEWAY_FORCED_SIGNOUT", value_name = "PATTERN",
-          value_delimiter = ',')]
+    #[arg(
+        long = "forced-signout",
+        env = "GATEWAY_FORCED_SIGNOUT",
+        value_name = "PATTERN",
+        value_delimiter = ','
+    )]
     pub forced_signout: Vec<String>,
     /// Path prefix served without authentication, e.g. '/assets/'. Repeatable; comma
     /// separated in the environment.
-    #[arg(long = "public", env = "GATEWAY_PUBLIC", value_name = "PREFIX", value_delimiter = ',')]
+    #[arg(
+        long = "public",
+        env = "GATEWAY_PUBLIC",
+        value_name = "PREFIX",
+        value_delimiter = ','
+    )]
     pub public: Vec<String>,
     /// Disable local verification of session JWTs (every cache miss asks Stytch).
     #[arg(long, env = "GATEWAY_NO_JWT")]
@@ -150,7 +167,12 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct EmulatorArgs {
     /// Address the emulator listens on.
-    #[arg(long, env = "EMULATOR_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:4010")]
+    #[arg(
+        long,
+        env = "EMULATOR_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:4010"
+    )]
     pub listen: SocketAddr,
     /// Project id the emulator accepts (random when unset).
     #[arg(long, value_name = "ID")]
@@ -309,10 +331,18 @@ mod tests {
     fn repeated_flags_accumulate() {
         // If this broke, only the last --public / --forced-signout would take effect.
         let cli = Cli::try_parse_from([
-            "stytch-gateway", "serve", "--upstream", "http://127.0.0.1:1",
-            "--public", "/assets/", "--public", "/static/",
-            "--forced-signout", "DELETE /api/members/{member_id}",
-            "--upstream-timeout", "250ms",
+            "stytch-gateway",
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--public",
+            "/assets/",
+            "--public",
+            "/static/",
+            "--forced-signout",
+            "DELETE /api/members/{member_id}",
+            "--upstream-timeout",
+            "250ms",
         ])
         .unwrap();
         let Command::Serve(args) = cli.command else {

@@ -17,7 +17,8 @@ pub const MEMBER_SESSION_ID: HeaderName = HeaderName::from_static("x-stytch-memb
 pub const ROLES: HeaderName = HeaderName::from_static("x-stytch-roles");
 
 /// Every identity header the gateway sets (and strips from client requests).
-pub const IDENTITY_HEADERS: [HeaderName; 4] = [MEMBER_ID, ORGANIZATION_ID, MEMBER_SESSION_ID, ROLES];
+pub const IDENTITY_HEADERS: [HeaderName; 4] =
+    [MEMBER_ID, ORGANIZATION_ID, MEMBER_SESSION_ID, ROLES];
 
 /// Removes every identity header (all copies) from `headers`.
 pub fn strip_identity_headers(headers: &mut HeaderMap) {

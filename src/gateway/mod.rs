@@ -6,10 +6,13 @@
 //! [`cli::main`]; everything here can be used and tested in-process.
 
 pub mod app;
+pub mod cli;
+pub mod demo;
 pub mod health;
 pub mod identity;
 pub mod metrics;
 pub mod proxy;
+pub mod serve;
 pub mod server;
 pub mod upstream;
 

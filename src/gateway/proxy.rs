@@ -194,11 +194,8 @@ impl Proxy {
             Ok(req) => req,
             Err(_) => return text_response(StatusCode::BAD_REQUEST, "bad request target\n"),
         };
-        let result = tokio::time::timeout(
-            self.inner.timeout,
-            self.inner.client.request(upstream_req),
-        )
-        .await;
+        let result =
+            tokio::time::timeout(self.inner.timeout, self.inner.client.request(upstream_req)).await;
         let elapsed = started.elapsed();
         match result {
             Ok(Ok(response)) => {
@@ -236,16 +233,12 @@ impl Proxy {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
-        let original_host = parts
-            .headers
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| {
-                parts
-                    .uri
-                    .authority()
-                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            });
+        let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         let headers = &mut parts.headers;
         remove_hop_by_hop_headers(headers);
         strip_identity_headers(headers);
@@ -322,7 +315,10 @@ mod tests {
     fn hop_by_hop_headers_and_connection_listed_ones_go() {
         // If this broke, connection-level headers would leak between client and upstream.
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-private"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-private"),
+        );
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -343,7 +339,13 @@ mod tests {
         );
         let u = Upstream::parse("http://localhost:9").unwrap();
         assert_eq!(u.uri_for("/").unwrap().to_string(), "http://localhost:9/");
-        for bad in ["https://x", "127.0.0.1:80", "http://u:p@x/", "http://x/?q", "nope nope"] {
+        for bad in [
+            "https://x",
+            "127.0.0.1:80",
+            "http://u:p@x/",
+            "http://x/?q",
+            "nope nope",
+        ] {
             assert!(Upstream::parse(bad).is_err(), "{bad}");
         }
     }

@@ -205,9 +205,7 @@ impl Gateway {
 
     /// The proxy's bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or(self.options.listen)
+        self.listener.local_addr().unwrap_or(self.options.listen)
     }
 
     /// The metrics endpoint's bound address, if enabled.
@@ -273,7 +271,9 @@ impl Gateway {
                 tracing::warn!(timeout = ?budget, "shutdown timeout passed with requests in flight");
             }
         }
-        let remaining = budget.saturating_sub(started.elapsed()).max(Duration::from_millis(100));
+        let remaining = budget
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(100));
         let revoker = layer.revoker();
         let revocations_pending = revoker.flush(remaining).await;
         if revocations_pending == 0 {

@@ -1,0 +1,444 @@
+//! `stytch-gateway emulator` and `stytch-gateway demo`.
+//!
+//! The demo starts, all on 127.0.0.1: the Stytch emulator with two seeded organizations, the
+//! [`EchoUpstream`](super::upstream::EchoUpstream) app, and the gateway in front of it. It
+//! prints ready-to-paste curl commands; with `--self-test` it runs them itself and exits 0
+//! only when every status is the expected one.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+
+use super::cli::{DemoArgs, EmulatorArgs};
+use super::serve::{Gateway, ServeOptions};
+use super::server::serve;
+use super::upstream::EchoUpstream;
+use super::{Body, GatewayError, full_body};
+use crate::emulator::{Emulator, EmulatorConfig, SessionInfo};
+
+/// Preferred demo ports; each falls back to an ephemeral port when taken.
+const EMULATOR_PORT: u16 = 4010;
+const GATEWAY_PORT: u16 = 8080;
+const UPSTREAM_PORT: u16 = 8081;
+const METRICS_PORT: u16 = 9090;
+
+/// Deadline of one self-test request.
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Starts an emulator on `listen`, falling back to an ephemeral port when `fallback` is set
+/// and the address is taken.
+async fn start_emulator(
+    config: EmulatorConfig,
+    listen: SocketAddr,
+    fallback: bool,
+) -> Result<Emulator, GatewayError> {
+    match Emulator::start(config.clone().listen(listen)).await {
+        Ok(emulator) => Ok(emulator),
+        Err(_) if fallback => Emulator::start(config.listen(loopback(0)))
+            .await
+            .map_err(|source| GatewayError::Bind {
+                addr: loopback(0),
+                source,
+            }),
+        Err(source) => Err(GatewayError::Bind {
+            addr: listen,
+            source,
+        }),
+    }
+}
+
+/// Binds `127.0.0.1:port`, or an ephemeral port when it is taken.
+async fn bind_preferred(port: u16) -> Result<TcpListener, GatewayError> {
+    match TcpListener::bind(loopback(port)).await {
+        Ok(listener) => Ok(listener),
+        Err(_) => super::bind(loopback(0)).await,
+    }
+}
+
+/// `stytch-gateway emulator`: runs the emulator until `shutdown`, after printing how to
+/// point a gateway at it.
+///
+/// # Errors
+///
+/// When the address cannot be bound.
+pub async fn run_emulator(
+    args: EmulatorArgs,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), GatewayError> {
+    let mut config = EmulatorConfig::new();
+    if let Some(id) = args.project_id {
+        config = config.project_id(id);
+    }
+    if let Some(secret) = args.secret {
+        config = config.secret(secret);
+    }
+    let emulator = start_emulator(config, args.listen, false).await?;
+    println!("Stytch emulator listening");
+    println!("  base URL:   {}", emulator.base_url());
+    println!("  project id: {}", emulator.project_id());
+    println!("  secret:     {}", emulator.secret());
+    println!();
+    println!("Point a gateway at it with:");
+    println!(
+        "  STYTCH_PROJECT_ID={} STYTCH_SECRET={} STYTCH_BASE_URL={} stytch-gateway serve --upstream http://127.0.0.1:8081",
+        emulator.project_id(),
+        emulator.secret(),
+        emulator.base_url()
+    );
+    tracing::info!(addr = %emulator.local_addr(), "emulator running; ctrl-c to stop");
+    shutdown.await;
+    emulator.shutdown().await;
+    Ok(())
+}
+
+/// The seeded demo data.
+#[derive(Debug)]
+pub struct DemoSeed {
+    /// Acme's id.
+    pub organization_id: String,
+    /// Alice, Acme's admin (`stytch_admin`).
+    pub admin: SessionInfo,
+    /// Bob, an Acme member.
+    pub bob: SessionInfo,
+    /// Carol, an Acme member.
+    pub carol: SessionInfo,
+    /// Globex's id.
+    pub other_organization_id: String,
+    /// Dave, Globex's admin.
+    pub other_admin: SessionInfo,
+}
+
+/// Seeds the emulator: Acme with an admin and two members, Globex with its own admin, each
+/// with a live session.
+pub fn seed(emulator: &Emulator) -> DemoSeed {
+    let acme = emulator.create_organization("Acme", "acme");
+    let alice = emulator.create_member(&acme, "alice@acme.test", &["stytch_admin"]);
+    let bob = emulator.create_member(&acme, "bob@acme.test", &[]);
+    let carol = emulator.create_member(&acme, "carol@acme.test", &[]);
+    let globex = emulator.create_organization("Globex", "globex");
+    let dave = emulator.create_member(&globex, "dave@globex.test", &["stytch_admin"]);
+    DemoSeed {
+        organization_id: acme,
+        admin: emulator.create_session(&alice),
+        bob: emulator.create_session(&bob),
+        carol: emulator.create_session(&carol),
+        other_organization_id: globex,
+        other_admin: emulator.create_session(&dave),
+    }
+}
+
+/// One step of the demo: a request and the status it must get.
+#[derive(Debug, Clone)]
+pub struct DemoStep {
+    /// What the step shows.
+    pub title: String,
+    /// Request method.
+    pub method: Method,
+    /// Request path.
+    pub path: String,
+    /// The bearer token sent.
+    pub token: String,
+    /// Whether any 2xx passes (rather than exactly `expected`).
+    pub any_success: bool,
+    /// The expected status.
+    pub expected: StatusCode,
+}
+
+impl DemoStep {
+    fn curl(&self, base: &str) -> String {
+        let method = if self.method == Method::GET {
+            String::new()
+        } else {
+            format!("-X {} ", self.method)
+        };
+        format!(
+            "curl -i {method}-H 'Authorization: Bearer {}' {base}{}",
+            self.token, self.path
+        )
+    }
+
+    fn passes(&self, status: StatusCode) -> bool {
+        if self.any_success {
+            status.is_success()
+        } else {
+            status == self.expected
+        }
+    }
+}
+
+/// The demo's steps, in order.
+pub fn steps(seed: &DemoSeed) -> Vec<DemoStep> {
+    let token = |s: &SessionInfo| s.session_token.expose_secret().to_owned();
+    let step =
+        |title: &str, method: Method, path: String, token: String, expected: StatusCode| DemoStep {
+            title: title.to_owned(),
+            method,
+            path,
+            token,
+            any_success: false,
+            expected,
+        };
+    vec![
+        step(
+            "bob calls the app through the gateway (identity headers reach the upstream)",
+            Method::GET,
+            "/whoami".to_owned(),
+            token(&seed.bob),
+            StatusCode::OK,
+        ),
+        DemoStep {
+            any_success: true,
+            ..step(
+                "bob logs out (his session is revoked at Stytch and evicted here)",
+                Method::POST,
+                "/logout".to_owned(),
+                token(&seed.bob),
+                StatusCode::NO_CONTENT,
+            )
+        },
+        step(
+            "bob's token is refused afterwards",
+            Method::GET,
+            "/whoami".to_owned(),
+            token(&seed.bob),
+            StatusCode::UNAUTHORIZED,
+        ),
+        step(
+            "carol (no admin role) tries to force bob out and is refused",
+            Method::POST,
+            format!("/admin/members/{}/revoke-sessions", seed.bob.member_id),
+            token(&seed.carol),
+            StatusCode::FORBIDDEN,
+        ),
+        DemoStep {
+            any_success: true,
+            ..step(
+                "alice (stytch_admin) forces carol out of every session",
+                Method::POST,
+                format!("/admin/members/{}/revoke-sessions", seed.carol.member_id),
+                token(&seed.admin),
+                StatusCode::NO_CONTENT,
+            )
+        },
+        step(
+            "carol's token is refused afterwards",
+            Method::GET,
+            "/whoami".to_owned(),
+            token(&seed.carol),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ]
+}
+
+/// A running demo: emulator, upstream and gateway.
+struct Running {
+    emulator: Emulator,
+    seed: DemoSeed,
+    gateway_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    upstream_addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    gateway_task: tokio::task::JoinHandle<super::serve::ShutdownReport>,
+    upstream_task: tokio::task::JoinHandle<super::server::Drain>,
+}
+
+async fn start_demo() -> Result<Running, GatewayError> {
+    let emulator = start_emulator(EmulatorConfig::new(), loopback(EMULATOR_PORT), true).await?;
+    let seed = seed(&emulator);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let upstream = bind_preferred(UPSTREAM_PORT).await?;
+    let upstream_addr = upstream
+        .local_addr()
+        .map_err(|e| GatewayError::Runtime(e.to_string()))?;
+    let upstream_task = tokio::spawn(serve(
+        upstream,
+        EchoUpstream,
+        wait(stop_rx.clone()),
+        Duration::from_secs(2),
+    ));
+
+    let mut options =
+        ServeOptions::new(emulator.stytch_config(), format!("http://{upstream_addr}"));
+    options.shutdown_timeout = Duration::from_secs(5);
+    options.auth_only_path = Some("/auth".to_owned());
+    options.listen = loopback(GATEWAY_PORT);
+    options.metrics_listen = Some(loopback(METRICS_PORT));
+    let gateway = match Gateway::bind(options.clone()).await {
+        Ok(gateway) => gateway,
+        Err(GatewayError::Bind { .. }) => {
+            options.listen = loopback(0);
+            options.metrics_listen = Some(loopback(0));
+            Gateway::bind(options).await?
+        }
+        Err(err) => return Err(err),
+    };
+    let gateway_addr = gateway.local_addr();
+    let metrics_addr = gateway.metrics_addr();
+    // Fail early (and clearly) when the gateway cannot reach the emulator.
+    gateway
+        .layer()
+        .ready()
+        .await
+        .map_err(|e| GatewayError::Runtime(format!("the gateway is not ready: {e}")))?;
+    let gateway_task = tokio::spawn(gateway.run(wait(stop_rx)));
+    Ok(Running {
+        emulator,
+        seed,
+        gateway_addr,
+        metrics_addr,
+        upstream_addr,
+        stop,
+        gateway_task,
+        upstream_task,
+    })
+}
+
+fn print_banner(run: &Running, steps: &[DemoStep]) {
+    let base = format!("http://{}", run.gateway_addr);
+    let s = &run.seed;
+    println!("stytch-gateway demo: everything on 127.0.0.1");
+    println!(
+        "  Stytch emulator  {}  (project {})",
+        run.emulator.base_url(),
+        run.emulator.project_id()
+    );
+    println!("  upstream app     http://{}/", run.upstream_addr);
+    println!("  gateway          {base}/   (auth-only endpoint: {base}/auth)");
+    if let Some(metrics) = run.metrics_addr {
+        println!("  metrics          http://{metrics}/metrics");
+    }
+    println!("  probes           {base}/healthz  {base}/readyz");
+    println!();
+    println!("Organization Acme ({}):", s.organization_id);
+    println!("  alice  stytch_admin  member {}", s.admin.member_id);
+    println!("  bob    member        member {}", s.bob.member_id);
+    println!("  carol  member        member {}", s.carol.member_id);
+    println!("Organization Globex ({}):", s.other_organization_id);
+    println!("  dave   stytch_admin  member {}", s.other_admin.member_id);
+    println!();
+    for (i, step) in steps.iter().enumerate() {
+        let expected = if step.any_success {
+            "2xx".to_owned()
+        } else {
+            step.expected.as_u16().to_string()
+        };
+        println!("{}. {} (expect {expected}):", i + 1, step.title);
+        println!("   {}", step.curl(&base));
+    }
+    println!();
+}
+
+/// Sends one step's request through the gateway; returns the status and body.
+async fn send(
+    client: &Client<HttpConnector, Body>,
+    base: &str,
+    step: &DemoStep,
+) -> Result<(StatusCode, Bytes), GatewayError> {
+    let request = Request::builder()
+        .method(step.method.clone())
+        .uri(format!("{base}{}", step.path))
+        .header(header::AUTHORIZATION, format!("Bearer {}", step.token))
+        .body(full_body(Bytes::new()))
+        .map_err(|e| GatewayError::Runtime(e.to_string()))?;
+    let exchange = async {
+        let response = client.request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok::<_, super::BoxError>((status, body))
+    };
+    match tokio::time::timeout(STEP_TIMEOUT, exchange).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(err)) => Err(GatewayError::Runtime(format!("request failed: {err}"))),
+        Err(_) => Err(GatewayError::Runtime("request timed out".to_owned())),
+    }
+}
+
+/// Runs the steps; prints each status; true when all are as expected.
+async fn self_test(run: &Running, steps: &[DemoStep]) -> bool {
+    let base = format!("http://{}", run.gateway_addr);
+    let client: Client<HttpConnector, Body> =
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let mut all_ok = true;
+    for (i, step) in steps.iter().enumerate() {
+        let (ok, got) = match send(&client, &base, step).await {
+            Ok((status, body)) => {
+                let mut ok = step.passes(status);
+                // The first step must also show bob's identity as the upstream saw it.
+                if ok && i == 0 {
+                    ok = serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| {
+                            v.get("member_id")
+                                .and_then(|m| m.as_str().map(str::to_owned))
+                        })
+                        .is_some_and(|m| m == run.seed.bob.member_id);
+                }
+                (ok, status.as_u16().to_string())
+            }
+            Err(err) => (false, err.to_string()),
+        };
+        all_ok &= ok;
+        let expected = if step.any_success {
+            "2xx".to_owned()
+        } else {
+            step.expected.as_u16().to_string()
+        };
+        println!(
+            "self-test {}. {}: {} {} -> {got} (expected {expected}) {}",
+            i + 1,
+            step.title,
+            step.method,
+            step.path,
+            if ok { "ok" } else { "FAILED" }
+        );
+    }
+    println!("self-test {}", if all_ok { "passed" } else { "FAILED" });
+    all_ok
+}
+
+/// `stytch-gateway demo`: runs until `shutdown` (or, with `--self-test`, until the steps
+/// ran). Returns whether the self-test passed (always true without it).
+///
+/// # Errors
+///
+/// When a component cannot start.
+pub async fn run_demo(
+    args: DemoArgs,
+    shutdown: impl Future<Output = ()>,
+) -> Result<bool, GatewayError> {
+    let run = start_demo().await?;
+    let steps = steps(&run.seed);
+    print_banner(&run, &steps);
+    let ok = if args.self_test {
+        self_test(&run, &steps).await
+    } else {
+        println!("Ready. Press ctrl-c to stop.");
+        shutdown.await;
+        true
+    };
+    let _ = run.stop.send(true);
+    let report = run
+        .gateway_task
+        .await
+        .map_err(|e| GatewayError::Runtime(e.to_string()))?;
+    let _ = run.upstream_task.await;
+    run.emulator.shutdown().await;
+    tracing::debug!(?report, "demo stopped");
+    Ok(ok)
+}

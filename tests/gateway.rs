@@ -1,0 +1,524 @@
+//! In-process tests of the gateway's proxy, probes and metrics (feature `gateway`).
+//!
+//! The upstream is a small hyper server in this process; the gateway's service stack is
+//! served on 127.0.0.1 by `gateway::server::serve`, with a stand-in for the auth layer that
+//! attaches a `MemberSession` when the test asks for one (the real layer is exercised by
+//! the end-to-end tests and by `full_stack_*` below).
+#![cfg(feature = "gateway")]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::{Notify, oneshot};
+use tower_stytch::MemberSession;
+use tower_stytch::gateway::app::App;
+use tower_stytch::gateway::health::{Health, ReadyCheck};
+use tower_stytch::gateway::proxy::Proxy;
+use tower_stytch::gateway::server::serve;
+use tower_stytch::gateway::{Body, BoxError, full_body, text_response};
+
+/// A streaming body fed through a channel: `send(bytes)` on the sender, drop it to end.
+fn channel_body() -> (tokio::sync::mpsc::Sender<Bytes>, Body) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|bytes| (Ok::<_, BoxError>(Frame::data(bytes)), rx))
+    });
+    (tx, StreamBody::new(stream).boxed_unsync())
+}
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(20);
+const BIG: usize = 4 * 1024 * 1024;
+const CHUNK: usize = 64 * 1024;
+
+/// What the test upstream saw and how tests steer it.
+#[derive(Default)]
+struct UpstreamState {
+    seen: Mutex<Vec<HeaderMap>>,
+    release: Notify,
+    first_chunk_seen: Notify,
+}
+
+async fn upstream_handler(
+    state: Arc<UpstreamState>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    state.seen.lock().unwrap().push(req.headers().clone());
+    let response = match req.uri().path() {
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            text_response(StatusCode::OK, "slow\n")
+        }
+        "/stream" => {
+            let (tx, body) = channel_body();
+            tokio::spawn(async move {
+                let _ = tx.send(Bytes::from_static(b"first\n")).await;
+                state.release.notified().await;
+                for _ in 0..BIG / CHUNK {
+                    if tx.send(Bytes::from(vec![b'x'; CHUNK])).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Response::new(body)
+        }
+        "/upload" => {
+            let mut body = req.into_body();
+            let mut total = 0usize;
+            while let Some(frame) = body.frame().await {
+                let Ok(frame) = frame else { break };
+                if let Some(data) = frame.data_ref() {
+                    if total == 0 && !data.is_empty() {
+                        state.first_chunk_seen.notify_one();
+                    }
+                    total += data.len();
+                }
+            }
+            text_response(StatusCode::OK, total.to_string())
+        }
+        "/hop" => {
+            let mut r = text_response(StatusCode::OK, "hop\n");
+            let h = r.headers_mut();
+            h.insert("connection", HeaderValue::from_static("x-secret-hop"));
+            h.insert("x-secret-hop", HeaderValue::from_static("1"));
+            h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+            h.insert("x-kept", HeaderValue::from_static("1"));
+            r
+        }
+        _ => text_response(StatusCode::OK, "ok\n"),
+    };
+    Ok(response)
+}
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn spawn<S>(service: S) -> Server
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve(
+        listener,
+        service,
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    Server {
+        addr,
+        stop: Some(stop),
+    }
+}
+
+async fn spawn_upstream() -> (Server, Arc<UpstreamState>) {
+    let state = Arc::new(UpstreamState::default());
+    let s = state.clone();
+    let server = spawn(tower::service_fn(move |req| {
+        upstream_handler(s.clone(), req)
+    }))
+    .await;
+    (server, state)
+}
+
+fn session() -> MemberSession {
+    serde_json::from_value(serde_json::json!({
+        "member_session_id": "member-session-test-1", "member_id": "member-test-1",
+        "organization_id": "organization-test-1", "roles": ["stytch_member", "editor"],
+        "expires_at": "2099-01-01T00:00:00Z"
+    }))
+    .unwrap()
+}
+
+/// The gateway's stack with a stand-in for the auth layer: a request carrying
+/// `x-test-authenticated: 1` gets the test `MemberSession`.
+async fn spawn_gateway(upstream: &str, timeout: Duration, ready: Arc<AtomicBool>) -> Server {
+    let proxy = Proxy::new(upstream, timeout).unwrap();
+    let app = App::new(proxy, Some("/auth".to_owned()));
+    let fake_auth = tower::service_fn(move |mut req: Request<Incoming>| {
+        let mut app = app.clone();
+        if req.headers_mut().remove("x-test-authenticated").is_some() {
+            req.extensions_mut().insert(session());
+        }
+        async move { tower_service::Service::call(&mut app, req).await }
+    });
+    let check: ReadyCheck = Arc::new(move || {
+        let ready = ready.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if ready {
+                Ok(())
+            } else {
+                Err("stytch unreachable".to_owned())
+            }
+        })
+    });
+    spawn(Health::new(fake_auth, check)).await
+}
+
+fn client() -> Client<HttpConnector, Body> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response<Bytes> {
+    let mut req = Request::get(format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = client()
+        .request(req.body(full_body(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
+}
+
+async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(TEST_TIMEOUT, f)
+        .await
+        .expect("test took too long")
+}
+
+#[tokio::test]
+async fn identity_headers_reach_the_upstream_and_spoofed_ones_do_not() {
+    // If this broke, a client could impersonate any member (or admin) towards the upstream.
+    bounded(async {
+        let (up, state) = spawn_upstream().await;
+        let gw = spawn_gateway(
+            &format!("http://{}", up.addr),
+            Duration::from_secs(5),
+            Arc::default(),
+        )
+        .await;
+        let spoof = [
+            ("x-stytch-member-id", "member-evil"),
+            ("X-Stytch-Roles", "stytch_admin"),
+            ("x-stytch-organization-id", "organization-evil"),
+            ("x-stytch-member-session-id", "member-session-evil"),
+        ];
+        let mut authed = spoof.to_vec();
+        authed.push(("x-test-authenticated", "1"));
+        assert_eq!(
+            get(gw.addr, "/echo", &authed).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            get(gw.addr, "/public", &spoof).await.status(),
+            StatusCode::OK
+        );
+        let seen = state.seen.lock().unwrap().clone();
+        let (authed, anonymous) = (&seen[0], &seen[1]);
+        assert_eq!(authed["x-stytch-member-id"], "member-test-1");
+        assert_eq!(authed["x-stytch-organization-id"], "organization-test-1");
+        assert_eq!(
+            authed["x-stytch-member-session-id"],
+            "member-session-test-1"
+        );
+        assert_eq!(authed["x-stytch-roles"], "stytch_member,editor");
+        for name in [
+            "x-stytch-member-id",
+            "x-stytch-roles",
+            "x-stytch-organization-id",
+            "x-stytch-member-session-id",
+        ] {
+            assert_eq!(authed.get_all(name).iter().count(), 1, "{name}");
+            assert!(
+                !anonymous.contains_key(name),
+                "{name} reached the upstream on a public route"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_set() {
+    // If this broke, the upstream would log the gateway's address instead of the client's.
+    bounded(async {
+        let (up, state) = spawn_upstream().await;
+        let gw = spawn_gateway(
+            &format!("http://{}", up.addr),
+            Duration::from_secs(5),
+            Arc::default(),
+        )
+        .await;
+        let r = get(
+            gw.addr,
+            "/echo",
+            &[
+                ("host", "app.example:8443"),
+                ("x-forwarded-for", "10.1.1.1"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let seen = state.seen.lock().unwrap()[0].clone();
+        assert_eq!(seen["x-forwarded-for"], "10.1.1.1, 127.0.0.1");
+        assert_eq!(seen["x-forwarded-proto"], "http");
+        assert_eq!(seen["x-forwarded-host"], "app.example:8443");
+        assert_eq!(seen["host"], up.addr.to_string());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_removed_both_ways() {
+    // If this broke, connection-scoped headers (and Proxy-Authorization) would leak across hops.
+    bounded(async {
+        let (up, state) = spawn_upstream().await;
+        let gw = spawn_gateway(
+            &format!("http://{}", up.addr),
+            Duration::from_secs(5),
+            Arc::default(),
+        )
+        .await;
+        let r = get(
+            gw.addr,
+            "/hop",
+            &[
+                ("connection", "x-drop-me"),
+                ("x-drop-me", "1"),
+                ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+                ("te", "trailers"),
+                ("x-end-to-end", "1"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let seen = state.seen.lock().unwrap()[0].clone();
+        for name in ["x-drop-me", "proxy-authorization", "te"] {
+            assert!(!seen.contains_key(name), "{name} reached the upstream");
+        }
+        assert_eq!(seen["x-end-to-end"], "1");
+        assert!(!r.headers().contains_key("x-secret-hop"));
+        assert!(!r.headers().contains_key("keep-alive"));
+        assert_eq!(r.headers()["x-kept"], "1");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn response_bodies_stream_without_buffering() {
+    // If this broke, the gateway would hold whole responses in memory (and stall SSE/downloads).
+    bounded(async {
+        let (up, state) = spawn_upstream().await;
+        let gw = spawn_gateway(
+            &format!("http://{}", up.addr),
+            Duration::from_secs(5),
+            Arc::default(),
+        )
+        .await;
+        let req = Request::get(format!("http://{}/stream", gw.addr))
+            .body(full_body(Bytes::new()))
+            .unwrap();
+        let response = client().request(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        // The upstream sends the rest only after we saw the first chunk.
+        let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("first chunk did not arrive before the upstream finished: buffered")
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.data_ref().unwrap().as_ref(), b"first\n");
+        state.release.notify_one();
+        let rest = body.collect().await.unwrap().to_bytes();
+        assert_eq!(rest.len(), BIG);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn request_bodies_stream_without_buffering() {
+    // If this broke, uploads would be buffered whole in the gateway before reaching the upstream.
+    bounded(async {
+        let (up, state) = spawn_upstream().await;
+        let gw = spawn_gateway(
+            &format!("http://{}", up.addr),
+            Duration::from_secs(5),
+            Arc::default(),
+        )
+        .await;
+        let (tx, body) = channel_body();
+        let req = Request::post(format!("http://{}/upload", gw.addr))
+            .body(body)
+            .unwrap();
+        let response = tokio::spawn(client().request(req));
+        tx.send(Bytes::from(vec![b'a'; CHUNK])).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), state.first_chunk_seen.notified())
+            .await
+            .expect("the upstream did not see the first chunk while the upload was open");
+        for _ in 1..BIG / CHUNK {
+            tx.send(Bytes::from(vec![b'a'; CHUNK])).await.unwrap();
+        }
+        drop(tx);
+        let response = response.await.unwrap().unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let count = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(count, BIG.to_string().as_bytes());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn upstream_down_is_502() {
+    // If this broke, clients would see a hung request or a 500 instead of a clear 502.
+    bounded(async {
+        let free = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        let gw = spawn_gateway(
+            &format!("http://{addr}"),
+            Duration::from_secs(5),
+            Arc::default(),
+        )
+        .await;
+        let r = get(gw.addr, "/anything", &[]).await;
+        assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(r.body().as_ref(), b"upstream unavailable\n");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn slow_upstream_is_504_after_the_timeout() {
+    // If this broke, a stuck upstream would hold client connections for as long as it likes.
+    bounded(async {
+        let (up, _state) = spawn_upstream().await;
+        let gw = spawn_gateway(
+            &format!("http://{}", up.addr),
+            Duration::from_millis(300),
+            Arc::default(),
+        )
+        .await;
+        let started = Instant::now();
+        let r = get(gw.addr, "/slow", &[]).await;
+        assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(r.body().as_ref(), b"upstream timed out\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn healthz_and_readyz() {
+    // If this broke, orchestrators would route traffic to a gateway that cannot reach Stytch.
+    bounded(async {
+        let (up, state) = spawn_upstream().await;
+        let ready = Arc::new(AtomicBool::new(true));
+        let gw = spawn_gateway(
+            &format!("http://{}", up.addr),
+            Duration::from_secs(5),
+            ready.clone(),
+        )
+        .await;
+        assert_eq!(get(gw.addr, "/healthz", &[]).await.status(), StatusCode::OK);
+        assert_eq!(get(gw.addr, "/readyz", &[]).await.status(), StatusCode::OK);
+        ready.store(false, Ordering::SeqCst);
+        let r = get(gw.addr, "/readyz", &[]).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(get(gw.addr, "/healthz", &[]).await.status(), StatusCode::OK);
+        assert!(
+            state.seen.lock().unwrap().is_empty(),
+            "a probe reached the upstream"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn auth_only_endpoint_answers_with_identity_headers() {
+    // If this broke, nginx auth_request / Traefik forwardAuth setups would get no identity.
+    bounded(async {
+        let (up, state) = spawn_upstream().await;
+        let gw = spawn_gateway(
+            &format!("http://{}", up.addr),
+            Duration::from_secs(5),
+            Arc::default(),
+        )
+        .await;
+        let r = get(
+            gw.addr,
+            "/auth",
+            &[
+                ("x-test-authenticated", "1"),
+                ("x-stytch-member-id", "evil"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["x-stytch-member-id"], "member-test-1");
+        assert_eq!(r.headers()["x-stytch-roles"], "stytch_member,editor");
+        assert!(
+            state.seen.lock().unwrap().is_empty(),
+            "the auth-only request reached the upstream"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn upstream_metrics_are_rendered() {
+    // If this broke, the gateway's own upstream metrics would be missing from /metrics.
+    bounded(async {
+        let handle = tower_stytch::gateway::metrics::recorder().unwrap();
+        let metrics = spawn(tower_stytch::gateway::metrics::MetricsService::new(handle)).await;
+        let (up, _state) = spawn_upstream().await;
+        let gw = spawn_gateway(
+            &format!("http://{}", up.addr),
+            Duration::from_secs(5),
+            Arc::default(),
+        )
+        .await;
+        assert_eq!(get(gw.addr, "/echo", &[]).await.status(), StatusCode::OK);
+        let r = get(metrics.addr, "/metrics", &[]).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let text = String::from_utf8_lossy(r.body());
+        assert!(
+            text.contains("stytch_gateway_upstream_responses_total{class=\"2xx\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stytch_gateway_upstream_duration_seconds_bucket"),
+            "{text}"
+        );
+        assert_eq!(
+            get(metrics.addr, "/other", &[]).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    })
+    .await;
+}
