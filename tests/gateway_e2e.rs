@@ -1,0 +1,528 @@
+//! End-to-end tests of the `stytch-gateway` binary: the emulator and the gateway run as
+//! separate processes on 127.0.0.1, the upstream is a small server in this test process.
+#![cfg(feature = "gateway")]
+
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+use tower_stytch::gateway::server::serve;
+use tower_stytch::gateway::{Body, text_response};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stytch-gateway");
+const PROJECT_ID: &str = "project-test-11111111-2222-4333-8444-555555555555";
+const SECRET: &str = "secret-test-e2e-do-not-log-aaaaaaaaaaaaaaaaaaaa";
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A child process killed on drop, with its stdout / stderr in files.
+struct Proc {
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = std::env::temp_dir();
+        let unique = format!("{name}-{}-{}", std::process::id(), fastrand::u64(..));
+        let stdout = dir.join(format!("stytch-gateway-e2e-{unique}.out"));
+        let stderr = dir.join(format!("stytch-gateway-e2e-{unique}.err"));
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_remove("STYTCH_PROJECT_ID")
+            .env_remove("STYTCH_SECRET")
+            .env_remove("STYTCH_BASE_URL")
+            .env("RUST_LOG", "trace")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Self {
+            child: cmd.spawn().expect("spawn stytch-gateway"),
+            stdout,
+            stderr,
+        }
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit in {timeout:?}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stdout);
+        let _ = std::fs::remove_file(&self.stderr);
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_connectable(addr: SocketAddr) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{addr} never accepted connections"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap()
+}
+
+/// The emulator process.
+struct Stytch {
+    proc: Proc,
+    base_url: String,
+}
+
+impl Stytch {
+    fn start() -> Self {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let listen = addr.to_string();
+        let proc = Proc::spawn(
+            "emulator",
+            &[
+                "emulator",
+                "--listen",
+                &listen,
+                "--project-id",
+                PROJECT_ID,
+                "--secret",
+                SECRET,
+            ],
+            &[],
+        );
+        wait_connectable(addr);
+        Self {
+            proc,
+            base_url: format!("http://{addr}/"),
+        }
+    }
+
+    async fn control(&self, what: &str, body: serde_json::Value) -> serde_json::Value {
+        let response = http()
+            .post(format!("{}emulator/v1/{what}", self.base_url))
+            .basic_auth(PROJECT_ID, Some(SECRET))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "control {what}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    async fn organization(&self, slug: &str) -> String {
+        let v = self
+            .control(
+                "organizations",
+                serde_json::json!({"organization_name": slug, "organization_slug": slug}),
+            )
+            .await;
+        v["organization_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A member with a live session: (member_id, session_token).
+    async fn member(&self, org: &str, email: &str, roles: &[&str]) -> (String, String) {
+        let v = self
+            .control(
+                "members",
+                serde_json::json!({"organization_id": org, "email_address": email, "roles": roles}),
+            )
+            .await;
+        let member_id = v["member_id"].as_str().unwrap().to_owned();
+        let s = self
+            .control("sessions", serde_json::json!({"member_id": member_id}))
+            .await;
+        (member_id, s["session_token"].as_str().unwrap().to_owned())
+    }
+}
+
+/// The upstream: records request headers; `/slow` answers after two seconds.
+struct Upstream {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<HeaderMap>>>,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn upstream() -> Upstream {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let service = tower::service_fn(move |req: Request<Incoming>| {
+        s.lock().unwrap().push(req.headers().clone());
+        async move {
+            if req.uri().path() == "/slow" {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Ok::<Response<Body>, Infallible>(text_response(StatusCode::OK, "upstream\n"))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve(
+        listener,
+        service,
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    Upstream {
+        addr,
+        seen,
+        _stop: stop,
+    }
+}
+
+/// The gateway process in front of `upstream`, ready (`/readyz` 200).
+struct Gateway {
+    proc: Proc,
+    base: String,
+}
+
+impl Gateway {
+    async fn start(stytch: &Stytch, upstream: SocketAddr, extra: &[&str]) -> Self {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let listen = addr.to_string();
+        let upstream = format!("http://{upstream}");
+        let mut args = vec!["serve", "--listen", &listen, "--upstream", &upstream];
+        args.extend_from_slice(extra);
+        let proc = Proc::spawn(
+            "gateway",
+            &args,
+            &[
+                ("STYTCH_PROJECT_ID", PROJECT_ID),
+                ("STYTCH_SECRET", SECRET),
+                ("STYTCH_BASE_URL", &stytch.base_url),
+            ],
+        );
+        let base = format!("http://{addr}");
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(r) = http().get(format!("{base}/readyz")).send().await
+                && r.status() == StatusCode::OK
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway never ready:\n{}",
+                proc.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { proc, base }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, token: &str) -> StatusCode {
+        http()
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// Asserts no credential appeared in the gateway's logs (RUST_LOG=trace).
+    fn assert_logs_clean(&self, credentials: &[&str]) {
+        let logs = self.proc.stderr();
+        assert!(!logs.is_empty(), "no logs captured");
+        for secret in credentials.iter().chain([&SECRET]) {
+            assert!(
+                !logs.contains(secret),
+                "a credential appeared in the gateway's logs"
+            );
+        }
+    }
+}
+
+async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .expect("test took too long")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_headers_reach_the_upstream_and_spoofed_ones_do_not() {
+    // If this broke, the real binary would forward spoofed identities or drop real ones.
+    bounded(async {
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        let gw = Gateway::start(&stytch, up.addr, &[]).await;
+        let org = stytch.organization("acme").await;
+        let (member, token) = stytch.member(&org, "bob@acme.test", &[]).await;
+        let r = http()
+            .get(format!("{}/whoami", gw.base))
+            .bearer_auth(&token)
+            .header("x-stytch-member-id", "member-evil")
+            .header("x-stytch-roles", "stytch_admin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let anonymous = http()
+            .get(format!("{}/whoami", gw.base))
+            .header("x-stytch-member-id", "member-evil")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+        let seen = up.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen.len(),
+            1,
+            "the unauthenticated request reached the upstream"
+        );
+        assert_eq!(seen[0]["x-stytch-member-id"], member.as_str());
+        assert_eq!(seen[0]["x-stytch-organization-id"], org.as_str());
+        assert!(
+            !seen[0]["x-stytch-roles"]
+                .to_str()
+                .unwrap()
+                .contains("stytch_admin")
+        );
+        assert_eq!(seen[0]["x-forwarded-for"], "127.0.0.1");
+        gw.assert_logs_clean(&[&token]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_and_admin_revoke_end_to_end() {
+    // If this broke, logged-out or force-signed-out members would keep access through the binary.
+    bounded(async {
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        let gw = Gateway::start(&stytch, up.addr, &[]).await;
+        let org = stytch.organization("acme").await;
+        let (_, admin) = stytch
+            .member(&org, "alice@acme.test", &["stytch_admin"])
+            .await;
+        let (bob_id, bob) = stytch.member(&org, "bob@acme.test", &[]).await;
+        let (carol_id, carol) = stytch.member(&org, "carol@acme.test", &[]).await;
+        use reqwest::Method;
+        assert_eq!(gw.call(Method::GET, "/whoami", &bob).await, StatusCode::OK);
+        assert!(gw.call(Method::POST, "/logout", &bob).await.is_success());
+        assert_eq!(
+            gw.call(Method::GET, "/whoami", &bob).await,
+            StatusCode::UNAUTHORIZED
+        );
+        let revoke_bob = format!("/admin/members/{bob_id}/revoke-sessions");
+        assert_eq!(
+            gw.call(Method::POST, &revoke_bob, &carol).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            gw.call(Method::GET, "/whoami", &carol).await,
+            StatusCode::OK
+        );
+        let revoke_carol = format!("/admin/members/{carol_id}/revoke-sessions");
+        assert!(
+            gw.call(Method::POST, &revoke_carol, &admin)
+                .await
+                .is_success()
+        );
+        assert_eq!(
+            gw.call(Method::GET, "/whoami", &carol).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            gw.call(Method::GET, "/whoami", &admin).await,
+            StatusCode::OK
+        );
+        gw.assert_logs_clean(&[&admin, &bob, &carol]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_turns_503_when_the_emulator_dies() {
+    // If this broke, a load balancer would keep sending traffic to a gateway that cannot authenticate.
+    bounded(async {
+        let mut stytch = Stytch::start();
+        let up = upstream().await;
+        let gw = Gateway::start(&stytch, up.addr, &[]).await;
+        stytch.proc.signal("-KILL");
+        stytch.proc.wait(Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = http()
+                .get(format!("{}/readyz", gw.base))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                break;
+            }
+            assert!(Instant::now() < deadline, "/readyz stayed {status}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let live = http()
+            .get(format!("{}/healthz", gw.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(live.status(), StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_in_flight_requests_and_exits_0() {
+    // If this broke, deploys would cut requests off mid-flight or hang on shutdown.
+    bounded(async {
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        let mut gw = Gateway::start(&stytch, up.addr, &["--shutdown-timeout", "8s"]).await;
+        let org = stytch.organization("acme").await;
+        let (_, token) = stytch.member(&org, "bob@acme.test", &[]).await;
+        let url = format!("{}/slow", gw.base);
+        let in_flight = tokio::spawn(async move {
+            http()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map(|r| r.status())
+        });
+        // Let the request reach the upstream, then ask the gateway to stop.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while up.seen.lock().unwrap().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the slow request never reached the upstream"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        gw.proc.signal("-TERM");
+        let status = in_flight.await.unwrap().expect("in-flight request failed");
+        assert_eq!(status, StatusCode::OK);
+        let exit = gw.proc.wait(Duration::from_secs(10));
+        assert_eq!(exit.code(), Some(0), "stderr:\n{}", gw.proc.stderr());
+    })
+    .await;
+}
+
+#[test]
+fn bad_configuration_exits_2_with_one_line() {
+    // If this broke, operators would get a panic, a wall of text or a leaked secret instead of the cause.
+    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+        (
+            &["serve", "--upstream", "http://127.0.0.1:9"],
+            &[
+                ("STYTCH_PROJECT_ID", PROJECT_ID),
+                ("STYTCH_SECRET", SECRET),
+                ("STYTCH_BASE_URL", "http://stytch.example.com"),
+            ],
+            "plain http is accepted only for loopback hosts",
+        ),
+        (
+            &["serve", "--upstream", "http://127.0.0.1:9"],
+            &[("STYTCH_SECRET", SECRET)],
+            "STYTCH_PROJECT_ID",
+        ),
+        (
+            &["serve"],
+            &[("STYTCH_PROJECT_ID", PROJECT_ID), ("STYTCH_SECRET", SECRET)],
+            "upstream",
+        ),
+        (
+            &[
+                "serve",
+                "--upstream",
+                "http://127.0.0.1:9",
+                "--listen",
+                "nowhere",
+            ],
+            &[("STYTCH_PROJECT_ID", PROJECT_ID), ("STYTCH_SECRET", SECRET)],
+            "--listen",
+        ),
+    ];
+    for (args, env, needle) in cases {
+        let mut p = Proc::spawn("badconfig", args, env);
+        let status = p.wait(Duration::from_secs(10));
+        let stderr = p.stderr();
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("stytch-gateway: "), "{stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains(SECRET), "the secret was printed");
+    }
+}
+
+#[test]
+fn demo_self_test_passes() {
+    // If this broke, the documented demo (and the CI smoke run) would not work on a fresh machine.
+    let mut p = Proc::spawn("demo", &["demo", "--self-test"], &[]);
+    let status = p.wait(Duration::from_secs(60));
+    let stdout = p.stdout();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        p.stderr()
+    );
+    assert!(stdout.contains("self-test passed"), "{stdout}");
+}
