@@ -43,7 +43,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the authenticating reverse proxy in front of an upstream.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the Stytch B2B sessions API emulator on its own (for local development and tests).
     Emulator(EmulatorArgs),
     /// Start the emulator with seeded members, a demo upstream and the gateway, and print
@@ -281,7 +281,7 @@ pub async fn run(command: Command) -> Result<ExitCode, GatewayError> {
     use super::server::shutdown_signal;
     match command {
         Command::Serve(args) => {
-            let gateway = super::serve::Gateway::bind(args.try_into()?).await?;
+            let gateway = super::serve::Gateway::bind((*args).try_into()?).await?;
             let report = gateway.run(shutdown_signal()).await;
             Ok(if report.is_clean() {
                 ExitCode::SUCCESS
