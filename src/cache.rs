@@ -325,7 +325,8 @@ pub(crate) mod tests {
         cache
             .insert(key(1), entry("m1", "s1", Duration::from_millis(30)))
             .await;
-        tokio::time::sleep(Duration::from_millis(80)).await;
+        // moka's timer wheel removes expired entries with about one second of granularity.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         cache.run_pending_tasks().await;
         assert!(cache.get(&key(1)).await.is_none());
         assert_eq!(cache.indexed_keys_of_member("m1"), 0);
