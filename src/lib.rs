@@ -6,8 +6,14 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
+#[doc(hidden)]
+pub mod __bench {
+    //! Hooks for the crate's benches; not a public API.
+    pub use crate::bench_support::Cache;
+}
 #[cfg(feature = "axum")]
 mod axum;
+mod bench_support;
 mod body;
 mod cache;
 mod client;
