@@ -11,6 +11,9 @@ mod credential;
 mod error;
 mod session;
 
+#[cfg(feature = "emulator")]
+pub mod emulator;
+
 pub use crate::client::{
     AuthenticateRequest, AuthenticateResponse, AuthorizationCheck, Jwk, Jwks,
     MEMBER_SESSION_HEADER, MEMBER_SESSION_JWT_HEADER, RetryDecision, RetryPolicy, RevokeResponse,
