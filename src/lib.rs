@@ -37,6 +37,9 @@ mod session;
 pub use crate::axum::MissingMemberSession;
 pub use crate::body::{BoxError, ResponseBody};
 pub use crate::cache::CacheConfig;
+#[cfg(feature = "emulator")]
+pub mod emulator;
+
 pub use crate::client::{
     AuthenticateRequest, AuthenticateResponse, AuthorizationCheck, Jwk, Jwks,
     MEMBER_SESSION_HEADER, MEMBER_SESSION_JWT_HEADER, RetryDecision, RetryPolicy, RevokeResponse,
