@@ -9,6 +9,8 @@ mod client;
 mod config;
 mod credential;
 mod error;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod session;
 
 pub use crate::client::{
@@ -24,4 +26,6 @@ pub use crate::credential::{
     Credential, CredentialError, MAX_CREDENTIAL_LEN, SessionJwt, SessionToken,
 };
 pub use crate::error::{ApiError, ConfigError, DecodeError, Endpoint, StytchError};
+#[cfg(feature = "jwt")]
+pub use crate::jwt::{JwtConfig, JwtError, JwtVerifier, VerifiedJwt};
 pub use crate::session::MemberSession;
