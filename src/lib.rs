@@ -31,6 +31,8 @@ mod rejection;
 mod revoke;
 mod routes;
 mod service;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod session;
 
 #[cfg(feature = "axum")]
@@ -61,4 +63,6 @@ pub use crate::layer::{StytchAuthLayer, StytchAuthLayerBuilder};
 pub use crate::rejection::{DefaultRejection, Rejection, RejectionHandler, RejectionKind};
 pub use crate::revoke::{RevokeConfig, RevokeError, RevokeOutcome, Revoker};
 pub use crate::service::{SessionCredential, StytchAuth};
+#[cfg(feature = "jwt")]
+pub use crate::jwt::{JwtConfig, JwtError, JwtVerifier, VerifiedJwt};
 pub use crate::session::MemberSession;
