@@ -46,11 +46,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let http = reqwest::Client::new();
     let bearer = format!("Bearer {}", session.session_token.expose_secret());
-    let res = http.get(format!("http://{addr}/whoami")).header("authorization", &bearer).send().await?;
+    let res = http
+        .get(format!("http://{addr}/whoami"))
+        .header("authorization", &bearer)
+        .send()
+        .await?;
     print!("GET /whoami -> {} {}", res.status(), res.text().await?);
-    let res = http.post(format!("http://{addr}/logout")).header("authorization", &bearer).send().await?;
+    let res = http
+        .post(format!("http://{addr}/logout"))
+        .header("authorization", &bearer)
+        .send()
+        .await?;
     println!("POST /logout -> {}", res.status());
-    let res = http.get(format!("http://{addr}/whoami")).header("authorization", &bearer).send().await?;
+    let res = http
+        .get(format!("http://{addr}/whoami"))
+        .header("authorization", &bearer)
+        .send()
+        .await?;
     println!("GET /whoami after logout -> {}", res.status());
     Ok(())
 }

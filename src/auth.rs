@@ -153,7 +153,7 @@ async fn verify(
         match verifier.verify(jwt).await {
             Ok(verified) => {
                 let now = SystemTime::now();
-                let max_age_end = verified.issued_at + verifier.config().max_token_age_duration();
+                let max_age_end = verified.issued_at + verifier.config().get_max_token_age();
                 let until = verified
                     .expires_at
                     .min(max_age_end)

@@ -210,14 +210,16 @@ impl SessionCache {
         self.entries.insert(key, value).await;
     }
 
-    /// Removes every entry of one session. Costs time proportional to that session's entries.
-    pub(crate) async fn evict_session(&self, member_session_id: &str) -> usize {
+    /// Removes every entry of one session and returns their keys. Costs time proportional to
+    /// that session's entries.
+    pub(crate) async fn evict_session(&self, member_session_id: &str) -> Vec<CacheKey> {
         let keys = lock(&self.index).by_session.remove(member_session_id);
         self.invalidate(keys).await
     }
 
-    /// Removes every entry of one member. Costs time proportional to that member's entries.
-    pub(crate) async fn evict_member(&self, member_id: &str) -> usize {
+    /// Removes every entry of one member and returns their keys. Costs time proportional to
+    /// that member's entries.
+    pub(crate) async fn evict_member(&self, member_id: &str) -> Vec<CacheKey> {
         let keys = lock(&self.index).by_member.remove(member_id);
         self.invalidate(keys).await
     }
@@ -227,12 +229,12 @@ impl SessionCache {
         self.entries.invalidate(key).await;
     }
 
-    async fn invalidate(&self, keys: Option<HashSet<CacheKey>>) -> usize {
-        let Some(keys) = keys else { return 0 };
+    async fn invalidate(&self, keys: Option<HashSet<CacheKey>>) -> Vec<CacheKey> {
+        let Some(keys) = keys else { return Vec::new() };
         for key in &keys {
             self.entries.invalidate(key).await;
         }
-        keys.len()
+        keys.into_iter().collect()
     }
 
     /// Runs moka's pending maintenance (expiry, eviction listener calls).
@@ -293,7 +295,7 @@ pub(crate) mod tests {
         cache.insert(key(1), entry("m1", "s1", hour)).await;
         cache.insert(key(2), entry("m1", "s2", hour)).await;
         cache.insert(key(3), entry("m2", "s3", hour)).await;
-        assert_eq!(cache.evict_member("m1").await, 2);
+        assert_eq!(cache.evict_member("m1").await.len(), 2);
         assert!(cache.get(&key(1)).await.is_none());
         assert!(cache.get(&key(2)).await.is_none());
         assert!(cache.get(&key(3)).await.is_some());
@@ -310,7 +312,7 @@ pub(crate) mod tests {
         cache.insert(key(1), entry("m1", "s1", hour)).await; // token of s1
         cache.insert(key(2), entry("m1", "s1", hour)).await; // JWT of s1
         cache.insert(key(3), entry("m1", "s2", hour)).await;
-        assert_eq!(cache.evict_session("s1").await, 2);
+        assert_eq!(cache.evict_session("s1").await.len(), 2);
         assert!(cache.get(&key(1)).await.is_none() && cache.get(&key(2)).await.is_none());
         assert!(cache.get(&key(3)).await.is_some());
     }

@@ -435,7 +435,7 @@ impl StytchAuthLayerBuilder {
         revoke.cache_max_ttl = self.cache.max_ttl;
         #[cfg(feature = "jwt")]
         let verifier = self.jwt.map(|config| {
-            revoke.jwt_leeway = config.leeway_duration();
+            revoke.jwt_leeway = config.get_leeway();
             crate::jwt::JwtVerifier::new(self.client.clone(), config)
         });
         let revoker = Revoker::new(

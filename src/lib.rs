@@ -25,14 +25,14 @@ mod error;
 mod extract;
 mod future;
 mod handlers;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod layer;
 mod policy;
 mod rejection;
 mod revoke;
 mod routes;
 mod service;
-#[cfg(feature = "jwt")]
-mod jwt;
 mod session;
 
 #[cfg(feature = "axum")]
@@ -59,10 +59,10 @@ pub use crate::error::{ApiError, ConfigError, DecodeError, Endpoint, StytchError
 pub use crate::extract::{CredentialSource, DEFAULT_JWT_COOKIE, DEFAULT_TOKEN_COOKIE};
 pub use crate::future::{FORCED_SIGNOUT_HEADER, ResponseFuture};
 pub use crate::handlers::LOGOUT_HEADER;
+#[cfg(feature = "jwt")]
+pub use crate::jwt::{JwtConfig, JwtError, JwtVerifier, VerifiedJwt};
 pub use crate::layer::{StytchAuthLayer, StytchAuthLayerBuilder};
 pub use crate::rejection::{DefaultRejection, Rejection, RejectionHandler, RejectionKind};
 pub use crate::revoke::{RevokeConfig, RevokeError, RevokeOutcome, Revoker};
 pub use crate::service::{SessionCredential, StytchAuth};
-#[cfg(feature = "jwt")]
-pub use crate::jwt::{JwtConfig, JwtError, JwtVerifier, VerifiedJwt};
 pub use crate::session::MemberSession;

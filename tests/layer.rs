@@ -20,7 +20,10 @@ async fn a_valid_token_reaches_the_handler_and_the_second_request_is_cached() {
         let res = s
             .http
             .get(s.url("/whoami"))
-            .header("authorization", bearer(w.member.session_token.expose_secret()))
+            .header(
+                "authorization",
+                bearer(w.member.session_token.expose_secret()),
+            )
             .send()
             .await
             .unwrap();
@@ -87,7 +90,11 @@ async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 0, "junk reached Stytch");
+    assert_eq!(
+        w.emulator.request_count(EmulatorEndpoint::Authenticate),
+        0,
+        "junk reached Stytch"
+    );
 
     let unknown = "zZAYn5aLEqKUlZ_Ad9U_fWr38GaAQ1oFAhT8ds245v7Q";
     for _ in 0..3 {
@@ -99,7 +106,12 @@ async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-        assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
     }
     // The negative cache: Stytch was asked once about the unknown token.
     assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 1);
@@ -116,10 +128,18 @@ async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
         .unwrap();
     let s2 = serve(layer, app()).await;
     let token = w.member2.session_token.expose_secret();
-    let get = || s2.http.get(s2.url("/whoami")).header("authorization", bearer(token)).send();
+    let get = || {
+        s2.http
+            .get(s2.url("/whoami"))
+            .header("authorization", bearer(token))
+            .send()
+    };
     assert_eq!(get().await.unwrap().status(), StatusCode::OK);
     w.client()
-        .revoke(&tower_stytch::RevokeSelector::MemberSessionId(w.member2.member_session_id.clone()), None)
+        .revoke(
+            &tower_stytch::RevokeSelector::MemberSessionId(w.member2.member_session_id.clone()),
+            None,
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -135,7 +155,10 @@ async fn expired_sessions_get_401() {
     let res = s
         .http
         .get(s.url("/whoami"))
-        .header("authorization", bearer(w.member.session_token.expose_secret()))
+        .header(
+            "authorization",
+            bearer(w.member.session_token.expose_secret()),
+        )
         .send()
         .await
         .unwrap();
@@ -148,9 +171,18 @@ async fn stytch_faults_fail_closed_with_503_never_200_or_401() {
     let w = World::new().await;
     let s = serve(w.builder().without_jwt().build().unwrap(), app()).await;
     let faults = [
-        Fault::Status { status: 500, retry_after: None },
-        Fault::Status { status: 503, retry_after: Some(7) },
-        Fault::Status { status: 429, retry_after: Some(2) },
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+        Fault::Status {
+            status: 503,
+            retry_after: Some(7),
+        },
+        Fault::Status {
+            status: 429,
+            retry_after: Some(2),
+        },
         Fault::ConnectionReset,
         Fault::MalformedBody,
         Fault::TruncatedBody,
@@ -159,23 +191,39 @@ async fn stytch_faults_fail_closed_with_503_never_200_or_401() {
     for fault in faults {
         let label = format!("{fault:?}");
         // More faults than the client's attempts, so every attempt of this request fails.
-        w.emulator.inject_fault(EmulatorEndpoint::Authenticate, fault, 2);
+        w.emulator
+            .inject_fault(EmulatorEndpoint::Authenticate, fault, 2);
         let res = s
             .http
             .get(s.url("/whoami"))
-            .header("authorization", bearer(w.member.session_token.expose_secret()))
+            .header(
+                "authorization",
+                bearer(w.member.session_token.expose_secret()),
+            )
             .send()
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{label}");
         assert!(res.headers().contains_key("retry-after"), "{label}");
-        w.emulator.clear_faults();
+        // Use up a fault the client did not retry (decode errors are final).
+        let raw = w.client();
+        let req = tower_stytch::AuthenticateRequest::new(tower_stytch::Credential::Token(
+            w.member2.session_token.clone(),
+        ));
+        for _ in 0..3 {
+            if raw.authenticate(&req).await.is_ok() {
+                break;
+            }
+        }
     }
     // With Stytch back, the same token works (failures are not cached).
     let res = s
         .http
         .get(s.url("/whoami"))
-        .header("authorization", bearer(w.member.session_token.expose_secret()))
+        .header(
+            "authorization",
+            bearer(w.member.session_token.expose_secret()),
+        )
         .send()
         .await
         .unwrap();
@@ -191,12 +239,18 @@ async fn a_wrong_project_secret_is_a_500_not_a_401() {
         .build()
         .unwrap();
     let client = tower_stytch::StytchClient::new(config).unwrap();
-    let layer = tower_stytch::StytchAuthLayer::builder(client).without_jwt().build().unwrap();
+    let layer = tower_stytch::StytchAuthLayer::builder(client)
+        .without_jwt()
+        .build()
+        .unwrap();
     let s = serve(layer, app()).await;
     let res = s
         .http
         .get(s.url("/whoami"))
-        .header("authorization", bearer(w.member.session_token.expose_secret()))
+        .header(
+            "authorization",
+            bearer(w.member.session_token.expose_secret()),
+        )
         .send()
         .await
         .unwrap();
@@ -207,7 +261,12 @@ async fn a_wrong_project_secret_is_a_500_not_a_401() {
 async fn public_and_optional_routes() {
     // If this broke, public assets would need a login, or optional pages would refuse guests.
     let w = World::new().await;
-    let layer = w.builder().optional_route("GET /optional").without_jwt().build().unwrap();
+    let layer = w
+        .builder()
+        .optional_route("GET /optional")
+        .without_jwt()
+        .build()
+        .unwrap();
     let s = serve(layer, app()).await;
     let res = s.http.get(s.url("/public/app.js")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -217,7 +276,10 @@ async fn public_and_optional_routes() {
     let res = s
         .http
         .get(s.url("/optional"))
-        .header("authorization", bearer(w.member.session_token.expose_secret()))
+        .header(
+            "authorization",
+            bearer(w.member.session_token.expose_secret()),
+        )
         .send()
         .await
         .unwrap();
@@ -239,7 +301,13 @@ async fn cookie_layouts_authenticate() {
         format!("stytch_session=; stytch_session={token}"),
     ];
     for cookie in layouts {
-        let res = s.http.get(s.url("/whoami")).header("cookie", &cookie).send().await.unwrap();
+        let res = s
+            .http
+            .get(s.url("/whoami"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{cookie}");
         assert_eq!(res.text().await.unwrap(), w.member.member_id);
     }
@@ -261,6 +329,8 @@ async fn a_jwt_from_a_cookie_refreshed_by_stytch_is_set_back() {
     let w = World::new().await;
     let s = serve(w.builder().without_jwt().build().unwrap(), app()).await;
     let jwt = w.member.session_jwt.expose_secret();
+    // JWTs have one-second timestamps: let the refreshed one differ from the original.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let res = s
         .http
         .get(s.url("/whoami"))
@@ -295,7 +365,8 @@ async fn custom_sources_and_rejection_handler() {
         .without_jwt()
         .credential_sources(vec![CredentialSource::header("x-session").unwrap()])
         .on_rejection(|rejection: &tower_stytch::Rejection| {
-            let mut res = http::Response::new(bytes::Bytes::from(format!("custom {}", rejection.kind())));
+            let mut res =
+                http::Response::new(bytes::Bytes::from(format!("custom {}", rejection.kind())));
             *res.status_mut() = rejection.status();
             res
         })
@@ -323,7 +394,11 @@ async fn rejection_kind_is_in_the_response_extensions() {
     let layer = w.builder().without_jwt().build().unwrap();
     let svc = tower::ServiceBuilder::new().layer(layer).service(app());
     let res = svc
-        .oneshot(http::Request::get("/whoami").body(axum::body::Body::empty()).unwrap())
+        .oneshot(
+            http::Request::get("/whoami")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -336,7 +411,11 @@ async fn the_extractor_says_when_the_layer_is_missing() {
     // If this broke, a forgotten layer would surface as an opaque error.
     use tower::ServiceExt;
     let res = app()
-        .oneshot(http::Request::get("/whoami").body(axum::body::Body::empty()).unwrap())
+        .oneshot(
+            http::Request::get("/whoami")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -354,11 +433,6 @@ fn layer_service_and_future_are_send_sync_and_clone() {
     send_sync::<tower_stytch::StytchAuth<axum::Router>>();
     clone::<tower_stytch::StytchAuth<axum::Router>>();
     fn send<T: Send>() {}
-    send::<
-        tower_stytch::ResponseFuture<
-            axum::routing::Route,
-            axum::body::Body,
-            axum::body::Body,
-        >,
-    >();
+    send::<tower_stytch::ResponseFuture<axum::routing::Route, axum::body::Body, axum::body::Body>>(
+    );
 }

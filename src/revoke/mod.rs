@@ -341,7 +341,7 @@ impl Revoker {
     pub(crate) async fn apply_local(&self, target: &Target, until: Option<Instant>) {
         let until = until.unwrap_or_else(|| Instant::now() + self.window());
         let inner = &self.inner;
-        let evicted = match target {
+        let keys = match target {
             Target::Session(id) => {
                 inner.denylist.deny_session(id, until);
                 inner.cache.evict_session(id).await
@@ -352,14 +352,18 @@ impl Revoker {
             }
             Target::Credential(credential) => {
                 let key = credential.cache_key();
-                inner.denylist.deny_key(key, until);
                 inner.cache.evict_key(&key).await;
-                1
+                vec![key]
             }
         };
+        // The credentials seen for it are refused by hash too, so that none of them needs a
+        // Stytch call to be refused again.
+        for key in &keys {
+            inner.denylist.deny_key(*key, until);
+        }
         tracing::debug!(
             target_kind = target.kind(),
-            evicted,
+            evicted = keys.len(),
             "evicted local cache entries"
         );
     }

@@ -9,8 +9,7 @@ use axum::Router;
 use axum::routing::{any, delete, get};
 use tower_stytch::emulator::{Emulator, EmulatorConfig, SessionInfo};
 use tower_stytch::{
-    MemberSession, RetryPolicy, StytchAuthLayer, StytchAuthLayerBuilder, StytchClient,
-    StytchConfig,
+    MemberSession, RetryPolicy, StytchAuthLayer, StytchAuthLayerBuilder, StytchClient, StytchConfig,
 };
 
 pub struct World {
@@ -78,7 +77,10 @@ impl World {
 /// `GET /optional` → member id or "anonymous".
 pub fn app() -> Router {
     Router::new()
-        .route("/whoami", get(|session: MemberSession| async move { session.member_id }))
+        .route(
+            "/whoami",
+            get(|session: MemberSession| async move { session.member_id }),
+        )
         .route(
             "/optional",
             get(|session: Option<MemberSession>| async move {
