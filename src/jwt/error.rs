@@ -20,6 +20,12 @@ pub enum JwtError {
     /// The header has no `kid`, or its `kid` is not in Stytch's JWKS even after a refresh.
     #[error("the session JWT's key id is unknown")]
     UnknownKey,
+    /// The `kid` is not among the keys loaded, and the JWKS was fetched too recently to fetch
+    /// it again (cooldown): a key Stytch rotated in moments ago, or a forged `kid`. Stytch's
+    /// authenticate endpoint decides ([`needs_remote`](Self::needs_remote)), so a rotation
+    /// never locks users out and forged kids never hammer the JWKS endpoint.
+    #[error("the session JWT's key id is not loaded yet")]
+    KeyNotLoaded,
     /// The signature does not verify with the key named by `kid`.
     #[error("the session JWT's signature is invalid")]
     InvalidSignature,
@@ -48,9 +54,10 @@ pub enum JwtError {
 }
 
 impl JwtError {
-    /// The JWT is authentic but expired or too old: Stytch may still accept its session.
+    /// Stytch must decide: the JWT is authentic but expired or too old (Stytch may still
+    /// accept its session), or signed with a key we could not load yet.
     pub fn needs_remote(&self) -> bool {
-        matches!(self, Self::Expired | Self::TooOld)
+        matches!(self, Self::Expired | Self::TooOld | Self::KeyNotLoaded)
     }
 
     /// Stytch could not be reached for its keys: neither accept nor reject the user.
@@ -64,6 +71,7 @@ impl JwtError {
             Self::Malformed => "malformed",
             Self::UnsupportedAlgorithm => "unsupported_algorithm",
             Self::UnknownKey => "unknown_key",
+            Self::KeyNotLoaded => "key_not_loaded",
             Self::InvalidSignature => "invalid_signature",
             Self::InvalidAudience => "invalid_audience",
             Self::InvalidIssuer => "invalid_issuer",

@@ -215,7 +215,7 @@ impl KeyStore {
             return Ok(key);
         }
         if self.cooling_down(&state) {
-            return Err(JwtError::UnknownKey);
+            return Err(JwtError::KeyNotLoaded);
         }
         self.fetch_locked(&mut state, "unknown_kid")
             .await
