@@ -1,0 +1,46 @@
+//! `MemberSession` and `Option<MemberSession>` as axum extractors (feature `axum`).
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::session::MemberSession;
+
+/// Rejection of the [`MemberSession`] extractor: the request carries no member session,
+/// which means [`StytchAuthLayer`](crate::StytchAuthLayer) is missing in front of this
+/// handler, or the route is public / optional in its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no MemberSession in the request extensions: is `StytchAuthLayer` applied to this route, and is the route protected?"
+)]
+pub struct MissingMemberSession;
+
+impl IntoResponse for MissingMemberSession {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for MemberSession {
+    type Rejection = MissingMemberSession;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<MemberSession>()
+            .cloned()
+            .ok_or(MissingMemberSession)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for MemberSession {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<MemberSession>().cloned())
+    }
+}

@@ -1,0 +1,379 @@
+//! The local session cache: moka, keyed by SHA-256 of the credential, with per-entry expiry,
+//! a separate negative cache, and exact secondary indexes member → keys and session → keys.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+
+use crate::credential::{CacheKey, SessionJwt};
+use crate::session::MemberSession;
+
+/// Settings of the session cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Longest time a remotely authenticated session is trusted without asking Stytch again
+    /// (default 60 s). Each entry also expires with its session, and a locally verified JWT
+    /// entry with the JWT.
+    pub max_ttl: Duration,
+    /// Most entries kept (default 100 000).
+    pub max_capacity: u64,
+    /// How long a credential Stytch declared invalid is refused without asking again
+    /// (default 60 s; a dead token never comes back to life).
+    pub negative_ttl: Duration,
+    /// Most negative entries kept, separately from good ones so a flood of junk cannot evict
+    /// them (default 10 000).
+    pub negative_capacity: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_ttl: Duration::from_secs(60),
+            max_capacity: 100_000,
+            negative_ttl: Duration::from_secs(60),
+            negative_capacity: 10_000,
+        }
+    }
+}
+
+/// A cached authentication result.
+#[derive(Debug)]
+pub(crate) struct CachedSession {
+    pub(crate) session: MemberSession,
+    /// How long the entry may be served from when it was created.
+    pub(crate) ttl: Duration,
+    /// A JWT freshly minted by Stytch for this credential (set back in the JWT cookie).
+    pub(crate) refreshed_jwt: Option<SessionJwt>,
+    /// Stytch's request id of the authenticate call, when there was one.
+    pub(crate) request_id: Option<String>,
+}
+
+struct SessionExpiry;
+
+impl Expiry<CacheKey, Arc<CachedSession>> for SessionExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<CachedSession>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<CachedSession>,
+        _updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        // The session's expiry could have changed: compute it again.
+        Some(value.ttl)
+    }
+}
+
+#[derive(Default)]
+struct Index {
+    by_member: HashMap<String, HashSet<CacheKey>>,
+    by_session: HashMap<String, HashSet<CacheKey>>,
+}
+
+impl Index {
+    fn add(&mut self, key: CacheKey, session: &MemberSession) {
+        self.by_member
+            .entry(session.member_id.clone())
+            .or_default()
+            .insert(key);
+        self.by_session
+            .entry(session.member_session_id.clone())
+            .or_default()
+            .insert(key);
+    }
+
+    fn remove(&mut self, key: &CacheKey, session: &MemberSession) {
+        for (map, id) in [
+            (&mut self.by_member, &session.member_id),
+            (&mut self.by_session, &session.member_session_id),
+        ] {
+            if let Some(keys) = map.get_mut(id.as_str()) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    map.remove(id.as_str());
+                }
+            }
+        }
+    }
+}
+
+/// The cache shared by every clone of a layer.
+pub(crate) struct SessionCache {
+    entries: Cache<CacheKey, Arc<CachedSession>>,
+    negative: Cache<CacheKey, ()>,
+    index: Arc<Mutex<Index>>,
+}
+
+impl std::fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCache")
+            .field("entries", &self.entries.entry_count())
+            .field("negative", &self.negative.entry_count())
+            .finish()
+    }
+}
+
+fn lock(index: &Mutex<Index>) -> std::sync::MutexGuard<'_, Index> {
+    // The index holds no invariant a panic elsewhere could break half-way: keep using it.
+    index.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SessionCache {
+    pub(crate) fn new(config: &CacheConfig) -> Self {
+        let index = Arc::new(Mutex::new(Index::default()));
+        let listener_index = Arc::clone(&index);
+        let entries = Cache::builder()
+            .max_capacity(config.max_capacity)
+            .expire_after(SessionExpiry)
+            .eviction_listener(
+                move |key: Arc<CacheKey>, value: Arc<CachedSession>, cause: RemovalCause| {
+                    if cause == RemovalCause::Replaced {
+                        // Same key, same credential, same session: the index entry stays.
+                        return;
+                    }
+                    lock(&listener_index).remove(&key, &value.session);
+                    let cause = match cause {
+                        RemovalCause::Expired => "expired",
+                        RemovalCause::Explicit => "revoked",
+                        RemovalCause::Size => "size",
+                        RemovalCause::Replaced => "replaced",
+                    };
+                    metrics::counter!("stytch_auth_cache_evictions_total", "cause" => cause)
+                        .increment(1);
+                },
+            )
+            .build();
+        let negative = Cache::builder()
+            .max_capacity(config.negative_capacity)
+            .time_to_live(config.negative_ttl)
+            .build();
+        Self {
+            entries,
+            negative,
+            index,
+        }
+    }
+
+    /// The cached entry for `key`, if any.
+    pub(crate) async fn get(&self, key: &CacheKey) -> Option<Arc<CachedSession>> {
+        self.entries.get(key).await
+    }
+
+    /// Whether `key` was recently declared invalid.
+    pub(crate) async fn is_negative(&self, key: &CacheKey) -> bool {
+        self.negative.contains_key(key)
+    }
+
+    /// Records that `key` is invalid.
+    pub(crate) async fn insert_negative(&self, key: CacheKey) {
+        self.negative.insert(key, ()).await;
+    }
+
+    /// The entry for `key`, computing it with `init` on a miss. Concurrent misses of one key
+    /// are coalesced into one `init`; errors are not cached.
+    pub(crate) async fn get_or_try_insert<F, E>(
+        &self,
+        key: CacheKey,
+        init: F,
+    ) -> Result<Arc<CachedSession>, Arc<E>>
+    where
+        F: Future<Output = Result<Arc<CachedSession>, E>>,
+        E: Send + Sync + 'static,
+    {
+        let index = &self.index;
+        self.entries
+            .try_get_with(key, async move {
+                let value = init.await?;
+                lock(index).add(key, &value.session);
+                Ok(value)
+            })
+            .await
+    }
+
+    /// Inserts an entry directly.
+    #[cfg(test)]
+    pub(crate) async fn insert(&self, key: CacheKey, value: Arc<CachedSession>) {
+        lock(&self.index).add(key, &value.session);
+        self.entries.insert(key, value).await;
+    }
+
+    /// Removes every entry of one session and returns their keys. Costs time proportional to
+    /// that session's entries.
+    pub(crate) async fn evict_session(&self, member_session_id: &str) -> Vec<CacheKey> {
+        let keys = lock(&self.index).by_session.remove(member_session_id);
+        self.invalidate(keys).await
+    }
+
+    /// Removes every entry of one member and returns their keys. Costs time proportional to
+    /// that member's entries.
+    pub(crate) async fn evict_member(&self, member_id: &str) -> Vec<CacheKey> {
+        let keys = lock(&self.index).by_member.remove(member_id);
+        self.invalidate(keys).await
+    }
+
+    /// Removes one entry.
+    pub(crate) async fn evict_key(&self, key: &CacheKey) {
+        self.entries.invalidate(key).await;
+    }
+
+    async fn invalidate(&self, keys: Option<HashSet<CacheKey>>) -> Vec<CacheKey> {
+        let Some(keys) = keys else { return Vec::new() };
+        for key in &keys {
+            self.entries.invalidate(key).await;
+        }
+        keys.into_iter().collect()
+    }
+
+    /// Runs moka's pending maintenance (expiry, eviction listener calls).
+    pub(crate) async fn run_pending_tasks(&self) {
+        self.entries.run_pending_tasks().await;
+        self.negative.run_pending_tasks().await;
+    }
+
+    /// Approximate number of entries.
+    pub(crate) fn entry_count(&self) -> u64 {
+        self.entries.entry_count()
+    }
+
+    /// Keys indexed for a member (tests and benches).
+    #[cfg(test)]
+    pub(crate) fn indexed_keys_of_member(&self, member_id: &str) -> usize {
+        lock(&self.index)
+            .by_member
+            .get(member_id)
+            .map_or(0, HashSet::len)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    pub(crate) fn session(member: &str, id: &str) -> MemberSession {
+        serde_json::from_value(serde_json::json!({
+            "member_session_id": id, "member_id": member, "organization_id": "organization-test-1",
+            "expires_at": humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(3600)).to_string(),
+            "started_at": humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(1_000)).to_string(),
+        }))
+        .unwrap()
+    }
+
+    fn entry(member: &str, id: &str, ttl: Duration) -> Arc<CachedSession> {
+        Arc::new(CachedSession {
+            session: session(member, id),
+            ttl,
+            refreshed_jwt: None,
+            request_id: None,
+        })
+    }
+
+    fn key(n: u32) -> CacheKey {
+        let mut k = [0u8; 32];
+        k[..4].copy_from_slice(&n.to_be_bytes());
+        k
+    }
+
+    #[tokio::test]
+    async fn evicting_a_member_removes_all_and_only_their_entries() {
+        // If this broke, a forced sign-out would leave cached sessions alive (or hit others).
+        let cache = SessionCache::new(&CacheConfig::default());
+        let hour = Duration::from_secs(3600);
+        cache.insert(key(1), entry("m1", "s1", hour)).await;
+        cache.insert(key(2), entry("m1", "s2", hour)).await;
+        cache.insert(key(3), entry("m2", "s3", hour)).await;
+        assert_eq!(cache.evict_member("m1").await.len(), 2);
+        assert!(cache.get(&key(1)).await.is_none());
+        assert!(cache.get(&key(2)).await.is_none());
+        assert!(cache.get(&key(3)).await.is_some());
+        cache.run_pending_tasks().await;
+        assert_eq!(cache.indexed_keys_of_member("m1"), 0);
+        assert_eq!(cache.indexed_keys_of_member("m2"), 1);
+    }
+
+    #[tokio::test]
+    async fn evicting_a_session_keeps_the_members_other_sessions() {
+        // If this broke, logging out on one device would log the member out everywhere.
+        let cache = SessionCache::new(&CacheConfig::default());
+        let hour = Duration::from_secs(3600);
+        cache.insert(key(1), entry("m1", "s1", hour)).await; // token of s1
+        cache.insert(key(2), entry("m1", "s1", hour)).await; // JWT of s1
+        cache.insert(key(3), entry("m1", "s2", hour)).await;
+        assert_eq!(cache.evict_session("s1").await.len(), 2);
+        assert!(cache.get(&key(1)).await.is_none() && cache.get(&key(2)).await.is_none());
+        assert!(cache.get(&key(3)).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn index_follows_expiry_and_capacity_eviction() {
+        // If this broke, the secondary indexes would grow without bound.
+        let cache = SessionCache::new(&CacheConfig {
+            max_capacity: 10,
+            ..CacheConfig::default()
+        });
+        cache
+            .insert(key(1), entry("m1", "s1", Duration::from_millis(30)))
+            .await;
+        // moka's timer wheel removes expired entries with about one second of granularity.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        cache.run_pending_tasks().await;
+        assert!(cache.get(&key(1)).await.is_none());
+        assert_eq!(cache.indexed_keys_of_member("m1"), 0);
+        for n in 0..200 {
+            cache
+                .insert(
+                    key(100 + n),
+                    entry("flood", &format!("s{n}"), Duration::from_secs(60)),
+                )
+                .await;
+        }
+        cache.run_pending_tasks().await;
+        let kept = cache.entry_count() as usize;
+        assert!(kept <= 10, "{kept}");
+        assert_eq!(cache.indexed_keys_of_member("flood"), kept);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_run_init_once_and_errors_are_not_cached() {
+        // If this broke, a burst of requests with one cold token would each call Stytch.
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache = Arc::new(SessionCache::new(&CacheConfig::default()));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (cache, calls) = (Arc::clone(&cache), Arc::clone(&calls));
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_try_insert(key(9), async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<_, ()>(entry("m", "s", Duration::from_secs(60)))
+                    })
+                    .await
+                    .is_ok()
+            }));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap());
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let err = cache
+            .get_or_try_insert(key(10), async { Err::<Arc<CachedSession>, _>("down") })
+            .await;
+        assert!(err.is_err());
+        assert!(cache.get(&key(10)).await.is_none());
+    }
+}

@@ -1,0 +1,176 @@
+//! Faults injected into the next calls of an endpoint, and per-endpoint request counters.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// An endpoint of the emulated Stytch API, for counting requests and injecting faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EmulatorEndpoint {
+    /// `POST /v1/b2b/sessions/authenticate`.
+    Authenticate,
+    /// `POST /v1/b2b/sessions/revoke`.
+    Revoke,
+    /// `GET /v1/b2b/sessions/jwks/{project_id}`.
+    Jwks,
+}
+
+impl EmulatorEndpoint {
+    const ALL: [Self; 3] = [Self::Authenticate, Self::Revoke, Self::Jwks];
+
+    fn index(self) -> usize {
+        match self {
+            Self::Authenticate => 0,
+            Self::Revoke => 1,
+            Self::Jwks => 2,
+        }
+    }
+
+    /// The name used by the HTTP control API: `authenticate`, `revoke` or `jwks`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Authenticate => "authenticate",
+            Self::Revoke => "revoke",
+            Self::Jwks => "jwks",
+        }
+    }
+
+    /// The endpoint with this control-API name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
+    }
+}
+
+/// A misbehaviour the emulator shows on the next calls of an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Wait this long, then answer normally.
+    Latency(Duration),
+    /// Answer with this status and a Stytch error body (`too_many_requests` for 429,
+    /// `internal_server_error` for 500, …), with a `Retry-After` header when given (seconds).
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// `Retry-After` in seconds.
+        retry_after: Option<u64>,
+    },
+    /// Close the connection without answering.
+    ConnectionReset,
+    /// Answer 200 with a body that is not valid JSON.
+    MalformedBody,
+    /// Answer 200 announcing a longer body than is sent, then close the connection.
+    TruncatedBody,
+}
+
+/// Queued faults and exact request counts, per endpoint.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    queues: Mutex<[VecDeque<(Fault, usize)>; 3]>,
+    counts: [AtomicUsize; 3],
+}
+
+impl Faults {
+    /// Queues `fault` for the next `times` calls of `endpoint` (after faults already queued).
+    pub(crate) fn inject(&self, endpoint: EmulatorEndpoint, fault: Fault, times: usize) {
+        if times == 0 {
+            return;
+        }
+        let mut queues = self
+            .queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        queues[endpoint.index()].push_back((fault, times));
+    }
+
+    /// Counts one call of `endpoint` and returns the fault it must show, if any.
+    pub(crate) fn on_call(&self, endpoint: EmulatorEndpoint) -> Option<Fault> {
+        self.counts[endpoint.index()].fetch_add(1, Ordering::Relaxed);
+        let mut queues = self
+            .queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let queue = &mut queues[endpoint.index()];
+        let (fault, left) = queue.front_mut()?;
+        let fault = fault.clone();
+        *left -= 1;
+        if *left == 0 {
+            queue.pop_front();
+        }
+        Some(fault)
+    }
+
+    /// Calls of `endpoint` received so far.
+    pub(crate) fn count(&self, endpoint: EmulatorEndpoint) -> usize {
+        self.counts[endpoint.index()].load(Ordering::Relaxed)
+    }
+
+    /// `(endpoint, count)` for every endpoint.
+    pub(crate) fn counts(&self) -> Vec<(EmulatorEndpoint, usize)> {
+        EmulatorEndpoint::ALL
+            .into_iter()
+            .map(|e| (e, self.count(e)))
+            .collect()
+    }
+}
+
+/// The `error_type` and `error_message` Stytch uses for a status.
+pub(crate) fn status_error(status: u16) -> (&'static str, &'static str) {
+    match status {
+        400 => ("bad_request", "The request was malformed."),
+        401 => ("unauthorized_credentials", "Unauthorized credentials."),
+        403 => ("forbidden", "Forbidden."),
+        404 => ("not_found", "Not found."),
+        429 => ("too_many_requests", "Too many requests have been made."),
+        502 => ("bad_gateway", "Bad gateway."),
+        503 => (
+            "service_unavailable",
+            "The service is temporarily unavailable.",
+        ),
+        504 => ("gateway_timeout", "Gateway timeout."),
+        _ => (
+            "internal_server_error",
+            "Oops, something seems to have gone wrong, please reach out to support@stytch.com to let us know what went wrong.",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_apply_to_the_next_n_calls_in_order() {
+        // If this broke, injected faults would leak into later calls or vanish early.
+        let f = Faults::default();
+        f.inject(EmulatorEndpoint::Revoke, Fault::ConnectionReset, 2);
+        f.inject(EmulatorEndpoint::Revoke, Fault::MalformedBody, 1);
+        assert_eq!(f.on_call(EmulatorEndpoint::Authenticate), None);
+        assert_eq!(
+            f.on_call(EmulatorEndpoint::Revoke),
+            Some(Fault::ConnectionReset)
+        );
+        assert_eq!(
+            f.on_call(EmulatorEndpoint::Revoke),
+            Some(Fault::ConnectionReset)
+        );
+        assert_eq!(
+            f.on_call(EmulatorEndpoint::Revoke),
+            Some(Fault::MalformedBody)
+        );
+        assert_eq!(f.on_call(EmulatorEndpoint::Revoke), None);
+        assert_eq!(f.count(EmulatorEndpoint::Revoke), 4);
+        assert_eq!(f.count(EmulatorEndpoint::Authenticate), 1);
+    }
+
+    #[test]
+    fn endpoint_names_round_trip() {
+        // If this broke, the HTTP control API could not address endpoints.
+        for e in EmulatorEndpoint::ALL {
+            assert_eq!(EmulatorEndpoint::from_name(e.name()), Some(e));
+        }
+        assert_eq!(status_error(429).0, "too_many_requests");
+    }
+}

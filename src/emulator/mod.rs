@@ -1,0 +1,569 @@
+//! An in-process emulator of Stytch's B2B sessions API, for tests, benches and demos.
+//!
+//! [`Emulator::start`] binds a loopback port and serves, over HTTP/1 and HTTP/2:
+//!
+//! - `POST /v1/b2b/sessions/authenticate`, `POST /v1/b2b/sessions/revoke` and
+//!   `GET /v1/b2b/sessions/jwks/{project_id}` with Stytch's field names, error JSON, RBAC
+//!   rules (`stytch_member`, `stytch_admin`, custom roles) and RS256 session JWTs;
+//! - a control API under `/emulator/v1/` (same Basic auth) mirroring the Rust methods of
+//!   [`Emulator`]: organizations, members, roles, sessions, request log, faults, key rotation
+//!   and clock offset.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use tower_stytch::emulator::{Emulator, EmulatorConfig};
+//!
+//! let emulator = Emulator::start(EmulatorConfig::new()).await?;
+//! let org = emulator.create_organization("Acme", "acme");
+//! let member = emulator.create_member(&org, "ada@acme.test", &["stytch_admin"]);
+//! let session = emulator.create_session(&member);
+//! let client = tower_stytch::StytchClient::new(emulator.stytch_config()).unwrap();
+//! # let _ = (session, client);
+//! # Ok(()) }
+//! ```
+//!
+//! The emulator never logs credentials or the project secret: at most method, path and
+//! status, at `debug` level.
+
+mod api;
+mod control;
+mod faults;
+mod keys;
+mod server;
+mod state;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use self::faults::Faults;
+pub use self::faults::{EmulatorEndpoint, Fault};
+use self::keys::KeyRing;
+use self::state::{Member, Organization, State};
+use crate::config::StytchConfig;
+use crate::credential::{SessionJwt, SessionToken};
+
+/// Default project id of the emulator's test project.
+pub const DEFAULT_PROJECT_ID: &str = "project-test-00000000-0000-4000-8000-000000000000";
+/// Default secret of the emulator's test project.
+pub const DEFAULT_SECRET: &str = "secret-test-emulator-0000000000000000000000";
+/// How many requests the log keeps (the oldest are dropped; counts stay exact).
+pub const REQUEST_LOG_CAPACITY: usize = 10_000;
+/// Largest request body accepted (bytes); larger bodies get 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default session length of [`Emulator::create_session`].
+pub const DEFAULT_SESSION_DURATION: Duration = Duration::from_secs(60 * 60);
+
+/// How to start an [`Emulator`]: project id, secret and listen address.
+#[derive(Clone)]
+pub struct EmulatorConfig {
+    project_id: String,
+    secret: String,
+    listen: SocketAddr,
+}
+
+impl fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field("project_id", &self.project_id)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            project_id: DEFAULT_PROJECT_ID.to_owned(),
+            secret: DEFAULT_SECRET.to_owned(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// The defaults: [`DEFAULT_PROJECT_ID`], [`DEFAULT_SECRET`], `127.0.0.1:0`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the project id (`project-live-…` ids make `…-live-…` ids, like Stytch).
+    #[must_use]
+    pub fn project_id(mut self, id: impl Into<String>) -> Self {
+        self.project_id = id.into();
+        self
+    }
+
+    /// Sets the project secret.
+    #[must_use]
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secret = secret.into();
+        self
+    }
+
+    /// Sets the listen address (port 0 picks a free port).
+    #[must_use]
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+}
+
+/// A session created through the control API, with its credentials.
+///
+/// `Debug` does not show the token or JWT.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// The session's member.
+    pub member_id: String,
+    /// The member's organization.
+    pub organization_id: String,
+    /// The session id.
+    pub member_session_id: String,
+    /// The opaque session token.
+    pub session_token: SessionToken,
+    /// A session JWT, valid for 5 minutes.
+    pub session_jwt: SessionJwt,
+}
+
+/// One request the emulated Stytch API received (control API calls are not recorded).
+///
+/// `Debug` shows method, path, header names and body field names only; credential headers
+/// are marked sensitive.
+#[derive(Clone)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: http::Method,
+    /// Path, without query.
+    pub path: String,
+    /// Headers as received.
+    pub headers: http::HeaderMap,
+    /// The body parsed as JSON; `Null` when empty or not JSON.
+    pub body: Value,
+}
+
+impl fmt::Debug for RecordedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<&str> = self.headers.keys().map(http::HeaderName::as_str).collect();
+        let fields: Vec<&str> = self
+            .body
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        f.debug_struct("RecordedRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &headers)
+            .field("body_fields", &fields)
+            .finish()
+    }
+}
+
+/// State shared by the handle and the server tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) project_id: String,
+    secret: String,
+    /// `test` or `live`, used in ids.
+    pub(crate) env: &'static str,
+    state: Mutex<State>,
+    pub(crate) keys: KeyRing,
+    pub(crate) faults: Faults,
+    log: Mutex<VecDeque<RecordedRequest>>,
+    clock_offset: AtomicI64,
+}
+
+impl Shared {
+    fn new(project_id: String, secret: String) -> Self {
+        let env = if project_id.starts_with("project-live-") {
+            "live"
+        } else {
+            "test"
+        };
+        Self {
+            project_id,
+            secret,
+            env,
+            state: Mutex::new(State::default()),
+            keys: KeyRing::new(env),
+            faults: Faults::default(),
+            log: Mutex::new(VecDeque::new()),
+            clock_offset: AtomicI64::new(0),
+        }
+    }
+
+    /// Emulator time, unix seconds.
+    pub(crate) fn now(&self) -> i64 {
+        state::now_with_offset(self.clock_offset.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn new_id(&self, kind: &str) -> String {
+        format!("{kind}-{}-{}", self.env, uuid::Uuid::new_v4())
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `user:password` of a Basic `Authorization` value are the project's.
+    pub(crate) fn basic_auth_ok(&self, header: &http::HeaderValue) -> bool {
+        use base64::Engine as _;
+        let Ok(value) = header.to_str() else {
+            return false;
+        };
+        let Some((scheme, encoded)) = value.trim().split_once(' ') else {
+            return false;
+        };
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return false;
+        }
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+            return false;
+        };
+        let Ok(decoded) = std::str::from_utf8(&decoded) else {
+            return false;
+        };
+        decoded.split_once(':') == Some((self.project_id.as_str(), self.secret.as_str()))
+    }
+
+    pub(crate) fn record(&self, request: RecordedRequest) {
+        let mut log = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if log.len() >= REQUEST_LOG_CAPACITY {
+            log.pop_front();
+        }
+        log.push_back(request);
+    }
+
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        let log = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        log.iter().cloned().collect()
+    }
+
+    pub(crate) fn clear_requests(&self) {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    pub(crate) fn set_clock_offset(&self, seconds: i64) {
+        self.clock_offset.store(seconds, Ordering::Relaxed);
+    }
+
+    pub(crate) fn create_organization(&self, name: &str, slug: &str) -> String {
+        let id = self.new_id("organization");
+        let org = Organization {
+            id: id.clone(),
+            name: name.to_owned(),
+            slug: slug.to_owned(),
+            created_at: self.now(),
+        };
+        self.lock().organizations.insert(id.clone(), org);
+        id
+    }
+
+    /// Defines (or replaces) a custom role; `false` when the organization is unknown.
+    pub(crate) fn create_role(
+        &self,
+        organization_id: &str,
+        role_id: &str,
+        permissions: Vec<(String, Vec<String>)>,
+    ) -> bool {
+        let mut st = self.lock();
+        if !st.organizations.contains_key(organization_id) {
+            return false;
+        }
+        st.roles.insert(
+            (organization_id.to_owned(), role_id.to_owned()),
+            permissions,
+        );
+        true
+    }
+
+    /// Adds a member; `None` when the organization is unknown.
+    pub(crate) fn create_member(
+        &self,
+        organization_id: &str,
+        email: &str,
+        roles: Vec<String>,
+    ) -> Option<String> {
+        let id = self.new_id("member");
+        let member = Member {
+            id: id.clone(),
+            organization_id: organization_id.to_owned(),
+            email: email.to_owned(),
+            email_id: self.new_id("email"),
+            roles,
+            created_at: self.now(),
+        };
+        let mut st = self.lock();
+        if !st.organizations.contains_key(organization_id) {
+            return None;
+        }
+        st.members.insert(id.clone(), member);
+        Some(id)
+    }
+
+    /// Creates a session; `None` when the member is unknown.
+    pub(crate) fn create_session(
+        &self,
+        member_id: &str,
+        duration_secs: i64,
+        custom_claims: Map<String, Value>,
+    ) -> Option<SessionInfo> {
+        let now = self.now();
+        let id = self.new_id("session");
+        let claims = api::without_reserved_claims(custom_claims);
+        let view = self
+            .lock()
+            .create_session(id, member_id, now, duration_secs, claims)?;
+        let jwt = api::mint(self, &view, now);
+        Some(SessionInfo {
+            member_id: view.member.id.clone(),
+            organization_id: view.organization.id.clone(),
+            member_session_id: view.session.id.clone(),
+            session_token: SessionToken::new(view.session.token.clone()),
+            session_jwt: SessionJwt::new(jwt),
+        })
+    }
+
+    pub(crate) fn mint_jwt(&self, member_session_id: &str) -> Option<String> {
+        let now = self.now();
+        let view = {
+            let st = self.lock();
+            st.live_session(member_session_id, now)?;
+            st.view(member_session_id)?
+        };
+        Some(api::mint(self, &view, now))
+    }
+
+    pub(crate) fn is_session_live(&self, member_session_id: &str) -> bool {
+        let now = self.now();
+        self.lock().live_session(member_session_id, now).is_some()
+    }
+}
+
+/// A running emulator. Dropping it (or [`shutdown`](Self::shutdown)) stops the server.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulator")
+            .field("project_id", &self.shared.project_id)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn owned_permissions(permissions: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+    permissions
+        .iter()
+        .map(|(r, actions)| {
+            (
+                (*r).to_owned(),
+                actions.iter().map(|a| (*a).to_owned()).collect(),
+            )
+        })
+        .collect()
+}
+
+impl Emulator {
+    /// Binds the configured address and starts serving on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the address cannot be bound.
+    pub async fn start(config: EmulatorConfig) -> std::io::Result<Emulator> {
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(config.project_id, config.secret));
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(server::serve(listener, shared.clone(), stopped));
+        Ok(Emulator {
+            shared,
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The base URL to point clients at, e.g. `http://127.0.0.1:4010/`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The project id.
+    pub fn project_id(&self) -> &str {
+        &self.shared.project_id
+    }
+
+    /// The project secret.
+    pub fn secret(&self) -> &str {
+        &self.shared.secret
+    }
+
+    /// A client configuration for this emulator (project id, secret, base URL).
+    ///
+    /// # Panics
+    ///
+    /// If the configured project id or secret are rejected by [`StytchConfig`] (e.g. empty).
+    pub fn stytch_config(&self) -> StytchConfig {
+        StytchConfig::builder(self.project_id(), self.secret())
+            .base_url(self.base_url())
+            .build()
+            .expect("the emulator's project id, secret and loopback URL are a valid configuration")
+    }
+
+    /// Creates an organization and returns its `organization_id`.
+    pub fn create_organization(&self, name: &str, slug: &str) -> String {
+        self.shared.create_organization(name, slug)
+    }
+
+    /// Defines (or replaces) a custom role of an organization: `(resource_id, actions)` pairs,
+    /// where the action `*` means all.
+    ///
+    /// # Panics
+    ///
+    /// If the organization does not exist.
+    pub fn create_role(
+        &self,
+        organization_id: &str,
+        role_id: &str,
+        permissions: &[(&str, &[&str])],
+    ) {
+        assert!(
+            self.shared
+                .create_role(organization_id, role_id, owned_permissions(permissions)),
+            "unknown organization {organization_id}"
+        );
+    }
+
+    /// Adds a member with these assigned roles (`stytch_member` is implicit) and returns its
+    /// `member_id`.
+    ///
+    /// # Panics
+    ///
+    /// If the organization does not exist.
+    pub fn create_member(&self, organization_id: &str, email: &str, roles: &[&str]) -> String {
+        self.shared
+            .create_member(
+                organization_id,
+                email,
+                roles.iter().map(|r| (*r).to_owned()).collect(),
+            )
+            .unwrap_or_else(|| panic!("unknown organization {organization_id}"))
+    }
+
+    /// Starts a 60-minute session for a member.
+    ///
+    /// # Panics
+    ///
+    /// If the member does not exist.
+    pub fn create_session(&self, member_id: &str) -> SessionInfo {
+        self.create_session_with(member_id, DEFAULT_SESSION_DURATION, Map::new())
+    }
+
+    /// Starts a session of the given length with custom claims (reserved JWT claims are
+    /// dropped, as Stytch does).
+    ///
+    /// # Panics
+    ///
+    /// If the member does not exist.
+    pub fn create_session_with(
+        &self,
+        member_id: &str,
+        duration: Duration,
+        custom_claims: Map<String, Value>,
+    ) -> SessionInfo {
+        let secs = i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
+        self.shared
+            .create_session(member_id, secs, custom_claims)
+            .unwrap_or_else(|| panic!("unknown member {member_id}"))
+    }
+
+    /// A fresh JWT for a live session, signed with the current key, `iat` = emulator now.
+    pub fn mint_jwt(&self, member_session_id: &str) -> Option<SessionJwt> {
+        self.shared.mint_jwt(member_session_id).map(SessionJwt::new)
+    }
+
+    /// The recorded API requests, oldest first (at most [`REQUEST_LOG_CAPACITY`]).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests()
+    }
+
+    /// Empties the request log (counts are kept).
+    pub fn clear_requests(&self) {
+        self.shared.clear_requests();
+    }
+
+    /// Requests received by an endpoint since start (exact, including faulted ones).
+    pub fn request_count(&self, endpoint: EmulatorEndpoint) -> usize {
+        self.shared.faults.count(endpoint)
+    }
+
+    /// Makes the next `times` calls of `endpoint` show `fault` (queued after earlier faults).
+    pub fn inject_fault(&self, endpoint: EmulatorEndpoint, fault: Fault, times: usize) {
+        self.shared.faults.inject(endpoint, fault, times);
+    }
+
+    /// Generates a new signing key and returns its kid; the old keys stay in the JWKS.
+    pub fn rotate_key(&self) -> String {
+        self.shared.keys.rotate()
+    }
+
+    /// Shifts the emulator's clock by `seconds` (negative: into the past) from wall time.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.shared.set_clock_offset(seconds);
+    }
+
+    /// Whether a session exists and has not expired (by the emulator's clock).
+    pub fn is_session_live(&self, member_session_id: &str) -> bool {
+        self.shared.is_session_live(member_session_id)
+    }
+
+    /// Stops accepting connections, closes the open ones and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! The hyper server: accept loop, routing, body limits, request log, faults and responses.
+
+use std::convert::Infallible;
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+use super::faults::{EmulatorEndpoint, Fault, status_error};
+use super::{MAX_BODY_BYTES, RecordedRequest, Shared, api, control};
+
+/// Response body of the emulator.
+pub(crate) type Body = BoxBody<Bytes, io::Error>;
+
+/// A Stytch-style API error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    pub(crate) status: u16,
+    pub(crate) error_type: &'static str,
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: u16, error_type: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            error_type,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "bad_request", message)
+    }
+
+    pub(crate) fn session_not_found() -> Self {
+        Self::new(404, "session_not_found", "Session could not be found.")
+    }
+}
+
+/// Which handler a request goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    Authenticate,
+    Revoke,
+    Jwks(String),
+    Control(control::Op),
+    MethodNotAllowed(&'static str),
+    NotFound,
+}
+
+impl Route {
+    fn endpoint(&self) -> Option<EmulatorEndpoint> {
+        match self {
+            Self::Authenticate => Some(EmulatorEndpoint::Authenticate),
+            Self::Revoke => Some(EmulatorEndpoint::Revoke),
+            Self::Jwks(_) => Some(EmulatorEndpoint::Jwks),
+            _ => None,
+        }
+    }
+}
+
+/// Routes a method and path.
+pub(crate) fn route(method: &Method, path: &str) -> Route {
+    let expect = |m: Method, allow: &'static str, r: Route| {
+        if *method == m {
+            r
+        } else {
+            Route::MethodNotAllowed(allow)
+        }
+    };
+    match path {
+        "/v1/b2b/sessions/authenticate" => expect(Method::POST, "POST", Route::Authenticate),
+        "/v1/b2b/sessions/revoke" => expect(Method::POST, "POST", Route::Revoke),
+        _ => {
+            if let Some(project) = path.strip_prefix("/v1/b2b/sessions/jwks/")
+                && !project.is_empty()
+                && !project.contains('/')
+            {
+                return expect(Method::GET, "GET", Route::Jwks(project.to_owned()));
+            }
+            if let Some(rest) = path.strip_prefix("/emulator/v1/") {
+                return control::route(method, rest);
+            }
+            Route::NotFound
+        }
+    }
+}
+
+/// Serves connections until `stop` fires (or its sender is dropped).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        tracing::warn!(%error, "emulator: accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| handle(shared.clone(), req));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        }
+    }
+    connections.shutdown().await;
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+/// A JSON response with `Content-Type: application/json`.
+pub(crate) fn json_response(status: u16, value: &Value) -> Response<Body> {
+    let mut response = Response::new(full(value.to_string()));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Stytch's error JSON.
+pub(crate) fn error_response(request_id: &str, error: &ApiError) -> Response<Body> {
+    json_response(
+        error.status,
+        &json!({
+            "status_code": error.status,
+            "request_id": request_id,
+            "error_type": error.error_type,
+            "error_message": error.message,
+            "error_url": format!("https://stytch.com/docs/api/errors/{}", error.status),
+        }),
+    )
+}
+
+/// A success response: `request_id` and `status_code: 200` added to `body`.
+pub(crate) fn ok_response(request_id: &str, mut body: Map<String, Value>) -> Response<Body> {
+    body.insert("request_id".to_owned(), request_id.into());
+    body.insert("status_code".to_owned(), 200.into());
+    json_response(200, &Value::Object(body))
+}
+
+/// The body as a JSON object: empty is `{}`, anything else not an object is a 400.
+pub(crate) fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request(
+            "The request body must be a JSON object.",
+        )),
+        Err(_) => Err(ApiError::bad_request("The request body is not valid JSON.")),
+    }
+}
+
+fn mark_sensitive(headers: &mut HeaderMap) {
+    for (name, value) in headers.iter_mut() {
+        if matches!(
+            name.as_str(),
+            "authorization" | "cookie" | "x-stytch-member-session" | "x-stytch-member-sessionjwt"
+        ) {
+            value.set_sensitive(true);
+        }
+    }
+}
+
+fn fault_response(request_id: &str, fault: &Fault) -> Result<Response<Body>, io::Error> {
+    match fault {
+        Fault::Latency(_) => unreachable!("latency is applied by the caller"),
+        Fault::Status {
+            status,
+            retry_after,
+        } => {
+            let (error_type, message) = status_error(*status);
+            let mut response =
+                error_response(request_id, &ApiError::new(*status, error_type, message));
+            if let Some(secs) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+            }
+            Ok(response)
+        }
+        Fault::ConnectionReset => Err(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "emulator: injected connection reset",
+        )),
+        Fault::MalformedBody => {
+            let mut response = Response::new(full(format!(
+                "{{\"request_id\":\"{request_id}\",\"status_code\":200,\"member_sess"
+            )));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Ok(response)
+        }
+        Fault::TruncatedBody => {
+            let whole = format!(
+                "{{\"request_id\":\"{request_id}\",\"status_code\":200,\"padding\":\"{}\"}}",
+                "x".repeat(256)
+            );
+            let half = Bytes::from(whole.as_bytes()[..whole.len() / 2].to_vec());
+            let frames: Vec<Result<Frame<Bytes>, io::Error>> = vec![
+                Ok(Frame::data(half)),
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "emulator: injected truncated body",
+                )),
+            ];
+            let body = StreamBody::new(futures_util::stream::iter(frames)).boxed();
+            let mut response = Response::new(body);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(whole.len()));
+            Ok(response)
+        }
+    }
+}
+
+/// Handles one request. An `Err` makes hyper drop the connection (injected reset).
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, io::Error> {
+    let request_id = format!("request-id-{}-{}", shared.env, uuid::Uuid::new_v4());
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let method = parts.method.clone();
+    let route = route(&method, &path);
+    let response = dispatch(&shared, &request_id, route, parts, body).await?;
+    tracing::debug!(%method, %path, status = response.status().as_u16(), "emulator");
+    Ok(response)
+}
+
+async fn dispatch(
+    shared: &Shared,
+    request_id: &str,
+    route: Route,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> Result<Response<Body>, io::Error> {
+    let is_control = matches!(route, Route::Control(_));
+    let mut headers = parts.headers;
+    mark_sensitive(&mut headers);
+    let record = |body: Value, headers: HeaderMap| {
+        if !is_control {
+            shared.record(RecordedRequest {
+                method: parts.method.clone(),
+                path: parts.uri.path().to_owned(),
+                headers,
+                body,
+            });
+        }
+    };
+
+    let too_large = ApiError::new(
+        413,
+        "request_too_large",
+        format!("The request body exceeds {MAX_BODY_BYTES} bytes."),
+    );
+    let declared_too_large = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > MAX_BODY_BYTES as u64);
+    let bytes = if declared_too_large {
+        None
+    } else {
+        match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) => Some(collected.to_bytes()),
+            Err(error) => {
+                if error
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_none()
+                {
+                    // The client went away mid-body.
+                    return Err(io::Error::other("emulator: request body read failed"));
+                }
+                None
+            }
+        }
+    };
+    let Some(bytes) = bytes else {
+        record(Value::Null, headers);
+        return Ok(error_response(request_id, &too_large));
+    };
+    record(
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        headers.clone(),
+    );
+
+    if let Some(fault) = route.endpoint().and_then(|e| shared.faults.on_call(e)) {
+        if let Fault::Latency(delay) = fault {
+            tokio::time::sleep(delay).await;
+        } else {
+            return fault_response(request_id, &fault);
+        }
+    }
+
+    let result = match route {
+        Route::NotFound => Err(ApiError::new(
+            404,
+            "route_not_found",
+            "The requested route was not found.",
+        )),
+        Route::MethodNotAllowed(allow) => {
+            let mut response = error_response(
+                request_id,
+                &ApiError::new(
+                    405,
+                    "method_not_allowed",
+                    "The method is not allowed on this route.",
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            return Ok(response);
+        }
+        Route::Jwks(project) => {
+            if headers
+                .get(header::AUTHORIZATION)
+                .is_some_and(|v| !shared.basic_auth_ok(v))
+            {
+                Err(unauthorized())
+            } else {
+                api::jwks(shared, &project)
+            }
+        }
+        route => {
+            if !headers
+                .get(header::AUTHORIZATION)
+                .is_some_and(|v| shared.basic_auth_ok(v))
+            {
+                Err(unauthorized())
+            } else {
+                match route {
+                    Route::Authenticate => {
+                        json_object(&bytes).and_then(|b| api::authenticate(shared, &b))
+                    }
+                    Route::Revoke => {
+                        json_object(&bytes).and_then(|b| api::revoke(shared, &headers, &b))
+                    }
+                    Route::Control(op) => {
+                        return Ok(control::handle(shared, request_id, op, &bytes));
+                    }
+                    _ => unreachable!("routed above"),
+                }
+            }
+        }
+    };
+    Ok(match result {
+        Ok(body) => ok_response(request_id, body),
+        Err(error) => error_response(request_id, &error),
+    })
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::new(401, "unauthorized_credentials", "Unauthorized credentials.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_follow_stytch_paths_and_methods() {
+        // If this broke, clients would hit 404/405 on valid Stytch paths.
+        assert_eq!(
+            route(&Method::POST, "/v1/b2b/sessions/authenticate"),
+            Route::Authenticate
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/b2b/sessions/revoke"),
+            Route::Revoke
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/b2b/sessions/jwks/project-test-1"),
+            Route::Jwks("project-test-1".into())
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/b2b/sessions/revoke"),
+            Route::MethodNotAllowed("POST")
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/b2b/sessions/jwks/"),
+            Route::NotFound
+        );
+        assert_eq!(route(&Method::GET, "/nope"), Route::NotFound);
+    }
+
+    #[test]
+    fn body_must_be_a_json_object() {
+        // If this broke, junk bodies would be accepted or empty bodies refused.
+        assert_eq!(json_object(b"").unwrap(), Map::new());
+        assert_eq!(json_object(b"[1]").unwrap_err().error_type, "bad_request");
+        assert_eq!(json_object(b"{").unwrap_err().error_type, "bad_request");
+        assert_eq!(json_object(b"{\"a\":1}").unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,333 @@
+//! Finding the session credential in request headers (never the body).
+
+use http::header::{AUTHORIZATION, COOKIE, HeaderName};
+use http::{HeaderMap, HeaderValue};
+
+use crate::credential::{Credential, CredentialError};
+use crate::error::ConfigError;
+
+/// Stytch's frontend SDK cookie holding the session JWT.
+pub const DEFAULT_JWT_COOKIE: &str = "stytch_session_jwt";
+/// Stytch's frontend SDK cookie holding the opaque session token.
+pub const DEFAULT_TOKEN_COOKIE: &str = "stytch_session";
+
+/// Where a credential may be found, tried in the configured order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CredentialSource {
+    /// A header holding `Bearer <credential>` (e.g. `Authorization`).
+    Bearer(HeaderName),
+    /// A header holding the bare credential (e.g. `X-Stytch-Session`).
+    Header(HeaderName),
+    /// A cookie.
+    Cookie(String),
+}
+
+impl CredentialSource {
+    /// `Authorization: Bearer …`.
+    pub fn authorization_bearer() -> Self {
+        Self::Bearer(AUTHORIZATION)
+    }
+
+    /// A bearer header by name.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidHeaderName`].
+    pub fn bearer(name: &str) -> Result<Self, ConfigError> {
+        Ok(Self::Bearer(header_name(name)?))
+    }
+
+    /// A bare-credential header by name.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidHeaderName`].
+    pub fn header(name: &str) -> Result<Self, ConfigError> {
+        Ok(Self::Header(header_name(name)?))
+    }
+
+    /// A cookie by name.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidCookieName`] unless the name is an RFC 6265 token.
+    pub fn cookie(name: &str) -> Result<Self, ConfigError> {
+        if is_cookie_name(name) {
+            Ok(Self::Cookie(name.to_owned()))
+        } else {
+            Err(ConfigError::InvalidCookieName {
+                name: name.to_owned(),
+            })
+        }
+    }
+
+    /// The default order: `Authorization: Bearer`, cookie `stytch_session_jwt`, cookie
+    /// `stytch_session`.
+    pub fn defaults() -> Vec<Self> {
+        vec![
+            Self::authorization_bearer(),
+            Self::Cookie(DEFAULT_JWT_COOKIE.to_owned()),
+            Self::Cookie(DEFAULT_TOKEN_COOKIE.to_owned()),
+        ]
+    }
+}
+
+fn header_name(name: &str) -> Result<HeaderName, ConfigError> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| ConfigError::InvalidHeaderName {
+        name: name.to_owned(),
+    })
+}
+
+/// An RFC 6265 cookie-name token.
+pub(crate) fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(
+                    b,
+                    b'(' | b')'
+                        | b'<'
+                        | b'>'
+                        | b'@'
+                        | b','
+                        | b';'
+                        | b':'
+                        | b'\\'
+                        | b'"'
+                        | b'/'
+                        | b'['
+                        | b']'
+                        | b'?'
+                        | b'='
+                        | b'{'
+                        | b'}'
+                )
+        })
+}
+
+/// A credential found in a request, and where.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub(crate) credential: Credential,
+    /// The cookie it came from, when it came from a cookie.
+    pub(crate) cookie: Option<String>,
+}
+
+/// Why extraction failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExtractError {
+    /// The request itself is malformed (several Authorization headers, non-ASCII header).
+    BadRequest,
+    /// A credential was present but is not a well-formed Stytch credential.
+    Invalid(CredentialError),
+}
+
+/// Finds the first credential in `sources` order. `Ok(None)` when there is none.
+pub(crate) fn extract(
+    headers: &HeaderMap,
+    sources: &[CredentialSource],
+) -> Result<Option<Found>, ExtractError> {
+    for source in sources {
+        let raw = match source {
+            CredentialSource::Bearer(name) => bearer(headers, name)?,
+            CredentialSource::Header(name) => single(headers, name)?.map(str::trim),
+            CredentialSource::Cookie(name) => cookie(headers, name),
+        };
+        if let Some(raw) = raw {
+            let credential = Credential::parse(raw).map_err(ExtractError::Invalid)?;
+            let cookie = match source {
+                CredentialSource::Cookie(name) => Some(name.clone()),
+                _ => None,
+            };
+            return Ok(Some(Found { credential, cookie }));
+        }
+    }
+    Ok(None)
+}
+
+fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, ExtractError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ExtractError::BadRequest);
+    }
+    visible_ascii(value).map(Some)
+}
+
+fn visible_ascii(value: &HeaderValue) -> Result<&str, ExtractError> {
+    value.to_str().map_err(|_| ExtractError::BadRequest)
+}
+
+fn bearer<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, ExtractError> {
+    let Some(value) = single(headers, name)? else {
+        return Ok(None);
+    };
+    let value = value.trim();
+    match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(rest.trim())),
+        // Another scheme (Basic, …) is not ours: look at the next source.
+        _ => Ok(None),
+    }
+}
+
+/// The first well-formed value of cookie `name` over every `Cookie` header (HTTP/2 splits
+/// them). Junk pairs and non-UTF-8 headers are skipped; surrounding double quotes are removed.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let mut fallback = None;
+    for header in headers.get_all(COOKIE) {
+        let Ok(header) = header.to_str() else {
+            continue;
+        };
+        for pair in header.split(';') {
+            let Some((key, value)) = pair.split_once('=') else {
+                continue;
+            };
+            if key.trim() != name {
+                continue;
+            }
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            if value.is_empty() {
+                continue;
+            }
+            // Duplicates (cookies set for several paths): prefer the first well-formed value.
+            if Credential::parse(value).is_ok() {
+                return Some(value);
+            }
+            fallback.get_or_insert(value);
+        }
+    }
+    fallback
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "mZAYn5aLEqKUlZ_Ad9U_fWr38GaAQ1oFAhT8ds245v7Q";
+    const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+
+    fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn found(h: &HeaderMap) -> Option<(String, Option<String>)> {
+        extract(h, &CredentialSource::defaults())
+            .unwrap()
+            .map(|f| (f.credential.expose_secret().to_owned(), f.cookie))
+    }
+
+    #[test]
+    fn default_order_is_bearer_then_jwt_cookie_then_token_cookie() {
+        // If this broke, a stale cookie could win over an explicit Authorization header.
+        let both = format!("stytch_session={TOKEN}; stytch_session_jwt={JWT}");
+        let h = headers(&[
+            ("cookie", both.as_bytes()),
+            ("authorization", format!("Bearer {TOKEN}").as_bytes()),
+        ]);
+        assert_eq!(found(&h), Some((TOKEN.into(), None)));
+        let h = headers(&[("cookie", both.as_bytes())]);
+        assert_eq!(
+            found(&h),
+            Some((JWT.into(), Some("stytch_session_jwt".into())))
+        );
+        let h = headers(&[("cookie", format!("stytch_session={TOKEN}").as_bytes())]);
+        assert_eq!(
+            found(&h),
+            Some((TOKEN.into(), Some("stytch_session".into())))
+        );
+        assert_eq!(found(&headers(&[])), None);
+    }
+
+    #[test]
+    fn cookie_layouts() {
+        // If this broke, real browsers' cookie headers (split, quoted, junk) would not authenticate.
+        let h = headers(&[
+            ("cookie", b"a=1; junk; =x; theme=dark"),
+            ("cookie", format!("stytch_session=\"{TOKEN}\"").as_bytes()),
+        ]);
+        assert_eq!(
+            found(&h),
+            Some((TOKEN.into(), Some("stytch_session".into())))
+        );
+        let h = headers(&[
+            ("cookie", b"\xff\xfe=bad"),
+            ("cookie", format!("stytch_session={TOKEN}").as_bytes()),
+        ]);
+        assert_eq!(found(&h).map(|f| f.0), Some(TOKEN.into()));
+        let h = headers(&[(
+            "cookie",
+            format!("stytch_session=; stytch_session=bad value; stytch_session={TOKEN}").as_bytes(),
+        )]);
+        assert_eq!(found(&h).map(|f| f.0), Some(TOKEN.into()));
+        let h = headers(&[("cookie", format!("xstytch_session={TOKEN}").as_bytes())]);
+        assert_eq!(found(&h), None);
+    }
+
+    #[test]
+    fn other_schemes_fall_through_and_malformed_is_refused() {
+        // If this broke, Basic auth for another app would be sent to Stytch, or junk accepted.
+        let h = headers(&[
+            ("authorization", b"Basic dXNlcjpwYXNz"),
+            ("cookie", format!("stytch_session={TOKEN}").as_bytes()),
+        ]);
+        assert_eq!(found(&h).map(|f| f.0), Some(TOKEN.into()));
+        let h = headers(&[("authorization", b"Bearer a.b")]);
+        assert!(matches!(
+            extract(&h, &CredentialSource::defaults()),
+            Err(ExtractError::Invalid(CredentialError::MalformedJwt))
+        ));
+        let h = headers(&[
+            ("authorization", b"Bearer x"),
+            ("authorization", b"Bearer y"),
+        ]);
+        assert_eq!(
+            extract(&h, &CredentialSource::defaults()).unwrap_err(),
+            ExtractError::BadRequest
+        );
+        let h = headers(&[("authorization", b"Bearer \xe9t\xe9")]);
+        assert_eq!(
+            extract(&h, &CredentialSource::defaults()).unwrap_err(),
+            ExtractError::BadRequest
+        );
+        let long = format!("Bearer {}", "a".repeat(5000));
+        let h = headers(&[("authorization", long.as_bytes())]);
+        assert!(matches!(
+            extract(&h, &CredentialSource::defaults()),
+            Err(ExtractError::Invalid(CredentialError::TooLong))
+        ));
+        let h = headers(&[("cookie", b"stytch_session=bad value")]);
+        assert!(matches!(
+            extract(&h, &CredentialSource::defaults()),
+            Err(ExtractError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn configurable_sources() {
+        // If this broke, apps using their own header or cookie names could not authenticate.
+        let sources = vec![
+            CredentialSource::header("x-session").unwrap(),
+            CredentialSource::cookie("sess").unwrap(),
+        ];
+        let h = headers(&[("x-session", TOKEN.as_bytes())]);
+        assert!(extract(&h, &sources).unwrap().is_some());
+        let h = headers(&[("cookie", format!("sess={JWT}").as_bytes())]);
+        assert!(extract(&h, &sources).unwrap().unwrap().credential.is_jwt());
+        assert!(CredentialSource::cookie("a;b").is_err());
+        assert!(CredentialSource::header("a b").is_err());
+    }
+}

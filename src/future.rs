@@ -1,0 +1,265 @@
+//! [`ResponseFuture`] of [`StytchAuth`](crate::StytchAuth).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+use tracing::Instrument;
+
+use crate::auth::authenticate;
+use crate::body::ResponseBody;
+use crate::cache::CachedSession;
+use crate::extract::Found;
+use crate::handlers;
+use crate::layer::Shared;
+use crate::rejection::Rejection;
+use crate::revoke::Target;
+use crate::routes::is_stytch_id;
+use crate::service::{SessionCredential, record_outcome};
+
+/// Reports what a forced sign-out hook did (`revoked`, `already_revoked`, `pending`,
+/// `forbidden`, `failed`, `invalid_member_id`).
+pub const FORCED_SIGNOUT_HEADER: &str = "x-stytch-forced-signout";
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What the future needs to finish a request after the lookup.
+pub(crate) struct Ctx {
+    pub(crate) optional: bool,
+    pub(crate) hook: Option<String>,
+    pub(crate) found: Found,
+    pub(crate) set_cookie: Option<HeaderValue>,
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, ReqBody, ResBody> {
+        Lookup {
+            lookup: BoxFuture<Result<Arc<CachedSession>, Rejection>>,
+            req: Option<Request<ReqBody>>,
+            ctx: Option<Ctx>,
+        },
+        Inner {
+            #[pin]
+            fut: F,
+            ctx: Option<Ctx>,
+        },
+        Hook {
+            hook: BoxFuture<&'static str>,
+            res: Option<Response<ResponseBody<ResBody>>>,
+        },
+        Own {
+            own: BoxFuture<Response<Bytes>>,
+        },
+        Done {
+            res: Option<Response<Bytes>>,
+        },
+    }
+}
+
+pin_project! {
+    /// Response future of [`StytchAuth`](crate::StytchAuth). Only the cache lookup (and the
+    /// layer's own routes) are boxed; the inner service's future is polled in place.
+    pub struct ResponseFuture<S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    {
+        #[pin]
+        state: State<S::Future, ReqBody, ResBody>,
+        service: Option<S>,
+        shared: Arc<Shared>,
+    }
+}
+
+impl<S, ReqBody, ResBody> fmt::Debug for ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    pub(crate) fn inner(mut service: S, req: Request<ReqBody>, shared: Arc<Shared>) -> Self {
+        let fut = service.call(req);
+        Self {
+            state: State::Inner { fut, ctx: None },
+            service: None,
+            shared,
+        }
+    }
+
+    pub(crate) fn own(own: BoxFuture<Response<Bytes>>, shared: Arc<Shared>) -> Self {
+        Self {
+            state: State::Own { own },
+            service: None,
+            shared,
+        }
+    }
+
+    pub(crate) fn rejected(res: Response<Bytes>, shared: Arc<Shared>) -> Self {
+        Self {
+            state: State::Done { res: Some(res) },
+            service: None,
+            shared,
+        }
+    }
+
+    pub(crate) fn lookup(service: S, req: Request<ReqBody>, ctx: Ctx, shared: Arc<Shared>) -> Self {
+        let credential = ctx.found.credential.clone();
+        let lookup_shared = Arc::clone(&shared);
+        let span = tracing::debug_span!(
+            "stytch_auth",
+            path = %req.uri().path(),
+            credential = credential.kind(),
+        );
+        let lookup = Box::pin(
+            async move { authenticate(&lookup_shared, &credential).await }.instrument(span),
+        );
+        Self {
+            state: State::Lookup {
+                lookup,
+                req: Some(req),
+                ctx: Some(ctx),
+            },
+            service: Some(service),
+            shared,
+        }
+    }
+}
+
+fn own_body<B>(res: Response<Bytes>) -> Response<ResponseBody<B>> {
+    res.map(ResponseBody::full)
+}
+
+/// The refreshed JWT cookie, when Stytch minted a new JWT for a JWT that came from a cookie.
+fn refreshed_cookie(shared: &Shared, ctx: &Ctx, entry: &CachedSession) -> Option<HeaderValue> {
+    let cookie = ctx.found.cookie.as_deref()?;
+    let fresh = entry.refreshed_jwt.as_ref()?;
+    if !ctx.found.credential.is_jwt()
+        || fresh.expose_secret() == ctx.found.credential.expose_secret()
+    {
+        return None;
+    }
+    shared
+        .cookies
+        .set(cookie, fresh.expose_secret(), entry.session.expires_at)
+}
+
+async fn forced_signout(shared: Arc<Shared>, member_id: String, found: Found) -> &'static str {
+    let result = if !is_stytch_id(&member_id) {
+        "invalid_member_id"
+    } else {
+        match shared
+            .revoker
+            .revoke(
+                Target::Member(member_id),
+                Some(&found.credential),
+                true,
+                None,
+            )
+            .await
+        {
+            Ok(outcome) => outcome.as_str(),
+            Err(crate::revoke::RevokeError::Forbidden(_)) => "forbidden",
+            Err(_) => "failed",
+        }
+    };
+    metrics::counter!("stytch_forced_signouts_total", "result" => result).increment(1);
+    tracing::info!(result, "forced sign-out after the app's admin action");
+    result
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Lookup { lookup, req, ctx } => {
+                    let result = ready!(lookup.as_mut().poll(cx));
+                    let mut req = req.take().expect("ResponseFuture polled after completion");
+                    let mut ctx = ctx.take().expect("ResponseFuture polled after completion");
+                    match result {
+                        Ok(entry) => {
+                            record_outcome("authenticated");
+                            ctx.set_cookie = refreshed_cookie(this.shared, &ctx, &entry);
+                            let ext = req.extensions_mut();
+                            ext.insert(entry.session.clone());
+                            ext.insert(this.shared.revoker.clone());
+                            ext.insert(SessionCredential(ctx.found.credential.clone()));
+                        }
+                        Err(_) if ctx.optional => record_outcome("anonymous"),
+                        Err(rejection) => {
+                            record_outcome(rejection.kind().as_str());
+                            let res = handlers::reject(this.shared, rejection);
+                            return Poll::Ready(Ok(own_body(res)));
+                        }
+                    }
+                    let mut service = this
+                        .service
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    let fut = service.call(req);
+                    this.state.set(State::Inner {
+                        fut,
+                        ctx: Some(ctx),
+                    });
+                }
+                StateProj::Inner { fut, ctx } => {
+                    let res = ready!(fut.poll(cx))?;
+                    let mut res = res.map(ResponseBody::inner);
+                    let Some(ctx) = ctx.take() else {
+                        return Poll::Ready(Ok(res));
+                    };
+                    if let Some(cookie) = ctx.set_cookie.clone() {
+                        res.headers_mut().append(header::SET_COOKIE, cookie);
+                    }
+                    match ctx.hook {
+                        Some(member_id) if res.status().is_success() => {
+                            let hook = Box::pin(forced_signout(
+                                Arc::clone(this.shared),
+                                member_id,
+                                ctx.found,
+                            ));
+                            this.state.set(State::Hook {
+                                hook,
+                                res: Some(res),
+                            });
+                        }
+                        _ => return Poll::Ready(Ok(res)),
+                    }
+                }
+                StateProj::Hook { hook, res } => {
+                    let result = ready!(hook.as_mut().poll(cx));
+                    let mut res = res.take().expect("ResponseFuture polled after completion");
+                    res.headers_mut()
+                        .insert(FORCED_SIGNOUT_HEADER, HeaderValue::from_static(result));
+                    return Poll::Ready(Ok(res));
+                }
+                StateProj::Own { own } => {
+                    let res = ready!(own.as_mut().poll(cx));
+                    return Poll::Ready(Ok(own_body(res)));
+                }
+                StateProj::Done { res } => {
+                    let res = res.take().expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(own_body(res)));
+                }
+            }
+        }
+    }
+}

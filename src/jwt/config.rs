@@ -1,0 +1,116 @@
+//! [`JwtConfig`]: the settings of local JWT verification.
+
+use std::time::Duration;
+
+/// Settings of local JWT verification.
+///
+/// The defaults follow Stytch's SDKs: no clock-skew leeway, JWTs older than five minutes go
+/// to Stytch (`max_token_age` 300 s, like the Ruby SDK), the JWKS is refreshed every 10
+/// minutes and on an unknown `kid` at most once per 30 s (like `jose`, which the Node SDK
+/// uses), and it is fetched lazily on the first verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct JwtConfig {
+    leeway: Duration,
+    max_token_age: Duration,
+    jwks_refresh_interval: Duration,
+    unknown_kid_cooldown: Duration,
+    fetch_jwks_at_start: bool,
+    extra_issuers: Vec<String>,
+}
+
+impl Default for JwtConfig {
+    /// Leeway 0 s, max token age 300 s, JWKS refresh every 10 min, unknown-`kid` cooldown
+    /// 30 s, JWKS fetched lazily, no extra issuer.
+    fn default() -> Self {
+        Self {
+            leeway: Duration::ZERO,
+            max_token_age: Duration::from_secs(300),
+            jwks_refresh_interval: Duration::from_secs(600),
+            unknown_kid_cooldown: Duration::from_secs(30),
+            fetch_jwks_at_start: false,
+            extra_issuers: Vec::new(),
+        }
+    }
+}
+
+impl JwtConfig {
+    /// Clock-skew tolerance applied to `exp` and `nbf` (default 0, like Stytch's SDKs).
+    /// Sub-second parts count.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// A JWT whose `iat` is this long ago or longer is
+    /// [`TooOld`](crate::JwtError::TooOld) and must be authenticated by Stytch (default 300 s,
+    /// a JWT's whole life). Shorter values narrow the window in which a session revoked
+    /// elsewhere still verifies locally; zero sends every JWT to Stytch.
+    pub fn max_token_age(mut self, age: Duration) -> Self {
+        self.max_token_age = age;
+        self
+    }
+
+    /// The JWKS is refetched on the first use after it is this old (default 10 min). Keys
+    /// that vanish from Stytch's set are still accepted for one more interval.
+    pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
+        self.jwks_refresh_interval = interval;
+        self
+    }
+
+    /// Minimum time between two JWKS fetches not due to the refresh interval: a JWT with an
+    /// unknown `kid`, or a retry after a failed fetch (default 30 s). Bounds what a stream of
+    /// forged `kid`s can cost Stytch: one fetch per cooldown.
+    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
+        self.unknown_kid_cooldown = cooldown;
+        self
+    }
+
+    /// Fetch the JWKS in a background task as soon as [`JwtVerifier::new`] runs (default
+    /// `false`: on the first verification). Needs a Tokio runtime at construction; without one
+    /// the fetch stays lazy.
+    ///
+    /// [`JwtVerifier::new`]: crate::JwtVerifier::new
+    pub fn fetch_jwks_at_start(mut self, fetch: bool) -> Self {
+        self.fetch_jwks_at_start = fetch;
+        self
+    }
+
+    /// Accepts one more `iss`, besides `stytch.com/{project_id}` and the custom base URL
+    /// (see [`StytchConfig::jwt_issuers`](crate::StytchConfig::jwt_issuers)). Useful when the
+    /// API is reached through one URL and Stytch's custom domain is another.
+    pub fn extra_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.extra_issuers.push(issuer.into());
+        self
+    }
+
+    /// The clock-skew leeway.
+    pub fn get_leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// The maximum token age.
+    pub fn get_max_token_age(&self) -> Duration {
+        self.max_token_age
+    }
+
+    /// The JWKS refresh interval.
+    pub fn get_jwks_refresh_interval(&self) -> Duration {
+        self.jwks_refresh_interval
+    }
+
+    /// The unknown-`kid` (and failed-fetch) cooldown.
+    pub fn get_unknown_kid_cooldown(&self) -> Duration {
+        self.unknown_kid_cooldown
+    }
+
+    /// Whether the JWKS is fetched at construction.
+    pub fn get_fetch_jwks_at_start(&self) -> bool {
+        self.fetch_jwks_at_start
+    }
+
+    /// The extra issuers.
+    pub fn get_extra_issuers(&self) -> &[String] {
+        &self.extra_issuers
+    }
+}

@@ -1,0 +1,19 @@
+//! Local verification of Stytch session JWTs against the project's JWKS (feature `jwt`).
+//!
+//! [`JwtVerifier`] checks an `RS256` session JWT's signature, audience, issuer and time claims
+//! without calling Stytch, and maps its claims to a [`MemberSession`](crate::MemberSession).
+//! JWTs that are authentic but expired or older than [`JwtConfig::max_token_age`] yield an
+//! error whose [`JwtError::needs_remote`] is true: authenticate those with Stytch.
+
+mod claims;
+mod config;
+mod error;
+mod jwks;
+mod verify;
+
+pub use self::config::JwtConfig;
+pub use self::error::JwtError;
+pub use self::verify::{JwtVerifier, VerifiedJwt};
+
+#[cfg(test)]
+mod tests;

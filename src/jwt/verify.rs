@@ -1,0 +1,264 @@
+//! [`JwtVerifier`]: local verification of Stytch session JWTs.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::client::{Jwks, StytchClient};
+use crate::credential::{MAX_CREDENTIAL_LEN, SessionJwt};
+use crate::error::StytchError;
+use crate::jwt::claims::{TimeClaims, member_session};
+use crate::jwt::jwks::KeyStore;
+use crate::jwt::{JwtConfig, JwtError};
+use crate::session::MemberSession;
+
+/// A session JWT that verified locally.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VerifiedJwt {
+    /// The session the JWT carries.
+    pub session: MemberSession,
+    /// The JWT's `iat`.
+    pub issued_at: SystemTime,
+    /// The JWT's `exp` (not the session's expiry, which is `session.expires_at`).
+    pub expires_at: SystemTime,
+}
+
+/// Verifies session JWTs locally against Stytch's JWKS. Cheap to clone (an `Arc` inside).
+///
+/// Only `RS256` is accepted; the header's `alg` is checked before any key is looked at. The
+/// JWKS (`GET /v1/b2b/sessions/jwks/{project_id}`) is fetched on the first verification (or in
+/// a background task spawned by [`new`](Self::new) with
+/// [`JwtConfig::fetch_jwks_at_start`]), refreshed on the first use after
+/// [`JwtConfig::jwks_refresh_interval`], and refetched when a JWT names an unknown `kid`, at
+/// most once per [`JwtConfig::unknown_kid_cooldown`] however many requests miss at once. Keys
+/// are parsed once per fetch.
+///
+/// The audience is the project id; the issuers are
+/// [`StytchConfig::jwt_issuers`](crate::StytchConfig::jwt_issuers) plus
+/// [`JwtConfig::extra_issuer`]s. `sub`, `iss`, `aud`, `exp`, `iat` and `nbf` are required.
+#[derive(Clone)]
+pub struct JwtVerifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: JwtConfig,
+    audience: String,
+    issuers: Vec<String>,
+    validation: Validation,
+    keys: KeyStore,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("audience", &self.inner.audience)
+            .field("issuers", &self.inner.issuers)
+            .field("config", &self.inner.config)
+            .field("jwks_loaded", &self.jwks_loaded())
+            .field("keys", &self.inner.keys.snapshot().len())
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: Option<String>,
+    kid: Option<String>,
+}
+
+/// Decodes the header ourselves, so that `alg`s jsonwebtoken does not know (`none`) are told
+/// apart from malformed tokens.
+fn parse_header(jwt: &str) -> Result<RawHeader, JwtError> {
+    if jwt.len() > MAX_CREDENTIAL_LEN {
+        return Err(JwtError::Malformed);
+    }
+    let mut parts = jwt.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed);
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| JwtError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
+}
+
+impl JwtVerifier {
+    /// A verifier for `client`'s project.
+    ///
+    /// With [`JwtConfig::fetch_jwks_at_start`], spawns a Tokio task that fetches the JWKS at
+    /// once (a failure is logged and the next verification tries again); without a Tokio
+    /// runtime the fetch stays lazy. Call [`refresh_jwks`](Self::refresh_jwks) instead to
+    /// fetch eagerly and see the error.
+    pub fn new(client: StytchClient, config: JwtConfig) -> Self {
+        let audience = client.config().project_id().to_owned();
+        let mut issuers = client.config().jwt_issuers();
+        for extra in config.get_extra_issuers() {
+            if !issuers.contains(extra) {
+                issuers.push(extra.clone());
+            }
+        }
+        let mut validation = Validation::new(Algorithm::RS256);
+        // Time claims are checked by us against the caller's `now`.
+        validation.leeway = 0;
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = true;
+        validation.set_audience(&[&audience]);
+        validation.set_issuer(&issuers);
+        validation.set_required_spec_claims(&["sub", "iss", "aud", "exp", "nbf"]);
+        let keys = KeyStore::new(
+            client,
+            config.get_jwks_refresh_interval(),
+            config.get_unknown_kid_cooldown(),
+        );
+        let verifier = Self {
+            inner: Arc::new(Inner {
+                config,
+                audience,
+                issuers,
+                validation,
+                keys,
+            }),
+        };
+        if verifier.inner.config.get_fetch_jwks_at_start() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    let this = verifier.clone();
+                    handle.spawn(async move {
+                        if let Err(err) = this.refresh_jwks().await {
+                            tracing::warn!(error = %err, "initial JWKS fetch failed");
+                        }
+                    });
+                }
+                Err(_) => {
+                    tracing::debug!("no Tokio runtime: the JWKS will be fetched on first use");
+                }
+            }
+        }
+        verifier
+    }
+
+    /// Installs `jwks` as if Stytch had returned it, without fetching. For benches and
+    /// tests; the usual refresh rules still apply afterwards.
+    #[doc(hidden)]
+    pub fn install_jwks(&self, jwks: &Jwks) {
+        self.inner.keys.install(jwks);
+    }
+
+    /// Verifies `jwt` now.
+    ///
+    /// # Errors
+    ///
+    /// A [`JwtError`]; see [`JwtError::needs_remote`] and [`JwtError::is_unavailable`].
+    pub async fn verify(&self, jwt: &SessionJwt) -> Result<VerifiedJwt, JwtError> {
+        self.verify_at(jwt, SystemTime::now()).await
+    }
+
+    /// Verifies `jwt` as of `now` (`exp`, `nbf`, `iat` and the session's expiry are checked
+    /// against `now`, with the configured leeway).
+    ///
+    /// # Errors
+    ///
+    /// As [`verify`](Self::verify).
+    pub async fn verify_at(
+        &self,
+        jwt: &SessionJwt,
+        now: SystemTime,
+    ) -> Result<VerifiedJwt, JwtError> {
+        let header = match parse_header(jwt.expose_secret()) {
+            Ok(header) => header,
+            Err(err) => {
+                tracing::debug!(reason = err.kind(), "session JWT rejected");
+                return Err(err);
+            }
+        };
+        let result = self.check(jwt.expose_secret(), &header, now).await;
+        if let Err(err) = &result {
+            tracing::debug!(
+                reason = err.kind(),
+                kid = header.kid.as_deref().unwrap_or(""),
+                "session JWT rejected"
+            );
+        }
+        result
+    }
+
+    async fn check(
+        &self,
+        jwt: &str,
+        header: &RawHeader,
+        now: SystemTime,
+    ) -> Result<VerifiedJwt, JwtError> {
+        if header.alg.as_deref() != Some("RS256") {
+            return Err(JwtError::UnsupportedAlgorithm);
+        }
+        let kid = header
+            .kid
+            .as_deref()
+            .filter(|kid| !kid.is_empty())
+            .ok_or(JwtError::UnknownKey)?;
+        let key = self.inner.keys.key(kid).await?;
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(jwt, &key, &self.inner.validation)
+            .map_err(|err| JwtError::from_jsonwebtoken(&err))?
+            .claims;
+        let times = TimeClaims::from_claims(&claims)?;
+        self.check_times(&times, now)?;
+        let session = member_session(claims)?;
+        if now >= add(session.expires_at, self.inner.config.get_leeway()) {
+            return Err(JwtError::Expired);
+        }
+        Ok(VerifiedJwt {
+            session,
+            issued_at: times.issued_at,
+            expires_at: times.expires_at,
+        })
+    }
+
+    fn check_times(&self, times: &TimeClaims, now: SystemTime) -> Result<(), JwtError> {
+        let config = &self.inner.config;
+        let leeway = config.get_leeway();
+        if now >= add(times.expires_at, leeway) {
+            return Err(JwtError::Expired);
+        }
+        if add(now, leeway) < times.not_before {
+            return Err(JwtError::NotYetValid);
+        }
+        let age = now.duration_since(times.issued_at).unwrap_or_default();
+        if age >= config.get_max_token_age() {
+            return Err(JwtError::TooOld);
+        }
+        Ok(())
+    }
+
+    /// Fetches the JWKS now, whatever the refresh interval and cooldown.
+    ///
+    /// # Errors
+    ///
+    /// The [`StytchError`] of the fetch; the current keys are kept.
+    pub async fn refresh_jwks(&self) -> Result<(), StytchError> {
+        self.inner.keys.refresh().await
+    }
+
+    /// Whether a JWKS fetch has succeeded (or one was installed).
+    pub fn jwks_loaded(&self) -> bool {
+        self.inner.keys.loaded()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &JwtConfig {
+        &self.inner.config
+    }
+}
+
+/// `t + d`; `t` itself if that overflows (`t` is then already beyond any real time).
+fn add(t: SystemTime, d: Duration) -> SystemTime {
+    t.checked_add(d).unwrap_or(t)
+}

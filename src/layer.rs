@@ -1,0 +1,465 @@
+//! [`StytchAuthLayer`] and its builder.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower_layer::Layer;
+
+use crate::cache::{CacheConfig, SessionCache};
+use crate::client::StytchClient;
+use crate::cookies::CookieSettings;
+use crate::denylist::Denylist;
+use crate::error::{ConfigError, StytchError};
+use crate::extract::CredentialSource;
+use crate::policy::RouteTable;
+use crate::rejection::{DefaultRejection, RejectionHandler, SharedRejectionHandler};
+use crate::revoke::{RevokeConfig, Revoker};
+use crate::routes::RoutePattern;
+use crate::service::StytchAuth;
+
+/// State shared by every clone of a layer and of its services.
+pub(crate) struct Shared {
+    pub(crate) client: StytchClient,
+    pub(crate) cache: Arc<SessionCache>,
+    pub(crate) revoker: Revoker,
+    pub(crate) routes: RouteTable,
+    pub(crate) sources: Vec<CredentialSource>,
+    pub(crate) cookies: CookieSettings,
+    pub(crate) rejection: SharedRejectionHandler,
+    pub(crate) redirect_allowlist: Vec<String>,
+    pub(crate) trusted_origins: Vec<String>,
+    pub(crate) cache_config: CacheConfig,
+    pub(crate) denylist: Arc<Denylist>,
+    #[cfg(feature = "jwt")]
+    pub(crate) verifier: Option<crate::jwt::JwtVerifier>,
+}
+
+impl Shared {
+    /// The cookie names the layer reads (and clears at logout).
+    pub(crate) fn cookie_names(&self) -> impl Iterator<Item = &str> {
+        self.sources.iter().filter_map(|s| match s {
+            CredentialSource::Cookie(name) => Some(name.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// A tower [`Layer`] that authenticates requests with Stytch B2B sessions, serves logout and
+/// admin revocation routes, and forces members out after the app's own admin actions.
+///
+/// **Cloning this layer shares one cache, one denylist and one revocation outbox**: every
+/// service it builds sees the same sessions and revocations. Build one layer per process (or
+/// per Stytch project) and clone it.
+///
+/// See the [crate docs](crate) for examples.
+#[derive(Clone)]
+#[must_use]
+pub struct StytchAuthLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for StytchAuthLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StytchAuthLayer")
+            .field("project_id", &self.shared.client.config().project_id())
+            .field("routes", &self.shared.routes)
+            .field("sources", &self.shared.sources)
+            .field("cache", &self.shared.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StytchAuthLayer {
+    /// Starts a layer for `client`'s Stytch project, with the defaults: credentials from
+    /// `Authorization: Bearer`, cookie `stytch_session_jwt`, cookie `stytch_session`; every
+    /// route protected; `POST /logout`, `POST /logout/everywhere`,
+    /// `POST /admin/members/{member_id}/revoke-sessions`,
+    /// `POST /admin/sessions/{member_session_id}/revoke`; local JWT verification on (feature
+    /// `jwt`); a 60 s cache.
+    pub fn builder(client: StytchClient) -> StytchAuthLayerBuilder {
+        StytchAuthLayerBuilder::new(client)
+    }
+
+    /// The revoker of this layer (shared with every clone).
+    pub fn revoker(&self) -> Revoker {
+        self.shared.revoker.clone()
+    }
+
+    /// The Stytch client of this layer.
+    pub fn client(&self) -> &StytchClient {
+        &self.shared.client
+    }
+
+    /// Readiness: Stytch is reachable (its JWKS endpoint answers) and, with local JWT
+    /// verification, its keys are loaded.
+    ///
+    /// # Errors
+    ///
+    /// The error of the JWKS call.
+    pub async fn ready(&self) -> Result<(), StytchError> {
+        #[cfg(feature = "jwt")]
+        if let Some(verifier) = &self.shared.verifier {
+            return verifier.refresh_jwks().await;
+        }
+        self.shared.client.jwks().await.map(|_| ())
+    }
+
+    /// Approximate number of cached sessions.
+    pub fn cached_sessions(&self) -> u64 {
+        self.shared.cache.entry_count()
+    }
+
+    /// Runs the cache's pending maintenance (expiry, eviction bookkeeping) now.
+    pub async fn run_pending_tasks(&self) {
+        self.shared.cache.run_pending_tasks().await;
+    }
+}
+
+impl<S> Layer<S> for StytchAuthLayer {
+    type Service = StytchAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        StytchAuth::new(inner, Arc::clone(&self.shared))
+    }
+}
+
+/// Builder of [`StytchAuthLayer`]. Setters are infallible; every setting is checked in
+/// [`build`](Self::build), which reports the first bad one.
+#[must_use]
+pub struct StytchAuthLayerBuilder {
+    client: StytchClient,
+    error: Option<ConfigError>,
+    sources: Vec<CredentialSource>,
+    logout: Option<String>,
+    logout_everywhere: Option<String>,
+    logout_everywhere_set: bool,
+    logout_allow_get: bool,
+    admin_prefix: Option<String>,
+    hooks: Vec<RoutePattern>,
+    public: Vec<RoutePattern>,
+    optional: Vec<RoutePattern>,
+    cookies: CookieSettings,
+    cache: CacheConfig,
+    revoke: RevokeConfig,
+    rejection: SharedRejectionHandler,
+    redirect_allowlist: Vec<String>,
+    trusted_origins: Vec<String>,
+    #[cfg(feature = "jwt")]
+    jwt: Option<crate::jwt::JwtConfig>,
+}
+
+impl fmt::Debug for StytchAuthLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StytchAuthLayerBuilder")
+            .field("sources", &self.sources)
+            .field("logout", &self.logout)
+            .field("admin_prefix", &self.admin_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StytchAuthLayerBuilder {
+    fn new(client: StytchClient) -> Self {
+        Self {
+            client,
+            error: None,
+            sources: CredentialSource::defaults(),
+            logout: Some("/logout".to_owned()),
+            logout_everywhere: Some("/logout/everywhere".to_owned()),
+            logout_everywhere_set: false,
+            logout_allow_get: false,
+            admin_prefix: Some("/admin".to_owned()),
+            hooks: Vec::new(),
+            public: Vec::new(),
+            optional: Vec::new(),
+            cookies: CookieSettings::default(),
+            cache: CacheConfig::default(),
+            revoke: RevokeConfig::default(),
+            rejection: Arc::new(DefaultRejection),
+            redirect_allowlist: Vec::new(),
+            trusted_origins: Vec::new(),
+            #[cfg(feature = "jwt")]
+            jwt: Some(crate::jwt::JwtConfig::default()),
+        }
+    }
+
+    fn fail(mut self, err: ConfigError) -> Self {
+        self.error.get_or_insert(err);
+        self
+    }
+
+    fn pattern(
+        self,
+        pattern: Result<RoutePattern, ConfigError>,
+        push: fn(&mut Self, RoutePattern),
+    ) -> Self {
+        match pattern {
+            Ok(p) => {
+                let mut this = self;
+                push(&mut this, p);
+                this
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Where credentials are looked for, in order (default: [`CredentialSource::defaults`]).
+    pub fn credential_sources(mut self, sources: Vec<CredentialSource>) -> Self {
+        if sources.is_empty() {
+            return self.fail(ConfigError::InvalidSetting {
+                name: "credential_sources",
+                reason: "at least one source is needed",
+            });
+        }
+        self.sources = sources;
+        self
+    }
+
+    /// A route that needs no credential: `"[METHOD ]/path"` with `{name}` and `{*rest}`.
+    pub fn public_route(self, pattern: &str) -> Self {
+        self.pattern(RoutePattern::parse(pattern), |b, p| b.public.push(p))
+    }
+
+    /// Every path under `prefix` needs no credential.
+    pub fn public_prefix(self, prefix: &str) -> Self {
+        self.pattern(RoutePattern::prefix(prefix), |b, p| b.public.push(p))
+    }
+
+    /// A route where the member is attached when a valid credential is present, and the
+    /// request passes anonymously otherwise.
+    pub fn optional_route(self, pattern: &str) -> Self {
+        self.pattern(RoutePattern::parse(pattern), |b, p| b.optional.push(p))
+    }
+
+    /// The logout path (default `/logout`; log-out-everywhere follows as `{path}/everywhere`
+    /// unless set on its own).
+    pub fn logout_path(mut self, path: &str) -> Self {
+        if !path.starts_with('/') {
+            return self.fail(ConfigError::InvalidRoute {
+                pattern: path.to_owned(),
+                reason: "the path must start with '/'",
+            });
+        }
+        self.logout = Some(path.to_owned());
+        if !self.logout_everywhere_set {
+            self.logout_everywhere = Some(format!("{}/everywhere", path.trim_end_matches('/')));
+        }
+        self
+    }
+
+    /// The log-out-everywhere path (default `/logout/everywhere`).
+    pub fn logout_everywhere_path(mut self, path: &str) -> Self {
+        if !path.starts_with('/') {
+            return self.fail(ConfigError::InvalidRoute {
+                pattern: path.to_owned(),
+                reason: "the path must start with '/'",
+            });
+        }
+        self.logout_everywhere = Some(path.to_owned());
+        self.logout_everywhere_set = true;
+        self
+    }
+
+    /// Turns the logout routes off (the app handles logout, e.g. with the [`Revoker`]).
+    pub fn without_logout(mut self) -> Self {
+        self.logout = None;
+        self.logout_everywhere = None;
+        self.logout_everywhere_set = true;
+        self
+    }
+
+    /// Also accept `GET` on the logout routes (off by default: a GET can be triggered by any
+    /// page with an `<img>`).
+    pub fn allow_get_logout(mut self, allow: bool) -> Self {
+        self.logout_allow_get = allow;
+        self
+    }
+
+    /// Where logout may redirect with `?return_to=`: absolute URLs (`https://app.example.com/`
+    /// allows that origin and every path under the given one) or local paths (`/` allows every
+    /// local path). Anything else is refused with 400.
+    pub fn logout_redirect_allowlist<I, T>(mut self, allowed: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.redirect_allowlist = allowed.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Origins (`https://app.example.com`) besides the request's own `Host` from which a
+    /// cookie-authenticated logout is accepted.
+    pub fn trusted_origins<I, T>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.trusted_origins = origins
+            .into_iter()
+            .map(|o| o.into().trim_end_matches('/').to_owned())
+            .collect();
+        self
+    }
+
+    /// Prefix of the admin routes (default `/admin`):
+    /// `POST {prefix}/members/{member_id}/revoke-sessions` and
+    /// `POST {prefix}/sessions/{member_session_id}/revoke`.
+    pub fn admin_prefix(mut self, prefix: &str) -> Self {
+        if !prefix.starts_with('/') {
+            return self.fail(ConfigError::InvalidRoute {
+                pattern: prefix.to_owned(),
+                reason: "the prefix must start with '/'",
+            });
+        }
+        self.admin_prefix = Some(prefix.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Turns the admin routes off.
+    pub fn without_admin_routes(mut self) -> Self {
+        self.admin_prefix = None;
+        self
+    }
+
+    /// A forced-sign-out hook on one of the app's own routes, e.g.
+    /// `"DELETE /api/members/{member_id}"`: when the app answers it with 2xx, every session of
+    /// that member is revoked, acting as the caller, and evicted here. The pattern needs a
+    /// method and a `{member_id}` capture.
+    pub fn forced_signout(self, pattern: &str) -> Self {
+        let parsed = RoutePattern::parse(pattern).and_then(|p| {
+            if !p.capture_names().any(|n| n == "member_id") {
+                return Err(ConfigError::InvalidRoute {
+                    pattern: pattern.to_owned(),
+                    reason: "a forced sign-out route needs a {member_id} capture",
+                });
+            }
+            if p.as_str().starts_with('/') {
+                return Err(ConfigError::InvalidRoute {
+                    pattern: pattern.to_owned(),
+                    reason: "a forced sign-out route needs a method",
+                });
+            }
+            Ok(p)
+        });
+        self.pattern(parsed, |b, p| b.hooks.push(p))
+    }
+
+    /// Attributes of the session cookies (see [`CookieSettings`]).
+    pub fn cookie_settings(mut self, settings: CookieSettings) -> Self {
+        self.cookies = settings;
+        self
+    }
+
+    /// Cache settings (see [`CacheConfig`]).
+    pub fn cache(mut self, config: CacheConfig) -> Self {
+        self.cache = config;
+        self
+    }
+
+    /// Revocation settings (see [`RevokeConfig`]).
+    pub fn revoke_config(mut self, config: RevokeConfig) -> Self {
+        self.revoke = config;
+        self
+    }
+
+    /// A custom response for rejections (the [`Rejection`](crate::Rejection) is still inserted
+    /// into the response's extensions).
+    pub fn on_rejection(mut self, handler: impl RejectionHandler) -> Self {
+        self.rejection = Arc::new(handler);
+        self
+    }
+
+    /// Local JWT verification settings (default on, [`JwtConfig::default`](crate::JwtConfig)).
+    #[cfg(feature = "jwt")]
+    pub fn jwt(mut self, config: crate::jwt::JwtConfig) -> Self {
+        self.jwt = Some(config);
+        self
+    }
+
+    /// Sends JWTs to Stytch's authenticate endpoint instead of verifying them locally.
+    #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
+    pub fn without_jwt(mut self) -> Self {
+        #[cfg(feature = "jwt")]
+        {
+            self.jwt = None;
+        }
+        self
+    }
+
+    /// Checks every setting and builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid setting.
+    pub fn build(self) -> Result<StytchAuthLayer, ConfigError> {
+        if let Some(err) = self.error {
+            return Err(err);
+        }
+        if self.cache.max_ttl.is_zero() || self.cache.max_capacity == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "cache",
+                reason: "max_ttl and max_capacity must be greater than zero",
+            });
+        }
+        if self.cache.max_ttl > Duration::from_secs(24 * 3600) {
+            return Err(ConfigError::InvalidSetting {
+                name: "cache.max_ttl",
+                reason: "must be at most 24 hours",
+            });
+        }
+        let (admin_member, admin_session) = match &self.admin_prefix {
+            Some(prefix) => (
+                Some(RoutePattern::parse(&format!(
+                    "POST {prefix}/members/{{member_id}}/revoke-sessions"
+                ))?),
+                Some(RoutePattern::parse(&format!(
+                    "POST {prefix}/sessions/{{member_session_id}}/revoke"
+                ))?),
+            ),
+            None => (None, None),
+        };
+        let routes = RouteTable {
+            logout: self.logout,
+            logout_everywhere: self.logout_everywhere,
+            logout_allow_get: self.logout_allow_get,
+            admin_member,
+            admin_session,
+            hooks: self.hooks,
+            public: self.public,
+            optional: self.optional,
+        };
+        let cache = Arc::new(SessionCache::new(&self.cache));
+        let denylist = Arc::new(Denylist::default());
+        let mut revoke = self.revoke;
+        revoke.cache_max_ttl = self.cache.max_ttl;
+        #[cfg(feature = "jwt")]
+        let verifier = self.jwt.map(|config| {
+            revoke.jwt_leeway = config.get_leeway();
+            crate::jwt::JwtVerifier::new(self.client.clone(), config)
+        });
+        let revoker = Revoker::new(
+            self.client.clone(),
+            Arc::clone(&cache),
+            Arc::clone(&denylist),
+            revoke,
+        );
+        Ok(StytchAuthLayer {
+            shared: Arc::new(Shared {
+                client: self.client,
+                cache,
+                revoker,
+                routes,
+                sources: self.sources,
+                cookies: self.cookies,
+                rejection: self.rejection,
+                redirect_allowlist: self.redirect_allowlist,
+                trusted_origins: self.trusted_origins,
+                cache_config: self.cache,
+                denylist,
+                #[cfg(feature = "jwt")]
+                verifier,
+            }),
+        })
+    }
+}

@@ -1,0 +1,167 @@
+//! Which routes the layer answers itself, which pass without a credential, which are hooked.
+
+use http::Method;
+
+use crate::routes::RoutePattern;
+
+/// What the layer does with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Revoke the caller's own session.
+    Logout,
+    /// Revoke every session of the caller.
+    LogoutEverywhere,
+    /// Admin: revoke every session of a member.
+    AdminMember(String),
+    /// Admin: revoke one session.
+    AdminSession(String),
+    /// A route of the layer, with a method it does not serve.
+    MethodNotAllowed(&'static str),
+    /// The host app's route: authenticate, call it, and on 2xx force the member out.
+    Hook(String),
+    /// No credential needed; nothing attached.
+    Public,
+    /// The member is attached when a valid credential is present.
+    Optional,
+    /// A valid credential is required.
+    Protected,
+}
+
+/// The configured routes.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteTable {
+    pub(crate) logout: Option<String>,
+    pub(crate) logout_everywhere: Option<String>,
+    pub(crate) logout_allow_get: bool,
+    pub(crate) admin_member: Option<RoutePattern>,
+    pub(crate) admin_session: Option<RoutePattern>,
+    pub(crate) hooks: Vec<RoutePattern>,
+    pub(crate) public: Vec<RoutePattern>,
+    pub(crate) optional: Vec<RoutePattern>,
+}
+
+impl RouteTable {
+    pub(crate) fn classify(&self, method: &Method, path: &str) -> Route {
+        for (route_path, route) in [
+            (&self.logout, Route::Logout),
+            (&self.logout_everywhere, Route::LogoutEverywhere),
+        ] {
+            if route_path.as_deref() == Some(path) {
+                let allowed =
+                    method == Method::POST || (self.logout_allow_get && method == Method::GET);
+                return if allowed {
+                    route
+                } else if self.logout_allow_get {
+                    Route::MethodNotAllowed("GET, POST")
+                } else {
+                    Route::MethodNotAllowed("POST")
+                };
+            }
+        }
+        for (pattern, member) in [(&self.admin_member, true), (&self.admin_session, false)] {
+            let Some(pattern) = pattern else { continue };
+            if let Some(mut captures) = pattern.match_path(path) {
+                if !pattern.method_matches(method) {
+                    return Route::MethodNotAllowed("POST");
+                }
+                let id = captures.pop().map(|(_, v)| v).unwrap_or_default();
+                return if member {
+                    Route::AdminMember(id)
+                } else {
+                    Route::AdminSession(id)
+                };
+            }
+        }
+        for hook in &self.hooks {
+            if let Some(captures) = hook.matches(method, path) {
+                let member_id = captures
+                    .into_iter()
+                    .find(|(name, _)| name == "member_id")
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                return Route::Hook(member_id);
+            }
+        }
+        if self
+            .public
+            .iter()
+            .any(|p| p.matches(method, path).is_some())
+        {
+            return Route::Public;
+        }
+        if self
+            .optional
+            .iter()
+            .any(|p| p.matches(method, path).is_some())
+        {
+            return Route::Optional;
+        }
+        Route::Protected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> RouteTable {
+        RouteTable {
+            logout: Some("/logout".into()),
+            logout_everywhere: Some("/logout/everywhere".into()),
+            logout_allow_get: false,
+            admin_member: Some(
+                RoutePattern::parse("POST /admin/members/{member_id}/revoke-sessions").unwrap(),
+            ),
+            admin_session: Some(
+                RoutePattern::parse("POST /admin/sessions/{member_session_id}/revoke").unwrap(),
+            ),
+            hooks: vec![RoutePattern::parse("DELETE /api/members/{member_id}").unwrap()],
+            public: vec![RoutePattern::prefix("/assets/").unwrap()],
+            optional: vec![RoutePattern::parse("GET /").unwrap()],
+        }
+    }
+
+    #[test]
+    fn classifies_every_kind_of_route() {
+        // If this broke, logout/admin/hook routes would reach the app unauthenticated or unhandled.
+        let t = table();
+        assert_eq!(t.classify(&Method::POST, "/logout"), Route::Logout);
+        assert_eq!(
+            t.classify(&Method::GET, "/logout"),
+            Route::MethodNotAllowed("POST")
+        );
+        assert_eq!(
+            t.classify(&Method::POST, "/logout/everywhere"),
+            Route::LogoutEverywhere
+        );
+        assert_eq!(
+            t.classify(
+                &Method::POST,
+                "/admin/members/member-test-1/revoke-sessions"
+            ),
+            Route::AdminMember("member-test-1".into())
+        );
+        assert_eq!(
+            t.classify(&Method::GET, "/admin/members/member-test-1/revoke-sessions"),
+            Route::MethodNotAllowed("POST")
+        );
+        assert_eq!(
+            t.classify(&Method::POST, "/admin/sessions/session-test-1/revoke"),
+            Route::AdminSession("session-test-1".into())
+        );
+        assert_eq!(
+            t.classify(&Method::DELETE, "/api/members/member-test-2"),
+            Route::Hook("member-test-2".into())
+        );
+        assert_eq!(
+            t.classify(&Method::GET, "/api/members/member-test-2"),
+            Route::Protected
+        );
+        assert_eq!(t.classify(&Method::GET, "/assets/app.js"), Route::Public);
+        assert_eq!(t.classify(&Method::GET, "/"), Route::Optional);
+        assert_eq!(t.classify(&Method::GET, "/secret"), Route::Protected);
+        let mut get = table();
+        get.logout_allow_get = true;
+        assert_eq!(get.classify(&Method::GET, "/logout"), Route::Logout);
+    }
+}

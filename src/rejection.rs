@@ -1,0 +1,296 @@
+//! [`Rejection`]: why the layer answered a request itself, and the default response for it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+/// Why a request was refused, or answered by the layer instead of the inner service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// No credential on a protected route (401).
+    MissingCredential,
+    /// The request is malformed: several `Authorization` headers, a non-ASCII header (400).
+    MalformedRequest,
+    /// A credential was present but is not a well-formed Stytch credential (401).
+    InvalidCredential,
+    /// The session is unknown, expired or revoked, or the JWT does not verify (401).
+    SessionInvalid,
+    /// Stytch forbade the action (RBAC or tenancy, 403).
+    Forbidden,
+    /// A cookie-authenticated logout came from another origin (403).
+    CrossOrigin,
+    /// The route exists with another method (405).
+    MethodNotAllowed,
+    /// A path parameter is not a Stytch id (400).
+    InvalidParameter,
+    /// A `return_to` is not on the allowlist (400).
+    RedirectNotAllowed,
+    /// Stytch says the member or session does not exist (404).
+    NotFound,
+    /// Stytch is unreachable, rate limited or failing (503, fail closed).
+    StytchUnavailable,
+    /// Stytch refused our project credentials, or answered in a way only a bug explains (500).
+    Misconfigured,
+}
+
+impl RejectionKind {
+    /// The status of the default response.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MissingCredential | Self::InvalidCredential | Self::SessionInvalid => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::MalformedRequest | Self::InvalidParameter | Self::RedirectNotAllowed => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Forbidden | Self::CrossOrigin => StatusCode::FORBIDDEN,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::StytchUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable snake_case code, used in the default JSON body and in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingCredential => "missing_credential",
+            Self::MalformedRequest => "malformed_request",
+            Self::InvalidCredential => "invalid_credential",
+            Self::SessionInvalid => "session_invalid",
+            Self::Forbidden => "forbidden",
+            Self::CrossOrigin => "cross_origin",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::InvalidParameter => "invalid_parameter",
+            Self::RedirectNotAllowed => "redirect_not_allowed",
+            Self::NotFound => "not_found",
+            Self::StytchUnavailable => "stytch_unavailable",
+            Self::Misconfigured => "misconfigured",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::MissingCredential => "authentication required",
+            Self::MalformedRequest => "malformed request",
+            Self::InvalidCredential => "the session credential is malformed",
+            Self::SessionInvalid => "the session is invalid, expired or revoked",
+            Self::Forbidden => "not allowed",
+            Self::CrossOrigin => "cross-origin request refused",
+            Self::MethodNotAllowed => "method not allowed",
+            Self::InvalidParameter => "invalid path parameter",
+            Self::RedirectNotAllowed => "return_to is not allowed",
+            Self::NotFound => "not found",
+            Self::StytchUnavailable => "authentication is temporarily unavailable",
+            Self::Misconfigured => "authentication is misconfigured",
+        }
+    }
+}
+
+impl fmt::Display for RejectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal by the layer. Inserted into the extensions of every response the layer writes,
+/// so outer layers can see why; handed to a custom rejection handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    kind: RejectionKind,
+    retry_after: Option<Duration>,
+    error_type: Option<String>,
+    request_id: Option<String>,
+    allow: Option<&'static str>,
+}
+
+impl Rejection {
+    pub(crate) fn new(kind: RejectionKind) -> Self {
+        Self {
+            kind,
+            retry_after: None,
+            error_type: None,
+            request_id: None,
+            allow: None,
+        }
+    }
+
+    pub(crate) fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+
+    pub(crate) fn with_stytch(
+        mut self,
+        error_type: Option<&str>,
+        request_id: Option<&str>,
+    ) -> Self {
+        self.error_type = error_type.map(str::to_owned);
+        self.request_id = request_id.map(str::to_owned);
+        self
+    }
+
+    pub(crate) fn with_allow(mut self, allow: &'static str) -> Self {
+        self.allow = Some(allow);
+        self
+    }
+
+    /// Why the request was refused.
+    pub fn kind(&self) -> RejectionKind {
+        self.kind
+    }
+
+    /// The status of the default response.
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// For [`RejectionKind::StytchUnavailable`]: when to try again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// Stytch's `error_type`, when Stytch's answer caused the refusal.
+    pub fn stytch_error_type(&self) -> Option<&str> {
+        self.error_type.as_deref()
+    }
+
+    /// Stytch's `request_id`, when Stytch's answer caused the refusal.
+    pub fn stytch_request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// The default response: the status, `WWW-Authenticate` on 401 (RFC 6750), `Retry-After`
+    /// on 503, `Allow` on 405, `Cache-Control: no-store`, and a small JSON body
+    /// `{"error": kind, "message": …, "error_type"?: Stytch's, "request_id"?: Stytch's}`.
+    pub fn default_response(&self) -> Response<Bytes> {
+        let mut body = serde_json::json!({
+            "error": self.kind.as_str(),
+            "message": self.kind.message(),
+        });
+        if let Some(t) = &self.error_type {
+            body["error_type"] = t.as_str().into();
+        }
+        if let Some(id) = &self.request_id {
+            body["request_id"] = id.as_str().into();
+        }
+        let mut res = json_response(self.status(), &body);
+        let headers = res.headers_mut();
+        match self.kind {
+            RejectionKind::MissingCredential => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"stytch\""),
+                );
+            }
+            RejectionKind::InvalidCredential | RejectionKind::SessionInvalid => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"stytch\", error=\"invalid_token\""),
+                );
+            }
+            _ => {}
+        }
+        if let Some(after) = self.retry_after {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(after.as_secs().max(1)),
+            );
+        }
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        res
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "request rejected: {}", self.kind)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// A JSON response with `Cache-Control: no-store`.
+pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Bytes> {
+    let mut res = Response::new(Bytes::from(body.to_string()));
+    *res.status_mut() = status;
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Builds the response for a rejection. Implemented for closures
+/// `Fn(&Rejection) -> http::Response<Bytes>`; the default is [`Rejection::default_response`].
+pub trait RejectionHandler: Send + Sync + 'static {
+    /// The response for `rejection`.
+    fn response(&self, rejection: &Rejection) -> Response<Bytes>;
+}
+
+impl<F> RejectionHandler for F
+where
+    F: Fn(&Rejection) -> Response<Bytes> + Send + Sync + 'static,
+{
+    fn response(&self, rejection: &Rejection) -> Response<Bytes> {
+        self(rejection)
+    }
+}
+
+/// The default handler: [`Rejection::default_response`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRejection;
+
+impl RejectionHandler for DefaultRejection {
+    fn response(&self, rejection: &Rejection) -> Response<Bytes> {
+        rejection.default_response()
+    }
+}
+
+pub(crate) type SharedRejectionHandler = Arc<dyn RejectionHandler>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_responses_follow_rfc_6750_and_fail_closed() {
+        // If this broke, clients could not tell "log in again" from "try later".
+        let r = Rejection::new(RejectionKind::MissingCredential).default_response();
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            r.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"stytch\""
+        );
+        let r = Rejection::new(RejectionKind::SessionInvalid).default_response();
+        assert!(
+            r.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
+        let r = Rejection::new(RejectionKind::StytchUnavailable)
+            .with_retry_after(Duration::from_secs(3))
+            .default_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "3");
+        let r = Rejection::new(RejectionKind::Forbidden)
+            .with_stytch(Some("session_authorization_error"), Some("request-id-1"))
+            .default_response();
+        assert_eq!(r.status(), 403);
+        let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(body["error_type"], "session_authorization_error");
+        assert_eq!(body["request_id"], "request-id-1");
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+        let r = Rejection::new(RejectionKind::Misconfigured).default_response();
+        assert_eq!(r.status(), 500);
+    }
+}

@@ -1,0 +1,402 @@
+//! The one revocation path: revoke at Stytch, evict every local cache entry of the session or
+//! member, refuse it here from then on, and keep what Stytch has not confirmed for retry.
+
+mod outbox;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::cache::SessionCache;
+use crate::client::{RevokeSelector, StytchClient};
+use crate::credential::Credential;
+use crate::denylist::Denylist;
+use crate::error::StytchError;
+use crate::routes::is_stytch_id;
+
+pub(crate) use self::outbox::Outbox;
+
+/// A session JWT verifies for at most this long after it was minted.
+pub(crate) const JWT_LIFETIME: Duration = Duration::from_secs(300);
+
+/// What a revocation targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// One session by id.
+    Session(String),
+    /// Every session of a member.
+    Member(String),
+    /// The session behind one credential, when its id is not known.
+    Credential(Credential),
+}
+
+impl Target {
+    fn selector(&self) -> RevokeSelector {
+        match self {
+            Self::Session(id) => RevokeSelector::MemberSessionId(id.clone()),
+            Self::Member(id) => RevokeSelector::MemberId(id.clone()),
+            Self::Credential(Credential::Token(t)) => RevokeSelector::SessionToken(t.clone()),
+            Self::Credential(Credential::Jwt(j)) => RevokeSelector::SessionJwt(j.clone()),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Session(_) => "session",
+            Self::Member(_) => "member",
+            Self::Credential(_) => "credential",
+        }
+    }
+}
+
+/// The result of a revocation that took effect here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevokeOutcome {
+    /// Stytch revoked it.
+    Revoked {
+        /// Stytch's request id.
+        request_id: String,
+    },
+    /// Stytch had already revoked it (`404 session_not_found`).
+    AlreadyRevoked,
+    /// Stytch could not be reached: it is revoked here and will be revoked at Stytch in the
+    /// background, until Stytch confirms or the session expires.
+    Pending,
+}
+
+impl RevokeOutcome {
+    /// `revoked`, `already_revoked` or `pending`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Revoked { .. } => "revoked",
+            Self::AlreadyRevoked => "already_revoked",
+            Self::Pending => "pending",
+        }
+    }
+}
+
+/// A revocation that did not take effect.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevokeError {
+    /// The id is not a Stytch id; nothing was sent.
+    #[error("invalid {field}")]
+    InvalidId {
+        /// `member_id` or `member_session_id`.
+        field: &'static str,
+    },
+    /// Stytch refused: the acting member lacks the permission, or is in another organization.
+    #[error("stytch refused the revocation")]
+    Forbidden(#[source] StytchError),
+    /// Stytch does not know the member.
+    #[error("stytch does not know the member")]
+    NotFound(#[source] StytchError),
+    /// Stytch could not be reached and the revocation was not applied locally.
+    #[error("stytch is unavailable")]
+    Unavailable(#[source] StytchError),
+    /// Stytch refused our project credentials.
+    #[error("stytch refused our project credentials")]
+    Misconfigured(#[source] StytchError),
+    /// Any other refusal by Stytch.
+    #[error("stytch rejected the revocation")]
+    Rejected(#[source] StytchError),
+}
+
+/// Settings of revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokeConfig {
+    /// Leeway of local JWT verification: added to how long a revoked session is refused.
+    pub jwt_leeway: Duration,
+    /// Longest a cache entry lives (added too: an entry inserted by a request in flight during
+    /// the revocation could otherwise outlive it).
+    pub cache_max_ttl: Duration,
+    /// How long a member-wide revocation Stytch has not confirmed is kept for retry (Stytch's
+    /// sessions can live up to 366 days; default 24 h).
+    pub pending_member_horizon: Duration,
+    /// Roles allowed to force other members out locally while Stytch is unreachable (default
+    /// `stytch_admin`). Stytch checks the real permission once it answers.
+    pub outage_admin_roles: Vec<String>,
+}
+
+impl Default for RevokeConfig {
+    fn default() -> Self {
+        Self {
+            jwt_leeway: Duration::ZERO,
+            cache_max_ttl: Duration::from_secs(60),
+            pending_member_horizon: Duration::from_secs(24 * 3600),
+            outage_admin_roles: vec!["stytch_admin".to_owned()],
+        }
+    }
+}
+
+/// Revokes sessions at Stytch and here. Cheap to clone; every clone of a layer shares one.
+///
+/// Available from [`StytchAuthLayer::revoker`](crate::StytchAuthLayer::revoker) and in the
+/// extensions of every authenticated request.
+#[derive(Clone)]
+pub struct Revoker {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) client: StytchClient,
+    pub(crate) cache: Arc<SessionCache>,
+    pub(crate) denylist: Arc<Denylist>,
+    pub(crate) config: RevokeConfig,
+    pub(crate) outbox: Outbox,
+}
+
+impl fmt::Debug for Revoker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Revoker")
+            .field("pending", &self.pending())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Revoker {
+    pub(crate) fn new(
+        client: StytchClient,
+        cache: Arc<SessionCache>,
+        denylist: Arc<Denylist>,
+        config: RevokeConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                cache,
+                denylist,
+                config,
+                outbox: Outbox::default(),
+            }),
+        }
+    }
+
+    /// How long a revoked session must be refused after Stytch confirmed: until every JWT
+    /// minted before the revocation has expired, and every cache entry created meanwhile too.
+    fn window(&self) -> Duration {
+        JWT_LIFETIME + self.inner.config.jwt_leeway + self.inner.config.cache_max_ttl
+    }
+
+    /// Revokes one session, acting as `acting` (Stytch checks that member's permission:
+    /// `revoke-sessions` on `stytch.self` for their own session, on `stytch.member` for
+    /// another's). Without `acting`, the project secret alone authorizes it.
+    ///
+    /// # Errors
+    ///
+    /// See [`RevokeError`]. When Stytch is unreachable this answers `Err(Unavailable)` and
+    /// changes nothing here, unless `acting` holds one of the outage admin roles: then it is
+    /// applied locally and kept for retry ([`RevokeOutcome::Pending`]).
+    pub async fn revoke_session(
+        &self,
+        member_session_id: &str,
+        acting: Option<&Credential>,
+    ) -> Result<RevokeOutcome, RevokeError> {
+        if !is_stytch_id(member_session_id) {
+            return Err(RevokeError::InvalidId {
+                field: "member_session_id",
+            });
+        }
+        let local = self.acting_is_outage_admin(acting).await;
+        self.revoke(
+            Target::Session(member_session_id.to_owned()),
+            acting,
+            local,
+            None,
+        )
+        .await
+    }
+
+    /// Revokes every session of a member, acting as `acting`. See
+    /// [`revoke_session`](Self::revoke_session).
+    ///
+    /// # Errors
+    ///
+    /// See [`revoke_session`](Self::revoke_session).
+    pub async fn revoke_member(
+        &self,
+        member_id: &str,
+        acting: Option<&Credential>,
+    ) -> Result<RevokeOutcome, RevokeError> {
+        if !is_stytch_id(member_id) {
+            return Err(RevokeError::InvalidId { field: "member_id" });
+        }
+        let local = self.acting_is_outage_admin(acting).await;
+        self.revoke(Target::Member(member_id.to_owned()), acting, local, None)
+            .await
+    }
+
+    /// Whether the acting credential belongs to a cached session holding an outage admin role.
+    async fn acting_is_outage_admin(&self, acting: Option<&Credential>) -> bool {
+        let Some(acting) = acting else {
+            // The project secret itself acts: the host app decided.
+            return true;
+        };
+        match self.inner.cache.get(&acting.cache_key()).await {
+            Some(entry) => self.is_outage_admin(&entry.session),
+            None => false,
+        }
+    }
+
+    pub(crate) fn is_outage_admin(&self, session: &crate::MemberSession) -> bool {
+        self.inner
+            .config
+            .outage_admin_roles
+            .iter()
+            .any(|r| session.has_role(r))
+    }
+
+    /// The revocation path shared by every entry point.
+    ///
+    /// `local_on_outage`: apply the local effect and queue for retry when Stytch cannot be
+    /// reached. `expires_at`: when the target session expires (bounds the retry).
+    pub(crate) async fn revoke(
+        &self,
+        target: Target,
+        acting: Option<&Credential>,
+        local_on_outage: bool,
+        expires_at: Option<SystemTime>,
+    ) -> Result<RevokeOutcome, RevokeError> {
+        let selector = target.selector();
+        let result = self.inner.client.revoke(&selector, acting).await;
+        let outcome = match result {
+            Ok(res) => {
+                self.apply_local(&target, Some(Instant::now() + self.window()))
+                    .await;
+                RevokeOutcome::Revoked {
+                    request_id: res.request_id,
+                }
+            }
+            Err(err) if err.error_type() == Some("session_not_found") => {
+                self.apply_local(&target, Some(Instant::now() + self.window()))
+                    .await;
+                RevokeOutcome::AlreadyRevoked
+            }
+            Err(err) if err.is_retryable() || err.is_misconfigured() => {
+                if err.is_misconfigured() {
+                    tracing::error!(error = %err, "stytch refused our project credentials while revoking");
+                }
+                if !local_on_outage {
+                    record(&target, "unavailable");
+                    return Err(if err.is_misconfigured() {
+                        RevokeError::Misconfigured(err)
+                    } else {
+                        RevokeError::Unavailable(err)
+                    });
+                }
+                let give_up_at = match (&target, expires_at) {
+                    (_, Some(at)) => at,
+                    (Target::Member(_), None) => {
+                        SystemTime::now() + self.inner.config.pending_member_horizon
+                    }
+                    (_, None) => SystemTime::now() + self.inner.config.pending_member_horizon,
+                };
+                let until = Instant::now()
+                    + give_up_at
+                        .duration_since(SystemTime::now())
+                        .unwrap_or_default()
+                    + self.window();
+                self.apply_local(&target, Some(until)).await;
+                tracing::warn!(
+                    target_kind = target.kind(),
+                    error = %err,
+                    "stytch unreachable: revoked locally, kept for retry"
+                );
+                self.inner.outbox.push(
+                    outbox::Pending {
+                        target: target.clone(),
+                        acting: acting.cloned(),
+                        give_up_at,
+                    },
+                    self,
+                );
+                RevokeOutcome::Pending
+            }
+            Err(err) if err.is_forbidden() => {
+                record(&target, "forbidden");
+                tracing::info!(target_kind = target.kind(), error = %err, "stytch refused the revocation");
+                return Err(RevokeError::Forbidden(err));
+            }
+            Err(err) if err.status() == Some(http::StatusCode::NOT_FOUND) => {
+                record(&target, "not_found");
+                return Err(RevokeError::NotFound(err));
+            }
+            Err(err) => {
+                record(&target, "rejected");
+                tracing::warn!(target_kind = target.kind(), error = %err, "stytch rejected the revocation");
+                return Err(RevokeError::Rejected(err));
+            }
+        };
+        record(&target, outcome.as_str());
+        tracing::info!(
+            target_kind = target.kind(),
+            outcome = outcome.as_str(),
+            "revoked"
+        );
+        Ok(outcome)
+    }
+
+    /// Evicts and refuses the target here.
+    pub(crate) async fn apply_local(&self, target: &Target, until: Option<Instant>) {
+        let until = until.unwrap_or_else(|| Instant::now() + self.window());
+        let inner = &self.inner;
+        let keys = match target {
+            Target::Session(id) => {
+                inner.denylist.deny_session(id, until);
+                inner.cache.evict_session(id).await
+            }
+            Target::Member(id) => {
+                inner.denylist.deny_member(id, SystemTime::now(), until);
+                inner.cache.evict_member(id).await
+            }
+            Target::Credential(credential) => {
+                let key = credential.cache_key();
+                inner.cache.evict_key(&key).await;
+                vec![key]
+            }
+        };
+        // The credentials seen for it are refused by hash too, so that none of them needs a
+        // Stytch call to be refused again.
+        for key in &keys {
+            inner.denylist.deny_key(*key, until);
+        }
+        tracing::debug!(
+            target_kind = target.kind(),
+            evicted = keys.len(),
+            "evicted local cache entries"
+        );
+    }
+
+    /// Revocations not yet confirmed by Stytch.
+    pub fn pending(&self) -> usize {
+        self.inner.outbox.len()
+    }
+
+    /// Tries every pending revocation now, repeatedly, until none is left or `deadline` has
+    /// passed (graceful shutdown). Returns how many are still pending.
+    pub async fn flush(&self, deadline: Duration) -> usize {
+        outbox::flush(self, deadline).await
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    pub(crate) fn confirm_window(&self) -> Duration {
+        self.window()
+    }
+}
+
+fn record(target: &Target, result: &'static str) {
+    metrics::counter!("stytch_revocations_total", "target" => target.kind(), "result" => result)
+        .increment(1);
+}

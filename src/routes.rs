@@ -1,0 +1,217 @@
+//! Route patterns: an optional method and a path with `{name}` captures and a trailing
+//! `{*rest}` wildcard, e.g. `DELETE /api/members/{member_id}` or `GET /assets/{*path}`.
+
+use http::Method;
+
+use crate::error::ConfigError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Capture(String),
+    Rest,
+}
+
+/// A parsed route pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RoutePattern {
+    raw: String,
+    method: Option<Method>,
+    segments: Vec<Segment>,
+    prefix: bool,
+}
+
+/// Captures of a matched pattern, in pattern order.
+pub(crate) type Captures = Vec<(String, String)>;
+
+impl RoutePattern {
+    /// Parses `"[METHOD ]/path"`.
+    pub(crate) fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let bad = |reason: &'static str| ConfigError::InvalidRoute {
+            pattern: raw.to_owned(),
+            reason,
+        };
+        let trimmed = raw.trim();
+        let (method, path) = match trimmed.split_once(char::is_whitespace) {
+            Some((m, p)) => {
+                let method = Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| bad("invalid method"))?;
+                (Some(method), p.trim())
+            }
+            None => (None, trimmed),
+        };
+        if !path.starts_with('/') {
+            return Err(bad("the path must start with '/'"));
+        }
+        let mut segments = Vec::new();
+        let parts: Vec<&str> = path[1..].split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            if let Some(name) = part.strip_prefix("{*").and_then(|p| p.strip_suffix('}')) {
+                if i + 1 != parts.len() {
+                    return Err(bad("a {*wildcard} must be the last segment"));
+                }
+                if name.is_empty() {
+                    return Err(bad("a wildcard needs a name"));
+                }
+                segments.push(Segment::Rest);
+            } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(bad("a capture name must be [A-Za-z0-9_]+"));
+                }
+                segments.push(Segment::Capture(name.to_owned()));
+            } else if part.contains(['{', '}', '?', '#']) {
+                return Err(bad("unexpected '{', '}', '?' or '#'"));
+            } else {
+                segments.push(Segment::Literal((*part).to_owned()));
+            }
+        }
+        Ok(Self {
+            raw: trimmed.to_owned(),
+            method,
+            segments,
+            prefix: false,
+        })
+    }
+
+    /// Every path starting with `prefix` (any method).
+    pub(crate) fn prefix(prefix: &str) -> Result<Self, ConfigError> {
+        if !prefix.starts_with('/') {
+            return Err(ConfigError::InvalidRoute {
+                pattern: prefix.to_owned(),
+                reason: "the prefix must start with '/'",
+            });
+        }
+        Ok(Self {
+            raw: prefix.to_owned(),
+            method: None,
+            segments: vec![Segment::Literal(prefix.to_owned())],
+            prefix: true,
+        })
+    }
+
+    /// The pattern as configured.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The names of the captures, in order.
+    pub(crate) fn capture_names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Capture(n) => Some(n.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Whether the method matches (a pattern without method matches all).
+    pub(crate) fn method_matches(&self, method: &Method) -> bool {
+        self.method.as_ref().is_none_or(|m| m == method)
+    }
+
+    /// Matches the path only; `None` when it does not match. Captures are raw (not
+    /// percent-decoded): callers validate them.
+    pub(crate) fn match_path(&self, path: &str) -> Option<Captures> {
+        if self.prefix {
+            let Segment::Literal(prefix) = &self.segments[0] else {
+                return None;
+            };
+            return path.starts_with(prefix.as_str()).then(Vec::new);
+        }
+        let rest = path.strip_prefix('/')?;
+        let mut parts = rest.split('/');
+        let mut captures = Vec::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Rest => return Some(captures),
+                Segment::Literal(lit) => {
+                    if parts.next()? != lit {
+                        return None;
+                    }
+                }
+                Segment::Capture(name) => {
+                    let value = parts.next()?;
+                    if value.is_empty() {
+                        return None;
+                    }
+                    captures.push((name.clone(), value.to_owned()));
+                }
+            }
+        }
+        parts.next().is_none().then_some(captures)
+    }
+
+    /// Matches method and path.
+    pub(crate) fn matches(&self, method: &Method, path: &str) -> Option<Captures> {
+        if !self.method_matches(method) {
+            return None;
+        }
+        self.match_path(path)
+    }
+}
+
+/// Whether `value` looks like a Stytch id (`member-test-<uuid>`, `session-live-<uuid>`): ASCII
+/// letters, digits, `-` and `_`, 1 to 128 characters.
+pub(crate) fn is_stytch_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_methods_literals_captures_and_wildcards() {
+        // If this broke, admin and hook routes would not be intercepted (or the wrong ones would).
+        let p = RoutePattern::parse("DELETE /api/members/{member_id}").unwrap();
+        assert_eq!(
+            p.matches(&Method::DELETE, "/api/members/member-test-1"),
+            Some(vec![("member_id".into(), "member-test-1".into())])
+        );
+        assert_eq!(p.matches(&Method::GET, "/api/members/member-test-1"), None);
+        assert_eq!(p.matches(&Method::DELETE, "/api/members/"), None);
+        assert_eq!(p.matches(&Method::DELETE, "/api/members/a/b"), None);
+        assert_eq!(p.capture_names().collect::<Vec<_>>(), vec!["member_id"]);
+
+        let any = RoutePattern::parse("/health").unwrap();
+        assert!(any.matches(&Method::POST, "/health").is_some());
+        assert!(any.matches(&Method::POST, "/health/x").is_none());
+
+        let rest = RoutePattern::parse("get /assets/{*path}").unwrap();
+        assert!(rest.matches(&Method::GET, "/assets/a/b.css").is_some());
+        assert!(rest.matches(&Method::GET, "/assets/").is_some());
+        assert!(rest.matches(&Method::GET, "/assetsx").is_none());
+
+        let prefix = RoutePattern::prefix("/public/").unwrap();
+        assert!(prefix.matches(&Method::PUT, "/public/x").is_some());
+        assert!(prefix.matches(&Method::PUT, "/publicx").is_none());
+    }
+
+    #[test]
+    fn refuses_bad_patterns() {
+        // If this broke, a typo in configuration would silently protect nothing.
+        for bad in [
+            "members",
+            "/a/{*rest}/b",
+            "/a/{}",
+            "/a/{x-y}",
+            "/a/b?c",
+            "B@D /x",
+        ] {
+            assert!(RoutePattern::parse(bad).is_err(), "{bad}");
+        }
+        assert!(RoutePattern::prefix("x").is_err());
+    }
+
+    #[test]
+    fn stytch_id_charset() {
+        // If this broke, odd path parameters would be forwarded to Stytch.
+        assert!(is_stytch_id(
+            "member-test-32fc5024-9c09-4da3-bd2e-c9ce4da9375f"
+        ));
+        for bad in ["", "a/b", "a%2Fb", "..", "a b", "é", &"a".repeat(129)] {
+            assert!(!is_stytch_id(bad), "{bad}");
+        }
+    }
+}

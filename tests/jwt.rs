@@ -1,0 +1,189 @@
+//! Local session-JWT verification through the layer, against the emulator's keys.
+#![cfg(all(feature = "emulator", feature = "axum", feature = "jwt"))]
+
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use http::StatusCode;
+use support::{World, app, bearer, serve};
+use tower_stytch::JwtConfig;
+use tower_stytch::emulator::EmulatorEndpoint;
+
+fn b64(v: &serde_json::Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+#[tokio::test]
+async fn a_valid_jwt_is_accepted_without_calling_stytch() {
+    // If this broke, every JWT request would cost a Stytch round trip.
+    let w = World::new().await;
+    let s = serve(w.builder().build().unwrap(), app()).await;
+    for _ in 0..3 {
+        let res = s
+            .http
+            .get(s.url("/whoami"))
+            .header(
+                "authorization",
+                bearer(w.member.session_jwt.expose_secret()),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.text().await.unwrap(), w.member.member_id);
+    }
+    assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 0);
+    assert_eq!(w.emulator.request_count(EmulatorEndpoint::Jwks), 1);
+}
+
+#[tokio::test]
+async fn forged_jwts_are_refused_without_calling_stytch() {
+    // If this broke, forged or alg-none tokens would be accepted or forwarded to Stytch.
+    let w = World::new().await;
+    let s = serve(w.builder().build().unwrap(), app()).await;
+    let real = w.member.session_jwt.expose_secret();
+    let parts: Vec<&str> = real.split('.').collect();
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[0])
+            .unwrap(),
+    )
+    .unwrap();
+    let mut claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap(),
+    )
+    .unwrap();
+    let none = format!(
+        "{}.{}.",
+        b64(&serde_json::json!({"alg": "none", "typ": "JWT", "kid": header["kid"]})),
+        parts[1]
+    );
+    let none_sig = format!(
+        "{}.{}.c2ln",
+        b64(&serde_json::json!({"alg": "none", "typ": "JWT", "kid": header["kid"]})),
+        parts[1]
+    );
+    claims["sub"] = w.admin.member_id.clone().into();
+    let tampered = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);
+    let hs = format!(
+        "{}.{}.{}",
+        b64(&serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": header["kid"]})),
+        parts[1],
+        parts[2]
+    );
+    for (name, jwt) in [
+        ("none", none),
+        ("none with sig", none_sig),
+        ("tampered", tampered),
+        ("hs256", hs),
+    ] {
+        let res = s
+            .http
+            .get(s.url("/whoami"))
+            .header("authorization", bearer(&jwt))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{name}");
+    }
+    assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 0);
+}
+
+#[tokio::test]
+async fn a_too_old_jwt_goes_to_stytch_and_the_fresh_one_is_set_back() {
+    // If this broke, JWTs past max_token_age would be trusted, or browsers never refreshed.
+    let w = World::new().await;
+    let layer = w
+        .builder()
+        .jwt(JwtConfig::default().max_token_age(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let s = serve(layer, app()).await;
+    // A JWT minted two minutes ago: still within exp, but older than max_token_age.
+    w.emulator.set_clock_offset(-120);
+    let old = w.emulator.mint_jwt(&w.member.member_session_id).unwrap();
+    w.emulator.set_clock_offset(0);
+    let res = s
+        .http
+        .get(s.url("/whoami"))
+        .header(
+            "cookie",
+            format!("stytch_session_jwt={}", old.expose_secret()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 1);
+    let set = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(set.starts_with("stytch_session_jwt="));
+    assert!(!set.contains(old.expose_secret()));
+
+    // An expired JWT of a live session also goes to Stytch.
+    w.emulator.set_clock_offset(-600);
+    let expired = w.emulator.mint_jwt(&w.member2.member_session_id).unwrap();
+    w.emulator.set_clock_offset(0);
+    let res = s
+        .http
+        .get(s.url("/whoami"))
+        .header("authorization", bearer(expired.expose_secret()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 2);
+}
+
+#[tokio::test]
+async fn key_rotation_keeps_old_jwts_valid_and_learns_the_new_key() {
+    // If this broke, a Stytch key rotation would lock users out.
+    let w = World::new().await;
+    let cooldown = Duration::from_secs(2);
+    let layer = w
+        .builder()
+        .jwt(JwtConfig::default().unknown_kid_cooldown(cooldown))
+        .build()
+        .unwrap();
+    let s = serve(layer, app()).await;
+    let get = |jwt: String| {
+        let s = &s;
+        async move {
+            s.http
+                .get(s.url("/whoami"))
+                .header("authorization", bearer(&jwt))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        get(w.member.session_jwt.expose_secret().to_owned()).await,
+        StatusCode::OK
+    );
+    w.emulator.rotate_key();
+    // Right after a JWKS fetch (within the cooldown) a JWT with the new kid is left to Stytch.
+    let fresh = w.emulator.create_session(&w.member2.member_id);
+    assert_eq!(
+        get(fresh.session_jwt.expose_secret().to_owned()).await,
+        StatusCode::OK
+    );
+    assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 1);
+    // After the cooldown the new key is fetched and verifies locally; the old key still does.
+    tokio::time::sleep(cooldown + Duration::from_millis(50)).await;
+    let newer = w.emulator.create_session(&w.member2.member_id);
+    assert_eq!(
+        get(newer.session_jwt.expose_secret().to_owned()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(w.admin.session_jwt.expose_secret().to_owned()).await,
+        StatusCode::OK
+    );
+    assert_eq!(w.emulator.request_count(EmulatorEndpoint::Jwks), 2);
+    assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 1);
+}

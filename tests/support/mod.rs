@@ -1,0 +1,144 @@
+//! Shared setup for integration tests: the emulator, a seeded organization, and an axum app
+//! behind the layer, served on a real loopback socket.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{any, delete, get};
+use tower_stytch::emulator::{Emulator, EmulatorConfig, SessionInfo};
+use tower_stytch::{
+    MemberSession, RetryPolicy, StytchAuthLayer, StytchAuthLayerBuilder, StytchClient, StytchConfig,
+};
+
+pub struct World {
+    pub emulator: Emulator,
+    pub org: String,
+    pub other_org: String,
+    pub admin: SessionInfo,
+    pub member: SessionInfo,
+    pub member2: SessionInfo,
+    pub other_admin: SessionInfo,
+}
+
+/// A fast retry policy so fault tests stay quick.
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(10),
+        deadline: Duration::from_secs(3),
+    }
+}
+
+pub fn client_for(emulator: &Emulator) -> StytchClient {
+    let config = StytchConfig::builder(emulator.project_id(), emulator.secret())
+        .base_url(emulator.base_url())
+        .request_timeout(Duration::from_millis(800))
+        .retry_policy(fast_retry())
+        .build()
+        .unwrap();
+    StytchClient::new(config).unwrap()
+}
+
+impl World {
+    pub async fn new() -> Self {
+        let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
+        let org = emulator.create_organization("Acme", "acme");
+        let admin_id = emulator.create_member(&org, "admin@acme.test", &["stytch_admin"]);
+        let member_id = emulator.create_member(&org, "member@acme.test", &[]);
+        let member2_id = emulator.create_member(&org, "member2@acme.test", &[]);
+        let other_org = emulator.create_organization("Globex", "globex");
+        let other_admin_id =
+            emulator.create_member(&other_org, "admin@globex.test", &["stytch_admin"]);
+        World {
+            admin: emulator.create_session(&admin_id),
+            member: emulator.create_session(&member_id),
+            member2: emulator.create_session(&member2_id),
+            other_admin: emulator.create_session(&other_admin_id),
+            org,
+            other_org,
+            emulator,
+        }
+    }
+
+    pub fn client(&self) -> StytchClient {
+        client_for(&self.emulator)
+    }
+
+    /// The default layer builder for this world, cookies without `Secure` for plain http.
+    pub fn builder(&self) -> StytchAuthLayerBuilder {
+        StytchAuthLayer::builder(self.client()).public_prefix("/public/")
+    }
+}
+
+/// `GET /whoami` → the member id; `/public/*` → "public"; `DELETE /api/members/{id}` → 204;
+/// `GET /optional` → member id or "anonymous".
+pub fn app() -> Router {
+    Router::new()
+        .route(
+            "/whoami",
+            get(|session: MemberSession| async move { session.member_id }),
+        )
+        .route(
+            "/optional",
+            get(|session: Option<MemberSession>| async move {
+                session.map_or_else(|| "anonymous".to_owned(), |s| s.member_id)
+            }),
+        )
+        .route("/public/{*rest}", any(|| async { "public" }))
+        .route(
+            "/api/members/{member_id}",
+            delete(|| async { http::StatusCode::NO_CONTENT }),
+        )
+}
+
+pub struct Served {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub layer: StytchAuthLayer,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// Serves `router` behind `layer` on 127.0.0.1:0.
+pub async fn serve(layer: StytchAuthLayer, router: Router) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router.layer(layer.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Served {
+        addr,
+        http,
+        layer,
+        _task: task,
+    }
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// Waits until `f` holds, up to `timeout`.
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
