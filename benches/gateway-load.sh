@@ -124,7 +124,7 @@ declare -A RPS P50 P99
 run() { # name url [header]
     local name=$1 url=$2 out
     shift 2
-    echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency $* $url   ($name)" >&2
+    echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency ${1:+-H 'Authorization: Bearer <token>' }$url   ($name)" >&2
     out=$(timeout 60 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url")
     if grep -q 'Non-2xx' <<<"$out"; then echo "$name: non-2xx answers:" >&2; echo "$out" >&2; exit 1; fi
     RPS[$name]=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")

@@ -522,3 +522,203 @@ async fn upstream_metrics_are_rendered() {
     })
     .await;
 }
+
+mod full_stack {
+    //! The real stack (`Gateway` = probes → `StytchAuthLayer` → auth-only / proxy) against the
+    //! in-process emulator, configured like the command line's flags.
+
+    use super::*;
+    use tower_stytch::emulator::{Emulator, EmulatorConfig};
+    use tower_stytch::gateway::serve::{Gateway, ServeOptions};
+
+    struct Stack {
+        emulator: Emulator,
+        upstream: (Server, Arc<UpstreamState>),
+        addr: SocketAddr,
+        stop: Option<oneshot::Sender<()>>,
+        done: tokio::task::JoinHandle<tower_stytch::gateway::serve::ShutdownReport>,
+    }
+
+    async fn start(configure: impl FnOnce(&mut ServeOptions)) -> Stack {
+        let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
+        let upstream = spawn_upstream().await;
+        let mut options = ServeOptions::new(
+            emulator.stytch_config(),
+            format!("http://{}", upstream.0.addr),
+        );
+        configure(&mut options);
+        let gateway = Gateway::bind(options).await.unwrap();
+        let addr = gateway.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(gateway.run(async move {
+            let _ = stopped.await;
+        }));
+        Stack {
+            emulator,
+            upstream,
+            addr,
+            stop: Some(stop),
+            done,
+        }
+    }
+
+    async fn call(addr: SocketAddr, method: &str, path: &str, token: &str) -> Response<Bytes> {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(full_body(Bytes::new()))
+            .unwrap();
+        let response = client().request(req).await.unwrap();
+        let (parts, body) = response.into_parts();
+        Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
+    }
+
+    #[tokio::test]
+    async fn flags_reach_the_layer_and_identity_reaches_the_upstream() {
+        // If this broke, --logout-path / --admin-prefix / --public / --auth-only-path would be ignored.
+        bounded(async {
+            let stack = start(|o| {
+                o.logout_path = Some("/bye".to_owned());
+                o.admin_prefix = Some("/ops".to_owned());
+                o.public = vec!["/assets/".to_owned()];
+                o.auth_only_path = Some("/auth".to_owned());
+            })
+            .await;
+            let org = stack.emulator.create_organization("Acme", "acme");
+            let admin = stack
+                .emulator
+                .create_member(&org, "a@acme.test", &["stytch_admin"]);
+            let bob = stack.emulator.create_member(&org, "b@acme.test", &[]);
+            let admin = stack.emulator.create_session(&admin);
+            let bob = stack.emulator.create_session(&bob);
+            let bob_token = bob.session_token.expose_secret();
+            let admin_token = admin.session_token.expose_secret();
+
+            let r = call(stack.addr, "GET", "/app", bob_token).await;
+            assert_eq!(r.status(), StatusCode::OK);
+            let seen = stack
+                .upstream
+                .1
+                .seen
+                .lock()
+                .unwrap()
+                .last()
+                .cloned()
+                .unwrap();
+            assert_eq!(seen["x-stytch-member-id"], bob.member_id.as_str());
+            assert_eq!(
+                seen["x-stytch-member-session-id"],
+                bob.member_session_id.as_str()
+            );
+
+            assert_eq!(
+                get(stack.addr, "/assets/app.css", &[]).await.status(),
+                StatusCode::OK
+            );
+            assert_eq!(
+                get(stack.addr, "/app", &[]).await.status(),
+                StatusCode::UNAUTHORIZED
+            );
+            assert_eq!(
+                get(stack.addr, "/auth", &[]).await.status(),
+                StatusCode::UNAUTHORIZED
+            );
+            let auth = call(stack.addr, "GET", "/auth", bob_token).await;
+            assert_eq!(auth.status(), StatusCode::OK);
+            assert_eq!(auth.headers()["x-stytch-member-id"], bob.member_id.as_str());
+
+            let revoke = format!("/ops/members/{}/revoke-sessions", bob.member_id);
+            assert!(
+                call(stack.addr, "POST", &revoke, admin_token)
+                    .await
+                    .status()
+                    .is_success()
+            );
+            assert_eq!(
+                call(stack.addr, "GET", "/app", bob_token).await.status(),
+                StatusCode::UNAUTHORIZED
+            );
+            assert!(
+                call(stack.addr, "POST", "/bye", admin_token)
+                    .await
+                    .status()
+                    .is_success()
+            );
+            assert_eq!(
+                call(stack.addr, "GET", "/app", admin_token).await.status(),
+                StatusCode::UNAUTHORIZED
+            );
+
+            assert_eq!(
+                get(stack.addr, "/readyz", &[]).await.status(),
+                StatusCode::OK
+            );
+            assert_eq!(
+                get(stack.addr, "/healthz", &[]).await.status(),
+                StatusCode::OK
+            );
+            let mut stack = stack;
+            let _ = stack.stop.take().unwrap().send(());
+            let report = stack.done.await.unwrap();
+            assert!(report.is_clean(), "{report:?}");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn forced_signout_hook_signs_the_member_out() {
+        // If this broke, deleting a member in the upstream app would leave their sessions alive.
+        bounded(async {
+            let stack = start(|o| {
+                o.forced_signout = vec!["DELETE /api/members/{member_id}".to_owned()];
+                o.no_jwt = true;
+            })
+            .await;
+            let org = stack.emulator.create_organization("Acme", "acme");
+            let admin = stack
+                .emulator
+                .create_member(&org, "a@acme.test", &["stytch_admin"]);
+            let bob = stack.emulator.create_member(&org, "b@acme.test", &[]);
+            let admin = stack.emulator.create_session(&admin);
+            let bob = stack.emulator.create_session(&bob);
+            let bob_token = bob.session_token.expose_secret();
+            assert_eq!(
+                call(stack.addr, "GET", "/app", bob_token).await.status(),
+                StatusCode::OK
+            );
+            let path = format!("/api/members/{}", bob.member_id);
+            let r = call(
+                stack.addr,
+                "DELETE",
+                &path,
+                admin.session_token.expose_secret(),
+            )
+            .await;
+            assert!(r.status().is_success(), "{:?}", r.status());
+            assert_eq!(
+                call(stack.addr, "GET", "/app", bob_token).await.status(),
+                StatusCode::UNAUTHORIZED
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn readyz_is_503_when_stytch_is_unreachable() {
+        // If this broke, /readyz would report ready while no request can be authenticated.
+        bounded(async {
+            let stack = start(|_| {}).await;
+            assert_eq!(
+                get(stack.addr, "/readyz", &[]).await.status(),
+                StatusCode::OK
+            );
+            let Stack { emulator, addr, .. } = stack;
+            emulator.shutdown().await;
+            let r = get(addr, "/readyz", &[]).await;
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(get(addr, "/healthz", &[]).await.status(), StatusCode::OK);
+        })
+        .await;
+    }
+}
