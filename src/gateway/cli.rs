@@ -79,20 +79,23 @@ impl StytchArgs {
     ///
     /// # Errors
     ///
-    /// [`GatewayError::Config`] naming the missing or invalid input (never the secret).
+    /// [`GatewayError::Missing`] or [`GatewayError::Config`] naming the missing or invalid
+    /// input (never the secret).
     pub fn stytch_config(&self) -> Result<crate::StytchConfig, GatewayError> {
         let project_id = self
             .project_id
             .clone()
             .filter(|v| !v.trim().is_empty())
-            .ok_or(crate::ConfigError::MissingEnv {
-                name: "STYTCH_PROJECT_ID",
+            .ok_or(GatewayError::Missing {
+                setting: "STYTCH_PROJECT_ID (or --project-id)",
             })?;
-        let secret = self.secret.clone().filter(|v| !v.trim().is_empty()).ok_or(
-            crate::ConfigError::MissingEnv {
-                name: "STYTCH_SECRET",
-            },
-        )?;
+        let secret =
+            self.secret
+                .clone()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(GatewayError::Missing {
+                    setting: "STYTCH_SECRET (or --secret)",
+                })?;
         let mut builder = crate::StytchConfig::builder(project_id, secret);
         if let Some(url) = self.base_url.as_deref().filter(|v| !v.trim().is_empty()) {
             builder = builder.base_url(url);

@@ -60,6 +60,12 @@ pub enum GatewayError {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// A required setting is missing.
+    #[error("missing setting: {setting}")]
+    Missing {
+        /// The setting, as its environment variable and flag.
+        setting: &'static str,
+    },
     /// Some other setting is invalid.
     #[error("invalid {name}: {reason}")]
     InvalidSetting {
@@ -91,7 +97,10 @@ impl GatewayError {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            Self::Config(_) | Self::InvalidUpstream { .. } | Self::InvalidSetting { .. }
+            Self::Config(_)
+                | Self::Missing { .. }
+                | Self::InvalidUpstream { .. }
+                | Self::InvalidSetting { .. }
         )
     }
 }

@@ -77,13 +77,12 @@ impl TryFrom<ServeArgs> for ServeOptions {
     type Error = GatewayError;
 
     fn try_from(args: ServeArgs) -> Result<Self, GatewayError> {
-        let upstream = args
-            .upstream
-            .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| GatewayError::InvalidSetting {
-                name: "upstream",
-                reason: "--upstream (or GATEWAY_UPSTREAM) is required".to_owned(),
-            })?;
+        let upstream =
+            args.upstream
+                .filter(|u| !u.trim().is_empty())
+                .ok_or(GatewayError::Missing {
+                    setting: "GATEWAY_UPSTREAM (or --upstream)",
+                })?;
         if let Some(path) = &args.auth_only_path
             && !path.starts_with('/')
         {
@@ -231,11 +230,14 @@ impl Gateway {
             layer,
             options,
         } = self;
-        let addr = listener.local_addr().ok();
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| options.listen.to_string(), |a| a.to_string());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let metrics_task = metrics.map(|(listener, svc)| {
-            let addr = listener.local_addr().ok();
-            tracing::info!(?addr, "metrics listening");
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics listening on /metrics");
+            }
             let mut rx = stop_rx.clone();
             tokio::spawn(serve(
                 listener,
@@ -247,13 +249,22 @@ impl Gateway {
             ))
         });
         tracing::info!(
-            ?addr,
+            %addr,
             upstream = %options.upstream,
             stytch = %options.stytch.base_url(),
             project_id = options.stytch.project_id(),
             jwt = !options.no_jwt,
             "gateway listening"
         );
+        let startup_layer = layer.clone();
+        tokio::spawn(async move {
+            match startup_layer.ready().await {
+                Ok(()) => tracing::info!("Stytch reachable; ready"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "Stytch not reachable yet; /readyz answers 503")
+                }
+            }
+        });
         let draining = service.draining_flag();
         let signalled = Arc::new(std::sync::OnceLock::<Instant>::new());
         let signalled_at = signalled.clone();
