@@ -19,11 +19,16 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Every flag can also be set through the environment variable shown next to it. Logging
 /// follows RUST_LOG (default `info`); credentials never appear in any log line.
 #[derive(Debug, Parser)]
-#[command(name = "stytch-gateway", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "stytch-gateway", version, max_term_width = 100)]
 pub struct Cli {
     /// Log line format on stderr.
     #[arg(long, global = true, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Runtime worker threads (default: one per CPU core).
+    #[arg(long, global = true, env = "GATEWAY_WORKER_THREADS", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
 
     /// What to run.
     #[command(subcommand)]
@@ -252,10 +257,12 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = cli.worker_threads {
+        builder.worker_threads(usize::from(threads));
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("stytch-gateway: cannot start the async runtime: {err}");
