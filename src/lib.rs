@@ -1,7 +1,86 @@
 //! Stytch B2B session authentication, logout and forced sign-out for tower, hyper and axum.
 //!
-//! See the README for the full guide (usage with axum and hyper, layer ordering, caching and
-//! revocation semantics, what is logged).
+//! [`StytchAuthLayer`] sits in front of any `Service<http::Request<B>>`. On every request it
+//! takes the Stytch session credential from the headers (`Authorization: Bearer`, cookies
+//! `stytch_session_jwt` / `stytch_session`), authenticates it through a local cache (a session
+//! JWT locally against Stytch's JWKS, an opaque token with `POST
+//! /v1/b2b/sessions/authenticate`), and hands the [`MemberSession`] to the inner service in
+//! the request's extensions. It serves `POST /logout`, `POST /logout/everywhere` and admin
+//! revocation routes itself, and forces members out after the app's own admin actions.
+//!
+//! # axum
+//!
+//! ```no_run
+//! use axum::{Extension, Router, routing::get};
+//! use tower_stytch::{MemberSession, StytchAuthLayer, StytchClient};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let auth = StytchAuthLayer::builder(StytchClient::from_env()?)
+//!     .public_prefix("/assets/")
+//!     .forced_signout("DELETE /api/members/{member_id}")
+//!     .build()?;
+//! let app: Router = Router::new()
+//!     // With feature `axum`, `MemberSession` is an extractor of its own.
+//!     .route("/whoami", get(|Extension(s): Extension<MemberSession>| async move { s.member_id }))
+//!     .layer(auth);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # tower / hyper
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_stytch::{MemberSession, StytchAuthLayer, StytchClient};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let auth = StytchAuthLayer::builder(StytchClient::from_env()?).build()?;
+//! let svc = ServiceBuilder::new()
+//!     .layer(auth)
+//!     .service_fn(|req: http::Request<String>| async move {
+//!         let member = req.extensions().get::<MemberSession>().map(|s| s.member_id.clone());
+//!         Ok::<_, Infallible>(http::Response::new(member.unwrap_or_default()))
+//!     });
+//! let res = svc
+//!     .oneshot(http::Request::get("/").body(String::new())?)
+//!     .await?;
+//! assert_eq!(res.status(), 401); // no credential
+//! # Ok(()) }
+//! ```
+//!
+//! With hyper 1, wrap the service in `hyper_util::service::TowerToHyperService` and serve it
+//! with `hyper_util::server::conn::auto::Builder` (see `examples/hyper.rs`).
+//!
+//! # Layer ordering
+//!
+//! `ServiceBuilder` runs layers top to bottom; `Router::layer` wraps what was added before
+//! it, so the last `.layer` sees the request first. Keep tracing and
+//! `SetSensitiveRequestHeaders` outside this layer, and anything needing the member inside.
+//!
+//! # Caching and revocation
+//!
+//! One cache per layer, **shared by every clone of the layer**, keyed by SHA-256 of the
+//! credential. Concurrent misses of one credential make one Stytch call. Entries live
+//! min(session expiry, [`CacheConfig::max_ttl`]) for tokens and until the JWT's `exp` (or
+//! `max_token_age`) for locally verified JWTs. A revocation through this crate (logout, admin
+//! route, hook, [`Revoker`]) evicts every entry of the session or member and puts it on a
+//! denylist checked by every request until every JWT minted before it has expired, so even
+//! a still-valid JWT of a revoked session is refused at once. If Stytch is unreachable the
+//! revocation takes effect here anyway and is retried in the background until Stytch
+//! confirms. Revocations made elsewhere are seen when the cache entry expires.
+//!
+//! # What is logged
+//!
+//! `tracing` events with paths (no query), credential kinds, outcomes, Stytch `request_id`s
+//! and member ids (debug); never a token, JWT, cookie or the project secret, at any level.
+//! Metrics go through the `metrics` facade. The README lists both.
+//!
+//! # Features
+//!
+//! `jwt` (default): local JWT verification. `axum`: extractors. `emulator`: the Stytch
+//! emulator. `gateway`: the `stytch-gateway` reverse proxy.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

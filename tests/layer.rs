@@ -436,3 +436,38 @@ fn layer_service_and_future_are_send_sync_and_clone() {
     send::<tower_stytch::ResponseFuture<axum::routing::Route, axum::body::Body, axum::body::Body>>(
     );
 }
+
+#[tokio::test]
+async fn poll_ready_is_forwarded_to_the_inner_service() {
+    // If this broke, backpressure from the app (e.g. a concurrency limit) would be ignored.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll};
+    use tower::Service;
+
+    #[derive(Clone)]
+    struct Gate(Arc<AtomicBool>);
+    impl Service<http::Request<axum::body::Body>> for Gate {
+        type Response = http::Response<axum::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            if self.0.load(Ordering::SeqCst) {
+                Poll::Ready(Ok(()))
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+        fn call(&mut self, _req: http::Request<axum::body::Body>) -> Self::Future {
+            std::future::ready(Ok(http::Response::new(axum::body::Body::empty())))
+        }
+    }
+
+    let w = World::new().await;
+    let open = Arc::new(AtomicBool::new(false));
+    let mut svc = tower::Layer::layer(&w.builder().build().unwrap(), Gate(Arc::clone(&open)));
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    assert!(svc.poll_ready(&mut cx).is_pending());
+    open.store(true, Ordering::SeqCst);
+    assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+}
