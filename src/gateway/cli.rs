@@ -182,10 +182,10 @@ pub struct EmulatorArgs {
         default_value = "127.0.0.1:4010"
     )]
     pub listen: SocketAddr,
-    /// Project id the emulator accepts (random when unset).
+    /// Project id the emulator accepts (default: the emulator's built-in test project).
     #[arg(long, value_name = "ID")]
     pub project_id: Option<String>,
-    /// Project secret the emulator accepts (random when unset).
+    /// Project secret the emulator accepts (default: the built-in test project's secret).
     #[arg(long, value_name = "SECRET")]
     pub secret: Option<String>,
 }
