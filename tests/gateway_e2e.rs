@@ -305,11 +305,12 @@ async fn bounded<F: std::future::Future>(f: F) -> F::Output {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn identity_headers_reach_the_upstream_and_spoofed_ones_do_not() {
-    // If this broke, the real binary would forward spoofed identities or drop real ones.
+    // If this broke, the real binary would forward spoofed identities, drop real ones or lose /metrics.
     bounded(async {
         let stytch = Stytch::start();
         let up = upstream().await;
-        let gw = Gateway::start(&stytch, up.addr, &[]).await;
+        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port())).to_string();
+        let gw = Gateway::start(&stytch, up.addr, &["--metrics-listen", &metrics]).await;
         let org = stytch.organization("acme").await;
         let (member, token) = stytch.member(&org, "bob@acme.test", &[]).await;
         let r = http()
@@ -343,6 +344,22 @@ async fn identity_headers_reach_the_upstream_and_spoofed_ones_do_not() {
                 .contains("stytch_admin")
         );
         assert_eq!(seen[0]["x-forwarded-for"], "127.0.0.1");
+        let rendered = http()
+            .get(format!("http://{metrics}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            rendered.contains("stytch_gateway_upstream_responses_total{class=\"2xx\"} 1"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("stytch_auth_requests_total"),
+            "{rendered}"
+        );
         gw.assert_logs_clean(&[&token]);
     })
     .await;
