@@ -3,7 +3,7 @@
 //! The upstream is a small hyper server in this process; the gateway's service stack is
 //! served on 127.0.0.1 by `gateway::server::serve`, with a stand-in for the auth layer that
 //! attaches a `MemberSession` when the test asks for one (the real layer is exercised by
-//! the end-to-end tests and by `full_stack_*` below).
+//! the end-to-end tests and by the `full_stack` tests below, against the in-process emulator).
 #![cfg(feature = "gateway")]
 
 use std::convert::Infallible;
