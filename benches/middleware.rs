@@ -75,7 +75,7 @@ fn request_path(c: &mut Criterion) {
     let bare = tower::service_fn(echo);
     group.bench_function("bare_service", |b| {
         b.to_async(&rt).iter(|| {
-            let mut svc = bare.clone();
+            let mut svc = bare;
             let token = token.clone();
             async move { call(&mut svc, &token).await }
         })
