@@ -1015,3 +1015,30 @@ async fn live_project_ids_make_live_ids() {
             .starts_with("session-live-")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn holds_up_under_concurrent_load() {
+    // If this failed, benches and load tests against the emulator would see spurious errors.
+    let f = fixture().await;
+    let s = f.emu.create_session(&f.member);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let req = f
+            .post(AUTHENTICATE)
+            .json(&json!({"session_token": s.session_token.expose_secret()}));
+        let jwks = f.http.get(f.jwks_url());
+        tasks.spawn(async move {
+            for _ in 0..16 {
+                let a = req.try_clone().unwrap().send().await.unwrap();
+                assert_eq!(a.status(), 200);
+                let j = jwks.try_clone().unwrap().send().await.unwrap();
+                assert_eq!(j.status(), 200);
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    assert_eq!(f.emu.request_count(EmulatorEndpoint::Authenticate), 512);
+    assert_eq!(f.emu.request_count(EmulatorEndpoint::Jwks), 512);
+}
