@@ -567,3 +567,43 @@ impl Drop for Emulator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_log_is_bounded_and_keeps_the_newest() {
+        // If this failed, a long benchmark against the emulator would grow memory without bound.
+        let shared = Shared::new(DEFAULT_PROJECT_ID.into(), DEFAULT_SECRET.into());
+        for i in 0..REQUEST_LOG_CAPACITY + 5 {
+            shared.record(RecordedRequest {
+                method: http::Method::GET,
+                path: format!("/{i}"),
+                headers: http::HeaderMap::new(),
+                body: Value::Null,
+            });
+        }
+        let log = shared.requests();
+        assert_eq!(log.len(), REQUEST_LOG_CAPACITY);
+        assert_eq!(log[0].path, "/5");
+    }
+
+    #[test]
+    fn basic_auth_needs_this_projects_id_and_secret() {
+        // If this failed, the emulator would accept wrong secrets or refuse right ones.
+        use base64::Engine as _;
+        let shared = Shared::new("p".into(), "s".into());
+        let header = |raw: &str| {
+            http::HeaderValue::from_str(&format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            ))
+            .unwrap()
+        };
+        assert!(shared.basic_auth_ok(&header("p:s")));
+        assert!(!shared.basic_auth_ok(&header("p:x")));
+        assert!(!shared.basic_auth_ok(&header("q:s")));
+        assert!(!shared.basic_auth_ok(&http::HeaderValue::from_static("Bearer p:s")));
+    }
+}

@@ -232,14 +232,17 @@ fn fault_response(request_id: &str, fault: &Fault) -> Result<Response<Body>, io:
                 "x".repeat(256)
             );
             let half = Bytes::from(whole.as_bytes()[..whole.len() / 2].to_vec());
-            let frames: Vec<Result<Frame<Bytes>, io::Error>> = vec![
-                Ok(Frame::data(half)),
+            // The first half goes out with the headers; the error comes a moment later so
+            // that the client sees a 200 whose body stops short.
+            let first = futures_util::stream::iter([Ok::<_, io::Error>(Frame::data(half))]);
+            let cut = futures_util::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "emulator: injected truncated body",
-                )),
-            ];
-            let body = StreamBody::new(futures_util::stream::iter(frames)).boxed();
+                ))
+            });
+            let body = StreamBody::new(futures_util::StreamExt::chain(first, cut)).boxed();
             let mut response = Response::new(body);
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
