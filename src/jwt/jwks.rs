@@ -173,10 +173,10 @@ impl KeyStore {
             return Ok(());
         }
         let ran_meanwhile = self.fetches.load(Ordering::Acquire) != seen;
-        if ran_meanwhile || self.cooling_down(&state) {
-            if let Some(err) = &state.last_error {
-                return Err(replay(err));
-            }
+        if (ran_meanwhile || self.cooling_down(&state))
+            && let Some(err) = &state.last_error
+        {
+            return Err(replay(err));
         }
         self.fetch_locked(&mut state, "initial").await
     }
