@@ -1,5 +1,5 @@
-#![cfg(feature = "emulator")]
 //! The Stytch emulator over real loopback sockets: one test per documented behaviour.
+#![cfg(feature = "emulator")]
 
 use std::time::{Duration, Instant, SystemTime};
 
