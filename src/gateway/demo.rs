@@ -1,7 +1,7 @@
 //! `stytch-gateway emulator` and `stytch-gateway demo`.
 //!
 //! The demo starts, all on 127.0.0.1: the Stytch emulator with two seeded organizations, the
-//! [`EchoUpstream`](super::upstream::EchoUpstream) app, and the gateway in front of it. It
+//! [`EchoUpstream`] app, and the gateway in front of it. It
 //! prints ready-to-paste curl commands; with `--self-test` it runs them itself and exits 0
 //! only when every status is the expected one.
 
