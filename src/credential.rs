@@ -17,13 +17,15 @@ pub(crate) type CacheKey = [u8; 32];
 macro_rules! secret_string {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
+        ///
+        /// Cheap to clone: clones share one allocation.
         #[derive(Clone, PartialEq, Eq)]
-        pub struct $name(String);
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             /// Wraps a raw value without checking it (see [`Credential::parse`] for checks).
             pub fn new(raw: impl Into<String>) -> Self {
-                Self(raw.into())
+                Self(std::sync::Arc::from(raw.into()))
             }
 
             /// The raw value, for sending to Stytch or setting a cookie. Never log it.
@@ -77,9 +79,30 @@ pub enum CredentialError {
     MalformedJwt,
 }
 
-fn is_b64url(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
-}
+/// Byte classes of a credential: base64url, `.`, `=`, or invalid.
+const INVALID: u8 = 0;
+const B64: u8 = 1;
+const DOT: u8 = 2;
+const PAD: u8 = 3;
+
+static CLASS: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            B64
+        } else if c == b'.' {
+            DOT
+        } else if c == b'=' {
+            PAD
+        } else {
+            INVALID
+        };
+        b += 1;
+    }
+    table
+};
 
 impl Credential {
     /// Classifies and checks a raw credential: three non-empty base64url segments joined by
@@ -95,26 +118,32 @@ impl Credential {
         if raw.len() > MAX_CREDENTIAL_LEN {
             return Err(CredentialError::TooLong);
         }
-        let bytes = raw.as_bytes();
-        if !bytes
-            .iter()
-            .all(|&b| is_b64url(b) || b == b'.' || b == b'=')
-        {
-            return Err(CredentialError::InvalidCharacters);
+        // One pass over the bytes (this runs on every request): classify, count dots, and
+        // check that no JWT segment is empty.
+        let mut dots = 0usize;
+        let mut pad = false;
+        let mut segment_len = 0usize;
+        let mut empty_segment = false;
+        for &b in raw.as_bytes() {
+            match CLASS[b as usize] {
+                B64 => segment_len += 1,
+                DOT => {
+                    empty_segment |= segment_len == 0;
+                    segment_len = 0;
+                    dots += 1;
+                }
+                PAD => pad = true,
+                _ => return Err(CredentialError::InvalidCharacters),
+            }
         }
-        if bytes.contains(&b'.') {
-            let mut parts = raw.split('.');
-            let ok = (0..3).all(|_| {
-                parts
-                    .next()
-                    .is_some_and(|p| !p.is_empty() && p.bytes().all(is_b64url))
-            }) && parts.next().is_none();
-            if !ok {
+        if dots > 0 {
+            empty_segment |= segment_len == 0;
+            if dots != 2 || empty_segment || pad {
                 return Err(CredentialError::MalformedJwt);
             }
             return Ok(Self::Jwt(SessionJwt::new(raw)));
         }
-        if bytes.contains(&b'=') {
+        if pad {
             // Stytch's tokens are unpadded base64url.
             return Err(CredentialError::InvalidCharacters);
         }
