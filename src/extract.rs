@@ -331,3 +331,46 @@ mod tests {
         assert!(CredentialSource::header("a b").is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn extraction_never_panics_on_arbitrary_headers(
+            cookies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..4),
+            auth in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            // If this broke, a malformed header could crash a worker instead of getting a 4xx.
+            let mut headers = HeaderMap::new();
+            for c in &cookies {
+                if let Ok(v) = HeaderValue::from_bytes(c) {
+                    headers.append(COOKIE, v);
+                }
+            }
+            if let Ok(v) = HeaderValue::from_bytes(&auth) {
+                headers.append(AUTHORIZATION, v);
+            }
+            let _ = extract(&headers, &CredentialSource::defaults());
+        }
+
+        #[test]
+        fn an_accepted_credential_is_a_token_or_a_three_part_jwt(raw in "[A-Za-z0-9._=;\" -]{0,80}") {
+            // If this broke, junk could be classified as a credential and sent to Stytch.
+            match Credential::parse(&raw) {
+                Ok(Credential::Jwt(j)) => {
+                    let parts: Vec<&str> = j.expose_secret().split('.').collect();
+                    prop_assert_eq!(parts.len(), 3);
+                    prop_assert!(parts.iter().all(|p| !p.is_empty()));
+                }
+                Ok(Credential::Token(t)) => {
+                    prop_assert!(t.expose_secret().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+                }
+                Ok(_) => prop_assert!(false, "unknown credential kind"),
+                Err(_) => {}
+            }
+        }
+    }
+}

@@ -82,6 +82,12 @@ impl RouteTable {
                 return Route::Hook(member_id);
             }
         }
+        // A path that another server could normalise differently (dot segments, encoded
+        // slashes, backslashes) is never public: behind a proxy, `/assets/../admin` must not
+        // inherit the public status of `/assets/`.
+        if is_ambiguous(path) {
+            return Route::Protected;
+        }
         if self
             .public
             .iter()
@@ -98,6 +104,26 @@ impl RouteTable {
         }
         Route::Protected
     }
+}
+
+/// Whether `path` has a `.` or `..` segment (also percent-encoded), an encoded `/` or `\`,
+/// or a backslash.
+pub(crate) fn is_ambiguous(path: &str) -> bool {
+    // Fast path for the common case, without allocating.
+    if !path.bytes().any(|b| matches!(b, b'%' | b'\\' | b'.')) {
+        return false;
+    }
+    if path.contains('\\') {
+        return true;
+    }
+    path.split('/').any(|segment| {
+        let lower = segment.to_ascii_lowercase();
+        if lower.contains("%2f") || lower.contains("%5c") {
+            return true;
+        }
+        let decoded = lower.replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
 }
 
 #[cfg(test)]
@@ -160,6 +186,23 @@ mod tests {
         assert_eq!(t.classify(&Method::GET, "/assets/app.js"), Route::Public);
         assert_eq!(t.classify(&Method::GET, "/"), Route::Optional);
         assert_eq!(t.classify(&Method::GET, "/secret"), Route::Protected);
+        // Dot segments and encoded slashes never match a public route.
+        for odd in [
+            "/assets/../secret",
+            "/assets/%2e%2e/secret",
+            "/assets/%2E./secret",
+            "/assets/./x",
+            "/assets/a%2fb",
+            "/assets/a%5Cb",
+            "/assets/a\\b",
+        ] {
+            assert_eq!(t.classify(&Method::GET, odd), Route::Protected, "{odd}");
+        }
+        assert_eq!(
+            t.classify(&Method::GET, "/assets/.well-known"),
+            Route::Public
+        );
+        assert_eq!(t.classify(&Method::GET, "/assets/v1..2.js"), Route::Public);
         let mut get = table();
         get.logout_allow_get = true;
         assert_eq!(get.classify(&Method::GET, "/logout"), Route::Logout);
