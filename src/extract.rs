@@ -368,7 +368,6 @@ mod proptests {
                 Ok(Credential::Token(t)) => {
                     prop_assert!(t.expose_secret().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
                 }
-                Ok(_) => prop_assert!(false, "unknown credential kind"),
                 Err(_) => {}
             }
         }
