@@ -122,9 +122,30 @@ where
             "stytch_auth",
             path = %req.uri().path(),
             credential = credential.kind(),
+            outcome = tracing::field::Empty,
+            request_id = tracing::field::Empty,
         );
         let lookup = Box::pin(
-            async move { authenticate(&lookup_shared, &credential).await }.instrument(span),
+            async move {
+                let result = authenticate(&lookup_shared, &credential).await;
+                let span = tracing::Span::current();
+                match &result {
+                    Ok(entry) => {
+                        span.record("outcome", "authenticated");
+                        if let Some(id) = &entry.request_id {
+                            span.record("request_id", id.as_str());
+                        }
+                    }
+                    Err(rejection) => {
+                        span.record("outcome", rejection.kind().as_str());
+                        if let Some(id) = rejection.stytch_request_id() {
+                            span.record("request_id", id);
+                        }
+                    }
+                }
+                result
+            }
+            .instrument(span),
         );
         Self {
             state: State::Lookup {
