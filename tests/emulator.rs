@@ -374,7 +374,8 @@ async fn authorization_check_grants_denies_and_checks_tenancy() {
 
 #[tokio::test]
 async fn revoke_argument_errors_none_too_many_and_null() {
-    // If this failed, a client sending no, several or null selectors would not be caught.
+    // If this failed, a client sending no or several selectors would not be caught, or an
+    // official SDK sending `null` for absent selectors would break.
     let f = fixture().await;
     let s = f.emu.create_session(&f.member);
     let (status, body) = f.post_json(REVOKE, json!({})).await;
@@ -395,14 +396,19 @@ async fn revoke_argument_errors_none_too_many_and_null() {
     let (status, body) = f
         .post_json(
             REVOKE,
-            json!({"member_session_id": s.member_session_id, "session_token": null}),
+            json!({"member_id": null, "member_session_id": s.member_session_id,
+                   "session_token": null, "session_jwt": null}),
         )
+        .await;
+    assert_eq!(status.as_u16(), 200, "{body}");
+    assert!(!f.emu.is_session_live(&s.member_session_id));
+    let (status, body) = f
+        .post_json(REVOKE, json!({"member_id": null, "session_token": null}))
         .await;
     assert_eq!(
         (status.as_u16(), error_type(&body)),
-        (400, "invalid_request")
+        (400, "no_session_revoke_arguments")
     );
-    assert!(f.emu.is_session_live(&s.member_session_id));
 }
 
 #[tokio::test]

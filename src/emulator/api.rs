@@ -363,13 +363,9 @@ pub(crate) fn revoke(
         match body.get(field) {
             None => {}
             Some(Value::String(s)) => selected.push((field, s.as_str())),
-            Some(Value::Null) => {
-                return Err(ApiError::new(
-                    400,
-                    "invalid_request",
-                    format!("{field} must not be null; omit absent fields."),
-                ));
-            }
+            // Stytch's official Rust SDK sends absent selectors as `null`; it must keep
+            // working unchanged, so `null` counts as absent (as on authenticate).
+            Some(Value::Null) => {}
             Some(_) => {
                 return Err(ApiError::new(
                     400,

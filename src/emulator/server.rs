@@ -87,7 +87,12 @@ pub(crate) fn route(method: &Method, path: &str) -> Route {
                 && !project.is_empty()
                 && !project.contains('/')
             {
-                return expect(Method::GET, "GET", Route::Jwks(project.to_owned()));
+                // Clients may percent-encode the id (Stytch's official SDKs encode every
+                // non-alphanumeric character).
+                let project = percent_encoding::percent_decode_str(project)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                return expect(Method::GET, "GET", Route::Jwks(project));
             }
             if let Some(rest) = path.strip_prefix("/emulator/v1/") {
                 return control::route(method, rest);

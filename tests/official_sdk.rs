@@ -1,0 +1,95 @@
+//! Stytch's official Rust SDK (crate `stytch`), pointed at the emulator, works unchanged:
+//! its strict response types decode the emulator's answers, and its `null`-valued request
+//! fields are accepted as Stytch does.
+#![cfg(feature = "emulator")]
+
+use stytch::b2b::sessions::{AuthenticateRequest, GetJWKSRequest, RevokeRequest};
+use tower_stytch::emulator::{Emulator, EmulatorConfig};
+
+fn official_client(emulator: &Emulator) -> stytch::b2b::client::Client {
+    let base = reqwest::Url::parse(&emulator.base_url()).unwrap();
+    let http = stytch::client::Client::new_with_base_url(
+        emulator.project_id(),
+        emulator.secret(),
+        base.clone(),
+        stytch::client::Vertical::B2B,
+    )
+    .unwrap();
+    let fraud = stytch::client::Client::new_with_base_url(
+        emulator.project_id(),
+        emulator.secret(),
+        base,
+        stytch::client::Vertical::Consumer,
+    )
+    .unwrap();
+    stytch::b2b::client::Client::new_with_http_client(http, fraud)
+}
+
+#[tokio::test]
+async fn the_official_rust_sdk_authenticates_revokes_and_reads_the_jwks() {
+    // If this broke, code proven against the emulator could fail against the real Stytch API.
+    let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let org = emulator.create_organization("Acme", "acme");
+    let admin = emulator.create_member(&org, "admin@acme.test", &["stytch_admin"]);
+    let member = emulator.create_member(&org, "member@acme.test", &[]);
+    let session = emulator.create_session(&member);
+    let client = official_client(&emulator);
+
+    let res = client
+        .sessions
+        .authenticate(AuthenticateRequest {
+            session_token: Some(session.session_token.expose_secret().to_owned()),
+            ..Default::default()
+        })
+        .await
+        .expect("the official SDK decodes the emulator's authenticate answer");
+    assert_eq!(res.member_session.member_id, member);
+    assert_eq!(
+        res.member_session.member_session_id,
+        session.member_session_id
+    );
+    assert_eq!(res.organization.organization_id, org);
+    assert!(!res.session_jwt.is_empty());
+
+    let res = client
+        .sessions
+        .authenticate(AuthenticateRequest {
+            session_jwt: Some(session.session_jwt.expose_secret().to_owned()),
+            ..Default::default()
+        })
+        .await
+        .expect("JWT authenticate");
+    assert_eq!(res.member.member_id, member);
+
+    let jwks = client
+        .sessions
+        .get_jwks(GetJWKSRequest {
+            project_id: emulator.project_id().to_owned(),
+        })
+        .await
+        .expect("the official SDK decodes the emulator's JWKS");
+    assert!(!jwks.keys.is_empty());
+
+    // The SDK sends every absent selector as `null`.
+    let other = emulator.create_session(&admin);
+    client
+        .sessions
+        .revoke(RevokeRequest {
+            member_session_id: Some(other.member_session_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("revoke with null selectors");
+    assert!(!emulator.is_session_live(&other.member_session_id));
+
+    let err = client
+        .sessions
+        .authenticate(AuthenticateRequest {
+            session_token: Some(other.session_token.expose_secret().to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let shown = format!("{err:?}");
+    assert!(shown.contains("session_not_found"), "{shown}");
+}
