@@ -249,6 +249,11 @@ pub(crate) async fn admin(
             &shared,
             Rejection::new(RejectionKind::NotFound).with_stytch(err.error_type(), err.request_id()),
         ),
+        Err(RevokeError::ActingSessionInvalid(err)) => reject(
+            &shared,
+            Rejection::new(RejectionKind::SessionInvalid)
+                .with_stytch(err.error_type(), err.request_id()),
+        ),
         Err(RevokeError::InvalidId { .. }) => {
             reject(&shared, Rejection::new(RejectionKind::InvalidParameter))
         }

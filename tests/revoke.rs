@@ -574,3 +574,50 @@ async fn admin_revocation_during_an_outage_answers_202_pending_and_flush_deliver
     assert_eq!(s.layer.revoker().flush(Duration::from_secs(5)).await, 0);
     assert!(!w.emulator.is_session_live(&w.member.member_session_id));
 }
+
+#[tokio::test]
+async fn a_dead_admin_session_cannot_pass_as_already_revoked() {
+    // If this broke, an admin revoked at Stytch (still cached here) could force members out.
+    let w = World::new().await;
+    let s = serve(w.builder().build().unwrap(), app()).await;
+    let admin = bearer(w.admin.session_token.expose_secret());
+    assert_eq!(
+        whoami(&s, w.admin.session_token.expose_secret()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        whoami(&s, w.member.session_token.expose_secret()).await,
+        StatusCode::OK
+    );
+    // The admin's session is revoked elsewhere (Stytch dashboard): our cache still has it.
+    w.client()
+        .revoke(
+            &tower_stytch::RevokeSelector::MemberSessionId(w.admin.member_session_id.clone()),
+            None,
+        )
+        .await
+        .unwrap();
+    for path in [
+        format!("/admin/sessions/{}/revoke", w.member.member_session_id),
+        format!("/admin/members/{}/revoke-sessions", w.member.member_id),
+    ] {
+        let res = s
+            .http
+            .post(s.url(&path))
+            .header("authorization", &admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // The member was not forced out, here or at Stytch; the dead admin session is refused.
+    assert!(w.emulator.is_session_live(&w.member.member_session_id));
+    assert_eq!(
+        whoami(&s, w.member.session_token.expose_secret()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        whoami(&s, w.admin.session_token.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+}

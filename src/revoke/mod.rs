@@ -92,6 +92,9 @@ pub enum RevokeError {
     /// Stytch does not know the member.
     #[error("stytch does not know the member")]
     NotFound(#[source] StytchError),
+    /// The acting member's session is not valid (revoked or expired meanwhile).
+    #[error("the acting member's session is not valid")]
+    ActingSessionInvalid(#[source] StytchError),
     /// Stytch could not be reached and the revocation was not applied locally.
     #[error("stytch is unavailable")]
     Unavailable(#[source] StytchError),
@@ -269,6 +272,21 @@ impl Revoker {
                 }
             }
             Err(err) if err.error_type() == Some("session_not_found") => {
+                // With an acting member, `session_not_found` may be about the acting session
+                // rather than the target: never let a dead acting session pass as "already
+                // revoked" (it would force the target out here on a dead admin's word).
+                if let Some(acting) = acting {
+                    if !self.acting_is_target(acting, &target).await
+                        && !self.acting_is_live(acting).await
+                    {
+                        record(&target, "acting_session_invalid");
+                        tracing::info!(
+                            target_kind = target.kind(),
+                            "revocation refused: the acting member's session is not valid"
+                        );
+                        return Err(RevokeError::ActingSessionInvalid(err));
+                    }
+                }
                 self.apply_local(&target, Some(Instant::now() + self.window()))
                     .await;
                 RevokeOutcome::AlreadyRevoked
@@ -335,6 +353,38 @@ impl Revoker {
             "revoked"
         );
         Ok(outcome)
+    }
+
+    /// Whether the acting credential is (a credential of) the target session itself.
+    async fn acting_is_target(&self, acting: &Credential, target: &Target) -> bool {
+        match target {
+            Target::Credential(c) => c == acting,
+            Target::Session(id) => self
+                .inner
+                .cache
+                .get(&acting.cache_key())
+                .await
+                .is_some_and(|entry| entry.session.member_session_id == *id),
+            Target::Member(_) => false,
+        }
+    }
+
+    /// Asks Stytch whether the acting credential is a live session; if not, it is evicted
+    /// and refused here too.
+    async fn acting_is_live(&self, acting: &Credential) -> bool {
+        let request = crate::client::AuthenticateRequest::new(acting.clone());
+        match self.inner.client.authenticate(&request).await {
+            Ok(_) => true,
+            Err(err) if err.is_session_invalid() => {
+                let until = Instant::now() + self.window();
+                self.apply_local(&Target::Credential(acting.clone()), Some(until))
+                    .await;
+                false
+            }
+            // Stytch could not say: the target's 404 stands (the acting session was live a
+            // moment ago, when the layer authenticated it).
+            Err(_) => true,
+        }
     }
 
     /// Evicts and refuses the target here.
