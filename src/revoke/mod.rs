@@ -275,17 +275,16 @@ impl Revoker {
                 // With an acting member, `session_not_found` may be about the acting session
                 // rather than the target: never let a dead acting session pass as "already
                 // revoked" (it would force the target out here on a dead admin's word).
-                if let Some(acting) = acting {
-                    if !self.acting_is_target(acting, &target).await
-                        && !self.acting_is_live(acting).await
-                    {
-                        record(&target, "acting_session_invalid");
-                        tracing::info!(
-                            target_kind = target.kind(),
-                            "revocation refused: the acting member's session is not valid"
-                        );
-                        return Err(RevokeError::ActingSessionInvalid(err));
-                    }
+                if let Some(acting) = acting
+                    && !self.acting_is_target(acting, &target).await
+                    && !self.acting_is_live(acting).await
+                {
+                    record(&target, "acting_session_invalid");
+                    tracing::info!(
+                        target_kind = target.kind(),
+                        "revocation refused: the acting member's session is not valid"
+                    );
+                    return Err(RevokeError::ActingSessionInvalid(err));
                 }
                 self.apply_local(&target, Some(Instant::now() + self.window()))
                     .await;
