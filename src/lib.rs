@@ -148,3 +148,8 @@ pub use crate::rejection::{DefaultRejection, Rejection, RejectionHandler, Reject
 pub use crate::revoke::{RevokeConfig, RevokeError, RevokeOutcome, Revoker};
 pub use crate::service::{SessionCredential, StytchAuth};
 pub use crate::session::MemberSession;
+
+/// The README's examples, compiled as doctests.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
