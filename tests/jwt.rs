@@ -22,15 +22,8 @@ async fn a_valid_jwt_is_accepted_without_calling_stytch() {
     let s = serve(w.builder().build().unwrap(), app()).await;
     for _ in 0..3 {
         let res = s
-            .http
-            .get(s.url("/whoami"))
-            .header(
-                "authorization",
-                bearer(w.member.session_jwt.expose_secret()),
-            )
-            .send()
-            .await
-            .unwrap();
+            .get_as("/whoami", w.member.session_jwt.expose_secret())
+            .await;
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.text().await.unwrap(), w.member.member_id);
     }
@@ -81,13 +74,7 @@ async fn forged_jwts_are_refused_without_calling_stytch() {
         ("tampered", tampered),
         ("hs256", hs),
     ] {
-        let res = s
-            .http
-            .get(s.url("/whoami"))
-            .header("authorization", bearer(&jwt))
-            .send()
-            .await
-            .unwrap();
+        let res = s.get_as("/whoami", &jwt).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{name}");
     }
     assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 0);
@@ -127,13 +114,7 @@ async fn a_too_old_jwt_goes_to_stytch_and_the_fresh_one_is_set_back() {
     w.emulator.set_clock_offset(-600);
     let expired = w.emulator.mint_jwt(&w.member2.member_session_id).unwrap();
     w.emulator.set_clock_offset(0);
-    let res = s
-        .http
-        .get(s.url("/whoami"))
-        .header("authorization", bearer(expired.expose_secret()))
-        .send()
-        .await
-        .unwrap();
+    let res = s.get_as("/whoami", expired.expose_secret()).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 2);
 }
@@ -151,15 +132,7 @@ async fn key_rotation_keeps_old_jwts_valid_and_learns_the_new_key() {
     let s = serve(layer, app()).await;
     let get = |jwt: String| {
         let s = &s;
-        async move {
-            s.http
-                .get(s.url("/whoami"))
-                .header("authorization", bearer(&jwt))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+        async move { s.get_as("/whoami", &jwt).await.status() }
     };
     assert_eq!(
         get(w.member.session_jwt.expose_secret().to_owned()).await,

@@ -18,15 +18,8 @@ async fn a_valid_token_reaches_the_handler_and_the_second_request_is_cached() {
     let s = serve(w.builder().without_jwt().build().unwrap(), app()).await;
     for _ in 0..2 {
         let res = s
-            .http
-            .get(s.url("/whoami"))
-            .header(
-                "authorization",
-                bearer(w.member.session_token.expose_secret()),
-            )
-            .send()
-            .await
-            .unwrap();
+            .get_as("/whoami", w.member.session_token.expose_secret())
+            .await;
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.text().await.unwrap(), w.member.member_id);
     }
@@ -48,13 +41,7 @@ async fn concurrent_requests_with_one_cold_token_make_one_stytch_call() {
     for _ in 0..200 {
         let (s, token) = (Arc::clone(&s), token.clone());
         tasks.push(tokio::spawn(async move {
-            s.http
-                .get(s.url("/whoami"))
-                .header("authorization", bearer(&token))
-                .send()
-                .await
-                .unwrap()
-                .status()
+            s.get_as("/whoami", &token).await.status()
         }));
     }
     for t in tasks {
@@ -98,13 +85,7 @@ async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
 
     let unknown = "zZAYn5aLEqKUlZ_Ad9U_fWr38GaAQ1oFAhT8ds245v7Q";
     for _ in 0..3 {
-        let res = s
-            .http
-            .get(s.url("/whoami"))
-            .header("authorization", bearer(unknown))
-            .send()
-            .await
-            .unwrap();
+        let res = s.get_as("/whoami", unknown).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert!(
             res.headers()["www-authenticate"]
@@ -153,15 +134,8 @@ async fn expired_sessions_get_401() {
     let s = serve(w.builder().without_jwt().build().unwrap(), app()).await;
     w.emulator.set_clock_offset(2 * 3600);
     let res = s
-        .http
-        .get(s.url("/whoami"))
-        .header(
-            "authorization",
-            bearer(w.member.session_token.expose_secret()),
-        )
-        .send()
-        .await
-        .unwrap();
+        .get_as("/whoami", w.member.session_token.expose_secret())
+        .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -194,15 +168,8 @@ async fn stytch_faults_fail_closed_with_503_never_200_or_401() {
         w.emulator
             .inject_fault(EmulatorEndpoint::Authenticate, fault, 2);
         let res = s
-            .http
-            .get(s.url("/whoami"))
-            .header(
-                "authorization",
-                bearer(w.member.session_token.expose_secret()),
-            )
-            .send()
-            .await
-            .unwrap();
+            .get_as("/whoami", w.member.session_token.expose_secret())
+            .await;
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{label}");
         assert!(res.headers().contains_key("retry-after"), "{label}");
         // Use up a fault the client did not retry (decode errors are final).
@@ -218,15 +185,8 @@ async fn stytch_faults_fail_closed_with_503_never_200_or_401() {
     }
     // With Stytch back, the same token works (failures are not cached).
     let res = s
-        .http
-        .get(s.url("/whoami"))
-        .header(
-            "authorization",
-            bearer(w.member.session_token.expose_secret()),
-        )
-        .send()
-        .await
-        .unwrap();
+        .get_as("/whoami", w.member.session_token.expose_secret())
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
@@ -245,15 +205,8 @@ async fn a_wrong_project_secret_is_a_500_not_a_401() {
         .unwrap();
     let s = serve(layer, app()).await;
     let res = s
-        .http
-        .get(s.url("/whoami"))
-        .header(
-            "authorization",
-            bearer(w.member.session_token.expose_secret()),
-        )
-        .send()
-        .await
-        .unwrap();
+        .get_as("/whoami", w.member.session_token.expose_secret())
+        .await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
 
@@ -274,15 +227,8 @@ async fn public_and_optional_routes() {
     let res = s.http.get(s.url("/optional")).send().await.unwrap();
     assert_eq!(res.text().await.unwrap(), "anonymous");
     let res = s
-        .http
-        .get(s.url("/optional"))
-        .header(
-            "authorization",
-            bearer(w.member.session_token.expose_secret()),
-        )
-        .send()
-        .await
-        .unwrap();
+        .get_as("/optional", w.member.session_token.expose_secret())
+        .await;
     assert_eq!(res.text().await.unwrap(), w.member.member_id);
     assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 1);
 }
@@ -347,12 +293,8 @@ async fn a_jwt_from_a_cookie_refreshed_by_stytch_is_set_back() {
     }
     // From a header, there is no cookie to refresh.
     let res = s
-        .http
-        .get(s.url("/whoami"))
-        .header("authorization", bearer(w.admin.session_jwt.expose_secret()))
-        .send()
-        .await
-        .unwrap();
+        .get_as("/whoami", w.admin.session_jwt.expose_secret())
+        .await;
     assert!(!res.headers().contains_key("set-cookie"));
 }
 

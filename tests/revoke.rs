@@ -35,13 +35,7 @@ fn assert_basic_auth(w: &World, req: &RecordedRequest) {
 }
 
 async fn whoami(s: &support::Served, credential: &str) -> StatusCode {
-    s.http
-        .get(s.url("/whoami"))
-        .header("authorization", bearer(credential))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    s.get_as("/whoami", credential).await.status()
 }
 
 #[tokio::test]

@@ -46,15 +46,7 @@ async fn no_secret_reaches_any_log_line_at_trace() {
     let s = serve(layer, app()).await;
     let get = |c: String| {
         let s = &s;
-        async move {
-            s.http
-                .get(s.url("/whoami?x=1"))
-                .header("authorization", bearer(&c))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+        async move { s.get_as("/whoami?x=1", &c).await.status() }
     };
     let token = w.member.session_token.expose_secret().to_owned();
     let jwt = w.member.session_jwt.expose_secret().to_owned();
@@ -154,15 +146,8 @@ async fn no_secret_reaches_any_log_line_at_trace() {
     )
     .await;
     let res = s2
-        .http
-        .get(s2.url("/whoami"))
-        .header(
-            "authorization",
-            bearer(w.other_admin.session_token.expose_secret()),
-        )
-        .send()
-        .await
-        .unwrap();
+        .get_as("/whoami", w.other_admin.session_token.expose_secret())
+        .await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();

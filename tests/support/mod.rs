@@ -105,6 +105,16 @@ impl Served {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
+
+    /// `GET path` with `Authorization: Bearer credential`.
+    pub async fn get_as(&self, path: &str, credential: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .header("authorization", bearer(credential))
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 /// Serves `router` behind `layer` on 127.0.0.1:0.
