@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use http::StatusCode;
-use support::{World, app, bearer, serve};
+use support::{World, app, serve};
 use tower_stytch::JwtConfig;
 use tower_stytch::emulator::EmulatorEndpoint;
 
