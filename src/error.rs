@@ -257,6 +257,14 @@ pub enum StytchError {
         #[source]
         source: reqwest::Error,
     },
+    /// The request could not be built from what was given; nothing was sent.
+    #[error("stytch {endpoint} request not sent: {reason}")]
+    InvalidRequest {
+        /// The endpoint that would have been called.
+        endpoint: Endpoint,
+        /// What is wrong (never the offending value).
+        reason: &'static str,
+    },
     /// The call did not finish within its timeout or deadline.
     #[error("stytch {endpoint} timed out")]
     Timeout {
@@ -295,6 +303,7 @@ impl StytchError {
             | Self::UnexpectedStatus { endpoint, .. }
             | Self::Decode { endpoint, .. }
             | Self::Transport { endpoint, .. }
+            | Self::InvalidRequest { endpoint, .. }
             | Self::Timeout { endpoint } => *endpoint,
         }
     }
@@ -367,7 +376,7 @@ impl StytchError {
             Self::Api { .. } | Self::UnexpectedStatus { .. } => self
                 .status()
                 .is_some_and(|s| s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()),
-            Self::Decode { .. } => false,
+            Self::Decode { .. } | Self::InvalidRequest { .. } => false,
         }
     }
 

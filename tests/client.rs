@@ -393,3 +393,25 @@ async fn secrets_never_appear_in_debug_or_display() {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{PROJECT}:{SECRET}"));
     assert!(!shown.contains(&basic));
 }
+
+#[tokio::test]
+async fn an_acting_credential_that_cannot_be_a_header_is_refused_before_sending() {
+    // If this broke, a hand-built credential could panic the client or be sent mangled.
+    let server = MockServer::start().await;
+    let c = client(&server, RetryPolicy::none());
+    let acting = Credential::Token(SessionToken::new("bad\nvalue-DO-NOT-LEAK"));
+    let err = c
+        .revoke(
+            &RevokeSelector::MemberId("member-test-1".into()),
+            Some(&acting),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tower_stytch::StytchError::InvalidRequest { .. }),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    assert!(!format!("{err} {err:?}").contains("DO-NOT-LEAK"));
+    assert!(server.received_requests().await.unwrap().is_empty());
+}

@@ -6,7 +6,7 @@ mod types;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, header};
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 
@@ -156,19 +156,11 @@ impl StytchClient {
             };
             // Credentials are checked to be base64url when parsed; one built by hand that is
             // not a valid header value cannot be sent as one.
-            let mut value = HeaderValue::from_str(value).map_err(|_| StytchError::Api {
-                endpoint: Endpoint::Revoke,
-                error: Box::new(ApiError {
-                    status: StatusCode::BAD_REQUEST,
-                    error_type: "invalid_session_token".to_owned(),
-                    error_message: "the acting member credential is not a valid header value"
-                        .to_owned(),
-                    request_id: None,
-                    error_url: None,
-                    error_details: None,
-                    retry_after: None,
-                }),
-            })?;
+            let mut value =
+                HeaderValue::from_str(value).map_err(|_| StytchError::InvalidRequest {
+                    endpoint: Endpoint::Revoke,
+                    reason: "the acting member's credential is not a valid header value",
+                })?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }
