@@ -20,8 +20,12 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full};
 
-/// A boxed error (body errors, client errors).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::body::BoxError;
+
+/// The future of the gateway's own services: boxed, infallible.
+pub type ServiceFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>,
+>;
 
 /// The body of every response the gateway sends: the upstream's streamed body, or a short
 /// body of its own.
