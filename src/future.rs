@@ -244,10 +244,10 @@ where
                 StateProj::Inner { fut, ctx } => {
                     let res = ready!(fut.poll(cx))?;
                     let mut res = res.map(ResponseBody::inner);
-                    let Some(ctx) = ctx.take() else {
+                    let Some(mut ctx) = ctx.take() else {
                         return Poll::Ready(Ok(res));
                     };
-                    if let Some(cookie) = ctx.set_cookie.clone() {
+                    if let Some(cookie) = ctx.set_cookie.take() {
                         res.headers_mut().append(header::SET_COOKIE, cookie);
                     }
                     match ctx.hook {

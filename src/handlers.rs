@@ -201,9 +201,7 @@ pub(crate) async fn admin(
     };
     if !is_stytch_id(id) {
         tracing::info!(field, "admin route: invalid path parameter");
-        let mut res = reject(&shared, Rejection::new(RejectionKind::InvalidParameter));
-        res.extensions_mut().insert(field);
-        return res;
+        return reject(&shared, Rejection::new(RejectionKind::InvalidParameter));
     }
     let found = match extract(&headers, &shared.sources) {
         Ok(Some(found)) => found,

@@ -107,13 +107,20 @@ where
                 );
                 return ResponseFuture::own(Box::pin(fut), Arc::clone(shared));
             }
-            Route::AdminMember(_) | Route::AdminSession(_) => {
-                let target = match route {
-                    Route::AdminMember(id) => Target::Member(id),
-                    Route::AdminSession(id) => Target::Session(id),
-                    _ => unreachable!("matched just above"),
-                };
-                let fut = handlers::admin(Arc::clone(shared), req.headers().clone(), target);
+            Route::AdminMember(id) => {
+                let fut = handlers::admin(
+                    Arc::clone(shared),
+                    req.headers().clone(),
+                    Target::Member(id),
+                );
+                return ResponseFuture::own(Box::pin(fut), Arc::clone(shared));
+            }
+            Route::AdminSession(id) => {
+                let fut = handlers::admin(
+                    Arc::clone(shared),
+                    req.headers().clone(),
+                    Target::Session(id),
+                );
                 return ResponseFuture::own(Box::pin(fut), Arc::clone(shared));
             }
             Route::MethodNotAllowed(allow) => {

@@ -302,13 +302,11 @@ impl Revoker {
                         RevokeError::Unavailable(err)
                     });
                 }
-                let give_up_at = match (&target, expires_at) {
-                    (_, Some(at)) => at,
-                    (Target::Member(_), None) => {
-                        SystemTime::now() + self.inner.config.pending_member_horizon
-                    }
-                    (_, None) => SystemTime::now() + self.inner.config.pending_member_horizon,
-                };
+                // Unknown expiry (a member, or a session known only by id): keep retrying for
+                // the configured horizon.
+                let give_up_at = expires_at.unwrap_or_else(|| {
+                    SystemTime::now() + self.inner.config.pending_member_horizon
+                });
                 let until = Instant::now()
                     + give_up_at
                         .duration_since(SystemTime::now())
