@@ -2,7 +2,7 @@
 //! against tower-http's static bearer check; and member eviction as the cache grows.
 //!
 //! ```text
-//! cargo bench --features emulator --bench middleware
+//! cargo bench --bench middleware
 //! ```
 
 use std::convert::Infallible;
@@ -12,10 +12,10 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Full;
+use stytch_emulator::{Emulator, EmulatorConfig};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
-use tower_stytch::emulator::{Emulator, EmulatorConfig};
-use tower_stytch::{StytchAuthLayer, StytchClient};
+use tower_stytch::{StytchAuthLayer, StytchClient, StytchConfig};
 
 async fn echo(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
@@ -54,7 +54,13 @@ fn request_path(c: &mut Criterion) {
         let org = emulator.create_organization("Bench", "bench");
         let member = emulator.create_member(&org, "bench@bench.test", &[]);
         let session = emulator.create_session(&member);
-        let client = StytchClient::new(emulator.stytch_config()).unwrap();
+        let client = StytchClient::new(
+            StytchConfig::builder(emulator.project_id(), emulator.secret())
+                .base_url(emulator.base_url())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
         let layer = StytchAuthLayer::builder(client.clone()).build().unwrap();
         let layer_nojwt = StytchAuthLayer::builder(client)
             .without_jwt()

@@ -1,7 +1,8 @@
-//! An axum app protected by `StytchAuthLayer`, against the built-in Stytch emulator.
+//! An axum app protected by `StytchAuthLayer`, against the Stytch emulator
+//! (`stytch-emulator`).
 //!
 //! ```text
-//! cargo run --example axum --features emulator,axum
+//! cargo run --example axum --features axum
 //! ```
 //!
 //! Starts the emulator, seeds a member, serves the app on 127.0.0.1, calls it with the
@@ -9,8 +10,8 @@
 
 use axum::Router;
 use axum::routing::get;
-use tower_stytch::emulator::{Emulator, EmulatorConfig};
-use tower_stytch::{MemberSession, StytchAuthLayer, StytchClient};
+use stytch_emulator::{Emulator, EmulatorConfig};
+use tower_stytch::{MemberSession, StytchAuthLayer, StytchClient, StytchConfig};
 
 async fn whoami(session: MemberSession) -> String {
     format!(
@@ -28,7 +29,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let org = emulator.create_organization("Acme", "acme");
     let member = emulator.create_member(&org, "ada@acme.test", &[]);
     let session = emulator.create_session(&member);
-    let client = StytchClient::new(emulator.stytch_config())?;
+    let client = StytchClient::new(
+        StytchConfig::builder(emulator.project_id(), emulator.secret())
+            .base_url(emulator.base_url())
+            .build()?,
+    )?;
 
     let auth = StytchAuthLayer::builder(client)
         .public_route("GET /health")

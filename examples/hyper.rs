@@ -1,8 +1,8 @@
 //! A plain hyper 1 server protected by `StytchAuthLayer` (through hyper-util), against the
-//! built-in Stytch emulator.
+//! Stytch emulator (`stytch-emulator`).
 //!
 //! ```text
-//! cargo run --example hyper --features emulator
+//! cargo run --example hyper
 //! ```
 
 use std::convert::Infallible;
@@ -14,9 +14,9 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
+use stytch_emulator::{Emulator, EmulatorConfig};
 use tower::ServiceBuilder;
-use tower_stytch::emulator::{Emulator, EmulatorConfig};
-use tower_stytch::{MemberSession, StytchAuthLayer, StytchClient};
+use tower_stytch::{MemberSession, StytchAuthLayer, StytchClient, StytchConfig};
 
 async fn handler(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     // The layer put the authenticated member into the request's extensions.
@@ -33,7 +33,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let org = emulator.create_organization("Acme", "acme");
     let member = emulator.create_member(&org, "grace@acme.test", &[]);
     let session = emulator.create_session(&member);
-    let auth = StytchAuthLayer::builder(StytchClient::new(emulator.stytch_config())?).build()?;
+    let auth = StytchAuthLayer::builder(StytchClient::new(
+        StytchConfig::builder(emulator.project_id(), emulator.secret())
+            .base_url(emulator.base_url())
+            .build()?,
+    )?)
+    .build()?;
 
     // `ServiceBuilder` runs layers top to bottom: requests see `auth` first.
     let service = ServiceBuilder::new()

@@ -118,9 +118,6 @@ mod session;
 pub use crate::axum::MissingMemberSession;
 pub use crate::body::{BoxError, ResponseBody};
 pub use crate::cache::CacheConfig;
-#[cfg(feature = "emulator")]
-pub mod emulator;
-
 #[cfg(feature = "gateway")]
 pub mod gateway;
 

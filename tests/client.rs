@@ -415,3 +415,37 @@ async fn an_acting_credential_that_cannot_be_a_header_is_refused_before_sending(
     assert!(!format!("{err} {err:?}").contains("DO-NOT-LEAK"));
     assert!(server.received_requests().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_crates_own_client_works_against_the_emulator() {
+    // If this failed, the crate's client and the emulator would disagree on Stytch's shapes.
+    let emu = stytch_emulator::Emulator::start(stytch_emulator::EmulatorConfig::new())
+        .await
+        .unwrap();
+    let org = emu.create_organization("Acme", "acme");
+    let member = emu.create_member(&org, "member@acme.test", &[]);
+    let config = StytchConfig::builder(emu.project_id(), emu.secret())
+        .base_url(emu.base_url())
+        .build()
+        .unwrap();
+    let client = tower_stytch::StytchClient::new(config).unwrap();
+    let s = emu.create_session(&member);
+    let answer = client
+        .authenticate(&tower_stytch::AuthenticateRequest::new(
+            tower_stytch::Credential::Token(SessionToken::new(s.session_token.expose_secret())),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(answer.member_session.member_session_id, s.member_session_id);
+    assert_eq!(client.jwks().await.unwrap().keys.len(), 1);
+    client
+        .revoke(
+            &tower_stytch::RevokeSelector::MemberSessionId(s.member_session_id.clone()),
+            Some(&tower_stytch::Credential::Jwt(SessionJwt::new(
+                s.session_jwt.expose_secret(),
+            ))),
+        )
+        .await
+        .unwrap();
+    assert!(!emu.is_session_live(&s.member_session_id));
+}

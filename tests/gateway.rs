@@ -528,7 +528,7 @@ mod full_stack {
     //! in-process emulator, configured like the command line's flags.
 
     use super::*;
-    use tower_stytch::emulator::{Emulator, EmulatorConfig};
+    use stytch_emulator::{Emulator, EmulatorConfig};
     use tower_stytch::gateway::serve::{Gateway, ServeOptions};
 
     struct Stack {
@@ -543,7 +543,7 @@ mod full_stack {
         let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
         let upstream = spawn_upstream().await;
         let mut options = ServeOptions::new(
-            emulator.stytch_config(),
+            tower_stytch::gateway::demo::stytch_config(&emulator).unwrap(),
             format!("http://{}", upstream.0.addr),
         );
         configure(&mut options);

@@ -1,5 +1,5 @@
 //! Local session-JWT verification through the layer, against the emulator's keys.
-#![cfg(all(feature = "emulator", feature = "axum", feature = "jwt"))]
+#![cfg(all(feature = "axum", feature = "jwt"))]
 
 mod support;
 
@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use http::StatusCode;
+use stytch_emulator::EmulatorEndpoint;
 use support::{World, app, serve};
 use tower_stytch::JwtConfig;
-use tower_stytch::emulator::EmulatorEndpoint;
 
 fn b64(v: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())

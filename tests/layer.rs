@@ -1,5 +1,5 @@
 //! The layer against the emulator over loopback: authentication, cache, coalescing, faults.
-#![cfg(all(feature = "emulator", feature = "axum"))]
+#![cfg(feature = "axum")]
 
 mod support;
 
@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
+use stytch_emulator::{EmulatorEndpoint, Fault};
 use support::{World, app, bearer, serve};
-use tower_stytch::emulator::{EmulatorEndpoint, Fault};
 use tower_stytch::{CacheConfig, CredentialSource, RejectionKind};
 
 #[tokio::test]
@@ -175,7 +175,7 @@ async fn stytch_faults_fail_closed_with_503_never_200_or_401() {
         // Use up a fault the client did not retry (decode errors are final).
         let raw = w.client();
         let req = tower_stytch::AuthenticateRequest::new(tower_stytch::Credential::Token(
-            w.member2.session_token.clone(),
+            tower_stytch::SessionToken::new(w.member2.session_token.expose_secret()),
         ));
         for _ in 0..3 {
             if raw.authenticate(&req).await.is_ok() {

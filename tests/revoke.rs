@@ -1,6 +1,6 @@
 //! Logout, admin revocation and forced sign-out against the emulator: what Stytch received,
 //! and what the app sees afterwards.
-#![cfg(all(feature = "emulator", feature = "axum"))]
+#![cfg(feature = "axum")]
 
 mod support;
 
@@ -10,8 +10,8 @@ use axum::extract::Path;
 use axum::routing::post;
 use base64::Engine as _;
 use http::StatusCode;
+use stytch_emulator::{EmulatorEndpoint, Fault, RecordedRequest};
 use support::{World, app, bearer, eventually, serve};
-use tower_stytch::emulator::{EmulatorEndpoint, Fault, RecordedRequest};
 use tower_stytch::{MemberSession, Revoker, SessionCredential};
 
 fn revokes(w: &World) -> Vec<RecordedRequest> {

@@ -1,6 +1,6 @@
 //! No secret in any log line: every code path of the layer, the client and the emulator runs
 //! with a TRACE subscriber capturing everything, then the capture is searched for secrets.
-#![cfg(all(feature = "emulator", feature = "axum"))]
+#![cfg(feature = "axum")]
 
 mod support;
 
@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::StatusCode;
+use stytch_emulator::{EmulatorEndpoint, Fault};
 use support::{World, app, bearer, serve};
-use tower_stytch::emulator::{EmulatorEndpoint, Fault};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);

@@ -22,7 +22,7 @@ use super::serve::{Gateway, ServeOptions};
 use super::server::serve;
 use super::upstream::EchoUpstream;
 use super::{Body, GatewayError, full_body};
-use crate::emulator::{Emulator, EmulatorConfig, SessionInfo};
+use stytch_emulator::{Emulator, EmulatorConfig, SessionInfo};
 
 /// Preferred demo ports; each falls back to an ephemeral port when taken.
 const EMULATOR_PORT: u16 = 4010;
@@ -242,6 +242,19 @@ pub fn steps(seed: &DemoSeed) -> Vec<DemoStep> {
     ]
 }
 
+/// The Stytch configuration pointing at `emulator` (its project id, secret and base URL).
+///
+/// # Errors
+///
+/// [`GatewayError::Config`] when the emulator's project id or secret is not a valid one.
+pub fn stytch_config(emulator: &Emulator) -> Result<crate::StytchConfig, GatewayError> {
+    Ok(
+        crate::StytchConfig::builder(emulator.project_id(), emulator.secret())
+            .base_url(emulator.base_url())
+            .build()?,
+    )
+}
+
 /// A running demo: emulator, upstream and gateway.
 struct Running {
     emulator: Emulator,
@@ -274,7 +287,7 @@ async fn start_demo() -> Result<Running, GatewayError> {
     ));
 
     let mut options =
-        ServeOptions::new(emulator.stytch_config(), format!("http://{upstream_addr}"));
+        ServeOptions::new(stytch_config(&emulator)?, format!("http://{upstream_addr}"));
     options.shutdown_timeout = Duration::from_secs(5);
     options.auth_only_path = Some("/auth".to_owned());
     options.listen = loopback(GATEWAY_PORT);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{any, delete, get};
-use tower_stytch::emulator::{Emulator, EmulatorConfig, SessionInfo};
+use stytch_emulator::{Emulator, EmulatorConfig, SessionInfo};
 use tower_stytch::{
     MemberSession, RetryPolicy, StytchAuthLayer, StytchAuthLayerBuilder, StytchClient, StytchConfig,
 };

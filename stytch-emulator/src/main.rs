@@ -1,21 +1,23 @@
-//! Runs the Stytch B2B sessions API emulator standalone, with one seeded organization.
+//! `stytch-emulator`: the Stytch B2B sessions API emulator on its own, with one seeded
+//! organization.
 //!
 //! ```text
-//! cargo run --example emulator --features emulator -- --listen 127.0.0.1:4010 \
+//! cargo run -p stytch-emulator -- --listen 127.0.0.1:4010 \
 //!     [--project-id project-test-…] [--secret secret-test-…]
 //! ```
 //!
 //! Prints the base URL, the test project's id and secret, and the ids and credentials of an
 //! admin and a member with live sessions, then serves until ctrl-c. These are throwaway
 //! credentials of a local emulator, printed on purpose for the demo.
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tower_stytch::emulator::{Emulator, EmulatorConfig};
+use stytch_emulator::{Emulator, EmulatorConfig};
 
-const USAGE: &str = "usage: emulator [--listen ADDR] [--project-id ID] [--secret SECRET]";
+const USAGE: &str = "usage: stytch-emulator [--listen ADDR] [--project-id ID] [--secret SECRET]";
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<EmulatorConfig, String> {
     let mut config = EmulatorConfig::new();

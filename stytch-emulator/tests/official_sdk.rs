@@ -1,10 +1,12 @@
 //! Stytch's official Rust SDK (crate `stytch`), pointed at the emulator, works unchanged:
 //! its strict response types decode the emulator's answers, and its `null`-valued request
 //! fields are accepted as Stytch does.
-#![cfg(feature = "emulator")]
+//!
+//! If this fails, the emulator has drifted from Stytch's real API: code proven against the
+//! emulator could fail against Stytch.
 
 use stytch::b2b::sessions::{AuthenticateRequest, GetJWKSRequest, RevokeRequest};
-use tower_stytch::emulator::{Emulator, EmulatorConfig};
+use stytch_emulator::{Emulator, EmulatorConfig};
 
 fn official_client(emulator: &Emulator) -> stytch::b2b::client::Client {
     let base = reqwest::Url::parse(&emulator.base_url()).unwrap();

@@ -8,7 +8,7 @@ use super::Shared;
 use super::keys::JwtError;
 use super::server::ApiError;
 use super::state::{ADMIN_ROLE, Authz, Session, SessionView, State, rfc3339};
-use crate::client::{MEMBER_SESSION_HEADER, MEMBER_SESSION_JWT_HEADER};
+use super::{MEMBER_SESSION_HEADER, MEMBER_SESSION_JWT_HEADER};
 
 /// Lifetime of a session JWT (seconds), as Stytch.
 pub(crate) const JWT_LIFETIME_SECS: i64 = 300;
@@ -499,7 +499,7 @@ pub(crate) fn jwks(shared: &Shared, project_id: &str) -> Result<Map<String, Valu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::state::{Member, Organization};
+    use crate::state::{Member, Organization};
 
     fn view() -> SessionView {
         SessionView {

@@ -1,4 +1,9 @@
-//! An in-process emulator of Stytch's B2B sessions API, for tests, benches and demos.
+//! An emulator of Stytch's B2B sessions API, for tests, benches and demos: in process (this
+//! library) or on its own (the `stytch-emulator` binary).
+//!
+//! It is an independent implementation of Stytch's wire format: it shares no types with
+//! `tower-stytch`, so that a misunderstanding of Stytch's API cannot pass on both sides. Stytch's
+//! official Rust SDK is the check on the emulator (`tests/official_sdk.rs`).
 //!
 //! [`Emulator::start`] binds a loopback port and serves, over HTTP/1 and HTTP/2:
 //!
@@ -11,19 +16,22 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use tower_stytch::emulator::{Emulator, EmulatorConfig};
+//! use stytch_emulator::{Emulator, EmulatorConfig};
 //!
 //! let emulator = Emulator::start(EmulatorConfig::new()).await?;
 //! let org = emulator.create_organization("Acme", "acme");
 //! let member = emulator.create_member(&org, "ada@acme.test", &["stytch_admin"]);
 //! let session = emulator.create_session(&member);
-//! let client = tower_stytch::StytchClient::new(emulator.stytch_config()).unwrap();
-//! # let _ = (session, client);
+//! // Point any Stytch client at it: project id, secret and base URL.
+//! let (project_id, secret, base_url) =
+//!     (emulator.project_id(), emulator.secret(), emulator.base_url());
+//! # let _ = (session, project_id, secret, base_url);
 //! # Ok(()) }
 //! ```
 //!
 //! The emulator never logs credentials or the project secret: at most method, path and
 //! status, at `debug` level.
+#![forbid(unsafe_code)]
 
 mod api;
 mod control;
@@ -47,8 +55,6 @@ use self::faults::Faults;
 pub use self::faults::{EmulatorEndpoint, Fault};
 use self::keys::KeyRing;
 use self::state::{Member, Organization, State};
-use crate::config::StytchConfig;
-use crate::credential::{SessionJwt, SessionToken};
 
 /// Default project id of the emulator's test project.
 pub const DEFAULT_PROJECT_ID: &str = "project-test-00000000-0000-4000-8000-000000000000";
@@ -60,6 +66,41 @@ pub const REQUEST_LOG_CAPACITY: usize = 10_000;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Default session length of [`Emulator::create_session`].
 pub const DEFAULT_SESSION_DURATION: Duration = Duration::from_secs(60 * 60);
+/// Header carrying the acting member's session token on a revoke (Stytch then enforces that
+/// member's RBAC).
+pub const MEMBER_SESSION_HEADER: &str = "x-stytch-member-session";
+/// Header carrying the acting member's session JWT on a revoke.
+pub const MEMBER_SESSION_JWT_HEADER: &str = "x-stytch-member-sessionjwt";
+
+macro_rules! secret_string {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The raw value, to send as a credential. Never log it.
+            pub fn expose_secret(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(..)"))
+            }
+        }
+    };
+}
+
+secret_string!(
+    /// An opaque session token minted by the emulator. `Debug` prints `SessionToken(..)`.
+    SessionToken
+);
+secret_string!(
+    /// A session JWT minted by the emulator. `Debug` prints `SessionJwt(..)`.
+    SessionJwt
+);
 
 /// How to start an [`Emulator`]: project id, secret and listen address.
 #[derive(Clone)]
@@ -337,8 +378,8 @@ impl Shared {
             member_id: view.member.id.clone(),
             organization_id: view.organization.id.clone(),
             member_session_id: view.session.id.clone(),
-            session_token: SessionToken::new(view.session.token.clone()),
-            session_jwt: SessionJwt::new(jwt),
+            session_token: SessionToken(view.session.token.clone()),
+            session_jwt: SessionJwt(jwt),
         })
     }
 
@@ -427,18 +468,6 @@ impl Emulator {
         &self.shared.secret
     }
 
-    /// A client configuration for this emulator (project id, secret, base URL).
-    ///
-    /// # Panics
-    ///
-    /// If the configured project id or secret are rejected by [`StytchConfig`] (e.g. empty).
-    pub fn stytch_config(&self) -> StytchConfig {
-        StytchConfig::builder(self.project_id(), self.secret())
-            .base_url(self.base_url())
-            .build()
-            .expect("the emulator's project id, secret and loopback URL are a valid configuration")
-    }
-
     /// Creates an organization and returns its `organization_id`.
     pub fn create_organization(&self, name: &str, slug: &str) -> String {
         self.shared.create_organization(name, slug)
@@ -508,7 +537,7 @@ impl Emulator {
 
     /// A fresh JWT for a live session, signed with the current key, `iat` = emulator now.
     pub fn mint_jwt(&self, member_session_id: &str) -> Option<SessionJwt> {
-        self.shared.mint_jwt(member_session_id).map(SessionJwt::new)
+        self.shared.mint_jwt(member_session_id).map(SessionJwt)
     }
 
     /// The recorded API requests, oldest first (at most [`REQUEST_LOG_CAPACITY`]).
