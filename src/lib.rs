@@ -79,8 +79,8 @@
 //!
 //! # Features
 //!
-//! `jwt` (default): local JWT verification. `axum`: extractors. `emulator`: the Stytch
-//! emulator. `gateway`: the `stytch-gateway` reverse proxy.
+//! `jwt` (default): local JWT verification. `axum`: extractors. The Stytch emulator and the
+//! reverse proxy are packages of their own: `stytch-emulator` and `stytch-gateway`.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -118,9 +118,6 @@ mod session;
 pub use crate::axum::MissingMemberSession;
 pub use crate::body::{BoxError, ResponseBody};
 pub use crate::cache::CacheConfig;
-#[cfg(feature = "gateway")]
-pub mod gateway;
-
 pub use crate::client::{
     AuthenticateRequest, AuthenticateResponse, AuthorizationCheck, Jwk, Jwks,
     MEMBER_SESSION_HEADER, MEMBER_SESSION_JWT_HEADER, RetryDecision, RetryPolicy, RevokeResponse,

@@ -13,11 +13,11 @@ use super::{Body, full_body};
 
 /// The echo app (stateless, always ready).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct EchoUpstream;
+pub(crate) struct EchoUpstream;
 
 impl EchoUpstream {
     /// The JSON page for a request.
-    pub fn page<B>(req: &Request<B>) -> serde_json::Value {
+    pub(crate) fn page<B>(req: &Request<B>) -> serde_json::Value {
         let h = req.headers();
         let get = |name: &str| -> serde_json::Value {
             header_str(h, name).map_or(serde_json::Value::Null, Into::into)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load run: upstream alone vs nginx -> upstream vs stytch-gateway -> upstream.
 #
-# Builds the gateway (release, feature `gateway`), starts the Stytch emulator, the echo
+# Builds the gateway (release, package `stytch-gateway`), starts the Stytch emulator, the echo
 # upstream (`stytch-gateway upstream`), the gateway and nginx, all on 127.0.0.1, then runs
 # `wrk -t2 -c64 -d10s` against each and prints requests/s, latency p50/p99 and the ratios.
 # Every process it starts is stopped on exit. Needs bash, curl, and nginx + wrk (installed
@@ -11,7 +11,7 @@
 # CARGO_TARGET_DIR (default ./target).
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."  # the workspace root
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
@@ -32,7 +32,7 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 echo "building stytch-gateway (release)" >&2
-timeout 900 cargo build --release --features gateway --bin stytch-gateway >&2
+timeout 900 cargo build --release -p stytch-gateway >&2
 BIN="$TARGET_DIR/release/stytch-gateway"
 
 TMP=$(mktemp -d /tmp/gateway-load.XXXXXX)

@@ -15,9 +15,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use super::{Body, GatewayError, text_response};
 
 /// Counter of upstream answers, label `class` (`2xx` … `5xx`, `unavailable`, `timeout`).
-pub const UPSTREAM_RESPONSES: &str = "stytch_gateway_upstream_responses_total";
+pub(crate) const UPSTREAM_RESPONSES: &str = "stytch_gateway_upstream_responses_total";
 /// Histogram of the time until the upstream's response headers (or the failure), in seconds.
-pub const UPSTREAM_DURATION: &str = "stytch_gateway_upstream_duration_seconds";
+pub(crate) const UPSTREAM_DURATION: &str = "stytch_gateway_upstream_duration_seconds";
 
 /// Histogram buckets (seconds) of [`UPSTREAM_DURATION`] and of every other histogram.
 const BUCKETS: [f64; 14] = [
@@ -51,7 +51,7 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// # Errors
 ///
 /// [`GatewayError::Metrics`] when another `metrics` recorder is already installed.
-pub fn recorder() -> Result<PrometheusHandle, GatewayError> {
+pub(crate) fn recorder() -> Result<PrometheusHandle, GatewayError> {
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
@@ -80,7 +80,7 @@ pub fn recorder() -> Result<PrometheusHandle, GatewayError> {
 
 /// The `/metrics` endpoint: `GET /metrics` renders the recorder, everything else is 404.
 #[derive(Clone)]
-pub struct MetricsService {
+pub(crate) struct MetricsService {
     handle: PrometheusHandle,
 }
 
@@ -92,7 +92,7 @@ impl std::fmt::Debug for MetricsService {
 
 impl MetricsService {
     /// Serves the rendering of `handle`.
-    pub fn new(handle: PrometheusHandle) -> Self {
+    pub(crate) fn new(handle: PrometheusHandle) -> Self {
         Self { handle }
     }
 

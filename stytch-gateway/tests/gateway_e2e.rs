@@ -1,6 +1,9 @@
 //! End-to-end tests of the `stytch-gateway` binary: the emulator and the gateway run as
 //! separate processes on 127.0.0.1, the upstream is a small server in this test process.
-#![cfg(feature = "gateway")]
+//!
+//! If these fail, the shipped binary misbehaves where the in-process tests cannot see it:
+//! flags and environment, exit codes, signals and graceful shutdown, or logs that leak a
+//! credential.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
@@ -9,11 +12,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::sync::oneshot;
-use tower_stytch::gateway::server::serve;
-use tower_stytch::gateway::{Body, text_response};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stytch-gateway");
 const PROJECT_ID: &str = "project-test-11111111-2222-4333-8444-555555555555";
@@ -206,27 +211,36 @@ struct Upstream {
 
 async fn upstream() -> Upstream {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    let service = tower::service_fn(move |req: Request<Incoming>| {
-        s.lock().unwrap().push(req.headers().clone());
-        async move {
-            if req.uri().path() == "/slow" {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            Ok::<Response<Body>, Infallible>(text_response(StatusCode::OK, "upstream\n"))
-        }
-    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(
-        listener,
-        service,
-        async move {
-            let _ = stopped.await;
-        },
-        Duration::from_secs(1),
-    ));
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let s = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => continue,
+                },
+                _ = &mut stopped => return,
+            };
+            let s = s.clone();
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                s.lock().unwrap().push(req.headers().clone());
+                async move {
+                    if req.uri().path() == "/slow" {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"upstream\n"))))
+                }
+            });
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
     Upstream {
         addr,
         seen,

@@ -1,10 +1,14 @@
-//! In-process tests of the gateway's proxy, probes and metrics (feature `gateway`).
+//! In-process tests of the gateway's proxy, probes and metrics.
 //!
-//! The upstream is a small hyper server in this process; the gateway's service stack is
-//! served on 127.0.0.1 by `gateway::server::serve`, with a stand-in for the auth layer that
-//! attaches a `MemberSession` when the test asks for one (the real layer is exercised by
-//! the end-to-end tests and by the `full_stack` tests below, against the in-process emulator).
-#![cfg(feature = "gateway")]
+//! If these fail, the gateway forwards requests wrongly (identity headers, hop-by-hop and
+//! forwarded headers, streaming, 502/504), its probes or metrics lie, or its flags do not
+//! reach the auth layer.
+//!
+//! They live inside the crate because they drive its private pieces directly. The upstream
+//! is a small hyper server in this process; the gateway's service stack is served on
+//! 127.0.0.1 by `server::serve`, with a stand-in for the auth layer that attaches a
+//! `MemberSession` when the test asks for one (the real layer is exercised by the end-to-end
+//! tests and by the `full_stack` tests below, against the in-process emulator).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,11 +27,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{Notify, oneshot};
 use tower_stytch::MemberSession;
-use tower_stytch::gateway::app::App;
-use tower_stytch::gateway::health::{Health, ReadyCheck};
-use tower_stytch::gateway::proxy::Proxy;
-use tower_stytch::gateway::server::serve;
-use tower_stytch::gateway::{Body, BoxError, full_body, text_response};
+
+use crate::app::App;
+use crate::health::{Health, ReadyCheck};
+use crate::proxy::Proxy;
+use crate::server::serve;
+use crate::{Body, BoxError, full_body, text_response};
 
 /// A streaming body fed through a channel: `send(bytes)` on the sender, drop it to end.
 fn channel_body() -> (tokio::sync::mpsc::Sender<Bytes>, Body) {
@@ -494,8 +499,8 @@ async fn auth_only_endpoint_answers_with_identity_headers() {
 async fn upstream_metrics_are_rendered() {
     // If this broke, the gateway's own upstream metrics would be missing from /metrics.
     bounded(async {
-        let handle = tower_stytch::gateway::metrics::recorder().unwrap();
-        let metrics = spawn(tower_stytch::gateway::metrics::MetricsService::new(handle)).await;
+        let handle = crate::metrics::recorder().unwrap();
+        let metrics = spawn(crate::metrics::MetricsService::new(handle)).await;
         let (up, _state) = spawn_upstream().await;
         let gw = spawn_gateway(
             &format!("http://{}", up.addr),
@@ -528,22 +533,22 @@ mod full_stack {
     //! in-process emulator, configured like the command line's flags.
 
     use super::*;
+    use crate::serve::{Gateway, ServeOptions};
     use stytch_emulator::{Emulator, EmulatorConfig};
-    use tower_stytch::gateway::serve::{Gateway, ServeOptions};
 
     struct Stack {
         emulator: Emulator,
         upstream: (Server, Arc<UpstreamState>),
         addr: SocketAddr,
         stop: Option<oneshot::Sender<()>>,
-        done: tokio::task::JoinHandle<tower_stytch::gateway::serve::ShutdownReport>,
+        done: tokio::task::JoinHandle<crate::serve::ShutdownReport>,
     }
 
     async fn start(configure: impl FnOnce(&mut ServeOptions)) -> Stack {
         let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
         let upstream = spawn_upstream().await;
         let mut options = ServeOptions::new(
-            tower_stytch::gateway::demo::stytch_config(&emulator).unwrap(),
+            crate::demo::stytch_config(&emulator).unwrap(),
             format!("http://{}", upstream.0.addr),
         );
         configure(&mut options);

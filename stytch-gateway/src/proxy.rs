@@ -22,15 +22,15 @@ use hyper_util::rt::TokioExecutor;
 
 use super::identity::{insert_identity_headers, strip_identity_headers};
 use super::{Body, BoxError, GatewayError, metrics as gw_metrics, text_response};
-use crate::MemberSession;
+use tower_stytch::MemberSession;
 
 /// Default time the upstream has to send its response headers.
-pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The address of the client that opened the connection, inserted into every request's
 /// extensions by [`serve`](super::server::serve).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
+pub(crate) struct PeerAddr(pub SocketAddr);
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -50,7 +50,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// Removes hop-by-hop headers: the fixed list, `Upgrade`, and every header named in
 /// `Connection`.
-pub fn remove_hop_by_hop_headers(headers: &mut HeaderMap) {
+pub(crate) fn remove_hop_by_hop_headers(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -66,7 +66,7 @@ pub fn remove_hop_by_hop_headers(headers: &mut HeaderMap) {
 
 /// The upstream a [`Proxy`] forwards to: an `http://host[:port][/prefix]` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     authority: Authority,
     host_header: HeaderValue,
     prefix: String,
@@ -79,7 +79,7 @@ impl Upstream {
     /// # Errors
     ///
     /// [`GatewayError::InvalidUpstream`] naming the URL and the reason.
-    pub fn parse(raw: &str) -> Result<Self, GatewayError> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, GatewayError> {
         let invalid = |reason: &'static str| GatewayError::InvalidUpstream {
             url: raw.to_owned(),
             reason,
@@ -123,7 +123,7 @@ impl Upstream {
 ///
 /// As a `tower_service::Service` it never fails: upstream errors become 502 / 504 responses.
 #[derive(Clone)]
-pub struct Proxy {
+pub(crate) struct Proxy {
     inner: Arc<Inner>,
 }
 
@@ -149,7 +149,7 @@ impl Proxy {
     ///
     /// [`GatewayError::InvalidUpstream`] for a bad URL, [`GatewayError::InvalidSetting`] for a
     /// zero timeout.
-    pub fn new(upstream: &str, timeout: Duration) -> Result<Self, GatewayError> {
+    pub(crate) fn new(upstream: &str, timeout: Duration) -> Result<Self, GatewayError> {
         let upstream = Upstream::parse(upstream)?;
         if timeout.is_zero() {
             return Err(GatewayError::InvalidSetting {
@@ -173,14 +173,9 @@ impl Proxy {
         })
     }
 
-    /// The upstream this proxy forwards to.
-    pub fn upstream(&self) -> &Upstream {
-        &self.inner.upstream
-    }
-
     /// Forwards `req` and returns the upstream's response (body streamed), or a plain-text
     /// 502 / 504.
-    pub async fn forward<B>(&self, req: Request<B>) -> Response<Body>
+    pub(crate) async fn forward<B>(&self, req: Request<B>) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,

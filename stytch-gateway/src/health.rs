@@ -19,20 +19,20 @@ use http_body_util::BodyExt as _;
 use super::{Body, BoxError, text_response};
 
 /// Path of the liveness probe.
-pub const HEALTHZ: &str = "/healthz";
+pub(crate) const HEALTHZ: &str = "/healthz";
 /// Path of the readiness probe.
-pub const READYZ: &str = "/readyz";
+pub(crate) const READYZ: &str = "/readyz";
 /// How long a readiness check may take before it counts as failed.
-pub const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A readiness check: `Ok` when ready, `Err(reason)` otherwise (the reason is logged and
 /// returned in the 503 body, so it must hold no secret).
-pub type ReadyCheck =
+pub(crate) type ReadyCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 /// Answers the health probes and passes every other request to `S`.
 #[derive(Clone)]
-pub struct Health<S> {
+pub(crate) struct Health<S> {
     inner: S,
     check: ReadyCheck,
     draining: Arc<AtomicBool>,
@@ -48,7 +48,7 @@ impl<S> std::fmt::Debug for Health<S> {
 
 impl<S> Health<S> {
     /// Wraps `inner`; `/readyz` runs `check`.
-    pub fn new(inner: S, check: ReadyCheck) -> Self {
+    pub(crate) fn new(inner: S, check: ReadyCheck) -> Self {
         Self {
             inner,
             check,
@@ -58,7 +58,7 @@ impl<S> Health<S> {
 
     /// The flag that makes `/readyz` answer 503 (set when shutdown starts, so load
     /// balancers stop sending new requests).
-    pub fn draining_flag(&self) -> Arc<AtomicBool> {
+    pub(crate) fn draining_flag(&self) -> Arc<AtomicBool> {
         self.draining.clone()
     }
 }

@@ -73,7 +73,7 @@ async fn bind_preferred(port: u16) -> Result<TcpListener, GatewayError> {
 /// # Errors
 ///
 /// When the address cannot be bound.
-pub async fn run_emulator(
+pub(crate) async fn run_emulator(
     args: EmulatorArgs,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GatewayError> {
@@ -105,24 +105,24 @@ pub async fn run_emulator(
 
 /// The seeded demo data.
 #[derive(Debug)]
-pub struct DemoSeed {
+pub(crate) struct DemoSeed {
     /// Acme's id.
-    pub organization_id: String,
+    pub(crate) organization_id: String,
     /// Alice, Acme's admin (`stytch_admin`).
-    pub admin: SessionInfo,
+    pub(crate) admin: SessionInfo,
     /// Bob, an Acme member.
-    pub bob: SessionInfo,
+    pub(crate) bob: SessionInfo,
     /// Carol, an Acme member.
-    pub carol: SessionInfo,
+    pub(crate) carol: SessionInfo,
     /// Globex's id.
-    pub other_organization_id: String,
+    pub(crate) other_organization_id: String,
     /// Dave, Globex's admin.
-    pub other_admin: SessionInfo,
+    pub(crate) other_admin: SessionInfo,
 }
 
 /// Seeds the emulator: Acme with an admin and two members, Globex with its own admin, each
 /// with a live session.
-pub fn seed(emulator: &Emulator) -> DemoSeed {
+pub(crate) fn seed(emulator: &Emulator) -> DemoSeed {
     let acme = emulator.create_organization("Acme", "acme");
     let alice = emulator.create_member(&acme, "alice@acme.test", &["stytch_admin"]);
     let bob = emulator.create_member(&acme, "bob@acme.test", &[]);
@@ -141,19 +141,19 @@ pub fn seed(emulator: &Emulator) -> DemoSeed {
 
 /// One step of the demo: a request and the status it must get.
 #[derive(Debug, Clone)]
-pub struct DemoStep {
+pub(crate) struct DemoStep {
     /// What the step shows.
-    pub title: String,
+    pub(crate) title: String,
     /// Request method.
-    pub method: Method,
+    pub(crate) method: Method,
     /// Request path.
-    pub path: String,
+    pub(crate) path: String,
     /// The bearer token sent.
-    pub token: String,
+    pub(crate) token: String,
     /// Whether any 2xx passes (rather than exactly `expected`).
-    pub any_success: bool,
+    pub(crate) any_success: bool,
     /// The expected status.
-    pub expected: StatusCode,
+    pub(crate) expected: StatusCode,
 }
 
 impl DemoStep {
@@ -179,7 +179,7 @@ impl DemoStep {
 }
 
 /// The demo's steps, in order.
-pub fn steps(seed: &DemoSeed) -> Vec<DemoStep> {
+pub(crate) fn steps(seed: &DemoSeed) -> Vec<DemoStep> {
     let token = |s: &SessionInfo| s.session_token.expose_secret().to_owned();
     let step =
         |title: &str, method: Method, path: String, token: String, expected: StatusCode| DemoStep {
@@ -247,9 +247,11 @@ pub fn steps(seed: &DemoSeed) -> Vec<DemoStep> {
 /// # Errors
 ///
 /// [`GatewayError::Config`] when the emulator's project id or secret is not a valid one.
-pub fn stytch_config(emulator: &Emulator) -> Result<crate::StytchConfig, GatewayError> {
+pub(crate) fn stytch_config(
+    emulator: &Emulator,
+) -> Result<tower_stytch::StytchConfig, GatewayError> {
     Ok(
-        crate::StytchConfig::builder(emulator.project_id(), emulator.secret())
+        tower_stytch::StytchConfig::builder(emulator.project_id(), emulator.secret())
             .base_url(emulator.base_url())
             .build()?,
     )
@@ -431,7 +433,7 @@ async fn self_test(run: &Running, steps: &[DemoStep]) -> bool {
 /// # Errors
 ///
 /// When a component cannot start.
-pub async fn run_demo(
+pub(crate) async fn run_demo(
     args: DemoArgs,
     shutdown: impl Future<Output = ()>,
 ) -> Result<bool, GatewayError> {

@@ -10,9 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use super::GatewayError;
 
 /// Exit code of a bad configuration (also clap's code for usage errors).
-pub const EXIT_CONFIG: u8 = 2;
+pub(crate) const EXIT_CONFIG: u8 = 2;
 /// Exit code of a run-time failure.
-pub const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_FAILURE: u8 = 1;
 
 /// stytch-gateway: an authenticating reverse proxy for Stytch B2B sessions.
 ///
@@ -20,24 +20,24 @@ pub const EXIT_FAILURE: u8 = 1;
 /// follows RUST_LOG (default `info`); credentials never appear in any log line.
 #[derive(Debug, Parser)]
 #[command(name = "stytch-gateway", version, max_term_width = 100)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Log line format on stderr.
     #[arg(long, global = true, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
 
     /// Runtime worker threads (default: one per CPU core).
     #[arg(long, global = true, env = "GATEWAY_WORKER_THREADS", value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..))]
-    pub worker_threads: Option<u16>,
+    pub(crate) worker_threads: Option<u16>,
 
     /// What to run.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -46,7 +46,7 @@ pub enum LogFormat {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the authenticating reverse proxy in front of an upstream.
     Serve(Box<ServeArgs>),
     /// Run the Stytch B2B sessions API emulator on its own (for local development and tests).
@@ -61,10 +61,10 @@ pub enum Command {
 
 /// The Stytch project the gateway authenticates against.
 #[derive(Debug, Clone, Args)]
-pub struct StytchArgs {
+pub(crate) struct StytchArgs {
     /// Stytch project id (`project-live-…` talks to api.stytch.com, others to test.stytch.com).
     #[arg(long, env = "STYTCH_PROJECT_ID", value_name = "ID")]
-    pub project_id: Option<String>,
+    pub(crate) project_id: Option<String>,
     /// Stytch project secret. Prefer the environment variable: flags are visible in `ps`.
     #[arg(
         long,
@@ -72,11 +72,11 @@ pub struct StytchArgs {
         value_name = "SECRET",
         hide_env_values = true
     )]
-    pub secret: Option<String>,
+    pub(crate) secret: Option<String>,
     /// Override of Stytch's API base URL (custom domain or emulator); plain http only for
     /// loopback hosts.
     #[arg(long, env = "STYTCH_BASE_URL", value_name = "URL")]
-    pub base_url: Option<String>,
+    pub(crate) base_url: Option<String>,
 }
 
 impl StytchArgs {
@@ -86,7 +86,7 @@ impl StytchArgs {
     ///
     /// [`GatewayError::Missing`] or [`GatewayError::Config`] naming the missing or invalid
     /// input (never the secret).
-    pub fn stytch_config(&self) -> Result<crate::StytchConfig, GatewayError> {
+    pub(crate) fn stytch_config(&self) -> Result<tower_stytch::StytchConfig, GatewayError> {
         let project_id = self
             .project_id
             .clone()
@@ -101,7 +101,7 @@ impl StytchArgs {
                 .ok_or(GatewayError::Missing {
                     setting: "STYTCH_SECRET (or --secret)",
                 })?;
-        let mut builder = crate::StytchConfig::builder(project_id, secret);
+        let mut builder = tower_stytch::StytchConfig::builder(project_id, secret);
         if let Some(url) = self.base_url.as_deref().filter(|v| !v.trim().is_empty()) {
             builder = builder.base_url(url);
         }
@@ -111,7 +111,7 @@ impl StytchArgs {
 
 /// `serve`: the reverse proxy.
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address the proxy listens on.
     #[arg(
         long,
@@ -119,28 +119,28 @@ pub struct ServeArgs {
         value_name = "ADDR",
         default_value = "127.0.0.1:8080"
     )]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The upstream every authenticated request is forwarded to (`http://host:port[/prefix]`).
     #[arg(long, env = "GATEWAY_UPSTREAM", value_name = "URL")]
-    pub upstream: Option<String>,
+    pub(crate) upstream: Option<String>,
     /// How long the upstream has to send its response headers before the client gets a 504.
     #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT", value_name = "DURATION", default_value = "30s",
           value_parser = parse_duration)]
-    pub upstream_timeout: Duration,
+    pub(crate) upstream_timeout: Duration,
     /// Serve Prometheus metrics at http://ADDR/metrics (off when unset).
     #[arg(long, env = "GATEWAY_METRICS_LISTEN", value_name = "ADDR")]
-    pub metrics_listen: Option<SocketAddr>,
+    pub(crate) metrics_listen: Option<SocketAddr>,
     /// Path answering 200 with the identity headers, or the auth layer's 401, for nginx
     /// `auth_request` and Traefik `forwardAuth` (e.g. `/auth`; off when unset).
     #[arg(long, env = "GATEWAY_AUTH_ONLY_PATH", value_name = "PATH")]
-    pub auth_only_path: Option<String>,
+    pub(crate) auth_only_path: Option<String>,
     /// Logout path (POST); log-out-everywhere is `{PATH}/everywhere`. Default `/logout`.
     #[arg(long, env = "GATEWAY_LOGOUT_PATH", value_name = "PATH")]
-    pub logout_path: Option<String>,
+    pub(crate) logout_path: Option<String>,
     /// Prefix of the admin revoke routes: `{PREFIX}/members/{member_id}/revoke-sessions` and
     /// `{PREFIX}/sessions/{member_session_id}/revoke`. Default `/admin`.
     #[arg(long, env = "GATEWAY_ADMIN_PREFIX", value_name = "PREFIX")]
-    pub admin_prefix: Option<String>,
+    pub(crate) admin_prefix: Option<String>,
     /// Upstream route that, when answered 2xx, signs the member out everywhere, e.g.
     /// 'DELETE /api/members/{member_id}'. Repeatable; comma separated in the environment.
     #[arg(
@@ -149,7 +149,7 @@ pub struct ServeArgs {
         value_name = "PATTERN",
         value_delimiter = ','
     )]
-    pub forced_signout: Vec<String>,
+    pub(crate) forced_signout: Vec<String>,
     /// Path prefix served without authentication, e.g. '/assets/'. Repeatable; comma
     /// separated in the environment.
     #[arg(
@@ -158,22 +158,22 @@ pub struct ServeArgs {
         value_name = "PREFIX",
         value_delimiter = ','
     )]
-    pub public: Vec<String>,
+    pub(crate) public: Vec<String>,
     /// Disable local verification of session JWTs (every cache miss asks Stytch).
     #[arg(long, env = "GATEWAY_NO_JWT")]
-    pub no_jwt: bool,
+    pub(crate) no_jwt: bool,
     /// On SIGTERM / ctrl-c: how long in-flight requests and pending revocations get.
     #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "10s",
           value_parser = parse_duration)]
-    pub shutdown_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
     /// The Stytch project.
     #[command(flatten)]
-    pub stytch: StytchArgs,
+    pub(crate) stytch: StytchArgs,
 }
 
 /// `emulator`: the Stytch emulator on its own.
 #[derive(Debug, Clone, Args)]
-pub struct EmulatorArgs {
+pub(crate) struct EmulatorArgs {
     /// Address the emulator listens on.
     #[arg(
         long,
@@ -181,30 +181,30 @@ pub struct EmulatorArgs {
         value_name = "ADDR",
         default_value = "127.0.0.1:4010"
     )]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Project id the emulator accepts (default: the emulator's built-in test project).
     #[arg(long, value_name = "ID")]
-    pub project_id: Option<String>,
+    pub(crate) project_id: Option<String>,
     /// Project secret the emulator accepts (default: the built-in test project's secret).
     #[arg(long, value_name = "SECRET")]
-    pub secret: Option<String>,
+    pub(crate) secret: Option<String>,
 }
 
 /// `demo`: everything on loopback, with curl commands.
 #[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Run the demo's five steps against itself, print each status, and exit 0 only if all
     /// are as expected.
     #[arg(long)]
-    pub self_test: bool,
+    pub(crate) self_test: bool,
 }
 
 /// `upstream`: the echo upstream on its own.
 #[derive(Debug, Clone, Args)]
-pub struct UpstreamArgs {
+pub(crate) struct UpstreamArgs {
     /// Address the echo upstream listens on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
 }
 
 fn parse_duration(raw: &str) -> Result<Duration, String> {
@@ -216,7 +216,7 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
 }
 
 /// Installs the `tracing` subscriber: `RUST_LOG` (default `info`), text or JSON on stderr.
-pub fn init_logging(format: LogFormat) {
+pub(crate) fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -287,7 +287,7 @@ pub fn main() -> ExitCode {
 /// # Errors
 ///
 /// Configuration and start-up failures.
-pub async fn run(command: Command) -> Result<ExitCode, GatewayError> {
+pub(crate) async fn run(command: Command) -> Result<ExitCode, GatewayError> {
     use super::server::shutdown_signal;
     match command {
         Command::Serve(args) => {

@@ -3,5 +3,5 @@
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
-    tower_stytch::gateway::cli::main()
+    stytch_gateway::main()
 }

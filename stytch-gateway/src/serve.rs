@@ -1,7 +1,7 @@
 //! [`Gateway`]: the assembled reverse proxy, from options to a running server.
 //!
 //! The service stack, outermost first: [`Health`] (`/healthz`, `/readyz`, before auth) →
-//! [`StytchAuth`](crate::StytchAuth) (logout, admin revoke, forced sign-out hooks, public
+//! [`StytchAuth`](tower_stytch::StytchAuth) (logout, admin revoke, forced sign-out hooks, public
 //! routes, authentication) → [`App`] (auth-only endpoint, then the [`Proxy`]).
 
 use std::future::Future;
@@ -20,7 +20,7 @@ use super::metrics::MetricsService;
 use super::proxy::{DEFAULT_UPSTREAM_TIMEOUT, Proxy};
 use super::server::{Drain, serve};
 use super::{GatewayError, bind};
-use crate::{StytchAuthLayer, StytchClient, StytchConfig};
+use tower_stytch::{StytchAuthLayer, StytchClient, StytchConfig};
 
 /// Everything `stytch-gateway serve` is configured with.
 #[derive(Debug, Clone)]
@@ -113,7 +113,7 @@ impl TryFrom<ServeArgs> for ServeOptions {
 /// # Errors
 ///
 /// [`GatewayError::Config`] for a bad route pattern or client setting.
-pub fn build_layer(options: &ServeOptions) -> Result<StytchAuthLayer, GatewayError> {
+pub(crate) fn build_layer(options: &ServeOptions) -> Result<StytchAuthLayer, GatewayError> {
     let client = StytchClient::new(options.stytch.clone())?;
     let mut builder = StytchAuthLayer::builder(client);
     for prefix in &options.public {
@@ -155,7 +155,7 @@ impl ShutdownReport {
 pub struct Gateway {
     listener: TcpListener,
     metrics: Option<(TcpListener, MetricsService)>,
-    service: Health<crate::StytchAuth<App>>,
+    service: Health<tower_stytch::StytchAuth<App>>,
     layer: StytchAuthLayer,
     options: ServeOptions,
 }
@@ -214,7 +214,7 @@ impl Gateway {
             .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
-    /// The auth layer (for its [`Revoker`](crate::Revoker) or readiness).
+    /// The auth layer (for its [`Revoker`](tower_stytch::Revoker) or readiness).
     pub fn layer(&self) -> &StytchAuthLayer {
         &self.layer
     }

@@ -5,23 +5,24 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::MemberSession;
+use tower_stytch::MemberSession;
 
 /// `X-Stytch-Member-Id`: the member's id.
-pub const MEMBER_ID: HeaderName = HeaderName::from_static("x-stytch-member-id");
+pub(crate) const MEMBER_ID: HeaderName = HeaderName::from_static("x-stytch-member-id");
 /// `X-Stytch-Organization-Id`: the member's organization.
-pub const ORGANIZATION_ID: HeaderName = HeaderName::from_static("x-stytch-organization-id");
+pub(crate) const ORGANIZATION_ID: HeaderName = HeaderName::from_static("x-stytch-organization-id");
 /// `X-Stytch-Member-Session-Id`: the member session's id (not a credential).
-pub const MEMBER_SESSION_ID: HeaderName = HeaderName::from_static("x-stytch-member-session-id");
+pub(crate) const MEMBER_SESSION_ID: HeaderName =
+    HeaderName::from_static("x-stytch-member-session-id");
 /// `X-Stytch-Roles`: the session's roles, comma separated.
-pub const ROLES: HeaderName = HeaderName::from_static("x-stytch-roles");
+pub(crate) const ROLES: HeaderName = HeaderName::from_static("x-stytch-roles");
 
 /// Every identity header the gateway sets (and strips from client requests).
-pub const IDENTITY_HEADERS: [HeaderName; 4] =
+pub(crate) const IDENTITY_HEADERS: [HeaderName; 4] =
     [MEMBER_ID, ORGANIZATION_ID, MEMBER_SESSION_ID, ROLES];
 
 /// Removes every identity header (all copies) from `headers`.
-pub fn strip_identity_headers(headers: &mut HeaderMap) {
+pub(crate) fn strip_identity_headers(headers: &mut HeaderMap) {
     for name in &IDENTITY_HEADERS {
         while headers.remove(name).is_some() {}
     }
@@ -31,7 +32,7 @@ pub fn strip_identity_headers(headers: &mut HeaderMap) {
 ///
 /// A value that is not a valid header value (Stytch ids are ASCII, so this does not happen
 /// with real sessions) is left out rather than sent mangled.
-pub fn insert_identity_headers(headers: &mut HeaderMap, session: &MemberSession) {
+pub(crate) fn insert_identity_headers(headers: &mut HeaderMap, session: &MemberSession) {
     let roles = session.roles.join(",");
     let values = [
         (MEMBER_ID, session.member_id.as_str()),

@@ -15,7 +15,7 @@ use super::Body;
 use super::proxy::PeerAddr;
 
 /// How long a client may take to send a request's headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the drain after the shutdown signal ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub enum Drain {
 /// keep-alive connections are closed) for at most `drain_timeout`, and reports how that went.
 ///
 /// Every request carries a [`PeerAddr`] extension.
-pub async fn serve<S>(
+pub(crate) async fn serve<S>(
     listener: TcpListener,
     service: S,
     shutdown: impl Future<Output = ()>,
@@ -91,7 +91,7 @@ where
 }
 
 /// Completes on SIGTERM or ctrl-c (SIGINT).
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

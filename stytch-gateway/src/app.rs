@@ -10,7 +10,7 @@ use http::{Request, Response, StatusCode};
 use super::identity::insert_identity_headers;
 use super::proxy::Proxy;
 use super::{Body, BoxError, text_response};
-use crate::MemberSession;
+use tower_stytch::MemberSession;
 
 /// The service behind the auth layer.
 ///
@@ -19,14 +19,14 @@ use crate::MemberSession;
 /// read); the auth layer in front has already answered 401 / 403 / 503 when it had to.
 /// Everything else goes to the [`Proxy`].
 #[derive(Clone, Debug)]
-pub struct App {
+pub(crate) struct App {
     proxy: Proxy,
     auth_only_path: Option<Arc<str>>,
 }
 
 impl App {
     /// Proxies everything to `proxy`; `auth_only_path` enables the auth-only endpoint.
-    pub fn new(proxy: Proxy, auth_only_path: Option<String>) -> Self {
+    pub(crate) fn new(proxy: Proxy, auth_only_path: Option<String>) -> Self {
         Self {
             proxy,
             auth_only_path: auth_only_path.map(Into::into),
