@@ -151,8 +151,7 @@ impl SessionCache {
                         RemovalCause::Size => "size",
                         RemovalCause::Replaced => "replaced",
                     };
-                    metrics::counter!("stytch_auth_cache_evictions_total", "cause" => cause)
-                        .increment(1);
+                    crate::metrics::cache_eviction(cause);
                 },
             )
             .build();

@@ -180,6 +180,18 @@ impl Credential {
     }
 }
 
+/// The credential an authenticated request carried, in its extensions, for handlers that
+/// revoke acting as the caller (see [`Revoker`](crate::Revoker)). `Debug` never shows it.
+#[derive(Debug, Clone)]
+pub struct SessionCredential(pub(crate) Credential);
+
+impl SessionCredential {
+    /// The credential.
+    pub fn credential(&self) -> &Credential {
+        &self.0
+    }
+}
+
 impl From<SessionToken> for Credential {
     fn from(t: SessionToken) -> Self {
         Self::Token(t)

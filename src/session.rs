@@ -55,6 +55,15 @@ impl MemberSession {
     }
 }
 
+/// Whether `value` looks like a Stytch id (`member-test-<uuid>`, `session-live-<uuid>`): ASCII
+/// letters, digits, `-` and `_`, 1 to 128 characters.
+pub(crate) fn is_stytch_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Serde helpers for RFC 3339 timestamps as [`SystemTime`] (Stytch's `2021-12-29T12:33:09Z`).
 pub(crate) mod rfc3339 {
     use std::time::SystemTime;
@@ -132,6 +141,17 @@ mod tests {
         assert_eq!(s.custom_claims["claim1"], "value1");
         let back = serde_json::to_value(&s).unwrap();
         assert_eq!(back["expires_at"], "2023-01-10T07:41:52Z");
+    }
+
+    #[test]
+    fn stytch_id_charset() {
+        // If this broke, odd path parameters would be forwarded to Stytch.
+        assert!(is_stytch_id(
+            "member-test-32fc5024-9c09-4da3-bd2e-c9ce4da9375f"
+        ));
+        for bad in ["", "a/b", "a%2Fb", "..", "a b", "é", &"a".repeat(129)] {
+            assert!(!is_stytch_id(bad), "{bad}");
+        }
     }
 
     #[test]

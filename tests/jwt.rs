@@ -86,7 +86,11 @@ async fn a_too_old_jwt_goes_to_stytch_and_the_fresh_one_is_set_back() {
     let w = World::new().await;
     let layer = w
         .builder()
-        .jwt(JwtConfig::default().max_token_age(Duration::from_secs(60)))
+        .jwt(
+            JwtConfig::builder()
+                .max_token_age(Duration::from_secs(60))
+                .build(),
+        )
         .build()
         .unwrap();
     let s = serve(layer, app()).await;
@@ -126,7 +130,7 @@ async fn key_rotation_keeps_old_jwts_valid_and_learns_the_new_key() {
     let cooldown = Duration::from_secs(2);
     let layer = w
         .builder()
-        .jwt(JwtConfig::default().unknown_kid_cooldown(cooldown))
+        .jwt(JwtConfig::builder().unknown_kid_cooldown(cooldown).build())
         .build()
         .unwrap();
     let s = serve(layer, app()).await;

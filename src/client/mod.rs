@@ -1,5 +1,6 @@
 //! [`StytchClient`]: the calls this crate makes to Stytch's B2B sessions API.
 
+mod config;
 mod retry;
 mod types;
 
@@ -10,14 +11,18 @@ use http::{HeaderMap, HeaderValue, Method, header};
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 
+pub use self::config::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, LIVE_BASE_URL, Secret, StytchConfig,
+    StytchConfigBuilder, TEST_BASE_URL, default_base_url,
+};
 pub use self::retry::{RetryDecision, RetryPolicy};
 pub use self::types::{
     AuthenticateRequest, AuthenticateResponse, AuthorizationCheck, Jwk, Jwks, RevokeResponse,
     RevokeSelector, Verdict,
 };
-use crate::config::StytchConfig;
 use crate::credential::Credential;
 use crate::error::{ApiError, ConfigError, DecodeError, Endpoint, StytchError};
+use crate::metrics;
 
 /// Header carrying the acting member's session token (Stytch enforces that member's RBAC).
 pub const MEMBER_SESSION_HEADER: &str = "x-stytch-member-session";
@@ -277,7 +282,7 @@ impl StytchClient {
         let (status, retry_after, bytes) = match outcome {
             Ok(parts) => parts,
             Err(source) => {
-                record(endpoint, "error", elapsed);
+                metrics::api_request(endpoint.as_str(), "error", elapsed);
                 if source.is_timeout() {
                     tracing::warn!(endpoint = endpoint.as_str(), "stytch call timed out");
                     return Err(StytchError::Timeout { endpoint });
@@ -286,7 +291,7 @@ impl StytchClient {
                 return Err(StytchError::Transport { endpoint, source });
             }
         };
-        record(endpoint, status.as_str(), elapsed);
+        metrics::api_request(endpoint.as_str(), status.as_str(), elapsed);
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|err| {
                 tracing::warn!(
@@ -320,18 +325,4 @@ impl StytchClient {
         );
         Err(err)
     }
-}
-
-fn record(endpoint: Endpoint, status: &str, elapsed: Duration) {
-    metrics::counter!(
-        "stytch_api_requests_total",
-        "endpoint" => endpoint.as_str(),
-        "status" => status.to_owned()
-    )
-    .increment(1);
-    metrics::histogram!(
-        "stytch_api_request_duration_seconds",
-        "endpoint" => endpoint.as_str()
-    )
-    .record(elapsed.as_secs_f64());
 }

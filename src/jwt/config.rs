@@ -8,8 +8,9 @@ use std::time::Duration;
 /// to Stytch (`max_token_age` 300 s, like the Ruby SDK), the JWKS is refreshed every 10
 /// minutes and on an unknown `kid` at most once per 30 s (like `jose`, which the Node SDK
 /// uses), and it is fetched lazily on the first verification.
+///
+/// Build one with [`JwtConfig::builder`] (or take [`JwtConfig::default`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use]
 pub struct JwtConfig {
     leeway: Duration,
     max_token_age: Duration,
@@ -35,26 +36,72 @@ impl Default for JwtConfig {
 }
 
 impl JwtConfig {
+    /// Starts from the defaults (see [`JwtConfig`]).
+    pub fn builder() -> JwtConfigBuilder {
+        JwtConfigBuilder {
+            config: Self::default(),
+        }
+    }
+
+    /// The clock-skew leeway.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// The maximum token age.
+    pub fn max_token_age(&self) -> Duration {
+        self.max_token_age
+    }
+
+    /// The JWKS refresh interval.
+    pub fn jwks_refresh_interval(&self) -> Duration {
+        self.jwks_refresh_interval
+    }
+
+    /// The unknown-`kid` (and failed-fetch) cooldown.
+    pub fn unknown_kid_cooldown(&self) -> Duration {
+        self.unknown_kid_cooldown
+    }
+
+    /// Whether the JWKS is fetched at construction.
+    pub fn fetch_jwks_at_start(&self) -> bool {
+        self.fetch_jwks_at_start
+    }
+
+    /// The extra issuers.
+    pub fn extra_issuers(&self) -> &[String] {
+        &self.extra_issuers
+    }
+}
+
+/// Builder of [`JwtConfig`]: setters named after the setting, then [`build`](Self::build).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct JwtConfigBuilder {
+    config: JwtConfig,
+}
+
+impl JwtConfigBuilder {
     /// Clock-skew tolerance applied to `exp` and `nbf` (default 0, like Stytch's SDKs).
     /// Sub-second parts count.
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
+        self.config.leeway = leeway;
         self
     }
 
     /// A JWT whose `iat` is this long ago or longer is
-    /// [`TooOld`](crate::JwtError::TooOld) and must be authenticated by Stytch (default 300 s,
-    /// a JWT's whole life). Shorter values narrow the window in which a session revoked
+    /// [`TooOld`](crate::jwt::JwtError::TooOld) and must be authenticated by Stytch (default
+    /// 300 s, a JWT's whole life). Shorter values narrow the window in which a session revoked
     /// elsewhere still verifies locally; zero sends every JWT to Stytch.
     pub fn max_token_age(mut self, age: Duration) -> Self {
-        self.max_token_age = age;
+        self.config.max_token_age = age;
         self
     }
 
     /// The JWKS is refetched on the first use after it is this old (default 10 min). Keys
     /// that vanish from Stytch's set are still accepted for one more interval.
     pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
-        self.jwks_refresh_interval = interval;
+        self.config.jwks_refresh_interval = interval;
         self
     }
 
@@ -62,7 +109,7 @@ impl JwtConfig {
     /// unknown `kid`, or a retry after a failed fetch (default 30 s). Bounds what a stream of
     /// forged `kid`s can cost Stytch: one fetch per cooldown.
     pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
-        self.unknown_kid_cooldown = cooldown;
+        self.config.unknown_kid_cooldown = cooldown;
         self
     }
 
@@ -70,9 +117,9 @@ impl JwtConfig {
     /// `false`: on the first verification). Needs a Tokio runtime at construction; without one
     /// the fetch stays lazy.
     ///
-    /// [`JwtVerifier::new`]: crate::JwtVerifier::new
+    /// [`JwtVerifier::new`]: crate::jwt::JwtVerifier::new
     pub fn fetch_jwks_at_start(mut self, fetch: bool) -> Self {
-        self.fetch_jwks_at_start = fetch;
+        self.config.fetch_jwks_at_start = fetch;
         self
     }
 
@@ -80,37 +127,12 @@ impl JwtConfig {
     /// (see [`StytchConfig::jwt_issuers`](crate::StytchConfig::jwt_issuers)). Useful when the
     /// API is reached through one URL and Stytch's custom domain is another.
     pub fn extra_issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.extra_issuers.push(issuer.into());
+        self.config.extra_issuers.push(issuer.into());
         self
     }
 
-    /// The clock-skew leeway.
-    pub fn get_leeway(&self) -> Duration {
-        self.leeway
-    }
-
-    /// The maximum token age.
-    pub fn get_max_token_age(&self) -> Duration {
-        self.max_token_age
-    }
-
-    /// The JWKS refresh interval.
-    pub fn get_jwks_refresh_interval(&self) -> Duration {
-        self.jwks_refresh_interval
-    }
-
-    /// The unknown-`kid` (and failed-fetch) cooldown.
-    pub fn get_unknown_kid_cooldown(&self) -> Duration {
-        self.unknown_kid_cooldown
-    }
-
-    /// Whether the JWKS is fetched at construction.
-    pub fn get_fetch_jwks_at_start(&self) -> bool {
-        self.fetch_jwks_at_start
-    }
-
-    /// The extra issuers.
-    pub fn get_extra_issuers(&self) -> &[String] {
-        &self.extra_issuers
+    /// The settings (every value is valid: nothing to check).
+    pub fn build(self) -> JwtConfig {
+        self.config
     }
 }

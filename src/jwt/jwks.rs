@@ -266,8 +266,7 @@ impl KeyStore {
             }
         };
         self.fetches.fetch_add(1, Ordering::AcqRel);
-        metrics::counter!("stytch_jwks_fetches_total", "outcome" => outcome, "reason" => reason)
-            .increment(1);
+        crate::metrics::jwks_fetch(outcome, reason);
         result.map(|_| ())
     }
 }

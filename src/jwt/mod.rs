@@ -11,7 +11,7 @@ mod error;
 mod jwks;
 mod verify;
 
-pub use self::config::JwtConfig;
+pub use self::config::{JwtConfig, JwtConfigBuilder};
 pub use self::error::JwtError;
 pub use self::verify::{JwtVerifier, VerifiedJwt};
 

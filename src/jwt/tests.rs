@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::client::StytchConfig;
 use crate::client::{Jwk, Jwks, RetryPolicy, StytchClient};
-use crate::config::StytchConfig;
 use crate::credential::SessionJwt;
 use crate::jwt::{JwtConfig, JwtError, JwtVerifier};
 
@@ -263,7 +263,9 @@ async fn custom_domain_and_extra_issuers_are_accepted() {
     let server = server_with(vec![jwk(KID1, KEY1_PUB)], 1).await;
     let v = verifier(
         &server,
-        JwtConfig::default().extra_issuer("https://login.example.com"),
+        JwtConfig::builder()
+            .extra_issuer("https://login.example.com")
+            .build(),
     );
     let custom = server.uri().trim_end_matches('/').to_owned();
     for iss in [custom.as_str(), "https://login.example.com"] {
@@ -280,7 +282,9 @@ async fn expired_jwt_needs_remote() {
     let server = server_with(vec![jwk(KID1, KEY1_PUB)], 1).await;
     let v = verifier(
         &server,
-        JwtConfig::default().max_token_age(Duration::from_secs(3600)),
+        JwtConfig::builder()
+            .max_token_age(Duration::from_secs(3600))
+            .build(),
     );
     let jwt = sign(&claims());
     v.verify_at(&jwt, at(IAT + 299)).await.unwrap();
@@ -323,9 +327,10 @@ async fn leeway_is_honoured_on_exp_and_nbf() {
     let server = server_with(vec![jwk(KID1, KEY1_PUB)], 1).await;
     let v = verifier(
         &server,
-        JwtConfig::default()
+        JwtConfig::builder()
             .leeway(Duration::from_secs(5))
-            .max_token_age(Duration::from_secs(3600)),
+            .max_token_age(Duration::from_secs(3600))
+            .build(),
     );
     let jwt = sign(&with(claims(), "nbf", json!(IAT + 100)));
     v.verify_at(&jwt, at(IAT + 95)).await.unwrap();
@@ -346,7 +351,9 @@ async fn too_old_jwt_needs_remote() {
     let server = server_with(vec![jwk(KID1, KEY1_PUB)], 1).await;
     let v = verifier(
         &server,
-        JwtConfig::default().max_token_age(Duration::from_secs(60)),
+        JwtConfig::builder()
+            .max_token_age(Duration::from_secs(60))
+            .build(),
     );
     let jwt = sign(&claims());
     v.verify_at(&jwt, at(IAT + 59)).await.unwrap();
@@ -354,7 +361,10 @@ async fn too_old_jwt_needs_remote() {
     assert!(matches!(err, JwtError::TooOld), "{err:?}");
     assert!(err.needs_remote());
     // Zero sends every JWT to Stytch.
-    let zero = verifier(&server, JwtConfig::default().max_token_age(Duration::ZERO));
+    let zero = verifier(
+        &server,
+        JwtConfig::builder().max_token_age(Duration::ZERO).build(),
+    );
     zero.install_jwks(&Jwks::new(vec![jwk(KID1, KEY1_PUB)]));
     let err = zero.verify_at(&jwt, at(IAT)).await.unwrap_err();
     assert!(matches!(err, JwtError::TooOld), "{err:?}");
@@ -481,7 +491,10 @@ async fn unknown_kid_refetches_once_per_cooldown() {
     // If this broke, forged kids could hammer Stytch's JWKS endpoint (or rotation would fail).
     let server = server_with(vec![jwk(KID1, KEY1_PUB)], 3).await;
     let cooldown = Duration::from_millis(300);
-    let v = verifier(&server, JwtConfig::default().unknown_kid_cooldown(cooldown));
+    let v = verifier(
+        &server,
+        JwtConfig::builder().unknown_kid_cooldown(cooldown).build(),
+    );
     v.verify_at(&sign(&claims()), at(IAT + 1)).await.unwrap();
     assert_eq!(fetches(&server).await, 1);
     // Within the cooldown of the first fetch: no refetch; Stytch decides.
@@ -554,9 +567,10 @@ async fn key_rotation_keeps_old_keys_for_one_interval() {
     let interval = Duration::from_millis(400);
     let v = verifier(
         &server,
-        JwtConfig::default()
+        JwtConfig::builder()
             .unknown_kid_cooldown(Duration::ZERO)
-            .jwks_refresh_interval(interval),
+            .jwks_refresh_interval(interval)
+            .build(),
     );
     let old = sign(&claims());
     let new = sign_with(KEY2_PEM, KID2, &claims());
@@ -586,7 +600,7 @@ async fn failed_periodic_refresh_keeps_the_keys() {
     let interval = Duration::from_millis(100);
     let v = verifier(
         &server,
-        JwtConfig::default().jwks_refresh_interval(interval),
+        JwtConfig::builder().jwks_refresh_interval(interval).build(),
     );
     let jwt = sign(&claims());
     v.verify_at(&jwt, at(IAT + 1)).await.unwrap();
@@ -660,7 +674,10 @@ async fn only_rs256_signing_keys_are_used() {
 async fn fetch_at_start_loads_keys_in_the_background() {
     // If this broke, `fetch_jwks_at_start` would be ignored and the first request would pay.
     let server = server_with(vec![jwk(KID1, KEY1_PUB)], 1).await;
-    let v = verifier(&server, JwtConfig::default().fetch_jwks_at_start(true));
+    let v = verifier(
+        &server,
+        JwtConfig::builder().fetch_jwks_at_start(true).build(),
+    );
     for _ in 0..200 {
         if v.jwks_loaded() {
             break;
@@ -678,7 +695,9 @@ async fn nothing_prints_the_jwt() {
     let server = server_with(vec![jwk(KID1, KEY1_PUB)], 1).await;
     let v = verifier(
         &server,
-        JwtConfig::default().max_token_age(Duration::from_secs(60)),
+        JwtConfig::builder()
+            .max_token_age(Duration::from_secs(60))
+            .build(),
     );
     let valid = sign(&claims());
     let parts: Vec<&str> = valid.expose_secret().split('.').collect();

@@ -33,14 +33,14 @@ pub struct VerifiedJwt {
 /// Only `RS256` is accepted; the header's `alg` is checked before any key is looked at. The
 /// JWKS (`GET /v1/b2b/sessions/jwks/{project_id}`) is fetched on the first verification (or in
 /// a background task spawned by [`new`](Self::new) with
-/// [`JwtConfig::fetch_jwks_at_start`]), refreshed on the first use after
+/// [`JwtConfigBuilder::fetch_jwks_at_start`](crate::jwt::JwtConfigBuilder::fetch_jwks_at_start)), refreshed on the first use after
 /// [`JwtConfig::jwks_refresh_interval`], and refetched when a JWT names an unknown `kid`, at
 /// most once per [`JwtConfig::unknown_kid_cooldown`] however many requests miss at once. Keys
 /// are parsed once per fetch.
 ///
 /// The audience is the project id; the issuers are
 /// [`StytchConfig::jwt_issuers`](crate::StytchConfig::jwt_issuers) plus
-/// [`JwtConfig::extra_issuer`]s. `sub`, `iss`, `aud`, `exp`, `iat` and `nbf` are required.
+/// [`JwtConfigBuilder::extra_issuer`](crate::jwt::JwtConfigBuilder::extra_issuer)s. `sub`, `iss`, `aud`, `exp`, `iat` and `nbf` are required.
 #[derive(Clone)]
 pub struct JwtVerifier {
     inner: Arc<Inner>,
@@ -93,14 +93,14 @@ fn parse_header(jwt: &str) -> Result<RawHeader, JwtError> {
 impl JwtVerifier {
     /// A verifier for `client`'s project.
     ///
-    /// With [`JwtConfig::fetch_jwks_at_start`], spawns a Tokio task that fetches the JWKS at
+    /// With [`JwtConfigBuilder::fetch_jwks_at_start`](crate::jwt::JwtConfigBuilder::fetch_jwks_at_start), spawns a Tokio task that fetches the JWKS at
     /// once (a failure is logged and the next verification tries again); without a Tokio
     /// runtime the fetch stays lazy. Call [`refresh_jwks`](Self::refresh_jwks) instead to
     /// fetch eagerly and see the error.
     pub fn new(client: StytchClient, config: JwtConfig) -> Self {
         let audience = client.config().project_id().to_owned();
         let mut issuers = client.config().jwt_issuers();
-        for extra in config.get_extra_issuers() {
+        for extra in config.extra_issuers() {
             if !issuers.contains(extra) {
                 issuers.push(extra.clone());
             }
@@ -116,8 +116,8 @@ impl JwtVerifier {
         validation.set_required_spec_claims(&["sub", "iss", "aud", "exp", "nbf"]);
         let keys = KeyStore::new(
             client,
-            config.get_jwks_refresh_interval(),
-            config.get_unknown_kid_cooldown(),
+            config.jwks_refresh_interval(),
+            config.unknown_kid_cooldown(),
         );
         let verifier = Self {
             inner: Arc::new(Inner {
@@ -128,7 +128,7 @@ impl JwtVerifier {
                 keys,
             }),
         };
-        if verifier.inner.config.get_fetch_jwks_at_start() {
+        if verifier.inner.config.fetch_jwks_at_start() {
             match tokio::runtime::Handle::try_current() {
                 Ok(handle) => {
                     let this = verifier.clone();
@@ -212,7 +212,7 @@ impl JwtVerifier {
         let times = TimeClaims::from_claims(&claims)?;
         self.check_times(&times, now)?;
         let session = member_session(claims)?;
-        if now >= add(session.expires_at, self.inner.config.get_leeway()) {
+        if now >= add(session.expires_at, self.inner.config.leeway()) {
             return Err(JwtError::Expired);
         }
         Ok(VerifiedJwt {
@@ -224,7 +224,7 @@ impl JwtVerifier {
 
     fn check_times(&self, times: &TimeClaims, now: SystemTime) -> Result<(), JwtError> {
         let config = &self.inner.config;
-        let leeway = config.get_leeway();
+        let leeway = config.leeway();
         if now >= add(times.expires_at, leeway) {
             return Err(JwtError::Expired);
         }
@@ -232,7 +232,7 @@ impl JwtVerifier {
             return Err(JwtError::NotYetValid);
         }
         let age = now.duration_since(times.issued_at).unwrap_or_default();
-        if age >= config.get_max_token_age() {
+        if age >= config.max_token_age() {
             return Err(JwtError::TooOld);
         }
         Ok(())

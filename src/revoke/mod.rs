@@ -12,7 +12,7 @@ use crate::client::{RevokeSelector, StytchClient};
 use crate::credential::Credential;
 use crate::denylist::Denylist;
 use crate::error::StytchError;
-use crate::routes::is_stytch_id;
+use crate::session::is_stytch_id;
 
 pub(crate) use self::outbox::Outbox;
 
@@ -444,6 +444,5 @@ impl Revoker {
 }
 
 fn record(target: &Target, result: &'static str) {
-    metrics::counter!("stytch_revocations_total", "target" => target.kind(), "result" => result)
-        .increment(1);
+    crate::metrics::revocation(target.kind(), result);
 }

@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use super::{Inner, Revoker, Target};
 use crate::credential::Credential;
+use crate::metrics;
 
 /// One revocation waiting for Stytch.
 #[derive(Debug)]
@@ -38,17 +39,13 @@ impl Outbox {
         self.queue().len()
     }
 
-    fn gauge(len: usize) {
-        metrics::gauge!("stytch_revocations_pending").set(len as f64);
-    }
-
     pub(crate) fn push(&self, pending: Pending, revoker: &Revoker) {
         let len = {
             let mut queue = self.queue();
             queue.push(pending);
             queue.len()
         };
-        Self::gauge(len);
+        metrics::revocations_pending(len);
         if !self.worker_started.swap(true, Ordering::AcqRel) {
             match tokio::runtime::Handle::try_current() {
                 Ok(handle) => {
@@ -70,13 +67,9 @@ impl Outbox {
         queue.append(&mut kept);
         let len = queue.len();
         drop(queue);
-        Self::gauge(len);
+        metrics::revocations_pending(len);
         len
     }
-}
-
-fn record(result: &'static str) {
-    metrics::counter!("stytch_revocations_retried_total", "result" => result).increment(1);
 }
 
 /// Tries each pending revocation once (those reached before `end`). Returns how many are
@@ -98,7 +91,7 @@ async fn attempt_all(revoker: &Revoker, end: Option<Instant>) -> usize {
                 target_kind = pending.target.kind(),
                 "pending revocation dropped: the session has expired at Stytch meanwhile"
             );
-            record("expired");
+            metrics::revocation_retried("expired");
             continue;
         }
         let selector = pending.target.selector();
@@ -123,7 +116,7 @@ async fn attempt_all(revoker: &Revoker, end: Option<Instant>) -> usize {
                     error = %err,
                     "pending revocation refused by stytch; it stays revoked only locally"
                 );
-                record("failed");
+                metrics::revocation_retried("failed");
             }
         }
     }
@@ -143,7 +136,7 @@ fn confirm(revoker: &Revoker, target: &Target, result: &'static str) {
         result,
         "pending revocation confirmed by stytch"
     );
-    record(result);
+    metrics::revocation_retried(result);
 }
 
 async fn worker(weak: Weak<Inner>) {

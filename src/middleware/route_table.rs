@@ -1,20 +1,19 @@
-//! Which routes the layer answers itself, which pass without a credential, which are hooked.
+//! [`RouteTable::classify`]: which routes the layer answers itself, which pass without a
+//! credential, which are hooked. (How one pattern matches a path is `route_pattern`.)
 
 use http::Method;
 
-use crate::routes::RoutePattern;
+use super::route_pattern::RoutePattern;
+use crate::revoke::Target;
 
 /// What the layer does with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
-    /// Revoke the caller's own session.
-    Logout,
-    /// Revoke every session of the caller.
-    LogoutEverywhere,
-    /// Admin: revoke every session of a member.
-    AdminMember(String),
-    /// Admin: revoke one session.
-    AdminSession(String),
+    /// Revoke the caller's own session, or with `everywhere` every session of the caller.
+    Logout { everywhere: bool },
+    /// Admin: revoke every session of a member ([`Target::Member`]) or one session
+    /// ([`Target::Session`]), acting as the caller.
+    Admin(Target),
     /// A route of the layer, with a method it does not serve.
     MethodNotAllowed(&'static str),
     /// The host app's route: authenticate, call it, and on 2xx force the member out.
@@ -43,8 +42,8 @@ pub(crate) struct RouteTable {
 impl RouteTable {
     pub(crate) fn classify(&self, method: &Method, path: &str) -> Route {
         for (route_path, route) in [
-            (&self.logout, Route::Logout),
-            (&self.logout_everywhere, Route::LogoutEverywhere),
+            (&self.logout, Route::Logout { everywhere: false }),
+            (&self.logout_everywhere, Route::Logout { everywhere: true }),
         ] {
             if route_path.as_deref() == Some(path) {
                 let allowed =
@@ -58,18 +57,18 @@ impl RouteTable {
                 };
             }
         }
-        for (pattern, member) in [(&self.admin_member, true), (&self.admin_session, false)] {
+        let admin: [(_, fn(String) -> Target); 2] = [
+            (&self.admin_member, Target::Member),
+            (&self.admin_session, Target::Session),
+        ];
+        for (pattern, target) in admin {
             let Some(pattern) = pattern else { continue };
             if let Some(mut captures) = pattern.match_path(path) {
                 if !pattern.method_matches(method) {
                     return Route::MethodNotAllowed("POST");
                 }
                 let id = captures.pop().map(|(_, v)| v).unwrap_or_default();
-                return if member {
-                    Route::AdminMember(id)
-                } else {
-                    Route::AdminSession(id)
-                };
+                return Route::Admin(target(id));
             }
         }
         for hook in &self.hooks {
@@ -151,21 +150,24 @@ mod tests {
     fn classifies_every_kind_of_route() {
         // If this broke, logout/admin/hook routes would reach the app unauthenticated or unhandled.
         let t = table();
-        assert_eq!(t.classify(&Method::POST, "/logout"), Route::Logout);
+        assert_eq!(
+            t.classify(&Method::POST, "/logout"),
+            Route::Logout { everywhere: false }
+        );
         assert_eq!(
             t.classify(&Method::GET, "/logout"),
             Route::MethodNotAllowed("POST")
         );
         assert_eq!(
             t.classify(&Method::POST, "/logout/everywhere"),
-            Route::LogoutEverywhere
+            Route::Logout { everywhere: true }
         );
         assert_eq!(
             t.classify(
                 &Method::POST,
                 "/admin/members/member-test-1/revoke-sessions"
             ),
-            Route::AdminMember("member-test-1".into())
+            Route::Admin(Target::Member("member-test-1".into()))
         );
         assert_eq!(
             t.classify(&Method::GET, "/admin/members/member-test-1/revoke-sessions"),
@@ -173,7 +175,7 @@ mod tests {
         );
         assert_eq!(
             t.classify(&Method::POST, "/admin/sessions/session-test-1/revoke"),
-            Route::AdminSession("session-test-1".into())
+            Route::Admin(Target::Session("session-test-1".into()))
         );
         assert_eq!(
             t.classify(&Method::DELETE, "/api/members/member-test-2"),
@@ -205,6 +207,9 @@ mod tests {
         assert_eq!(t.classify(&Method::GET, "/assets/v1..2.js"), Route::Public);
         let mut get = table();
         get.logout_allow_get = true;
-        assert_eq!(get.classify(&Method::GET, "/logout"), Route::Logout);
+        assert_eq!(
+            get.classify(&Method::GET, "/logout"),
+            Route::Logout { everywhere: false }
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! [`Rejection`]: why the layer answered a request itself, and the default response for it.
+//! [`Rejection`]: why the layer answered a request itself, the default response for it, and
+//! the one place where every error of the request path becomes a rejection.
 
 use std::fmt;
 use std::sync::Arc;
@@ -6,6 +7,25 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
+
+use super::lookup::LookupError;
+use crate::error::StytchError;
+use crate::extract::ExtractError;
+use crate::revoke::RevokeError;
+
+/// `Retry-After` of a 503 when Stytch is unavailable and said nothing.
+pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Shortest `Retry-After` the layer sends.
+pub(crate) const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Longest `Retry-After` the layer sends, whatever Stytch asked for.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The `Retry-After` to send for what Stytch asked (`None`: it did not say).
+pub(crate) fn retry_after(asked: Option<Duration>) -> Duration {
+    asked
+        .unwrap_or(DEFAULT_RETRY_AFTER)
+        .clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER)
+}
 
 /// Why a request was refused, or answered by the layer instead of the inner service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -215,6 +235,61 @@ impl fmt::Display for Rejection {
 }
 
 impl std::error::Error for Rejection {}
+
+impl From<ExtractError> for Rejection {
+    /// A credential that could not be taken from the request.
+    fn from(err: ExtractError) -> Self {
+        match err {
+            ExtractError::BadRequest => Self::new(RejectionKind::MalformedRequest),
+            ExtractError::Invalid(_) => Self::new(RejectionKind::InvalidCredential),
+        }
+    }
+}
+
+impl From<&LookupError> for Rejection {
+    /// A credential the lookup refused, or could not check.
+    fn from(err: &LookupError) -> Self {
+        match err {
+            LookupError::Invalid {
+                error_type,
+                request_id,
+            } => Self::new(RejectionKind::SessionInvalid)
+                .with_stytch(error_type.as_deref(), request_id.as_deref()),
+            LookupError::Unavailable {
+                retry_after: asked,
+                error_type,
+                request_id,
+            } => Self::new(RejectionKind::StytchUnavailable)
+                .with_retry_after(retry_after(*asked))
+                .with_stytch(error_type.as_deref(), request_id.as_deref()),
+            LookupError::Misconfigured {
+                error_type,
+                request_id,
+            } => Self::new(RejectionKind::Misconfigured)
+                .with_stytch(error_type.as_deref(), request_id.as_deref()),
+        }
+    }
+}
+
+impl From<&RevokeError> for Rejection {
+    /// A revocation (admin route) that did not take effect.
+    fn from(err: &RevokeError) -> Self {
+        let stytch = |kind: RejectionKind, err: &StytchError| {
+            Self::new(kind).with_stytch(err.error_type(), err.request_id())
+        };
+        match err {
+            RevokeError::InvalidId { .. } => Self::new(RejectionKind::InvalidParameter),
+            RevokeError::Forbidden(err) => stytch(RejectionKind::Forbidden, err),
+            RevokeError::NotFound(err) => stytch(RejectionKind::NotFound, err),
+            RevokeError::ActingSessionInvalid(err) => stytch(RejectionKind::SessionInvalid, err),
+            RevokeError::Unavailable(err) => stytch(RejectionKind::StytchUnavailable, err)
+                .with_retry_after(retry_after(err.retry_after())),
+            RevokeError::Misconfigured(err) | RevokeError::Rejected(err) => {
+                stytch(RejectionKind::Misconfigured, err)
+            }
+        }
+    }
+}
 
 /// A JSON response with `Cache-Control: no-store`.
 pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Bytes> {

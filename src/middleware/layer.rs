@@ -6,44 +6,19 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use super::lookup::Lookup;
+use super::rejection::{DefaultRejection, RejectionHandler, SharedRejectionHandler};
+use super::route_pattern::RoutePattern;
+use super::route_table::RouteTable;
+use super::service::StytchAuth;
+use super::shared::Shared;
 use crate::cache::{CacheConfig, SessionCache};
 use crate::client::StytchClient;
 use crate::cookies::CookieSettings;
 use crate::denylist::Denylist;
 use crate::error::{ConfigError, StytchError};
 use crate::extract::CredentialSource;
-use crate::policy::RouteTable;
-use crate::rejection::{DefaultRejection, RejectionHandler, SharedRejectionHandler};
 use crate::revoke::{RevokeConfig, Revoker};
-use crate::routes::RoutePattern;
-use crate::service::StytchAuth;
-
-/// State shared by every clone of a layer and of its services.
-pub(crate) struct Shared {
-    pub(crate) client: StytchClient,
-    pub(crate) cache: Arc<SessionCache>,
-    pub(crate) revoker: Revoker,
-    pub(crate) routes: RouteTable,
-    pub(crate) sources: Vec<CredentialSource>,
-    pub(crate) cookies: CookieSettings,
-    pub(crate) rejection: SharedRejectionHandler,
-    pub(crate) redirect_allowlist: Vec<String>,
-    pub(crate) trusted_origins: Vec<String>,
-    pub(crate) cache_config: CacheConfig,
-    pub(crate) denylist: Arc<Denylist>,
-    #[cfg(feature = "jwt")]
-    pub(crate) verifier: Option<crate::jwt::JwtVerifier>,
-}
-
-impl Shared {
-    /// The cookie names the layer reads (and clears at logout).
-    pub(crate) fn cookie_names(&self) -> impl Iterator<Item = &str> {
-        self.sources.iter().filter_map(|s| match s {
-            CredentialSource::Cookie(name) => Some(name.as_str()),
-            _ => None,
-        })
-    }
-}
 
 /// A tower [`Layer`] that authenticates requests with Stytch B2B sessions, serves logout and
 /// admin revocation routes, and forces members out after the app's own admin actions.
@@ -62,10 +37,13 @@ pub struct StytchAuthLayer {
 impl fmt::Debug for StytchAuthLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StytchAuthLayer")
-            .field("project_id", &self.shared.client.config().project_id())
+            .field(
+                "project_id",
+                &self.shared.lookup.client.config().project_id(),
+            )
             .field("routes", &self.shared.routes)
             .field("sources", &self.shared.sources)
-            .field("cache", &self.shared.cache)
+            .field("cache", &self.shared.lookup.cache)
             .finish_non_exhaustive()
     }
 }
@@ -88,7 +66,7 @@ impl StytchAuthLayer {
 
     /// The Stytch client of this layer.
     pub fn client(&self) -> &StytchClient {
-        &self.shared.client
+        &self.shared.lookup.client
     }
 
     /// Readiness: Stytch is reachable (its JWKS endpoint answers) and, with local JWT
@@ -98,21 +76,22 @@ impl StytchAuthLayer {
     ///
     /// The error of the JWKS call.
     pub async fn ready(&self) -> Result<(), StytchError> {
+        let lookup = &self.shared.lookup;
         #[cfg(feature = "jwt")]
-        if let Some(verifier) = &self.shared.verifier {
+        if let Some(verifier) = &lookup.verifier {
             return verifier.refresh_jwks().await;
         }
-        self.shared.client.jwks().await.map(|_| ())
+        lookup.client.jwks().await.map(|_| ())
     }
 
     /// Approximate number of cached sessions.
     pub fn cached_sessions(&self) -> u64 {
-        self.shared.cache.entry_count()
+        self.shared.lookup.cache.entry_count()
     }
 
     /// Runs the cache's pending maintenance (expiry, eviction bookkeeping) now.
     pub async fn run_pending_tasks(&self) {
-        self.shared.cache.run_pending_tasks().await;
+        self.shared.lookup.cache.run_pending_tasks().await;
     }
 }
 
@@ -435,7 +414,7 @@ impl StytchAuthLayerBuilder {
         revoke.cache_max_ttl = self.cache.max_ttl;
         #[cfg(feature = "jwt")]
         let verifier = self.jwt.map(|config| {
-            revoke.jwt_leeway = config.get_leeway();
+            revoke.jwt_leeway = config.leeway();
             crate::jwt::JwtVerifier::new(self.client.clone(), config)
         });
         let revoker = Revoker::new(
@@ -444,10 +423,17 @@ impl StytchAuthLayerBuilder {
             Arc::clone(&denylist),
             revoke,
         );
+        let lookup = Arc::new(Lookup {
+            client: self.client,
+            cache,
+            denylist,
+            max_ttl: self.cache.max_ttl,
+            #[cfg(feature = "jwt")]
+            verifier,
+        });
         Ok(StytchAuthLayer {
             shared: Arc::new(Shared {
-                client: self.client,
-                cache,
+                lookup,
                 revoker,
                 routes,
                 sources: self.sources,
@@ -455,10 +441,6 @@ impl StytchAuthLayerBuilder {
                 rejection: self.rejection,
                 redirect_allowlist: self.redirect_allowlist,
                 trusted_origins: self.trusted_origins,
-                cache_config: self.cache,
-                denylist,
-                #[cfg(feature = "jwt")]
-                verifier,
             }),
         })
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::client::RetryPolicy;
+use super::retry::RetryPolicy;
 use crate::error::ConfigError;
 
 /// Stytch's API for test projects (every project id not starting with `project-live-`).

@@ -1,4 +1,5 @@
-//! [`ResponseFuture`] of [`StytchAuth`](crate::StytchAuth).
+//! [`ResponseFuture`] of [`StytchAuth`](crate::StytchAuth): await the lookup, call the inner
+//! service with the member in the request's extensions, then run a forced sign-out hook.
 
 use std::fmt;
 use std::future::Future;
@@ -12,20 +13,14 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::auth::authenticate;
-use crate::body::ResponseBody;
+use super::body::ResponseBody;
+use super::endpoints::{FORCED_SIGNOUT_HEADER, forced_signout};
+use super::rejection::Rejection;
+use super::shared::Shared;
 use crate::cache::CachedSession;
+use crate::credential::SessionCredential;
 use crate::extract::Found;
-use crate::handlers;
-use crate::layer::Shared;
-use crate::rejection::Rejection;
-use crate::revoke::Target;
-use crate::routes::is_stytch_id;
-use crate::service::{SessionCredential, record_outcome};
-
-/// Reports what a forced sign-out hook did (`revoked`, `already_revoked`, `pending`,
-/// `forbidden`, `failed`, `invalid_member_id`).
-pub const FORCED_SIGNOUT_HEADER: &str = "x-stytch-forced-signout";
+use crate::metrics;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -127,7 +122,11 @@ where
         );
         let lookup = Box::pin(
             async move {
-                let result = authenticate(&lookup_shared, &credential).await;
+                let result = lookup_shared
+                    .lookup
+                    .authenticate(&credential)
+                    .await
+                    .map_err(|err| Rejection::from(&*err));
                 let span = tracing::Span::current();
                 match &result {
                     Ok(entry) => {
@@ -177,30 +176,6 @@ fn refreshed_cookie(shared: &Shared, ctx: &Ctx, entry: &CachedSession) -> Option
         .set(cookie, fresh.expose_secret(), entry.session.expires_at)
 }
 
-async fn forced_signout(shared: Arc<Shared>, member_id: String, found: Found) -> &'static str {
-    let result = if !is_stytch_id(&member_id) {
-        "invalid_member_id"
-    } else {
-        match shared
-            .revoker
-            .revoke(
-                Target::Member(member_id),
-                Some(&found.credential),
-                true,
-                None,
-            )
-            .await
-        {
-            Ok(outcome) => outcome.as_str(),
-            Err(crate::revoke::RevokeError::Forbidden(_)) => "forbidden",
-            Err(_) => "failed",
-        }
-    };
-    metrics::counter!("stytch_forced_signouts_total", "result" => result).increment(1);
-    tracing::info!(result, "forced sign-out after the app's admin action");
-    result
-}
-
 impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -217,17 +192,17 @@ where
                     let mut ctx = ctx.take().expect("ResponseFuture polled after completion");
                     match result {
                         Ok(entry) => {
-                            record_outcome("authenticated");
+                            metrics::auth_request("authenticated");
                             ctx.set_cookie = refreshed_cookie(this.shared, &ctx, &entry);
                             let ext = req.extensions_mut();
                             ext.insert(entry.session.clone());
                             ext.insert(this.shared.revoker.clone());
                             ext.insert(SessionCredential(ctx.found.credential.clone()));
                         }
-                        Err(_) if ctx.optional => record_outcome("anonymous"),
+                        Err(_) if ctx.optional => metrics::auth_request("anonymous"),
                         Err(rejection) => {
-                            record_outcome(rejection.kind().as_str());
-                            let res = handlers::reject(this.shared, rejection);
+                            metrics::auth_request(rejection.kind().as_str());
+                            let res = this.shared.reject(rejection);
                             return Poll::Ready(Ok(own_body(res)));
                         }
                     }

@@ -1,0 +1,74 @@
+//! Every metric this crate records, by name, and the one function that records each.
+//!
+//! Metrics go through the [`metrics`] facade: install any recorder (the gateway installs
+//! Prometheus's). Label values are fixed strings, never an id or a credential.
+
+use std::time::Duration;
+
+/// Counter of requests the layer decided, label `outcome` (`authenticated`, `anonymous`, or a
+/// [`RejectionKind`](crate::RejectionKind) code).
+pub const AUTH_REQUESTS: &str = "stytch_auth_requests_total";
+/// Counter of cache lookups, label `result` (`hit`, `miss`, `negative_hit`).
+pub const AUTH_CACHE: &str = "stytch_auth_cache_total";
+/// Counter of cache evictions, label `cause` (`expired`, `revoked`, `size`, `replaced`).
+pub const AUTH_CACHE_EVICTIONS: &str = "stytch_auth_cache_evictions_total";
+/// Counter of calls to Stytch, labels `endpoint` and `status` (HTTP status or `error`).
+pub const API_REQUESTS: &str = "stytch_api_requests_total";
+/// Histogram of the duration of one call to Stytch, in seconds, label `endpoint`.
+pub const API_REQUEST_DURATION: &str = "stytch_api_request_duration_seconds";
+/// Counter of JWKS fetches, labels `outcome` and `reason`.
+pub const JWKS_FETCHES: &str = "stytch_jwks_fetches_total";
+/// Counter of revocations, labels `target` (`session`, `member`, `credential`) and `result`.
+pub const REVOCATIONS: &str = "stytch_revocations_total";
+/// Gauge of revocations Stytch has not confirmed yet.
+pub const REVOCATIONS_PENDING: &str = "stytch_revocations_pending";
+/// Counter of background retries of pending revocations, label `result`.
+pub const REVOCATIONS_RETRIED: &str = "stytch_revocations_retried_total";
+/// Counter of logouts, labels `result` and `everywhere`.
+pub const LOGOUTS: &str = "stytch_logouts_total";
+/// Counter of forced sign-outs after the app's admin actions, label `result`.
+pub const FORCED_SIGNOUTS: &str = "stytch_forced_signouts_total";
+
+pub(crate) fn auth_request(outcome: &'static str) {
+    metrics::counter!(AUTH_REQUESTS, "outcome" => outcome).increment(1);
+}
+
+pub(crate) fn cache_lookup(result: &'static str) {
+    metrics::counter!(AUTH_CACHE, "result" => result).increment(1);
+}
+
+pub(crate) fn cache_eviction(cause: &'static str) {
+    metrics::counter!(AUTH_CACHE_EVICTIONS, "cause" => cause).increment(1);
+}
+
+pub(crate) fn api_request(endpoint: &'static str, status: &str, elapsed: Duration) {
+    metrics::counter!(API_REQUESTS, "endpoint" => endpoint, "status" => status.to_owned())
+        .increment(1);
+    metrics::histogram!(API_REQUEST_DURATION, "endpoint" => endpoint).record(elapsed.as_secs_f64());
+}
+
+#[cfg(feature = "jwt")]
+pub(crate) fn jwks_fetch(outcome: &'static str, reason: &'static str) {
+    metrics::counter!(JWKS_FETCHES, "outcome" => outcome, "reason" => reason).increment(1);
+}
+
+pub(crate) fn revocation(target: &'static str, result: &'static str) {
+    metrics::counter!(REVOCATIONS, "target" => target, "result" => result).increment(1);
+}
+
+pub(crate) fn revocations_pending(len: usize) {
+    metrics::gauge!(REVOCATIONS_PENDING).set(len as f64);
+}
+
+pub(crate) fn revocation_retried(result: &'static str) {
+    metrics::counter!(REVOCATIONS_RETRIED, "result" => result).increment(1);
+}
+
+pub(crate) fn logout(result: &'static str, everywhere: bool) {
+    let everywhere = if everywhere { "true" } else { "false" };
+    metrics::counter!(LOGOUTS, "result" => result, "everywhere" => everywhere).increment(1);
+}
+
+pub(crate) fn forced_signout(result: &'static str) {
+    metrics::counter!(FORCED_SIGNOUTS, "result" => result).increment(1);
+}

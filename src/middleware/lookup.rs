@@ -1,0 +1,200 @@
+//! [`Lookup`]: one credential to a session. Refused if revoked here; served from the cache
+//! when possible; otherwise verified (locally for a fresh JWT, by Stytch otherwise) once for
+//! all concurrent requests carrying it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::cache::{CachedSession, SessionCache};
+use crate::client::{AuthenticateRequest, StytchClient};
+use crate::credential::Credential;
+use crate::denylist::Denylist;
+use crate::error::StytchError;
+use crate::metrics;
+
+/// Why a lookup failed; the error type shared by coalesced lookups. The `rejection` module
+/// turns it into a response.
+#[derive(Debug)]
+pub(crate) enum LookupError {
+    /// The credential is dead, forged or revoked here.
+    Invalid {
+        error_type: Option<String>,
+        request_id: Option<String>,
+    },
+    /// Stytch (or its JWKS) could not answer.
+    Unavailable {
+        retry_after: Option<Duration>,
+        error_type: Option<String>,
+        request_id: Option<String>,
+    },
+    /// Stytch refused our project credentials, or answered what only a bug explains.
+    Misconfigured {
+        error_type: Option<String>,
+        request_id: Option<String>,
+    },
+}
+
+impl LookupError {
+    /// Refused without asking Stytch (revoked here, expired, negative cache, local JWT check).
+    fn invalid() -> Self {
+        Self::Invalid {
+            error_type: None,
+            request_id: None,
+        }
+    }
+
+    fn from_stytch(err: &StytchError) -> Self {
+        let error_type = err.error_type().map(str::to_owned);
+        let request_id = err.request_id().map(str::to_owned);
+        if err.is_session_invalid() {
+            Self::Invalid {
+                error_type,
+                request_id,
+            }
+        } else if err.is_misconfigured() {
+            tracing::error!(error = %err, "stytch refused our project credentials: check STYTCH_PROJECT_ID / STYTCH_SECRET");
+            Self::Misconfigured {
+                error_type,
+                request_id,
+            }
+        } else if err.is_retryable() || matches!(err, StytchError::Decode { .. }) {
+            tracing::warn!(error = %err, "stytch unavailable");
+            Self::Unavailable {
+                retry_after: err.retry_after(),
+                error_type,
+                request_id,
+            }
+        } else {
+            tracing::error!(error = %err, "unexpected answer from stytch authenticate");
+            Self::Misconfigured {
+                error_type,
+                request_id,
+            }
+        }
+    }
+}
+
+/// What authenticating a credential needs: the cache, the denylist, the JWT verifier and the
+/// Stytch client. Shared by every clone of a layer.
+pub(crate) struct Lookup {
+    pub(crate) client: StytchClient,
+    pub(crate) cache: Arc<SessionCache>,
+    pub(crate) denylist: Arc<Denylist>,
+    /// Longest a remotely authenticated session is trusted without asking Stytch again.
+    pub(crate) max_ttl: Duration,
+    #[cfg(feature = "jwt")]
+    pub(crate) verifier: Option<crate::jwt::JwtVerifier>,
+}
+
+impl Lookup {
+    /// Authenticates `credential`: refused if revoked here; served from the cache when
+    /// possible; otherwise verified once for all concurrent requests carrying it.
+    pub(crate) async fn authenticate(
+        self: &Arc<Self>,
+        credential: &Credential,
+    ) -> Result<Arc<CachedSession>, Arc<LookupError>> {
+        let key = credential.cache_key();
+        if self.denylist.is_key_denied(&key) {
+            return Err(Arc::new(LookupError::invalid()));
+        }
+        let entry = match self.cache.get(&key).await {
+            Some(entry) => {
+                metrics::cache_lookup("hit");
+                entry
+            }
+            None if self.cache.is_negative(&key).await => {
+                metrics::cache_lookup("negative_hit");
+                return Err(Arc::new(LookupError::invalid()));
+            }
+            None => {
+                metrics::cache_lookup("miss");
+                let verify = Arc::clone(self).verify(credential.clone());
+                let result = self.cache.get_or_try_insert(key, verify).await;
+                if let Err(err) = &result
+                    && matches!(**err, LookupError::Invalid { .. })
+                {
+                    self.cache.insert_negative(key).await;
+                }
+                result?
+            }
+        };
+        if entry.session.expires_at <= SystemTime::now() || self.denylist.is_denied(&entry.session)
+        {
+            tracing::debug!("session revoked here or expired");
+            return Err(Arc::new(LookupError::invalid()));
+        }
+        tracing::debug!(
+            request_id = entry.request_id.as_deref().unwrap_or(""),
+            member_id = %entry.session.member_id,
+            "authenticated"
+        );
+        Ok(entry)
+    }
+
+    /// Verifies a credential that is not cached: a fresh JWT locally, anything else remotely.
+    async fn verify(
+        self: Arc<Self>,
+        credential: Credential,
+    ) -> Result<Arc<CachedSession>, LookupError> {
+        #[cfg(feature = "jwt")]
+        if let (Credential::Jwt(jwt), Some(verifier)) = (&credential, &self.verifier) {
+            match verifier.verify(jwt).await {
+                Ok(verified) => {
+                    let now = SystemTime::now();
+                    let max_age_end = verified.issued_at + verifier.config().max_token_age();
+                    let until = verified
+                        .expires_at
+                        .min(max_age_end)
+                        .min(verified.session.expires_at);
+                    let ttl = until.duration_since(now).unwrap_or_default();
+                    return Ok(Arc::new(CachedSession {
+                        session: verified.session,
+                        ttl,
+                        refreshed_jwt: None,
+                        request_id: None,
+                    }));
+                }
+                Err(err) if err.needs_remote() => {
+                    tracing::debug!(reason = %err, "session JWT needs Stytch: authenticating remotely");
+                }
+                Err(err) if err.is_unavailable() => {
+                    tracing::warn!(error = %err, "JWKS unavailable");
+                    return Err(LookupError::Unavailable {
+                        retry_after: None,
+                        error_type: None,
+                        request_id: None,
+                    });
+                }
+                Err(err) => {
+                    tracing::debug!(reason = %err, "session JWT rejected locally");
+                    return Err(LookupError::invalid());
+                }
+            }
+        }
+        self.remote(credential).await
+    }
+
+    /// `POST /v1/b2b/sessions/authenticate`.
+    async fn remote(&self, credential: Credential) -> Result<Arc<CachedSession>, LookupError> {
+        let is_jwt = credential.is_jwt();
+        let response = self
+            .client
+            .authenticate(&AuthenticateRequest::new(credential))
+            .await
+            .map_err(|err| LookupError::from_stytch(&err))?;
+        let now = SystemTime::now();
+        let ttl = response
+            .member_session
+            .expires_at
+            .duration_since(now)
+            .unwrap_or_default()
+            .min(self.max_ttl);
+        tracing::debug!(request_id = %response.request_id, "session authenticated by stytch");
+        Ok(Arc::new(CachedSession {
+            session: response.member_session,
+            ttl,
+            refreshed_jwt: if is_jwt { response.session_jwt } else { None },
+            request_id: Some(response.request_id),
+        }))
+    }
+}

@@ -1,0 +1,46 @@
+//! The tower middleware: [`StytchAuthLayer`] builds [`StytchAuth`], whose
+//! [`ResponseFuture`] authenticates a request and calls the inner service.
+//!
+//! The modules form a DAG: an arrow goes from a module to one it uses, and every module uses
+//! only modules to its right or below it (`layer`, `service` and `future` also use the
+//! modules below them directly; `body` is used by `service` and `future`).
+//!
+//! ```text
+//! layer ─► service ─► future ─► endpoints ─► shared ─► route_table ─► route_pattern
+//!                                   │           │
+//!                                   ├─► origin  └────► rejection ─► lookup
+//!                                   └─────────────────────────────────┘
+//! ```
+//!
+//! | module | its one job |
+//! |---|---|
+//! | `layer` | [`StytchAuthLayer`] and its builder: check every setting, build [`Shared`](shared) |
+//! | `service` | [`StytchAuth::call`]: classify the route, extract the credential, pick what to run |
+//! | `future` | [`ResponseFuture`]: await the lookup, call the inner service, run a forced sign-out hook |
+//! | `endpoints` | the routes the layer answers itself: logout, admin revocation, forced sign-out |
+//! | `lookup` | one credential to a session: denylist, cache, local JWT verification, Stytch |
+//! | `shared` | the state shared by every clone of a layer and its services |
+//! | `rejection` | [`Rejection`]s and the one mapping from every error to a response |
+//! | `origin` | same-origin checks and the `return_to` redirect allowlist |
+//! | `route_table` | which [`Route`](route_table) a request is: logout, admin, hook, public, optional, protected |
+//! | `route_pattern` | parsed route patterns (`DELETE /api/members/{member_id}`) and their matching |
+//! | `body` | [`ResponseBody`]: the inner body, or one the layer wrote |
+
+mod body;
+mod endpoints;
+mod future;
+mod layer;
+mod lookup;
+mod origin;
+mod rejection;
+mod route_pattern;
+mod route_table;
+mod service;
+mod shared;
+
+pub use self::body::{BoxError, ResponseBody};
+pub use self::endpoints::{FORCED_SIGNOUT_HEADER, LOGOUT_HEADER};
+pub use self::future::ResponseFuture;
+pub use self::layer::{StytchAuthLayer, StytchAuthLayerBuilder};
+pub use self::rejection::{DefaultRejection, Rejection, RejectionHandler, RejectionKind};
+pub use self::service::StytchAuth;

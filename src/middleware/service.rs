@@ -1,0 +1,129 @@
+//! [`StytchAuth`]: the service built by [`StytchAuthLayer`](super::StytchAuthLayer). Its
+//! `call` does everything that needs no waiting: classify the route, extract the credential,
+//! and pick what the [`ResponseFuture`] runs.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::body::ResponseBody;
+use super::endpoints;
+use super::future::{Ctx, ResponseFuture};
+use super::rejection::{Rejection, RejectionKind};
+use super::route_table::Route;
+use super::shared::Shared;
+use crate::extract::extract;
+use crate::metrics;
+
+/// Authenticates requests before they reach `S`. Built by
+/// [`StytchAuthLayer`](crate::StytchAuthLayer); see the [crate docs](crate).
+///
+/// Every outcome is a response: rejections never become `S::Error`.
+pub struct StytchAuth<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: Clone> Clone for StytchAuth<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for StytchAuth<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StytchAuth")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> StytchAuth<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for StytchAuth<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // The ready service goes into the future; a fresh clone stays here. See
+        // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        let (optional, hook) = match shared.routes.classify(req.method(), req.uri().path()) {
+            Route::Public => return ResponseFuture::inner(inner, req, shared),
+            Route::Logout { everywhere } => {
+                let (headers, uri) = (req.headers().clone(), req.uri().clone());
+                let fut = endpoints::logout(Arc::clone(&shared), headers, uri, everywhere);
+                return ResponseFuture::own(Box::pin(fut), shared);
+            }
+            Route::Admin(target) => {
+                let fut = endpoints::admin(Arc::clone(&shared), req.headers().clone(), target);
+                return ResponseFuture::own(Box::pin(fut), shared);
+            }
+            Route::MethodNotAllowed(allow) => {
+                let rejection = Rejection::new(RejectionKind::MethodNotAllowed).with_allow(allow);
+                return ResponseFuture::rejected(shared.reject(rejection), shared);
+            }
+            Route::Hook(member_id) => (false, Some(member_id)),
+            Route::Optional => (true, None),
+            Route::Protected => (false, None),
+        };
+        let found = match extract(req.headers(), &shared.sources) {
+            Ok(Some(found)) => found,
+            Ok(None) | Err(_) if optional => return ResponseFuture::inner(inner, req, shared),
+            Ok(None) => {
+                let rejection = Rejection::new(RejectionKind::MissingCredential);
+                metrics::auth_request(rejection.kind().as_str());
+                return ResponseFuture::rejected(shared.reject(rejection), shared);
+            }
+            Err(err) => {
+                let rejection = Rejection::from(err);
+                let reason = rejection.kind().as_str();
+                tracing::debug!(reason, "credential refused before asking stytch");
+                metrics::auth_request(reason);
+                return ResponseFuture::rejected(shared.reject(rejection), shared);
+            }
+        };
+        let ctx = Ctx {
+            optional,
+            hook,
+            found,
+            set_cookie: None,
+        };
+        ResponseFuture::lookup(inner, req, ctx, shared)
+    }
+}

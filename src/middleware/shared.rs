@@ -1,0 +1,53 @@
+//! [`Shared`]: the state shared by every clone of a layer and of its services.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Response;
+
+use super::lookup::Lookup;
+use super::rejection::{Rejection, SharedRejectionHandler};
+use super::route_table::RouteTable;
+use crate::cookies::CookieSettings;
+use crate::extract::CredentialSource;
+use crate::revoke::Revoker;
+
+/// Everything a request needs besides itself, built once by
+/// [`StytchAuthLayerBuilder::build`](super::StytchAuthLayerBuilder::build) and shared behind
+/// one `Arc`.
+pub(crate) struct Shared {
+    /// Credential → session: denylist, cache, local JWT verification, Stytch.
+    pub(crate) lookup: Arc<Lookup>,
+    /// The one revocation path (logout, admin routes, hooks).
+    pub(crate) revoker: Revoker,
+    /// What the layer does with each route.
+    pub(crate) routes: RouteTable,
+    /// Where credentials are looked for, in order.
+    pub(crate) sources: Vec<CredentialSource>,
+    /// Attributes of the cookies the layer writes and clears.
+    pub(crate) cookies: CookieSettings,
+    /// Builds the response of a rejection.
+    pub(crate) rejection: SharedRejectionHandler,
+    /// Where logout may redirect with `?return_to=`.
+    pub(crate) redirect_allowlist: Vec<String>,
+    /// Origins besides the request's own from which a cookie logout is accepted.
+    pub(crate) trusted_origins: Vec<String>,
+}
+
+impl Shared {
+    /// The cookie names the layer reads (and clears at logout).
+    pub(crate) fn cookie_names(&self) -> impl Iterator<Item = &str> {
+        self.sources.iter().filter_map(|s| match s {
+            CredentialSource::Cookie(name) => Some(name.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The response for a rejection, through the configured handler, with the rejection in its
+    /// extensions.
+    pub(crate) fn reject(&self, rejection: Rejection) -> Response<Bytes> {
+        let mut res = self.rejection.response(&rejection);
+        res.extensions_mut().insert(rejection);
+        res
+    }
+}
