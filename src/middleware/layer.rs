@@ -410,18 +410,23 @@ impl StytchAuthLayerBuilder {
         };
         let cache = Arc::new(SessionCache::new(&self.cache));
         let denylist = Arc::new(Denylist::default());
-        let mut revoke = self.revoke;
-        revoke.cache_max_ttl = self.cache.max_ttl;
         #[cfg(feature = "jwt")]
-        let verifier = self.jwt.map(|config| {
-            revoke.jwt_leeway = config.leeway();
-            crate::jwt::JwtVerifier::new(self.client.clone(), config)
-        });
+        let (jwt_leeway, verifier) = match self.jwt {
+            Some(config) => (
+                config.leeway(),
+                Some(crate::jwt::JwtVerifier::new(self.client.clone(), config)),
+            ),
+            None => (Duration::ZERO, None),
+        };
+        #[cfg(not(feature = "jwt"))]
+        let jwt_leeway = Duration::ZERO;
         let revoker = Revoker::new(
             self.client.clone(),
             Arc::clone(&cache),
             Arc::clone(&denylist),
-            revoke,
+            self.revoke,
+            jwt_leeway,
+            self.cache.max_ttl,
         );
         let lookup = Arc::new(Lookup {
             client: self.client,

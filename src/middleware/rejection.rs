@@ -368,4 +368,19 @@ mod tests {
         let r = Rejection::new(RejectionKind::Misconfigured).default_response();
         assert_eq!(r.status(), 500);
     }
+
+    #[test]
+    fn retry_after_has_one_default_and_one_clamp() {
+        // If this broke, a 503 could tell clients to retry at once, or in an hour.
+        assert_eq!(retry_after(None), Duration::from_secs(5));
+        assert_eq!(retry_after(Some(Duration::ZERO)), Duration::from_secs(1));
+        assert_eq!(
+            retry_after(Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            retry_after(Some(Duration::from_secs(3600))),
+            Duration::from_secs(60)
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! member, refuse it here from then on, and keep what Stytch has not confirmed for retry.
 
 mod outbox;
+mod verdict;
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::error::StytchError;
 use crate::session::is_stytch_id;
 
 pub(crate) use self::outbox::Outbox;
+use self::verdict::Verdict;
 
 /// A session JWT verifies for at most this long after it was minted.
 pub(crate) const JWT_LIFETIME: Duration = Duration::from_secs(300);
@@ -107,13 +109,13 @@ pub enum RevokeError {
 }
 
 /// Settings of revocation.
+///
+/// How long a revoked session stays refused here is derived by the layer, not set: every JWT
+/// minted before the revocation must have expired (5 min plus the JWT leeway) and every cache
+/// entry created meanwhile too (plus [`CacheConfig::max_ttl`](crate::CacheConfig::max_ttl)).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RevokeConfig {
-    /// Leeway of local JWT verification: added to how long a revoked session is refused.
-    pub jwt_leeway: Duration,
-    /// Longest a cache entry lives (added too: an entry inserted by a request in flight during
-    /// the revocation could otherwise outlive it).
-    pub cache_max_ttl: Duration,
     /// How long a member-wide revocation Stytch has not confirmed is kept for retry (Stytch's
     /// sessions can live up to 366 days; default 24 h).
     pub pending_member_horizon: Duration,
@@ -125,8 +127,6 @@ pub struct RevokeConfig {
 impl Default for RevokeConfig {
     fn default() -> Self {
         Self {
-            jwt_leeway: Duration::ZERO,
-            cache_max_ttl: Duration::from_secs(60),
             pending_member_horizon: Duration::from_secs(24 * 3600),
             outage_admin_roles: vec!["stytch_admin".to_owned()],
         }
@@ -147,6 +147,8 @@ pub(crate) struct Inner {
     pub(crate) cache: Arc<SessionCache>,
     pub(crate) denylist: Arc<Denylist>,
     pub(crate) config: RevokeConfig,
+    /// How long a revoked session is refused after Stytch confirmed (see [`Revoker::new`]).
+    pub(crate) window: Duration,
     pub(crate) outbox: Outbox,
 }
 
@@ -159,11 +161,17 @@ impl fmt::Debug for Revoker {
 }
 
 impl Revoker {
+    /// A revoker over the layer's cache and denylist. A revoked session is refused after
+    /// Stytch confirmed until every JWT minted before the revocation has expired
+    /// (`JWT_LIFETIME + jwt_leeway`) and every cache entry created meanwhile too
+    /// (`cache_max_ttl`).
     pub(crate) fn new(
         client: StytchClient,
         cache: Arc<SessionCache>,
         denylist: Arc<Denylist>,
         config: RevokeConfig,
+        jwt_leeway: Duration,
+        cache_max_ttl: Duration,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -171,15 +179,15 @@ impl Revoker {
                 cache,
                 denylist,
                 config,
+                window: JWT_LIFETIME + jwt_leeway + cache_max_ttl,
                 outbox: Outbox::default(),
             }),
         }
     }
 
-    /// How long a revoked session must be refused after Stytch confirmed: until every JWT
-    /// minted before the revocation has expired, and every cache entry created meanwhile too.
+    /// How long a revoked session must be refused after Stytch confirmed.
     fn window(&self) -> Duration {
-        JWT_LIFETIME + self.inner.config.jwt_leeway + self.inner.config.cache_max_ttl
+        self.inner.window
     }
 
     /// Revokes one session, acting as `acting` (Stytch checks that member's permission:
@@ -250,7 +258,8 @@ impl Revoker {
             .any(|r| session.has_role(r))
     }
 
-    /// The revocation path shared by every entry point.
+    /// The revocation path shared by every entry point: ask Stytch, classify its answer
+    /// ([`Verdict::of`], pure), then apply the verdict here.
     ///
     /// `local_on_outage`: apply the local effect and queue for retry when Stytch cannot be
     /// reached. `expires_at`: when the target session expires (bounds the retry).
@@ -261,86 +270,16 @@ impl Revoker {
         local_on_outage: bool,
         expires_at: Option<SystemTime>,
     ) -> Result<RevokeOutcome, RevokeError> {
-        let selector = target.selector();
-        let result = self.inner.client.revoke(&selector, acting).await;
-        let outcome = match result {
-            Ok(res) => {
-                self.apply_local(&target, Some(Instant::now() + self.window()))
-                    .await;
-                RevokeOutcome::Revoked {
-                    request_id: res.request_id,
-                }
-            }
-            Err(err) if err.error_type() == Some("session_not_found") => {
-                // With an acting member, `session_not_found` may be about the acting session
-                // rather than the target: never let a dead acting session pass as "already
-                // revoked" (it would force the target out here on a dead admin's word).
-                if let Some(acting) = acting
-                    && !self.acting_is_target(acting, &target).await
-                    && !self.acting_is_live(acting).await
-                {
-                    record(&target, "acting_session_invalid");
-                    tracing::info!(
-                        target_kind = target.kind(),
-                        "revocation refused: the acting member's session is not valid"
-                    );
-                    return Err(RevokeError::ActingSessionInvalid(err));
-                }
-                self.apply_local(&target, Some(Instant::now() + self.window()))
-                    .await;
-                RevokeOutcome::AlreadyRevoked
-            }
-            Err(err) if err.is_retryable() || err.is_misconfigured() => {
-                if err.is_misconfigured() {
-                    tracing::error!(error = %err, "stytch refused our project credentials while revoking");
-                }
-                if !local_on_outage {
-                    record(&target, "unavailable");
-                    return Err(if err.is_misconfigured() {
-                        RevokeError::Misconfigured(err)
-                    } else {
-                        RevokeError::Unavailable(err)
-                    });
-                }
-                // Unknown expiry (a member, or a session known only by id): keep retrying for
-                // the configured horizon.
-                let give_up_at = expires_at.unwrap_or_else(|| {
-                    SystemTime::now() + self.inner.config.pending_member_horizon
-                });
-                let until = Instant::now()
-                    + give_up_at
-                        .duration_since(SystemTime::now())
-                        .unwrap_or_default()
-                    + self.window();
-                self.apply_local(&target, Some(until)).await;
-                tracing::warn!(
-                    target_kind = target.kind(),
-                    error = %err,
-                    "stytch unreachable: revoked locally, kept for retry"
-                );
-                self.inner.outbox.push(
-                    outbox::Pending {
-                        target: target.clone(),
-                        acting: acting.cloned(),
-                        give_up_at,
-                    },
-                    self,
-                );
-                RevokeOutcome::Pending
-            }
-            Err(err) if err.is_forbidden() => {
-                record(&target, "forbidden");
-                tracing::info!(target_kind = target.kind(), error = %err, "stytch refused the revocation");
-                return Err(RevokeError::Forbidden(err));
-            }
-            Err(err) if err.status() == Some(http::StatusCode::NOT_FOUND) => {
-                record(&target, "not_found");
-                return Err(RevokeError::NotFound(err));
-            }
-            Err(err) => {
-                record(&target, "rejected");
-                tracing::warn!(target_kind = target.kind(), error = %err, "stytch rejected the revocation");
-                return Err(RevokeError::Rejected(err));
+        let answer = self.inner.client.revoke(&target.selector(), acting).await;
+        let verdict = Verdict::of(answer, acting.is_some());
+        let outcome = match self
+            .apply(verdict, &target, acting, local_on_outage, expires_at)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err((result, err)) => {
+                record(&target, result);
+                return Err(err);
             }
         };
         record(&target, outcome.as_str());
@@ -350,6 +289,110 @@ impl Revoker {
             "revoked"
         );
         Ok(outcome)
+    }
+
+    /// Applies Stytch's verdict here: evicts and refuses the target when Stytch agreed (or
+    /// could not be reached and `local_on_outage`), and otherwise says why not, with the
+    /// `result` label to count it under.
+    async fn apply(
+        &self,
+        verdict: Verdict,
+        target: &Target,
+        acting: Option<&Credential>,
+        local_on_outage: bool,
+        expires_at: Option<SystemTime>,
+    ) -> Result<RevokeOutcome, (&'static str, RevokeError)> {
+        let confirmed_until = || Some(Instant::now() + self.window());
+        match verdict {
+            Verdict::Confirmed { request_id } => {
+                self.apply_local(target, confirmed_until()).await;
+                Ok(RevokeOutcome::Revoked { request_id })
+            }
+            Verdict::AlreadyRevoked => {
+                self.apply_local(target, confirmed_until()).await;
+                Ok(RevokeOutcome::AlreadyRevoked)
+            }
+            Verdict::ActingSessionMaybeDead(err) => {
+                if let Some(acting) = acting
+                    && !self.acting_is_target(acting, target).await
+                    && !self.acting_is_live(acting).await
+                {
+                    tracing::info!(
+                        target_kind = target.kind(),
+                        "revocation refused: the acting member's session is not valid"
+                    );
+                    return Err((
+                        "acting_session_invalid",
+                        RevokeError::ActingSessionInvalid(err),
+                    ));
+                }
+                self.apply_local(target, confirmed_until()).await;
+                Ok(RevokeOutcome::AlreadyRevoked)
+            }
+            Verdict::Unavailable(err) | Verdict::Misconfigured(err) => {
+                self.unconfirmed(err, target, acting, local_on_outage, expires_at)
+                    .await
+            }
+            Verdict::Forbidden(err) => {
+                tracing::info!(target_kind = target.kind(), error = %err, "stytch refused the revocation");
+                Err(("forbidden", RevokeError::Forbidden(err)))
+            }
+            Verdict::NotFound(err) => Err(("not_found", RevokeError::NotFound(err))),
+            Verdict::Rejected(err) => {
+                tracing::warn!(target_kind = target.kind(), error = %err, "stytch rejected the revocation");
+                Err(("rejected", RevokeError::Rejected(err)))
+            }
+        }
+    }
+
+    /// Stytch could not be reached (or refused our project secret): with `local_on_outage`,
+    /// revoke here until the session's end and keep it for retry; otherwise change nothing.
+    async fn unconfirmed(
+        &self,
+        err: StytchError,
+        target: &Target,
+        acting: Option<&Credential>,
+        local_on_outage: bool,
+        expires_at: Option<SystemTime>,
+    ) -> Result<RevokeOutcome, (&'static str, RevokeError)> {
+        let misconfigured = err.is_misconfigured();
+        if misconfigured {
+            tracing::error!(error = %err, "stytch refused our project credentials while revoking");
+        }
+        if !local_on_outage {
+            return Err((
+                "unavailable",
+                if misconfigured {
+                    RevokeError::Misconfigured(err)
+                } else {
+                    RevokeError::Unavailable(err)
+                },
+            ));
+        }
+        // Unknown expiry (a member, or a session known only by id): keep retrying for the
+        // configured horizon.
+        let give_up_at = expires_at
+            .unwrap_or_else(|| SystemTime::now() + self.inner.config.pending_member_horizon);
+        let until = Instant::now()
+            + give_up_at
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+            + self.window();
+        self.apply_local(target, Some(until)).await;
+        tracing::warn!(
+            target_kind = target.kind(),
+            error = %err,
+            "stytch unreachable: revoked locally, kept for retry"
+        );
+        self.inner.outbox.push(
+            outbox::Pending {
+                target: target.clone(),
+                acting: acting.cloned(),
+                give_up_at,
+            },
+            self,
+        );
+        Ok(RevokeOutcome::Pending)
     }
 
     /// Whether the acting credential is (a credential of) the target session itself.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Notify;
 
-use super::{Inner, Revoker, Target};
+use super::{Inner, Revoker, Target, Verdict};
 use crate::credential::Credential;
 use crate::metrics;
 
@@ -94,21 +94,20 @@ async fn attempt_all(revoker: &Revoker, end: Option<Instant>) -> usize {
             metrics::revocation_retried("expired");
             continue;
         }
-        let selector = pending.target.selector();
-        match inner
+        let answer = inner
             .client
-            .revoke(&selector, pending.acting.as_ref())
-            .await
-        {
-            Ok(_) => confirm(revoker, &pending.target, "confirmed"),
-            Err(err) if err.error_type() == Some("session_not_found") => {
+            .revoke(&pending.target.selector(), pending.acting.as_ref())
+            .await;
+        match Verdict::of(answer, pending.acting.is_some()) {
+            Verdict::Confirmed { .. } => confirm(revoker, &pending.target, "confirmed"),
+            Verdict::AlreadyRevoked | Verdict::ActingSessionMaybeDead(_) => {
                 confirm(revoker, &pending.target, "already_revoked")
             }
-            Err(err) if err.is_retryable() || err.is_misconfigured() => {
+            Verdict::Unavailable(err) | Verdict::Misconfigured(err) => {
                 tracing::debug!(error = %err, "pending revocation still not accepted by stytch");
                 kept.push(pending);
             }
-            Err(err) => {
+            Verdict::Forbidden(err) | Verdict::NotFound(err) | Verdict::Rejected(err) => {
                 // Stytch answered and refused: keep refusing locally until the window ends,
                 // but retrying cannot succeed.
                 tracing::error!(
