@@ -9,7 +9,7 @@ use base64::Engine as _;
 use http::StatusCode;
 use stytch_emulator::EmulatorEndpoint;
 use support::{World, app, serve};
-use tower_stytch::JwtConfig;
+use tower_stytch::jwt::JwtConfig;
 
 fn b64(v: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())

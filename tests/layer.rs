@@ -9,7 +9,10 @@ use std::time::Duration;
 use http::StatusCode;
 use stytch_emulator::{EmulatorEndpoint, Fault};
 use support::{World, app, bearer, serve};
-use tower_stytch::{CacheConfig, CredentialSource, RejectionKind};
+use tower_stytch::client::{AuthenticateRequest, RevokeSelector};
+use tower_stytch::credential::{Credential, SessionToken};
+use tower_stytch::extract::CredentialSource;
+use tower_stytch::{CacheConfig, RejectionKind};
 
 #[tokio::test]
 async fn a_valid_token_reaches_the_handler_and_the_second_request_is_cached() {
@@ -101,9 +104,10 @@ async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
     let layer = w
         .builder()
         .without_jwt()
-        .cache(CacheConfig {
-            max_ttl: Duration::from_millis(300),
-            ..CacheConfig::default()
+        .cache({
+            let mut cache = CacheConfig::default();
+            cache.max_ttl = Duration::from_millis(300);
+            cache
         })
         .build()
         .unwrap();
@@ -118,7 +122,7 @@ async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
     assert_eq!(get().await.unwrap().status(), StatusCode::OK);
     w.client()
         .revoke(
-            &tower_stytch::RevokeSelector::MemberSessionId(w.member2.member_session_id.clone()),
+            &RevokeSelector::MemberSessionId(w.member2.member_session_id.clone()),
             None,
         )
         .await
@@ -174,9 +178,9 @@ async fn stytch_faults_fail_closed_with_503_never_200_or_401() {
         assert!(res.headers().contains_key("retry-after"), "{label}");
         // Use up a fault the client did not retry (decode errors are final).
         let raw = w.client();
-        let req = tower_stytch::AuthenticateRequest::new(tower_stytch::Credential::Token(
-            tower_stytch::SessionToken::new(w.member2.session_token.expose_secret()),
-        ));
+        let req = AuthenticateRequest::new(Credential::Token(SessionToken::new(
+            w.member2.session_token.expose_secret(),
+        )));
         for _ in 0..3 {
             if raw.authenticate(&req).await.is_ok() {
                 break;

@@ -12,6 +12,8 @@ use base64::Engine as _;
 use http::StatusCode;
 use stytch_emulator::{EmulatorEndpoint, Fault, RecordedRequest};
 use support::{World, app, bearer, eventually, serve};
+use tower_stytch::client::RevokeSelector;
+use tower_stytch::cookies::CookieSettings;
 use tower_stytch::{MemberSession, Revoker, SessionCredential};
 
 fn revokes(w: &World) -> Vec<RecordedRequest> {
@@ -144,10 +146,11 @@ async fn logout_clears_cookies_with_their_attributes_even_without_a_session() {
     let w = World::new().await;
     let layer = w
         .builder()
-        .cookie_settings(tower_stytch::CookieSettings {
-            path: "/app".into(),
-            domain: Some("acme.test".into()),
-            ..Default::default()
+        .cookie_settings({
+            let mut cookies = CookieSettings::default();
+            cookies.path = "/app".into();
+            cookies.domain = Some("acme.test".into());
+            cookies
         })
         .build()
         .unwrap();
@@ -586,7 +589,7 @@ async fn a_dead_admin_session_cannot_pass_as_already_revoked() {
     // The admin's session is revoked elsewhere (Stytch dashboard): our cache still has it.
     w.client()
         .revoke(
-            &tower_stytch::RevokeSelector::MemberSessionId(w.admin.member_session_id.clone()),
+            &RevokeSelector::MemberSessionId(w.admin.member_session_id.clone()),
             None,
         )
         .await

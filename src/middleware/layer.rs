@@ -349,7 +349,7 @@ impl StytchAuthLayerBuilder {
         self
     }
 
-    /// Local JWT verification settings (default on, [`JwtConfig::default`](crate::JwtConfig)).
+    /// Local JWT verification settings (default on, [`JwtConfig::default`](crate::jwt::JwtConfig)).
     #[cfg(feature = "jwt")]
     pub fn jwt(mut self, config: crate::jwt::JwtConfig) -> Self {
         self.jwt = Some(config);

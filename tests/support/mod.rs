@@ -8,8 +8,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{any, delete, get};
 use stytch_emulator::{Emulator, EmulatorConfig, SessionInfo};
+use tower_stytch::client::RetryPolicy;
 use tower_stytch::{
-    MemberSession, RetryPolicy, StytchAuthLayer, StytchAuthLayerBuilder, StytchClient, StytchConfig,
+    MemberSession, StytchAuthLayer, StytchAuthLayerBuilder, StytchClient, StytchConfig,
 };
 
 pub struct World {
@@ -24,12 +25,12 @@ pub struct World {
 
 /// A fast retry policy so fault tests stay quick.
 pub fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 2,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(10),
-        deadline: Duration::from_secs(3),
-    }
+    let mut retry = RetryPolicy::default();
+    retry.max_attempts = 2;
+    retry.base_delay = Duration::from_millis(5);
+    retry.max_delay = Duration::from_millis(10);
+    retry.deadline = Duration::from_secs(3);
+    retry
 }
 
 pub fn client_for(emulator: &Emulator) -> StytchClient {
