@@ -86,9 +86,9 @@ impl TryFrom<ServeArgs> for ServeOptions {
         if let Some(path) = &args.auth_only_path
             && !path.starts_with('/')
         {
-            return Err(GatewayError::InvalidSetting {
+            return Err(GatewayError::InvalidPath {
                 name: "auth-only-path",
-                reason: format!("{path:?} must start with '/'"),
+                path: path.clone(),
             });
         }
         Ok(Self {
