@@ -1,14 +1,15 @@
 //! The layer against the emulator over loopback: authentication, cache, coalescing, faults.
-#![cfg(feature = "axum")]
-
-mod support;
+//!
+//! If these fail, requests reach the app unauthenticated (or valid ones are refused), every
+//! request pays a Stytch round trip, or a Stytch outage logs everyone out instead of failing
+//! closed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{World, app, bearer, serve};
 use http::StatusCode;
 use stytch_emulator::{EmulatorEndpoint, Fault};
-use support::{World, app, bearer, serve};
 use tower_stytch::client::{AuthenticateRequest, RevokeSelector};
 use tower_stytch::credential::{Credential, SessionToken};
 use tower_stytch::extract::CredentialSource;
@@ -58,7 +59,7 @@ async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
     // If this broke, unauthenticated requests would reach the app, or junk would reach Stytch.
     let w = World::new().await;
     let s = serve(w.builder().without_jwt().build().unwrap(), app()).await;
-    let res = s.http.get(s.url("/whoami")).send().await.unwrap();
+    let res = s.get("/whoami").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"stytch\"");
 
@@ -225,10 +226,10 @@ async fn public_and_optional_routes() {
         .build()
         .unwrap();
     let s = serve(layer, app()).await;
-    let res = s.http.get(s.url("/public/app.js")).send().await.unwrap();
+    let res = s.get("/public/app.js").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.text().await.unwrap(), "public");
-    let res = s.http.get(s.url("/optional")).send().await.unwrap();
+    let res = s.get("/optional").await;
     assert_eq!(res.text().await.unwrap(), "anonymous");
     let res = s
         .get_as("/optional", w.member.session_token.expose_secret())
@@ -327,7 +328,7 @@ async fn custom_sources_and_rejection_handler() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let res = s.http.get(s.url("/whoami")).send().await.unwrap();
+    let res = s.get("/whoami").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.text().await.unwrap(), "custom missing_credential");
 }

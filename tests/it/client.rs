@@ -1,4 +1,8 @@
-//! The client's wire form, against a local HTTP server (wiremock) over loopback.
+//! The client's wire form, against a local HTTP server (wiremock) over loopback, and against
+//! the emulator.
+//!
+//! If these fail, the client sends Stytch what Stytch would refuse (null fields, two
+//! selectors, a leaked secret), misreads its answers, or retries what must not be retried.
 
 use std::time::Duration;
 
