@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::{World, app, bearer, serve};
+use crate::support::{World, app, serve};
 use http::StatusCode;
 use stytch_emulator::{EmulatorEndpoint, Fault};
 use tower_stytch::client::{AuthenticateRequest, RevokeSelector};
@@ -55,22 +55,22 @@ async fn concurrent_requests_with_one_cold_token_make_one_stytch_call() {
 }
 
 #[tokio::test]
-async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
-    // If this broke, unauthenticated requests would reach the app, or junk would reach Stytch.
+async fn a_request_without_a_credential_gets_401_with_a_bearer_challenge() {
+    // If this broke, unauthenticated requests would reach the app.
     let w = World::new().await;
     let s = serve(w.builder().without_jwt().build().unwrap(), app()).await;
     let res = s.get("/whoami").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"stytch\"");
+}
 
+#[tokio::test]
+async fn malformed_credentials_get_401_without_asking_stytch() {
+    // If this broke, junk would reach Stytch (and burn its rate limit), or reach the app.
+    let w = World::new().await;
+    let s = serve(w.builder().without_jwt().build().unwrap(), app()).await;
     for junk in ["not a token", "a.b", &"x".repeat(5000)] {
-        let res = s
-            .http
-            .get(s.url("/whoami"))
-            .header("authorization", format!("Bearer {junk}"))
-            .send()
-            .await
-            .unwrap();
+        let res = s.get_as("/whoami", junk).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{junk}");
     }
     let res = s
@@ -86,7 +86,13 @@ async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
         0,
         "junk reached Stytch"
     );
+}
 
+#[tokio::test]
+async fn an_unknown_token_gets_401_and_stytch_is_asked_once() {
+    // If this broke, a client retrying a dead token would cost a Stytch call each time.
+    let w = World::new().await;
+    let s = serve(w.builder().without_jwt().build().unwrap(), app()).await;
     let unknown = "zZAYn5aLEqKUlZ_Ad9U_fWr38GaAQ1oFAhT8ds245v7Q";
     for _ in 0..3 {
         let res = s.get_as("/whoami", unknown).await;
@@ -100,8 +106,12 @@ async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
     }
     // The negative cache: Stytch was asked once about the unknown token.
     assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 1);
+}
 
-    // Revoked at Stytch behind our back: refused once the cache entry is gone.
+#[tokio::test]
+async fn a_session_revoked_at_stytch_is_refused_once_its_cache_entry_expires() {
+    // If this broke, a session revoked in Stytch's dashboard would live on here forever.
+    let w = World::new().await;
     let layer = w
         .builder()
         .without_jwt()
@@ -112,15 +122,9 @@ async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
         })
         .build()
         .unwrap();
-    let s2 = serve(layer, app()).await;
+    let s = serve(layer, app()).await;
     let token = w.member2.session_token.expose_secret();
-    let get = || {
-        s2.http
-            .get(s2.url("/whoami"))
-            .header("authorization", bearer(token))
-            .send()
-    };
-    assert_eq!(get().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(s.whoami(token).await, StatusCode::OK);
     w.client()
         .revoke(
             &RevokeSelector::MemberSessionId(w.member2.member_session_id.clone()),
@@ -129,7 +133,7 @@ async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(get().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(s.whoami(token).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
