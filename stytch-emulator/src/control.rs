@@ -118,6 +118,11 @@ pub(crate) fn parse_fault(value: &Value) -> Result<Fault, ApiError> {
     })
 }
 
+/// Runs one control-API operation.
+///
+/// Long on purpose: one short arm per operation (organizations, roles, members, sessions,
+/// JWTs, request log, counts, faults, keys, clock), so the whole control API reads as one
+/// table next to the Rust methods of `Emulator` it mirrors.
 fn run(shared: &Shared, op: Op, body: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
     let mut out = Map::new();
     match op {

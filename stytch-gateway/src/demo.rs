@@ -179,6 +179,8 @@ impl DemoStep {
 }
 
 /// The demo's steps, in order.
+///
+/// Long on purpose: it is a table, one entry per step, as the banner prints them.
 pub(crate) fn steps(seed: &DemoSeed) -> Vec<DemoStep> {
     let token = |s: &SessionInfo| s.session_token.expose_secret().to_owned();
     let step =
