@@ -77,6 +77,17 @@
 //! and member ids (debug); never a token, JWT, cookie or the project secret, at any level.
 //! Metrics go through the `metrics` facade. The README lists both.
 //!
+//! # Where things are
+//!
+//! The crate root exports what an app touches: [`StytchAuthLayer`] and its builder, the
+//! [`StytchAuth`] service with its [`ResponseFuture`] and [`ResponseBody`], the
+//! [`MemberSession`] and [`SessionCredential`] it hands the app, the [`Revoker`], the
+//! [`Rejection`]s, [`StytchClient`] and [`StytchConfig`], the errors, and [`CacheConfig`].
+//! The rest lives in public modules: [`client`] (Stytch's requests and responses, the JWKS,
+//! [`RetryPolicy`](client::RetryPolicy), header names), `jwt` (local verification, feature `jwt`),
+//! [`credential`], [`extract`] (where credentials are read), [`cookies`] (the cookies the
+//! layer writes), [`error`] and [`metrics`] (every metric name).
+//!
 //! # Features
 //!
 //! `jwt` (default): local JWT verification. `axum`: extractors. The Stytch emulator and the
