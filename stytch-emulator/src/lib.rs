@@ -3,7 +3,7 @@
 //!
 //! It is an independent implementation of Stytch's wire format: it shares no types with
 //! `tower-stytch`, so that a misunderstanding of Stytch's API cannot pass on both sides. Stytch's
-//! official Rust SDK is the check on the emulator (`tests/official_sdk.rs`).
+//! official Rust SDK is the check on the emulator (`tests/it/official_sdk.rs`).
 //!
 //! [`Emulator::start`] binds a loopback port and serves, over HTTP/1 and HTTP/2:
 //!
