@@ -2,7 +2,7 @@
 //! [`ResponseFuture`] authenticates a request and calls the inner service.
 //!
 //! The modules form a DAG: an arrow goes from a module to one it uses, and every module uses
-//! only modules to its right or below it (`layer`, `service` and `future` also use the
+//! only modules to its right or below it (`layer`, `service`, `future` and `endpoints` also use
 //! modules below them directly; `body` is used by `service` and `future`).
 //!
 //! ```text
