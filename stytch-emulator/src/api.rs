@@ -445,11 +445,7 @@ pub(crate) fn revoke(
         }
         RevokeTarget::Member(id) => {
             if !st.members.contains_key(id) {
-                return Err(ApiError::new(
-                    404,
-                    "member_not_found",
-                    "Member could not be found.",
-                ));
+                return Err(member_not_found());
             }
             (id.clone(), None)
         }
@@ -480,6 +476,68 @@ pub(crate) fn revoke(
         }
     }
     Ok(Map::new())
+}
+
+/// `GET /v1/b2b/sessions?organization_id=…&member_id=…` (Get Sessions): the member's live
+/// sessions, oldest first. `organization_id` may also be the organization's slug.
+pub(crate) fn get_sessions(shared: &Shared, query: &str) -> Result<Map<String, Value>, ApiError> {
+    let (mut organization, mut member) = (None, None);
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "organization_id" => organization = Some(value.into_owned()),
+            "member_id" => member = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let required = |value: Option<String>, name: &str| {
+        value
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::bad_request(format!("{name} is a required query parameter.")))
+    };
+    let organization = required(organization, "organization_id")?;
+    let member = required(member, "member_id")?;
+
+    let now = shared.now();
+    let st = shared.lock();
+    let organization_id = st
+        .organization_by_id_or_slug(&organization)
+        .map(|o| o.id.clone())
+        .ok_or_else(organization_not_found)?;
+    if st
+        .members
+        .get(&member)
+        .is_none_or(|m| m.organization_id != organization_id)
+    {
+        return Err(member_not_found());
+    }
+    let mut live: Vec<&Session> = st
+        .sessions
+        .values()
+        .filter(|s| s.member_id == member && s.expires_at > now)
+        .collect();
+    live.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+    let sessions: Vec<Value> = live
+        .iter()
+        .filter_map(|s| st.view(&s.id))
+        .map(|view| member_session_json(&view))
+        .collect();
+    let mut out = Map::new();
+    out.insert("member_sessions".into(), Value::Array(sessions));
+    Ok(out)
+}
+
+/// Stytch's 404 for an unknown member.
+pub(crate) fn member_not_found() -> ApiError {
+    ApiError::new(404, "member_not_found", "Member could not be found.")
+}
+
+/// Stytch's 404 for an unknown organization.
+pub(crate) fn organization_not_found() -> ApiError {
+    ApiError::new(
+        404,
+        "organization_not_found",
+        "Organization could not be found.",
+    )
 }
 
 /// `GET /v1/b2b/sessions/jwks/{project_id}`.

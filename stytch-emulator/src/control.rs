@@ -7,20 +7,24 @@
 //! | POST | `members` | `{organization_id, email_address, roles?}` → `{member_id}` |
 //! | POST | `sessions` | `{member_id, session_duration_minutes?, custom_claims?}` → `{member_id, organization_id, member_session_id, session_token, session_jwt}` |
 //! | GET / DELETE | `requests` | → `{requests: [{method, path, headers, body}]}` / clears |
-//! | POST | `faults` | `{endpoint, fault: {type, …}, times?}` → `{}` |
+//! | POST / DELETE | `faults` | `{endpoint, fault: {type, …}, times?}` → `{}` / clears them all |
 //! | POST | `keys/rotate` | → `{kid}` |
 //! | POST | `clock` | `{offset_seconds}` → `{}` |
 //! | GET | `counts` | → `{authenticate, revoke, jwks}` |
 //!
 //! Fault objects: `{"type": "latency", "millis": 200}`, `{"type": "status", "status": 429,
-//! "retry_after": 3}`, `{"type": "connection_reset"}`, `{"type": "malformed_body"}`,
-//! `{"type": "truncated_body"}`.
+//! "retry_after": 3}`, `{"type": "close"}` (also `connection_reset`, its older name),
+//! `{"type": "rst"}`, `{"type": "malformed_body"}`, `{"type": "truncated_body"}`,
+//! `{"type": "trickle", "interval_millis": 50}`, `{"type": "hang"}` and
+//! `{"type": "refused", "millis": 500}` (every endpoint at once; `endpoint` is still
+//! required but ignored).
 
 use std::time::Duration;
 
 use http::{Method, Response};
 use serde_json::{Map, Value, json};
 
+use super::api::{member_not_found, organization_not_found};
 use super::faults::{EmulatorEndpoint, Fault};
 use super::server::{ApiError, Body, Route, error_response, json_object, ok_response};
 use super::{DEFAULT_SESSION_DURATION, Shared};
@@ -35,6 +39,7 @@ pub(crate) enum Op {
     ListRequests,
     ClearRequests,
     InjectFault,
+    ClearFaults,
     RotateKey,
     SetClock,
     Counts,
@@ -50,13 +55,14 @@ pub(crate) fn route(method: &Method, rest: &str) -> Route {
         ("requests", &Method::GET) => (Some(Op::ListRequests), ""),
         ("requests", &Method::DELETE) => (Some(Op::ClearRequests), ""),
         ("faults", &Method::POST) => (Some(Op::InjectFault), ""),
+        ("faults", &Method::DELETE) => (Some(Op::ClearFaults), ""),
         ("keys/rotate", &Method::POST) => (Some(Op::RotateKey), ""),
         ("clock", &Method::POST) => (Some(Op::SetClock), ""),
         ("counts", &Method::GET) => (Some(Op::Counts), ""),
-        (
-            "organizations" | "roles" | "members" | "sessions" | "faults" | "keys/rotate" | "clock",
-            _,
-        ) => (None, "POST"),
+        ("organizations" | "roles" | "members" | "sessions" | "keys/rotate" | "clock", _) => {
+            (None, "POST")
+        }
+        ("faults", _) => (None, "POST, DELETE"),
         ("requests", _) => (None, "GET, DELETE"),
         ("counts", _) => (None, "GET"),
         _ => return Route::NotFound,
@@ -107,9 +113,29 @@ pub(crate) fn parse_fault(value: &Value) -> Result<Fault, ApiError> {
                 .ok_or_else(|| ApiError::bad_request("fault.status must be an HTTP status."))?,
             retry_after: value.get("retry_after").and_then(Value::as_u64),
         },
-        "connection_reset" => Fault::ConnectionReset,
+        "close" | "connection_reset" => Fault::ConnectionReset,
+        "rst" => Fault::Rst,
         "malformed_body" => Fault::MalformedBody,
         "truncated_body" => Fault::TruncatedBody,
+        "hang" => Fault::Hang,
+        "trickle" => Fault::Trickle {
+            interval: Duration::from_millis(
+                value
+                    .get("interval_millis")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| {
+                        ApiError::bad_request("fault.interval_millis is required for trickle.")
+                    })?,
+            ),
+        },
+        // Over HTTP a refusal needs an end: the control API shares the refused port.
+        "refused" => Fault::Refused {
+            duration: Some(Duration::from_millis(
+                value.get("millis").and_then(Value::as_u64).ok_or_else(|| {
+                    ApiError::bad_request("fault.millis is required for refused.")
+                })?,
+            )),
+        },
         other => {
             return Err(ApiError::bad_request(format!(
                 "unknown fault type {other}."
@@ -184,9 +210,9 @@ fn run(shared: &Shared, op: Op, body: &Map<String, Value>) -> Result<Map<String,
                 Some(Value::Object(m)) => m.clone(),
                 Some(_) => return Err(ApiError::bad_request("custom_claims must be an object.")),
             };
-            let info = shared.create_session(member, secs, claims).ok_or_else(|| {
-                ApiError::new(404, "member_not_found", "Member could not be found.")
-            })?;
+            let info = shared
+                .create_session(member, secs, claims)
+                .ok_or_else(member_not_found)?;
             out.insert("member_id".into(), info.member_id.into());
             out.insert("organization_id".into(), info.organization_id.into());
             out.insert("member_session_id".into(), info.member_session_id.into());
@@ -218,16 +244,19 @@ fn run(shared: &Shared, op: Op, body: &Map<String, Value>) -> Result<Map<String,
         Op::InjectFault => {
             let endpoint = str_field(body, "endpoint")?;
             let endpoint = EmulatorEndpoint::from_name(endpoint).ok_or_else(|| {
-                ApiError::bad_request("endpoint must be authenticate, revoke or jwks.")
+                ApiError::bad_request(
+                    "endpoint must be authenticate, revoke, jwks or get_sessions.",
+                )
             })?;
             let fault = parse_fault(body.get("fault").unwrap_or(&Value::Null))?;
             let times = body.get("times").and_then(Value::as_u64).unwrap_or(1);
-            shared.faults.inject(
+            shared.inject_fault(
                 endpoint,
                 fault,
                 usize::try_from(times).unwrap_or(usize::MAX),
             );
         }
+        Op::ClearFaults => shared.clear_faults(),
         Op::RotateKey => {
             out.insert("kid".into(), shared.keys.rotate().into());
         }
@@ -247,14 +276,6 @@ fn run(shared: &Shared, op: Op, body: &Map<String, Value>) -> Result<Map<String,
         }
     }
     Ok(out)
-}
-
-fn organization_not_found() -> ApiError {
-    ApiError::new(
-        404,
-        "organization_not_found",
-        "Organization could not be found.",
-    )
 }
 
 /// Runs a control operation and answers with JSON.
@@ -287,6 +308,29 @@ mod tests {
             parse_fault(&json!({"type": "connection_reset"})).unwrap(),
             Fault::ConnectionReset
         );
+        assert_eq!(
+            parse_fault(&json!({"type": "close"})).unwrap(),
+            Fault::ConnectionReset
+        );
+        assert_eq!(parse_fault(&json!({"type": "rst"})).unwrap(), Fault::Rst);
+        assert_eq!(parse_fault(&json!({"type": "hang"})).unwrap(), Fault::Hang);
+        assert_eq!(
+            parse_fault(&json!({"type": "trickle", "interval_millis": 7})).unwrap(),
+            Fault::Trickle {
+                interval: Duration::from_millis(7)
+            }
+        );
+        assert_eq!(
+            parse_fault(&json!({"type": "refused", "millis": 300})).unwrap(),
+            Fault::Refused {
+                duration: Some(Duration::from_millis(300))
+            }
+        );
+        assert!(
+            parse_fault(&json!({"type": "refused"})).is_err(),
+            "over HTTP a refusal must end by itself"
+        );
+        assert!(parse_fault(&json!({"type": "trickle"})).is_err());
         assert!(parse_fault(&json!({"type": "status", "status": 1000})).is_err());
         assert!(parse_fault(&json!({"type": "nope"})).is_err());
     }

@@ -36,6 +36,7 @@
 mod api;
 mod control;
 mod faults;
+mod gate;
 mod keys;
 mod server;
 mod state;
@@ -53,6 +54,7 @@ use tokio::task::JoinHandle;
 
 use self::faults::Faults;
 pub use self::faults::{EmulatorEndpoint, Fault};
+use self::gate::Gate;
 use self::keys::KeyRing;
 use self::state::{Member, Organization, State};
 
@@ -217,6 +219,7 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     pub(crate) keys: KeyRing,
     pub(crate) faults: Faults,
+    pub(crate) gate: Gate,
     log: Mutex<VecDeque<RecordedRequest>>,
     clock_offset: AtomicI64,
 }
@@ -235,6 +238,7 @@ impl Shared {
             state: Mutex::new(State::default()),
             keys: KeyRing::new(env),
             faults: Faults::default(),
+            gate: Gate::default(),
             log: Mutex::new(VecDeque::new()),
             clock_offset: AtomicI64::new(0),
         }
@@ -300,6 +304,20 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+    }
+
+    /// Queues a fault, or, for [`Fault::Refused`], closes the listener at once.
+    pub(crate) fn inject_fault(&self, endpoint: EmulatorEndpoint, fault: Fault, times: usize) {
+        match fault {
+            Fault::Refused { duration } => self.gate.refuse(duration),
+            fault => self.faults.inject(endpoint, fault, times),
+        }
+    }
+
+    /// Drops queued faults and accepts connections again.
+    pub(crate) fn clear_faults(&self) {
+        self.faults.clear();
+        self.gate.open();
     }
 
     pub(crate) fn set_clock_offset(&self, seconds: i64) {
@@ -556,8 +574,35 @@ impl Emulator {
     }
 
     /// Makes the next `times` calls of `endpoint` show `fault` (queued after earlier faults).
+    ///
+    /// [`Fault::Refused`] is the exception: it takes effect at once on every endpoint (the
+    /// emulator is one port) and `endpoint` and `times` are ignored; see its documentation.
     pub fn inject_fault(&self, endpoint: EmulatorEndpoint, fault: Fault, times: usize) {
-        self.shared.faults.inject(endpoint, fault, times);
+        self.shared.inject_fault(endpoint, fault, times);
+    }
+
+    /// Drops every queued fault and, if connections were being refused, listens again on the
+    /// same port.
+    pub fn clear_faults(&self) {
+        self.shared.clear_faults();
+    }
+
+    /// Closes the listening socket (connects get `ECONNREFUSED`) for `duration`, or until
+    /// [`accept_connections`](Self::accept_connections) when `None`: the same as injecting
+    /// [`Fault::Refused`].
+    pub fn refuse_connections(&self, duration: Option<Duration>) {
+        self.shared.gate.refuse(duration);
+    }
+
+    /// Listens again on the same port after [`refuse_connections`](Self::refuse_connections).
+    /// Queued faults are kept.
+    pub fn accept_connections(&self) {
+        self.shared.gate.open();
+    }
+
+    /// Whether connections are being refused at the moment.
+    pub fn is_refusing_connections(&self) -> bool {
+        self.shared.gate.is_refusing()
     }
 
     /// Generates a new signing key and returns its kid; the old keys stay in the JWKS.

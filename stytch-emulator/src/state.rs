@@ -186,6 +186,13 @@ impl State {
         }
     }
 
+    /// The organization with this id, or else with this slug.
+    pub(crate) fn organization_by_id_or_slug(&self, id_or_slug: &str) -> Option<&Organization> {
+        self.organizations
+            .get(id_or_slug)
+            .or_else(|| self.organizations.values().find(|o| o.slug == id_or_slug))
+    }
+
     /// The session with this id, if it exists and has not expired at `now`.
     pub(crate) fn live_session(&self, id: &str, now: i64) -> Option<&Session> {
         self.sessions.get(id).filter(|s| s.expires_at > now)
