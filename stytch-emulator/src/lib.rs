@@ -38,8 +38,10 @@ mod control;
 mod faults;
 mod gate;
 mod keys;
+mod lifecycle;
 mod server;
 mod state;
+mod webhooks;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -56,7 +58,13 @@ use self::faults::Faults;
 pub use self::faults::{EmulatorEndpoint, Fault};
 use self::gate::Gate;
 use self::keys::KeyRing;
-use self::state::{Member, Organization, State};
+pub use self::lifecycle::{MEMBER_STATUSES, MemberUpdate, Via};
+use self::state::State;
+pub use self::webhooks::{
+    DEFAULT_WEBHOOK_RETRY_DELAYS, DEFAULT_WEBHOOK_TIMEOUT, DELIVERY_LOG_CAPACITY, DeliveryState,
+    EventSource, WebhookDelivery, WebhookEndpoint, WebhookMessage, WebhookSecret,
+};
+use self::webhooks::{RetryPolicy, Webhooks};
 
 /// Default project id of the emulator's test project.
 pub const DEFAULT_PROJECT_ID: &str = "project-test-00000000-0000-4000-8000-000000000000";
@@ -104,12 +112,39 @@ secret_string!(
     SessionJwt
 );
 
-/// How to start an [`Emulator`]: project id, secret and listen address.
+/// Why an emulator operation was refused. Messages never contain a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmulatorError {
+    /// No organization has this id.
+    #[error("unknown organization")]
+    UnknownOrganization,
+    /// No member has this id.
+    #[error("unknown member")]
+    UnknownMember,
+    /// A member status other than those in [`MEMBER_STATUSES`].
+    #[error("invalid member status: one of active, invited, pending, deleted")]
+    InvalidStatus,
+    /// A webhook secret that is not `whsec_` followed by standard base64.
+    #[error("invalid webhook secret: expected whsec_ followed by base64")]
+    InvalidWebhookSecret,
+    /// A webhook URL that is not an absolute `http` or `https` URL.
+    #[error("invalid webhook URL: expected an absolute http or https URL")]
+    InvalidWebhookUrl,
+    /// No message with this id in the delivery log.
+    #[error("unknown webhook message")]
+    UnknownMessage,
+}
+
+/// How to start an [`Emulator`]: project id, secret, listen address and webhooks.
 #[derive(Clone)]
 pub struct EmulatorConfig {
     project_id: String,
     secret: String,
     listen: SocketAddr,
+    webhook_endpoints: Vec<WebhookEndpoint>,
+    webhook_secret: Option<WebhookSecret>,
+    webhook_policy: RetryPolicy,
 }
 
 impl fmt::Debug for EmulatorConfig {
@@ -117,6 +152,7 @@ impl fmt::Debug for EmulatorConfig {
         f.debug_struct("EmulatorConfig")
             .field("project_id", &self.project_id)
             .field("listen", &self.listen)
+            .field("webhook_endpoints", &self.webhook_endpoints)
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +163,9 @@ impl Default for EmulatorConfig {
             project_id: DEFAULT_PROJECT_ID.to_owned(),
             secret: DEFAULT_SECRET.to_owned(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            webhook_endpoints: Vec::new(),
+            webhook_secret: None,
+            webhook_policy: RetryPolicy::default(),
         }
     }
 }
@@ -155,6 +194,37 @@ impl EmulatorConfig {
     #[must_use]
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self
+    }
+
+    /// Adds an endpoint that webhooks are sent to (repeat for several).
+    #[must_use]
+    pub fn webhook_endpoint(mut self, endpoint: WebhookEndpoint) -> Self {
+        self.webhook_endpoints.push(endpoint);
+        self
+    }
+
+    /// Signs webhooks with this secret (by default a fresh one is generated; see
+    /// [`Emulator::webhook_secret`]).
+    #[must_use]
+    pub fn webhook_secret(mut self, secret: WebhookSecret) -> Self {
+        self.webhook_secret = Some(secret);
+        self
+    }
+
+    /// The delays between the attempts of one webhook delivery (default
+    /// [`DEFAULT_WEBHOOK_RETRY_DELAYS`]); the number of attempts is one more. Empty: one
+    /// attempt, no retry.
+    #[must_use]
+    pub fn webhook_retry_delays(mut self, delays: impl IntoIterator<Item = Duration>) -> Self {
+        self.webhook_policy.delays = delays.into_iter().collect();
+        self
+    }
+
+    /// How long one webhook attempt may take (default [`DEFAULT_WEBHOOK_TIMEOUT`]).
+    #[must_use]
+    pub fn webhook_timeout(mut self, timeout: Duration) -> Self {
+        self.webhook_policy.timeout = timeout;
         self
     }
 }
@@ -222,18 +292,27 @@ pub(crate) struct Shared {
     pub(crate) gate: Gate,
     log: Mutex<VecDeque<RecordedRequest>>,
     clock_offset: AtomicI64,
+    pub(crate) webhooks: Webhooks,
 }
 
 impl Shared {
-    fn new(project_id: String, secret: String) -> Self {
-        let env = if project_id.starts_with("project-live-") {
+    /// The shared state, and the queue of webhook deliveries for [`webhooks::run`].
+    fn new(config: EmulatorConfig) -> (Self, tokio::sync::mpsc::UnboundedReceiver<webhooks::Job>) {
+        let env = if config.project_id.starts_with("project-live-") {
             "live"
         } else {
             "test"
         };
-        Self {
-            project_id,
-            secret,
+        let (webhooks, queue) = Webhooks::new(
+            config
+                .webhook_secret
+                .unwrap_or_else(WebhookSecret::generate),
+            config.webhook_endpoints,
+            config.webhook_policy,
+        );
+        let shared = Self {
+            project_id: config.project_id,
+            secret: config.secret,
             env,
             state: Mutex::new(State::default()),
             keys: KeyRing::new(env),
@@ -241,7 +320,9 @@ impl Shared {
             gate: Gate::default(),
             log: Mutex::new(VecDeque::new()),
             clock_offset: AtomicI64::new(0),
-        }
+            webhooks,
+        };
+        (shared, queue)
     }
 
     /// Emulator time, unix seconds.
@@ -324,18 +405,6 @@ impl Shared {
         self.clock_offset.store(seconds, Ordering::Relaxed);
     }
 
-    pub(crate) fn create_organization(&self, name: &str, slug: &str) -> String {
-        let id = self.new_id("organization");
-        let org = Organization {
-            id: id.clone(),
-            name: name.to_owned(),
-            slug: slug.to_owned(),
-            created_at: self.now(),
-        };
-        self.lock().organizations.insert(id.clone(), org);
-        id
-    }
-
     /// Defines (or replaces) a custom role; `false` when the organization is unknown.
     pub(crate) fn create_role(
         &self,
@@ -352,30 +421,6 @@ impl Shared {
             permissions,
         );
         true
-    }
-
-    /// Adds a member; `None` when the organization is unknown.
-    pub(crate) fn create_member(
-        &self,
-        organization_id: &str,
-        email: &str,
-        roles: Vec<String>,
-    ) -> Option<String> {
-        let id = self.new_id("member");
-        let member = Member {
-            id: id.clone(),
-            organization_id: organization_id.to_owned(),
-            email: email.to_owned(),
-            email_id: self.new_id("email"),
-            roles,
-            created_at: self.now(),
-        };
-        let mut st = self.lock();
-        if !st.organizations.contains_key(organization_id) {
-            return None;
-        }
-        st.members.insert(id.clone(), member);
-        Some(id)
     }
 
     /// Creates a session; `None` when the member is unknown.
@@ -423,6 +468,7 @@ pub struct Emulator {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    webhook_task: JoinHandle<()>,
 }
 
 impl fmt::Debug for Emulator {
@@ -455,14 +501,17 @@ impl Emulator {
     pub async fn start(config: EmulatorConfig) -> std::io::Result<Emulator> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(config.project_id, config.secret));
+        let (shared, deliveries) = Shared::new(config);
+        let shared = Arc::new(shared);
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(server::serve(listener, shared.clone(), stopped));
+        let webhook_task = tokio::spawn(webhooks::run(shared.clone(), deliveries));
         Ok(Emulator {
             shared,
             addr,
             stop: Some(stop),
             task: Some(task),
+            webhook_task,
         })
     }
 
@@ -486,9 +535,31 @@ impl Emulator {
         &self.shared.secret
     }
 
-    /// Creates an organization and returns its `organization_id`.
+    /// Lifecycle operations whose webhook events carry `source` (`DASHBOARD`, `SCIM`): the
+    /// methods of [`Emulator`] itself send `DIRECT` events.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// # use stytch_emulator::{Emulator, EmulatorConfig, EventSource};
+    /// # let emulator = Emulator::start(EmulatorConfig::new()).await?;
+    /// # let org = emulator.create_organization("Acme", "acme");
+    /// # let member = emulator.create_member(&org, "ada@acme.test", &[]);
+    /// // The customer's IdP deprovisions Ada: sends `scim.member.delete`.
+    /// emulator.via(EventSource::Scim).delete_member(&member).unwrap();
+    /// # Ok(()) }
+    /// ```
+    pub fn via(&self, source: EventSource) -> Via<'_> {
+        Via {
+            shared: &self.shared,
+            source,
+        }
+    }
+
+    /// Creates an organization and returns its `organization_id` (sends
+    /// `direct.organization.create`).
     pub fn create_organization(&self, name: &str, slug: &str) -> String {
-        self.shared.create_organization(name, slug)
+        self.via(EventSource::Direct)
+            .create_organization(name, slug)
     }
 
     /// Defines (or replaces) a custom role of an organization: `(resource_id, actions)` pairs,
@@ -517,13 +588,96 @@ impl Emulator {
     ///
     /// If the organization does not exist.
     pub fn create_member(&self, organization_id: &str, email: &str, roles: &[&str]) -> String {
-        self.shared
-            .create_member(
-                organization_id,
-                email,
-                roles.iter().map(|r| (*r).to_owned()).collect(),
-            )
-            .unwrap_or_else(|| panic!("unknown organization {organization_id}"))
+        self.via(EventSource::Direct)
+            .create_member(organization_id, email, roles)
+            .unwrap_or_else(|_| panic!("unknown organization {organization_id}"))
+    }
+
+    /// Changes a member's roles, status or name (sends `direct.member.update`). A status
+    /// other than `active` ends the member's sessions.
+    ///
+    /// # Errors
+    ///
+    /// [`EmulatorError::UnknownMember`], [`EmulatorError::InvalidStatus`].
+    pub fn update_member(
+        &self,
+        member_id: &str,
+        update: MemberUpdate,
+    ) -> Result<(), EmulatorError> {
+        self.via(EventSource::Direct)
+            .update_member(member_id, update)
+    }
+
+    /// Deletes a member and ends all its sessions (sends `direct.member.delete`).
+    ///
+    /// # Errors
+    ///
+    /// [`EmulatorError::UnknownMember`].
+    pub fn delete_member(&self, member_id: &str) -> Result<(), EmulatorError> {
+        self.via(EventSource::Direct).delete_member(member_id)
+    }
+
+    /// Deletes an organization with its members and their sessions (sends one
+    /// `direct.organization.delete`).
+    ///
+    /// # Errors
+    ///
+    /// [`EmulatorError::UnknownOrganization`].
+    pub fn delete_organization(&self, organization_id: &str) -> Result<(), EmulatorError> {
+        self.via(EventSource::Direct)
+            .delete_organization(organization_id)
+    }
+
+    /// The secret webhooks are signed with (`whsec_…`), to configure the receiver with.
+    pub fn webhook_secret(&self) -> WebhookSecret {
+        self.shared.webhooks.secret()
+    }
+
+    /// Signs webhooks with another secret from now on (attempts already scheduled too).
+    pub fn set_webhook_secret(&self, secret: WebhookSecret) {
+        self.shared.webhooks.set_secret(secret);
+    }
+
+    /// The endpoints webhooks are sent to.
+    pub fn webhook_endpoints(&self) -> Vec<WebhookEndpoint> {
+        self.shared.webhooks.endpoints()
+    }
+
+    /// Replaces the endpoints webhooks are sent to (later messages only).
+    pub fn set_webhook_endpoints(&self, endpoints: Vec<WebhookEndpoint>) {
+        self.shared.webhooks.set_endpoints(endpoints);
+    }
+
+    /// Adds an endpoint webhooks are sent to (later messages only).
+    pub fn add_webhook_endpoint(&self, endpoint: WebhookEndpoint) {
+        let mut endpoints = self.webhook_endpoints();
+        endpoints.push(endpoint);
+        self.set_webhook_endpoints(endpoints);
+    }
+
+    /// The webhook deliveries so far, one per message and endpoint, oldest first (at most
+    /// [`DELIVERY_LOG_CAPACITY`]).
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        self.shared.webhooks.deliveries()
+    }
+
+    /// Sends message `msg_id` again to the endpoints it went to: the same `svix-id` and body,
+    /// a fresh `svix-timestamp` and signature (as Svix's "resend").
+    ///
+    /// # Errors
+    ///
+    /// [`EmulatorError::UnknownMessage`] when it is not in the delivery log.
+    pub fn redeliver_webhook(&self, msg_id: &str) -> Result<(), EmulatorError> {
+        if self.shared.webhooks.redeliver(msg_id) {
+            Ok(())
+        } else {
+            Err(EmulatorError::UnknownMessage)
+        }
+    }
+
+    /// Sends an arbitrary signed message (see [`WebhookMessage`]) and returns its `svix-id`.
+    pub fn send_webhook(&self, message: WebhookMessage) -> String {
+        self.shared.webhooks.send(message)
     }
 
     /// Starts a 60-minute session for a member.
@@ -622,6 +776,7 @@ impl Emulator {
 
     /// Stops accepting connections, closes the open ones and waits for the server task.
     pub async fn shutdown(mut self) {
+        self.webhook_task.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -633,6 +788,7 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        self.webhook_task.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -649,7 +805,7 @@ mod tests {
     #[test]
     fn request_log_is_bounded_and_keeps_the_newest() {
         // If this failed, a long benchmark against the emulator would grow memory without bound.
-        let shared = Shared::new(DEFAULT_PROJECT_ID.into(), DEFAULT_SECRET.into());
+        let (shared, _) = Shared::new(EmulatorConfig::new());
         for i in 0..REQUEST_LOG_CAPACITY + 5 {
             shared.record(RecordedRequest {
                 method: http::Method::GET,
@@ -667,7 +823,7 @@ mod tests {
     fn basic_auth_needs_this_projects_id_and_secret() {
         // If this failed, the emulator would accept wrong secrets or refuse right ones.
         use base64::Engine as _;
-        let shared = Shared::new("p".into(), "s".into());
+        let (shared, _) = Shared::new(EmulatorConfig::new().project_id("p").secret("s"));
         let header = |raw: &str| {
             http::HeaderValue::from_str(&format!(
                 "Basic {}",
