@@ -1,18 +1,21 @@
-//! An emulator of Stytch's B2B sessions API, for tests, benches and demos: in process (this
-//! library) or on its own (the `stytch-emulator` binary).
+//! An emulator of Stytch's B2B sessions API and its webhooks, for tests, benches and demos:
+//! in process (this library) or on its own (the `stytch-emulator` binary).
 //!
 //! It is an independent implementation of Stytch's wire format: it shares no types with
-//! `tower-stytch`, so that a misunderstanding of Stytch's API cannot pass on both sides. Stytch's
-//! official Rust SDK is the check on the emulator (`tests/official_sdk.rs`).
+//! `tower-stytch`, so that a misunderstanding of Stytch's API cannot pass on both sides.
+//! Stytch's official Rust SDK is the check on the emulator (`tests/official_sdk.rs`), and
+//! Svix's published test vectors the check on its webhook signatures.
 //!
 //! [`Emulator::start`] binds a loopback port and serves, over HTTP/1 and HTTP/2:
 //!
-//! - `POST /v1/b2b/sessions/authenticate`, `POST /v1/b2b/sessions/revoke` and
+//! - `POST /v1/b2b/sessions/authenticate`, `POST /v1/b2b/sessions/revoke`,
+//!   `GET /v1/b2b/sessions?organization_id=…&member_id=…` (Get Sessions) and
 //!   `GET /v1/b2b/sessions/jwks/{project_id}` with Stytch's field names, error JSON, RBAC
 //!   rules (`stytch_member`, `stytch_admin`, custom roles) and RS256 session JWTs;
 //! - a control API under `/emulator/v1/` (same Basic auth) mirroring the Rust methods of
-//!   [`Emulator`]: organizations, members, roles, sessions, request log, faults, key rotation
-//!   and clock offset.
+//!   [`Emulator`]: organizations, members (create, update, delete), roles, sessions, request
+//!   log, faults, key rotation, clock offset and webhooks (see the crate's README for the
+//!   routes).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -29,8 +32,59 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The emulator never logs credentials or the project secret: at most method, path and
-//! status, at `debug` level.
+//! # Members over their lifetime, and webhooks
+//!
+//! [`Emulator::update_member`], [`Emulator::delete_member`] and
+//! [`Emulator::delete_organization`] change the directory as Stytch does (a deleted member's
+//! sessions end at once), and every create, update and delete is sent as a Stytch webhook
+//! event, Svix-signed, to the endpoints configured with [`EmulatorConfig::webhook_endpoint`]
+//! (or later). [`Emulator::via`] picks the event's `source` (`DASHBOARD`, `SCIM`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use stytch_emulator::{Emulator, EmulatorConfig, EventSource, MemberUpdate, WebhookEndpoint};
+//!
+//! let hook = WebhookEndpoint::new("http://127.0.0.1:8080/stytch/webhooks")?;
+//! let emulator = Emulator::start(EmulatorConfig::new().webhook_endpoint(hook)).await?;
+//! // Configure the receiver with this secret.
+//! let secret = emulator.webhook_secret();
+//! let org = emulator.create_organization("Acme", "acme");
+//! let ada = emulator.create_member(&org, "ada@acme.test", &["stytch_admin"]);
+//! emulator.via(EventSource::Dashboard).update_member(&ada, MemberUpdate::new().roles(&[]))?;
+//! emulator.via(EventSource::Scim).delete_member(&ada)?;
+//! # let _ = secret;
+//! # Ok(()) }
+//! ```
+//!
+//! Each event is one Svix message, delivered in the background to every endpoint subscribed
+//! to its type:
+//!
+//! - the body is Stytch's event JSON: `project_id`, `event_id`, `action`
+//!   (`CREATE`|`UPDATE`|`DELETE`), `object_type`, `source`, `id`, `timestamp` (RFC 3339),
+//!   `vertical: "B2B"`, and for CREATE and UPDATE the object under `member` or `organization`;
+//! - the headers are `svix-id` (the message id, the same on every attempt and redelivery),
+//!   `svix-timestamp` (wall-clock seconds of the attempt) and `svix-signature`
+//!   (`v1,<base64 HMAC-SHA256>` with the key inside [`Emulator::webhook_secret`]), signed
+//!   afresh for each attempt;
+//! - the event type, `{source}.{object_type}.{action}` in lower case (`scim.member.delete`),
+//!   travels out of band as at Svix: Stytch's body has no `type` and Svix sends no type
+//!   header. It selects the endpoints ([`WebhookEndpoint::event_types`]) and is listed in
+//!   [`WebhookDelivery::event_type`]; receivers key on `source`, `object_type` and `action`.
+//!
+//! A non-2xx answer (redirects are not followed) or a timeout is retried after each of
+//! [`DEFAULT_WEBHOOK_RETRY_DELAYS`] (Svix's schedule, scaled down; configurable), then the
+//! delivery is failed. [`Emulator::webhook_deliveries`] lists them,
+//! [`Emulator::redeliver_webhook`] sends a message again, and [`Emulator::send_webhook`]
+//! sends any [`WebhookMessage`], also signed with a wrong secret or a stale timestamp.
+//!
+//! # Faults
+//!
+//! [`Emulator::inject_fault`] makes the next calls of an endpoint misbehave: latency, an
+//! error status, a clean close, a TCP reset, a malformed, truncated or trickling body, a hang,
+//! or refused connections. [`Fault`] lists what a client observes for each.
+//!
+//! The emulator never logs credentials, the project secret or the webhook secret: at most
+//! method, path and status, at `debug` level.
 #![forbid(unsafe_code)]
 
 mod api;
