@@ -829,6 +829,7 @@ impl Emulator {
     }
 
     /// Stops accepting connections, closes the open ones and waits for the server task.
+    /// Webhook deliveries still pending are dropped.
     pub async fn shutdown(mut self) {
         self.webhook_task.abort();
         if let Some(stop) = self.stop.take() {

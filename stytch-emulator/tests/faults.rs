@@ -169,7 +169,7 @@ async fn trickle_sends_a_valid_answer_one_byte_at_a_time() {
     s.emu.inject_fault(
         EmulatorEndpoint::Revoke,
         Fault::Trickle {
-            interval: Duration::from_millis(2),
+            interval: Duration::from_millis(5),
         },
         1,
     );
