@@ -1,8 +1,10 @@
 //! Local session-JWT verification with the keys already loaded: one valid RS256 JWT (2048-bit
 //! key, Stytch's representative B2B claims) per iteration.
 //!
-//! The JWKS is installed with the `#[doc(hidden)]` `JwtVerifier::install_jwks`, so no HTTP
-//! server is involved; the client's base URL is never contacted.
+//! The JWKS is fetched once, before timing, from a stand-in for Stytch on loopback
+//! (`support::StubStytch`); after that no verification touches the network.
+
+mod support;
 
 use std::hint::black_box;
 use std::time::{Duration, UNIX_EPOCH};
@@ -10,26 +12,24 @@ use std::time::{Duration, UNIX_EPOCH};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use tower_stytch::{Jwk, Jwks, JwtConfig, JwtVerifier, SessionJwt, StytchClient, StytchConfig};
+use support::{PROJECT, StubStytch};
+use tower_stytch::StytchClient;
+use tower_stytch::credential::SessionJwt;
+use tower_stytch::jwt::{JwtConfig, JwtVerifier};
 
-const PROJECT: &str = "project-test-00000000-0000-0000-0000-000000000000";
 const KEY_PEM: &[u8] = include_bytes!("../src/jwt/testdata/key1.pem");
 const KEY_PUB: &str = include_str!("../src/jwt/testdata/key1.pub.json");
 const KID: &str = "jwk-test-bench";
 const IAT: u64 = 1_700_000_000;
 
-fn setup() -> (JwtVerifier, SessionJwt) {
-    let config = StytchConfig::builder(PROJECT, "secret-test-bench")
-        .base_url("http://127.0.0.1:9")
-        .build()
-        .unwrap();
-    let verifier = JwtVerifier::new(StytchClient::new(config).unwrap(), JwtConfig::default());
+async fn setup() -> (StubStytch, JwtVerifier, SessionJwt) {
     let public: Value = serde_json::from_str(KEY_PUB).unwrap();
-    verifier.install_jwks(&Jwks::new(vec![Jwk::rsa(
-        KID,
-        public["n"].as_str().unwrap(),
-        public["e"].as_str().unwrap(),
-    )]));
+    let jwks = json!({"keys": [{"kty": "RSA", "kid": KID, "alg": "RS256", "use": "sig",
+        "key_ops": ["verify"], "n": public["n"], "e": public["e"]}], "status_code": 200});
+    let stytch = StubStytch::start(jwks).await;
+    let client = StytchClient::new(stytch.config()).unwrap();
+    let verifier = JwtVerifier::new(client, JwtConfig::default());
+    verifier.refresh_jwks().await.unwrap();
     let claims = json!({
         "sub": "member-test-fde03dd1-fff7-4b3c-9b31-ead3fbc224de",
         "iss": format!("stytch.com/{PROJECT}"),
@@ -61,7 +61,7 @@ fn setup() -> (JwtVerifier, SessionJwt) {
         &EncodingKey::from_rsa_pem(KEY_PEM).unwrap(),
     )
     .unwrap();
-    (verifier, SessionJwt::new(raw))
+    (stytch, verifier, SessionJwt::new(raw))
 }
 
 fn bench(c: &mut Criterion) {
@@ -69,7 +69,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let (verifier, jwt) = setup();
+    let (_stytch, verifier, jwt) = runtime.block_on(setup());
     let now = UNIX_EPOCH + Duration::from_secs(IAT + 10);
     let refused = SessionJwt::new(format!("{}x", jwt.expose_secret()));
     runtime.block_on(async {

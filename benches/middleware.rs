@@ -1,11 +1,18 @@
 //! The request path's cost: a cache hit through the layer against the bare service and
-//! against tower-http's static bearer check; and member eviction as the cache grows.
+//! against tower-http's static bearer check; and revoking a member as the cache grows.
+//!
+//! Everything goes through the public API: the request path against the emulator, the
+//! revocations against a stateless stand-in for Stytch (`support::StubStytch`) that makes
+//! filling a cache of 100 000 entries through the layer a matter of seconds.
 //!
 //! ```text
 //! cargo bench --bench middleware
 //! ```
 
+mod support;
+
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,9 +20,10 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Full;
 use stytch_emulator::{Emulator, EmulatorConfig};
+use support::{StubStytch, member_id, token};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
-use tower_stytch::{StytchAuthLayer, StytchClient, StytchConfig};
+use tower_stytch::{CacheConfig, StytchAuthLayer, StytchClient, StytchConfig};
 
 async fn echo(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
@@ -130,43 +138,73 @@ fn request_path(c: &mut Criterion) {
     drop(emulator);
 }
 
-fn eviction(c: &mut Criterion) {
+/// Authenticates the four credentials of member `m` (two sessions, two credentials each)
+/// through the layer, which caches them.
+async fn cache_member<S, B>(svc: &mut S, m: u64)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
+{
+    for n in 0..4 {
+        assert_eq!(call(svc, &format!("Bearer {}", token(m, n))).await, 200);
+    }
+}
+
+fn revoke_member(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let mut group = c.benchmark_group("evict_member");
-    group.sample_size(30);
+    let mut group = c.benchmark_group("revoke_member");
+    group.sample_size(20);
     group.measurement_time(Duration::from_secs(3));
-    for size in [10_000u64, 100_000, 1_000_000] {
-        let cache = rt.block_on(async {
-            let cache = tower_stytch::__bench::Cache::new(size + 1000);
-            // 4 entries per member: a token and a JWT for two sessions.
-            cache.populate(size / 4, 4).await;
-            cache
+    // Filling goes through the layer, one Stytch round trip per entry: 100 000 entries take
+    // seconds; a million would take minutes, so the largest cache here is 100 000.
+    for size in [1_000u64, 10_000, 100_000] {
+        let (stytch, layer, svc) = rt.block_on(async {
+            let stytch = StubStytch::start(serde_json::json!({"keys": []})).await;
+            let mut cache = CacheConfig::default();
+            cache.max_ttl = Duration::from_secs(3600);
+            cache.max_capacity = size + 1000;
+            let layer = StytchAuthLayer::builder(StytchClient::new(stytch.config()).unwrap())
+                .without_jwt()
+                .cache(cache)
+                .build()
+                .unwrap();
+            let mut svc = ServiceBuilder::new()
+                .layer(layer.clone())
+                .service(tower::service_fn(echo));
+            for m in 0..size / 4 {
+                cache_member(&mut svc, m).await;
+            }
+            layer.run_pending_tasks().await;
+            (stytch, layer, svc)
         });
+        let next_member = AtomicU64::new(size / 4);
         group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
             b.to_async(&rt).iter_custom(|iters| {
-                let cache = cache.clone();
+                let (layer, mut svc) = (layer.clone(), svc.clone());
+                let first = next_member.fetch_add(iters, Ordering::Relaxed);
                 async move {
-                    // Only the eviction is timed; putting the member's 4 entries back is not.
+                    // Only the revocation is timed: Stytch's answer, then evicting the
+                    // member's 4 entries and denylisting them. Caching a fresh member first
+                    // keeps the cache at `size` entries.
+                    let revoker = layer.revoker();
                     let mut timed = Duration::ZERO;
-                    for i in 0..iters {
-                        let member = (i * 7919) % (size / 4);
-                        cache.restore_member(member, 4).await;
+                    for m in first..first + iters {
+                        cache_member(&mut svc, m).await;
                         let start = std::time::Instant::now();
-                        let evicted = cache.evict_member(member).await;
+                        revoker.revoke_member(&member_id(m), None).await.unwrap();
                         timed += start.elapsed();
-                        assert_eq!(evicted, 4);
                     }
                     timed
                 }
             })
         });
+        drop(stytch);
     }
     group.finish();
 }
 
-criterion_group!(benches, request_path, eviction);
+criterion_group!(benches, request_path, revoke_member);
 criterion_main!(benches);

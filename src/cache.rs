@@ -13,8 +13,9 @@ use moka::notification::RemovalCause;
 use crate::credential::{CacheKey, SessionJwt};
 use crate::session::MemberSession;
 
-/// Settings of the session cache.
+/// Settings of the session cache: start from [`CacheConfig::default`] and set fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheConfig {
     /// Longest time a remotely authenticated session is trusted without asking Stytch again
     /// (default 60 s). Each entry also expires with its session, and a locally verified JWT

@@ -21,8 +21,10 @@ pub enum CookieSameSite {
 /// frontend SDK or by your backend) so that a refresh replaces and a logout clears them.
 ///
 /// Default: `Path=/`, no `Domain`, `SameSite=Lax`, `Secure`, not `HttpOnly` (Stytch's frontend
-/// SDK writes its cookies from JavaScript).
+/// SDK writes its cookies from JavaScript). Start from [`CookieSettings::default`] and set
+/// fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CookieSettings {
     /// `Path` attribute.
     pub path: String,

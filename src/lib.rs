@@ -77,6 +77,17 @@
 //! and member ids (debug); never a token, JWT, cookie or the project secret, at any level.
 //! Metrics go through the `metrics` facade. The README lists both.
 //!
+//! # Where things are
+//!
+//! The crate root exports what an app touches: [`StytchAuthLayer`] and its builder, the
+//! [`StytchAuth`] service with its [`ResponseFuture`] and [`ResponseBody`], the
+//! [`MemberSession`] and [`SessionCredential`] it hands the app, the [`Revoker`], the
+//! [`Rejection`]s, [`StytchClient`] and [`StytchConfig`], the errors, and [`CacheConfig`].
+//! The rest lives in public modules: [`client`] (Stytch's requests and responses, the JWKS,
+//! [`RetryPolicy`](client::RetryPolicy), header names), `jwt` (local verification, feature `jwt`),
+//! [`credential`], [`extract`] (where credentials are read), [`cookies`] (the cookies the
+//! layer writes), [`error`] and [`metrics`] (every metric name).
+//!
 //! # Features
 //!
 //! `jwt` (default): local JWT verification. `axum`: extractors. The Stytch emulator and the
@@ -84,46 +95,30 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[doc(hidden)]
-pub mod __bench {
-    //! Hooks for the crate's benches; not a public API.
-    pub use crate::bench_support::Cache;
-}
 #[cfg(feature = "axum")]
 mod axum;
-mod bench_support;
 mod cache;
-mod client;
-mod cookies;
-mod credential;
+pub mod client;
+pub mod cookies;
+pub mod credential;
 mod denylist;
-mod error;
-mod extract;
+pub mod error;
+pub mod extract;
 #[cfg(feature = "jwt")]
-mod jwt;
+pub mod jwt;
 pub mod metrics;
 mod middleware;
 mod revoke;
 mod session;
 
+// What an app touches: the layer and what it hands the app, the client and its
+// configuration, and the errors. Everything else lives in the public modules above.
 #[cfg(feature = "axum")]
 pub use crate::axum::MissingMemberSession;
 pub use crate::cache::CacheConfig;
-pub use crate::client::{
-    AuthenticateRequest, AuthenticateResponse, AuthorizationCheck, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_REQUEST_TIMEOUT, Jwk, Jwks, LIVE_BASE_URL, MEMBER_SESSION_HEADER,
-    MEMBER_SESSION_JWT_HEADER, RetryDecision, RetryPolicy, RevokeResponse, RevokeSelector, Secret,
-    StytchClient, StytchConfig, StytchConfigBuilder, TEST_BASE_URL, USER_AGENT, Verdict,
-    default_base_url,
-};
-pub use crate::cookies::{CookieSameSite, CookieSettings};
-pub use crate::credential::{
-    Credential, CredentialError, MAX_CREDENTIAL_LEN, SessionCredential, SessionJwt, SessionToken,
-};
-pub use crate::error::{ApiError, ConfigError, DecodeError, Endpoint, StytchError};
-pub use crate::extract::{CredentialSource, DEFAULT_JWT_COOKIE, DEFAULT_TOKEN_COOKIE};
-#[cfg(feature = "jwt")]
-pub use crate::jwt::{JwtConfig, JwtConfigBuilder, JwtError, JwtVerifier, VerifiedJwt};
+pub use crate::client::{StytchClient, StytchConfig, StytchConfigBuilder};
+pub use crate::credential::SessionCredential;
+pub use crate::error::{ConfigError, StytchError};
 pub use crate::middleware::{
     BoxError, DefaultRejection, FORCED_SIGNOUT_HEADER, LOGOUT_HEADER, Rejection, RejectionHandler,
     RejectionKind, ResponseBody, ResponseFuture, StytchAuth, StytchAuthLayer,

@@ -1,7 +1,11 @@
 //! No secret in any log line: every code path of the layer, the client and the emulator runs
 //! with a TRACE subscriber capturing everything, then the capture is searched for secrets.
+//!
+//! If this fails, a credential or the project secret can end up in the logs. It installs a
+//! global tracing subscriber, so it runs in a test binary of its own.
 #![cfg(feature = "axum")]
 
+#[path = "it/support.rs"]
 mod support;
 
 use std::io::Write;
@@ -10,7 +14,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use stytch_emulator::{EmulatorEndpoint, Fault};
-use support::{World, app, bearer, serve};
+use support::{World, app, serve};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -96,37 +100,23 @@ async fn no_secret_reaches_any_log_line_at_trace() {
         },
         2,
     );
-    let res = s
-        .http
-        .post(s.url("/logout"))
-        .header("authorization", bearer(&token))
-        .send()
-        .await
-        .unwrap();
+    let res = s.post_as("/logout", &token).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(s.layer.revoker().flush(Duration::from_secs(5)).await, 0);
     // Admin paths: forbidden, allowed, hook.
     let res = s
-        .http
-        .post(s.url(&format!(
-            "/admin/members/{}/revoke-sessions",
-            w.admin.member_id
-        )))
-        .header(
-            "authorization",
-            bearer(w.member2.session_token.expose_secret()),
+        .post_as(
+            &format!("/admin/members/{}/revoke-sessions", w.admin.member_id),
+            w.member2.session_token.expose_secret(),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = s
-        .http
-        .delete(s.url(&format!("/api/members/{}", w.member2.member_id)))
-        .header("authorization", bearer(w.admin.session_jwt.expose_secret()))
-        .send()
-        .await
-        .unwrap();
+        .delete_as(
+            &format!("/api/members/{}", w.member2.member_id),
+            w.admin.session_jwt.expose_secret(),
+        )
+        .await;
     assert_eq!(res.headers()["x-stytch-forced-signout"], "revoked");
     // A wrong project secret.
     let bad = tower_stytch::StytchConfig::builder(

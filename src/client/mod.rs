@@ -265,64 +265,85 @@ impl StytchClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let call_started = Instant::now();
-        let outcome = async {
-            let response = request.send().await?;
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-            let bytes = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, retry_after, bytes))
-        }
-        .await;
-        let elapsed = call_started.elapsed();
-        let (status, retry_after, bytes) = match outcome {
-            Ok(parts) => parts,
-            Err(source) => {
-                metrics::api_request(endpoint.as_str(), "error", elapsed);
-                if source.is_timeout() {
-                    tracing::warn!(endpoint = endpoint.as_str(), "stytch call timed out");
-                    return Err(StytchError::Timeout { endpoint });
-                }
-                tracing::warn!(endpoint = endpoint.as_str(), error = %source, "stytch call failed");
-                return Err(StytchError::Transport { endpoint, source });
-            }
-        };
-        metrics::api_request(endpoint.as_str(), status.as_str(), elapsed);
-        if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|err| {
-                tracing::warn!(
-                    endpoint = endpoint.as_str(),
-                    status = status.as_u16(),
-                    "stytch response does not decode"
-                );
-                StytchError::Decode {
-                    endpoint,
-                    source: DecodeError::from_serde(&err),
-                }
-            });
-        }
-        let err = match ApiError::from_body(status, &bytes, retry_after) {
-            Some(error) => StytchError::Api {
-                endpoint,
-                error: Box::new(error),
-            },
-            None => StytchError::UnexpectedStatus {
-                endpoint,
-                status,
-                retry_after,
-            },
-        };
-        tracing::debug!(
-            endpoint = endpoint.as_str(),
-            status = status.as_u16(),
-            error_type = err.error_type().unwrap_or(""),
-            request_id = err.request_id().unwrap_or(""),
-            "stytch answered an error"
-        );
-        Err(err)
+        let (status, retry_after, bytes) = exchange(endpoint, request).await?;
+        decode(endpoint, status, retry_after, &bytes)
     }
+}
+
+/// Sends one request and reads its whole answer: status, `Retry-After`, body. Counts it.
+async fn exchange(
+    endpoint: Endpoint,
+    request: reqwest::RequestBuilder,
+) -> Result<(http::StatusCode, Option<Duration>, bytes::Bytes), StytchError> {
+    let started = Instant::now();
+    let outcome = async {
+        let response = request.send().await?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+        let bytes = response.bytes().await?;
+        Ok::<_, reqwest::Error>((status, retry_after, bytes))
+    }
+    .await;
+    let elapsed = started.elapsed();
+    match outcome {
+        Ok(parts) => {
+            metrics::api_request(endpoint.as_str(), parts.0.as_str(), elapsed);
+            Ok(parts)
+        }
+        Err(source) => {
+            metrics::api_request(endpoint.as_str(), "error", elapsed);
+            if source.is_timeout() {
+                tracing::warn!(endpoint = endpoint.as_str(), "stytch call timed out");
+                return Err(StytchError::Timeout { endpoint });
+            }
+            tracing::warn!(endpoint = endpoint.as_str(), error = %source, "stytch call failed");
+            Err(StytchError::Transport { endpoint, source })
+        }
+    }
+}
+
+/// Stytch's answer: the documented response on 2xx, its error JSON (or the bare status)
+/// otherwise. Never keeps the body.
+fn decode<T: DeserializeOwned>(
+    endpoint: Endpoint,
+    status: http::StatusCode,
+    retry_after: Option<Duration>,
+    bytes: &[u8],
+) -> Result<T, StytchError> {
+    if status.is_success() {
+        return serde_json::from_slice(bytes).map_err(|err| {
+            tracing::warn!(
+                endpoint = endpoint.as_str(),
+                status = status.as_u16(),
+                "stytch response does not decode"
+            );
+            StytchError::Decode {
+                endpoint,
+                source: DecodeError::from_serde(&err),
+            }
+        });
+    }
+    let err = match ApiError::from_body(status, bytes, retry_after) {
+        Some(error) => StytchError::Api {
+            endpoint,
+            error: Box::new(error),
+        },
+        None => StytchError::UnexpectedStatus {
+            endpoint,
+            status,
+            retry_after,
+        },
+    };
+    tracing::debug!(
+        endpoint = endpoint.as_str(),
+        status = status.as_u16(),
+        error_type = err.error_type().unwrap_or(""),
+        request_id = err.request_id().unwrap_or(""),
+        "stytch answered an error"
+    );
+    Err(err)
 }

@@ -7,7 +7,10 @@ use crate::error::StytchError;
 /// Bounded retries with exponential backoff and full jitter, an overall deadline per call, and
 /// `Retry-After` honoured. Only retryable errors ([`StytchError::is_retryable`]: 429, 5xx,
 /// connect errors, timeouts) are retried; no other 4xx ever is.
+///
+/// Start from [`RetryPolicy::default`] (or [`RetryPolicy::none`]) and set fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts in total, the first included (1 = never retry).
     pub max_attempts: u32,

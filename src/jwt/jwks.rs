@@ -138,7 +138,8 @@ impl KeyStore {
         self.snapshot().loaded
     }
 
-    /// Installs a JWKS without fetching (benches, tests).
+    /// Installs a JWKS without fetching (tests).
+    #[cfg(test)]
     pub(crate) fn install(&self, jwks: &Jwks) {
         let now = Instant::now();
         let mut guard = self.keys.write().unwrap_or_else(PoisonError::into_inner);

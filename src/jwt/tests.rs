@@ -1,5 +1,9 @@
 //! Tests of local JWT verification: static RSA test keys (`testdata/`), JWTs signed with
 //! `jsonwebtoken::encode`, the JWKS served by a wiremock server.
+//!
+//! If these fail, a forged, expired, foreign or `alg: none` JWT can pass as a session, a
+//! valid one is refused, or the JWKS is fetched too often (or never again) around a key
+//! rotation.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

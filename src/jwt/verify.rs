@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::client::{Jwks, StytchClient};
+use crate::client::StytchClient;
 use crate::credential::{MAX_CREDENTIAL_LEN, SessionJwt};
 use crate::error::StytchError;
 use crate::jwt::claims::{TimeClaims, member_session};
@@ -146,10 +146,10 @@ impl JwtVerifier {
         verifier
     }
 
-    /// Installs `jwks` as if Stytch had returned it, without fetching. For benches and
-    /// tests; the usual refresh rules still apply afterwards.
-    #[doc(hidden)]
-    pub fn install_jwks(&self, jwks: &Jwks) {
+    /// Installs `jwks` as if Stytch had returned it, without fetching (tests); the usual
+    /// refresh rules still apply afterwards.
+    #[cfg(test)]
+    pub(crate) fn install_jwks(&self, jwks: &crate::client::Jwks) {
         self.inner.keys.install(jwks);
     }
 

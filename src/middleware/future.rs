@@ -176,6 +176,56 @@ fn refreshed_cookie(shared: &Shared, ctx: &Ctx, entry: &CachedSession) -> Option
         .set(cookie, fresh.expose_secret(), entry.session.expires_at)
 }
 
+/// After the lookup: on success the member, the revoker and the credential go into the
+/// request's extensions (and a refreshed JWT cookie into `ctx`); an optional route passes
+/// anonymously; otherwise `Err` with the rejection.
+fn admit<B>(
+    shared: &Shared,
+    ctx: &mut Ctx,
+    req: &mut Request<B>,
+    result: Result<Arc<CachedSession>, Rejection>,
+) -> Result<(), Rejection> {
+    match result {
+        Ok(entry) => {
+            metrics::auth_request("authenticated");
+            ctx.set_cookie = refreshed_cookie(shared, ctx, &entry);
+            let ext = req.extensions_mut();
+            ext.insert(entry.session.clone());
+            ext.insert(shared.revoker.clone());
+            ext.insert(SessionCredential(ctx.found.credential.clone()));
+            Ok(())
+        }
+        Err(_) if ctx.optional => {
+            metrics::auth_request("anonymous");
+            Ok(())
+        }
+        Err(rejection) => {
+            metrics::auth_request(rejection.kind().as_str());
+            Err(rejection)
+        }
+    }
+}
+
+/// After the inner service answered: sets the refreshed JWT cookie, and returns the forced
+/// sign-out to run when the route is hooked and the app answered 2xx.
+fn after_inner<B>(
+    shared: &Arc<Shared>,
+    mut ctx: Ctx,
+    res: &mut Response<ResponseBody<B>>,
+) -> Option<BoxFuture<&'static str>> {
+    if let Some(cookie) = ctx.set_cookie.take() {
+        res.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    match ctx.hook {
+        Some(member_id) if res.status().is_success() => Some(Box::pin(forced_signout(
+            Arc::clone(shared),
+            member_id,
+            ctx.found,
+        ))),
+        _ => None,
+    }
+}
+
 impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -190,21 +240,8 @@ where
                     let result = ready!(lookup.as_mut().poll(cx));
                     let mut req = req.take().expect("ResponseFuture polled after completion");
                     let mut ctx = ctx.take().expect("ResponseFuture polled after completion");
-                    match result {
-                        Ok(entry) => {
-                            metrics::auth_request("authenticated");
-                            ctx.set_cookie = refreshed_cookie(this.shared, &ctx, &entry);
-                            let ext = req.extensions_mut();
-                            ext.insert(entry.session.clone());
-                            ext.insert(this.shared.revoker.clone());
-                            ext.insert(SessionCredential(ctx.found.credential.clone()));
-                        }
-                        Err(_) if ctx.optional => metrics::auth_request("anonymous"),
-                        Err(rejection) => {
-                            metrics::auth_request(rejection.kind().as_str());
-                            let res = this.shared.reject(rejection);
-                            return Poll::Ready(Ok(own_body(res)));
-                        }
+                    if let Err(rejection) = admit(this.shared, &mut ctx, &mut req, result) {
+                        return Poll::Ready(Ok(own_body(this.shared.reject(rejection))));
                     }
                     let mut service = this
                         .service
@@ -219,25 +256,15 @@ where
                 StateProj::Inner { fut, ctx } => {
                     let res = ready!(fut.poll(cx))?;
                     let mut res = res.map(ResponseBody::inner);
-                    let Some(mut ctx) = ctx.take() else {
+                    let Some(ctx) = ctx.take() else {
                         return Poll::Ready(Ok(res));
                     };
-                    if let Some(cookie) = ctx.set_cookie.take() {
-                        res.headers_mut().append(header::SET_COOKIE, cookie);
-                    }
-                    match ctx.hook {
-                        Some(member_id) if res.status().is_success() => {
-                            let hook = Box::pin(forced_signout(
-                                Arc::clone(this.shared),
-                                member_id,
-                                ctx.found,
-                            ));
-                            this.state.set(State::Hook {
-                                hook,
-                                res: Some(res),
-                            });
-                        }
-                        _ => return Poll::Ready(Ok(res)),
+                    match after_inner(this.shared, ctx, &mut res) {
+                        Some(hook) => this.state.set(State::Hook {
+                            hook,
+                            res: Some(res),
+                        }),
+                        None => return Poll::Ready(Ok(res)),
                     }
                 }
                 StateProj::Hook { hook, res } => {

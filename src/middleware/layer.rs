@@ -349,7 +349,7 @@ impl StytchAuthLayerBuilder {
         self
     }
 
-    /// Local JWT verification settings (default on, [`JwtConfig::default`](crate::JwtConfig)).
+    /// Local JWT verification settings (default on, [`JwtConfig::default`](crate::jwt::JwtConfig)).
     #[cfg(feature = "jwt")]
     pub fn jwt(mut self, config: crate::jwt::JwtConfig) -> Self {
         self.jwt = Some(config);
@@ -375,35 +375,19 @@ impl StytchAuthLayerBuilder {
         if let Some(err) = self.error {
             return Err(err);
         }
-        if self.cache.max_ttl.is_zero() || self.cache.max_capacity == 0 {
-            return Err(ConfigError::InvalidSetting {
-                name: "cache",
-                reason: "max_ttl and max_capacity must be greater than zero",
-            });
-        }
-        if self.cache.max_ttl > Duration::from_secs(24 * 3600) {
-            return Err(ConfigError::InvalidSetting {
-                name: "cache.max_ttl",
-                reason: "must be at most 24 hours",
-            });
-        }
-        let (admin_member, admin_session) = match &self.admin_prefix {
-            Some(prefix) => (
-                Some(RoutePattern::parse(&format!(
-                    "POST {prefix}/members/{{member_id}}/revoke-sessions"
-                ))?),
-                Some(RoutePattern::parse(&format!(
-                    "POST {prefix}/sessions/{{member_session_id}}/revoke"
-                ))?),
-            ),
-            None => (None, None),
-        };
+        check_cache(&self.cache)?;
         let routes = RouteTable {
             logout: self.logout,
             logout_everywhere: self.logout_everywhere,
             logout_allow_get: self.logout_allow_get,
-            admin_member,
-            admin_session,
+            admin_member: admin_route(
+                self.admin_prefix.as_deref(),
+                "members/{member_id}/revoke-sessions",
+            )?,
+            admin_session: admin_route(
+                self.admin_prefix.as_deref(),
+                "sessions/{member_session_id}/revoke",
+            )?,
             hooks: self.hooks,
             public: self.public,
             optional: self.optional,
@@ -411,13 +395,7 @@ impl StytchAuthLayerBuilder {
         let cache = Arc::new(SessionCache::new(&self.cache));
         let denylist = Arc::new(Denylist::default());
         #[cfg(feature = "jwt")]
-        let (jwt_leeway, verifier) = match self.jwt {
-            Some(config) => (
-                config.leeway(),
-                Some(crate::jwt::JwtVerifier::new(self.client.clone(), config)),
-            ),
-            None => (Duration::ZERO, None),
-        };
+        let (jwt_leeway, verifier) = jwt_verifier(&self.client, self.jwt);
         #[cfg(not(feature = "jwt"))]
         let jwt_leeway = Duration::ZERO;
         let revoker = Revoker::new(
@@ -449,4 +427,44 @@ impl StytchAuthLayerBuilder {
             }),
         })
     }
+}
+
+/// The local JWT verifier, if any, and its leeway (which lengthens how long a revoked
+/// session is refused).
+#[cfg(feature = "jwt")]
+fn jwt_verifier(
+    client: &StytchClient,
+    config: Option<crate::jwt::JwtConfig>,
+) -> (Duration, Option<crate::jwt::JwtVerifier>) {
+    match config {
+        Some(config) => (
+            config.leeway(),
+            Some(crate::jwt::JwtVerifier::new(client.clone(), config)),
+        ),
+        None => (Duration::ZERO, None),
+    }
+}
+
+/// Refuses a cache that could hold nothing, or trust a session for more than a day.
+fn check_cache(cache: &CacheConfig) -> Result<(), ConfigError> {
+    if cache.max_ttl.is_zero() || cache.max_capacity == 0 {
+        return Err(ConfigError::InvalidSetting {
+            name: "cache",
+            reason: "max_ttl and max_capacity must be greater than zero",
+        });
+    }
+    if cache.max_ttl > Duration::from_secs(24 * 3600) {
+        return Err(ConfigError::InvalidSetting {
+            name: "cache.max_ttl",
+            reason: "must be at most 24 hours",
+        });
+    }
+    Ok(())
+}
+
+/// `POST {prefix}/{path}`, or nothing when the admin routes are off.
+fn admin_route(prefix: Option<&str>, path: &str) -> Result<Option<RoutePattern>, ConfigError> {
+    prefix
+        .map(|prefix| RoutePattern::parse(&format!("POST {prefix}/{path}")))
+        .transpose()
 }

@@ -40,23 +40,54 @@ pub(crate) struct RouteTable {
 }
 
 impl RouteTable {
+    /// What the layer does with `method path`: the layer's own routes first (logout, admin),
+    /// then the app's hooked routes, then public, optional, and everything else protected.
     pub(crate) fn classify(&self, method: &Method, path: &str) -> Route {
-        for (route_path, route) in [
-            (&self.logout, Route::Logout { everywhere: false }),
-            (&self.logout_everywhere, Route::Logout { everywhere: true }),
-        ] {
-            if route_path.as_deref() == Some(path) {
-                let allowed =
-                    method == Method::POST || (self.logout_allow_get && method == Method::GET);
-                return if allowed {
-                    route
-                } else if self.logout_allow_get {
-                    Route::MethodNotAllowed("GET, POST")
-                } else {
-                    Route::MethodNotAllowed("POST")
-                };
-            }
+        if let Some(route) = self.logout(method, path) {
+            return route;
         }
+        if let Some(route) = self.admin(method, path) {
+            return route;
+        }
+        if let Some(route) = self.hook(method, path) {
+            return route;
+        }
+        // A path that another server could normalise differently (dot segments, encoded
+        // slashes, backslashes) is never public: behind a proxy, `/assets/../admin` must not
+        // inherit the public status of `/assets/`.
+        if is_ambiguous(path) {
+            return Route::Protected;
+        }
+        let matches =
+            |patterns: &[RoutePattern]| patterns.iter().any(|p| p.matches(method, path).is_some());
+        if matches(&self.public) {
+            Route::Public
+        } else if matches(&self.optional) {
+            Route::Optional
+        } else {
+            Route::Protected
+        }
+    }
+
+    fn logout(&self, method: &Method, path: &str) -> Option<Route> {
+        let everywhere = if self.logout.as_deref() == Some(path) {
+            false
+        } else if self.logout_everywhere.as_deref() == Some(path) {
+            true
+        } else {
+            return None;
+        };
+        let allowed = method == Method::POST || (self.logout_allow_get && method == Method::GET);
+        Some(if allowed {
+            Route::Logout { everywhere }
+        } else if self.logout_allow_get {
+            Route::MethodNotAllowed("GET, POST")
+        } else {
+            Route::MethodNotAllowed("POST")
+        })
+    }
+
+    fn admin(&self, method: &Method, path: &str) -> Option<Route> {
         let admin: [(_, fn(String) -> Target); 2] = [
             (&self.admin_member, Target::Member),
             (&self.admin_session, Target::Session),
@@ -65,43 +96,26 @@ impl RouteTable {
             let Some(pattern) = pattern else { continue };
             if let Some(mut captures) = pattern.match_path(path) {
                 if !pattern.method_matches(method) {
-                    return Route::MethodNotAllowed("POST");
+                    return Some(Route::MethodNotAllowed("POST"));
                 }
                 let id = captures.pop().map(|(_, v)| v).unwrap_or_default();
-                return Route::Admin(target(id));
+                return Some(Route::Admin(target(id)));
             }
         }
-        for hook in &self.hooks {
-            if let Some(captures) = hook.matches(method, path) {
-                let member_id = captures
-                    .into_iter()
-                    .find(|(name, _)| name == "member_id")
-                    .map(|(_, v)| v)
-                    .unwrap_or_default();
-                return Route::Hook(member_id);
-            }
-        }
-        // A path that another server could normalise differently (dot segments, encoded
-        // slashes, backslashes) is never public: behind a proxy, `/assets/../admin` must not
-        // inherit the public status of `/assets/`.
-        if is_ambiguous(path) {
-            return Route::Protected;
-        }
-        if self
-            .public
+        None
+    }
+
+    fn hook(&self, method: &Method, path: &str) -> Option<Route> {
+        let captures = self
+            .hooks
             .iter()
-            .any(|p| p.matches(method, path).is_some())
-        {
-            return Route::Public;
-        }
-        if self
-            .optional
-            .iter()
-            .any(|p| p.matches(method, path).is_some())
-        {
-            return Route::Optional;
-        }
-        Route::Protected
+            .find_map(|hook| hook.matches(method, path))?;
+        let member_id = captures
+            .into_iter()
+            .find(|(name, _)| name == "member_id")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        Some(Route::Hook(member_id))
     }
 }
 

@@ -238,11 +238,18 @@ fn authz_error(authz: Authz, member_org: &str, asked_org: &str) -> ApiError {
     }
 }
 
-/// `POST /v1/b2b/sessions/authenticate`.
-pub(crate) fn authenticate(
+/// The arguments of an authenticate call, checked in Stytch's order.
+struct AuthenticateArgs {
+    target: SessionRef,
+    minutes: Option<i64>,
+    check: Option<(String, String, String)>,
+    new_claims: Option<Map<String, Value>>,
+}
+
+fn authenticate_args(
     shared: &Shared,
     body: &Map<String, Value>,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<AuthenticateArgs, ApiError> {
     let token = lenient_str(body, "session_token")?;
     let jwt = lenient_str(body, "session_jwt")?;
     let minutes = match body.get("session_duration_minutes") {
@@ -289,7 +296,25 @@ pub(crate) fn authenticate(
         (Some(t), None) => SessionRef::Token(t.to_owned()),
         (None, Some(j)) => SessionRef::Id(session_id_of_jwt(shared, j)?),
     };
+    Ok(AuthenticateArgs {
+        target,
+        minutes,
+        check,
+        new_claims,
+    })
+}
 
+/// `POST /v1/b2b/sessions/authenticate`.
+pub(crate) fn authenticate(
+    shared: &Shared,
+    body: &Map<String, Value>,
+) -> Result<Map<String, Value>, ApiError> {
+    let AuthenticateArgs {
+        target,
+        minutes,
+        check,
+        new_claims,
+    } = authenticate_args(shared, body)?;
     let now = shared.now();
     let (view, verdict) = {
         let mut st = shared.lock();
@@ -350,12 +375,8 @@ enum RevokeTarget {
     Member(String),
 }
 
-/// `POST /v1/b2b/sessions/revoke`.
-pub(crate) fn revoke(
-    shared: &Shared,
-    headers: &HeaderMap,
-    body: &Map<String, Value>,
-) -> Result<Map<String, Value>, ApiError> {
+/// The one selector of a revoke body (`null` counts as absent).
+fn revoke_selector(body: &Map<String, Value>) -> Result<(&'static str, &str), ApiError> {
     let mut selected = Vec::with_capacity(1);
     for field in REVOKE_SELECTORS {
         match body.get(field) {
@@ -373,24 +394,24 @@ pub(crate) fn revoke(
             }
         }
     }
-    let (field, value) = match selected.as_slice() {
-        [] => {
-            return Err(ApiError::new(
-                400,
-                "no_session_revoke_arguments",
-                "One of member_session_id, session_token, session_jwt or member_id must be provided.",
-            ));
-        }
-        [one] => *one,
-        _ => {
-            return Err(ApiError::new(
-                400,
-                "too_many_session_revoke_arguments",
-                "Only one of member_session_id, session_token, session_jwt or member_id may be provided.",
-            ));
-        }
-    };
+    match selected.as_slice() {
+        [] => Err(ApiError::new(
+            400,
+            "no_session_revoke_arguments",
+            "One of member_session_id, session_token, session_jwt or member_id must be provided.",
+        )),
+        [one] => Ok(*one),
+        _ => Err(ApiError::new(
+            400,
+            "too_many_session_revoke_arguments",
+            "Only one of member_session_id, session_token, session_jwt or member_id may be provided.",
+        )),
+    }
+}
 
+/// The acting member's session, from `X-Stytch-Member-Session` or
+/// `X-Stytch-Member-SessionJWT` (not both).
+fn acting_session(shared: &Shared, headers: &HeaderMap) -> Result<Option<SessionRef>, ApiError> {
     let header_str = |name: &str| -> Result<Option<&str>, ApiError> {
         headers
             .get(name)
@@ -400,21 +421,29 @@ pub(crate) fn revoke(
             })
             .transpose()
     };
-    let acting = match (
+    match (
         header_str(MEMBER_SESSION_HEADER)?,
         header_str(MEMBER_SESSION_JWT_HEADER)?,
     ) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::new(
-                400,
-                "too_many_session_arguments",
-                "Only one of X-Stytch-Member-Session or X-Stytch-Member-SessionJWT may be provided.",
-            ));
-        }
-        (Some(t), None) => Some(SessionRef::Token(t.to_owned())),
-        (None, Some(j)) => Some(SessionRef::Id(session_id_of_jwt(shared, j)?)),
-        (None, None) => None,
-    };
+        (Some(_), Some(_)) => Err(ApiError::new(
+            400,
+            "too_many_session_arguments",
+            "Only one of X-Stytch-Member-Session or X-Stytch-Member-SessionJWT may be provided.",
+        )),
+        (Some(t), None) => Ok(Some(SessionRef::Token(t.to_owned()))),
+        (None, Some(j)) => Ok(Some(SessionRef::Id(session_id_of_jwt(shared, j)?))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `POST /v1/b2b/sessions/revoke`.
+pub(crate) fn revoke(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &Map<String, Value>,
+) -> Result<Map<String, Value>, ApiError> {
+    let (field, value) = revoke_selector(body)?;
+    let acting = acting_session(shared, headers)?;
     let target = match field {
         "member_session_id" => RevokeTarget::Session(SessionRef::Id(value.to_owned())),
         "session_token" => RevokeTarget::Session(SessionRef::Token(value.to_owned())),
@@ -449,21 +478,7 @@ pub(crate) fn revoke(
         }
     };
     if let Some(actor) = &actor {
-        let target_org = st
-            .members
-            .get(&target_member)
-            .map(|m| m.organization_id.clone())
-            .unwrap_or_default();
-        let resource = if actor.id == target_member {
-            "stytch.self"
-        } else {
-            "stytch.member"
-        };
-        if let denied @ (Authz::Tenancy | Authz::Denied) =
-            st.authorize(actor, &target_org, resource, "revoke-sessions")
-        {
-            return Err(authz_error(denied, &actor.organization_id, &target_org));
-        }
+        may_revoke(&st, actor, &target_member)?;
     }
     match session_id {
         Some(id) => {
@@ -536,6 +551,27 @@ pub(crate) fn organization_not_found() -> ApiError {
         "organization_not_found",
         "Organization could not be found.",
     )
+}
+
+/// Stytch's RBAC for a revoke acting as `actor`: `revoke-sessions` on `stytch.self` for
+/// their own sessions, on `stytch.member` for another member's, in the same organization.
+fn may_revoke(st: &State, actor: &Member, target_member: &str) -> Result<(), ApiError> {
+    let target_org = st
+        .members
+        .get(target_member)
+        .map(|m| m.organization_id.clone())
+        .unwrap_or_default();
+    let resource = if actor.id == target_member {
+        "stytch.self"
+    } else {
+        "stytch.member"
+    };
+    match st.authorize(actor, &target_org, resource, "revoke-sessions") {
+        denied @ (Authz::Tenancy | Authz::Denied) => {
+            Err(authz_error(denied, &actor.organization_id, &target_org))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `GET /v1/b2b/sessions/jwks/{project_id}`.

@@ -365,8 +365,12 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
-/// Reads the body (bounded), records the request, then applies the endpoint's next fault or
-/// answers.
+/// Answers one routed request: reads the body (size limit) and records what the API (not the
+/// control API) received, then plays a queued fault, then checks Basic auth and runs the
+/// endpoint.
+///
+/// Long on purpose: the steps every request goes through, then one arm per route, read top
+/// to bottom in the order they apply; split up, the order would be hidden.
 async fn dispatch(
     shared: &Shared,
     abort: &ConnectionAbort,

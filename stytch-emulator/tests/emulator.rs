@@ -868,10 +868,10 @@ async fn unknown_route_wrong_method_and_oversized_body() {
     assert_eq!(status, 413);
 }
 
-#[tokio::test]
-async fn http_control_api_works() {
-    // If this failed, non-Rust tests and the demo could not drive the emulator.
-    let f = fixture().await;
+/// A member and a 30-minute session with custom claims, made through the HTTP control API
+/// in a new organization with a custom role `reader` (`read` on `docs`): (organization id,
+/// member id, the session's JSON).
+async fn control_api_session(f: &Fixture) -> (String, String, Value) {
     let (status, body) = f
         .post_json(
             "emulator/v1/organizations",
@@ -901,6 +901,14 @@ async fn http_control_api_works() {
         )
         .await;
     assert_eq!(session["organization_id"], org.as_str());
+    (org, member, session)
+}
+
+#[tokio::test]
+async fn http_control_api_creates_organizations_roles_members_and_sessions() {
+    // If this failed, non-Rust tests and the demo could not seed the emulator.
+    let f = fixture().await;
+    let (org, _, session) = control_api_session(&f).await;
     let (status, body) = f
         .post_json(
             AUTHENTICATE,
@@ -910,7 +918,20 @@ async fn http_control_api_works() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["verdict"]["granting_roles"], json!(["reader"]));
     assert_eq!(body["member_session"]["custom_claims"], json!({"k": "v"}));
+}
 
+#[tokio::test]
+async fn http_control_api_injects_faults_and_counts_requests() {
+    // If this failed, non-Rust tests could not simulate a Stytch outage or count calls.
+    let f = fixture().await;
+    let (_, member, session) = control_api_session(&f).await;
+    let (status, _) = f
+        .post_json(
+            AUTHENTICATE,
+            json!({"session_token": session["session_token"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
     let (_, body) = f
         .post_json(
             "emulator/v1/faults",
@@ -927,6 +948,19 @@ async fn http_control_api_works() {
         (counts["authenticate"].as_u64(), counts["revoke"].as_u64()),
         (Some(1), Some(1))
     );
+}
+
+#[tokio::test]
+async fn http_control_api_lists_and_clears_the_request_log() {
+    // If this failed, non-Rust tests could not check what a client sent to Stytch.
+    let f = fixture().await;
+    let (_, member, session) = control_api_session(&f).await;
+    f.post_json(
+        AUTHENTICATE,
+        json!({"session_token": session["session_token"]}),
+    )
+    .await;
+    f.post_json(REVOKE, json!({"member_id": member})).await;
     let list = || f.authed(f.http.get(f.url("emulator/v1/requests")));
     let (_, log) = f.call(list()).await;
     assert_eq!(
@@ -940,9 +974,21 @@ async fn http_control_api_works() {
         .await;
     let (_, log) = f.call(list()).await;
     assert_eq!(log["requests"], json!([]));
+}
 
+#[tokio::test]
+async fn http_control_api_rotates_keys() {
+    // If this failed, non-Rust tests could not exercise a Stytch key rotation.
+    let f = fixture().await;
     let (_, body) = f.post_json("emulator/v1/keys/rotate", json!({})).await;
     assert_eq!(f.jwks().await["keys"][0]["kid"], body["kid"]);
+}
+
+#[tokio::test]
+async fn http_control_api_shifts_the_clock() {
+    // If this failed, non-Rust tests could not expire sessions without waiting.
+    let f = fixture().await;
+    let (_, _, session) = control_api_session(&f).await;
     let (status, _) = f
         .post_json("emulator/v1/clock", json!({"offset_seconds": 3600}))
         .await;
@@ -954,7 +1000,12 @@ async fn http_control_api_works() {
         )
         .await;
     assert_eq!(status, 404, "30-minute session expired by the clock offset");
+}
 
+#[tokio::test]
+async fn http_control_api_needs_the_project_credentials() {
+    // If this failed, anyone reaching the emulator's port could drive it.
+    let f = fixture().await;
     let (status, body) = f
         .call(
             f.http

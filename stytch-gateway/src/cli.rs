@@ -272,7 +272,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("stytch-gateway: {err}");
+            eprintln!("stytch-gateway: {}", super::error::chain(&err));
             ExitCode::from(if err.is_config() {
                 EXIT_CONFIG
             } else {

@@ -179,6 +179,8 @@ impl DemoStep {
 }
 
 /// The demo's steps, in order.
+///
+/// Long on purpose: it is a table, one entry per step, as the banner prints them.
 pub(crate) fn steps(seed: &DemoSeed) -> Vec<DemoStep> {
     let token = |s: &SessionInfo| s.session_token.expose_secret().to_owned();
     let step =
@@ -278,9 +280,7 @@ async fn start_demo() -> Result<Running, GatewayError> {
     };
 
     let upstream = bind_preferred(UPSTREAM_PORT).await?;
-    let upstream_addr = upstream
-        .local_addr()
-        .map_err(|e| GatewayError::Runtime(e.to_string()))?;
+    let upstream_addr = upstream.local_addr().map_err(GatewayError::LocalAddr)?;
     let upstream_task = tokio::spawn(serve(
         upstream,
         EchoUpstream,
@@ -310,7 +310,7 @@ async fn start_demo() -> Result<Running, GatewayError> {
         .layer()
         .ready()
         .await
-        .map_err(|e| GatewayError::Runtime(format!("the gateway is not ready: {e}")))?;
+        .map_err(GatewayError::NotReady)?;
     let gateway_task = tokio::spawn(gateway.run(wait(stop_rx)));
     Ok(Running {
         emulator,
@@ -370,7 +370,7 @@ async fn send(
         .uri(format!("{base}{}", step.path))
         .header(header::AUTHORIZATION, format!("Bearer {}", step.token))
         .body(full_body(Bytes::new()))
-        .map_err(|e| GatewayError::Runtime(e.to_string()))?;
+        .map_err(|e| GatewayError::DemoRequest(e.into()))?;
     let exchange = async {
         let response = client.request(request).await?;
         let status = response.status();
@@ -379,8 +379,8 @@ async fn send(
     };
     match tokio::time::timeout(STEP_TIMEOUT, exchange).await {
         Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(err)) => Err(GatewayError::Runtime(format!("request failed: {err}"))),
-        Err(_) => Err(GatewayError::Runtime("request timed out".to_owned())),
+        Ok(Err(err)) => Err(GatewayError::DemoRequest(err)),
+        Err(_) => Err(GatewayError::DemoTimeout),
     }
 }
 
@@ -406,7 +406,7 @@ async fn self_test(run: &Running, steps: &[DemoStep]) -> bool {
                 }
                 (ok, status.as_u16().to_string())
             }
-            Err(err) => (false, err.to_string()),
+            Err(err) => (false, crate::error::chain(&err)),
         };
         all_ok &= ok;
         let expected = if step.any_success {
@@ -448,10 +448,7 @@ pub(crate) async fn run_demo(
         true
     };
     let _ = run.stop.send(true);
-    let report = run
-        .gateway_task
-        .await
-        .map_err(|e| GatewayError::Runtime(e.to_string()))?;
+    let report = run.gateway_task.await.map_err(GatewayError::Task)?;
     let _ = run.upstream_task.await;
     run.emulator.shutdown().await;
     tracing::debug!(?report, "demo stopped");

@@ -1,12 +1,20 @@
 //! [`GatewayError`]: why the gateway could not start or run.
 
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+
+use tower_stytch::{BoxError, ConfigError, StytchError};
+
 /// Why the gateway could not start or run. Never holds the project secret or a credential.
+///
+/// `Display` says what failed, once; the cause, when there is one, is the
+/// [`source`](StdError::source) (the command line prints the whole chain on one line).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GatewayError {
     /// The Stytch or layer configuration is invalid.
     #[error(transparent)]
-    Config(#[from] tower_stytch::ConfigError),
+    Config(#[from] ConfigError),
     /// The upstream URL cannot be used.
     #[error("invalid upstream URL {url:?}: {reason}")]
     InvalidUpstream {
@@ -21,29 +29,48 @@ pub enum GatewayError {
         /// The setting, as its environment variable and flag.
         setting: &'static str,
     },
-    /// Some other setting is invalid.
-    #[error("invalid {name}: {reason}")]
-    InvalidSetting {
+    /// A path setting does not start with `/`.
+    #[error("invalid {name} {path:?}: it must start with '/'")]
+    InvalidPath {
         /// The setting (flag) name.
         name: &'static str,
-        /// Why it was refused.
-        reason: String,
+        /// The path as given.
+        path: String,
+    },
+    /// A timeout is zero.
+    #[error("{name} must be greater than zero")]
+    ZeroTimeout {
+        /// The setting (flag) name.
+        name: &'static str,
     },
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
-        addr: std::net::SocketAddr,
+        addr: SocketAddr,
         /// The OS error.
         #[source]
         source: std::io::Error,
     },
-    /// The metrics recorder could not be installed.
-    #[error("metrics: {0}")]
-    Metrics(String),
-    /// Something failed while running (demo seeding, self-test transport).
-    #[error("{0}")]
-    Runtime(String),
+    /// The address of a bound listener could not be read.
+    #[error("cannot read a listener's address")]
+    LocalAddr(#[source] std::io::Error),
+    /// The Prometheus metrics recorder could not be installed (another `metrics` recorder
+    /// is installed already).
+    #[error("cannot install the Prometheus metrics recorder")]
+    Metrics(#[source] metrics_exporter_prometheus::BuildError),
+    /// The demo's gateway cannot reach the demo's emulator.
+    #[error("the demo gateway is not ready")]
+    NotReady(#[source] StytchError),
+    /// A demo request could not be sent or its answer read.
+    #[error("the demo request failed")]
+    DemoRequest(#[source] BoxError),
+    /// A demo request got no answer in time.
+    #[error("the demo request timed out")]
+    DemoTimeout,
+    /// A task of the gateway panicked or was cancelled.
+    #[error("a gateway task failed")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl GatewayError {
@@ -55,7 +82,36 @@ impl GatewayError {
             Self::Config(_)
                 | Self::Missing { .. }
                 | Self::InvalidUpstream { .. }
-                | Self::InvalidSetting { .. }
+                | Self::InvalidPath { .. }
+                | Self::ZeroTimeout { .. }
         )
+    }
+}
+
+/// `err` and each of its causes, joined with `: ` on one line.
+pub(crate) fn chain(err: &dyn StdError) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        // If this broke, operators would read the OS error twice, or not at all.
+        let err = GatewayError::Bind {
+            addr: SocketAddr::from(([127, 0, 0, 1], 80)),
+            source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"),
+        };
+        assert_eq!(err.to_string(), "cannot listen on 127.0.0.1:80");
+        assert_eq!(chain(&err), "cannot listen on 127.0.0.1:80: denied");
     }
 }

@@ -58,7 +58,7 @@ pub(crate) fn recorder() -> Result<PrometheusHandle, GatewayError> {
     let installed = PrometheusBuilder::new()
         .set_buckets(&BUCKETS)
         .and_then(PrometheusBuilder::install_recorder)
-        .map_err(|e| GatewayError::Metrics(e.to_string()));
+        .map_err(GatewayError::Metrics);
     let handle = match installed {
         Ok(handle) => {
             let _ = HANDLE.set(handle.clone());

@@ -147,14 +147,13 @@ impl Proxy {
     ///
     /// # Errors
     ///
-    /// [`GatewayError::InvalidUpstream`] for a bad URL, [`GatewayError::InvalidSetting`] for a
+    /// [`GatewayError::InvalidUpstream`] for a bad URL, [`GatewayError::ZeroTimeout`] for a
     /// zero timeout.
     pub(crate) fn new(upstream: &str, timeout: Duration) -> Result<Self, GatewayError> {
         let upstream = Upstream::parse(upstream)?;
         if timeout.is_zero() {
-            return Err(GatewayError::InvalidSetting {
+            return Err(GatewayError::ZeroTimeout {
                 name: "upstream-timeout",
-                reason: "must be greater than zero".to_owned(),
             });
         }
         let mut connector = HttpConnector::new();

@@ -86,9 +86,9 @@ impl TryFrom<ServeArgs> for ServeOptions {
         if let Some(path) = &args.auth_only_path
             && !path.starts_with('/')
         {
-            return Err(GatewayError::InvalidSetting {
+            return Err(GatewayError::InvalidPath {
                 name: "auth-only-path",
-                reason: format!("{path:?} must start with '/'"),
+                path: path.clone(),
             });
         }
         Ok(Self {
@@ -234,20 +234,7 @@ impl Gateway {
             .local_addr()
             .map_or_else(|_| options.listen.to_string(), |a| a.to_string());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let metrics_task = metrics.map(|(listener, svc)| {
-            if let Ok(addr) = listener.local_addr() {
-                tracing::info!(%addr, "metrics listening on /metrics");
-            }
-            let mut rx = stop_rx.clone();
-            tokio::spawn(serve(
-                listener,
-                svc,
-                async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                },
-                Duration::from_secs(1),
-            ))
-        });
+        let metrics_task = metrics.map(|(listener, svc)| spawn_metrics(listener, svc, stop_rx));
         tracing::info!(
             %addr,
             upstream = %options.upstream,
@@ -256,15 +243,7 @@ impl Gateway {
             jwt = !options.no_jwt,
             "gateway listening"
         );
-        let startup_layer = layer.clone();
-        tokio::spawn(async move {
-            match startup_layer.ready().await {
-                Ok(()) => tracing::info!("Stytch reachable; ready"),
-                Err(err) => {
-                    tracing::warn!(error = %err, "Stytch not reachable yet; /readyz answers 503")
-                }
-            }
-        });
+        log_readiness(layer.clone());
         let draining = service.draining_flag();
         let signalled = Arc::new(std::sync::OnceLock::<Instant>::new());
         let signalled_at = signalled.clone();
@@ -285,16 +264,7 @@ impl Gateway {
         let remaining = budget
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(100));
-        let revoker = layer.revoker();
-        let revocations_pending = revoker.flush(remaining).await;
-        if revocations_pending == 0 {
-            tracing::info!("no revocations pending");
-        } else {
-            tracing::warn!(
-                revocations_pending,
-                "revocations not confirmed by Stytch before exit"
-            );
-        }
+        let revocations_pending = flush_revocations(&layer, remaining).await;
         let _ = stop_tx.send(true);
         if let Some(task) = metrics_task {
             let _ = task.await;
@@ -304,4 +274,50 @@ impl Gateway {
             revocations_pending,
         }
     }
+}
+
+/// Serves `/metrics` on its own listener until `stop` turns true.
+fn spawn_metrics(
+    listener: TcpListener,
+    service: MetricsService,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Drain> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "metrics listening on /metrics");
+    }
+    tokio::spawn(serve(
+        listener,
+        service,
+        async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        },
+        Duration::from_secs(1),
+    ))
+}
+
+/// Logs, in the background, whether Stytch is reachable at start.
+fn log_readiness(layer: StytchAuthLayer) {
+    tokio::spawn(async move {
+        match layer.ready().await {
+            Ok(()) => tracing::info!("Stytch reachable; ready"),
+            Err(err) => {
+                tracing::warn!(error = %err, "Stytch not reachable yet; /readyz answers 503")
+            }
+        }
+    });
+}
+
+/// Sends Stytch the revocations it has not confirmed, for at most `budget`; returns how
+/// many are still pending.
+async fn flush_revocations(layer: &StytchAuthLayer, budget: Duration) -> usize {
+    let pending = layer.revoker().flush(budget).await;
+    if pending == 0 {
+        tracing::info!("no revocations pending");
+    } else {
+        tracing::warn!(
+            revocations_pending = pending,
+            "revocations not confirmed by Stytch before exit"
+        );
+    }
+    pending
 }

@@ -190,6 +190,19 @@ async fn spawn_gateway(upstream: &str, timeout: Duration, ready: Arc<AtomicBool>
     spawn(Health::new(fake_auth, check)).await
 }
 
+/// The default stack: a recording upstream, and the gateway (stand-in auth, 5 s upstream
+/// timeout, not ready) in front of it.
+async fn default_gateway() -> (Server, Arc<UpstreamState>, Server) {
+    let (up, state) = spawn_upstream().await;
+    let gw = spawn_gateway(
+        &format!("http://{}", up.addr),
+        Duration::from_secs(5),
+        Arc::default(),
+    )
+    .await;
+    (up, state, gw)
+}
+
 fn client() -> Client<HttpConnector, Body> {
     Client::builder(TokioExecutor::new()).build(HttpConnector::new())
 }
@@ -217,13 +230,7 @@ async fn bounded<F: std::future::Future>(f: F) -> F::Output {
 async fn identity_headers_reach_the_upstream_and_spoofed_ones_do_not() {
     // If this broke, a client could impersonate any member (or admin) towards the upstream.
     bounded(async {
-        let (up, state) = spawn_upstream().await;
-        let gw = spawn_gateway(
-            &format!("http://{}", up.addr),
-            Duration::from_secs(5),
-            Arc::default(),
-        )
-        .await;
+        let (_up, state, gw) = default_gateway().await;
         let spoof = [
             ("x-stytch-member-id", "member-evil"),
             ("X-Stytch-Roles", "stytch_admin"),
@@ -269,13 +276,7 @@ async fn identity_headers_reach_the_upstream_and_spoofed_ones_do_not() {
 async fn forwarded_headers_are_set() {
     // If this broke, the upstream would log the gateway's address instead of the client's.
     bounded(async {
-        let (up, state) = spawn_upstream().await;
-        let gw = spawn_gateway(
-            &format!("http://{}", up.addr),
-            Duration::from_secs(5),
-            Arc::default(),
-        )
-        .await;
+        let (up, state, gw) = default_gateway().await;
         let r = get(
             gw.addr,
             "/echo",
@@ -299,13 +300,7 @@ async fn forwarded_headers_are_set() {
 async fn hop_by_hop_headers_are_removed_both_ways() {
     // If this broke, connection-scoped headers (and Proxy-Authorization) would leak across hops.
     bounded(async {
-        let (up, state) = spawn_upstream().await;
-        let gw = spawn_gateway(
-            &format!("http://{}", up.addr),
-            Duration::from_secs(5),
-            Arc::default(),
-        )
-        .await;
+        let (_up, state, gw) = default_gateway().await;
         let r = get(
             gw.addr,
             "/hop",
@@ -335,13 +330,7 @@ async fn hop_by_hop_headers_are_removed_both_ways() {
 async fn response_bodies_stream_without_buffering() {
     // If this broke, the gateway would hold whole responses in memory (and stall SSE/downloads).
     bounded(async {
-        let (up, state) = spawn_upstream().await;
-        let gw = spawn_gateway(
-            &format!("http://{}", up.addr),
-            Duration::from_secs(5),
-            Arc::default(),
-        )
-        .await;
+        let (_up, state, gw) = default_gateway().await;
         let req = Request::get(format!("http://{}/stream", gw.addr))
             .body(full_body(Bytes::new()))
             .unwrap();
@@ -366,13 +355,7 @@ async fn response_bodies_stream_without_buffering() {
 async fn request_bodies_stream_without_buffering() {
     // If this broke, uploads would be buffered whole in the gateway before reaching the upstream.
     bounded(async {
-        let (up, state) = spawn_upstream().await;
-        let gw = spawn_gateway(
-            &format!("http://{}", up.addr),
-            Duration::from_secs(5),
-            Arc::default(),
-        )
-        .await;
+        let (_up, state, gw) = default_gateway().await;
         let (tx, body) = channel_body();
         let req = Request::post(format!("http://{}/upload", gw.addr))
             .body(body)
@@ -468,13 +451,7 @@ async fn healthz_and_readyz() {
 async fn auth_only_endpoint_answers_with_identity_headers() {
     // If this broke, nginx auth_request / Traefik forwardAuth setups would get no identity.
     bounded(async {
-        let (up, state) = spawn_upstream().await;
-        let gw = spawn_gateway(
-            &format!("http://{}", up.addr),
-            Duration::from_secs(5),
-            Arc::default(),
-        )
-        .await;
+        let (_up, state, gw) = default_gateway().await;
         let r = get(
             gw.addr,
             "/auth",
@@ -501,13 +478,7 @@ async fn upstream_metrics_are_rendered() {
     bounded(async {
         let handle = crate::metrics::recorder().unwrap();
         let metrics = spawn(crate::metrics::MetricsService::new(handle)).await;
-        let (up, _state) = spawn_upstream().await;
-        let gw = spawn_gateway(
-            &format!("http://{}", up.addr),
-            Duration::from_secs(5),
-            Arc::default(),
-        )
-        .await;
+        let (_up, _state, gw) = default_gateway().await;
         assert_eq!(get(gw.addr, "/echo", &[]).await.status(), StatusCode::OK);
         let r = get(metrics.addr, "/metrics", &[]).await;
         assert_eq!(r.status(), StatusCode::OK);
@@ -534,7 +505,7 @@ mod full_stack {
 
     use super::*;
     use crate::serve::{Gateway, ServeOptions};
-    use stytch_emulator::{Emulator, EmulatorConfig};
+    use stytch_emulator::{Emulator, EmulatorConfig, SessionInfo};
 
     struct Stack {
         emulator: Emulator,
@@ -579,28 +550,41 @@ mod full_stack {
         Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
     }
 
-    #[tokio::test]
-    async fn flags_reach_the_layer_and_identity_reaches_the_upstream() {
-        // If this broke, --logout-path / --admin-prefix / --public / --auth-only-path would be ignored.
-        bounded(async {
-            let stack = start(|o| {
-                o.logout_path = Some("/bye".to_owned());
-                o.admin_prefix = Some("/ops".to_owned());
-                o.public = vec!["/assets/".to_owned()];
-                o.auth_only_path = Some("/auth".to_owned());
-            })
-            .await;
-            let org = stack.emulator.create_organization("Acme", "acme");
-            let admin = stack
-                .emulator
-                .create_member(&org, "a@acme.test", &["stytch_admin"]);
-            let bob = stack.emulator.create_member(&org, "b@acme.test", &[]);
-            let admin = stack.emulator.create_session(&admin);
-            let bob = stack.emulator.create_session(&bob);
-            let bob_token = bob.session_token.expose_secret();
-            let admin_token = admin.session_token.expose_secret();
+    /// A stack configured like `--logout-path /bye --admin-prefix /ops --public /assets/
+    /// --auth-only-path /auth`, with an admin and a plain member (bob) of one organization,
+    /// each with a session.
+    async fn start_with_flags() -> (Stack, SessionInfo, SessionInfo) {
+        start_with_members(|o| {
+            o.logout_path = Some("/bye".to_owned());
+            o.admin_prefix = Some("/ops".to_owned());
+            o.public = vec!["/assets/".to_owned()];
+            o.auth_only_path = Some("/auth".to_owned());
+        })
+        .await
+    }
 
-            let r = call(stack.addr, "GET", "/app", bob_token).await;
+    /// A stack configured by `configure`, with an admin and a plain member (bob) of one
+    /// organization, each with a session.
+    async fn start_with_members(
+        configure: impl FnOnce(&mut ServeOptions),
+    ) -> (Stack, SessionInfo, SessionInfo) {
+        let stack = start(configure).await;
+        let org = stack.emulator.create_organization("Acme", "acme");
+        let admin = stack
+            .emulator
+            .create_member(&org, "a@acme.test", &["stytch_admin"]);
+        let bob = stack.emulator.create_member(&org, "b@acme.test", &[]);
+        let admin = stack.emulator.create_session(&admin);
+        let bob = stack.emulator.create_session(&bob);
+        (stack, admin, bob)
+    }
+
+    #[tokio::test]
+    async fn identity_reaches_the_upstream() {
+        // If this broke, the upstream would not know who is calling.
+        bounded(async {
+            let (stack, _admin, bob) = start_with_flags().await;
+            let r = call(stack.addr, "GET", "/app", bob.session_token.expose_secret()).await;
             assert_eq!(r.status(), StatusCode::OK);
             let seen = stack
                 .upstream
@@ -616,7 +600,15 @@ mod full_stack {
                 seen["x-stytch-member-session-id"],
                 bob.member_session_id.as_str()
             );
+        })
+        .await;
+    }
 
+    #[tokio::test]
+    async fn the_public_flag_opens_its_prefix_and_nothing_else() {
+        // If this broke, --public would be ignored, or would open the whole app.
+        bounded(async {
+            let (stack, _, _) = start_with_flags().await;
             assert_eq!(
                 get(stack.addr, "/assets/app.css", &[]).await.status(),
                 StatusCode::OK
@@ -625,14 +617,39 @@ mod full_stack {
                 get(stack.addr, "/app", &[]).await.status(),
                 StatusCode::UNAUTHORIZED
             );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_auth_only_path_answers_with_the_identity() {
+        // If this broke, --auth-only-path would be ignored (nginx auth_request would fail).
+        bounded(async {
+            let (stack, _, bob) = start_with_flags().await;
             assert_eq!(
                 get(stack.addr, "/auth", &[]).await.status(),
                 StatusCode::UNAUTHORIZED
             );
-            let auth = call(stack.addr, "GET", "/auth", bob_token).await;
+            let auth = call(
+                stack.addr,
+                "GET",
+                "/auth",
+                bob.session_token.expose_secret(),
+            )
+            .await;
             assert_eq!(auth.status(), StatusCode::OK);
             assert_eq!(auth.headers()["x-stytch-member-id"], bob.member_id.as_str());
+        })
+        .await;
+    }
 
+    #[tokio::test]
+    async fn the_admin_prefix_flag_moves_the_admin_routes() {
+        // If this broke, --admin-prefix would be ignored.
+        bounded(async {
+            let (stack, admin, bob) = start_with_flags().await;
+            let bob_token = bob.session_token.expose_secret();
+            let admin_token = admin.session_token.expose_secret();
             let revoke = format!("/ops/members/{}/revoke-sessions", bob.member_id);
             assert!(
                 call(stack.addr, "POST", &revoke, admin_token)
@@ -644,6 +661,16 @@ mod full_stack {
                 call(stack.addr, "GET", "/app", bob_token).await.status(),
                 StatusCode::UNAUTHORIZED
             );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_logout_path_flag_moves_logout() {
+        // If this broke, --logout-path would be ignored.
+        bounded(async {
+            let (stack, admin, _) = start_with_flags().await;
+            let admin_token = admin.session_token.expose_secret();
             assert!(
                 call(stack.addr, "POST", "/bye", admin_token)
                     .await
@@ -654,7 +681,15 @@ mod full_stack {
                 call(stack.addr, "GET", "/app", admin_token).await.status(),
                 StatusCode::UNAUTHORIZED
             );
+        })
+        .await;
+    }
 
+    #[tokio::test]
+    async fn probes_answer_and_the_shutdown_is_clean() {
+        // If this broke, orchestrators would see a dead gateway, or shutdown would drop work.
+        bounded(async {
+            let (stack, _, _) = start_with_flags().await;
             assert_eq!(
                 get(stack.addr, "/readyz", &[]).await.status(),
                 StatusCode::OK
@@ -675,18 +710,11 @@ mod full_stack {
     async fn forced_signout_hook_signs_the_member_out() {
         // If this broke, deleting a member in the upstream app would leave their sessions alive.
         bounded(async {
-            let stack = start(|o| {
+            let (stack, admin, bob) = start_with_members(|o| {
                 o.forced_signout = vec!["DELETE /api/members/{member_id}".to_owned()];
                 o.no_jwt = true;
             })
             .await;
-            let org = stack.emulator.create_organization("Acme", "acme");
-            let admin = stack
-                .emulator
-                .create_member(&org, "a@acme.test", &["stytch_admin"]);
-            let bob = stack.emulator.create_member(&org, "b@acme.test", &[]);
-            let admin = stack.emulator.create_session(&admin);
-            let bob = stack.emulator.create_session(&bob);
             let bob_token = bob.session_token.expose_secret();
             assert_eq!(
                 call(stack.addr, "GET", "/app", bob_token).await.status(),

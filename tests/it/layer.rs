@@ -1,15 +1,19 @@
 //! The layer against the emulator over loopback: authentication, cache, coalescing, faults.
-#![cfg(feature = "axum")]
-
-mod support;
+//!
+//! If these fail, requests reach the app unauthenticated (or valid ones are refused), every
+//! request pays a Stytch round trip, or a Stytch outage logs everyone out instead of failing
+//! closed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{World, app, serve};
 use http::StatusCode;
 use stytch_emulator::{EmulatorEndpoint, Fault};
-use support::{World, app, bearer, serve};
-use tower_stytch::{CacheConfig, CredentialSource, RejectionKind};
+use tower_stytch::client::{AuthenticateRequest, RevokeSelector};
+use tower_stytch::credential::{Credential, SessionToken};
+use tower_stytch::extract::CredentialSource;
+use tower_stytch::{CacheConfig, RejectionKind};
 
 #[tokio::test]
 async fn a_valid_token_reaches_the_handler_and_the_second_request_is_cached() {
@@ -51,22 +55,22 @@ async fn concurrent_requests_with_one_cold_token_make_one_stytch_call() {
 }
 
 #[tokio::test]
-async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
-    // If this broke, unauthenticated requests would reach the app, or junk would reach Stytch.
+async fn a_request_without_a_credential_gets_401_with_a_bearer_challenge() {
+    // If this broke, unauthenticated requests would reach the app.
     let w = World::new().await;
     let s = serve(w.builder().without_jwt().build().unwrap(), app()).await;
-    let res = s.http.get(s.url("/whoami")).send().await.unwrap();
+    let res = s.get("/whoami").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"stytch\"");
+}
 
+#[tokio::test]
+async fn malformed_credentials_get_401_without_asking_stytch() {
+    // If this broke, junk would reach Stytch (and burn its rate limit), or reach the app.
+    let w = World::new().await;
+    let s = serve(w.builder().without_jwt().build().unwrap(), app()).await;
     for junk in ["not a token", "a.b", &"x".repeat(5000)] {
-        let res = s
-            .http
-            .get(s.url("/whoami"))
-            .header("authorization", format!("Bearer {junk}"))
-            .send()
-            .await
-            .unwrap();
+        let res = s.get_as("/whoami", junk).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{junk}");
     }
     let res = s
@@ -82,7 +86,13 @@ async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
         0,
         "junk reached Stytch"
     );
+}
 
+#[tokio::test]
+async fn an_unknown_token_gets_401_and_stytch_is_asked_once() {
+    // If this broke, a client retrying a dead token would cost a Stytch call each time.
+    let w = World::new().await;
+    let s = serve(w.builder().without_jwt().build().unwrap(), app()).await;
     let unknown = "zZAYn5aLEqKUlZ_Ad9U_fWr38GaAQ1oFAhT8ds245v7Q";
     for _ in 0..3 {
         let res = s.get_as("/whoami", unknown).await;
@@ -96,35 +106,34 @@ async fn missing_malformed_unknown_and_revoked_credentials_get_401() {
     }
     // The negative cache: Stytch was asked once about the unknown token.
     assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 1);
+}
 
-    // Revoked at Stytch behind our back: refused once the cache entry is gone.
+#[tokio::test]
+async fn a_session_revoked_at_stytch_is_refused_once_its_cache_entry_expires() {
+    // If this broke, a session revoked in Stytch's dashboard would live on here forever.
+    let w = World::new().await;
     let layer = w
         .builder()
         .without_jwt()
-        .cache(CacheConfig {
-            max_ttl: Duration::from_millis(300),
-            ..CacheConfig::default()
+        .cache({
+            let mut cache = CacheConfig::default();
+            cache.max_ttl = Duration::from_millis(300);
+            cache
         })
         .build()
         .unwrap();
-    let s2 = serve(layer, app()).await;
+    let s = serve(layer, app()).await;
     let token = w.member2.session_token.expose_secret();
-    let get = || {
-        s2.http
-            .get(s2.url("/whoami"))
-            .header("authorization", bearer(token))
-            .send()
-    };
-    assert_eq!(get().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(s.whoami(token).await, StatusCode::OK);
     w.client()
         .revoke(
-            &tower_stytch::RevokeSelector::MemberSessionId(w.member2.member_session_id.clone()),
+            &RevokeSelector::MemberSessionId(w.member2.member_session_id.clone()),
             None,
         )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(get().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(s.whoami(token).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -174,9 +183,9 @@ async fn stytch_faults_fail_closed_with_503_never_200_or_401() {
         assert!(res.headers().contains_key("retry-after"), "{label}");
         // Use up a fault the client did not retry (decode errors are final).
         let raw = w.client();
-        let req = tower_stytch::AuthenticateRequest::new(tower_stytch::Credential::Token(
-            tower_stytch::SessionToken::new(w.member2.session_token.expose_secret()),
-        ));
+        let req = AuthenticateRequest::new(Credential::Token(SessionToken::new(
+            w.member2.session_token.expose_secret(),
+        )));
         for _ in 0..3 {
             if raw.authenticate(&req).await.is_ok() {
                 break;
@@ -221,10 +230,10 @@ async fn public_and_optional_routes() {
         .build()
         .unwrap();
     let s = serve(layer, app()).await;
-    let res = s.http.get(s.url("/public/app.js")).send().await.unwrap();
+    let res = s.get("/public/app.js").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.text().await.unwrap(), "public");
-    let res = s.http.get(s.url("/optional")).send().await.unwrap();
+    let res = s.get("/optional").await;
     assert_eq!(res.text().await.unwrap(), "anonymous");
     let res = s
         .get_as("/optional", w.member.session_token.expose_secret())
@@ -323,7 +332,7 @@ async fn custom_sources_and_rejection_handler() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let res = s.http.get(s.url("/whoami")).send().await.unwrap();
+    let res = s.get("/whoami").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.text().await.unwrap(), "custom missing_credential");
 }

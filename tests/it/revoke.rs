@@ -1,17 +1,19 @@
 //! Logout, admin revocation and forced sign-out against the emulator: what Stytch received,
 //! and what the app sees afterwards.
-#![cfg(feature = "axum")]
-
-mod support;
+//!
+//! If these fail, a logged-out or revoked session keeps working here (or everywhere), members
+//! can sign each other out past Stytch's RBAC, or a revocation made during an outage is lost.
 
 use std::time::Duration;
 
+use crate::support::{Served, World, app, eventually, serve};
 use axum::extract::Path;
 use axum::routing::post;
 use base64::Engine as _;
 use http::StatusCode;
 use stytch_emulator::{EmulatorEndpoint, Fault, RecordedRequest};
-use support::{World, app, bearer, eventually, serve};
+use tower_stytch::client::RevokeSelector;
+use tower_stytch::cookies::CookieSettings;
 use tower_stytch::{MemberSession, Revoker, SessionCredential};
 
 fn revokes(w: &World) -> Vec<RecordedRequest> {
@@ -34,10 +36,6 @@ fn assert_basic_auth(w: &World, req: &RecordedRequest) {
     assert_eq!(req.headers["authorization"], expected.as_str());
 }
 
-async fn whoami(s: &support::Served, credential: &str) -> StatusCode {
-    s.get_as("/whoami", credential).await.status()
-}
-
 #[tokio::test]
 async fn logout_revokes_the_own_session_and_its_jwt_is_refused_at_once() {
     // If this broke, a logged-out session (or its still-valid JWT) would keep working here.
@@ -46,25 +44,19 @@ async fn logout_revokes_the_own_session_and_its_jwt_is_refused_at_once() {
     let token = w.member.session_token.expose_secret();
     let jwt = w.member.session_jwt.expose_secret();
     let other_session = w.emulator.create_session(&w.member.member_id);
-    assert_eq!(whoami(&s, token).await, StatusCode::OK);
-    assert_eq!(whoami(&s, jwt).await, StatusCode::OK);
+    assert_eq!(s.whoami(token).await, StatusCode::OK);
+    assert_eq!(s.whoami(jwt).await, StatusCode::OK);
     assert_eq!(
-        whoami(&s, other_session.session_token.expose_secret()).await,
+        s.whoami(other_session.session_token.expose_secret()).await,
         StatusCode::OK
     );
     assert_eq!(
-        whoami(&s, w.member2.session_token.expose_secret()).await,
+        s.whoami(w.member2.session_token.expose_secret()).await,
         StatusCode::OK
     );
     w.emulator.clear_requests();
 
-    let res = s
-        .http
-        .post(s.url("/logout"))
-        .header("authorization", bearer(token))
-        .send()
-        .await
-        .unwrap();
+    let res = s.post_as("/logout", token).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(res.headers()["x-stytch-logout"], "revoked");
 
@@ -81,19 +73,19 @@ async fn logout_revokes_the_own_session_and_its_jwt_is_refused_at_once() {
 
     // What the app sees: the token and the JWT refused at once, without asking Stytch.
     let before = w.emulator.request_count(EmulatorEndpoint::Authenticate);
-    assert_eq!(whoami(&s, token).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(whoami(&s, jwt).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.whoami(token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.whoami(jwt).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
         w.emulator.request_count(EmulatorEndpoint::Authenticate),
         before
     );
     // Other sessions of the same member, and other members, are untouched.
     assert_eq!(
-        whoami(&s, other_session.session_token.expose_secret()).await,
+        s.whoami(other_session.session_token.expose_secret()).await,
         StatusCode::OK
     );
     assert_eq!(
-        whoami(&s, w.member2.session_token.expose_secret()).await,
+        s.whoami(w.member2.session_token.expose_secret()).await,
         StatusCode::OK
     );
 }
@@ -105,19 +97,12 @@ async fn logout_everywhere_revokes_by_member_id() {
     let s = serve(w.builder().build().unwrap(), app()).await;
     let second = w.emulator.create_session(&w.member.member_id);
     assert_eq!(
-        whoami(&s, second.session_jwt.expose_secret()).await,
+        s.whoami(second.session_jwt.expose_secret()).await,
         StatusCode::OK
     );
     let res = s
-        .http
-        .post(s.url("/logout/everywhere"))
-        .header(
-            "authorization",
-            bearer(w.member.session_token.expose_secret()),
-        )
-        .send()
-        .await
-        .unwrap();
+        .post_as("/logout/everywhere", w.member.session_token.expose_secret())
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let sent = revokes(&w);
     assert_eq!(
@@ -125,15 +110,15 @@ async fn logout_everywhere_revokes_by_member_id() {
         serde_json::json!({"member_id": w.member.member_id})
     );
     assert_eq!(
-        whoami(&s, second.session_jwt.expose_secret()).await,
+        s.whoami(second.session_jwt.expose_secret()).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        whoami(&s, second.session_token.expose_secret()).await,
+        s.whoami(second.session_token.expose_secret()).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        whoami(&s, w.member2.session_token.expose_secret()).await,
+        s.whoami(w.member2.session_token.expose_secret()).await,
         StatusCode::OK
     );
 }
@@ -144,10 +129,11 @@ async fn logout_clears_cookies_with_their_attributes_even_without_a_session() {
     let w = World::new().await;
     let layer = w
         .builder()
-        .cookie_settings(tower_stytch::CookieSettings {
-            path: "/app".into(),
-            domain: Some("acme.test".into()),
-            ..Default::default()
+        .cookie_settings({
+            let mut cookies = CookieSettings::default();
+            cookies.path = "/app".into();
+            cookies.domain = Some("acme.test".into());
+            cookies
         })
         .build()
         .unwrap();
@@ -217,15 +203,11 @@ async fn cross_origin_cookie_logout_is_refused_and_redirects_follow_the_allowlis
     assert!(w.emulator.is_session_live(&w.member.member_session_id));
 
     let res = s
-        .http
-        .post(s.url("/logout?return_to=https://evil.test/"))
-        .header(
-            "authorization",
-            bearer(w.member.session_token.expose_secret()),
+        .post_as(
+            "/logout?return_to=https://evil.test/",
+            w.member.session_token.expose_secret(),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(revokes(&w).is_empty());
 
@@ -242,66 +224,64 @@ async fn cross_origin_cookie_logout_is_refused_and_redirects_follow_the_allowlis
     assert!(!w.emulator.is_session_live(&w.member.member_session_id));
 
     // GET logout is off by default.
-    let res = s.http.get(s.url("/logout")).send().await.unwrap();
+    let res = s.get("/logout").await;
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(res.headers()["allow"], "POST");
 }
 
-#[tokio::test]
-async fn admin_revokes_a_member_and_stytch_enforces_rbac() {
-    // If this broke, members could sign each other out, or admins could not force anyone out.
-    let w = World::new().await;
+/// The default stack, with `w.member`'s JWT cached: the path of the admin route revoking
+/// `w.member`.
+async fn member_revocation(w: &World) -> (Served, String) {
     let s = serve(w.builder().build().unwrap(), app()).await;
-    let target = &w.member;
     assert_eq!(
-        whoami(&s, target.session_jwt.expose_secret()).await,
+        s.whoami(w.member.session_jwt.expose_secret()).await,
         StatusCode::OK
     );
-    let path = format!("/admin/members/{}/revoke-sessions", target.member_id);
+    let path = format!("/admin/members/{}/revoke-sessions", w.member.member_id);
+    (s, path)
+}
 
+#[tokio::test]
+async fn a_member_cannot_revoke_another_members_sessions() {
+    // If this broke, members could sign each other out.
+    let w = World::new().await;
+    let (s, path) = member_revocation(&w).await;
+    let target = &w.member;
     // A member revoking another member: Stytch says 403, nothing changes here.
     let res = s
-        .http
-        .post(s.url(&path))
-        .header(
-            "authorization",
-            bearer(w.member2.session_token.expose_secret()),
-        )
-        .send()
-        .await
-        .unwrap();
+        .post_as(&path, w.member2.session_token.expose_secret())
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error_type"], "session_authorization_error");
     assert_eq!(
-        whoami(&s, target.session_jwt.expose_secret()).await,
+        s.whoami(target.session_jwt.expose_secret()).await,
         StatusCode::OK
     );
+}
 
-    // The admin of another organization: 403 (tenancy).
+#[tokio::test]
+async fn an_admin_of_another_organization_cannot_revoke_a_member() {
+    // If this broke, one tenant's admin could sign another tenant's members out.
+    let w = World::new().await;
+    let (s, path) = member_revocation(&w).await;
     let res = s
-        .http
-        .post(s.url(&path))
-        .header(
-            "authorization",
-            bearer(w.other_admin.session_token.expose_secret()),
-        )
-        .send()
-        .await
-        .unwrap();
+        .post_as(&path, w.other_admin.session_token.expose_secret())
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error_type"], "session_authorization_tenancy_error");
+}
 
+#[tokio::test]
+async fn an_admin_revokes_a_member_acting_as_the_admin() {
+    // If this broke, admins could not force anyone out, or Stytch would not check their RBAC.
+    let w = World::new().await;
+    let (s, path) = member_revocation(&w).await;
+    let target = &w.member;
     // The admin: 200 with Stytch's request id, acting as the admin.
     w.emulator.clear_requests();
-    let res = s
-        .http
-        .post(s.url(&path))
-        .header("authorization", bearer(w.admin.session_jwt.expose_secret()))
-        .send()
-        .await
-        .unwrap();
+    let res = s.post_as(&path, w.admin.session_jwt.expose_secret()).await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["status"], "revoked");
@@ -324,7 +304,7 @@ async fn admin_revokes_a_member_and_stytch_enforces_rbac() {
     assert_basic_auth(&w, &sent[0]);
     let before = w.emulator.request_count(EmulatorEndpoint::Authenticate);
     assert_eq!(
-        whoami(&s, target.session_jwt.expose_secret()).await,
+        s.whoami(target.session_jwt.expose_secret()).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
@@ -333,11 +313,11 @@ async fn admin_revokes_a_member_and_stytch_enforces_rbac() {
         "the revoked JWT is refused without asking Stytch"
     );
     assert_eq!(
-        whoami(&s, target.session_token.expose_secret()).await,
+        s.whoami(target.session_token.expose_secret()).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        whoami(&s, w.member2.session_token.expose_secret()).await,
+        s.whoami(w.member2.session_token.expose_secret()).await,
         StatusCode::OK
     );
 }
@@ -348,51 +328,40 @@ async fn admin_revokes_one_session_and_validates_path_parameters() {
     let w = World::new().await;
     let s = serve(w.builder().build().unwrap(), app()).await;
     let other = w.emulator.create_session(&w.member.member_id);
-    let admin = bearer(w.admin.session_token.expose_secret());
+    let admin = w.admin.session_token.expose_secret();
     for bad in ["a%2Fb", "member%20x", "x'%3Bdrop", &"a".repeat(200)] {
         let res = s
-            .http
-            .post(s.url(&format!("/admin/sessions/{bad}/revoke")))
-            .header("authorization", &admin)
-            .send()
-            .await
-            .unwrap();
+            .post_as(&format!("/admin/sessions/{bad}/revoke"), admin)
+            .await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
     assert!(revokes(&w).is_empty(), "nothing may reach Stytch");
     let res = s
-        .http
-        .post(s.url(&format!(
-            "/admin/sessions/{}/revoke",
-            w.member.member_session_id
-        )))
-        .header("authorization", &admin)
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            &format!("/admin/sessions/{}/revoke", w.member.member_session_id),
+            admin,
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         revokes(&w)[0].body,
         serde_json::json!({"member_session_id": w.member.member_session_id})
     );
     assert_eq!(
-        whoami(&s, w.member.session_jwt.expose_secret()).await,
+        s.whoami(w.member.session_jwt.expose_secret()).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        whoami(&s, other.session_jwt.expose_secret()).await,
+        s.whoami(other.session_jwt.expose_secret()).await,
         StatusCode::OK
     );
     // Unauthenticated admin call: 401, nothing sent.
     let res = s
-        .http
-        .post(s.url(&format!(
+        .post(&format!(
             "/admin/members/{}/revoke-sessions",
             w.member2.member_id
-        )))
-        .send()
-        .await
-        .unwrap();
+        ))
+        .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -408,19 +377,15 @@ async fn forced_signout_hook_revokes_after_the_apps_2xx() {
     let s = serve(layer, app()).await;
     let victim = &w.member;
     assert_eq!(
-        whoami(&s, victim.session_jwt.expose_secret()).await,
+        s.whoami(victim.session_jwt.expose_secret()).await,
         StatusCode::OK
     );
     let res = s
-        .http
-        .delete(s.url(&format!("/api/members/{}", victim.member_id)))
-        .header(
-            "authorization",
-            bearer(w.admin.session_token.expose_secret()),
+        .delete_as(
+            &format!("/api/members/{}", victim.member_id),
+            w.admin.session_token.expose_secret(),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(res.headers()["x-stytch-forced-signout"], "revoked");
     let sent = revokes(&w);
@@ -433,7 +398,7 @@ async fn forced_signout_hook_revokes_after_the_apps_2xx() {
         w.admin.session_token.expose_secret()
     );
     assert_eq!(
-        whoami(&s, victim.session_jwt.expose_secret()).await,
+        s.whoami(victim.session_jwt.expose_secret()).await,
         StatusCode::UNAUTHORIZED
     );
     assert!(!w.emulator.is_session_live(&victim.member_session_id));
@@ -462,18 +427,14 @@ async fn the_revoker_in_request_extensions_acts_as_the_caller() {
     );
     let s = serve(w.builder().build().unwrap(), router).await;
     let res = s
-        .http
-        .post(s.url(&format!("/custom/remove/{}", w.member.member_id)))
-        .header(
-            "authorization",
-            bearer(w.admin.session_token.expose_secret()),
+        .post_as(
+            &format!("/custom/remove/{}", w.member.member_id),
+            w.admin.session_token.expose_secret(),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.text().await.unwrap(), "revoked");
     assert_eq!(
-        whoami(&s, w.member.session_token.expose_secret()).await,
+        s.whoami(w.member.session_token.expose_secret()).await,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -484,7 +445,7 @@ async fn stytch_outage_during_logout_then_recovery_delivers_the_revoke() {
     let w = World::new().await;
     let s = serve(w.builder().build().unwrap(), app()).await;
     let token = w.member.session_token.expose_secret();
-    assert_eq!(whoami(&s, token).await, StatusCode::OK);
+    assert_eq!(s.whoami(token).await, StatusCode::OK);
     w.emulator.inject_fault(
         EmulatorEndpoint::Revoke,
         Fault::Status {
@@ -493,20 +454,14 @@ async fn stytch_outage_during_logout_then_recovery_delivers_the_revoke() {
         },
         3,
     );
-    let res = s
-        .http
-        .post(s.url("/logout"))
-        .header("authorization", bearer(token))
-        .send()
-        .await
-        .unwrap();
+    let res = s.post_as("/logout", token).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(res.headers()["x-stytch-logout"], "pending");
     assert!(res.headers().get_all("set-cookie").iter().count() >= 2);
     // Refused here at once, though Stytch still thinks it is live.
-    assert_eq!(whoami(&s, token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.whoami(token).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        whoami(&s, w.member.session_jwt.expose_secret()).await,
+        s.whoami(w.member.session_jwt.expose_secret()).await,
         StatusCode::UNAUTHORIZED
     );
     // After the outage, the background retry reaches Stytch.
@@ -531,13 +486,13 @@ async fn admin_revocation_during_an_outage_answers_202_pending_and_flush_deliver
     // If this broke, an admin's forced sign-out during an outage would be silently dropped.
     let w = World::new().await;
     let s = serve(w.builder().build().unwrap(), app()).await;
-    let admin = bearer(w.admin.session_token.expose_secret());
+    let admin = w.admin.session_token.expose_secret();
     assert_eq!(
-        whoami(&s, w.admin.session_token.expose_secret()).await,
+        s.whoami(w.admin.session_token.expose_secret()).await,
         StatusCode::OK
     );
     assert_eq!(
-        whoami(&s, w.member.session_token.expose_secret()).await,
+        s.whoami(w.member.session_token.expose_secret()).await,
         StatusCode::OK
     );
     w.emulator.inject_fault(
@@ -549,20 +504,16 @@ async fn admin_revocation_during_an_outage_answers_202_pending_and_flush_deliver
         2,
     );
     let res = s
-        .http
-        .post(s.url(&format!(
-            "/admin/members/{}/revoke-sessions",
-            w.member.member_id
-        )))
-        .header("authorization", &admin)
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            &format!("/admin/members/{}/revoke-sessions", w.member.member_id),
+            admin,
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["status"], "pending");
     assert_eq!(
-        whoami(&s, w.member.session_token.expose_secret()).await,
+        s.whoami(w.member.session_token.expose_secret()).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(s.layer.revoker().flush(Duration::from_secs(5)).await, 0);
@@ -574,19 +525,19 @@ async fn a_dead_admin_session_cannot_pass_as_already_revoked() {
     // If this broke, an admin revoked at Stytch (still cached here) could force members out.
     let w = World::new().await;
     let s = serve(w.builder().build().unwrap(), app()).await;
-    let admin = bearer(w.admin.session_token.expose_secret());
+    let admin = w.admin.session_token.expose_secret();
     assert_eq!(
-        whoami(&s, w.admin.session_token.expose_secret()).await,
+        s.whoami(w.admin.session_token.expose_secret()).await,
         StatusCode::OK
     );
     assert_eq!(
-        whoami(&s, w.member.session_token.expose_secret()).await,
+        s.whoami(w.member.session_token.expose_secret()).await,
         StatusCode::OK
     );
     // The admin's session is revoked elsewhere (Stytch dashboard): our cache still has it.
     w.client()
         .revoke(
-            &tower_stytch::RevokeSelector::MemberSessionId(w.admin.member_session_id.clone()),
+            &RevokeSelector::MemberSessionId(w.admin.member_session_id.clone()),
             None,
         )
         .await
@@ -595,23 +546,17 @@ async fn a_dead_admin_session_cannot_pass_as_already_revoked() {
         format!("/admin/sessions/{}/revoke", w.member.member_session_id),
         format!("/admin/members/{}/revoke-sessions", w.member.member_id),
     ] {
-        let res = s
-            .http
-            .post(s.url(&path))
-            .header("authorization", &admin)
-            .send()
-            .await
-            .unwrap();
+        let res = s.post_as(&path, admin).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{path}");
     }
     // The member was not forced out, here or at Stytch; the dead admin session is refused.
     assert!(w.emulator.is_session_live(&w.member.member_session_id));
     assert_eq!(
-        whoami(&s, w.member.session_token.expose_secret()).await,
+        s.whoami(w.member.session_token.expose_secret()).await,
         StatusCode::OK
     );
     assert_eq!(
-        whoami(&s, w.admin.session_token.expose_secret()).await,
+        s.whoami(w.admin.session_token.expose_secret()).await,
         StatusCode::UNAUTHORIZED
     );
 }

@@ -1,12 +1,17 @@
-//! The client's wire form, against a local HTTP server (wiremock) over loopback.
+//! The client's wire form, against a local HTTP server (wiremock) over loopback, and against
+//! the emulator.
+//!
+//! If these fail, the client sends Stytch what Stytch would refuse (null fields, two
+//! selectors, a leaked secret), misreads its answers, or retries what must not be retried.
 
 use std::time::Duration;
 
 use base64::Engine as _;
-use tower_stytch::{
-    AuthenticateRequest, AuthorizationCheck, Credential, RetryPolicy, RevokeSelector, SessionJwt,
-    SessionToken, StytchClient, StytchConfig, USER_AGENT,
+use tower_stytch::client::{
+    AuthenticateRequest, AuthorizationCheck, RetryPolicy, RevokeSelector, USER_AGENT,
 };
+use tower_stytch::credential::{Credential, SessionJwt, SessionToken};
+use tower_stytch::{StytchClient, StytchConfig};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -273,12 +278,11 @@ async fn retries_5xx_and_429_with_retry_after_but_never_4xx() {
         )
         .mount(&server)
         .await;
-    let retry = RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(20),
-        deadline: Duration::from_secs(5),
-    };
+    let mut retry = RetryPolicy::default();
+    retry.max_attempts = 3;
+    retry.base_delay = Duration::from_millis(10);
+    retry.max_delay = Duration::from_millis(20);
+    retry.deadline = Duration::from_secs(5);
     let c = client(&server, retry.clone());
     let res = c
         .revoke(&RevokeSelector::MemberId("member-test-1".into()), None)
@@ -428,20 +432,20 @@ async fn the_crates_own_client_works_against_the_emulator() {
         .base_url(emu.base_url())
         .build()
         .unwrap();
-    let client = tower_stytch::StytchClient::new(config).unwrap();
+    let client = StytchClient::new(config).unwrap();
     let s = emu.create_session(&member);
     let answer = client
-        .authenticate(&tower_stytch::AuthenticateRequest::new(
-            tower_stytch::Credential::Token(SessionToken::new(s.session_token.expose_secret())),
-        ))
+        .authenticate(&AuthenticateRequest::new(Credential::Token(
+            SessionToken::new(s.session_token.expose_secret()),
+        )))
         .await
         .unwrap();
     assert_eq!(answer.member_session.member_session_id, s.member_session_id);
     assert_eq!(client.jwks().await.unwrap().keys.len(), 1);
     client
         .revoke(
-            &tower_stytch::RevokeSelector::MemberSessionId(s.member_session_id.clone()),
-            Some(&tower_stytch::Credential::Jwt(SessionJwt::new(
+            &RevokeSelector::MemberSessionId(s.member_session_id.clone()),
+            Some(&Credential::Jwt(SessionJwt::new(
                 s.session_jwt.expose_secret(),
             ))),
         )

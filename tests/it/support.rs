@@ -1,5 +1,8 @@
-//! Shared setup for integration tests: the emulator, a seeded organization, and an axum app
-//! behind the layer, served on a real loopback socket.
+//! Shared setup for the integration tests: the emulator with a seeded organization, a client
+//! for it, and an axum app behind the layer, served on a real loopback socket, with one
+//! helper per kind of request.
+//!
+//! If these helpers break, every test using them fails with them: fix this file first.
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
@@ -8,8 +11,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{any, delete, get};
 use stytch_emulator::{Emulator, EmulatorConfig, SessionInfo};
+use tower_stytch::client::RetryPolicy;
 use tower_stytch::{
-    MemberSession, RetryPolicy, StytchAuthLayer, StytchAuthLayerBuilder, StytchClient, StytchConfig,
+    MemberSession, StytchAuthLayer, StytchAuthLayerBuilder, StytchClient, StytchConfig,
 };
 
 pub struct World {
@@ -24,12 +28,12 @@ pub struct World {
 
 /// A fast retry policy so fault tests stay quick.
 pub fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 2,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(10),
-        deadline: Duration::from_secs(3),
-    }
+    let mut retry = RetryPolicy::default();
+    retry.max_attempts = 2;
+    retry.base_delay = Duration::from_millis(5);
+    retry.max_delay = Duration::from_millis(10);
+    retry.deadline = Duration::from_secs(3);
+    retry
 }
 
 pub fn client_for(emulator: &Emulator) -> StytchClient {
@@ -106,14 +110,51 @@ impl Served {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// `method path` with `Authorization: Bearer credential`, when one is given.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        credential: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(credential) = credential {
+            request = request.header("authorization", bearer(credential));
+        }
+        request.send().await.unwrap()
+    }
+
+    /// `GET path` without a credential.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// `POST path` without a credential.
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, None).await
+    }
+
     /// `GET path` with `Authorization: Bearer credential`.
     pub async fn get_as(&self, path: &str, credential: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .header("authorization", bearer(credential))
-            .send()
+        self.send(reqwest::Method::GET, path, Some(credential))
             .await
-            .unwrap()
+    }
+
+    /// `POST path` with `Authorization: Bearer credential`.
+    pub async fn post_as(&self, path: &str, credential: &str) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, Some(credential))
+            .await
+    }
+
+    /// `DELETE path` with `Authorization: Bearer credential`.
+    pub async fn delete_as(&self, path: &str, credential: &str) -> reqwest::Response {
+        self.send(reqwest::Method::DELETE, path, Some(credential))
+            .await
+    }
+
+    /// `GET /whoami` with `Authorization: Bearer credential`: the status.
+    pub async fn whoami(&self, credential: &str) -> http::StatusCode {
+        self.get_as("/whoami", credential).await.status()
     }
 }
 

@@ -1,15 +1,15 @@
 //! Local session-JWT verification through the layer, against the emulator's keys.
-#![cfg(all(feature = "axum", feature = "jwt"))]
-
-mod support;
+//!
+//! If these fail, forged JWTs are accepted, valid ones cost a Stytch round trip each, or a
+//! Stytch key rotation locks users out.
 
 use std::time::Duration;
 
+use crate::support::{World, app, serve};
 use base64::Engine as _;
 use http::StatusCode;
 use stytch_emulator::EmulatorEndpoint;
-use support::{World, app, serve};
-use tower_stytch::JwtConfig;
+use tower_stytch::jwt::JwtConfig;
 
 fn b64(v: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())

@@ -1,0 +1,20 @@
+//! The library's integration tests, in one test binary (one link, shared helpers compiled
+//! once): the client's wire form, then the layer, revocation and local JWT verification
+//! against the Stytch emulator over loopback.
+//!
+//! If these fail, an app behind `StytchAuthLayer` sees it: requests authenticated wrongly (or
+//! not at all), sessions that survive a logout or an admin's revocation, or calls to Stytch
+//! that Stytch would refuse. Each test says which behaviour it protects.
+//!
+//! The TRACE-capturing secrets test installs a global subscriber, so it has a binary of its
+//! own (`tests/secrets.rs`), sharing `support.rs`.
+
+mod client;
+#[cfg(all(feature = "axum", feature = "jwt"))]
+mod jwt;
+#[cfg(feature = "axum")]
+mod layer;
+#[cfg(feature = "axum")]
+mod revoke;
+#[cfg(feature = "axum")]
+mod support;
