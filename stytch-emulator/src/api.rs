@@ -7,7 +7,9 @@ use serde_json::{Map, Value, json};
 use super::Shared;
 use super::keys::JwtError;
 use super::server::ApiError;
-use super::state::{ADMIN_ROLE, Authz, Member, Session, SessionView, State, rfc3339};
+use super::state::{
+    ADMIN_ROLE, Authz, Member, Organization, Session, SessionView, State, effective_roles, rfc3339,
+};
 use super::{MEMBER_SESSION_HEADER, MEMBER_SESSION_JWT_HEADER};
 
 /// Lifetime of a session JWT (seconds), as Stytch.
@@ -59,20 +61,17 @@ pub(crate) fn member_session_json(view: &SessionView) -> Value {
 }
 
 /// The `member` object.
-pub(crate) fn member_json(view: &SessionView) -> Value {
-    let m = &view.member;
-    let roles: Vec<Value> = view
-        .roles
+pub(crate) fn member_json(m: &Member) -> Value {
+    let roles: Vec<Value> = effective_roles(&m.roles)
         .iter()
         .map(|r| json!({"role_id": r, "sources": [{"type": "direct_assignment", "details": {}}]}))
         .collect();
-    let name = m.email.split('@').next().unwrap_or_default();
     json!({
         "organization_id": m.organization_id,
         "member_id": m.id,
         "email_address": m.email,
-        "status": "active",
-        "name": name,
+        "status": m.status,
+        "name": m.name,
         "sso_registrations": [],
         "is_breakglass": false,
         "member_password_id": "",
@@ -90,13 +89,12 @@ pub(crate) fn member_json(view: &SessionView) -> Value {
         "trusted_metadata": {},
         "untrusted_metadata": {},
         "created_at": rfc3339(m.created_at),
-        "updated_at": rfc3339(m.created_at),
+        "updated_at": rfc3339(m.updated_at),
     })
 }
 
 /// The `organization` object.
-pub(crate) fn organization_json(view: &SessionView) -> Value {
-    let o = &view.organization;
+pub(crate) fn organization_json(o: &Organization) -> Value {
     json!({
         "organization_id": o.id,
         "organization_name": o.name,
@@ -353,8 +351,8 @@ pub(crate) fn authenticate(
     out.insert("member_session".into(), member_session_json(&view));
     out.insert("session_token".into(), view.session.token.clone().into());
     out.insert("session_jwt".into(), jwt.into());
-    out.insert("member".into(), member_json(&view));
-    out.insert("organization".into(), organization_json(&view));
+    out.insert("member".into(), member_json(&view.member));
+    out.insert("organization".into(), organization_json(&view.organization));
     if let Some(roles) = verdict {
         out.insert(
             "verdict".into(),
@@ -474,11 +472,7 @@ pub(crate) fn revoke(
         }
         RevokeTarget::Member(id) => {
             if !st.members.contains_key(id) {
-                return Err(ApiError::new(
-                    404,
-                    "member_not_found",
-                    "Member could not be found.",
-                ));
+                return Err(member_not_found());
             }
             (id.clone(), None)
         }
@@ -495,6 +489,68 @@ pub(crate) fn revoke(
         }
     }
     Ok(Map::new())
+}
+
+/// `GET /v1/b2b/sessions?organization_id=…&member_id=…` (Get Sessions): the member's live
+/// sessions, oldest first. `organization_id` may also be the organization's slug.
+pub(crate) fn get_sessions(shared: &Shared, query: &str) -> Result<Map<String, Value>, ApiError> {
+    let (mut organization, mut member) = (None, None);
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "organization_id" => organization = Some(value.into_owned()),
+            "member_id" => member = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let required = |value: Option<String>, name: &str| {
+        value
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::bad_request(format!("{name} is a required query parameter.")))
+    };
+    let organization = required(organization, "organization_id")?;
+    let member = required(member, "member_id")?;
+
+    let now = shared.now();
+    let st = shared.lock();
+    let organization_id = st
+        .organization_by_id_or_slug(&organization)
+        .map(|o| o.id.clone())
+        .ok_or_else(organization_not_found)?;
+    if st
+        .members
+        .get(&member)
+        .is_none_or(|m| m.organization_id != organization_id)
+    {
+        return Err(member_not_found());
+    }
+    let mut live: Vec<&Session> = st
+        .sessions
+        .values()
+        .filter(|s| s.member_id == member && s.expires_at > now)
+        .collect();
+    live.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+    let sessions: Vec<Value> = live
+        .iter()
+        .filter_map(|s| st.view(&s.id))
+        .map(|view| member_session_json(&view))
+        .collect();
+    let mut out = Map::new();
+    out.insert("member_sessions".into(), Value::Array(sessions));
+    Ok(out)
+}
+
+/// Stytch's 404 for an unknown member.
+pub(crate) fn member_not_found() -> ApiError {
+    ApiError::new(404, "member_not_found", "Member could not be found.")
+}
+
+/// Stytch's 404 for an unknown organization.
+pub(crate) fn organization_not_found() -> ApiError {
+    ApiError::new(
+        404,
+        "organization_not_found",
+        "Organization could not be found.",
+    )
 }
 
 /// Stytch's RBAC for a revoke acting as `actor`: `revoke-sessions` on `stytch.self` for
@@ -535,7 +591,6 @@ pub(crate) fn jwks(shared: &Shared, project_id: &str) -> Result<Map<String, Valu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Member, Organization};
 
     fn view() -> SessionView {
         SessionView {
@@ -558,8 +613,11 @@ mod tests {
                 organization_id: "organization-test-1".into(),
                 email: "ada@acme.test".into(),
                 email_id: "email-test-1".into(),
+                name: "ada".into(),
+                status: "active".into(),
                 roles: vec!["stytch_admin".into()],
                 created_at: 0,
+                updated_at: 0,
             },
             organization: Organization {
                 id: "organization-test-1".into(),
@@ -592,7 +650,7 @@ mod tests {
     #[test]
     fn member_json_has_role_objects_and_admin_flag() {
         // If this broke, SDKs deserializing member.roles as objects would fail.
-        let m = member_json(&view());
+        let m = member_json(&view().member);
         assert_eq!(m["roles"][1]["role_id"], "stytch_admin");
         assert_eq!(m["roles"][1]["sources"][0]["type"], "direct_assignment");
         assert_eq!(m["is_admin"], true);

@@ -15,25 +15,38 @@ pub enum EmulatorEndpoint {
     Revoke,
     /// `GET /v1/b2b/sessions/jwks/{project_id}`.
     Jwks,
+    /// `GET /v1/b2b/sessions?organization_id=…&member_id=…` (Get Sessions).
+    GetSessions,
 }
 
+/// How many endpoints there are (the size of the per-endpoint arrays).
+const ENDPOINTS: usize = 4;
+
 impl EmulatorEndpoint {
-    const ALL: [Self; 3] = [Self::Authenticate, Self::Revoke, Self::Jwks];
+    const ALL: [Self; ENDPOINTS] = [
+        Self::Authenticate,
+        Self::Revoke,
+        Self::Jwks,
+        Self::GetSessions,
+    ];
 
     fn index(self) -> usize {
         match self {
             Self::Authenticate => 0,
             Self::Revoke => 1,
             Self::Jwks => 2,
+            Self::GetSessions => 3,
         }
     }
 
-    /// The name used by the HTTP control API: `authenticate`, `revoke` or `jwks`.
+    /// The name used by the HTTP control API: `authenticate`, `revoke`, `jwks` or
+    /// `get_sessions`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Authenticate => "authenticate",
             Self::Revoke => "revoke",
             Self::Jwks => "jwks",
+            Self::GetSessions => "get_sessions",
         }
     }
 
@@ -44,6 +57,20 @@ impl EmulatorEndpoint {
 }
 
 /// A misbehaviour the emulator shows on the next calls of an endpoint.
+///
+/// What a client observes, over loopback (each is checked with reqwest in
+/// `tests/it/faults.rs`):
+///
+/// | fault | the client sees |
+/// |---|---|
+/// | [`Latency`](Self::Latency), [`Hang`](Self::Hang) | its own timeout |
+/// | [`Status`](Self::Status) | a Stytch error answer |
+/// | [`ConnectionReset`](Self::ConnectionReset) | the connection closed (FIN) before an answer |
+/// | [`Rst`](Self::Rst) | the connection reset (TCP RST) before an answer |
+/// | [`MalformedBody`](Self::MalformedBody) | a 200 whose body is not JSON (a decode error) |
+/// | [`TruncatedBody`](Self::TruncatedBody) | a 200 whose body ends early (a body error) |
+/// | [`Trickle`](Self::Trickle) | a valid answer, slowly (its own timeout if it is shorter) |
+/// | [`Refused`](Self::Refused) | connection refused (`ECONNREFUSED`) on every endpoint |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -57,19 +84,49 @@ pub enum Fault {
         /// `Retry-After` in seconds.
         retry_after: Option<u64>,
     },
-    /// Close the connection without answering.
+    /// Close the connection without answering: an orderly close (FIN), which clients report
+    /// as "connection closed before the message completed". The name is historical (control
+    /// API: `close`, or `connection_reset`); for a real TCP reset use [`Rst`](Self::Rst).
     ConnectionReset,
+    /// Abort the connection without answering with a TCP RST (`SO_LINGER` 0), which clients
+    /// report as "connection reset by peer". Control API: `rst`.
+    Rst,
     /// Answer 200 with a body that is not valid JSON.
     MalformedBody,
     /// Answer 200 announcing a longer body than is sent, then close the connection.
     TruncatedBody,
+    /// Answer normally, but send the body one byte at a time with `interval` before each byte
+    /// (the status and headers, with `Content-Length`, go out at once). Control API:
+    /// `{"type": "trickle", "interval_millis": 50}`.
+    Trickle {
+        /// Delay before each byte of the body.
+        interval: Duration,
+    },
+    /// Read the request and never answer; the connection stays open until the client gives
+    /// up or the emulator stops. Control API: `hang`.
+    Hang,
+    /// Refuse connections: the emulator closes its listening socket at once (and, after
+    /// answering requests already in flight, its open connections), so that connects get
+    /// `ECONNREFUSED`; it listens again on the same port after `duration`, or, when `None`,
+    /// once [`Emulator::clear_faults`](crate::Emulator::clear_faults) or
+    /// [`Emulator::accept_connections`](crate::Emulator::accept_connections) is called.
+    ///
+    /// The emulator is one port, so this applies to every endpoint (the control API
+    /// included) from the moment it is injected: the endpoint and count given to
+    /// [`Emulator::inject_fault`](crate::Emulator::inject_fault) are ignored, and requests
+    /// that never arrive are not counted. Control API: `{"type": "refused", "millis": 500}`
+    /// (a duration is required there, since the control API itself becomes unreachable).
+    Refused {
+        /// How long to refuse; `None`: until cleared through the Rust API.
+        duration: Option<Duration>,
+    },
 }
 
 /// Queued faults and exact request counts, per endpoint.
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
-    queues: Mutex<[VecDeque<(Fault, usize)>; 3]>,
-    counts: [AtomicUsize; 3],
+    queues: Mutex<[VecDeque<(Fault, usize)>; ENDPOINTS]>,
+    counts: [AtomicUsize; ENDPOINTS],
 }
 
 impl Faults {
@@ -83,6 +140,17 @@ impl Faults {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         queues[endpoint.index()].push_back((fault, times));
+    }
+
+    /// Drops every queued fault (counts are kept).
+    pub(crate) fn clear(&self) {
+        let mut queues = self
+            .queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for queue in queues.iter_mut() {
+            queue.clear();
+        }
     }
 
     /// Counts one call of `endpoint` and returns the fault it must show, if any.

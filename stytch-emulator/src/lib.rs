@@ -1,18 +1,21 @@
-//! An emulator of Stytch's B2B sessions API, for tests, benches and demos: in process (this
-//! library) or on its own (the `stytch-emulator` binary).
+//! An emulator of Stytch's B2B sessions API and its webhooks, for tests, benches and demos:
+//! in process (this library) or on its own (the `stytch-emulator` binary).
 //!
 //! It is an independent implementation of Stytch's wire format: it shares no types with
-//! `tower-stytch`, so that a misunderstanding of Stytch's API cannot pass on both sides. Stytch's
-//! official Rust SDK is the check on the emulator (`tests/it/official_sdk.rs`).
+//! `tower-stytch`, so that a misunderstanding of Stytch's API cannot pass on both sides.
+//! Stytch's official Rust SDK is the check on the emulator (`tests/it/official_sdk.rs`), and
+//! Svix's published test vectors the check on its webhook signatures.
 //!
 //! [`Emulator::start`] binds a loopback port and serves, over HTTP/1 and HTTP/2:
 //!
-//! - `POST /v1/b2b/sessions/authenticate`, `POST /v1/b2b/sessions/revoke` and
+//! - `POST /v1/b2b/sessions/authenticate`, `POST /v1/b2b/sessions/revoke`,
+//!   `GET /v1/b2b/sessions?organization_id=…&member_id=…` (Get Sessions) and
 //!   `GET /v1/b2b/sessions/jwks/{project_id}` with Stytch's field names, error JSON, RBAC
 //!   rules (`stytch_member`, `stytch_admin`, custom roles) and RS256 session JWTs;
 //! - a control API under `/emulator/v1/` (same Basic auth) mirroring the Rust methods of
-//!   [`Emulator`]: organizations, members, roles, sessions, request log, faults, key rotation
-//!   and clock offset.
+//!   [`Emulator`]: organizations, members (create, update, delete), roles, sessions, request
+//!   log, faults, key rotation, clock offset and webhooks (see the crate's README for the
+//!   routes).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -29,16 +32,70 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The emulator never logs credentials or the project secret: at most method, path and
-//! status, at `debug` level.
+//! # Members over their lifetime, and webhooks
+//!
+//! [`Emulator::update_member`], [`Emulator::delete_member`] and
+//! [`Emulator::delete_organization`] change the directory as Stytch does (a deleted member's
+//! sessions end at once), and every create, update and delete is sent as a Stytch webhook
+//! event, Svix-signed, to the endpoints configured with [`EmulatorConfig::webhook_endpoint`]
+//! (or later). [`Emulator::via`] picks the event's `source` (`DASHBOARD`, `SCIM`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use stytch_emulator::{Emulator, EmulatorConfig, EventSource, MemberUpdate, WebhookEndpoint};
+//!
+//! let hook = WebhookEndpoint::new("http://127.0.0.1:8080/stytch/webhooks")?;
+//! let emulator = Emulator::start(EmulatorConfig::new().webhook_endpoint(hook)).await?;
+//! // Configure the receiver with this secret.
+//! let secret = emulator.webhook_secret();
+//! let org = emulator.create_organization("Acme", "acme");
+//! let ada = emulator.create_member(&org, "ada@acme.test", &["stytch_admin"]);
+//! emulator.via(EventSource::Dashboard).update_member(&ada, MemberUpdate::new().roles(&[]))?;
+//! emulator.via(EventSource::Scim).delete_member(&ada)?;
+//! # let _ = secret;
+//! # Ok(()) }
+//! ```
+//!
+//! Each event is one Svix message, delivered in the background to every endpoint subscribed
+//! to its type:
+//!
+//! - the body is Stytch's event JSON: `project_id`, `event_id`, `action`
+//!   (`CREATE`|`UPDATE`|`DELETE`), `object_type`, `source`, `id`, `timestamp` (RFC 3339),
+//!   `vertical: "B2B"`, and for CREATE and UPDATE the object under `member` or `organization`;
+//! - the headers are `svix-id` (the message id, the same on every attempt and redelivery),
+//!   `svix-timestamp` (wall-clock seconds of the attempt) and `svix-signature`
+//!   (`v1,<base64 HMAC-SHA256>` with the key inside [`Emulator::webhook_secret`]), signed
+//!   afresh for each attempt;
+//! - the event type, `{source}.{object_type}.{action}` in lower case (`scim.member.delete`),
+//!   travels out of band as at Svix: Stytch's body has no `type` and Svix sends no type
+//!   header. It selects the endpoints ([`WebhookEndpoint::event_types`]) and is listed in
+//!   [`WebhookDelivery::event_type`]; receivers key on `source`, `object_type` and `action`.
+//!
+//! A non-2xx answer (redirects are not followed) or a timeout is retried after each of
+//! [`DEFAULT_WEBHOOK_RETRY_DELAYS`] (Svix's schedule, scaled down; configurable), then the
+//! delivery is failed. [`Emulator::webhook_deliveries`] lists them,
+//! [`Emulator::redeliver_webhook`] sends a message again, and [`Emulator::send_webhook`]
+//! sends any [`WebhookMessage`], also signed with a wrong secret or a stale timestamp.
+//!
+//! # Faults
+//!
+//! [`Emulator::inject_fault`] makes the next calls of an endpoint misbehave: latency, an
+//! error status, a clean close, a TCP reset, a malformed, truncated or trickling body, a hang,
+//! or refused connections. [`Fault`] lists what a client observes for each.
+//!
+//! The emulator never logs credentials, the project secret or the webhook secret: at most
+//! method, path and status, at `debug` level.
 #![forbid(unsafe_code)]
 
 mod api;
 mod control;
 mod faults;
+mod gate;
 mod keys;
+mod lifecycle;
 mod server;
 mod state;
+mod webhooks;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -53,8 +110,15 @@ use tokio::task::JoinHandle;
 
 use self::faults::Faults;
 pub use self::faults::{EmulatorEndpoint, Fault};
+use self::gate::Gate;
 use self::keys::KeyRing;
-use self::state::{Member, Organization, State};
+pub use self::lifecycle::{MEMBER_STATUSES, MemberUpdate, Via};
+use self::state::State;
+pub use self::webhooks::{
+    DEFAULT_WEBHOOK_RETRY_DELAYS, DEFAULT_WEBHOOK_TIMEOUT, DELIVERY_LOG_CAPACITY, DeliveryState,
+    EventSource, WebhookDelivery, WebhookEndpoint, WebhookMessage, WebhookSecret,
+};
+use self::webhooks::{RetryPolicy, Webhooks};
 
 /// Default project id of the emulator's test project.
 pub const DEFAULT_PROJECT_ID: &str = "project-test-00000000-0000-4000-8000-000000000000";
@@ -102,12 +166,39 @@ secret_string!(
     SessionJwt
 );
 
-/// How to start an [`Emulator`]: project id, secret and listen address.
+/// Why an emulator operation was refused. Messages never contain a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmulatorError {
+    /// No organization has this id.
+    #[error("unknown organization")]
+    UnknownOrganization,
+    /// No member has this id.
+    #[error("unknown member")]
+    UnknownMember,
+    /// A member status other than those in [`MEMBER_STATUSES`].
+    #[error("invalid member status: one of active, invited, pending, deleted")]
+    InvalidStatus,
+    /// A webhook secret that is not `whsec_` followed by standard base64.
+    #[error("invalid webhook secret: expected whsec_ followed by base64")]
+    InvalidWebhookSecret,
+    /// A webhook URL that is not an absolute `http` or `https` URL.
+    #[error("invalid webhook URL: expected an absolute http or https URL")]
+    InvalidWebhookUrl,
+    /// No message with this id in the delivery log.
+    #[error("unknown webhook message")]
+    UnknownMessage,
+}
+
+/// How to start an [`Emulator`]: project id, secret, listen address and webhooks.
 #[derive(Clone)]
 pub struct EmulatorConfig {
     project_id: String,
     secret: String,
     listen: SocketAddr,
+    webhook_endpoints: Vec<WebhookEndpoint>,
+    webhook_secret: Option<WebhookSecret>,
+    webhook_policy: RetryPolicy,
 }
 
 impl fmt::Debug for EmulatorConfig {
@@ -115,6 +206,7 @@ impl fmt::Debug for EmulatorConfig {
         f.debug_struct("EmulatorConfig")
             .field("project_id", &self.project_id)
             .field("listen", &self.listen)
+            .field("webhook_endpoints", &self.webhook_endpoints)
             .finish_non_exhaustive()
     }
 }
@@ -125,6 +217,9 @@ impl Default for EmulatorConfig {
             project_id: DEFAULT_PROJECT_ID.to_owned(),
             secret: DEFAULT_SECRET.to_owned(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            webhook_endpoints: Vec::new(),
+            webhook_secret: None,
+            webhook_policy: RetryPolicy::default(),
         }
     }
 }
@@ -153,6 +248,37 @@ impl EmulatorConfig {
     #[must_use]
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self
+    }
+
+    /// Adds an endpoint that webhooks are sent to (repeat for several).
+    #[must_use]
+    pub fn webhook_endpoint(mut self, endpoint: WebhookEndpoint) -> Self {
+        self.webhook_endpoints.push(endpoint);
+        self
+    }
+
+    /// Signs webhooks with this secret (by default a fresh one is generated; see
+    /// [`Emulator::webhook_secret`]).
+    #[must_use]
+    pub fn webhook_secret(mut self, secret: WebhookSecret) -> Self {
+        self.webhook_secret = Some(secret);
+        self
+    }
+
+    /// The delays between the attempts of one webhook delivery (default
+    /// [`DEFAULT_WEBHOOK_RETRY_DELAYS`]); the number of attempts is one more. Empty: one
+    /// attempt, no retry.
+    #[must_use]
+    pub fn webhook_retry_delays(mut self, delays: impl IntoIterator<Item = Duration>) -> Self {
+        self.webhook_policy.delays = delays.into_iter().collect();
+        self
+    }
+
+    /// How long one webhook attempt may take (default [`DEFAULT_WEBHOOK_TIMEOUT`]).
+    #[must_use]
+    pub fn webhook_timeout(mut self, timeout: Duration) -> Self {
+        self.webhook_policy.timeout = timeout;
         self
     }
 }
@@ -217,27 +343,40 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     pub(crate) keys: KeyRing,
     pub(crate) faults: Faults,
+    pub(crate) gate: Gate,
     log: Mutex<VecDeque<RecordedRequest>>,
     clock_offset: AtomicI64,
+    pub(crate) webhooks: Webhooks,
 }
 
 impl Shared {
-    fn new(project_id: String, secret: String) -> Self {
-        let env = if project_id.starts_with("project-live-") {
+    /// The shared state, and the queue of webhook deliveries for [`webhooks::run`].
+    fn new(config: EmulatorConfig) -> (Self, tokio::sync::mpsc::UnboundedReceiver<webhooks::Job>) {
+        let env = if config.project_id.starts_with("project-live-") {
             "live"
         } else {
             "test"
         };
-        Self {
-            project_id,
-            secret,
+        let (webhooks, queue) = Webhooks::new(
+            config
+                .webhook_secret
+                .unwrap_or_else(WebhookSecret::generate),
+            config.webhook_endpoints,
+            config.webhook_policy,
+        );
+        let shared = Self {
+            project_id: config.project_id,
+            secret: config.secret,
             env,
             state: Mutex::new(State::default()),
             keys: KeyRing::new(env),
             faults: Faults::default(),
+            gate: Gate::default(),
             log: Mutex::new(VecDeque::new()),
             clock_offset: AtomicI64::new(0),
-        }
+            webhooks,
+        };
+        (shared, queue)
     }
 
     /// Emulator time, unix seconds.
@@ -302,20 +441,22 @@ impl Shared {
             .clear();
     }
 
-    pub(crate) fn set_clock_offset(&self, seconds: i64) {
-        self.clock_offset.store(seconds, Ordering::Relaxed);
+    /// Queues a fault, or, for [`Fault::Refused`], closes the listener at once.
+    pub(crate) fn inject_fault(&self, endpoint: EmulatorEndpoint, fault: Fault, times: usize) {
+        match fault {
+            Fault::Refused { duration } => self.gate.refuse(duration),
+            fault => self.faults.inject(endpoint, fault, times),
+        }
     }
 
-    pub(crate) fn create_organization(&self, name: &str, slug: &str) -> String {
-        let id = self.new_id("organization");
-        let org = Organization {
-            id: id.clone(),
-            name: name.to_owned(),
-            slug: slug.to_owned(),
-            created_at: self.now(),
-        };
-        self.lock().organizations.insert(id.clone(), org);
-        id
+    /// Drops queued faults and accepts connections again.
+    pub(crate) fn clear_faults(&self) {
+        self.faults.clear();
+        self.gate.open();
+    }
+
+    pub(crate) fn set_clock_offset(&self, seconds: i64) {
+        self.clock_offset.store(seconds, Ordering::Relaxed);
     }
 
     /// Defines (or replaces) a custom role; `false` when the organization is unknown.
@@ -334,30 +475,6 @@ impl Shared {
             permissions,
         );
         true
-    }
-
-    /// Adds a member; `None` when the organization is unknown.
-    pub(crate) fn create_member(
-        &self,
-        organization_id: &str,
-        email: &str,
-        roles: Vec<String>,
-    ) -> Option<String> {
-        let id = self.new_id("member");
-        let member = Member {
-            id: id.clone(),
-            organization_id: organization_id.to_owned(),
-            email: email.to_owned(),
-            email_id: self.new_id("email"),
-            roles,
-            created_at: self.now(),
-        };
-        let mut st = self.lock();
-        if !st.organizations.contains_key(organization_id) {
-            return None;
-        }
-        st.members.insert(id.clone(), member);
-        Some(id)
     }
 
     /// Creates a session; `None` when the member is unknown.
@@ -405,6 +522,7 @@ pub struct Emulator {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    webhook_task: JoinHandle<()>,
 }
 
 impl fmt::Debug for Emulator {
@@ -437,14 +555,17 @@ impl Emulator {
     pub async fn start(config: EmulatorConfig) -> std::io::Result<Emulator> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(config.project_id, config.secret));
+        let (shared, deliveries) = Shared::new(config);
+        let shared = Arc::new(shared);
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(server::serve(listener, shared.clone(), stopped));
+        let webhook_task = tokio::spawn(webhooks::run(shared.clone(), deliveries));
         Ok(Emulator {
             shared,
             addr,
             stop: Some(stop),
             task: Some(task),
+            webhook_task,
         })
     }
 
@@ -468,9 +589,31 @@ impl Emulator {
         &self.shared.secret
     }
 
-    /// Creates an organization and returns its `organization_id`.
+    /// Lifecycle operations whose webhook events carry `source` (`DASHBOARD`, `SCIM`): the
+    /// methods of [`Emulator`] itself send `DIRECT` events.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// # use stytch_emulator::{Emulator, EmulatorConfig, EventSource};
+    /// # let emulator = Emulator::start(EmulatorConfig::new()).await?;
+    /// # let org = emulator.create_organization("Acme", "acme");
+    /// # let member = emulator.create_member(&org, "ada@acme.test", &[]);
+    /// // The customer's IdP deprovisions Ada: sends `scim.member.delete`.
+    /// emulator.via(EventSource::Scim).delete_member(&member).unwrap();
+    /// # Ok(()) }
+    /// ```
+    pub fn via(&self, source: EventSource) -> Via<'_> {
+        Via {
+            shared: &self.shared,
+            source,
+        }
+    }
+
+    /// Creates an organization and returns its `organization_id` (sends
+    /// `direct.organization.create`).
     pub fn create_organization(&self, name: &str, slug: &str) -> String {
-        self.shared.create_organization(name, slug)
+        self.via(EventSource::Direct)
+            .create_organization(name, slug)
     }
 
     /// Defines (or replaces) a custom role of an organization: `(resource_id, actions)` pairs,
@@ -499,13 +642,96 @@ impl Emulator {
     ///
     /// If the organization does not exist.
     pub fn create_member(&self, organization_id: &str, email: &str, roles: &[&str]) -> String {
-        self.shared
-            .create_member(
-                organization_id,
-                email,
-                roles.iter().map(|r| (*r).to_owned()).collect(),
-            )
-            .unwrap_or_else(|| panic!("unknown organization {organization_id}"))
+        self.via(EventSource::Direct)
+            .create_member(organization_id, email, roles)
+            .unwrap_or_else(|_| panic!("unknown organization {organization_id}"))
+    }
+
+    /// Changes a member's roles, status or name (sends `direct.member.update`). A status
+    /// other than `active` ends the member's sessions.
+    ///
+    /// # Errors
+    ///
+    /// [`EmulatorError::UnknownMember`], [`EmulatorError::InvalidStatus`].
+    pub fn update_member(
+        &self,
+        member_id: &str,
+        update: MemberUpdate,
+    ) -> Result<(), EmulatorError> {
+        self.via(EventSource::Direct)
+            .update_member(member_id, update)
+    }
+
+    /// Deletes a member and ends all its sessions (sends `direct.member.delete`).
+    ///
+    /// # Errors
+    ///
+    /// [`EmulatorError::UnknownMember`].
+    pub fn delete_member(&self, member_id: &str) -> Result<(), EmulatorError> {
+        self.via(EventSource::Direct).delete_member(member_id)
+    }
+
+    /// Deletes an organization with its members and their sessions (sends one
+    /// `direct.organization.delete`).
+    ///
+    /// # Errors
+    ///
+    /// [`EmulatorError::UnknownOrganization`].
+    pub fn delete_organization(&self, organization_id: &str) -> Result<(), EmulatorError> {
+        self.via(EventSource::Direct)
+            .delete_organization(organization_id)
+    }
+
+    /// The secret webhooks are signed with (`whsec_…`), to configure the receiver with.
+    pub fn webhook_secret(&self) -> WebhookSecret {
+        self.shared.webhooks.secret()
+    }
+
+    /// Signs webhooks with another secret from now on (attempts already scheduled too).
+    pub fn set_webhook_secret(&self, secret: WebhookSecret) {
+        self.shared.webhooks.set_secret(secret);
+    }
+
+    /// The endpoints webhooks are sent to.
+    pub fn webhook_endpoints(&self) -> Vec<WebhookEndpoint> {
+        self.shared.webhooks.endpoints()
+    }
+
+    /// Replaces the endpoints webhooks are sent to (later messages only).
+    pub fn set_webhook_endpoints(&self, endpoints: Vec<WebhookEndpoint>) {
+        self.shared.webhooks.set_endpoints(endpoints);
+    }
+
+    /// Adds an endpoint webhooks are sent to (later messages only).
+    pub fn add_webhook_endpoint(&self, endpoint: WebhookEndpoint) {
+        let mut endpoints = self.webhook_endpoints();
+        endpoints.push(endpoint);
+        self.set_webhook_endpoints(endpoints);
+    }
+
+    /// The webhook deliveries so far, one per message and endpoint, oldest first (at most
+    /// [`DELIVERY_LOG_CAPACITY`]).
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        self.shared.webhooks.deliveries()
+    }
+
+    /// Sends message `msg_id` again to the endpoints it went to: the same `svix-id` and body,
+    /// a fresh `svix-timestamp` and signature (as Svix's "resend").
+    ///
+    /// # Errors
+    ///
+    /// [`EmulatorError::UnknownMessage`] when it is not in the delivery log.
+    pub fn redeliver_webhook(&self, msg_id: &str) -> Result<(), EmulatorError> {
+        if self.shared.webhooks.redeliver(msg_id) {
+            Ok(())
+        } else {
+            Err(EmulatorError::UnknownMessage)
+        }
+    }
+
+    /// Sends an arbitrary signed message (see [`WebhookMessage`]) and returns its `svix-id`.
+    pub fn send_webhook(&self, message: WebhookMessage) -> String {
+        self.shared.webhooks.send(message)
     }
 
     /// Starts a 60-minute session for a member.
@@ -556,8 +782,35 @@ impl Emulator {
     }
 
     /// Makes the next `times` calls of `endpoint` show `fault` (queued after earlier faults).
+    ///
+    /// [`Fault::Refused`] is the exception: it takes effect at once on every endpoint (the
+    /// emulator is one port) and `endpoint` and `times` are ignored; see its documentation.
     pub fn inject_fault(&self, endpoint: EmulatorEndpoint, fault: Fault, times: usize) {
-        self.shared.faults.inject(endpoint, fault, times);
+        self.shared.inject_fault(endpoint, fault, times);
+    }
+
+    /// Drops every queued fault and, if connections were being refused, listens again on the
+    /// same port.
+    pub fn clear_faults(&self) {
+        self.shared.clear_faults();
+    }
+
+    /// Closes the listening socket (connects get `ECONNREFUSED`) for `duration`, or until
+    /// [`accept_connections`](Self::accept_connections) when `None`: the same as injecting
+    /// [`Fault::Refused`].
+    pub fn refuse_connections(&self, duration: Option<Duration>) {
+        self.shared.gate.refuse(duration);
+    }
+
+    /// Listens again on the same port after [`refuse_connections`](Self::refuse_connections).
+    /// Queued faults are kept.
+    pub fn accept_connections(&self) {
+        self.shared.gate.open();
+    }
+
+    /// Whether connections are being refused at the moment.
+    pub fn is_refusing_connections(&self) -> bool {
+        self.shared.gate.is_refusing()
     }
 
     /// Generates a new signing key and returns its kid; the old keys stay in the JWKS.
@@ -576,7 +829,9 @@ impl Emulator {
     }
 
     /// Stops accepting connections, closes the open ones and waits for the server task.
+    /// Webhook deliveries still pending are dropped.
     pub async fn shutdown(mut self) {
+        self.webhook_task.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -588,6 +843,7 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        self.webhook_task.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -604,7 +860,7 @@ mod tests {
     #[test]
     fn request_log_is_bounded_and_keeps_the_newest() {
         // If this failed, a long benchmark against the emulator would grow memory without bound.
-        let shared = Shared::new(DEFAULT_PROJECT_ID.into(), DEFAULT_SECRET.into());
+        let (shared, _) = Shared::new(EmulatorConfig::new());
         for i in 0..REQUEST_LOG_CAPACITY + 5 {
             shared.record(RecordedRequest {
                 method: http::Method::GET,
@@ -622,7 +878,7 @@ mod tests {
     fn basic_auth_needs_this_projects_id_and_secret() {
         // If this failed, the emulator would accept wrong secrets or refuse right ones.
         use base64::Engine as _;
-        let shared = Shared::new("p".into(), "s".into());
+        let (shared, _) = Shared::new(EmulatorConfig::new().project_id("p").secret("s"));
         let header = |raw: &str| {
             http::HeaderValue::from_str(&format!(
                 "Basic {}",

@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -12,11 +13,12 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Map, Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
 use super::faults::{EmulatorEndpoint, Fault, status_error};
+use super::gate::GateState;
 use super::{MAX_BODY_BYTES, RecordedRequest, Shared, api, control};
 
 /// Response body of the emulator.
@@ -52,6 +54,7 @@ impl ApiError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
     Authenticate,
+    GetSessions,
     Revoke,
     Jwks(String),
     Control(control::Op),
@@ -63,6 +66,7 @@ impl Route {
     fn endpoint(&self) -> Option<EmulatorEndpoint> {
         match self {
             Self::Authenticate => Some(EmulatorEndpoint::Authenticate),
+            Self::GetSessions => Some(EmulatorEndpoint::GetSessions),
             Self::Revoke => Some(EmulatorEndpoint::Revoke),
             Self::Jwks(_) => Some(EmulatorEndpoint::Jwks),
             _ => None,
@@ -82,6 +86,7 @@ pub(crate) fn route(method: &Method, path: &str) -> Route {
     match path {
         "/v1/b2b/sessions/authenticate" => expect(Method::POST, "POST", Route::Authenticate),
         "/v1/b2b/sessions/revoke" => expect(Method::POST, "POST", Route::Revoke),
+        "/v1/b2b/sessions" => expect(Method::GET, "GET", Route::GetSessions),
         _ => {
             if let Some(project) = path.strip_prefix("/v1/b2b/sessions/jwks/")
                 && !project.is_empty()
@@ -102,38 +107,129 @@ pub(crate) fn route(method: &Method, path: &str) -> Route {
     }
 }
 
-/// Serves connections until `stop` fires (or its sender is dropped).
+/// Serves connections until `stop` fires (or its sender is dropped), closing and reopening
+/// the listening socket as the [`Gate`](crate::gate::Gate) says.
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let addr = listener.local_addr().ok();
+    let mut listener = Some(listener);
+    let mut gate = shared.gate.subscribe();
     let mut connections = JoinSet::new();
     loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(error) => {
-                        tracing::warn!(%error, "emulator: accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                        continue;
+        while connections.try_join_next().is_some() {}
+        let state = *gate.borrow_and_update();
+        match (state, listener.as_ref()) {
+            (GateState::Open, Some(open)) => {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = gate.changed() => {}
+                    accepted = open.accept() => match accepted {
+                        Ok((stream, _)) => {
+                            connections.spawn(serve_connection(stream, shared.clone()));
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "emulator: accept failed");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    },
+                }
+            }
+            (GateState::Open, None) => {
+                // Listen again on the same port; it may take a moment to be free.
+                let Some(addr) = addr else { break };
+                tokio::select! {
+                    _ = &mut stop => break,
+                    bound = TcpListener::bind(addr) => match bound {
+                        Ok(reopened) => listener = Some(reopened),
+                        Err(error) => {
+                            tracing::warn!(%error, %addr, "emulator: cannot listen again yet");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    },
+                }
+            }
+            (GateState::Refusing { until }, _) => {
+                // Dropping the listener makes connects fail with ECONNREFUSED.
+                listener = None;
+                let wake = async {
+                    match until {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
                     }
                 };
-                let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |req| handle(shared.clone(), req));
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-                while connections.try_join_next().is_some() {}
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = gate.changed() => {}
+                    () = wake => {
+                        if let Some(at) = until {
+                            shared.gate.open_if_still(at);
+                        }
+                    }
+                }
             }
         }
     }
     connections.shutdown().await;
+}
+
+/// A handler's way to abort its own connection with a TCP RST.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnectionAbort(Arc<Notify>);
+
+impl ConnectionAbort {
+    /// Asks the connection task to reset the connection (it drops the request too).
+    fn reset(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Serves one connection: HTTP/1 or HTTP/2, shut down gracefully when the gate starts
+/// refusing, or aborted with a RST when a handler asks for it.
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    // A second descriptor of the same socket, kept aside to set SO_LINGER 0 on an injected
+    // RST: hyper owns the stream, and the reset goes out when both descriptors are closed.
+    let (stream, twin) = match stream.into_std() {
+        Ok(std) => {
+            let twin = std.try_clone().ok();
+            match TcpStream::from_std(std) {
+                Ok(stream) => (stream, twin),
+                Err(_) => return,
+            }
+        }
+        Err(_) => return,
+    };
+    let abort = ConnectionAbort::default();
+    let mut gate = shared.gate.subscribe();
+    let handler_abort = abort.clone();
+    let service = service_fn(move |req| handle(shared.clone(), handler_abort.clone(), req));
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let mut watching_gate = true;
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            () = abort.0.notified() => {
+                if let Some(twin) = &twin {
+                    let _ = socket2::SockRef::from(twin).set_linger(Some(Duration::ZERO));
+                }
+                // Returning drops the connection and the twin: the kernel sends a RST.
+                return;
+            }
+            changed = gate.changed(), if watching_gate => {
+                if changed.is_err() {
+                    watching_gate = false;
+                } else if *gate.borrow_and_update() != GateState::Open {
+                    watching_gate = false;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -200,70 +296,63 @@ fn mark_sensitive(headers: &mut HeaderMap) {
     }
 }
 
-fn fault_response(request_id: &str, fault: &Fault) -> Result<Response<Body>, io::Error> {
-    match fault {
-        Fault::Latency(_) => unreachable!("latency is applied by the caller"),
-        Fault::Status {
-            status,
-            retry_after,
-        } => {
-            let (error_type, message) = status_error(*status);
-            let mut response =
-                error_response(request_id, &ApiError::new(*status, error_type, message));
-            if let Some(secs) = retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
-            }
-            Ok(response)
-        }
-        Fault::ConnectionReset => Err(io::Error::new(
-            io::ErrorKind::ConnectionReset,
-            "emulator: injected connection reset",
-        )),
-        Fault::MalformedBody => {
-            let mut response = Response::new(full(format!(
-                "{{\"request_id\":\"{request_id}\",\"status_code\":200,\"member_sess"
-            )));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            Ok(response)
-        }
-        Fault::TruncatedBody => {
-            let whole = format!(
-                "{{\"request_id\":\"{request_id}\",\"status_code\":200,\"padding\":\"{}\"}}",
-                "x".repeat(256)
-            );
-            let half = Bytes::from(whole.as_bytes()[..whole.len() / 2].to_vec());
-            // The first half goes out with the headers; the error comes a moment later so
-            // that the client sees a 200 whose body stops short.
-            let first = futures_util::stream::iter([Ok::<_, io::Error>(Frame::data(half))]);
-            let cut = futures_util::stream::once(async {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "emulator: injected truncated body",
-                ))
-            });
-            let body = StreamBody::new(futures_util::StreamExt::chain(first, cut)).boxed();
-            let mut response = Response::new(body);
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(whole.len()));
-            Ok(response)
-        }
+/// The answer of an injected [`Fault::Status`].
+fn status_fault(request_id: &str, status: u16, retry_after: Option<u64>) -> Response<Body> {
+    let (error_type, message) = status_error(status);
+    let mut response = error_response(request_id, &ApiError::new(status, error_type, message));
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
+    response
 }
 
-/// Handles one request. An `Err` makes hyper drop the connection (injected reset).
+/// The answer of an injected [`Fault::MalformedBody`]: a 200 cut in the middle of a key.
+fn malformed_body(request_id: &str) -> Response<Body> {
+    let mut response = Response::new(full(format!(
+        "{{\"request_id\":\"{request_id}\",\"status_code\":200,\"member_sess"
+    )));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The answer of an injected [`Fault::TruncatedBody`].
+fn truncated_body(request_id: &str) -> Response<Body> {
+    let whole = format!(
+        "{{\"request_id\":\"{request_id}\",\"status_code\":200,\"padding\":\"{}\"}}",
+        "x".repeat(256)
+    );
+    let half = Bytes::from(whole.as_bytes()[..whole.len() / 2].to_vec());
+    // The first half goes out with the headers; the error comes a moment later so that the
+    // client sees a 200 whose body stops short.
+    let first = futures_util::stream::iter([Ok::<_, io::Error>(Frame::data(half))]);
+    let cut = futures_util::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "emulator: injected truncated body",
+        ))
+    });
+    let body = StreamBody::new(futures_util::StreamExt::chain(first, cut)).boxed();
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(whole.len()));
+    response
+}
+
+/// Handles one request. An `Err` makes hyper drop the connection (an injected close).
 pub(crate) async fn handle(
     shared: Arc<Shared>,
+    abort: ConnectionAbort,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, io::Error> {
     let request_id = format!("request-id-{}-{}", shared.env, uuid::Uuid::new_v4());
@@ -271,7 +360,7 @@ pub(crate) async fn handle(
     let path = parts.uri.path().to_owned();
     let method = parts.method.clone();
     let route = route(&method, &path);
-    let response = dispatch(&shared, &request_id, route, parts, body).await?;
+    let response = dispatch(&shared, &abort, &request_id, route, parts, body).await?;
     tracing::debug!(%method, %path, status = response.status().as_u16(), "emulator");
     Ok(response)
 }
@@ -284,6 +373,7 @@ pub(crate) async fn handle(
 /// to bottom in the order they apply; split up, the order would be hidden.
 async fn dispatch(
     shared: &Shared,
+    abort: &ConnectionAbort,
     request_id: &str,
     route: Route,
     parts: http::request::Parts,
@@ -339,14 +429,61 @@ async fn dispatch(
         headers.clone(),
     );
 
-    if let Some(fault) = route.endpoint().and_then(|e| shared.faults.on_call(e)) {
-        if let Fault::Latency(delay) = fault {
+    let request = Answerable {
+        request_id,
+        route,
+        query: parts.uri.query(),
+        headers: &headers,
+        bytes: &bytes,
+    };
+    let fault = request
+        .route
+        .endpoint()
+        .and_then(|e| shared.faults.on_call(e));
+    match fault {
+        // A refusal closes the listener when injected and is never queued.
+        None | Some(Fault::Refused { .. }) => Ok(answer(shared, request)),
+        Some(Fault::Latency(delay)) => {
             tokio::time::sleep(delay).await;
-        } else {
-            return fault_response(request_id, &fault);
+            Ok(answer(shared, request))
         }
+        Some(Fault::Trickle { interval }) => Ok(trickle(answer(shared, request), interval).await),
+        Some(Fault::Hang) => std::future::pending().await,
+        Some(Fault::Rst) => {
+            abort.reset();
+            std::future::pending().await
+        }
+        Some(Fault::Status {
+            status,
+            retry_after,
+        }) => Ok(status_fault(request_id, status, retry_after)),
+        Some(Fault::ConnectionReset) => Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "emulator: injected connection close",
+        )),
+        Some(Fault::MalformedBody) => Ok(malformed_body(request_id)),
+        Some(Fault::TruncatedBody) => Ok(truncated_body(request_id)),
     }
+}
 
+/// A request whose body has been read: everything [`answer`] needs.
+struct Answerable<'a> {
+    request_id: &'a str,
+    route: Route,
+    query: Option<&'a str>,
+    headers: &'a HeaderMap,
+    bytes: &'a [u8],
+}
+
+/// The emulator's normal answer to a request.
+fn answer(shared: &Shared, request: Answerable<'_>) -> Response<Body> {
+    let Answerable {
+        request_id,
+        route,
+        query,
+        headers,
+        bytes,
+    } = request;
     let result = match route {
         Route::NotFound => Err(ApiError::new(
             404,
@@ -365,7 +502,7 @@ async fn dispatch(
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
-            return Ok(response);
+            return response;
         }
         Route::Jwks(project) => {
             if headers
@@ -377,32 +514,46 @@ async fn dispatch(
                 api::jwks(shared, &project)
             }
         }
-        route => {
-            if !headers
-                .get(header::AUTHORIZATION)
-                .is_some_and(|v| shared.basic_auth_ok(v))
-            {
-                Err(unauthorized())
-            } else {
-                match route {
-                    Route::Authenticate => {
-                        json_object(&bytes).and_then(|b| api::authenticate(shared, &b))
-                    }
-                    Route::Revoke => {
-                        json_object(&bytes).and_then(|b| api::revoke(shared, &headers, &b))
-                    }
-                    Route::Control(op) => {
-                        return Ok(control::handle(shared, request_id, op, &bytes));
-                    }
-                    _ => unreachable!("routed above"),
-                }
-            }
+        _ if !headers
+            .get(header::AUTHORIZATION)
+            .is_some_and(|v| shared.basic_auth_ok(v)) =>
+        {
+            Err(unauthorized())
         }
+        Route::Authenticate => json_object(bytes).and_then(|b| api::authenticate(shared, &b)),
+        Route::Revoke => json_object(bytes).and_then(|b| api::revoke(shared, headers, &b)),
+        Route::GetSessions => api::get_sessions(shared, query.unwrap_or_default()),
+        Route::Control(op) => return control::handle(shared, request_id, op, bytes),
     };
-    Ok(match result {
+    match result {
         Ok(body) => ok_response(request_id, body),
         Err(error) => error_response(request_id, &error),
-    })
+    }
+}
+
+/// `response` with its body sent one byte at a time, `interval` before each byte.
+async fn trickle(response: Response<Body>, interval: Duration) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    // Emulator bodies are in memory: collecting cannot fail.
+    let bytes = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    let frames = futures_util::stream::unfold(0, move |at| {
+        let bytes = bytes.clone();
+        async move {
+            if at >= bytes.len() {
+                return None;
+            }
+            tokio::time::sleep(interval).await;
+            Some((Ok(Frame::data(bytes.slice(at..=at))), at + 1))
+        }
+    });
+    Response::from_parts(parts, StreamBody::new(frames).boxed())
 }
 
 fn unauthorized() -> ApiError {
@@ -427,6 +578,11 @@ mod tests {
         assert_eq!(
             route(&Method::GET, "/v1/b2b/sessions/jwks/project-test-1"),
             Route::Jwks("project-test-1".into())
+        );
+        assert_eq!(route(&Method::GET, "/v1/b2b/sessions"), Route::GetSessions);
+        assert_eq!(
+            route(&Method::POST, "/v1/b2b/sessions"),
+            Route::MethodNotAllowed("GET")
         );
         assert_eq!(
             route(&Method::GET, "/v1/b2b/sessions/revoke"),

@@ -89,9 +89,14 @@ pub(crate) struct Member {
     pub(crate) organization_id: String,
     pub(crate) email: String,
     pub(crate) email_id: String,
+    /// Display name.
+    pub(crate) name: String,
+    /// `active`, `invited`, `pending` or `deleted`.
+    pub(crate) status: String,
     /// Explicitly assigned roles (without the implicit `stytch_member`).
     pub(crate) roles: Vec<String>,
     pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
 }
 
 #[derive(Clone)]
@@ -186,6 +191,13 @@ impl State {
         }
     }
 
+    /// The organization with this id, or else with this slug.
+    pub(crate) fn organization_by_id_or_slug(&self, id_or_slug: &str) -> Option<&Organization> {
+        self.organizations
+            .get(id_or_slug)
+            .or_else(|| self.organizations.values().find(|o| o.slug == id_or_slug))
+    }
+
     /// The session with this id, if it exists and has not expired at `now`.
     pub(crate) fn live_session(&self, id: &str, now: i64) -> Option<&Session> {
         self.sessions.get(id).filter(|s| s.expires_at > now)
@@ -250,6 +262,29 @@ impl State {
         }
     }
 
+    /// Removes a member and its sessions; the member, if it existed.
+    pub(crate) fn delete_member(&mut self, member_id: &str) -> Option<Member> {
+        let member = self.members.remove(member_id)?;
+        self.revoke_member(member_id);
+        Some(member)
+    }
+
+    /// Removes an organization, its members (and their sessions) and its custom roles.
+    pub(crate) fn delete_organization(&mut self, organization_id: &str) -> Option<Organization> {
+        let organization = self.organizations.remove(organization_id)?;
+        let members: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.organization_id == organization_id)
+            .map(|m| m.id.clone())
+            .collect();
+        for member in members {
+            self.delete_member(&member);
+        }
+        self.roles.retain(|(org, _), _| org != organization_id);
+        Some(organization)
+    }
+
     /// Removes every session of `member_id`; how many there were.
     pub(crate) fn revoke_member(&mut self, member_id: &str) -> usize {
         let ids: Vec<String> = self
@@ -275,8 +310,11 @@ mod tests {
             organization_id: org.into(),
             email: "a@example.com".into(),
             email_id: "email-test-1".into(),
+            name: "a".into(),
+            status: "active".into(),
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             created_at: 0,
+            updated_at: 0,
         }
     }
 
@@ -377,5 +415,41 @@ mod tests {
         assert!(state.live_session("s3", 0).is_some());
         assert!(state.live_session("s1", 0).is_none());
         assert_eq!(state.by_token.len(), 1);
+    }
+
+    #[test]
+    fn deleting_an_organization_deletes_its_members_sessions_and_roles_only() {
+        // If this broke, a deleted organization's members could still authenticate, or
+        // another organization would lose members.
+        let mut state = State::default();
+        for org in ["o1", "o2"] {
+            state.organizations.insert(
+                org.into(),
+                Organization {
+                    id: org.into(),
+                    name: org.into(),
+                    slug: org.into(),
+                    created_at: 0,
+                },
+            );
+            state
+                .roles
+                .insert((org.into(), "editor".into()), Vec::new());
+        }
+        for (id, org) in [("m1", "o1"), ("m2", "o1"), ("m3", "o2")] {
+            let mut m = member(org, &[]);
+            m.id = id.into();
+            state.members.insert(id.into(), m);
+            state
+                .create_session(format!("s-{id}"), id, 0, 60, Map::new())
+                .unwrap();
+        }
+        assert!(state.delete_organization("o1").is_some());
+        assert!(state.delete_organization("o1").is_none());
+        let left: Vec<&String> = state.members.keys().collect();
+        assert_eq!(left, ["m3"]);
+        assert_eq!(state.sessions.len(), 1);
+        assert_eq!(state.by_token.len(), 1);
+        assert_eq!(state.roles.len(), 1);
     }
 }

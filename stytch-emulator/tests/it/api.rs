@@ -1078,3 +1078,125 @@ async fn holds_up_under_concurrent_load() {
     assert_eq!(f.emu.request_count(EmulatorEndpoint::Authenticate), 512);
     assert_eq!(f.emu.request_count(EmulatorEndpoint::Jwks), 512);
 }
+
+fn get_sessions_url(f: &Fixture, organization: &str, member: &str) -> String {
+    f.url(&format!(
+        "v1/b2b/sessions?organization_id={organization}&member_id={member}"
+    ))
+}
+
+#[tokio::test]
+async fn get_sessions_lists_the_members_live_sessions_only() {
+    // If this failed, an app's "your active sessions" page would show revoked or expired
+    // sessions, miss live ones, or show another member's.
+    let f = fixture().await;
+    let first = f.emu.create_session(&f.member);
+    let revoked = f.emu.create_session(&f.member);
+    let short = f
+        .emu
+        .create_session_with(&f.member, Duration::from_secs(120), Map::new());
+    let second = f.emu.create_session(&f.member);
+    f.emu.create_session(&f.admin);
+    let (status, _) = f
+        .post_json(
+            REVOKE,
+            json!({"member_session_id": revoked.member_session_id}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    f.emu.set_clock_offset(180);
+    assert!(!f.emu.is_session_live(&short.member_session_id));
+
+    for organization in [f.org.as_str(), "acme"] {
+        let (status, body) = f
+            .call(f.authed(f.http.get(get_sessions_url(&f, organization, &f.member))))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let sessions = body["member_sessions"].as_array().unwrap();
+        let mut ids: Vec<&str> = sessions
+            .iter()
+            .map(|s| s["member_session_id"].as_str().unwrap())
+            .collect();
+        ids.sort_unstable();
+        let mut want = [
+            first.member_session_id.as_str(),
+            second.member_session_id.as_str(),
+        ];
+        want.sort_unstable();
+        assert_eq!(ids, want, "by {organization}");
+        let s = &sessions[0];
+        assert_eq!(s["member_id"], f.member.as_str());
+        assert_eq!(s["organization_id"], f.org.as_str());
+        assert_eq!(s["organization_slug"], "acme");
+        assert_eq!(s["roles"], json!(["stytch_member"]));
+        assert_eq!(s["authentication_factors"][0]["type"], "magic_link");
+        assert!(humantime::parse_rfc3339(s["expires_at"].as_str().unwrap()).is_ok());
+        assert_eq!(
+            body.as_object().unwrap().len(),
+            3,
+            "member_sessions, request_id, status_code"
+        );
+    }
+
+    // A member without sessions has an empty list, not an error.
+    let (status, body) = f
+        .call(f.authed(f.http.get(get_sessions_url(&f, &f.org, &f.admin))))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["member_sessions"].as_array().unwrap().len(), 1);
+    f.post_json(REVOKE, json!({"member_id": f.admin})).await;
+    let (_, body) = f
+        .call(f.authed(f.http.get(get_sessions_url(&f, &f.org, &f.admin))))
+        .await;
+    assert_eq!(body["member_sessions"], json!([]));
+}
+
+#[tokio::test]
+async fn get_sessions_errors_follow_stytch() {
+    // If this failed, a client would not learn a wrong organization or member from the
+    // answer, or could list sessions without the project secret.
+    let f = fixture().await;
+    let cases = [
+        (
+            f.url(&format!("v1/b2b/sessions?member_id={}", f.member)),
+            400,
+            "bad_request",
+        ),
+        (
+            f.url(&format!("v1/b2b/sessions?organization_id={}", f.org)),
+            400,
+            "bad_request",
+        ),
+        (
+            get_sessions_url(&f, "organization-test-unknown", &f.member),
+            404,
+            "organization_not_found",
+        ),
+        (
+            get_sessions_url(&f, &f.org, "member-test-unknown"),
+            404,
+            "member_not_found",
+        ),
+        (
+            get_sessions_url(&f, &f.org, &f.other_admin),
+            404,
+            "member_not_found",
+        ),
+    ];
+    for (url, want_status, want_type) in cases {
+        let (status, body) = f.call(f.authed(f.http.get(&url))).await;
+        assert_eq!(
+            (status.as_u16(), error_type(&body)),
+            (want_status, want_type),
+            "{url}"
+        );
+    }
+    let url = get_sessions_url(&f, &f.org, &f.member);
+    let (status, body) = f.call(f.http.get(&url)).await;
+    assert_eq!(
+        (status.as_u16(), error_type(&body)),
+        (401, "unauthorized_credentials")
+    );
+    let (status, _) = f.call(f.authed(f.http.post(&url))).await;
+    assert_eq!(status, 405);
+}

@@ -5,7 +5,7 @@
 //! If this fails, the emulator has drifted from Stytch's real API: code proven against the
 //! emulator could fail against Stytch.
 
-use stytch::b2b::sessions::{AuthenticateRequest, GetJWKSRequest, RevokeRequest};
+use stytch::b2b::sessions::{AuthenticateRequest, GetJWKSRequest, GetRequest, RevokeRequest};
 use stytch_emulator::{Emulator, EmulatorConfig};
 
 fn official_client(emulator: &Emulator) -> stytch::b2b::client::Client {
@@ -94,4 +94,51 @@ async fn the_official_rust_sdk_authenticates_revokes_and_reads_the_jwks() {
         .unwrap_err();
     let shown = format!("{err:?}");
     assert!(shown.contains("session_not_found"), "{shown}");
+}
+
+#[tokio::test]
+async fn the_official_rust_sdk_lists_a_members_sessions() {
+    // If this broke, the emulator's Get Sessions answer would not decode as Stytch's does
+    // (field names, timestamps, the MemberSession shape), so code listing sessions could pass
+    // here and fail against Stytch.
+    let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let org = emulator.create_organization("Acme", "acme");
+    let member = emulator.create_member(&org, "member@acme.test", &["stytch_admin"]);
+    let a = emulator.create_session(&member);
+    let b = emulator.create_session(&member);
+    let client = official_client(&emulator);
+
+    let res = client
+        .sessions
+        .get(GetRequest {
+            organization_id: "acme".to_owned(),
+            member_id: member.clone(),
+        })
+        .await
+        .expect("the official SDK decodes the emulator's Get Sessions answer");
+    let mut ids: Vec<String> = res
+        .member_sessions
+        .iter()
+        .map(|s| s.member_session_id.clone())
+        .collect();
+    ids.sort();
+    let mut want = vec![a.member_session_id, b.member_session_id];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(
+        res.member_sessions
+            .iter()
+            .all(|s| s.organization_id == org && s.roles == ["stytch_member", "stytch_admin"])
+    );
+
+    let err = client
+        .sessions
+        .get(GetRequest {
+            organization_id: org,
+            member_id: "member-test-unknown".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    let shown = format!("{err:?}");
+    assert!(shown.contains("member_not_found"), "{shown}");
 }
