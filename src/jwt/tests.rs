@@ -493,8 +493,10 @@ async fn tampered_payload_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unknown_kid_refetches_once_per_cooldown() {
     // If this broke, forged kids could hammer Stytch's JWKS endpoint (or rotation would fail).
+    // The cooldown runs on the key store's own clock, moved forward by the test: a slow,
+    // loaded machine cannot make the burst outlast a cooldown that never elapses by itself.
     let server = server_with(vec![jwk(KID1, KEY1_PUB)], 3).await;
-    let cooldown = Duration::from_millis(300);
+    let cooldown = Duration::from_secs(60);
     let v = verifier(
         &server,
         JwtConfig::builder().unknown_kid_cooldown(cooldown).build(),
@@ -509,7 +511,15 @@ async fn unknown_kid_refetches_once_per_cooldown() {
     assert!(matches!(err, JwtError::KeyNotLoaded), "{err:?}");
     assert!(err.needs_remote());
     assert_eq!(fetches(&server).await, 1);
-    tokio::time::sleep(cooldown + Duration::from_millis(50)).await;
+    // Half-way through the cooldown: still no refetch.
+    v.advance_clock(cooldown / 2);
+    let err = v
+        .verify_at(&sign_with(KEY1_PEM, "forged-0", &claims()), at(IAT + 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JwtError::KeyNotLoaded), "{err:?}");
+    assert_eq!(fetches(&server).await, 1);
+    v.advance_clock(cooldown / 2);
     // After it: one refetch, then UnknownKey.
     let err = v
         .verify_at(&sign_with(KEY1_PEM, "forged-1", &claims()), at(IAT + 1))
@@ -520,11 +530,14 @@ async fn unknown_kid_refetches_once_per_cooldown() {
     // A burst of 50 forged kids within that cooldown: no fetch at all.
     let burst = |prefix: &'static str| {
         let v = v.clone();
+        let jwts: Vec<_> = (0..50)
+            .map(|i| sign_with(KEY1_PEM, &format!("{prefix}-{i}"), &claims()))
+            .collect();
         async move {
-            let tasks: Vec<_> = (0..50)
-                .map(|i| {
+            let tasks: Vec<_> = jwts
+                .into_iter()
+                .map(|jwt| {
                     let v = v.clone();
-                    let jwt = sign_with(KEY1_PEM, &format!("{prefix}-{i}"), &claims());
                     tokio::spawn(async move { v.verify_at(&jwt, at(IAT + 1)).await })
                 })
                 .collect();
@@ -540,7 +553,7 @@ async fn unknown_kid_refetches_once_per_cooldown() {
     burst("burst-a").await;
     assert_eq!(fetches(&server).await, 2);
     // A burst of 50 after the cooldown: exactly one fetch (single flight).
-    tokio::time::sleep(cooldown + Duration::from_millis(50)).await;
+    v.advance_clock(cooldown);
     burst("burst-b").await;
     assert_eq!(fetches(&server).await, 3);
     server.verify().await;

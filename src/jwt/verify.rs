@@ -153,6 +153,12 @@ impl JwtVerifier {
         self.inner.keys.install(jwks);
     }
 
+    /// Moves the JWKS cache's clock (cooldown, refresh interval) forward by `by` (tests).
+    #[cfg(test)]
+    pub(crate) fn advance_clock(&self, by: Duration) {
+        self.inner.keys.advance_clock(by);
+    }
+
     /// Verifies `jwt` now.
     ///
     /// # Errors
