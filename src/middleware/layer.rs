@@ -395,15 +395,15 @@ impl StytchAuthLayerBuilder {
         let cache = Arc::new(SessionCache::new(&self.cache));
         let denylist = Arc::new(Denylist::default());
         #[cfg(feature = "jwt")]
-        let (jwt_leeway, verifier) = jwt_verifier(&self.client, self.jwt);
+        let (jwt_clock_skew, verifier) = jwt_verifier(&self.client, self.jwt);
         #[cfg(not(feature = "jwt"))]
-        let jwt_leeway = Duration::ZERO;
+        let jwt_clock_skew = Duration::ZERO;
         let revoker = Revoker::new(
             self.client.clone(),
             Arc::clone(&cache),
             Arc::clone(&denylist),
             self.revoke,
-            jwt_leeway,
+            jwt_clock_skew,
             self.cache.max_ttl,
         );
         let lookup = Arc::new(Lookup {
@@ -429,8 +429,8 @@ impl StytchAuthLayerBuilder {
     }
 }
 
-/// The local JWT verifier, if any, and its leeway (which lengthens how long a revoked
-/// session is refused).
+/// The local JWT verifier, if any, and its clock skew (which lengthens how long a revoked
+/// session is refused: a JWT from a clock that far ahead expires that much later).
 #[cfg(feature = "jwt")]
 fn jwt_verifier(
     client: &StytchClient,
@@ -438,7 +438,7 @@ fn jwt_verifier(
 ) -> (Duration, Option<crate::jwt::JwtVerifier>) {
     match config {
         Some(config) => (
-            config.leeway(),
+            config.clock_skew(),
             Some(crate::jwt::JwtVerifier::new(client.clone(), config)),
         ),
         None => (Duration::ZERO, None),
@@ -467,4 +467,42 @@ fn admin_route(prefix: Option<&str>, path: &str) -> Result<Option<RoutePattern>,
     prefix
         .map(|prefix| RoutePattern::parse(&format!("POST {prefix}/{path}")))
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::StytchConfig;
+
+    fn client() -> StytchClient {
+        let config = StytchConfig::builder(
+            "project-test-00000000-0000-0000-0000-000000000000",
+            "secret-test-abc",
+        )
+        .build()
+        .unwrap();
+        StytchClient::new(config).unwrap()
+    }
+
+    #[cfg(feature = "jwt")]
+    #[test]
+    fn the_denylist_window_covers_jwts_from_a_clock_ahead() {
+        // If this broke, the JWT of a revoked session minted by a Stytch clock ahead of ours
+        // (accepted within the clock skew) would verify again once the denylist entry ended.
+        let skew = Duration::from_secs(45);
+        let layer = StytchAuthLayer::builder(client())
+            .jwt(crate::jwt::JwtConfig::builder().clock_skew(skew).build())
+            .build()
+            .unwrap();
+        let max_ttl = CacheConfig::default().max_ttl;
+        assert_eq!(
+            layer.shared.revoker.confirm_window(),
+            crate::revoke::JWT_LIFETIME + skew + max_ttl
+        );
+        let default = StytchAuthLayer::builder(client()).build().unwrap();
+        assert_eq!(
+            default.shared.revoker.confirm_window(),
+            crate::revoke::JWT_LIFETIME + crate::jwt::CLOCK_SKEW + max_ttl
+        );
+    }
 }

@@ -253,6 +253,7 @@ impl From<&LookupError> for Rejection {
             LookupError::Invalid {
                 error_type,
                 request_id,
+                ..
             } => Self::new(RejectionKind::SessionInvalid)
                 .with_stytch(error_type.as_deref(), request_id.as_deref()),
             LookupError::Unavailable {
