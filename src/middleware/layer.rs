@@ -249,7 +249,9 @@ impl StytchAuthLayerBuilder {
     }
 
     /// Also accept `GET` on the logout routes (off by default: a GET can be triggered by any
-    /// page with an `<img>`).
+    /// page with an `<img>`). A GET logout needs a same-origin signal
+    /// (`Sec-Fetch-Site: same-origin | none`, or the request's own `Origin`): a plain link on
+    /// the app's own pages works in every current browser.
     pub fn allow_get_logout(mut self, allow: bool) -> Self {
         self.logout_allow_get = allow;
         self
@@ -267,8 +269,11 @@ impl StytchAuthLayerBuilder {
         self
     }
 
-    /// Origins (`https://app.example.com`) besides the request's own `Host` from which a
-    /// cookie-authenticated logout is accepted.
+    /// Origins (`https://app.example.com`) besides the request's own from which requests to
+    /// the routes with a side effect (logout, admin revocation, forced sign-out hooks) are
+    /// accepted, whatever `Sec-Fetch-Site` says (a sibling subdomain's requests are
+    /// `same-site`). Compared with `Origin` exactly, ASCII case aside. Also needed when a
+    /// proxy in front rewrites `Host`.
     pub fn trusted_origins<I, T>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = T>,

@@ -1,6 +1,7 @@
 //! [`StytchAuth`]: the service built by [`StytchAuthLayer`](super::StytchAuthLayer). Its
-//! `call` does everything that needs no waiting: classify the route, extract the credential,
-//! and pick what the [`ResponseFuture`] runs.
+//! `call` does everything that needs no waiting: classify the route, refuse a cross-site
+//! request to a route with a side effect, extract the credential, and pick what the
+//! [`ResponseFuture`] runs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tower_service::Service;
 use super::body::ResponseBody;
 use super::endpoints;
 use super::future::{Ctx, ResponseFuture};
+use super::origin::{self, SiteRule};
 use super::rejection::{Rejection, RejectionKind};
 use super::route_table::Route;
 use super::shared::Shared;
@@ -83,7 +85,20 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
-        let (optional, hook) = match shared.routes.classify(req.method(), req.uri().path()) {
+        let route = shared.routes.classify(req.method(), req.uri().path());
+        // Before any endpoint future exists or the app is called: a refused cross-site request
+        // has no side effect by construction.
+        if !origin::allows(
+            SiteRule::of(&route, req.method()),
+            &req,
+            &shared.trusted_origins,
+        ) {
+            tracing::warn!(path = %req.uri().path(), "cross-origin request to a route with a side effect refused");
+            let rejection = Rejection::new(RejectionKind::CrossOrigin);
+            metrics::auth_request(rejection.kind().as_str());
+            return ResponseFuture::rejected(shared.reject(rejection), shared);
+        }
+        let (optional, hook) = match route {
             Route::Public => return ResponseFuture::inner(inner, req, shared),
             Route::Logout { everywhere } => {
                 let (headers, uri) = (req.headers().clone(), req.uri().clone());

@@ -10,6 +10,8 @@
 //! own (`tests/secrets.rs`), sharing `support.rs`.
 
 mod client;
+#[cfg(feature = "axum")]
+mod csrf;
 #[cfg(all(feature = "axum", feature = "jwt"))]
 mod jwt;
 #[cfg(feature = "axum")]
