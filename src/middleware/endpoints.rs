@@ -19,7 +19,8 @@ use crate::session::is_stytch_id;
 pub const LOGOUT_HEADER: &str = "x-stytch-logout";
 
 /// Reports what a forced sign-out hook did (`revoked`, `already_revoked`, `pending`,
-/// `forbidden`, `failed`, `invalid_member_id`).
+/// `forbidden`, `failed`). A hooked route whose member id is not a Stytch id is refused (400)
+/// before the app runs.
 pub const FORCED_SIGNOUT_HEADER: &str = "x-stytch-forced-signout";
 
 /// `POST /logout` and `POST /logout/everywhere`: revoke the caller's own session (or every
@@ -182,23 +183,21 @@ pub(crate) async fn forced_signout(
     member_id: String,
     found: Found,
 ) -> &'static str {
-    let result = if !is_stytch_id(&member_id) {
-        "invalid_member_id"
-    } else {
-        match shared
-            .revoker
-            .revoke(
-                Target::Member(member_id),
-                Some(&found.credential),
-                true,
-                None,
-            )
-            .await
-        {
-            Ok(outcome) => outcome.as_str(),
-            Err(RevokeError::Forbidden(_)) => "forbidden",
-            Err(_) => "failed",
-        }
+    // `member_id` is a Stytch id: the route table refused the request before the app ran
+    // otherwise.
+    let result = match shared
+        .revoker
+        .revoke(
+            Target::Member(member_id),
+            Some(&found.credential),
+            true,
+            None,
+        )
+        .await
+    {
+        Ok(outcome) => outcome.as_str(),
+        Err(RevokeError::Forbidden(_)) => "forbidden",
+        Err(_) => "failed",
     };
     metrics::forced_signout(result);
     tracing::info!(result, "forced sign-out after the app's admin action");

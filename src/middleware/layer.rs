@@ -310,6 +310,11 @@ impl StytchAuthLayerBuilder {
     /// `"DELETE /api/members/{member_id}"`: when the app answers it with 2xx, every session of
     /// that member is revoked, acting as the caller, and evicted here. The pattern needs a
     /// method and a `{member_id}` capture.
+    ///
+    /// Paths are matched the way the app's router reads them: segments percent-decoded once,
+    /// empty segments and a trailing slash ignored. A decoded member id that is not a Stytch
+    /// id, or a path with dot segments, `;` parameters or encoded separators that some server
+    /// would resolve to the route, is refused (400) before the app runs.
     pub fn forced_signout(self, pattern: &str) -> Self {
         let parsed = RoutePattern::parse(pattern).and_then(|p| {
             if !p.capture_names().any(|n| n == "member_id") {

@@ -46,9 +46,11 @@ impl SiteRule {
                 Self::SameOrigin
             }
             Route::Logout { .. } | Route::Admin(_) | Route::Hook(_) => Self::NotCrossOrigin,
-            Route::MethodNotAllowed(_) | Route::Public | Route::Optional | Route::Protected => {
-                Self::Any
-            }
+            Route::MethodNotAllowed(_)
+            | Route::Refused(_)
+            | Route::Public
+            | Route::Optional
+            | Route::Protected => Self::Any,
         }
     }
 }

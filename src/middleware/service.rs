@@ -113,6 +113,10 @@ where
                 let rejection = Rejection::new(RejectionKind::MethodNotAllowed).with_allow(allow);
                 return ResponseFuture::rejected(shared.reject(rejection), shared);
             }
+            Route::Refused(kind) => {
+                tracing::info!(path = %req.uri().path(), reason = kind.as_str(), "hooked route refused before the app");
+                return ResponseFuture::rejected(shared.reject(Rejection::new(kind)), shared);
+            }
             Route::Hook(member_id) => (false, Some(member_id)),
             Route::Optional => (true, None),
             Route::Protected => (false, None),
