@@ -512,7 +512,8 @@ async fn tampered_payload_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unknown_kid_refetches_once_per_cooldown() {
     // If this broke, forged kids could hammer Stytch's JWKS endpoint (or rotation would fail).
-    // The cooldown runs on the key store's own clock, moved forward by the test: a slow,
+    // One scenario on one verifier, each step depending on the fetches before it: hence its
+    // length. The cooldown runs on the key store's own clock, moved forward by the test: a slow,
     // loaded machine cannot make the burst outlast a cooldown that never elapses by itself.
     let server = server_with(vec![jwk(KID1, KEY1_PUB)], 3).await;
     let cooldown = Duration::from_secs(60);

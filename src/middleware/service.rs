@@ -93,7 +93,7 @@ where
             &req,
             &shared.trusted_origins,
         ) {
-            tracing::warn!(path = %req.uri().path(), "cross-origin request to a route with a side effect refused");
+            tracing::info!(path = %req.uri().path(), "cross-origin request to a route with a side effect refused");
             let rejection = Rejection::new(RejectionKind::CrossOrigin);
             metrics::auth_request(rejection.kind().as_str());
             return ResponseFuture::rejected(shared.reject(rejection), shared);
@@ -121,28 +121,43 @@ where
             Route::Optional => (true, None),
             Route::Protected => (false, None),
         };
-        let found = match extract(req.headers(), &shared.sources) {
-            Ok(Some(found)) => found,
-            Ok(None) | Err(_) if optional => return ResponseFuture::inner(inner, req, shared),
-            Ok(None) => {
-                let rejection = Rejection::new(RejectionKind::MissingCredential);
-                metrics::auth_request(rejection.kind().as_str());
-                return ResponseFuture::rejected(shared.reject(rejection), shared);
-            }
-            Err(err) => {
-                let rejection = Rejection::from(err);
-                let reason = rejection.kind().as_str();
-                tracing::debug!(reason, "credential refused before asking stytch");
-                metrics::auth_request(reason);
-                return ResponseFuture::rejected(shared.reject(rejection), shared);
-            }
-        };
-        let ctx = Ctx {
-            optional,
-            hook,
-            found,
-            set_cookie: None,
-        };
-        ResponseFuture::lookup(inner, req, ctx, shared)
+        app_route(inner, req, shared, optional, hook)
     }
+}
+
+/// A route of the app (hooked, optional or protected): extract the credential, then look it
+/// up; without one, pass anonymously (optional) or refuse.
+fn app_route<S, ReqBody, ResBody>(
+    inner: S,
+    req: Request<ReqBody>,
+    shared: Arc<Shared>,
+    optional: bool,
+    hook: Option<String>,
+) -> ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    let found = match extract(req.headers(), &shared.sources) {
+        Ok(Some(found)) => found,
+        Ok(None) | Err(_) if optional => return ResponseFuture::inner(inner, req, shared),
+        Ok(None) => {
+            let rejection = Rejection::new(RejectionKind::MissingCredential);
+            metrics::auth_request(rejection.kind().as_str());
+            return ResponseFuture::rejected(shared.reject(rejection), shared);
+        }
+        Err(err) => {
+            let rejection = Rejection::from(err);
+            let reason = rejection.kind().as_str();
+            tracing::debug!(reason, "credential refused before asking stytch");
+            metrics::auth_request(reason);
+            return ResponseFuture::rejected(shared.reject(rejection), shared);
+        }
+    };
+    let ctx = Ctx {
+        optional,
+        hook,
+        found,
+        set_cookie: None,
+    };
+    ResponseFuture::lookup(inner, req, ctx, shared)
 }

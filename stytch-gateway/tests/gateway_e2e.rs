@@ -615,6 +615,8 @@ fn values(headers: &HeaderMap, name: &str) -> Vec<String> {
 async fn upstream_never_sees_the_members_bearer_token_or_stytch_cookies() {
     // If this broke, the upstream (its logs, a compromised dependency) would hold the member's
     // Stytch credential and could act as the member at Stytch or replay it through the gateway.
+    // One gateway process for the three ways a credential comes (bearer, cookies, both) and
+    // the logout that must still clear the cookies: hence its length.
     bounded(async {
         let stytch = Stytch::start();
         let up = upstream().await;
