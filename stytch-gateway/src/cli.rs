@@ -120,9 +120,19 @@ pub(crate) struct ServeArgs {
         default_value = "127.0.0.1:8080"
     )]
     pub(crate) listen: SocketAddr,
-    /// The upstream every authenticated request is forwarded to (`http://host:port[/prefix]`).
+    /// The upstream every authenticated request is forwarded to
+    /// (`http://host:port[/prefix]` or `https://…`; over https, HTTP/2 when the upstream
+    /// offers it).
     #[arg(long, env = "GATEWAY_UPSTREAM", value_name = "URL")]
     pub(crate) upstream: Option<String>,
+    /// PEM file of the CA certificates an `https://` upstream's certificate must chain to,
+    /// instead of the system's trust store.
+    #[arg(long, env = "GATEWAY_UPSTREAM_CA", value_name = "FILE")]
+    pub(crate) upstream_ca: Option<std::path::PathBuf>,
+    /// Speak HTTP/2 without TLS (h2c, prior knowledge) to an `http://` upstream; by default
+    /// plain-http upstreams get HTTP/1.1.
+    #[arg(long, env = "GATEWAY_UPSTREAM_H2C")]
+    pub(crate) upstream_h2c: bool,
     /// How long the upstream has to send its response headers before the client gets a 504.
     #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT", value_name = "DURATION", default_value = "30s",
           value_parser = parse_duration)]

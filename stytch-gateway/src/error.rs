@@ -23,6 +23,17 @@ pub enum GatewayError {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// The CA file of `--upstream-ca` cannot be used.
+    #[error("invalid upstream CA file {path:?}: {reason}")]
+    UpstreamCa {
+        /// The file as given.
+        path: std::path::PathBuf,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// TLS towards the upstream cannot be set up (no usable crypto or system verifier).
+    #[error("cannot set up TLS towards the upstream")]
+    Tls(#[source] rustls::Error),
     /// A required setting is missing.
     #[error("missing setting: {setting}")]
     Missing {
@@ -82,6 +93,7 @@ impl GatewayError {
             Self::Config(_)
                 | Self::Missing { .. }
                 | Self::InvalidUpstream { .. }
+                | Self::UpstreamCa { .. }
                 | Self::InvalidPath { .. }
                 | Self::ZeroTimeout { .. }
         )

@@ -28,6 +28,8 @@ mod metrics;
 mod proxy;
 mod serve;
 mod server;
+mod tls;
+mod upgrade;
 mod upstream;
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! ([`Credentials`]), replaces client-sent identity headers with the ones of the request's
 //! [`MemberSession`] (if any), sets the forwarding headers (replacing the client's unless
 //! the peer is a [trusted proxy](TrustedProxies)), and answers 502 when the upstream cannot
-//! be reached and 504 when it does not answer within the timeout.
+//! be reached and 504 when it does not answer within the timeout. `https://` upstreams are
+//! reached over rustls (HTTP/2 when ALPN picks it), and HTTP/1.1 upgrades (WebSocket) are
+//! tunnelled ([`upgrade`](super::upgrade)).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,6 +20,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -25,6 +30,8 @@ use hyper_util::rt::TokioExecutor;
 use super::credentials::Credentials;
 use super::forwarded::{TrustedProxies, set_forwarding_headers};
 use super::identity::{insert_identity_headers, strip_identity_headers};
+use super::tls::{UpstreamRoots, client_config};
+use super::upgrade::{keep_upgrade_headers, tunnel, upgrade_protocol};
 use super::{Body, BoxError, GatewayError, metrics as gw_metrics, text_response};
 use tower_stytch::MemberSession;
 
@@ -64,17 +71,19 @@ pub(crate) fn remove_hop_by_hop_headers(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
-/// The upstream a [`Proxy`] forwards to: an `http://host[:port][/prefix]` URL.
+/// The upstream a [`Proxy`] forwards to: an `http://` or `https://` `host[:port][/prefix]`
+/// URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Upstream {
+    scheme: Scheme,
     authority: Authority,
     host_header: HeaderValue,
     prefix: String,
 }
 
 impl Upstream {
-    /// Parses and checks an upstream URL. Only plain `http` is supported (TLS towards the
-    /// upstream is not); a path becomes a prefix of every forwarded path.
+    /// Parses and checks an upstream URL: `http` or `https`, a host, no credentials, no
+    /// query; a path becomes a prefix of every forwarded path.
     ///
     /// # Errors
     ///
@@ -85,16 +94,16 @@ impl Upstream {
             reason,
         };
         let uri: Uri = raw.trim().parse().map_err(|_| invalid("not a URL"))?;
-        match uri.scheme() {
-            Some(s) if *s == Scheme::HTTP => {}
-            Some(s) if *s == Scheme::HTTPS => {
-                return Err(invalid("https upstreams are not supported, use http"));
-            }
-            _ => return Err(invalid("the scheme must be http")),
-        }
+        let scheme = match uri.scheme() {
+            Some(s) if *s == Scheme::HTTP || *s == Scheme::HTTPS => s.clone(),
+            _ => return Err(invalid("the scheme must be http or https")),
+        };
         let authority = uri.authority().ok_or_else(|| invalid("no host"))?.clone();
         if authority.as_str().contains('@') {
             return Err(invalid("credentials in the URL are not allowed"));
+        }
+        if authority.host().is_empty() {
+            return Err(invalid("no host"));
         }
         if uri.query().is_some() {
             return Err(invalid("a query is not allowed"));
@@ -103,20 +112,36 @@ impl Upstream {
             HeaderValue::from_str(authority.as_str()).map_err(|_| invalid("invalid host"))?;
         let prefix = uri.path().trim_end_matches('/').to_owned();
         Ok(Self {
+            scheme,
             authority,
             host_header,
             prefix,
         })
     }
 
+    /// Whether the upstream is reached over TLS.
+    pub(crate) fn is_https(&self) -> bool {
+        self.scheme == Scheme::HTTPS
+    }
+
     /// The URI a request for `path_and_query` goes to.
     fn uri_for(&self, path_and_query: &str) -> Result<Uri, http::Error> {
         Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(self.scheme.clone())
             .authority(self.authority.clone())
             .path_and_query(format!("{}{path_and_query}", self.prefix))
             .build()
     }
+}
+
+/// How the proxy reaches the upstream: which roots an `https://` upstream's certificate
+/// must chain to, and whether a plain `http://` upstream speaks HTTP/2 (prior knowledge).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Transport {
+    /// The trust anchors of an `https://` upstream.
+    pub(crate) roots: UpstreamRoots,
+    /// HTTP/2 without TLS (h2c, prior knowledge) to an `http://` upstream.
+    pub(crate) h2c: bool,
 }
 
 /// The reverse proxy towards one upstream. Cheap to clone (one shared connection pool).
@@ -127,11 +152,22 @@ pub(crate) struct Proxy {
     inner: Arc<Inner>,
 }
 
+/// The connector of both clients: TCP, then TLS for `https://` URIs (ALPN decides the
+/// HTTP version over TLS).
+type Connector = HttpsConnector<HttpConnector>;
+
 struct Inner {
-    client: Client<HttpConnector, Body>,
+    /// Every request but upgrades: HTTP/2 where the upstream negotiates it (ALPN `h2`, or
+    /// `--upstream-h2c`), HTTP/1.1 otherwise.
+    client: Client<Connector, Body>,
+    /// Upgrade handshakes: HTTP/1.1 only, since an HTTP/2 connection cannot carry an
+    /// HTTP/1.1 `Upgrade`.
+    upgrade_client: Client<Connector, Body>,
     upstream: Upstream,
     timeout: Duration,
     forwarding: Forwarding,
+    /// Turns true when upgraded connections must close (shutdown).
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// What the proxy hands the upstream besides the request itself.
@@ -154,17 +190,20 @@ impl std::fmt::Debug for Proxy {
 }
 
 impl Proxy {
-    /// A proxy to `upstream` whose response headers must arrive within `timeout`, handing
-    /// it credentials and forwarding headers as `forwarding` says.
+    /// A proxy to `upstream`, reached as `transport` says, whose response headers must
+    /// arrive within `timeout`, handing it credentials and forwarding headers as `forwarding`
+    /// says.
     ///
     /// # Errors
     ///
-    /// [`GatewayError::InvalidUpstream`] for a bad URL, [`GatewayError::ZeroTimeout`] for a
-    /// zero timeout.
+    /// [`GatewayError::InvalidUpstream`] for a bad URL (or h2c asked of an `https://` one),
+    /// [`GatewayError::ZeroTimeout`] for a zero timeout, the errors of
+    /// [`tls::client_config`](super::tls::client_config) for the TLS settings.
     pub(crate) fn new(
         upstream: &str,
         timeout: Duration,
         forwarding: Forwarding,
+        transport: &Transport,
     ) -> Result<Self, GatewayError> {
         let upstream = Upstream::parse(upstream)?;
         if timeout.is_zero() {
@@ -172,26 +211,53 @@ impl Proxy {
                 name: "upstream-timeout",
             });
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
-        let client = Client::builder(TokioExecutor::new())
+        if transport.h2c && upstream.is_https() {
+            return Err(GatewayError::InvalidUpstream {
+                url: format!("{}://{}", upstream.scheme, upstream.authority),
+                reason: "--upstream-h2c is for http:// upstreams (https negotiates HTTP/2 itself)",
+            });
+        }
+        let tls = client_config(&transport.roots)?;
+        let connector = |http2: bool| {
+            let mut http = HttpConnector::new();
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(timeout));
+            // The TLS connector owns the scheme check: `https://` URIs get TLS.
+            http.enforce_http(false);
+            let builder = HttpsConnectorBuilder::new()
+                .with_tls_config(tls.clone())
+                .https_or_http()
+                .enable_http1();
+            if http2 {
+                builder.enable_http2().wrap_connector(http)
+            } else {
+                builder.wrap_connector(http)
+            }
+        };
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(connector);
+            .pool_max_idle_per_host(256);
+        let upgrade_client = builder.clone().build(connector(false));
+        if transport.h2c {
+            builder.http2_only(true);
+        }
+        let client = builder.build(connector(true));
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
+                upgrade_client,
                 upstream,
                 timeout,
                 forwarding,
+                closing: tokio::sync::watch::Sender::new(false),
             }),
         })
     }
 
     /// Forwards `req` and returns the upstream's response (body streamed), or a plain-text
     /// 502 / 504.
-    pub(crate) async fn forward<B>(&self, req: Request<B>) -> Response<Body>
+    pub(crate) async fn forward<B>(&self, mut req: Request<B>) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -199,21 +265,39 @@ impl Proxy {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let upstream_req = match self.prepare(req) {
+        // An upgrade takes the client's connection over from hyper once answered 101.
+        let upgrade = upgrade_protocol(&req).map(|protocol| {
+            let on_upgrade = hyper::upgrade::on(&mut req);
+            (protocol, on_upgrade)
+        });
+        let protocol = upgrade.as_ref().map(|(protocol, _)| protocol.clone());
+        let client = match upgrade {
+            Some(_) => &self.inner.upgrade_client,
+            None => &self.inner.client,
+        };
+        let upstream_req = match self.prepare(req, protocol) {
             Ok(req) => req,
             Err(_) => return text_response(StatusCode::BAD_REQUEST, "bad request target\n"),
         };
-        let result =
-            tokio::time::timeout(self.inner.timeout, self.inner.client.request(upstream_req)).await;
+        let result = tokio::time::timeout(self.inner.timeout, client.request(upstream_req)).await;
         let elapsed = started.elapsed();
         match result {
             Ok(Ok(response)) => {
                 gw_metrics::record_upstream(response.status(), elapsed);
                 tracing::debug!(%method, path, status = response.status().as_u16(),
                     elapsed_ms = elapsed.as_millis() as u64, "proxied");
-                let (mut parts, body) = response.into_parts();
-                remove_hop_by_hop_headers(&mut parts.headers);
-                Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync())
+                match upgrade {
+                    Some((_, client_side))
+                        if response.status() == StatusCode::SWITCHING_PROTOCOLS =>
+                    {
+                        self.switch_protocols(client_side, response)
+                    }
+                    _ => {
+                        let (mut parts, body) = response.into_parts();
+                        remove_hop_by_hop_headers(&mut parts.headers);
+                        Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync())
+                    }
+                }
             }
             Ok(Err(err)) => {
                 gw_metrics::record_upstream_failure("unavailable", elapsed);
@@ -230,8 +314,41 @@ impl Proxy {
         }
     }
 
-    /// Rewrites the request for the upstream: URI, version, headers.
-    fn prepare<B>(&self, req: Request<B>) -> Result<Request<Body>, http::Error>
+    /// The upstream switched protocols: answers the client 101 with the upstream's
+    /// `Upgrade`, and joins the two connections in a task of their own once hyper hands
+    /// them over. The tunnel ends when either side closes or the gateway shuts down.
+    fn switch_protocols(
+        &self,
+        client_side: OnUpgrade,
+        mut response: Response<Incoming>,
+    ) -> Response<Body> {
+        let upstream_side = hyper::upgrade::on(&mut response);
+        let (mut parts, _) = response.into_parts();
+        let protocol = parts.headers.get(header::UPGRADE).cloned();
+        remove_hop_by_hop_headers(&mut parts.headers);
+        if let Some(protocol) = protocol {
+            keep_upgrade_headers(&mut parts.headers, protocol);
+        }
+        let mut closing = self.inner.closing.subscribe();
+        let stop = async move {
+            let _ = closing.wait_for(|closing| *closing).await;
+        };
+        tokio::spawn(tunnel(client_side, upstream_side, stop));
+        Response::from_parts(parts, super::full_body(Bytes::new()))
+    }
+
+    /// Closes every upgraded connection (at shutdown, once in-flight requests finished).
+    pub(crate) fn close_tunnels(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    /// Rewrites the request for the upstream: URI, version, headers (`Upgrade` and
+    /// `Connection: upgrade` kept for an upgrade to `protocol`).
+    fn prepare<B>(
+        &self,
+        req: Request<B>,
+        protocol: Option<HeaderValue>,
+    ) -> Result<Request<Body>, http::Error>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -250,6 +367,9 @@ impl Proxy {
         });
         let headers = &mut parts.headers;
         remove_hop_by_hop_headers(headers);
+        if let Some(protocol) = protocol {
+            keep_upgrade_headers(headers, protocol);
+        }
         strip_identity_headers(headers);
         self.inner.forwarding.credentials.apply(headers);
         if let Some(session) = parts.extensions.get::<MemberSession>() {
@@ -320,8 +440,14 @@ mod tests {
         );
         let u = Upstream::parse("http://localhost:9").unwrap();
         assert_eq!(u.uri_for("/").unwrap().to_string(), "http://localhost:9/");
+        let u = Upstream::parse("https://app.internal:8443").unwrap();
+        assert!(u.is_https());
+        assert_eq!(
+            u.uri_for("/").unwrap().to_string(),
+            "https://app.internal:8443/"
+        );
         for bad in [
-            "https://x",
+            "ftp://x",
             "127.0.0.1:80",
             "http://u:p@x/",
             "http://x/?q",

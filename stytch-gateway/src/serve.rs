@@ -19,8 +19,9 @@ use super::credentials::Credentials;
 use super::forwarded::TrustedProxies;
 use super::health::{Health, ReadyCheck};
 use super::metrics::MetricsService;
-use super::proxy::{DEFAULT_UPSTREAM_TIMEOUT, Forwarding, Proxy};
+use super::proxy::{DEFAULT_UPSTREAM_TIMEOUT, Forwarding, Proxy, Transport};
 use super::server::{Drain, serve};
+use super::tls::UpstreamRoots;
 use super::{GatewayError, bind};
 use tower_stytch::extract::CredentialSource;
 use tower_stytch::{StytchAuthLayer, StytchClient, StytchConfig};
@@ -31,8 +32,13 @@ use tower_stytch::{StytchAuthLayer, StytchClient, StytchConfig};
 pub struct ServeOptions {
     /// Address of the proxy.
     pub listen: SocketAddr,
-    /// Upstream URL (`http://host:port[/prefix]`).
+    /// Upstream URL (`http://host:port[/prefix]` or `https://…`).
     pub upstream: String,
+    /// PEM file of the CA certificates an `https://` upstream must chain to (the system's
+    /// trust store when `None`).
+    pub upstream_ca: Option<std::path::PathBuf>,
+    /// HTTP/2 with prior knowledge (h2c) to an `http://` upstream.
+    pub upstream_h2c: bool,
     /// Time the upstream has to send response headers (504 after).
     pub upstream_timeout: Duration,
     /// Address of the Prometheus endpoint, if any.
@@ -68,6 +74,8 @@ impl ServeOptions {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             upstream: upstream.into(),
+            upstream_ca: None,
+            upstream_h2c: false,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             metrics_listen: None,
             auth_only_path: None,
@@ -105,6 +113,8 @@ impl TryFrom<ServeArgs> for ServeOptions {
         Ok(Self {
             listen: args.listen,
             upstream,
+            upstream_ca: args.upstream_ca,
+            upstream_h2c: args.upstream_h2c,
             upstream_timeout: args.upstream_timeout,
             metrics_listen: args.metrics_listen,
             auth_only_path: args.auth_only_path,
@@ -165,6 +175,17 @@ fn forwarding(options: &ServeOptions) -> Forwarding {
     }
 }
 
+/// How the proxy reaches the upstream: TLS roots and h2c.
+fn transport(options: &ServeOptions) -> Transport {
+    Transport {
+        roots: options
+            .upstream_ca
+            .clone()
+            .map_or(UpstreamRoots::System, UpstreamRoots::CaFile),
+        h2c: options.upstream_h2c,
+    }
+}
+
 /// How a shutdown went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {
@@ -188,6 +209,8 @@ pub struct Gateway {
     metrics: Option<(TcpListener, MetricsService)>,
     service: Health<tower_stytch::StytchAuth<App>>,
     layer: StytchAuthLayer,
+    /// A handle on the proxy inside `service`, to close its tunnels at shutdown.
+    proxy: Proxy,
     options: ServeOptions,
 }
 
@@ -211,9 +234,10 @@ impl Gateway {
             &options.upstream,
             options.upstream_timeout,
             forwarding(&options),
+            &transport(&options),
         )?;
         let layer = build_layer(&options)?;
-        let app = App::new(proxy, options.auth_only_path.clone());
+        let app = App::new(proxy.clone(), options.auth_only_path.clone());
         let ready_layer = layer.clone();
         let check: ReadyCheck = Arc::new(move || {
             let layer = ready_layer.clone();
@@ -233,6 +257,7 @@ impl Gateway {
             metrics,
             service,
             layer,
+            proxy,
             options,
         })
     }
@@ -255,14 +280,15 @@ impl Gateway {
     }
 
     /// Serves until `shutdown` completes; then `/readyz` turns 503, the listener closes,
-    /// in-flight requests finish, and pending revocations are flushed, all within the
-    /// shutdown timeout.
+    /// in-flight requests finish, upgraded connections (WebSockets) are closed, and pending
+    /// revocations are flushed, all within the shutdown timeout.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> ShutdownReport {
         let Self {
             listener,
             metrics,
             service,
             layer,
+            proxy,
             options,
         } = self;
         let addr = listener
@@ -289,6 +315,8 @@ impl Gateway {
         };
         let budget = options.shutdown_timeout;
         let drain = serve(listener, service, shutdown, budget).await;
+        // Upgraded connections (WebSockets) are no longer hyper's: close them now.
+        proxy.close_tunnels();
         let started = signalled.get().copied().unwrap_or_else(Instant::now);
         match drain {
             Drain::Complete => tracing::info!("in-flight requests finished"),

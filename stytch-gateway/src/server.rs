@@ -26,7 +26,8 @@ pub enum Drain {
     TimedOut,
 }
 
-/// Serves HTTP/1.1 and HTTP/2 (prior knowledge) on `listener` with `service` until
+/// Serves HTTP/1.1 (with upgrades: WebSocket) and HTTP/2 (prior knowledge) on `listener`
+/// with `service` until
 /// `shutdown` completes; then stops accepting, lets in-flight requests finish (idle
 /// keep-alive connections are closed) for at most `drain_timeout`, and reports how that went.
 ///
@@ -68,7 +69,8 @@ where
                     let builder = builder.clone();
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
-                        let conn = builder.serve_connection(TokioIo::new(stream), hyper_service);
+                        let conn = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
                         if let Err(err) = watcher.watch(conn).await {
                             tracing::debug!(%peer, error = %err, "connection ended with an error");
                         }

@@ -32,7 +32,7 @@ use crate::app::App;
 use crate::credentials::Credentials;
 use crate::forwarded::{TrustedProxies, parse_trusted_proxy};
 use crate::health::{Health, ReadyCheck};
-use crate::proxy::{Forwarding, Proxy};
+use crate::proxy::{Forwarding, Proxy, Transport};
 use crate::server::serve;
 use crate::{Body, BoxError, full_body, text_response};
 
@@ -189,7 +189,7 @@ async fn spawn_gateway_with(
     ready: Arc<AtomicBool>,
     forwarding: Forwarding,
 ) -> Server {
-    let proxy = Proxy::new(upstream, timeout, forwarding).unwrap();
+    let proxy = Proxy::new(upstream, timeout, forwarding, &Transport::default()).unwrap();
     let app = App::new(proxy, Some("/auth".to_owned()));
     let fake_auth = tower::service_fn(move |mut req: Request<Incoming>| {
         let mut app = app.clone();
@@ -289,6 +289,55 @@ async fn identity_headers_reach_the_upstream_and_spoofed_ones_do_not() {
                 "{name} reached the upstream on a public route"
             );
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn h2c_speaks_http2_to_a_plain_http_upstream_and_http11_without_it() {
+    // If this broke, --upstream-h2c would be ignored (or plain-http upstreams would get a
+    // protocol they may not speak without it).
+    bounded(async {
+        let versions = Arc::new(Mutex::new(Vec::new()));
+        let v = versions.clone();
+        let up = spawn(tower::service_fn(move |req: Request<Incoming>| {
+            v.lock().unwrap().push(req.version());
+            async { Ok::<_, Infallible>(text_response(StatusCode::OK, "ok\n")) }
+        }))
+        .await;
+        let upstream = format!("http://{}", up.addr);
+        for h2c in [true, false] {
+            let transport = Transport {
+                h2c,
+                ..Transport::default()
+            };
+            let proxy = Proxy::new(
+                &upstream,
+                Duration::from_secs(5),
+                default_forwarding(),
+                &transport,
+            )
+            .unwrap();
+            let req = Request::get("http://gateway/x")
+                .body(full_body(Bytes::new()))
+                .unwrap();
+            assert_eq!(proxy.forward(req).await.status(), StatusCode::OK);
+        }
+        assert_eq!(
+            *versions.lock().unwrap(),
+            [http::Version::HTTP_2, http::Version::HTTP_11]
+        );
+        let https_h2c = Transport {
+            h2c: true,
+            ..Transport::default()
+        };
+        let refused = Proxy::new(
+            "https://127.0.0.1:1",
+            Duration::from_secs(5),
+            default_forwarding(),
+            &https_h2c,
+        );
+        assert!(refused.is_err_and(|e| e.is_config()));
     })
     .await;
 }

@@ -20,6 +20,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::sync::oneshot;
 
+#[path = "e2e/https.rs"]
+mod https;
+#[path = "e2e/websocket.rs"]
+mod websocket;
+
 const BIN: &str = env!("CARGO_BIN_EXE_stytch-gateway");
 const PROJECT_ID: &str = "project-test-11111111-2222-4333-8444-555555555555";
 const SECRET: &str = "secret-test-e2e-do-not-log-aaaaaaaaaaaaaaaaaaaa";
@@ -266,10 +271,19 @@ impl Gateway {
         extra: &[&str],
         extra_env: &[(&str, &str)],
     ) -> Self {
+        Self::start_url(stytch, &format!("http://{upstream}"), extra, extra_env).await
+    }
+
+    /// [`start_with_env`](Self::start_with_env) with an upstream given as a URL.
+    async fn start_url(
+        stytch: &Stytch,
+        upstream: &str,
+        extra: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let listen = addr.to_string();
-        let upstream = format!("http://{upstream}");
-        let mut args = vec!["serve", "--listen", &listen, "--upstream", &upstream];
+        let mut args = vec!["serve", "--listen", &listen, "--upstream", upstream];
         args.extend_from_slice(extra);
         let mut env = vec![
             ("STYTCH_PROJECT_ID", PROJECT_ID),
