@@ -93,15 +93,18 @@ pub enum Endpoint {
     Revoke,
     /// `GET /v1/b2b/sessions/jwks/{project_id}`
     Jwks,
+    /// `GET /v1/b2b/sessions?organization_id=…&member_id=…` (Get Sessions)
+    GetSessions,
 }
 
 impl Endpoint {
-    /// A short stable name: `authenticate`, `revoke`, `jwks`.
+    /// A short stable name: `authenticate`, `revoke`, `jwks`, `get_sessions`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Authenticate => "authenticate",
             Self::Revoke => "revoke",
             Self::Jwks => "jwks",
+            Self::GetSessions => "get_sessions",
         }
     }
 }

@@ -18,7 +18,7 @@ pub use self::config::{
 pub use self::retry::{RetryDecision, RetryPolicy};
 pub use self::types::{
     AuthenticateRequest, AuthenticateResponse, AuthorizationCheck, Jwk, Jwks, RevokeResponse,
-    RevokeSelector, Verdict,
+    RevokeSelector, SessionsResponse, Verdict,
 };
 use crate::credential::Credential;
 use crate::error::{ApiError, ConfigError, DecodeError, Endpoint, StytchError};
@@ -49,6 +49,7 @@ struct Inner {
     authenticate_url: Url,
     revoke_url: Url,
     jwks_url: Url,
+    sessions_url: Url,
 }
 
 impl std::fmt::Debug for StytchClient {
@@ -93,6 +94,7 @@ impl StytchClient {
         let authenticate_url = join("v1/b2b/sessions/authenticate")?;
         let revoke_url = join("v1/b2b/sessions/revoke")?;
         let jwks_url = join(&format!("v1/b2b/sessions/jwks/{}", config.project_id))?;
+        let sessions_url = join("v1/b2b/sessions")?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -101,6 +103,7 @@ impl StytchClient {
                 authenticate_url,
                 revoke_url,
                 jwks_url,
+                sessions_url,
             }),
         })
     }
@@ -190,6 +193,32 @@ impl StytchClient {
             Endpoint::Jwks,
             Method::GET,
             &self.inner.jwks_url,
+            None,
+            HeaderMap::new(),
+        )
+        .await
+    }
+
+    /// Stytch's Get Sessions, `GET /v1/b2b/sessions?organization_id=…&member_id=…`: the
+    /// member's active sessions. `organization_id` may also be the organization's slug.
+    ///
+    /// # Errors
+    ///
+    /// A [`StytchError`]: `404 member_not_found` / `organization_not_found` for an unknown
+    /// member or organization, or a member of another organization.
+    pub async fn sessions(
+        &self,
+        organization_id: &str,
+        member_id: &str,
+    ) -> Result<SessionsResponse, StytchError> {
+        let mut url = self.inner.sessions_url.clone();
+        url.query_pairs_mut()
+            .append_pair("organization_id", organization_id)
+            .append_pair("member_id", member_id);
+        self.send(
+            Endpoint::GetSessions,
+            Method::GET,
+            &url,
             None,
             HeaderMap::new(),
         )

@@ -184,6 +184,21 @@ fn de_jwt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SessionJwt>, 
     Ok(raw.filter(|s| !s.is_empty()).map(SessionJwt::new))
 }
 
+/// Stytch's answer to Get Sessions: the member's active sessions.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[non_exhaustive]
+pub struct SessionsResponse {
+    /// Stytch's request id.
+    #[serde(default)]
+    pub request_id: String,
+    /// The member's active sessions (no credential: Stytch sends none here).
+    #[serde(default)]
+    pub member_sessions: Vec<MemberSession>,
+    /// The status Stytch reported (200).
+    #[serde(default)]
+    pub status_code: u16,
+}
+
 /// One JSON Web Key of Stytch's JWKS (RSA). Unknown fields are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

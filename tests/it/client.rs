@@ -453,3 +453,49 @@ async fn the_crates_own_client_works_against_the_emulator() {
         .unwrap();
     assert!(!emu.is_session_live(&s.member_session_id));
 }
+
+#[tokio::test]
+async fn get_sessions_lists_a_members_live_sessions_from_the_emulator() {
+    // If this failed, the client's Get Sessions would send the wrong query, misread Stytch's
+    // `member_sessions`, list revoked sessions, or hide Stytch's member_not_found.
+    let world = crate::support::World::new().await;
+    let client = world.client();
+    let member = &world.member;
+    let second = world.emulator.create_session(&member.member_id);
+    let answer = client
+        .sessions(&world.org, &member.member_id)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = answer
+        .member_sessions
+        .iter()
+        .map(|s| s.member_session_id.as_str())
+        .collect();
+    assert_eq!(ids, [&member.member_session_id, &second.member_session_id]);
+    assert!(answer.member_sessions.iter().all(|s| {
+        s.member_id == member.member_id && s.organization_id == world.org && s.started_at.is_some()
+    }));
+    assert!(!answer.request_id.is_empty());
+
+    // By slug too; and a revoked session is no longer listed.
+    client
+        .revoke(
+            &RevokeSelector::MemberSessionId(second.member_session_id.clone()),
+            None,
+        )
+        .await
+        .unwrap();
+    let by_slug = client.sessions("acme", &member.member_id).await.unwrap();
+    assert_eq!(by_slug.member_sessions.len(), 1);
+    assert_eq!(
+        by_slug.member_sessions[0].member_session_id,
+        member.member_session_id
+    );
+
+    // A member of another organization is Stytch's 404 member_not_found.
+    let err = client
+        .sessions(&world.other_org, &member.member_id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), Some("member_not_found"), "{err:?}");
+}
