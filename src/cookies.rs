@@ -67,8 +67,10 @@ impl CookieSettings {
         c
     }
 
-    /// `Set-Cookie` for a session cookie expiring with the session.
-    pub(crate) fn set(&self, name: &str, value: &str, expires: SystemTime) -> Option<HeaderValue> {
+    /// `Set-Cookie` for a session cookie expiring with the session, with these attributes:
+    /// what a backend that signs members in writes so that the layer's refresh replaces and
+    /// its logout clears the cookie. `None` when `value` cannot be a cookie value.
+    pub fn set_cookie(&self, name: &str, value: &str, expires: SystemTime) -> Option<HeaderValue> {
         let mut c = self.build(name, value);
         let secs = expires
             .duration_since(UNIX_EPOCH)
@@ -81,7 +83,7 @@ impl CookieSettings {
 
     /// `Set-Cookie` clearing a cookie: empty value, `Max-Age=0`, an expiry in the past, and the
     /// same `Path`/`Domain`/`SameSite`/`Secure`.
-    pub(crate) fn clear(&self, name: &str) -> Option<HeaderValue> {
+    pub fn clear_cookie(&self, name: &str) -> Option<HeaderValue> {
         let mut c = self.build(name, "");
         c.set_max_age(cookie::time::Duration::ZERO);
         c.set_expires(cookie::time::OffsetDateTime::UNIX_EPOCH);
@@ -104,7 +106,7 @@ mod tests {
             secure: true,
             http_only: true,
         };
-        let v = s.clear("stytch_session").unwrap();
+        let v = s.clear_cookie("stytch_session").unwrap();
         let v = v.to_str().unwrap();
         for part in [
             "stytch_session=",
@@ -125,7 +127,7 @@ mod tests {
         // If this broke, the refreshed JWT cookie would vanish when the browser closes.
         let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let v = CookieSettings::default()
-            .set("stytch_session_jwt", "a.b.c", at)
+            .set_cookie("stytch_session_jwt", "a.b.c", at)
             .unwrap();
         let v = v.to_str().unwrap();
         assert!(v.starts_with("stytch_session_jwt=a.b.c"), "{v}");

@@ -114,7 +114,7 @@ fn logout_response(
     }
     let headers = res.headers_mut();
     for name in shared.cookie_names() {
-        if let Some(clear) = shared.cookies.clear(name) {
+        if let Some(clear) = shared.cookies.clear_cookie(name) {
             headers.append(header::SET_COOKIE, clear);
         }
     }

@@ -173,7 +173,7 @@ fn refreshed_cookie(shared: &Shared, ctx: &Ctx, entry: &CachedSession) -> Option
     }
     shared
         .cookies
-        .set(cookie, fresh.expose_secret(), entry.session.expires_at)
+        .set_cookie(cookie, fresh.expose_secret(), entry.session.expires_at)
 }
 
 /// After the lookup: on success the member, the revoker and the credential go into the

@@ -169,6 +169,20 @@ pub(crate) struct ServeArgs {
         value_delimiter = ','
     )]
     pub(crate) public: Vec<String>,
+    /// Route where a credential is optional: with a valid one the upstream gets the identity
+    /// headers, without (or with an invalid one) the request passes anonymously, e.g. '/'.
+    /// Repeatable; comma separated in the environment.
+    #[arg(
+        long = "optional",
+        env = "GATEWAY_OPTIONAL",
+        value_name = "ROUTE",
+        value_delimiter = ','
+    )]
+    pub(crate) optional: Vec<String>,
+    /// Write the session cookies (a refreshed JWT, logout's clearing) without `Secure`, for
+    /// a gateway served over plain http in development. Off by default.
+    #[arg(long, env = "GATEWAY_INSECURE_COOKIES")]
+    pub(crate) insecure_cookies: bool,
     /// Disable local verification of session JWTs (every cache miss asks Stytch).
     #[arg(long, env = "GATEWAY_NO_JWT")]
     pub(crate) no_jwt: bool,

@@ -1,9 +1,10 @@
 //! `stytch-gateway emulator` and `stytch-gateway demo`.
 //!
 //! The demo starts, all on 127.0.0.1: the Stytch emulator with two seeded organizations, the
-//! [`EchoUpstream`] app, and the gateway in front of it. It
-//! prints ready-to-paste curl commands; with `--self-test` it runs them itself and exits 0
-//! only when every status is the expected one.
+//! [`DemoApp`] (a web page to open in a browser, and the echo JSON page for everything
+//! else), and the gateway in front of it. It prints the URL to open and ready-to-paste curl
+//! commands; with `--self-test` it runs them itself and exits 0 only when every answer is the
+//! expected one.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,11 +19,12 @@ use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
 use super::cli::{DemoArgs, EmulatorArgs};
+use super::demo_app::{ControlApi, DemoApp, DemoMember};
 use super::serve::{Gateway, ServeOptions};
 use super::server::serve;
-use super::upstream::EchoUpstream;
 use super::{Body, GatewayError, full_body};
 use stytch_emulator::{Emulator, EmulatorConfig, SessionInfo};
+use tower_stytch::cookies::CookieSettings;
 
 /// Preferred demo ports; each falls back to an ephemeral port when taken.
 const EMULATOR_PORT: u16 = 4010;
@@ -139,6 +141,50 @@ pub(crate) fn seed(emulator: &Emulator) -> DemoSeed {
     }
 }
 
+/// The members the demo page offers to sign in as.
+pub(crate) fn members(seed: &DemoSeed) -> Vec<DemoMember> {
+    let member =
+        |name: &str, email: &str, role: &str, session: &SessionInfo, org: &str, org_name: &str| {
+            DemoMember {
+                name: name.to_owned(),
+                email: email.to_owned(),
+                role: role.to_owned(),
+                admin: role == "admin",
+                member_id: session.member_id.clone(),
+                organization_id: org.to_owned(),
+                organization_name: org_name.to_owned(),
+            }
+        };
+    let (acme, globex) = (&seed.organization_id, &seed.other_organization_id);
+    vec![
+        member(
+            "Alice",
+            "alice@acme.test",
+            "admin",
+            &seed.admin,
+            acme,
+            "Acme",
+        ),
+        member("Bob", "bob@acme.test", "member", &seed.bob, acme, "Acme"),
+        member(
+            "Carol",
+            "carol@acme.test",
+            "member",
+            &seed.carol,
+            acme,
+            "Acme",
+        ),
+        member(
+            "Dave",
+            "dave@globex.test",
+            "admin",
+            &seed.other_admin,
+            globex,
+            "Globex",
+        ),
+    ]
+}
+
 /// One step of the demo: a request and the status it must get.
 #[derive(Debug, Clone)]
 pub(crate) struct DemoStep {
@@ -148,25 +194,60 @@ pub(crate) struct DemoStep {
     pub(crate) method: Method,
     /// Request path.
     pub(crate) path: String,
-    /// The bearer token sent.
-    pub(crate) token: String,
+    /// The bearer token sent, if any.
+    pub(crate) token: Option<String>,
+    /// A form body sent (`application/x-www-form-urlencoded`), if any.
+    pub(crate) form: Option<String>,
     /// Whether any 2xx passes (rather than exactly `expected`).
     pub(crate) any_success: bool,
+    /// What the answer must also hold.
+    pub(crate) check: StepCheck,
     /// The expected status.
     pub(crate) expected: StatusCode,
 }
 
+/// What a step's answer must hold besides its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StepCheck {
+    /// Nothing more.
+    Status,
+    /// The body contains this text.
+    BodyContains(String),
+    /// `Set-Cookie` sets Stytch's two session cookies.
+    SetsSessionCookies,
+}
+
+impl StepCheck {
+    fn passes(&self, headers: &http::HeaderMap, body: &[u8]) -> bool {
+        match self {
+            Self::Status => true,
+            Self::BodyContains(text) => String::from_utf8_lossy(body).contains(text.as_str()),
+            Self::SetsSessionCookies => {
+                let cookies: Vec<&str> = headers
+                    .get_all(header::SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                ["stytch_session=", "stytch_session_jwt="]
+                    .iter()
+                    .all(|name| cookies.iter().any(|c| c.starts_with(name)))
+            }
+        }
+    }
+}
+
 impl DemoStep {
     fn curl(&self, base: &str) -> String {
-        let method = if self.method == Method::GET {
-            String::new()
-        } else {
-            format!("-X {} ", self.method)
-        };
-        format!(
-            "curl -i {method}-H 'Authorization: Bearer {}' {base}{}",
-            self.token, self.path
-        )
+        let mut line = "curl -i ".to_owned();
+        if let Some(form) = &self.form {
+            line.push_str(&format!("-d '{form}' "));
+        } else if self.method != Method::GET {
+            line.push_str(&format!("-X {} ", self.method));
+        }
+        if let Some(token) = &self.token {
+            line.push_str(&format!("-H 'Authorization: Bearer {token}' "));
+        }
+        format!("{line}{base}{}", self.path)
     }
 
     fn passes(&self, status: StatusCode) -> bool {
@@ -182,24 +263,62 @@ impl DemoStep {
 ///
 /// Long on purpose: it is a table, one entry per step, as the banner prints them.
 pub(crate) fn steps(seed: &DemoSeed) -> Vec<DemoStep> {
-    let token = |s: &SessionInfo| s.session_token.expose_secret().to_owned();
+    let token = |s: &SessionInfo| Some(s.session_token.expose_secret().to_owned());
     let step =
-        |title: &str, method: Method, path: String, token: String, expected: StatusCode| DemoStep {
-            title: title.to_owned(),
-            method,
-            path,
-            token,
-            any_success: false,
-            expected,
+        |title: &str, method: Method, path: String, token: Option<String>, expected: StatusCode| {
+            DemoStep {
+                title: title.to_owned(),
+                method,
+                path,
+                token,
+                form: None,
+                any_success: false,
+                check: StepCheck::Status,
+                expected,
+            }
         };
     vec![
-        step(
-            "bob calls the app through the gateway (identity headers reach the upstream)",
-            Method::GET,
-            "/whoami".to_owned(),
-            token(&seed.bob),
-            StatusCode::OK,
-        ),
+        DemoStep {
+            check: StepCheck::BodyContains("tower-stytch demo".to_owned()),
+            ..step(
+                "the demo page, for anyone (open it in a browser)",
+                Method::GET,
+                "/".to_owned(),
+                None,
+                StatusCode::OK,
+            )
+        },
+        DemoStep {
+            form: Some(format!("member_id={}", seed.bob.member_id)),
+            check: StepCheck::SetsSessionCookies,
+            ..step(
+                "signing in as bob on the demo page sets Stytch's session cookies",
+                Method::POST,
+                "/demo/sign-in".to_owned(),
+                None,
+                StatusCode::SEE_OTHER,
+            )
+        },
+        DemoStep {
+            check: StepCheck::BodyContains(seed.bob.member_id.clone()),
+            ..step(
+                "bob calls the app through the gateway (identity headers reach the upstream)",
+                Method::GET,
+                "/whoami".to_owned(),
+                token(&seed.bob),
+                StatusCode::OK,
+            )
+        },
+        DemoStep {
+            check: StepCheck::BodyContains(seed.bob.member_session_id.clone()),
+            ..step(
+                "bob's active sessions, through Stytch's Get Sessions",
+                Method::GET,
+                "/api/sessions".to_owned(),
+                token(&seed.bob),
+                StatusCode::OK,
+            )
+        },
         DemoStep {
             any_success: true,
             ..step(
@@ -283,7 +402,7 @@ async fn start_demo() -> Result<Running, GatewayError> {
     let upstream_addr = upstream.local_addr().map_err(GatewayError::LocalAddr)?;
     let upstream_task = tokio::spawn(serve(
         upstream,
-        EchoUpstream,
+        demo_app(&emulator, &seed)?,
         wait(stop_rx.clone()),
         Duration::from_secs(2),
     ));
@@ -292,6 +411,11 @@ async fn start_demo() -> Result<Running, GatewayError> {
         ServeOptions::new(stytch_config(&emulator)?, format!("http://{upstream_addr}"));
     options.shutdown_timeout = Duration::from_secs(5);
     options.auth_only_path = Some("/auth".to_owned());
+    // The page is served to anyone and shows who is signed in; its assets and sign-in route
+    // are public; plain http on loopback, so cookies without `Secure`.
+    options.optional = vec!["/".to_owned()];
+    options.public = vec!["/demo/".to_owned()];
+    options.insecure_cookies = true;
     options.listen = loopback(GATEWAY_PORT);
     options.metrics_listen = Some(loopback(METRICS_PORT));
     let gateway = match Gateway::bind(options.clone()).await {
@@ -324,6 +448,24 @@ async fn start_demo() -> Result<Running, GatewayError> {
     })
 }
 
+/// The demo web app for `seed`, minting sessions through `emulator`'s control API and
+/// writing cookies as the demo gateway clears them (no `Secure`: plain http on loopback).
+fn demo_app(emulator: &Emulator, seed: &DemoSeed) -> Result<DemoApp, GatewayError> {
+    let control = ControlApi::new(
+        &emulator.base_url(),
+        emulator.project_id(),
+        emulator.secret(),
+    )
+    .ok_or(GatewayError::InvalidUpstream {
+        url: emulator.base_url(),
+        reason: "the emulator's control API URL is not valid",
+    })?;
+    let mut cookies = CookieSettings::default();
+    cookies.secure = false;
+    let stytch = tower_stytch::StytchClient::new(stytch_config(emulator)?)?;
+    Ok(DemoApp::new(members(seed), stytch, control, cookies))
+}
+
 fn print_banner(run: &Running, steps: &[DemoStep]) {
     let base = format!("http://{}", run.gateway_addr);
     let s = &run.seed;
@@ -339,6 +481,9 @@ fn print_banner(run: &Running, steps: &[DemoStep]) {
         println!("  metrics          http://{metrics}/metrics");
     }
     println!("  probes           {base}/healthz  {base}/readyz");
+    println!();
+    println!("Open {base}/ in a browser: sign in as a demo member, log out, force a member out,");
+    println!("and watch the live panel close when the session is revoked from another tab.");
     println!();
     println!("Organization Acme ({}):", s.organization_id);
     println!("  alice  stytch_admin  member {}", s.admin.member_id);
@@ -359,23 +504,33 @@ fn print_banner(run: &Running, steps: &[DemoStep]) {
     println!();
 }
 
-/// Sends one step's request through the gateway; returns the status and body.
+/// Sends one step's request through the gateway; returns the status, headers and body.
 async fn send(
     client: &Client<HttpConnector, Body>,
     base: &str,
     step: &DemoStep,
-) -> Result<(StatusCode, Bytes), GatewayError> {
-    let request = Request::builder()
+) -> Result<(StatusCode, http::HeaderMap, Bytes), GatewayError> {
+    let mut request = Request::builder()
         .method(step.method.clone())
-        .uri(format!("{base}{}", step.path))
-        .header(header::AUTHORIZATION, format!("Bearer {}", step.token))
-        .body(full_body(Bytes::new()))
+        .uri(format!("{base}{}", step.path));
+    if let Some(token) = &step.token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let body = match &step.form {
+        Some(form) => {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            full_body(form.clone())
+        }
+        None => full_body(Bytes::new()),
+    };
+    let request = request
+        .body(body)
         .map_err(|e| GatewayError::DemoRequest(e.into()))?;
     let exchange = async {
         let response = client.request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok::<_, super::BoxError>((status, body))
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok::<_, super::BoxError>((parts.status, parts.headers, body))
     };
     match tokio::time::timeout(STEP_TIMEOUT, exchange).await {
         Ok(Ok(answer)) => Ok(answer),
@@ -392,18 +547,8 @@ async fn self_test(run: &Running, steps: &[DemoStep]) -> bool {
     let mut all_ok = true;
     for (i, step) in steps.iter().enumerate() {
         let (ok, got) = match send(&client, &base, step).await {
-            Ok((status, body)) => {
-                let mut ok = step.passes(status);
-                // The first step must also show bob's identity as the upstream saw it.
-                if ok && i == 0 {
-                    ok = serde_json::from_slice::<serde_json::Value>(&body)
-                        .ok()
-                        .and_then(|v| {
-                            v.get("member_id")
-                                .and_then(|m| m.as_str().map(str::to_owned))
-                        })
-                        .is_some_and(|m| m == run.seed.bob.member_id);
-                }
+            Ok((status, headers, body)) => {
+                let ok = step.passes(status) && step.check.passes(&headers, &body);
                 (ok, status.as_u16().to_string())
             }
             Err(err) => (false, crate::error::chain(&err)),

@@ -20,6 +20,7 @@ mod app;
 mod cli;
 mod credentials;
 mod demo;
+mod demo_app;
 mod error;
 mod forwarded;
 mod health;

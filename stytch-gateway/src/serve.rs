@@ -23,6 +23,7 @@ use super::proxy::{DEFAULT_UPSTREAM_TIMEOUT, Forwarding, Proxy, Transport};
 use super::server::{Drain, serve};
 use super::tls::UpstreamRoots;
 use super::{GatewayError, bind};
+use tower_stytch::cookies::CookieSettings;
 use tower_stytch::extract::CredentialSource;
 use tower_stytch::{StytchAuthLayer, StytchClient, StytchConfig};
 
@@ -53,6 +54,10 @@ pub struct ServeOptions {
     pub forced_signout: Vec<String>,
     /// Public path prefixes.
     pub public: Vec<String>,
+    /// Routes where a credential is optional.
+    pub optional: Vec<String>,
+    /// Session cookies written without `Secure` (plain-http development).
+    pub insecure_cookies: bool,
     /// Disable local JWT verification.
     pub no_jwt: bool,
     /// Forward the credentials the layer consumed (bearer token, Stytch session cookies) to
@@ -83,6 +88,8 @@ impl ServeOptions {
             admin_prefix: None,
             forced_signout: Vec::new(),
             public: Vec::new(),
+            optional: Vec::new(),
+            insecure_cookies: false,
             no_jwt: false,
             pass_credentials: false,
             trusted_proxies: Vec::new(),
@@ -122,6 +129,8 @@ impl TryFrom<ServeArgs> for ServeOptions {
             admin_prefix: args.admin_prefix,
             forced_signout: args.forced_signout,
             public: args.public,
+            optional: args.optional,
+            insecure_cookies: args.insecure_cookies,
             no_jwt: args.no_jwt,
             pass_credentials: args.pass_credentials,
             trusted_proxies: args.trusted_proxies,
@@ -141,6 +150,14 @@ pub(crate) fn build_layer(options: &ServeOptions) -> Result<StytchAuthLayer, Gat
     let mut builder = StytchAuthLayer::builder(client).credential_sources(credential_sources());
     for prefix in &options.public {
         builder = builder.public_prefix(prefix);
+    }
+    for route in &options.optional {
+        builder = builder.optional_route(route);
+    }
+    if options.insecure_cookies {
+        let mut cookies = CookieSettings::default();
+        cookies.secure = false;
+        builder = builder.cookie_settings(cookies);
     }
     if let Some(path) = &options.logout_path {
         builder = builder.logout_path(path);

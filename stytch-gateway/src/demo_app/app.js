@@ -1,0 +1,147 @@
+// The demo page: signed out, it lists the demo members to sign in as; signed in, it shows
+// who you are (from the gateway's identity headers), your sessions (Stytch's Get Sessions),
+// log out buttons, an admin's "force out" buttons, and a live WebSocket through the gateway
+// that the gateway closes when the session is revoked. document.body.dataset.state is
+// "signed-out", "signed-in" or "revoked" (the browser test waits on it).
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+
+function el(tag, text, attrs = {}) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  return node;
+}
+
+function time(rfc3339) {
+  return rfc3339 ? new Date(rfc3339).toLocaleString() : "";
+}
+
+function setState(state) {
+  document.body.dataset.state = state;
+}
+
+async function main() {
+  const me = await fetch("/api/me", { headers: { accept: "application/json" } });
+  if (me.status === 200) {
+    await signedIn(await me.json());
+  } else {
+    await signedOut();
+  }
+}
+
+async function signedOut() {
+  $("#signed-out").hidden = false;
+  const members = await (await fetch("/demo/members")).json();
+  const list = $("#members");
+  for (const member of members) {
+    const item = el("li");
+    item.append(el("strong", member.name), el("div", member.email));
+    item.append(el("div", `${member.role} · ${member.organization_name}`, { class: "org" }));
+    const form = el("form", undefined, { method: "post", action: "/demo/sign-in" });
+    form.append(el("input", undefined, { type: "hidden", name: "member_id", value: member.member_id }));
+    form.append(el("button", `Sign in as ${member.name}`, { type: "submit", "data-member": member.name }));
+    item.append(form);
+    list.append(item);
+  }
+  setState("signed-out");
+}
+
+async function signedIn(me) {
+  $("#signed-in").hidden = false;
+  const who = $("#who");
+  const rows = [
+    ["name", me.name],
+    ["email", me.email],
+    ["organization", me.organization_name],
+    ["roles", me.roles.join(", ")],
+    ["member id", me.member_id],
+    ["session id", me.member_session_id],
+  ];
+  for (const [label, value] of rows) {
+    who.append(el("dt", label), el("dd", value, { "data-field": label.replace(" ", "_") }));
+  }
+  $("#logout").addEventListener("click", () => logout("/logout"));
+  $("#logout-everywhere").addEventListener("click", () => logout("/logout/everywhere"));
+  await loadSessions();
+  if (me.admin) await loadOrgMembers(me);
+  openLive();
+  setState("signed-in");
+}
+
+async function logout(path) {
+  const answer = await fetch(path, { method: "POST" });
+  $("#action-status").textContent = `${path} → ${answer.status}`;
+  location.reload();
+}
+
+async function loadSessions() {
+  const answer = await fetch("/api/sessions");
+  const body = $("#sessions tbody");
+  body.replaceChildren();
+  if (answer.status !== 200) {
+    body.append(el("tr")).append(el("td", `Get Sessions failed (${answer.status})`));
+    return;
+  }
+  for (const session of await answer.json()) {
+    const row = el("tr", undefined, session.current ? { class: "current" } : {});
+    const id = session.member_session_id + (session.current ? " (this one)" : "");
+    row.append(el("td", id), el("td", time(session.started_at)), el("td", time(session.expires_at)));
+    body.append(row);
+  }
+}
+
+async function loadOrgMembers(me) {
+  $("#admin").hidden = false;
+  const members = await (await fetch("/demo/members")).json();
+  const list = $("#org-members");
+  for (const member of members) {
+    if (member.organization_id !== me.organization_id || member.member_id === me.member_id) continue;
+    const item = el("li");
+    item.append(el("span", `${member.name} (${member.email})`));
+    const button = el("button", "Force sign-out", { type: "button", class: "danger", "data-member": member.name });
+    button.addEventListener("click", async () => {
+      const path = `/admin/members/${encodeURIComponent(member.member_id)}/revoke-sessions`;
+      const answer = await fetch(path, { method: "POST" });
+      $("#action-status").textContent = `${member.name} forced out → ${answer.status}`;
+    });
+    item.append(button);
+    list.append(item);
+  }
+}
+
+function liveEvent(text) {
+  const item = el("li", `${new Date().toLocaleTimeString()}  ${text}`);
+  $("#live-events").prepend(item);
+}
+
+function openLive() {
+  const status = $("#live-status");
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/live`);
+  socket.onopen = () => {
+    status.textContent = "open: this session is live";
+    status.dataset.live = "open";
+  };
+  socket.onmessage = (message) => {
+    const data = JSON.parse(message.data);
+    liveEvent(data.type === "hello" ? `connected as ${data.member_id}` : data.type);
+  };
+  socket.onclose = async (event) => {
+    liveEvent(`connection closed (code ${event.code})`);
+    const me = await fetch("/api/me");
+    if (me.status === 401) {
+      status.textContent = `revoked at ${new Date().toLocaleTimeString()}: signing out…`;
+      status.dataset.live = "revoked";
+      setState("revoked");
+      setTimeout(() => location.reload(), 1500);
+    } else {
+      status.textContent = "reconnecting…";
+      status.dataset.live = "connecting";
+      setTimeout(openLive, 2000);
+    }
+  };
+}
+
+main();
