@@ -411,6 +411,7 @@ impl StytchAuthLayerBuilder {
             cache,
             denylist,
             max_ttl: self.cache.max_ttl,
+            rechecks: Lookup::recheck_cache(),
             #[cfg(feature = "jwt")]
             verifier,
         });
