@@ -16,5 +16,7 @@ mod jwt;
 mod layer;
 #[cfg(feature = "axum")]
 mod revoke;
+#[cfg(all(feature = "axum", feature = "jwt"))]
+mod revoke_engine;
 #[cfg(feature = "axum")]
 mod support;
