@@ -81,8 +81,15 @@ struct Entries {
 }
 
 impl Entries {
+    /// Sessions, members and credentials held (0: nothing is refused).
     fn len(&self) -> usize {
         self.sessions.len() + self.members.len() + self.keys.len()
+    }
+
+    /// What purging is sized by: the entries, and the revocations holding them (one target
+    /// revoked over and over is one entry with many holds).
+    fn size(&self) -> usize {
+        self.len() + self.by_id.len()
     }
 
     fn touched(&mut self, id: RevocationId, until: Instant) -> &mut Touched {
@@ -112,7 +119,7 @@ impl Entries {
         self.unverified = self.unverified.saturating_sub(unverified_gone);
         self.by_id
             .retain(|_, touched| touched.until.is_some_and(|until| until > now));
-        self.purge_at_len = (self.len() * 2).max(1024);
+        self.purge_at_len = (self.size() * 2).max(1024);
     }
 
     /// Removes every hold of `id`.
@@ -162,7 +169,7 @@ impl Denylist {
     fn write<T>(&self, f: impl FnOnce(&mut Entries) -> T) -> T {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         let out = f(&mut entries);
-        if entries.len() >= entries.purge_at_len {
+        if entries.size() >= entries.purge_at_len {
             entries.purge(Instant::now());
         }
         self.len.store(entries.len(), Ordering::Release);
@@ -509,5 +516,10 @@ mod tests {
         assert!(d.is_key_denied(&key));
         assert!(!d.is_key_denied(&[8u8; 32]));
         assert!(d.read().by_id.len() < 3000);
+        // One target revoked over and over is purged too.
+        for n in 0..3000 {
+            d.hold_member(RevocationId(10_000 + n), "m", past, None);
+        }
+        assert!(d.read().members.get("m").map_or(0, Vec::len) < 3000);
     }
 }

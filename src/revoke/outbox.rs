@@ -298,13 +298,26 @@ struct Pass {
     end: Option<Instant>,
 }
 
-/// Tries the taken entries with [`CONCURRENCY`] lanes. Returns whether Stytch looked
-/// unreachable. The lanes are tasks of their own that put back whatever they do not finish,
-/// so nothing taken is lost if this future is dropped.
-async fn pass(revoker: &Revoker, unverified: usize, end: Option<Instant>) -> bool {
+/// What one pass did.
+#[derive(Debug, Clone, Copy)]
+struct Tried {
+    /// Entries taken (0: nothing was queued).
+    entries: usize,
+    /// Stytch looked unreachable.
+    down: bool,
+}
+
+/// Tries every verified entry and up to `unverified` unverified ones with [`CONCURRENCY`]
+/// lanes. The lanes are tasks of their own that put back whatever they do not finish, so
+/// nothing taken is lost if this future is dropped.
+async fn pass(revoker: &Revoker, unverified: usize, end: Option<Instant>) -> Tried {
     let batch = revoker.inner().outbox.take(unverified);
-    if batch.is_empty() {
-        return false;
+    let entries = batch.len();
+    if entries == 0 {
+        return Tried {
+            entries,
+            down: false,
+        };
     }
     let lanes = batch.len().min(CONCURRENCY);
     let pass = Arc::new(Pass {
@@ -318,7 +331,10 @@ async fn pass(revoker: &Revoker, unverified: usize, end: Option<Instant>) -> boo
     for handle in handles {
         let _ = handle.await;
     }
-    pass.down.load(Ordering::Acquire)
+    Tried {
+        entries,
+        down: pass.down.load(Ordering::Acquire),
+    }
 }
 
 async fn lane(revoker: Revoker, pass: Arc<Pass>) {
@@ -418,13 +434,15 @@ async fn worker(weak: Weak<Inner>) {
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let revoker = Revoker::from_inner(inner);
-        let down = pass(&revoker, UNVERIFIED_PER_PASS, None).await;
+        let tried = pass(&revoker, UNVERIFIED_PER_PASS, None).await;
         let outbox = &revoker.inner().outbox;
-        if outbox.len() == 0 {
+        if tried.entries == 0 {
             backoff = MIN_BACKOFF;
-            // Wake on new work, or now and then to notice that the layer was dropped.
+            // Nothing queued (revocations still deciding in the request path count as
+            // pending, but are not queued): wake on new work, or now and then to notice that
+            // the layer was dropped.
             let _ = tokio::time::timeout(IDLE_CHECK, outbox.work.notified()).await;
-        } else if down {
+        } else if tried.down {
             let _ = tokio::time::timeout(backoff, outbox.recovered.notified()).await;
             backoff = (backoff * 2).min(outbox.max_backoff);
         } else {
