@@ -40,12 +40,15 @@ pub(crate) enum Check {
 struct Hold {
     id: RevocationId,
     until: Instant,
+    /// Stytch confirmed it: it can no longer be undone.
+    confirmed: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct KeyHold {
     id: RevocationId,
     until: Instant,
+    confirmed: bool,
     /// A credential nothing here could authenticate (counted against its own bound).
     unverified: bool,
 }
@@ -122,6 +125,62 @@ impl Entries {
         self.purge_at_len = (self.size() * 2).max(1024);
     }
 
+    /// Drops the confirmed holds of a session that `keep`'s confirmed hold makes redundant
+    /// (it ends no earlier). Unconfirmed holds stay: they may still be undone.
+    fn coalesce_session(&mut self, session: &str, keep: RevocationId) {
+        let Some(holds) = self.sessions.get_mut(session) else {
+            return;
+        };
+        let Some(until) = holds
+            .iter()
+            .find(|h| h.id == keep && h.confirmed)
+            .map(|h| h.until)
+        else {
+            return;
+        };
+        holds.retain(|h| h.id == keep || !h.confirmed || h.until > until);
+    }
+
+    /// [`coalesce_session`](Self::coalesce_session) for a credential.
+    fn coalesce_key(&mut self, key: &CacheKey, keep: RevocationId) {
+        let Some(holds) = self.keys.get_mut(key) else {
+            return;
+        };
+        let Some(until) = holds
+            .iter()
+            .find(|h| h.id == keep && h.confirmed)
+            .map(|h| h.until)
+        else {
+            return;
+        };
+        let mut unverified_gone = 0;
+        holds.retain(|h| {
+            let keep = h.id == keep || !h.confirmed || h.until > until;
+            unverified_gone += usize::from(!keep && h.unverified);
+            keep
+        });
+        self.unverified = self.unverified.saturating_sub(unverified_gone);
+    }
+
+    /// [`coalesce_session`](Self::coalesce_session) for a member: a confirmed hold with an
+    /// earlier (or equal) `revoked_at` and end refuses nothing the later one does not (Stytch
+    /// ended every session live at the later one), and what it cleared is asked again.
+    fn coalesce_member(&mut self, member: &str, keep: RevocationId) {
+        let Some(holds) = self.members.get_mut(member) else {
+            return;
+        };
+        let Some((revoked_at, until)) = holds
+            .iter()
+            .find(|h| h.id == keep)
+            .and_then(|h| Some((h.revoked_at?, h.until)))
+        else {
+            return;
+        };
+        holds.retain(|h| {
+            h.id == keep || h.revoked_at.is_none_or(|at| at > revoked_at) || h.until > until
+        });
+    }
+
     /// Removes every hold of `id`.
     fn release(&mut self, id: RevocationId) {
         let Some(touched) = self.by_id.remove(&id) else {
@@ -180,17 +239,26 @@ impl Denylist {
         self.entries.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Revocation `id` refuses one session until `until`.
-    pub(crate) fn hold_session(&self, id: RevocationId, member_session_id: &str, until: Instant) {
+    /// Revocation `id` refuses one session until `until`. `confirmed`: Stytch confirmed it
+    /// (see [`confirm`](Self::confirm)).
+    pub(crate) fn hold_session(
+        &self,
+        id: RevocationId,
+        member_session_id: &str,
+        until: Instant,
+        confirmed: bool,
+    ) {
         self.write(|e| {
             e.touched(id, until)
                 .sessions
                 .push(member_session_id.to_owned());
             let holds = e.sessions.entry(member_session_id.to_owned()).or_default();
-            match holds.iter_mut().find(|h| h.id == id) {
-                Some(h) => h.until = h.until.max(until),
-                None => holds.push(Hold { id, until }),
-            }
+            holds.push(Hold {
+                id,
+                until,
+                confirmed,
+            });
+            e.coalesce_session(member_session_id, id);
         });
     }
 
@@ -206,19 +274,16 @@ impl Denylist {
     ) {
         self.write(|e| {
             e.touched(id, until).members.push(member_id.to_owned());
-            let holds = e.members.entry(member_id.to_owned()).or_default();
-            match holds.iter_mut().find(|h| h.id == id) {
-                Some(h) => {
-                    h.until = h.until.max(until);
-                    h.revoked_at = h.revoked_at.max(revoked_at);
-                }
-                None => holds.push(MemberHold {
+            e.members
+                .entry(member_id.to_owned())
+                .or_default()
+                .push(MemberHold {
                     id,
                     until,
                     revoked_at,
                     cleared: HashSet::new(),
-                }),
-            }
+                });
+            e.coalesce_member(member_id, id);
         });
     }
 
@@ -230,56 +295,57 @@ impl Denylist {
         id: RevocationId,
         key: CacheKey,
         until: Instant,
+        confirmed: bool,
         unverified: bool,
     ) {
         self.write(|e| {
             e.touched(id, until).keys.push(key);
-            let holds = e.keys.entry(key).or_default();
-            match holds.iter_mut().find(|h| h.id == id) {
-                Some(h) => h.until = h.until.max(until),
-                None => {
-                    holds.push(KeyHold {
-                        id,
-                        until,
-                        unverified,
-                    });
-                    e.unverified += usize::from(unverified);
-                }
-            }
+            e.keys.entry(key).or_default().push(KeyHold {
+                id,
+                until,
+                confirmed,
+                unverified,
+            });
+            e.unverified += usize::from(unverified);
+            e.coalesce_key(&key, id);
         });
     }
 
     /// Stytch confirmed revocation `id` at `revoked_at`: its holds now end at `until` (only
-    /// JWTs minted before it can still verify), and its member holds refuse the sessions that
-    /// started before `revoked_at`.
+    /// JWTs minted before it can still verify), its member holds refuse the sessions that
+    /// started before `revoked_at`, and the confirmed holds it makes redundant go.
     pub(crate) fn confirm(&self, id: RevocationId, until: Instant, revoked_at: SystemTime) {
         self.write(|e| {
             let Some(touched) = e.by_id.get_mut(&id) else {
                 return;
             };
             touched.until = Some(until);
+            let touched = std::mem::take(touched);
             for session in &touched.sessions {
                 for h in e.sessions.get_mut(session).into_iter().flatten() {
                     if h.id == id {
-                        h.until = until;
+                        (h.until, h.confirmed) = (until, true);
                     }
                 }
+                e.coalesce_session(session, id);
             }
             for member in &touched.members {
                 for h in e.members.get_mut(member).into_iter().flatten() {
                     if h.id == id {
-                        h.until = until;
-                        h.revoked_at = Some(revoked_at);
+                        (h.until, h.revoked_at) = (until, Some(revoked_at));
                     }
                 }
+                e.coalesce_member(member, id);
             }
             for key in &touched.keys {
                 for h in e.keys.get_mut(key).into_iter().flatten() {
                     if h.id == id {
-                        h.until = until;
+                        (h.until, h.confirmed) = (until, true);
                     }
                 }
+                e.coalesce_key(key, id);
             }
+            e.by_id.insert(id, touched);
         });
     }
 
@@ -404,7 +470,7 @@ mod tests {
         let s1 = session("m1", "s1");
         let s2 = session("m1", "s2");
         assert_eq!(d.check(&s1, None), Check::Allow);
-        d.hold_session(R1, "s1", later());
+        d.hold_session(R1, "s1", later(), false);
         assert_eq!(d.check(&s1, None), Check::Deny);
         assert_eq!(d.check(&s2, None), Check::Allow);
     }
@@ -416,9 +482,9 @@ mod tests {
         let d = Denylist::default();
         let s1 = session("m1", "s1");
         let key = [7u8; 32];
-        d.hold_session(R1, "s1", later());
-        d.hold_session(R2, "s1", later());
-        d.hold_key(R1, key, later(), false);
+        d.hold_session(R1, "s1", later(), false);
+        d.hold_session(R2, "s1", later(), false);
+        d.hold_key(R1, key, later(), false, false);
         d.release(R1);
         assert_eq!(d.check(&s1, None), Check::Deny, "R2 still holds it");
         assert!(!d.is_key_denied(&key));
@@ -480,20 +546,55 @@ mod tests {
         // If this broke, a confirmed revocation would keep its long outage hold (or lose it).
         let d = Denylist::default();
         let key = [1u8; 32];
-        d.hold_key(R1, key, Instant::now() + Duration::from_secs(3600), false);
-        d.hold_session(R1, "s1", Instant::now() + Duration::from_secs(3600));
+        d.hold_key(
+            R1,
+            key,
+            Instant::now() + Duration::from_secs(3600),
+            false,
+            false,
+        );
+        d.hold_session(R1, "s1", Instant::now() + Duration::from_secs(3600), false);
         d.confirm(R1, Instant::now(), SystemTime::now());
         assert!(!d.is_key_denied(&key));
         assert_eq!(d.check(&session("m1", "s1"), None), Check::Allow);
     }
 
     #[test]
+    fn confirmed_holds_of_one_target_coalesce_and_unconfirmed_ones_stay() {
+        // If this broke, a target revoked over and over would pile up holds that every
+        // request walks (or a hold Stytch has not confirmed, still undoable, would be lost).
+        let d = Denylist::default();
+        let key = [9u8; 32];
+        for n in 0..100 {
+            let id = RevocationId(n);
+            d.hold_member(id, "m1", later(), None);
+            d.hold_session(id, "s1", later(), false);
+            d.hold_key(id, key, later(), false, true);
+            d.confirm(id, later(), SystemTime::now());
+        }
+        d.hold_member(RevocationId(500), "m1", later(), None);
+        let counts = |d: &Denylist| {
+            let e = d.read();
+            (
+                e.members["m1"].len(),
+                e.sessions["s1"].len(),
+                e.keys[&key].len(),
+            )
+        };
+        assert_eq!(counts(&d), (2, 1, 1));
+        assert_eq!(d.unverified_holds(), 1);
+        d.release(RevocationId(500));
+        assert_eq!(counts(&d), (1, 1, 1));
+        assert_eq!(d.check(&session("m1", "s1"), None), Check::Deny);
+    }
+
+    #[test]
     fn unverified_holds_are_counted_until_released_or_expired() {
         // If this broke, the bound on junk-credential holds would never free up (or not hold).
         let d = Denylist::default();
-        d.hold_key(R1, [1u8; 32], later(), true);
-        d.hold_key(R2, [2u8; 32], Instant::now(), true);
-        d.hold_key(RevocationId(3), [3u8; 32], later(), false);
+        d.hold_key(R1, [1u8; 32], later(), false, true);
+        d.hold_key(R2, [2u8; 32], Instant::now(), false, true);
+        d.hold_key(RevocationId(3), [3u8; 32], later(), false, false);
         assert_eq!(d.unverified_holds(), 2);
         d.release(R1);
         assert_eq!(d.unverified_holds(), 1);
@@ -507,12 +608,12 @@ mod tests {
         let d = Denylist::default();
         let past = Instant::now();
         for n in 0..3000 {
-            d.hold_session(RevocationId(n), &format!("s{n}"), past);
+            d.hold_session(RevocationId(n), &format!("s{n}"), past, false);
         }
         assert!(d.len() < 3000, "{}", d.len());
         assert_eq!(d.check(&session("m", "s2999"), None), Check::Allow);
         let key = [7u8; 32];
-        d.hold_key(R1, key, later(), false);
+        d.hold_key(R1, key, later(), false, false);
         assert!(d.is_key_denied(&key));
         assert!(!d.is_key_denied(&[8u8; 32]));
         assert!(d.read().by_id.len() < 3000);

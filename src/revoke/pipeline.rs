@@ -205,7 +205,7 @@ async fn apply(inner: &Inner, id: RevocationId, revocation: &Revocation, confirm
     // Held before evicted: a request between the two finds the hold, never a fresh entry.
     let keys = match &revocation.target {
         Target::Session(session) => {
-            denylist.hold_session(id, session, until);
+            denylist.hold_session(id, session, until, confirmed);
             inner.cache.evict_session(session).await
         }
         Target::Member(member) => {
@@ -214,7 +214,8 @@ async fn apply(inner: &Inner, id: RevocationId, revocation: &Revocation, confirm
         }
         Target::Credential(credential) => {
             let key = credential.cache_key();
-            denylist.hold_key(id, key, until, revocation.basis == Basis::Possession);
+            let unverified = revocation.basis == Basis::Possession;
+            denylist.hold_key(id, key, until, confirmed, unverified);
             inner.cache.evict_key(&key).await;
             Vec::new()
         }
@@ -222,7 +223,7 @@ async fn apply(inner: &Inner, id: RevocationId, revocation: &Revocation, confirm
     // Every credential seen for the target is refused by hash too, so that none of them
     // needs a Stytch call to be refused again.
     for key in &keys {
-        denylist.hold_key(id, *key, until, false);
+        denylist.hold_key(id, *key, until, confirmed, false);
     }
     tracing::debug!(evicted = keys.len(), confirmed, "applied here");
     let _ = inner.events.send(RevocationEvent::Applied {
