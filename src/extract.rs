@@ -146,6 +146,77 @@ pub(crate) fn extract(
     Ok(None)
 }
 
+/// Removes from `headers` every credential that `sources` would read, for a proxy that must
+/// not hand the member's Stytch credential to the app behind it:
+///
+/// - each [`Bearer`](CredentialSource::Bearer) header whose scheme is `Bearer` (a header
+///   with another scheme, `Basic` for instance, is not a Stytch credential and stays);
+/// - each [`Header`](CredentialSource::Header), every copy;
+/// - each named [`Cookie`](CredentialSource::Cookie), in every `Cookie` header (names
+///   compared exactly, as bytes, so a non-UTF-8 header hides nothing). The other cookies
+///   stay, each `Cookie` header written back as `a=1; b=2`; a header left empty goes.
+pub fn strip_credentials(headers: &mut HeaderMap, sources: &[CredentialSource]) {
+    let mut cookies: Vec<&[u8]> = Vec::new();
+    for source in sources {
+        match source {
+            CredentialSource::Bearer(name) => {
+                let kept: Vec<HeaderValue> = headers
+                    .get_all(name)
+                    .iter()
+                    .filter(|v| !is_bearer(v))
+                    .cloned()
+                    .collect();
+                replace_all(headers, name, kept);
+            }
+            CredentialSource::Header(name) => {
+                headers.remove(name);
+            }
+            CredentialSource::Cookie(name) => cookies.push(name.as_bytes()),
+        }
+    }
+    if cookies.is_empty() {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| without_cookies(v.as_bytes(), &cookies))
+        .collect();
+    replace_all(headers, &COOKIE, kept);
+}
+
+/// Whether a header value is `Bearer <anything>` (scheme case-insensitive).
+fn is_bearer(value: &HeaderValue) -> bool {
+    let value = value.as_bytes().trim_ascii_start();
+    value.len() > 6 && value[..6].eq_ignore_ascii_case(b"bearer") && value[6] == b' '
+}
+
+/// A `Cookie` header without the cookies named in `names`, or `None` when nothing is left.
+fn without_cookies(header: &[u8], names: &[&[u8]]) -> Option<HeaderValue> {
+    let kept: Vec<&[u8]> = header
+        .split(|&b| b == b';')
+        .map(<[u8]>::trim_ascii)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| {
+            let name = pair.split(|&b| b == b'=').next().unwrap_or_default();
+            !names.contains(&name.trim_ascii())
+        })
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    // The pairs come from a valid header value, and "; " is valid: this cannot fail.
+    HeaderValue::from_bytes(&kept.join(&b"; "[..])).ok()
+}
+
+/// Replaces every value of `name` with `values` (none: the header goes).
+fn replace_all(headers: &mut HeaderMap, name: &HeaderName, values: Vec<HeaderValue>) {
+    headers.remove(name);
+    for value in values {
+        headers.append(name.clone(), value);
+    }
+}
+
 fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, ExtractError> {
     let mut values = headers.get_all(name).iter();
     let Some(value) = values.next() else {
@@ -330,6 +401,60 @@ mod tests {
         assert!(CredentialSource::cookie("a;b").is_err());
         assert!(CredentialSource::header("a b").is_err());
     }
+
+    #[test]
+    fn strip_removes_what_the_sources_read_and_keeps_the_rest() {
+        // If this broke, a proxy would hand the member's Stytch credential to its upstream, or
+        // drop the app's own cookies and Basic credentials.
+        let mut h = headers(&[
+            ("authorization", format!("Bearer {TOKEN}").as_bytes()),
+            (
+                "cookie",
+                format!("theme=dark; stytch_session={TOKEN};lang=en").as_bytes(),
+            ),
+            ("cookie", format!("stytch_session_jwt={JWT}").as_bytes()),
+            ("cookie", b"junk; =x; \xffid=1; stytch_session=\"quoted\""),
+            ("x-other", b"1"),
+        ]);
+        strip_credentials(&mut h, &CredentialSource::defaults());
+        assert!(!h.contains_key(AUTHORIZATION));
+        let cookies: Vec<&[u8]> = h.get_all(COOKIE).iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(
+            cookies,
+            [&b"theme=dark; lang=en"[..], &b"junk; =x; \xffid=1"[..]]
+        );
+        assert!(h.contains_key("x-other"));
+        assert!(
+            extract(&h, &CredentialSource::defaults())
+                .unwrap()
+                .is_none()
+        );
+
+        let mut h = headers(&[
+            ("authorization", b"Basic dXNlcjpwYXNz"),
+            ("cookie", b"xstytch_session=1; stytch_session"),
+        ]);
+        strip_credentials(&mut h, &CredentialSource::defaults());
+        assert_eq!(h[AUTHORIZATION], "Basic dXNlcjpwYXNz");
+        assert_eq!(h[COOKIE], "xstytch_session=1");
+
+        let sources = vec![
+            CredentialSource::header("x-session").unwrap(),
+            CredentialSource::bearer("x-auth").unwrap(),
+        ];
+        let mut h = headers(&[
+            ("x-session", TOKEN.as_bytes()),
+            ("x-session", b"again"),
+            ("x-auth", b"bearer x"),
+            ("x-auth", b"Token y"),
+            ("cookie", format!("stytch_session={TOKEN}").as_bytes()),
+        ]);
+        strip_credentials(&mut h, &sources);
+        assert!(!h.contains_key("x-session"));
+        assert_eq!(h.get_all("x-auth").iter().count(), 1);
+        assert_eq!(h["x-auth"], "Token y");
+        assert!(h.contains_key(COOKIE), "not a configured source");
+    }
 }
 
 #[cfg(test)]
@@ -354,6 +479,23 @@ mod proptests {
                 headers.append(AUTHORIZATION, v);
             }
             let _ = extract(&headers, &CredentialSource::defaults());
+        }
+
+        #[test]
+        fn nothing_the_sources_read_survives_strip(
+            cookies in proptest::collection::vec("[a-z_ =;\"]{0,12}(stytch_session(_jwt)?=[A-Za-z0-9_.-]{1,60})?[a-z_ =;]{0,12}", 0..4),
+            auth in "(Bearer|bearer|BEARER|Basic) ?[A-Za-z0-9_.-]{0,60}",
+        ) {
+            // If this broke, some cookie layout would let the member's credential through a
+            // proxy that strips credentials before the upstream.
+            let mut headers = HeaderMap::new();
+            for c in &cookies {
+                headers.append(COOKIE, HeaderValue::from_str(c).unwrap());
+            }
+            headers.append(AUTHORIZATION, HeaderValue::from_str(&auth).unwrap());
+            strip_credentials(&mut headers, &CredentialSource::defaults());
+            let left = extract(&headers, &CredentialSource::defaults());
+            prop_assert!(matches!(left, Ok(None)), "{:?}", left.map(|f| f.map(|f| f.cookie)));
         }
 
         #[test]

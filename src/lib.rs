@@ -89,8 +89,9 @@
 //! [`Rejection`]s, [`StytchClient`] and [`StytchConfig`], the errors, and [`CacheConfig`].
 //! The rest lives in public modules: [`client`] (Stytch's requests and responses, the JWKS,
 //! [`RetryPolicy`](client::RetryPolicy), header names), `jwt` (local verification, feature `jwt`),
-//! [`credential`], [`extract`] (where credentials are read), [`cookies`] (the cookies the
-//! layer writes), [`error`] and [`metrics`] (every metric name).
+//! [`credential`], [`extract`] (where credentials are read, and
+//! [`strip_credentials`](extract::strip_credentials) for proxies), [`cookies`] (the cookies
+//! the layer writes), [`error`] and [`metrics`] (every metric name).
 //!
 //! # Features
 //!

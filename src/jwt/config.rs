@@ -2,17 +2,25 @@
 
 use std::time::Duration;
 
+/// How far ahead of this host Stytch's clock may be for a fresh JWT to verify locally (the
+/// default of [`JwtConfigBuilder::clock_skew`]).
+///
+/// Stytch mints JWTs with `nbf = iat =` its own now: on a host whose clock is a second
+/// behind, a brand-new JWT would otherwise be "not yet valid".
+pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
+
 /// Settings of local JWT verification.
 ///
-/// The defaults follow Stytch's SDKs: no clock-skew leeway, JWTs older than five minutes go
-/// to Stytch (`max_token_age` 300 s, like the Ruby SDK), the JWKS is refreshed every 10
-/// minutes and on an unknown `kid` at most once per 30 s (like `jose`, which the Node SDK
-/// uses), and it is fetched lazily on the first verification.
+/// The defaults: `nbf` and `iat` may be up to [`CLOCK_SKEW`] (30 s) in this host's future,
+/// `exp` has no leeway; JWTs older than five minutes go to Stytch (`max_token_age` 300 s,
+/// like the Ruby SDK), the JWKS is refreshed every 10 minutes and on an unknown `kid` at most
+/// once per 30 s (like `jose`, which the Node SDK uses), and it is fetched lazily on the
+/// first verification.
 ///
 /// Build one with [`JwtConfig::builder`] (or take [`JwtConfig::default`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwtConfig {
-    leeway: Duration,
+    clock_skew: Duration,
     max_token_age: Duration,
     jwks_refresh_interval: Duration,
     unknown_kid_cooldown: Duration,
@@ -21,11 +29,11 @@ pub struct JwtConfig {
 }
 
 impl Default for JwtConfig {
-    /// Leeway 0 s, max token age 300 s, JWKS refresh every 10 min, unknown-`kid` cooldown
+    /// Clock skew [`CLOCK_SKEW`] (30 s) on `nbf` and `iat`, none on `exp`, max token age 300 s, JWKS refresh every 10 min, unknown-`kid` cooldown
     /// 30 s, JWKS fetched lazily, no extra issuer.
     fn default() -> Self {
         Self {
-            leeway: Duration::ZERO,
+            clock_skew: CLOCK_SKEW,
             max_token_age: Duration::from_secs(300),
             jwks_refresh_interval: Duration::from_secs(600),
             unknown_kid_cooldown: Duration::from_secs(30),
@@ -43,9 +51,9 @@ impl JwtConfig {
         }
     }
 
-    /// The clock-skew leeway.
-    pub fn leeway(&self) -> Duration {
-        self.leeway
+    /// How far in this host's future `nbf` and `iat` may be.
+    pub fn clock_skew(&self) -> Duration {
+        self.clock_skew
     }
 
     /// The maximum token age.
@@ -82,10 +90,16 @@ pub struct JwtConfigBuilder {
 }
 
 impl JwtConfigBuilder {
-    /// Clock-skew tolerance applied to `exp` and `nbf` (default 0, like Stytch's SDKs).
-    /// Sub-second parts count.
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.config.leeway = leeway;
+    /// How far in this host's future a JWT's `nbf` and `iat` may be and the JWT still verify
+    /// locally (default [`CLOCK_SKEW`], 30 s): how far ahead of this host Stytch's clock may
+    /// run. A JWT beyond it is not refused here but sent to Stytch's authenticate (and its
+    /// refusal, if any, never negative-cached). `exp` has no leeway: a JWT past its `exp`
+    /// goes to Stytch too. Sub-second parts count.
+    ///
+    /// A revoked session stays refused here this much longer, since a JWT minted just before
+    /// the revocation by a clock this far ahead expires this much later.
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.config.clock_skew = skew;
         self
     }
 

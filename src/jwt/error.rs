@@ -38,7 +38,9 @@ pub enum JwtError {
     /// `exp` has passed (or the session it carries has expired).
     #[error("the session JWT has expired")]
     Expired,
-    /// `nbf` is still in the future.
+    /// `nbf` or `iat` is further in the future than the
+    /// [clock skew](crate::jwt::JwtConfig::clock_skew): this host's clock may be behind
+    /// Stytch's by more than that, so Stytch decides ([`needs_remote`](Self::needs_remote)).
     #[error("the session JWT is not valid yet")]
     NotYetValid,
     /// `iat` is at least `max_token_age` ago.
@@ -55,9 +57,13 @@ pub enum JwtError {
 
 impl JwtError {
     /// Stytch must decide: the JWT is authentic but expired or too old (Stytch may still
-    /// accept its session), or signed with a key we could not load yet.
+    /// accept its session), not yet valid by this host's clock (which may be behind
+    /// Stytch's), or signed with a key we could not load yet.
     pub fn needs_remote(&self) -> bool {
-        matches!(self, Self::Expired | Self::TooOld | Self::KeyNotLoaded)
+        matches!(
+            self,
+            Self::Expired | Self::TooOld | Self::NotYetValid | Self::KeyNotLoaded
+        )
     }
 
     /// Stytch could not be reached for its keys: neither accept nor reject the user.

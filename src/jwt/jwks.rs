@@ -111,6 +111,9 @@ pub(crate) struct KeyStore {
     fetch: tokio::sync::Mutex<FetchState>,
     /// Completed fetches; lets waiters see that a fetch ran while they queued.
     fetches: AtomicU64,
+    /// How far tests have moved this store's clock forward, in nanoseconds.
+    #[cfg(test)]
+    advanced: AtomicU64,
 }
 
 impl KeyStore {
@@ -126,7 +129,29 @@ impl KeyStore {
             keys: RwLock::new(Arc::new(KeySet::default())),
             fetch: tokio::sync::Mutex::new(FetchState::default()),
             fetches: AtomicU64::new(0),
+            #[cfg(test)]
+            advanced: AtomicU64::new(0),
         }
+    }
+
+    /// The store's clock: `Instant::now()`, plus what tests moved it forward by, so that
+    /// cooldowns and refresh intervals are tested without waiting (or racing) real time.
+    fn now(&self) -> Instant {
+        #[cfg(test)]
+        {
+            Instant::now() + Duration::from_nanos(self.advanced.load(Ordering::Acquire))
+        }
+        #[cfg(not(test))]
+        {
+            Instant::now()
+        }
+    }
+
+    /// Moves this store's clock forward by `by` (tests).
+    #[cfg(test)]
+    pub(crate) fn advance_clock(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.advanced.fetch_add(nanos, Ordering::AcqRel);
     }
 
     /// The current snapshot.
@@ -141,7 +166,7 @@ impl KeyStore {
     /// Installs a JWKS without fetching (tests).
     #[cfg(test)]
     pub(crate) fn install(&self, jwks: &Jwks) {
-        let now = Instant::now();
+        let now = self.now();
         let mut guard = self.keys.write().unwrap_or_else(PoisonError::into_inner);
         let next = guard.next(jwks, now, self.refresh_interval);
         *guard = Arc::new(next);
@@ -151,7 +176,7 @@ impl KeyStore {
     /// once on an unknown `kid` (single flight, cooldown).
     pub(crate) async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwtError> {
         let mut set = self.snapshot();
-        let now = Instant::now();
+        let now = self.now();
         if !set.loaded {
             self.load().await.map_err(JwtError::Jwks)?;
             set = self.snapshot();
@@ -159,7 +184,7 @@ impl KeyStore {
             self.periodic_refresh().await;
             set = self.snapshot();
         }
-        if let Some(key) = set.get(kid, Instant::now(), self.refresh_interval) {
+        if let Some(key) = set.get(kid, self.now(), self.refresh_interval) {
             return Ok(key);
         }
         self.refetch_for(kid).await
@@ -190,7 +215,7 @@ impl KeyStore {
             return;
         };
         let due = self.snapshot().refresh_due;
-        if due.is_some_and(|due| Instant::now() < due) {
+        if due.is_some_and(|due| self.now() < due) {
             return;
         }
         if let Err(err) = self.fetch_locked(&mut state, "periodic").await {
@@ -200,7 +225,7 @@ impl KeyStore {
                 current: guard.current.clone(),
                 retired: guard.retired.clone(),
                 loaded: guard.loaded,
-                refresh_due: Instant::now().checked_add(self.cooldown),
+                refresh_due: self.now().checked_add(self.cooldown),
             };
             *guard = Arc::new(next);
         }
@@ -209,10 +234,7 @@ impl KeyStore {
     /// An unknown `kid`: one fetch per cooldown, shared by concurrent callers.
     async fn refetch_for(&self, kid: &str) -> Result<Arc<DecodingKey>, JwtError> {
         let mut state = self.fetch.lock().await;
-        if let Some(key) = self
-            .snapshot()
-            .get(kid, Instant::now(), self.refresh_interval)
-        {
+        if let Some(key) = self.snapshot().get(kid, self.now(), self.refresh_interval) {
             return Ok(key);
         }
         if self.cooling_down(&state) {
@@ -222,7 +244,7 @@ impl KeyStore {
             .await
             .map_err(JwtError::Jwks)?;
         self.snapshot()
-            .get(kid, Instant::now(), self.refresh_interval)
+            .get(kid, self.now(), self.refresh_interval)
             .ok_or(JwtError::UnknownKey)
     }
 
@@ -235,7 +257,7 @@ impl KeyStore {
     fn cooling_down(&self, state: &FetchState) -> bool {
         state
             .last_attempt
-            .is_some_and(|at| at.elapsed() < self.cooldown)
+            .is_some_and(|at| self.now().saturating_duration_since(at) < self.cooldown)
     }
 
     async fn fetch_locked(
@@ -243,11 +265,11 @@ impl KeyStore {
         state: &mut FetchState,
         reason: &'static str,
     ) -> Result<(), StytchError> {
-        state.last_attempt = Some(Instant::now());
+        state.last_attempt = Some(self.now());
         let result = self.client.jwks().await;
         let outcome = match &result {
             Ok(jwks) => {
-                let now = Instant::now();
+                let now = self.now();
                 let mut guard = self.keys.write().unwrap_or_else(PoisonError::into_inner);
                 let next = guard.next(jwks, now, self.refresh_interval);
                 tracing::debug!(

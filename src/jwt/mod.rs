@@ -2,8 +2,9 @@
 //!
 //! [`JwtVerifier`] checks an `RS256` session JWT's signature, audience, issuer and time claims
 //! without calling Stytch, and maps its claims to a [`MemberSession`](crate::MemberSession).
-//! JWTs that are authentic but expired or older than [`JwtConfig::max_token_age`] yield an
-//! error whose [`JwtError::needs_remote`] is true: authenticate those with Stytch.
+//! JWTs that are authentic but expired, older than [`JwtConfig::max_token_age`], or not yet
+//! valid beyond the [`CLOCK_SKEW`] yield an error whose [`JwtError::needs_remote`] is true:
+//! authenticate those with Stytch.
 
 mod claims;
 mod config;
@@ -11,7 +12,7 @@ mod error;
 mod jwks;
 mod verify;
 
-pub use self::config::{JwtConfig, JwtConfigBuilder};
+pub use self::config::{CLOCK_SKEW, JwtConfig, JwtConfigBuilder};
 pub use self::error::JwtError;
 pub use self::verify::{JwtVerifier, VerifiedJwt};
 

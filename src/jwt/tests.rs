@@ -16,7 +16,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::client::StytchConfig;
 use crate::client::{Jwk, Jwks, RetryPolicy, StytchClient};
 use crate::credential::SessionJwt;
-use crate::jwt::{JwtConfig, JwtError, JwtVerifier};
+use crate::jwt::{CLOCK_SKEW, JwtConfig, JwtError, JwtVerifier};
 
 const PROJECT: &str = "project-test-00000000-0000-0000-0000-000000000000";
 const KEY1_PEM: &[u8] = include_bytes!("testdata/key1.pem");
@@ -314,25 +314,39 @@ async fn expired_session_inside_a_live_jwt_is_expired() {
 }
 
 #[tokio::test]
-async fn not_yet_valid_jwt_is_refused() {
-    // If this broke, JWTs minted for later use would be accepted early.
+async fn a_jwt_not_yet_valid_beyond_the_clock_skew_goes_to_stytch() {
+    // If this broke, JWTs minted for later would be accepted early here, or a host whose clock
+    // is behind Stytch's would refuse (instead of asking Stytch about) brand-new JWTs.
     let server = server_with(vec![jwk(KID1, KEY1_PUB)], 1).await;
     let v = verifier(&server, JwtConfig::default());
     let jwt = sign(&with(claims(), "nbf", json!(IAT + 100)));
-    let err = v.verify_at(&jwt, at(IAT + 99)).await.unwrap_err();
+    let skew = CLOCK_SKEW.as_secs();
+    let err = v
+        .verify_at(&jwt, at(IAT + 100 - skew - 1))
+        .await
+        .unwrap_err();
     assert!(matches!(err, JwtError::NotYetValid), "{err:?}");
-    assert!(!err.needs_remote());
-    v.verify_at(&jwt, at(IAT + 100)).await.unwrap();
+    assert!(err.needs_remote());
+    v.verify_at(&jwt, at(IAT + 100 - skew)).await.unwrap();
+    // `iat` in the future counts as well (Stytch sets nbf = iat; a JWT may lack the match).
+    let jwt = sign(&with(claims(), "iat", json!(IAT + 100)));
+    let err = v
+        .verify_at(&jwt, at(IAT + 100 - skew - 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JwtError::NotYetValid), "{err:?}");
+    v.verify_at(&jwt, at(IAT + 100 - skew)).await.unwrap();
 }
 
 #[tokio::test]
-async fn leeway_is_honoured_on_exp_and_nbf() {
-    // If this broke, configured clock-skew tolerance would be ignored (or applied twice).
+async fn clock_skew_applies_to_nbf_and_iat_never_to_exp() {
+    // If this broke, the configured skew would be ignored, or it would let expired JWTs verify
+    // locally (and a revoked session's JWT outlive the denylist).
     let server = server_with(vec![jwk(KID1, KEY1_PUB)], 1).await;
     let v = verifier(
         &server,
         JwtConfig::builder()
-            .leeway(Duration::from_secs(5))
+            .clock_skew(Duration::from_secs(5))
             .max_token_age(Duration::from_secs(3600))
             .build(),
     );
@@ -340,13 +354,18 @@ async fn leeway_is_honoured_on_exp_and_nbf() {
     v.verify_at(&jwt, at(IAT + 95)).await.unwrap();
     let err = v.verify_at(&jwt, at(IAT + 94)).await.unwrap_err();
     assert!(matches!(err, JwtError::NotYetValid), "{err:?}");
-    v.verify_at(&jwt, at(IAT + 304)).await.unwrap();
-    let err = v.verify_at(&jwt, at(IAT + 305)).await.unwrap_err();
+    v.verify_at(&jwt, at(IAT + 299)).await.unwrap();
+    let err = v.verify_at(&jwt, at(IAT + 300)).await.unwrap_err();
     assert!(matches!(err, JwtError::Expired), "{err:?}");
-    // Without leeway (the default) the same instants fail.
-    let strict = verifier(&server, JwtConfig::default());
+    // Without skew the same instant before nbf fails.
+    let strict = verifier(
+        &server,
+        JwtConfig::builder().clock_skew(Duration::ZERO).build(),
+    );
     strict.install_jwks(&Jwks::new(vec![jwk(KID1, KEY1_PUB)]));
-    assert!(strict.verify_at(&jwt, at(IAT + 99)).await.is_err());
+    let err = strict.verify_at(&jwt, at(IAT + 99)).await.unwrap_err();
+    assert!(matches!(err, JwtError::NotYetValid), "{err:?}");
+    strict.verify_at(&jwt, at(IAT + 100)).await.unwrap();
 }
 
 #[tokio::test]
@@ -493,8 +512,11 @@ async fn tampered_payload_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unknown_kid_refetches_once_per_cooldown() {
     // If this broke, forged kids could hammer Stytch's JWKS endpoint (or rotation would fail).
+    // One scenario on one verifier, each step depending on the fetches before it: hence its
+    // length. The cooldown runs on the key store's own clock, moved forward by the test: a slow,
+    // loaded machine cannot make the burst outlast a cooldown that never elapses by itself.
     let server = server_with(vec![jwk(KID1, KEY1_PUB)], 3).await;
-    let cooldown = Duration::from_millis(300);
+    let cooldown = Duration::from_secs(60);
     let v = verifier(
         &server,
         JwtConfig::builder().unknown_kid_cooldown(cooldown).build(),
@@ -509,7 +531,15 @@ async fn unknown_kid_refetches_once_per_cooldown() {
     assert!(matches!(err, JwtError::KeyNotLoaded), "{err:?}");
     assert!(err.needs_remote());
     assert_eq!(fetches(&server).await, 1);
-    tokio::time::sleep(cooldown + Duration::from_millis(50)).await;
+    // Half-way through the cooldown: still no refetch.
+    v.advance_clock(cooldown / 2);
+    let err = v
+        .verify_at(&sign_with(KEY1_PEM, "forged-0", &claims()), at(IAT + 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JwtError::KeyNotLoaded), "{err:?}");
+    assert_eq!(fetches(&server).await, 1);
+    v.advance_clock(cooldown / 2);
     // After it: one refetch, then UnknownKey.
     let err = v
         .verify_at(&sign_with(KEY1_PEM, "forged-1", &claims()), at(IAT + 1))
@@ -520,11 +550,14 @@ async fn unknown_kid_refetches_once_per_cooldown() {
     // A burst of 50 forged kids within that cooldown: no fetch at all.
     let burst = |prefix: &'static str| {
         let v = v.clone();
+        let jwts: Vec<_> = (0..50)
+            .map(|i| sign_with(KEY1_PEM, &format!("{prefix}-{i}"), &claims()))
+            .collect();
         async move {
-            let tasks: Vec<_> = (0..50)
-                .map(|i| {
+            let tasks: Vec<_> = jwts
+                .into_iter()
+                .map(|jwt| {
                     let v = v.clone();
-                    let jwt = sign_with(KEY1_PEM, &format!("{prefix}-{i}"), &claims());
                     tokio::spawn(async move { v.verify_at(&jwt, at(IAT + 1)).await })
                 })
                 .collect();
@@ -540,7 +573,7 @@ async fn unknown_kid_refetches_once_per_cooldown() {
     burst("burst-a").await;
     assert_eq!(fetches(&server).await, 2);
     // A burst of 50 after the cooldown: exactly one fetch (single flight).
-    tokio::time::sleep(cooldown + Duration::from_millis(50)).await;
+    v.advance_clock(cooldown);
     burst("burst-b").await;
     assert_eq!(fetches(&server).await, 3);
     server.verify().await;

@@ -153,6 +153,12 @@ impl JwtVerifier {
         self.inner.keys.install(jwks);
     }
 
+    /// Moves the JWKS cache's clock (cooldown, refresh interval) forward by `by` (tests).
+    #[cfg(test)]
+    pub(crate) fn advance_clock(&self, by: Duration) {
+        self.inner.keys.advance_clock(by);
+    }
+
     /// Verifies `jwt` now.
     ///
     /// # Errors
@@ -162,8 +168,8 @@ impl JwtVerifier {
         self.verify_at(jwt, SystemTime::now()).await
     }
 
-    /// Verifies `jwt` as of `now` (`exp`, `nbf`, `iat` and the session's expiry are checked
-    /// against `now`, with the configured leeway).
+    /// Verifies `jwt` as of `now`: `exp` and the session's expiry strictly, `nbf` and `iat`
+    /// with the configured [clock skew](JwtConfig::clock_skew).
     ///
     /// # Errors
     ///
@@ -212,7 +218,7 @@ impl JwtVerifier {
         let times = TimeClaims::from_claims(&claims)?;
         self.check_times(&times, now)?;
         let session = member_session(claims)?;
-        if now >= add(session.expires_at, self.inner.config.leeway()) {
+        if now >= session.expires_at {
             return Err(JwtError::Expired);
         }
         Ok(VerifiedJwt {
@@ -222,13 +228,15 @@ impl JwtVerifier {
         })
     }
 
+    /// `exp` without leeway; `nbf` and `iat` at most the clock skew in the future (Stytch's
+    /// clock may run ahead of ours); `iat` less than `max_token_age` ago.
     fn check_times(&self, times: &TimeClaims, now: SystemTime) -> Result<(), JwtError> {
         let config = &self.inner.config;
-        let leeway = config.leeway();
-        if now >= add(times.expires_at, leeway) {
+        if now >= times.expires_at {
             return Err(JwtError::Expired);
         }
-        if add(now, leeway) < times.not_before {
+        let skewed = add(now, config.clock_skew());
+        if skewed < times.not_before || skewed < times.issued_at {
             return Err(JwtError::NotYetValid);
         }
         let age = now.duration_since(times.issued_at).unwrap_or_default();

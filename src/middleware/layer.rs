@@ -249,7 +249,9 @@ impl StytchAuthLayerBuilder {
     }
 
     /// Also accept `GET` on the logout routes (off by default: a GET can be triggered by any
-    /// page with an `<img>`).
+    /// page with an `<img>`). A GET logout needs a same-origin signal
+    /// (`Sec-Fetch-Site: same-origin | none`, or the request's own `Origin`): a plain link on
+    /// the app's own pages works in every current browser.
     pub fn allow_get_logout(mut self, allow: bool) -> Self {
         self.logout_allow_get = allow;
         self
@@ -267,8 +269,11 @@ impl StytchAuthLayerBuilder {
         self
     }
 
-    /// Origins (`https://app.example.com`) besides the request's own `Host` from which a
-    /// cookie-authenticated logout is accepted.
+    /// Origins (`https://app.example.com`) besides the request's own from which requests to
+    /// the routes with a side effect (logout, admin revocation, forced sign-out hooks) are
+    /// accepted, whatever `Sec-Fetch-Site` says (a sibling subdomain's requests are
+    /// `same-site`). Compared with `Origin` exactly, ASCII case aside. Also needed when a
+    /// proxy in front rewrites `Host`.
     pub fn trusted_origins<I, T>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = T>,
@@ -305,6 +310,11 @@ impl StytchAuthLayerBuilder {
     /// `"DELETE /api/members/{member_id}"`: when the app answers it with 2xx, every session of
     /// that member is revoked, acting as the caller, and evicted here. The pattern needs a
     /// method and a `{member_id}` capture.
+    ///
+    /// Paths are matched the way the app's router reads them: segments percent-decoded once,
+    /// empty segments and a trailing slash ignored. A decoded member id that is not a Stytch
+    /// id, or a path with dot segments, `;` parameters or encoded separators that some server
+    /// would resolve to the route, is refused (400) before the app runs.
     pub fn forced_signout(self, pattern: &str) -> Self {
         let parsed = RoutePattern::parse(pattern).and_then(|p| {
             if !p.capture_names().any(|n| n == "member_id") {
@@ -395,15 +405,15 @@ impl StytchAuthLayerBuilder {
         let cache = Arc::new(SessionCache::new(&self.cache));
         let denylist = Arc::new(Denylist::default());
         #[cfg(feature = "jwt")]
-        let (jwt_leeway, verifier) = jwt_verifier(&self.client, self.jwt);
+        let (jwt_clock_skew, verifier) = jwt_verifier(&self.client, self.jwt);
         #[cfg(not(feature = "jwt"))]
-        let jwt_leeway = Duration::ZERO;
+        let jwt_clock_skew = Duration::ZERO;
         let revoker = Revoker::new(
             self.client.clone(),
             Arc::clone(&cache),
             Arc::clone(&denylist),
             self.revoke,
-            jwt_leeway,
+            jwt_clock_skew,
             self.cache.max_ttl,
         );
         let lookup = Arc::new(Lookup {
@@ -430,8 +440,8 @@ impl StytchAuthLayerBuilder {
     }
 }
 
-/// The local JWT verifier, if any, and its leeway (which lengthens how long a revoked
-/// session is refused).
+/// The local JWT verifier, if any, and its clock skew (which lengthens how long a revoked
+/// session is refused: a JWT from a clock that far ahead expires that much later).
 #[cfg(feature = "jwt")]
 fn jwt_verifier(
     client: &StytchClient,
@@ -439,7 +449,7 @@ fn jwt_verifier(
 ) -> (Duration, Option<crate::jwt::JwtVerifier>) {
     match config {
         Some(config) => (
-            config.leeway(),
+            config.clock_skew(),
             Some(crate::jwt::JwtVerifier::new(client.clone(), config)),
         ),
         None => (Duration::ZERO, None),
@@ -468,4 +478,42 @@ fn admin_route(prefix: Option<&str>, path: &str) -> Result<Option<RoutePattern>,
     prefix
         .map(|prefix| RoutePattern::parse(&format!("POST {prefix}/{path}")))
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::StytchConfig;
+
+    fn client() -> StytchClient {
+        let config = StytchConfig::builder(
+            "project-test-00000000-0000-0000-0000-000000000000",
+            "secret-test-abc",
+        )
+        .build()
+        .unwrap();
+        StytchClient::new(config).unwrap()
+    }
+
+    #[cfg(feature = "jwt")]
+    #[test]
+    fn the_denylist_window_covers_jwts_from_a_clock_ahead() {
+        // If this broke, the JWT of a revoked session minted by a Stytch clock ahead of ours
+        // (accepted within the clock skew) would verify again once the denylist entry ended.
+        let skew = Duration::from_secs(45);
+        let layer = StytchAuthLayer::builder(client())
+            .jwt(crate::jwt::JwtConfig::builder().clock_skew(skew).build())
+            .build()
+            .unwrap();
+        let max_ttl = CacheConfig::default().max_ttl;
+        assert_eq!(
+            layer.shared.revoker.window(),
+            crate::revoke::JWT_LIFETIME + skew + max_ttl
+        );
+        let default = StytchAuthLayer::builder(client()).build().unwrap();
+        assert_eq!(
+            default.shared.revoker.window(),
+            crate::revoke::JWT_LIFETIME + crate::jwt::CLOCK_SKEW + max_ttl
+        );
+    }
 }

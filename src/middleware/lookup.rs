@@ -21,6 +21,9 @@ pub(crate) enum LookupError {
     Invalid {
         error_type: Option<String>,
         request_id: Option<String>,
+        /// Whether the refusal may be remembered in the negative cache. Never for a JWT that
+        /// was not yet valid here: this host's clock may be the one that is wrong.
+        remember: bool,
     },
     /// Stytch (or its JWKS) could not answer.
     Unavailable {
@@ -41,7 +44,16 @@ impl LookupError {
         Self::Invalid {
             error_type: None,
             request_id: None,
+            remember: true,
         }
+    }
+
+    /// This error, never to be remembered in the negative cache.
+    fn forgotten(mut self) -> Self {
+        if let Self::Invalid { remember, .. } = &mut self {
+            *remember = false;
+        }
+        self
     }
 
     fn from_stytch(err: &StytchError) -> Self {
@@ -51,6 +63,7 @@ impl LookupError {
             Self::Invalid {
                 error_type,
                 request_id,
+                remember: true,
             }
         } else if err.is_misconfigured() {
             tracing::error!(error = %err, "stytch refused our project credentials: check STYTCH_PROJECT_ID / STYTCH_SECRET");
@@ -115,7 +128,7 @@ impl Lookup {
                 let verify = Arc::clone(self).verify(credential.clone());
                 let result = self.cache.get_or_try_insert(key, verify).await;
                 if let Err(err) = &result
-                    && matches!(**err, LookupError::Invalid { .. })
+                    && matches!(**err, LookupError::Invalid { remember: true, .. })
                 {
                     self.cache.insert_negative(key).await;
                 }
@@ -204,6 +217,7 @@ impl Lookup {
     ) -> Result<Arc<CachedSession>, LookupError> {
         #[cfg(feature = "jwt")]
         if let (Credential::Jwt(jwt), Some(verifier)) = (&credential, &self.verifier) {
+            use crate::jwt::JwtError;
             match verifier.verify(jwt).await {
                 Ok(verified) => {
                     let now = SystemTime::now();
@@ -220,6 +234,15 @@ impl Lookup {
                         request_id: None,
                         stytch_checked_at: None,
                     }));
+                }
+                Err(JwtError::NotYetValid) => {
+                    // This host's clock may be behind Stytch's by more than the skew: Stytch
+                    // decides, and its refusal is not remembered either.
+                    tracing::debug!("session JWT not yet valid here: authenticating remotely");
+                    return self
+                        .remote(credential)
+                        .await
+                        .map_err(LookupError::forgotten);
                 }
                 Err(err) if err.needs_remote() => {
                     tracing::debug!(reason = %err, "session JWT needs Stytch: authenticating remotely");

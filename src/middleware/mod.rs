@@ -1,29 +1,30 @@
 //! The tower middleware: [`StytchAuthLayer`] builds [`StytchAuth`], whose
 //! [`ResponseFuture`] authenticates a request and calls the inner service.
 //!
-//! The modules form a DAG: an arrow goes from a module to one it uses, and every module uses
-//! only modules to its right or below it (`layer`, `service`, `future` and `endpoints` also use
-//! modules below them directly; `body` is used by `service` and `future`).
+//! The modules form a DAG: an arrow goes from a module to one it uses, and no module uses
+//! one drawn to its left or above it. Modules also use others further along directly
+//! (`service` uses `origin` and `route_table`, `endpoints` uses `lookup`, `shared` uses
+//! `rejection`, …); `body` is used by `service` and `future`.
 //!
 //! ```text
-//! layer ─► service ─► future ─► endpoints ─► shared ─► route_table ─► route_pattern
-//!                                   │           │
-//!                                   ├─► origin  └────► rejection ─► lookup
-//!                                   └─────────────────────────────────┘
+//! layer ─► service ─► future ─► endpoints ─► shared ─► origin ─► route_table ─┬─► route_pattern
+//!                                                                             ├─► path
+//!                                                                             └─► rejection ─► lookup
 //! ```
 //!
 //! | module | its one job |
 //! |---|---|
 //! | `layer` | [`StytchAuthLayer`] and its builder: check every setting, build [`Shared`](shared) |
-//! | `service` | [`StytchAuth::call`]: classify the route, extract the credential, pick what to run |
+//! | `service` | [`StytchAuth::call`]: classify the route, refuse cross-site requests, extract the credential, pick what to run |
 //! | `future` | [`ResponseFuture`]: await the lookup, call the inner service, run a forced sign-out hook |
 //! | `endpoints` | the routes the layer answers itself: logout, admin revocation, forced sign-out |
 //! | `lookup` | one credential to a session: denylist, cache, local JWT verification, Stytch |
 //! | `shared` | the state shared by every clone of a layer and its services |
 //! | `rejection` | [`Rejection`]s and the one mapping from every error to a response |
-//! | `origin` | same-origin checks and the `return_to` redirect allowlist |
-//! | `route_table` | which [`Route`](route_table) a request is: logout, admin, hook, public, optional, protected |
+//! | `origin` | which routes refuse cross-site requests, the check itself, and the `return_to` redirect allowlist |
+//! | `route_table` | which [`Route`](route_table) a request is: logout, admin, hook, public, optional, protected, refused |
 //! | `route_pattern` | parsed route patterns (`DELETE /api/members/{member_id}`) and their matching |
+//! | `path` | how servers may read a path: ambiguous paths, the router's decoded segments, every resolution |
 //! | `body` | [`ResponseBody`]: the inner body, or one the layer wrote |
 
 mod body;
@@ -32,6 +33,7 @@ mod future;
 mod layer;
 mod lookup;
 mod origin;
+mod path;
 mod rejection;
 mod route_pattern;
 mod route_table;

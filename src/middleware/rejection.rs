@@ -41,7 +41,9 @@ pub enum RejectionKind {
     SessionInvalid,
     /// Stytch forbade the action (RBAC or tenancy, 403).
     Forbidden,
-    /// A cookie-authenticated logout came from another origin (403).
+    /// A request to a route with a side effect (logout, admin revocation, forced sign-out
+    /// hook) came from another site or origin, or a GET logout without a same-origin signal
+    /// (403). Nothing was done.
     CrossOrigin,
     /// The route exists with another method (405).
     MethodNotAllowed,
@@ -253,6 +255,7 @@ impl From<&LookupError> for Rejection {
             LookupError::Invalid {
                 error_type,
                 request_id,
+                ..
             } => Self::new(RejectionKind::SessionInvalid)
                 .with_stytch(error_type.as_deref(), request_id.as_deref()),
             LookupError::Unavailable {

@@ -139,6 +139,32 @@ impl RoutePattern {
         parts.next().is_none().then_some(captures)
     }
 
+    /// Matches already split (and decoded) path segments, the way a lenient router does:
+    /// the pattern's empty segments (a trailing slash) are ignored, as the caller dropped the
+    /// path's. Captures are the segments as given.
+    pub(crate) fn match_segments<S: AsRef<str>>(&self, path: &[S]) -> Option<Captures> {
+        if self.prefix {
+            return None;
+        }
+        let mut parts = path.iter().map(AsRef::as_ref);
+        let mut captures = Vec::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Rest => return Some(captures),
+                Segment::Literal(lit) if lit.is_empty() => {}
+                Segment::Literal(lit) => {
+                    if parts.next()? != lit {
+                        return None;
+                    }
+                }
+                Segment::Capture(name) => {
+                    captures.push((name.clone(), parts.next()?.to_owned()));
+                }
+            }
+        }
+        parts.next().is_none().then_some(captures)
+    }
+
     /// Matches method and path.
     pub(crate) fn matches(&self, method: &Method, path: &str) -> Option<Captures> {
         if !self.method_matches(method) {
@@ -177,6 +203,23 @@ mod tests {
         let prefix = RoutePattern::prefix("/public/").unwrap();
         assert!(prefix.matches(&Method::PUT, "/public/x").is_some());
         assert!(prefix.matches(&Method::PUT, "/publicx").is_none());
+    }
+
+    #[test]
+    fn matches_decoded_segments_like_a_lenient_router() {
+        // If this broke, a forced sign-out hook would miss a path the app's router accepts.
+        let p = RoutePattern::parse("DELETE /api/members/{member_id}/").unwrap();
+        assert_eq!(
+            p.match_segments(&["api", "members", "member-test-1"]),
+            Some(vec![("member_id".into(), "member-test-1".into())])
+        );
+        assert_eq!(p.match_segments(&["api", "members"]), None);
+        assert_eq!(p.match_segments(&["api", "members", "a", "b"]), None);
+        assert_eq!(p.match_segments(&["api", "users", "a"]), None);
+        let rest = RoutePattern::parse("POST /orgs/{member_id}/{*rest}").unwrap();
+        assert!(rest.match_segments(&["orgs", "m", "x", "y"]).is_some());
+        let prefix = RoutePattern::prefix("/api/").unwrap();
+        assert_eq!(prefix.match_segments(&["api"]), None);
     }
 
     #[test]

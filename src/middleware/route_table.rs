@@ -1,10 +1,14 @@
 //! [`RouteTable::classify`]: which routes the layer answers itself, which pass without a
-//! credential, which are hooked. (How one pattern matches a path is `route_pattern`.)
+//! credential, which are hooked. (How one pattern matches a path is `route_pattern`; how
+//! servers may read a path is `path`.)
 
 use http::Method;
 
+use super::path::{is_ambiguous, readings, router_segments};
+use super::rejection::RejectionKind;
 use super::route_pattern::RoutePattern;
 use crate::revoke::Target;
+use crate::session::is_stytch_id;
 
 /// What the layer does with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +20,13 @@ pub(crate) enum Route {
     Admin(Target),
     /// A route of the layer, with a method it does not serve.
     MethodNotAllowed(&'static str),
-    /// The host app's route: authenticate, call it, and on 2xx force the member out.
+    /// The host app's route: authenticate, call it, and on 2xx force the member out. The
+    /// member id is the capture as the app's router decodes it, and a Stytch id.
     Hook(String),
+    /// Refused before anything else runs: a hooked route whose member id is not a Stytch id
+    /// ([`RejectionKind::InvalidParameter`]), or a path that some server could read as a
+    /// hooked route ([`RejectionKind::MalformedRequest`]).
+    Refused(RejectionKind),
     /// No credential needed; nothing attached.
     Public,
     /// The member is attached when a valid credential is present.
@@ -105,43 +114,44 @@ impl RouteTable {
         None
     }
 
+    /// A forced-sign-out hook, matched the way the app's router may read the path: segments
+    /// percent-decoded (axum decodes `member%2Dtest%2D…` into `member-test-…`), empty ones and
+    /// a trailing slash ignored. Either the hook fires when the app answers 2xx, or the
+    /// request is refused before the app runs; never "the app acts and the member stays
+    /// signed in".
     fn hook(&self, method: &Method, path: &str) -> Option<Route> {
-        let captures = self
-            .hooks
-            .iter()
-            .find_map(|hook| hook.matches(method, path))?;
+        let mut hooks = self.hooks.iter().filter(|h| h.method_matches(method));
+        hooks.clone().next()?;
+        if is_ambiguous(path) {
+            // Dot segments, `;` parameters, encoded separators: some server could resolve the
+            // path to a hooked route that the router reading does not show.
+            let hooked = readings(path)
+                .iter()
+                .any(|reading| hooks.clone().any(|h| h.match_segments(reading).is_some()));
+            return hooked.then_some(Route::Refused(RejectionKind::MalformedRequest));
+        }
+        let segments = router_segments(path);
+        let captures = hooks.find_map(|hook| hook.match_segments(&segments))?;
         let member_id = captures
             .into_iter()
             .find(|(name, _)| name == "member_id")
             .map(|(_, v)| v)
             .unwrap_or_default();
-        Some(Route::Hook(member_id))
+        Some(if is_stytch_id(&member_id) {
+            Route::Hook(member_id)
+        } else {
+            Route::Refused(RejectionKind::InvalidParameter)
+        })
     }
-}
-
-/// Whether `path` has a `.` or `..` segment (also percent-encoded), an encoded `/` or `\`,
-/// or a backslash.
-pub(crate) fn is_ambiguous(path: &str) -> bool {
-    // Fast path for the common case, without allocating.
-    if !path.bytes().any(|b| matches!(b, b'%' | b'\\' | b'.')) {
-        return false;
-    }
-    if path.contains('\\') {
-        return true;
-    }
-    path.split('/').any(|segment| {
-        let lower = segment.to_ascii_lowercase();
-        if lower.contains("%2f") || lower.contains("%5c") {
-            return true;
-        }
-        let decoded = lower.replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    pub(super) fn table_for_proptest() -> RouteTable {
+        table()
+    }
 
     fn table() -> RouteTable {
         RouteTable {
@@ -202,7 +212,19 @@ mod tests {
         assert_eq!(t.classify(&Method::GET, "/assets/app.js"), Route::Public);
         assert_eq!(t.classify(&Method::GET, "/"), Route::Optional);
         assert_eq!(t.classify(&Method::GET, "/secret"), Route::Protected);
-        // Dot segments and encoded slashes never match a public route.
+        let mut get = table();
+        get.logout_allow_get = true;
+        assert_eq!(
+            get.classify(&Method::GET, "/logout"),
+            Route::Logout { everywhere: false }
+        );
+    }
+
+    #[test]
+    fn public_prefixes_never_cover_a_path_another_server_reads_differently() {
+        // If this broke, `/assets/../secret`, `/assets/..;/admin` (Tomcat, Jetty) or
+        // `/assets/%252e%252e/admin` (double decoding) would pass without a credential.
+        let t = table();
         for odd in [
             "/assets/../secret",
             "/assets/%2e%2e/secret",
@@ -211,6 +233,11 @@ mod tests {
             "/assets/a%2fb",
             "/assets/a%5Cb",
             "/assets/a\\b",
+            "/assets/..;/admin",
+            "/assets/%252e%252e/admin",
+            "/assets/%252E%252E/admin",
+            "/assets/a%252fb",
+            "/assets/x;a=b",
         ] {
             assert_eq!(t.classify(&Method::GET, odd), Route::Protected, "{odd}");
         }
@@ -219,11 +246,117 @@ mod tests {
             Route::Public
         );
         assert_eq!(t.classify(&Method::GET, "/assets/v1..2.js"), Route::Public);
-        let mut get = table();
-        get.logout_allow_get = true;
+    }
+
+    #[test]
+    fn hooks_match_the_way_the_apps_router_reads_the_path() {
+        // If this broke, the app could act on a member (delete, suspend) while the member
+        // stays signed in: the hook missed a path the app's router accepted.
+        let t = table();
+        let hook = |path: &str| t.classify(&Method::DELETE, path);
+        let id = Route::Hook("member-test-2".into());
+        for path in [
+            "/api/members/member-test-2",
+            "/api/members/member%2Dtest%2D2",
+            "/api/members/member%2dtest-2",
+            "/api/members/member-test-2/",
+            "//api/members/member-test-2",
+            "/api//members/member-test-2",
+            "/api/%6Dembers/member-test-2",
+        ] {
+            assert_eq!(hook(path), id, "{path}");
+        }
+        // A decoded capture that is not a Stytch id: refused before the app runs.
+        for path in [
+            "/api/members/member%20test",
+            "/api/members/member%2Btest%3F",
+            "/api/members/%ff",
+        ] {
+            assert_eq!(
+                hook(path),
+                Route::Refused(RejectionKind::InvalidParameter),
+                "{path}"
+            );
+        }
+        // Paths some server resolves to a hooked route: refused before the app runs.
+        for path in [
+            "/api/members/x/../member-test-2",
+            "/api/x/..;/members/member-test-2",
+            "/api/members/member-test-2;x=y",
+            "/api/members/member-test-2/.",
+            "/api/members/%2e/member-test-2",
+            "/api/members/x/%252e%252e/member-test-2",
+            "/api/members%2fmember-test-2",
+            "/api\\members\\member-test-2",
+        ] {
+            assert_eq!(
+                hook(path),
+                Route::Refused(RejectionKind::MalformedRequest),
+                "{path}"
+            );
+        }
+        // Not a hooked route under any reading: authenticated like any other route.
+        assert_eq!(hook("/api/other/../x"), Route::Protected);
         assert_eq!(
-            get.classify(&Method::GET, "/logout"),
-            Route::Logout { everywhere: false }
+            t.classify(&Method::GET, "/api/members/x/../member-test-2"),
+            Route::Protected
         );
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::middleware::path::readings;
+
+    /// Path pieces that servers read in different ways.
+    fn piece() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "/", "//", ".", "..", ";", ";a=b", "%2e", "%2E", "%252e", "%2f", "%2F", "%252f", "%5c",
+            "%255c", "%25", "%", "\\", "assets", "admin", "a", "x.js", "%41", "%ff",
+        ])
+    }
+
+    proptest! {
+        #[test]
+        fn classification_never_panics_nor_makes_an_ambiguous_path_public(
+            pieces in prop::collection::vec(piece(), 0..12),
+            method in prop::sample::select(vec![Method::GET, Method::POST, Method::DELETE]),
+        ) {
+            // If this broke, a crafted path could crash a worker, or reach the app without a
+            // credential by resolving, on some server, outside the public prefix.
+            let path = format!("/assets/{}", pieces.concat());
+            let mut t = tests::table_for_proptest();
+            t.optional.clear();
+            let route = t.classify(&method, &path);
+            if route == Route::Public {
+                for reading in readings(&path) {
+                    prop_assert_eq!(reading.first().map(String::as_str), Some("assets"), "{}", path);
+                }
+            }
+        }
+
+        #[test]
+        fn a_hooked_route_is_never_passed_to_the_app_unhooked(
+            pieces in prop::collection::vec(piece(), 0..10),
+            tail in prop::sample::select(vec!["member-test-2", "member%2Dtest%2D2", "member-test-2/"]),
+        ) {
+            // If this broke, the app could act on a member through a path that some server
+            // reads as the hooked route, while the layer let it through without the hook.
+            let path = format!("/api/members/{}{}", pieces.concat(), tail);
+            let t = tests::table_for_proptest();
+            let route = t.classify(&Method::DELETE, &path);
+            let hooked = readings(&path).iter().any(|r| {
+                r.len() == 3 && r[0] == "api" && r[1] == "members"
+            });
+            if hooked {
+                prop_assert!(
+                    matches!(route, Route::Hook(_) | Route::Refused(_)),
+                    "{} -> {:?}", path, route
+                );
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! [`StytchAuth`]: the service built by [`StytchAuthLayer`](super::StytchAuthLayer). Its
-//! `call` does everything that needs no waiting: classify the route, extract the credential,
-//! and pick what the [`ResponseFuture`] runs.
+//! `call` does everything that needs no waiting: classify the route, refuse a cross-site
+//! request to a route with a side effect, extract the credential, and pick what the
+//! [`ResponseFuture`] runs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tower_service::Service;
 use super::body::ResponseBody;
 use super::endpoints;
 use super::future::{Ctx, ResponseFuture};
+use super::origin::{self, SiteRule};
 use super::rejection::{Rejection, RejectionKind};
 use super::route_table::Route;
 use super::shared::Shared;
@@ -83,7 +85,20 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
-        let (optional, hook) = match shared.routes.classify(req.method(), req.uri().path()) {
+        let route = shared.routes.classify(req.method(), req.uri().path());
+        // Before any endpoint future exists or the app is called: a refused cross-site request
+        // has no side effect by construction.
+        if !origin::allows(
+            SiteRule::of(&route, req.method()),
+            &req,
+            &shared.trusted_origins,
+        ) {
+            tracing::info!(path = %req.uri().path(), "cross-origin request to a route with a side effect refused");
+            let rejection = Rejection::new(RejectionKind::CrossOrigin);
+            metrics::auth_request(rejection.kind().as_str());
+            return ResponseFuture::rejected(shared.reject(rejection), shared);
+        }
+        let (optional, hook) = match route {
             Route::Public => return ResponseFuture::inner(inner, req, shared),
             Route::Logout { everywhere } => {
                 let (headers, uri) = (req.headers().clone(), req.uri().clone());
@@ -98,33 +113,52 @@ where
                 let rejection = Rejection::new(RejectionKind::MethodNotAllowed).with_allow(allow);
                 return ResponseFuture::rejected(shared.reject(rejection), shared);
             }
+            Route::Refused(kind) => {
+                tracing::info!(path = %req.uri().path(), reason = kind.as_str(), "hooked route refused before the app");
+                return ResponseFuture::rejected(shared.reject(Rejection::new(kind)), shared);
+            }
             Route::Hook(member_id) => (false, Some(member_id)),
             Route::Optional => (true, None),
             Route::Protected => (false, None),
         };
-        let found = match extract(req.headers(), &shared.sources) {
-            Ok(Some(found)) => found,
-            Ok(None) | Err(_) if optional => return ResponseFuture::inner(inner, req, shared),
-            Ok(None) => {
-                let rejection = Rejection::new(RejectionKind::MissingCredential);
-                metrics::auth_request(rejection.kind().as_str());
-                return ResponseFuture::rejected(shared.reject(rejection), shared);
-            }
-            Err(err) => {
-                let rejection = Rejection::from(err);
-                let reason = rejection.kind().as_str();
-                tracing::debug!(reason, "credential refused before asking stytch");
-                metrics::auth_request(reason);
-                return ResponseFuture::rejected(shared.reject(rejection), shared);
-            }
-        };
-        let ctx = Ctx {
-            optional,
-            hook,
-            found,
-            set_cookie: None,
-            caller: None,
-        };
-        ResponseFuture::lookup(inner, req, ctx, shared)
+        app_route(inner, req, shared, optional, hook)
     }
+}
+
+/// A route of the app (hooked, optional or protected): extract the credential, then look it
+/// up; without one, pass anonymously (optional) or refuse.
+fn app_route<S, ReqBody, ResBody>(
+    inner: S,
+    req: Request<ReqBody>,
+    shared: Arc<Shared>,
+    optional: bool,
+    hook: Option<String>,
+) -> ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    let found = match extract(req.headers(), &shared.sources) {
+        Ok(Some(found)) => found,
+        Ok(None) | Err(_) if optional => return ResponseFuture::inner(inner, req, shared),
+        Ok(None) => {
+            let rejection = Rejection::new(RejectionKind::MissingCredential);
+            metrics::auth_request(rejection.kind().as_str());
+            return ResponseFuture::rejected(shared.reject(rejection), shared);
+        }
+        Err(err) => {
+            let rejection = Rejection::from(err);
+            let reason = rejection.kind().as_str();
+            tracing::debug!(reason, "credential refused before asking stytch");
+            metrics::auth_request(reason);
+            return ResponseFuture::rejected(shared.reject(rejection), shared);
+        }
+    };
+    let ctx = Ctx {
+        optional,
+        hook,
+        found,
+        set_cookie: None,
+        caller: None,
+    };
+    ResponseFuture::lookup(inner, req, ctx, shared)
 }

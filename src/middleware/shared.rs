@@ -30,7 +30,8 @@ pub(crate) struct Shared {
     pub(crate) rejection: SharedRejectionHandler,
     /// Where logout may redirect with `?return_to=`.
     pub(crate) redirect_allowlist: Vec<String>,
-    /// Origins besides the request's own from which a cookie logout is accepted.
+    /// Origins besides the request's own from which the routes with a side effect accept
+    /// requests.
     pub(crate) trusted_origins: Vec<String>,
 }
 

@@ -199,7 +199,7 @@ pub enum RevokeError {
 /// Settings of revocation.
 ///
 /// How long a revoked session stays refused here is derived by the layer, not set: every JWT
-/// minted before the revocation must have expired (5 min plus the JWT leeway) and every cache
+/// minted before the revocation must have expired (5 min plus the JWT clock skew) and every cache
 /// entry created meanwhile too (plus [`CacheConfig::max_ttl`](crate::CacheConfig::max_ttl)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -276,14 +276,15 @@ const EVENTS_CAPACITY: usize = 1024;
 impl Revoker {
     /// A revoker over the layer's cache and denylist. A revoked session is refused after
     /// Stytch confirmed until every JWT minted before the revocation has expired
-    /// (`JWT_LIFETIME + jwt_leeway`) and every cache entry created meanwhile too
+    /// (`JWT_LIFETIME + jwt_clock_skew`: Stytch's clock may run that far ahead of ours) and
+    /// every cache entry created meanwhile too
     /// (`cache_max_ttl`).
     pub(crate) fn new(
         client: StytchClient,
         cache: Arc<SessionCache>,
         denylist: Arc<Denylist>,
         config: RevokeConfig,
-        jwt_leeway: Duration,
+        jwt_clock_skew: Duration,
         cache_max_ttl: Duration,
     ) -> Self {
         let outbox = Outbox::new(&config);
@@ -293,7 +294,7 @@ impl Revoker {
                 cache,
                 denylist,
                 config,
-                window: JWT_LIFETIME + jwt_leeway + cache_max_ttl,
+                window: JWT_LIFETIME + jwt_clock_skew + cache_max_ttl,
                 outbox,
                 next_id: AtomicU64::new(1),
                 in_flight: InFlight::default(),
@@ -467,6 +468,13 @@ impl Revoker {
 
     pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
         Arc::downgrade(&self.inner)
+    }
+
+    /// How long a revocation is held on the denylist after Stytch confirms it: until every
+    /// JWT minted before it has expired (5 min + clock skew + the cache's `max_ttl`).
+    #[cfg(test)]
+    pub(crate) fn window(&self) -> Duration {
+        self.inner.window
     }
 
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {

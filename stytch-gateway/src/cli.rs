@@ -162,6 +162,23 @@ pub(crate) struct ServeArgs {
     /// Disable local verification of session JWTs (every cache miss asks Stytch).
     #[arg(long, env = "GATEWAY_NO_JWT")]
     pub(crate) no_jwt: bool,
+    /// Forward the credentials the gateway consumed (the `Authorization: Bearer` token and the
+    /// Stytch session cookies) to the upstream. Off by default: the upstream gets the identity
+    /// headers, not the member's credential.
+    #[arg(long, env = "GATEWAY_PASS_CREDENTIALS")]
+    pub(crate) pass_credentials: bool,
+    /// A proxy in front of the gateway (network like 10.0.0.0/8, or one address): from it,
+    /// X-Forwarded-For is appended to and X-Forwarded-Proto/-Host, Forwarded and X-Real-IP
+    /// are kept; from any other peer they are replaced. Repeatable; comma separated in the
+    /// environment.
+    #[arg(
+        long = "trusted-proxy",
+        env = "GATEWAY_TRUSTED_PROXY",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = super::forwarded::parse_trusted_proxy
+    )]
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     /// On SIGTERM / ctrl-c: how long in-flight requests and pending revocations get.
     #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "10s",
           value_parser = parse_duration)]
@@ -353,6 +370,10 @@ mod tests {
             "DELETE /api/members/{member_id}",
             "--upstream-timeout",
             "250ms",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "192.168.1.1",
         ])
         .unwrap();
         let Command::Serve(args) = cli.command else {
@@ -362,5 +383,8 @@ mod tests {
         assert_eq!(args.forced_signout, ["DELETE /api/members/{member_id}"]);
         assert_eq!(args.upstream_timeout, Duration::from_millis(250));
         assert_eq!(args.shutdown_timeout, Duration::from_secs(10));
+        let trusted: Vec<String> = args.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(trusted, ["10.0.0.0/8", "192.168.1.1/32"]);
+        assert!(!args.pass_credentials);
     }
 }

@@ -11,14 +11,17 @@
 //! `StytchAuth` (logout, admin revoke, forced sign-out hooks, public routes,
 //! authentication) → `app` (auth-only endpoint, else `proxy`), served by `server` (hyper-util
 //! auto HTTP/1 + HTTP/2, graceful shutdown). `cli` parses the command line, `demo` runs the
-//! emulator, the echo `upstream` and the gateway together, `metrics` serves Prometheus, and
-//! `identity` owns the headers the upstream receives.
+//! emulator, the echo `upstream` and the gateway together, `metrics` serves Prometheus,
+//! `identity` owns the headers the upstream receives, `credentials` what of the client's
+//! credentials it receives, and `forwarded` the forwarding headers and trusted proxies.
 #![forbid(unsafe_code)]
 
 mod app;
 mod cli;
+mod credentials;
 mod demo;
 mod error;
+mod forwarded;
 mod health;
 mod identity;
 mod metrics;

@@ -1,9 +1,11 @@
 //! [`Proxy`]: forwards a request to the upstream over a pooled hyper-util client.
 //!
 //! The proxy streams bodies both ways (nothing is buffered), removes hop-by-hop headers in
-//! both directions, sets `X-Forwarded-For` / `-Proto` / `-Host`, replaces client-sent identity
-//! headers with the ones of the request's [`MemberSession`] (if any), and answers 502 when
-//! the upstream cannot be reached and 504 when it does not answer within the timeout.
+//! both directions, removes the credentials the auth layer read unless they pass
+//! ([`Credentials`]), replaces client-sent identity headers with the ones of the request's
+//! [`MemberSession`] (if any), sets the forwarding headers (replacing the client's unless
+//! the peer is a [trusted proxy](TrustedProxies)), and answers 502 when the upstream cannot
+//! be reached and 504 when it does not answer within the timeout.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,6 +22,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::credentials::Credentials;
+use super::forwarded::{TrustedProxies, set_forwarding_headers};
 use super::identity::{insert_identity_headers, strip_identity_headers};
 use super::{Body, BoxError, GatewayError, metrics as gw_metrics, text_response};
 use tower_stytch::MemberSession;
@@ -43,10 +47,6 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
 ];
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Removes hop-by-hop headers: the fixed list, `Upgrade`, and every header named in
 /// `Connection`.
@@ -131,6 +131,16 @@ struct Inner {
     client: Client<HttpConnector, Body>,
     upstream: Upstream,
     timeout: Duration,
+    forwarding: Forwarding,
+}
+
+/// What the proxy hands the upstream besides the request itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Forwarding {
+    /// What happens to the credentials the auth layer reads.
+    pub(crate) credentials: Credentials,
+    /// Peers whose forwarding headers are kept.
+    pub(crate) trusted_proxies: TrustedProxies,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -138,18 +148,24 @@ impl std::fmt::Debug for Proxy {
         f.debug_struct("Proxy")
             .field("upstream", &self.inner.upstream)
             .field("timeout", &self.inner.timeout)
+            .field("forwarding", &self.inner.forwarding)
             .finish_non_exhaustive()
     }
 }
 
 impl Proxy {
-    /// A proxy to `upstream` whose response headers must arrive within `timeout`.
+    /// A proxy to `upstream` whose response headers must arrive within `timeout`, handing
+    /// it credentials and forwarding headers as `forwarding` says.
     ///
     /// # Errors
     ///
     /// [`GatewayError::InvalidUpstream`] for a bad URL, [`GatewayError::ZeroTimeout`] for a
     /// zero timeout.
-    pub(crate) fn new(upstream: &str, timeout: Duration) -> Result<Self, GatewayError> {
+    pub(crate) fn new(
+        upstream: &str,
+        timeout: Duration,
+        forwarding: Forwarding,
+    ) -> Result<Self, GatewayError> {
         let upstream = Upstream::parse(upstream)?;
         if timeout.is_zero() {
             return Err(GatewayError::ZeroTimeout {
@@ -168,6 +184,7 @@ impl Proxy {
                 client,
                 upstream,
                 timeout,
+                forwarding,
             }),
         })
     }
@@ -234,49 +251,21 @@ impl Proxy {
         let headers = &mut parts.headers;
         remove_hop_by_hop_headers(headers);
         strip_identity_headers(headers);
+        self.inner.forwarding.credentials.apply(headers);
         if let Some(session) = parts.extensions.get::<MemberSession>() {
             insert_identity_headers(headers, session);
         }
-        if let Some(PeerAddr(peer)) = parts.extensions.get::<PeerAddr>() {
-            append_forwarded_for(headers, peer.ip());
-        }
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-        match original_host {
-            Some(host) => {
-                headers.insert(X_FORWARDED_HOST, host);
-            }
-            None => {
-                headers.remove(X_FORWARDED_HOST);
-            }
-        }
+        let peer = parts
+            .extensions
+            .get::<PeerAddr>()
+            .map(|PeerAddr(peer)| peer.ip());
+        let trusted = &self.inner.forwarding.trusted_proxies;
+        set_forwarding_headers(headers, peer, trusted, original_host);
         headers.insert(header::HOST, self.inner.upstream.host_header.clone());
         parts.uri = self.inner.upstream.uri_for(&path_and_query)?;
         parts.version = Version::HTTP_11;
         let body = body.map_err(Into::into).boxed_unsync();
         Ok(Request::from_parts(parts, body))
-    }
-}
-
-/// Appends `ip` to the request's `X-Forwarded-For` chain (all copies merged into one).
-fn append_forwarded_for(headers: &mut HeaderMap, ip: std::net::IpAddr) {
-    let mut chain: Vec<String> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .collect();
-    chain.push(ip.to_string());
-    match HeaderValue::from_str(&chain.join(", ")) {
-        Ok(value) => {
-            headers.insert(X_FORWARDED_FOR, value);
-        }
-        Err(_) => {
-            headers.insert(
-                X_FORWARDED_FOR,
-                HeaderValue::from_str(&ip.to_string()).expect("an IP is a valid header value"),
-            );
-        }
     }
 }
 
@@ -340,15 +329,5 @@ mod tests {
         ] {
             assert!(Upstream::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn forwarded_for_appends_the_peer() {
-        // If this broke, the upstream would lose the client's address chain.
-        let mut h = HeaderMap::new();
-        h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
-        append_forwarded_for(&mut h, "127.0.0.1".parse().unwrap());
-        assert_eq!(h[X_FORWARDED_FOR], "10.0.0.1, 10.0.0.2, 127.0.0.1");
     }
 }

@@ -15,11 +15,14 @@ use tower_layer::Layer as _;
 
 use super::app::App;
 use super::cli::ServeArgs;
+use super::credentials::Credentials;
+use super::forwarded::TrustedProxies;
 use super::health::{Health, ReadyCheck};
 use super::metrics::MetricsService;
-use super::proxy::{DEFAULT_UPSTREAM_TIMEOUT, Proxy};
+use super::proxy::{DEFAULT_UPSTREAM_TIMEOUT, Forwarding, Proxy};
 use super::server::{Drain, serve};
 use super::{GatewayError, bind};
+use tower_stytch::extract::CredentialSource;
 use tower_stytch::{StytchAuthLayer, StytchClient, StytchConfig};
 
 /// Everything `stytch-gateway serve` is configured with.
@@ -46,6 +49,12 @@ pub struct ServeOptions {
     pub public: Vec<String>,
     /// Disable local JWT verification.
     pub no_jwt: bool,
+    /// Forward the credentials the layer consumed (bearer token, Stytch session cookies) to
+    /// the upstream; by default they are removed.
+    pub pass_credentials: bool,
+    /// Networks of the proxies in front of the gateway, whose forwarding headers are kept
+    /// (appended to); every other peer's are replaced.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Budget for draining and flushing revocations on shutdown.
     pub shutdown_timeout: Duration,
     /// The Stytch project.
@@ -67,6 +76,8 @@ impl ServeOptions {
             forced_signout: Vec::new(),
             public: Vec::new(),
             no_jwt: false,
+            pass_credentials: false,
+            trusted_proxies: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
             stytch,
         }
@@ -102,6 +113,8 @@ impl TryFrom<ServeArgs> for ServeOptions {
             forced_signout: args.forced_signout,
             public: args.public,
             no_jwt: args.no_jwt,
+            pass_credentials: args.pass_credentials,
+            trusted_proxies: args.trusted_proxies,
             shutdown_timeout: args.shutdown_timeout,
             stytch: args.stytch.stytch_config()?,
         })
@@ -115,7 +128,7 @@ impl TryFrom<ServeArgs> for ServeOptions {
 /// [`GatewayError::Config`] for a bad route pattern or client setting.
 pub(crate) fn build_layer(options: &ServeOptions) -> Result<StytchAuthLayer, GatewayError> {
     let client = StytchClient::new(options.stytch.clone())?;
-    let mut builder = StytchAuthLayer::builder(client);
+    let mut builder = StytchAuthLayer::builder(client).credential_sources(credential_sources());
     for prefix in &options.public {
         builder = builder.public_prefix(prefix);
     }
@@ -132,6 +145,24 @@ pub(crate) fn build_layer(options: &ServeOptions) -> Result<StytchAuthLayer, Gat
         builder = builder.without_jwt();
     }
     Ok(builder.build()?)
+}
+
+/// Where the layer reads credentials, and so what the proxy removes (Stytch's defaults).
+fn credential_sources() -> Vec<CredentialSource> {
+    CredentialSource::defaults()
+}
+
+/// What the proxy hands the upstream besides the request: credentials only with
+/// `pass_credentials`, forwarding headers kept only from trusted proxies.
+fn forwarding(options: &ServeOptions) -> Forwarding {
+    Forwarding {
+        credentials: if options.pass_credentials {
+            Credentials::Pass
+        } else {
+            Credentials::Strip(credential_sources())
+        },
+        trusted_proxies: TrustedProxies::new(options.trusted_proxies.clone()),
+    }
 }
 
 /// How a shutdown went.
@@ -176,7 +207,11 @@ impl Gateway {
     ///
     /// Configuration errors, bind failures, and a metrics recorder that cannot be installed.
     pub async fn bind(options: ServeOptions) -> Result<Self, GatewayError> {
-        let proxy = Proxy::new(&options.upstream, options.upstream_timeout)?;
+        let proxy = Proxy::new(
+            &options.upstream,
+            options.upstream_timeout,
+            forwarding(&options),
+        )?;
         let layer = build_layer(&options)?;
         let app = App::new(proxy, options.auth_only_path.clone());
         let ready_layer = layer.clone();

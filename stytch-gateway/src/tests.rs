@@ -29,8 +29,10 @@ use tokio::sync::{Notify, oneshot};
 use tower_stytch::MemberSession;
 
 use crate::app::App;
+use crate::credentials::Credentials;
+use crate::forwarded::{TrustedProxies, parse_trusted_proxy};
 use crate::health::{Health, ReadyCheck};
-use crate::proxy::Proxy;
+use crate::proxy::{Forwarding, Proxy};
 use crate::server::serve;
 use crate::{Body, BoxError, full_body, text_response};
 
@@ -168,7 +170,26 @@ fn session() -> MemberSession {
 /// The gateway's stack with a stand-in for the auth layer: a request carrying
 /// `x-test-authenticated: 1` gets the test `MemberSession`.
 async fn spawn_gateway(upstream: &str, timeout: Duration, ready: Arc<AtomicBool>) -> Server {
-    let proxy = Proxy::new(upstream, timeout).unwrap();
+    spawn_gateway_with(upstream, timeout, ready, default_forwarding()).await
+}
+
+/// What the command line's defaults hand the upstream: no credential, forwarding headers
+/// trusted from nobody.
+fn default_forwarding() -> Forwarding {
+    Forwarding {
+        credentials: Credentials::Strip(tower_stytch::extract::CredentialSource::defaults()),
+        trusted_proxies: TrustedProxies::default(),
+    }
+}
+
+/// [`spawn_gateway`] with its own [`Forwarding`].
+async fn spawn_gateway_with(
+    upstream: &str,
+    timeout: Duration,
+    ready: Arc<AtomicBool>,
+    forwarding: Forwarding,
+) -> Server {
+    let proxy = Proxy::new(upstream, timeout, forwarding).unwrap();
     let app = App::new(proxy, Some("/auth".to_owned()));
     let fake_auth = tower::service_fn(move |mut req: Request<Incoming>| {
         let mut app = app.clone();
@@ -273,8 +294,9 @@ async fn identity_headers_reach_the_upstream_and_spoofed_ones_do_not() {
 }
 
 #[tokio::test]
-async fn forwarded_headers_are_set() {
-    // If this broke, the upstream would log the gateway's address instead of the client's.
+async fn forwarded_headers_are_set_and_a_clients_are_replaced() {
+    // If this broke, the upstream would log the gateway's address instead of the client's,
+    // or believe the address and scheme any client claims.
     bounded(async {
         let (up, state, gw) = default_gateway().await;
         let r = get(
@@ -283,15 +305,53 @@ async fn forwarded_headers_are_set() {
             &[
                 ("host", "app.example:8443"),
                 ("x-forwarded-for", "10.1.1.1"),
+                ("x-forwarded-proto", "https"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let seen = state.seen.lock().unwrap()[0].clone();
+        assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(seen["x-forwarded-proto"], "http");
+        assert_eq!(seen["x-forwarded-host"], "app.example:8443");
+        assert_eq!(seen["x-real-ip"], "127.0.0.1");
+        assert_eq!(seen["host"], up.addr.to_string());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_trusted_proxys_forwarded_headers_are_kept() {
+    // If this broke, behind a TLS-terminating load balancer the upstream would see every
+    // request as plain http from the balancer.
+    bounded(async {
+        let (up, state) = spawn_upstream().await;
+        let forwarding = Forwarding {
+            trusted_proxies: TrustedProxies::new(vec![parse_trusted_proxy("127.0.0.0/8").unwrap()]),
+            ..default_forwarding()
+        };
+        let gw = spawn_gateway_with(
+            &format!("http://{}", up.addr),
+            Duration::from_secs(5),
+            Arc::default(),
+            forwarding,
+        )
+        .await;
+        let r = get(
+            gw.addr,
+            "/echo",
+            &[
+                ("x-forwarded-for", "10.1.1.1"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "app.example"),
             ],
         )
         .await;
         assert_eq!(r.status(), StatusCode::OK);
         let seen = state.seen.lock().unwrap()[0].clone();
         assert_eq!(seen["x-forwarded-for"], "10.1.1.1, 127.0.0.1");
-        assert_eq!(seen["x-forwarded-proto"], "http");
-        assert_eq!(seen["x-forwarded-host"], "app.example:8443");
-        assert_eq!(seen["host"], up.addr.to_string());
+        assert_eq!(seen["x-forwarded-proto"], "https");
+        assert_eq!(seen["x-forwarded-host"], "app.example");
     })
     .await;
 }

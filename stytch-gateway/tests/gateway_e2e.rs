@@ -256,21 +256,33 @@ struct Gateway {
 
 impl Gateway {
     async fn start(stytch: &Stytch, upstream: SocketAddr, extra: &[&str]) -> Self {
+        Self::start_with_env(stytch, upstream, extra, &[]).await
+    }
+
+    /// [`start`](Self::start) with more environment variables.
+    async fn start_with_env(
+        stytch: &Stytch,
+        upstream: SocketAddr,
+        extra: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let listen = addr.to_string();
         let upstream = format!("http://{upstream}");
         let mut args = vec!["serve", "--listen", &listen, "--upstream", &upstream];
         args.extend_from_slice(extra);
-        let proc = Proc::spawn(
-            "gateway",
-            &args,
-            &[
-                ("STYTCH_PROJECT_ID", PROJECT_ID),
-                ("STYTCH_SECRET", SECRET),
-                ("STYTCH_BASE_URL", &stytch.base_url),
-            ],
-        );
-        let base = format!("http://{addr}");
+        let mut env = vec![
+            ("STYTCH_PROJECT_ID", PROJECT_ID),
+            ("STYTCH_SECRET", SECRET),
+            ("STYTCH_BASE_URL", stytch.base_url.as_str()),
+        ];
+        env.extend_from_slice(extra_env);
+        let proc = Proc::spawn("gateway", &args, &env);
+        Self::ready(proc, format!("http://{addr}")).await
+    }
+
+    /// Waits until the gateway process `proc`, listening at `base`, answers `/readyz` 200.
+    async fn ready(proc: Proc, base: String) -> Self {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(r) = http().get(format!("{base}/readyz")).send().await
@@ -496,10 +508,313 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
     .await;
 }
 
+/// The status of `method path` sent verbatim (no client normalises the path), with
+/// `Authorization: Bearer credential` when one is given.
+async fn raw_status(base: &str, method: &str, path: &str, credential: Option<&str>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = credential
+        .map(|c| format!("authorization: Bearer {c}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn public_prefix_path_tricks_never_reach_the_upstream_without_a_credential() {
+    // If this broke, `--public /assets/` would let `/assets/..;/admin` (Tomcat, Jetty) or
+    // `/assets/%252e%252e/admin` (double decoding) reach the upstream's /admin anonymously.
+    bounded(async {
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        let gw = Gateway::start(&stytch, up.addr, &["--public", "/assets/"]).await;
+        assert_eq!(
+            raw_status(&gw.base, "GET", "/assets/app.js", None).await,
+            200
+        );
+        for path in [
+            "/assets/..;/admin",
+            "/assets/%252e%252e/admin",
+            "/assets/%2e%2e/admin",
+            "/assets/%252fadmin",
+        ] {
+            assert_eq!(raw_status(&gw.base, "GET", path, None).await, 401, "{path}");
+        }
+        assert_eq!(
+            up.seen.lock().unwrap().len(),
+            1,
+            "a trick reached the upstream"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn percent_encoded_member_id_through_the_gateway_signs_the_member_out() {
+    // If this broke, `DELETE /api/members/member%2Dtest%2D…` would reach the upstream (which
+    // decodes it and acts) and the member would stay signed in.
+    bounded(async {
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        let gw = Gateway::start(
+            &stytch,
+            up.addr,
+            &["--forced-signout", "DELETE /api/members/{member_id}"],
+        )
+        .await;
+        let org = stytch.organization("acme").await;
+        let (_, admin) = stytch
+            .member(&org, "alice@acme.test", &["stytch_admin"])
+            .await;
+        let (bob_id, bob) = stytch.member(&org, "bob@acme.test", &[]).await;
+        use reqwest::Method;
+        assert_eq!(gw.call(Method::GET, "/whoami", &bob).await, StatusCode::OK);
+        let path = format!("/api/members/{}", bob_id.replace('-', "%2D"));
+        assert_eq!(
+            raw_status(&gw.base, "DELETE", &path, Some(&admin)).await,
+            200
+        );
+        assert_eq!(
+            gw.call(Method::GET, "/whoami", &bob).await,
+            StatusCode::UNAUTHORIZED
+        );
+    })
+    .await;
+}
+
+/// The headers the upstream saw last.
+fn last_seen(up: &Upstream) -> HeaderMap {
+    up.seen
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .expect("nothing reached the upstream")
+}
+
+/// Every value of `name` the upstream saw, in order.
+fn values(headers: &HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_never_sees_the_members_bearer_token_or_stytch_cookies() {
+    // If this broke, the upstream (its logs, a compromised dependency) would hold the member's
+    // Stytch credential and could act as the member at Stytch or replay it through the gateway.
+    // One gateway process for the three ways a credential comes (bearer, cookies, both) and
+    // the logout that must still clear the cookies: hence its length.
+    bounded(async {
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        let gw = Gateway::start(&stytch, up.addr, &[]).await;
+        let org = stytch.organization("acme").await;
+        let (member, token) = stytch.member(&org, "bob@acme.test", &[]).await;
+        let r = http()
+            .get(format!("{}/whoami", gw.base))
+            .bearer_auth(&token)
+            .header(
+                "cookie",
+                format!("theme=dark; stytch_session={token}; stytch_session_jwt=a.b.c; lang=en"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let seen = last_seen(&up);
+        assert!(
+            !seen.contains_key("authorization"),
+            "the bearer token reached the upstream"
+        );
+        assert_eq!(values(&seen, "cookie"), ["theme=dark; lang=en"]);
+        assert_eq!(seen["x-stytch-member-id"], member.as_str());
+        // A cookie-only request: the session cookie is consumed, the app's cookies stay.
+        let r = http()
+            .get(format!("{}/whoami", gw.base))
+            .header("cookie", format!("stytch_session={token}"))
+            .header("authorization", "Basic YXBwOmFwcA==")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let seen = last_seen(&up);
+        assert!(!seen.contains_key("cookie"), "{seen:?}");
+        // Not the layer's credential: another scheme is the app's business.
+        assert_eq!(seen["authorization"], "Basic YXBwOmFwcA==");
+        // Logout still clears the session cookies in the browser.
+        let r = http()
+            .post(format!("{}/logout", gw.base))
+            .header("cookie", format!("stytch_session={token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let cleared: Vec<_> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            cleared.iter().any(|c| c.starts_with("stytch_session=;")),
+            "{cleared:?}"
+        );
+        assert!(
+            cleared
+                .iter()
+                .any(|c| c.starts_with("stytch_session_jwt=;")),
+            "{cleared:?}"
+        );
+        gw.assert_logs_clean(&[&token]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_cookie_crumbs_reach_the_upstream_as_one_header() {
+    // If this broke, an HTTP/1.1 upstream would see several Cookie headers (most frameworks
+    // keep only one) or a Stytch cookie hidden in a second crumb.
+    bounded(async {
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        let gw = Gateway::start(&stytch, up.addr, &[]).await;
+        let org = stytch.organization("acme").await;
+        let (_, token) = stytch.member(&org, "bob@acme.test", &[]).await;
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http::<Full<Bytes>>();
+        let req = Request::builder()
+            .uri(format!("{}/whoami", gw.base))
+            .header("cookie", "a=1")
+            .header("cookie", format!("stytch_session={token}"))
+            .header("cookie", "b=2")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let r = client.request(req).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(values(&last_seen(&up), "cookie"), ["a=1; b=2"]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pass_credentials_forwards_the_token_and_cookies() {
+    // If this broke, an upstream that needs the member's credential (it calls Stytch itself)
+    // could not be given it.
+    bounded(async {
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        let gw = Gateway::start(&stytch, up.addr, &["--pass-credentials"]).await;
+        let org = stytch.organization("acme").await;
+        let (_, token) = stytch.member(&org, "bob@acme.test", &[]).await;
+        let r = http()
+            .get(format!("{}/whoami", gw.base))
+            .bearer_auth(&token)
+            .header("cookie", format!("theme=dark; stytch_session={token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let seen = last_seen(&up);
+        assert_eq!(seen["authorization"], format!("Bearer {token}").as_str());
+        assert_eq!(
+            values(&seen, "cookie"),
+            [format!("theme=dark; stytch_session={token}")]
+        );
+    })
+    .await;
+}
+
+/// What the upstream saw of a member's `GET /whoami` through `gw` carrying `headers`.
+async fn seen_with(
+    stytch: &Stytch,
+    gw: &Gateway,
+    up: &Upstream,
+    headers: &[(&str, &str)],
+) -> HeaderMap {
+    let org = stytch.organization("acme").await;
+    let (_, token) = stytch.member(&org, "bob@acme.test", &[]).await;
+    let mut req = http()
+        .get(format!("{}/whoami", gw.base))
+        .bearer_auth(&token);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    assert_eq!(req.send().await.unwrap().status(), StatusCode::OK);
+    last_seen(up)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_forwarding_headers_from_an_untrusted_peer_are_replaced() {
+    // If this broke, any client could pose as another address (rate limits, audit logs, IP
+    // allowlists) or as an https request to the upstream.
+    bounded(async {
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        // No trusted proxy (the default): every peer is a client.
+        let gw = Gateway::start(&stytch, up.addr, &[]).await;
+        let forged = [
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+            ("forwarded", "for=6.6.6.6;proto=https"),
+            ("x-real-ip", "6.6.6.6"),
+        ];
+        let seen = seen_with(&stytch, &gw, &up, &forged).await;
+        assert_eq!(values(&seen, "x-forwarded-for"), ["127.0.0.1"]);
+        assert_eq!(values(&seen, "x-forwarded-proto"), ["http"]);
+        let host = gw.base.trim_start_matches("http://");
+        assert_eq!(values(&seen, "x-forwarded-host"), [host]);
+        assert_eq!(values(&seen, "x-real-ip"), ["127.0.0.1"]);
+        assert!(!seen.contains_key("forwarded"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarding_headers_from_a_trusted_proxy_are_kept_and_appended_to() {
+    // If this broke, behind a load balancer the upstream would see the balancer's address as
+    // the client, and a TLS-terminated request as plain http.
+    bounded(async {
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        let trusted = [("GATEWAY_TRUSTED_PROXY", "10.0.0.0/8, 127.0.0.1")];
+        let gw = Gateway::start_with_env(&stytch, up.addr, &[], &trusted).await;
+        let from_proxy = [
+            ("x-forwarded-for", "203.0.113.7, 10.1.2.3"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "app.example.com"),
+            ("x-real-ip", "203.0.113.7"),
+        ];
+        let seen = seen_with(&stytch, &gw, &up, &from_proxy).await;
+        assert_eq!(
+            values(&seen, "x-forwarded-for"),
+            ["203.0.113.7, 10.1.2.3, 127.0.0.1"]
+        );
+        assert_eq!(values(&seen, "x-forwarded-proto"), ["https"]);
+        assert_eq!(values(&seen, "x-forwarded-host"), ["app.example.com"]);
+        assert_eq!(values(&seen, "x-real-ip"), ["203.0.113.7"]);
+    })
+    .await;
+}
+
 #[test]
 fn bad_configuration_exits_2_with_one_line() {
     // If this broke, operators would get a panic, a wall of text or a leaked secret instead of the cause.
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    let cases: [(&[&str], &[(&str, &str)], &str); 5] = [
         (
             &["serve", "--upstream", "http://127.0.0.1:9"],
             &[
@@ -529,6 +844,15 @@ fn bad_configuration_exits_2_with_one_line() {
             ],
             &[("STYTCH_PROJECT_ID", PROJECT_ID), ("STYTCH_SECRET", SECRET)],
             "--listen",
+        ),
+        (
+            &["serve", "--upstream", "http://127.0.0.1:9"],
+            &[
+                ("STYTCH_PROJECT_ID", PROJECT_ID),
+                ("STYTCH_SECRET", SECRET),
+                ("GATEWAY_TRUSTED_PROXY", "10.0.0.0/8,not-a-network"),
+            ],
+            "not-a-network",
         ),
     ];
     for (args, env, needle) in cases {

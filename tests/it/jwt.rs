@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::support::{World, app, serve};
 use base64::Engine as _;
 use http::StatusCode;
-use stytch_emulator::EmulatorEndpoint;
+use stytch_emulator::{EmulatorEndpoint, Fault};
 use tower_stytch::jwt::JwtConfig;
 
 fn b64(v: &serde_json::Value) -> String {
@@ -163,4 +163,47 @@ async fn key_rotation_keeps_old_jwts_valid_and_learns_the_new_key() {
     );
     assert_eq!(w.emulator.request_count(EmulatorEndpoint::Jwks), 2);
     assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 1);
+}
+
+#[tokio::test]
+async fn fresh_jwt_from_stytch_clock_ahead_is_accepted() {
+    // If this broke, a host whose clock is a few seconds behind Stytch's would refuse every
+    // brand-new JWT (Stytch sets nbf = iat = its own now) and negative-cache it for 60 s.
+    let w = World::new().await;
+    let s = serve(w.builder().build().unwrap(), app()).await;
+    w.emulator.set_clock_offset(20);
+    let fresh = w.emulator.mint_jwt(&w.member.member_session_id).unwrap();
+    let res = s.get_as("/whoami", fresh.expose_secret()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.unwrap(), w.member.member_id);
+    // Within the clock skew the JWT verifies locally: Stytch is not asked.
+    assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 0);
+}
+
+#[tokio::test]
+async fn not_yet_valid_jwt_is_never_negative_cached() {
+    // If this broke, a host whose clock is further behind Stytch's than the skew would refuse
+    // new JWTs locally and remember the refusal: the member locked out for a minute (or for
+    // as long as the clocks disagree) although Stytch accepts the session.
+    let w = World::new().await;
+    let s = serve(w.builder().build().unwrap(), app()).await;
+    w.emulator.set_clock_offset(120);
+    let ahead = w.emulator.mint_jwt(&w.member.member_session_id).unwrap();
+    // Not refused here: sent to Stytch, which is failing at first (503, fail closed)...
+    w.emulator.inject_fault(
+        EmulatorEndpoint::Authenticate,
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        2,
+    );
+    let res = s.get_as("/whoami", ahead.expose_secret()).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // ...then answers: the session is live, and nothing remembered stands in the way.
+    w.emulator.clear_faults();
+    let res = s.get_as("/whoami", ahead.expose_secret()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.unwrap(), w.member.member_id);
+    assert!(w.emulator.request_count(EmulatorEndpoint::Authenticate) >= 2);
 }

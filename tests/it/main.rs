@@ -10,10 +10,14 @@
 //! own (`tests/secrets.rs`), sharing `support.rs`.
 
 mod client;
+#[cfg(feature = "axum")]
+mod csrf;
 #[cfg(all(feature = "axum", feature = "jwt"))]
 mod jwt;
 #[cfg(feature = "axum")]
 mod layer;
+#[cfg(feature = "axum")]
+mod paths;
 #[cfg(feature = "axum")]
 mod revoke;
 #[cfg(all(feature = "axum", feature = "jwt"))]

@@ -319,7 +319,7 @@ async fn session_started_just_before_member_revocation_is_refused_with_skewed_cl
     let w = World::new().await;
     w.emulator.set_clock_offset(20);
     let jwt = tower_stytch::jwt::JwtConfig::builder()
-        .leeway(Duration::from_secs(30))
+        .clock_skew(Duration::from_secs(30))
         .build();
     let s = serve(w.builder().jwt(jwt).build().unwrap(), app()).await;
     // The victim's JWT was minted before the revocation and reaches this process only after
@@ -345,7 +345,7 @@ async fn session_started_while_member_revocation_was_pending_is_refused_after_co
     // started after the confirmation refused.
     let w = World::new().await;
     let jwt = tower_stytch::jwt::JwtConfig::builder()
-        .leeway(Duration::from_secs(30))
+        .clock_skew(Duration::from_secs(30))
         .build();
     let s = serve(w.builder().jwt(jwt).build().unwrap(), app()).await;
     let token = w.member.session_token.expose_secret();
