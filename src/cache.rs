@@ -1,10 +1,11 @@
 //! The local session cache: moka, keyed by SHA-256 of the credential, with per-entry expiry,
-//! a separate negative cache, and exact secondary indexes member → keys and session → keys.
+//! a separate negative cache, and exact secondary indexes member → keys and session → keys
+//! (which also tell, for a member or session cached here, its organization).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use moka::Expiry;
 use moka::future::Cache;
@@ -52,6 +53,10 @@ pub(crate) struct CachedSession {
     pub(crate) refreshed_jwt: Option<SessionJwt>,
     /// Stytch's request id of the authenticate call, when there was one.
     pub(crate) request_id: Option<String>,
+    /// When the authenticate call that said this session is alive was sent (`None` for a
+    /// locally verified JWT): a member-wide revocation Stytch confirmed before then did not
+    /// end it.
+    pub(crate) stytch_checked_at: Option<SystemTime>,
 }
 
 struct SessionExpiry;
@@ -78,22 +83,35 @@ impl Expiry<CacheKey, Arc<CachedSession>> for SessionExpiry {
     }
 }
 
+/// The keys of one member's (or one session's) cached entries, and whose they are.
+struct Owned {
+    /// The member (for a session's entry) and the organization, as authenticated.
+    member_id: String,
+    organization_id: String,
+    keys: HashSet<CacheKey>,
+}
+
 #[derive(Default)]
 struct Index {
-    by_member: HashMap<String, HashSet<CacheKey>>,
-    by_session: HashMap<String, HashSet<CacheKey>>,
+    by_member: HashMap<String, Owned>,
+    by_session: HashMap<String, Owned>,
 }
 
 impl Index {
     fn add(&mut self, key: CacheKey, session: &MemberSession) {
-        self.by_member
-            .entry(session.member_id.clone())
-            .or_default()
-            .insert(key);
-        self.by_session
-            .entry(session.member_session_id.clone())
-            .or_default()
-            .insert(key);
+        for (map, id) in [
+            (&mut self.by_member, &session.member_id),
+            (&mut self.by_session, &session.member_session_id),
+        ] {
+            map.entry(id.clone())
+                .or_insert_with(|| Owned {
+                    member_id: session.member_id.clone(),
+                    organization_id: session.organization_id.clone(),
+                    keys: HashSet::new(),
+                })
+                .keys
+                .insert(key);
+        }
     }
 
     fn remove(&mut self, key: &CacheKey, session: &MemberSession) {
@@ -101,9 +119,9 @@ impl Index {
             (&mut self.by_member, &session.member_id),
             (&mut self.by_session, &session.member_session_id),
         ] {
-            if let Some(keys) = map.get_mut(id.as_str()) {
-                keys.remove(key);
-                if keys.is_empty() {
+            if let Some(owned) = map.get_mut(id.as_str()) {
+                owned.keys.remove(key);
+                if owned.keys.is_empty() {
                     map.remove(id.as_str());
                 }
             }
@@ -210,18 +228,35 @@ impl SessionCache {
         self.entries.insert(key, value).await;
     }
 
+    /// The organization of a member with a cached session, as authenticated (by Stytch or by
+    /// a JWT Stytch signed).
+    pub(crate) fn organization_of_member(&self, member_id: &str) -> Option<String> {
+        lock(&self.index)
+            .by_member
+            .get(member_id)
+            .map(|owned| owned.organization_id.clone())
+    }
+
+    /// The member and organization of a cached session, as authenticated.
+    pub(crate) fn owner_of_session(&self, member_session_id: &str) -> Option<(String, String)> {
+        lock(&self.index)
+            .by_session
+            .get(member_session_id)
+            .map(|owned| (owned.member_id.clone(), owned.organization_id.clone()))
+    }
+
     /// Removes every entry of one session and returns their keys. Costs time proportional to
     /// that session's entries.
     pub(crate) async fn evict_session(&self, member_session_id: &str) -> Vec<CacheKey> {
-        let keys = lock(&self.index).by_session.remove(member_session_id);
-        self.invalidate(keys).await
+        let owned = lock(&self.index).by_session.remove(member_session_id);
+        self.invalidate(owned).await
     }
 
     /// Removes every entry of one member and returns their keys. Costs time proportional to
     /// that member's entries.
     pub(crate) async fn evict_member(&self, member_id: &str) -> Vec<CacheKey> {
-        let keys = lock(&self.index).by_member.remove(member_id);
-        self.invalidate(keys).await
+        let owned = lock(&self.index).by_member.remove(member_id);
+        self.invalidate(owned).await
     }
 
     /// Removes one entry.
@@ -229,8 +264,10 @@ impl SessionCache {
         self.entries.invalidate(key).await;
     }
 
-    async fn invalidate(&self, keys: Option<HashSet<CacheKey>>) -> Vec<CacheKey> {
-        let Some(keys) = keys else { return Vec::new() };
+    async fn invalidate(&self, owned: Option<Owned>) -> Vec<CacheKey> {
+        let Some(Owned { keys, .. }) = owned else {
+            return Vec::new();
+        };
         for key in &keys {
             self.entries.invalidate(key).await;
         }
@@ -254,14 +291,14 @@ impl SessionCache {
         lock(&self.index)
             .by_member
             .get(member_id)
-            .map_or(0, HashSet::len)
+            .map_or(0, |owned| owned.keys.len())
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::time::{SystemTime, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     pub(crate) fn session(member: &str, id: &str) -> MemberSession {
         serde_json::from_value(serde_json::json!({
@@ -278,6 +315,7 @@ pub(crate) mod tests {
             ttl,
             refreshed_jwt: None,
             request_id: None,
+            stytch_checked_at: None,
         })
     }
 
@@ -302,6 +340,29 @@ pub(crate) mod tests {
         cache.run_pending_tasks().await;
         assert_eq!(cache.indexed_keys_of_member("m1"), 0);
         assert_eq!(cache.indexed_keys_of_member("m2"), 1);
+    }
+
+    #[tokio::test]
+    async fn the_index_knows_the_organization_of_cached_members_and_sessions() {
+        // If this broke, an outage admin could sign out a member of another organization
+        // here (or none at all), since the outage rule asks the index whose member it is.
+        let cache = SessionCache::new(&CacheConfig::default());
+        let hour = Duration::from_secs(3600);
+        cache.insert(key(1), entry("m1", "s1", hour)).await;
+        assert_eq!(
+            cache.organization_of_member("m1").as_deref(),
+            Some("organization-test-1")
+        );
+        assert_eq!(
+            cache.owner_of_session("s1"),
+            Some(("m1".to_owned(), "organization-test-1".to_owned()))
+        );
+        assert_eq!(cache.organization_of_member("m2"), None);
+        assert_eq!(cache.owner_of_session("s2"), None);
+        cache.evict_member("m1").await;
+        cache.run_pending_tasks().await;
+        assert_eq!(cache.organization_of_member("m1"), None);
+        assert_eq!(cache.owner_of_session("s1"), None);
     }
 
     #[tokio::test]

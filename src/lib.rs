@@ -65,11 +65,15 @@
 //! credential. Concurrent misses of one credential make one Stytch call. Entries live
 //! min(session expiry, [`CacheConfig::max_ttl`]) for tokens and until the JWT's `exp` (or
 //! `max_token_age`) for locally verified JWTs. A revocation through this crate (logout, admin
-//! route, hook, [`Revoker`]) evicts every entry of the session or member and puts it on a
-//! denylist checked by every request until every JWT minted before it has expired, so even
-//! a still-valid JWT of a revoked session is refused at once. If Stytch is unreachable the
-//! revocation takes effect here anyway and is retried in the background until Stytch
-//! confirms. Revocations made elsewhere are seen when the cache entry expires.
+//! route, hook, [`Revoker`]) runs in a task of its own, so a dropped request never cancels
+//! it. It evicts every entry of the session or member and puts it on a denylist checked by
+//! every request until every JWT minted before it has expired, so even a still-valid JWT of
+//! a revoked session is refused at once. It is applied here before Stytch answers only when
+//! this process can verify the caller's right to it (the caller's own session, the app, or an
+//! outage admin of the target's organization as known here), kept and retried while Stytch is
+//! unreachable, and undone if Stytch refuses it; otherwise it waits for Stytch's confirmation.
+//! Revocations made elsewhere are seen when the cache entry expires. The README's "Caching and
+//! revocation semantics" has every rule.
 //!
 //! # What is logged
 //!
@@ -112,6 +116,10 @@ mod middleware;
 mod revoke;
 mod session;
 
+/// How far this host's clock and Stytch's may be apart. Session starts within this of a
+/// member-wide revocation are asked of Stytch rather than guessed (the denylist).
+pub(crate) const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(30);
+
 // What an app touches: the layer and what it hands the app, the client and its
 // configuration, and the errors. Everything else lives in the public modules above.
 #[cfg(feature = "axum")]
@@ -125,7 +133,9 @@ pub use crate::middleware::{
     RejectionKind, ResponseBody, ResponseFuture, StytchAuth, StytchAuthLayer,
     StytchAuthLayerBuilder,
 };
-pub use crate::revoke::{RevokeConfig, RevokeError, RevokeOutcome, Revoker};
+pub use crate::revoke::{
+    RevocationEvent, RevokeConfig, RevokeError, RevokeOutcome, RevokedTarget, Revoker,
+};
 pub use crate::session::MemberSession;
 
 /// The README's examples, compiled as doctests.

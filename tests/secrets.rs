@@ -42,12 +42,7 @@ async fn no_secret_reaches_any_log_line_at_trace() {
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let w = World::new().await;
-    let layer = w
-        .builder()
-        .forced_signout("DELETE /api/members/{member_id}")
-        .build()
-        .unwrap();
-    let s = serve(layer, app()).await;
+    let s = serve(w.hooked_builder().build().unwrap(), app()).await;
     let get = |c: String| {
         let s = &s;
         async move { s.get_as("/whoami?x=1", &c).await.status() }

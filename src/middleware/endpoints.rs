@@ -1,6 +1,8 @@
 //! What the layer answers itself: logout and log-out-everywhere, admin revocation, and the
 //! forced sign-out that follows the app's own admin actions.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,15 +14,21 @@ use super::rejection::{Rejection, RejectionKind, json_response};
 use super::shared::Shared;
 use crate::extract::{Found, extract};
 use crate::metrics;
-use crate::revoke::{RevokeError, RevokeOutcome, Target};
-use crate::session::is_stytch_id;
+use crate::revoke::{Basis, Revocation, RevokeError, RevokeOutcome, Source, Target};
+use crate::session::{MemberSession, is_stytch_id};
 
-/// Reports what a logout did (`revoked`, `already_revoked`, `pending`, `local`, `none`).
+/// Reports what a logout did: `revoked` (Stytch confirmed), `already_revoked` (Stytch said
+/// the session does not exist), `pending` (revoked here, Stytch told as soon as it answers),
+/// `failed` (nothing revoked: Stytch refused, or could not be reached and it could not be
+/// kept), `none` (no credential, or one refused here without asking Stytch: forged, expired
+/// or revoked here before). The cookies are cleared in every case.
 pub const LOGOUT_HEADER: &str = "x-stytch-logout";
 
-/// Reports what a forced sign-out hook did (`revoked`, `already_revoked`, `pending`,
-/// `forbidden`, `failed`). A hooked route whose member id is not a Stytch id is refused (400)
-/// before the app runs.
+/// Reports what a forced sign-out hook did: `revoked`, `already_revoked`, `pending` (the
+/// caller is an outage admin of the member's organization, as known here: revoked here,
+/// Stytch told as soon as it answers), `forbidden` (Stytch refused), `failed` (nothing
+/// revoked: Stytch could not be reached and nothing here could verify the caller's right).
+/// A hooked route whose member id is not a Stytch id is refused (400) before the app runs.
 pub const FORCED_SIGNOUT_HEADER: &str = "x-stytch-forced-signout";
 
 /// `POST /logout` and `POST /logout/everywhere`: revoke the caller's own session (or every
@@ -49,48 +57,58 @@ pub(crate) async fn logout(
 }
 
 /// Revokes the session behind the caller's credential (or every session of its member) and
-/// says how it went. Never fails: whatever Stytch says, the session is dead here.
+/// says what happened, for [`LOGOUT_HEADER`].
+///
+/// The caller's own session (authenticated here) is revoked here at once and at Stytch
+/// acting as the caller. A credential nothing here can authenticate (Stytch unreachable, not
+/// cached, no locally verifiable JWT) is held here by its hash and sent to Stytch as soon as
+/// it answers: holding it is the right to revoke it. A credential refused here without asking
+/// Stytch (forged, expired, revoked here before) is no session to revoke.
 async fn revoke_own(shared: &Arc<Shared>, found: &Found, everywhere: bool) -> &'static str {
     let credential = &found.credential;
-    let revoker = &shared.revoker;
-    let entry = match shared.lookup.authenticate(credential).await {
-        Ok(entry) => entry,
-        Err(err) => match *err {
-            LookupError::Unavailable { .. } | LookupError::Misconfigured { .. } => {
-                // The session behind the credential is unknown: revoke by the credential.
-                let target = Target::Credential(credential.clone());
-                return revoker
-                    .revoke(target, Some(credential), true, None)
-                    .await
-                    .map_or("local", |o| o.as_str());
+    let revocation = match shared.lookup.authenticate(credential).await {
+        Ok(entry) => {
+            let session = &entry.session;
+            let target = if everywhere {
+                Target::Member(session.member_id.clone())
+            } else {
+                Target::Session(session.member_session_id.clone())
+            };
+            Revocation {
+                target,
+                acting: Some(credential.clone()),
+                acting_is_target: !everywhere,
+                basis: Basis::Own,
+                source: if everywhere {
+                    Source::LogoutEverywhere
+                } else {
+                    Source::Logout
+                },
+                expires_at: Some(session.expires_at),
             }
-            LookupError::Invalid { .. } => return "already_revoked",
+        }
+        Err(err) => match &*err {
+            LookupError::Unavailable { .. } | LookupError::Misconfigured { .. } => Revocation {
+                target: Target::Credential(credential.clone()),
+                acting: None,
+                acting_is_target: false,
+                basis: Basis::Possession,
+                source: Source::Logout,
+                expires_at: None,
+            },
+            LookupError::Invalid { error_type, .. }
+                if error_type.as_deref() == Some("session_not_found") =>
+            {
+                return "already_revoked";
+            }
+            LookupError::Invalid { .. } => return "none",
         },
     };
-    let session = &entry.session;
-    let target = if everywhere {
-        Target::Member(session.member_id.clone())
-    } else {
-        Target::Session(session.member_session_id.clone())
-    };
-    let expires = Some(session.expires_at);
-    let outcome = match revoker
-        .revoke(target.clone(), Some(credential), true, expires)
-        .await
-    {
-        Err(RevokeError::Forbidden(_)) => {
-            // The member's roles do not grant revoke-sessions on stytch.self: their own
-            // logout is still legitimate, authorized by the project secret.
-            revoker.revoke(target.clone(), None, true, expires).await
-        }
-        other => other,
-    };
-    match outcome {
+    match shared.revoker.submit(revocation).await {
         Ok(outcome) => outcome.as_str(),
         Err(err) => {
-            tracing::warn!(error = %err, "logout: stytch refused the revocation; revoked locally only");
-            revoker.apply_local(&target, None).await;
-            "local"
+            tracing::warn!(error = %err, "logout: not revoked");
+            "failed"
         }
     }
 }
@@ -132,13 +150,13 @@ pub(crate) async fn admin(
     target: Target,
 ) -> Response<Bytes> {
     let (field, id) = match &target {
-        Target::Member(id) => ("member_id", id.as_str()),
-        Target::Session(id) => ("member_session_id", id.as_str()),
+        Target::Member(id) => ("member_id", id.clone()),
+        Target::Session(id) => ("member_session_id", id.clone()),
         Target::Credential(_) => {
             return shared.reject(Rejection::new(RejectionKind::InvalidParameter));
         }
     };
-    if !is_stytch_id(id) {
+    if !is_stytch_id(&id) {
         tracing::info!(field, "admin route: invalid path parameter");
         return shared.reject(Rejection::new(RejectionKind::InvalidParameter));
     }
@@ -151,17 +169,16 @@ pub(crate) async fn admin(
         Ok(entry) => entry,
         Err(err) => return shared.reject(Rejection::from(&*err)),
     };
-    let local_on_outage = shared.revoker.is_outage_admin(&entry.session);
-    let result = shared
-        .revoker
-        .revoke(
-            target.clone(),
-            Some(&found.credential),
-            local_on_outage,
-            None,
-        )
-        .await;
-    let body = |status: &str| serde_json::json!({ "status": status, field: id });
+    let revocation = Revocation {
+        basis: shared.revoker.basis_for(&target, &entry.session),
+        acting_is_target: target == Target::Session(entry.session.member_session_id.clone()),
+        acting: Some(found.credential),
+        target,
+        source: Source::AdminRoute,
+        expires_at: None,
+    };
+    let result = shared.revoker.submit(revocation).await;
+    let body = |status: &str| serde_json::json!({ "status": status, field: &id });
     match result {
         Ok(RevokeOutcome::Revoked { request_id }) => {
             let mut b = body("revoked");
@@ -177,28 +194,38 @@ pub(crate) async fn admin(
 }
 
 /// After the app answered a forced sign-out route with 2xx: revokes every session of
-/// `member_id`, acting as the caller, and says how it went (for [`FORCED_SIGNOUT_HEADER`]).
-pub(crate) async fn forced_signout(
-    shared: Arc<Shared>,
+/// `member_id`, acting as `caller`, and returns the future of what happened (for
+/// [`FORCED_SIGNOUT_HEADER`]). The revocation is decided and started before this returns:
+/// dropping the future does not cancel it.
+pub(crate) fn forced_signout(
+    shared: &Shared,
     member_id: String,
     found: Found,
-) -> &'static str {
+    caller: Option<&MemberSession>,
+) -> Pin<Box<dyn Future<Output = &'static str> + Send + 'static>> {
     // `member_id` is a Stytch id: the route table refused the request before the app ran
     // otherwise.
-    let result = match shared
-        .revoker
-        .revoke(
-            Target::Member(member_id),
-            Some(&found.credential),
-            true,
-            None,
-        )
-        .await
-    {
-        Ok(outcome) => outcome.as_str(),
-        Err(RevokeError::Forbidden(_)) => "forbidden",
-        Err(_) => "failed",
-    };
+    let target = Target::Member(member_id);
+    let basis = caller.map_or(Basis::Stytch, |c| shared.revoker.basis_for(&target, c));
+    let done = shared.revoker.submit(Revocation {
+        target,
+        acting: Some(found.credential),
+        acting_is_target: false,
+        basis,
+        source: Source::Hook,
+        expires_at: None,
+    });
+    Box::pin(async move {
+        signed_out(match done.await {
+            Ok(outcome) => outcome.as_str(),
+            Err(RevokeError::Forbidden(_)) => "forbidden",
+            Err(_) => "failed",
+        })
+    })
+}
+
+/// Counts and logs a forced sign-out's result.
+fn signed_out(result: &'static str) -> &'static str {
     metrics::forced_signout(result);
     tracing::info!(result, "forced sign-out after the app's admin action");
     result

@@ -30,6 +30,8 @@ pub(crate) struct Ctx {
     pub(crate) hook: Option<String>,
     pub(crate) found: Found,
     pub(crate) set_cookie: Option<HeaderValue>,
+    /// The authenticated caller, kept for a forced sign-out hook.
+    pub(crate) caller: Option<Arc<CachedSession>>,
 }
 
 pin_project! {
@@ -193,6 +195,9 @@ fn admit<B>(
             ext.insert(entry.session.clone());
             ext.insert(shared.revoker.clone());
             ext.insert(SessionCredential(ctx.found.credential.clone()));
+            if ctx.hook.is_some() {
+                ctx.caller = Some(entry);
+            }
             Ok(())
         }
         Err(_) if ctx.optional => {
@@ -217,11 +222,12 @@ fn after_inner<B>(
         res.headers_mut().append(header::SET_COOKIE, cookie);
     }
     match ctx.hook {
-        Some(member_id) if res.status().is_success() => Some(Box::pin(forced_signout(
-            Arc::clone(shared),
+        Some(member_id) if res.status().is_success() => Some(forced_signout(
+            shared,
             member_id,
             ctx.found,
-        ))),
+            ctx.caller.as_ref().map(|c| &c.session),
+        )),
         _ => None,
     }
 }

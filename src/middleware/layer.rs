@@ -421,6 +421,7 @@ impl StytchAuthLayerBuilder {
             cache,
             denylist,
             max_ttl: self.cache.max_ttl,
+            rechecks: Lookup::recheck_cache(),
             #[cfg(feature = "jwt")]
             verifier,
         });
@@ -506,12 +507,12 @@ mod tests {
             .unwrap();
         let max_ttl = CacheConfig::default().max_ttl;
         assert_eq!(
-            layer.shared.revoker.confirm_window(),
+            layer.shared.revoker.window(),
             crate::revoke::JWT_LIFETIME + skew + max_ttl
         );
         let default = StytchAuthLayer::builder(client()).build().unwrap();
         assert_eq!(
-            default.shared.revoker.confirm_window(),
+            default.shared.revoker.window(),
             crate::revoke::JWT_LIFETIME + crate::jwt::CLOCK_SKEW + max_ttl
         );
     }

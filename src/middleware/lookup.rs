@@ -1,14 +1,15 @@
 //! [`Lookup`]: one credential to a session. Refused if revoked here; served from the cache
 //! when possible; otherwise verified (locally for a fresh JWT, by Stytch otherwise) once for
-//! all concurrent requests carrying it.
+//! all concurrent requests carrying it. A session that started too close to a member-wide
+//! revocation to tell on which side is asked of Stytch.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::cache::{CachedSession, SessionCache};
 use crate::client::{AuthenticateRequest, StytchClient};
-use crate::credential::Credential;
-use crate::denylist::Denylist;
+use crate::credential::{CacheKey, Credential};
+use crate::denylist::{Check, Denylist, RevocationId};
 use crate::error::StytchError;
 use crate::metrics;
 
@@ -95,6 +96,9 @@ pub(crate) struct Lookup {
     pub(crate) denylist: Arc<Denylist>,
     /// Longest a remotely authenticated session is trusted without asking Stytch again.
     pub(crate) max_ttl: Duration,
+    /// Coalesces the questions to Stytch about sessions near a member-wide revocation: one
+    /// per credential and revocation at a time (see [`Lookup::recheck_cache`]).
+    pub(crate) rechecks: moka::future::Cache<(CacheKey, RevocationId), ()>,
     #[cfg(feature = "jwt")]
     pub(crate) verifier: Option<crate::jwt::JwtVerifier>,
 }
@@ -131,10 +135,20 @@ impl Lookup {
                 result?
             }
         };
-        if entry.session.expires_at <= SystemTime::now() || self.denylist.is_denied(&entry.session)
-        {
-            tracing::debug!("session revoked here or expired");
+        if entry.session.expires_at <= SystemTime::now() {
+            tracing::debug!("session expired");
             return Err(Arc::new(LookupError::invalid()));
+        }
+        match self.denylist.check(&entry.session, entry.stytch_checked_at) {
+            Check::Allow => {}
+            Check::Deny => {
+                tracing::debug!("session revoked here");
+                return Err(Arc::new(LookupError::invalid()));
+            }
+            Check::Ask(revocations) => {
+                self.ask_stytch(key, credential, &entry, revocations)
+                    .await?;
+            }
         }
         tracing::debug!(
             request_id = entry.request_id.as_deref().unwrap_or(""),
@@ -142,6 +156,58 @@ impl Lookup {
             "authenticated"
         );
         Ok(entry)
+    }
+
+    /// The cache behind [`rechecks`](Self::rechecks): an answer is kept a few seconds, keyed
+    /// by the revocation too, so a later revocation always asks again.
+    pub(crate) fn recheck_cache() -> moka::future::Cache<(CacheKey, RevocationId), ()> {
+        moka::future::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(Duration::from_secs(5))
+            .build()
+    }
+
+    /// The session started within the clock skew of member-wide `revocations` Stytch
+    /// confirmed: Stytch's authenticate (not the cache entry) says whether it survived them,
+    /// once for all concurrent requests with this credential. Alive: it is not asked about
+    /// again for these revocations. Dead: refused, evicted and negatively cached. Stytch
+    /// unreachable: 503, never a guess.
+    async fn ask_stytch(
+        &self,
+        key: CacheKey,
+        credential: &Credential,
+        entry: &CachedSession,
+        revocations: Vec<RevocationId>,
+    ) -> Result<(), Arc<LookupError>> {
+        let latest = revocations.iter().copied().max().unwrap_or(RevocationId(0));
+        let client = &self.client;
+        let answer = self
+            .rechecks
+            .try_get_with((key, latest), async {
+                let request = AuthenticateRequest::new(credential.clone());
+                match client.authenticate(&request).await {
+                    Ok(_) => Ok(()),
+                    Err(err) => Err(LookupError::from_stytch(&err)),
+                }
+            })
+            .await;
+        let session = &entry.session;
+        match answer {
+            Ok(()) => {
+                tracing::debug!("stytch says the session survived the member's revocation");
+                self.denylist
+                    .clear(&revocations, &session.member_id, &session.member_session_id);
+                Ok(())
+            }
+            Err(err) => {
+                if matches!(*err, LookupError::Invalid { .. }) {
+                    tracing::debug!("stytch says the session ended with the member's revocation");
+                    self.cache.evict_key(&key).await;
+                    self.cache.insert_negative(key).await;
+                }
+                Err(err)
+            }
+        }
     }
 
     /// Verifies a credential that is not cached: a fresh JWT locally, anything else remotely.
@@ -166,6 +232,7 @@ impl Lookup {
                         ttl,
                         refreshed_jwt: None,
                         request_id: None,
+                        stytch_checked_at: None,
                     }));
                 }
                 Err(JwtError::NotYetValid) => {
@@ -200,6 +267,7 @@ impl Lookup {
     /// `POST /v1/b2b/sessions/authenticate`.
     async fn remote(&self, credential: Credential) -> Result<Arc<CachedSession>, LookupError> {
         let is_jwt = credential.is_jwt();
+        let asked_at = SystemTime::now();
         let response = self
             .client
             .authenticate(&AuthenticateRequest::new(credential))
@@ -218,6 +286,7 @@ impl Lookup {
             ttl,
             refreshed_jwt: if is_jwt { response.session_jwt } else { None },
             request_id: Some(response.request_id),
+            stytch_checked_at: Some(asked_at),
         }))
     }
 }

@@ -290,6 +290,9 @@ impl From<&RevokeError> for Rejection {
             RevokeError::Misconfigured(err) | RevokeError::Rejected(err) => {
                 stytch(RejectionKind::Misconfigured, err)
             }
+            RevokeError::Interrupted => {
+                Self::new(RejectionKind::StytchUnavailable).with_retry_after(retry_after(None))
+            }
         }
     }
 }

@@ -158,6 +158,7 @@ where
         hook,
         found,
         set_cookie: None,
+        caller: None,
     };
     ResponseFuture::lookup(inner, req, ctx, shared)
 }

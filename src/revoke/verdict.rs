@@ -1,11 +1,12 @@
 //! [`Verdict`]: what Stytch's answer to a revoke means, as a pure function of that answer.
-//! [`Revoker::revoke`](super::Revoker) applies it; the outbox's retries read it too.
+//! The pipeline and the outbox's retries both read it; neither looks at Stytch's errors
+//! themselves.
 
+use super::RevokeError;
 use crate::client::RevokeResponse;
 use crate::error::StytchError;
 
-/// Stytch's answer to `POST /v1/b2b/sessions/revoke`, classified. The variants that refuse
-/// keep Stytch's error, for the [`RevokeError`](super::RevokeError) they become.
+/// Stytch's answer to `POST /v1/b2b/sessions/revoke`, classified.
 #[derive(Debug)]
 pub(crate) enum Verdict {
     /// Stytch revoked it.
@@ -13,27 +14,25 @@ pub(crate) enum Verdict {
         /// Stytch's request id.
         request_id: String,
     },
-    /// `404 session_not_found` with no acting member: the target was already revoked.
+    /// `404 session_not_found` about the target: it was already revoked (or expired).
     AlreadyRevoked,
-    /// `404 session_not_found` while acting as a member: about the target (already revoked)
-    /// or about the acting session itself (dead). Only asking Stytch about the acting session
-    /// tells which.
-    ActingSessionMaybeDead(StytchError),
+    /// `404 session_not_found` while acting as a member other than the target: about the
+    /// target (already revoked) or about the acting session itself (dead). Only asking Stytch
+    /// about the acting session tells which.
+    AmbiguousNotFound(StytchError),
+    /// Stytch answered and refused for good: 403 (RBAC or tenancy), another 404 (no such
+    /// member), any other 4xx. Retrying cannot change it.
+    Refused(RevokeError),
     /// 429, 5xx, a timeout or a transport error: try again later.
     Unavailable(StytchError),
     /// Stytch refused our project credentials: retrying may work once they are fixed.
     Misconfigured(StytchError),
-    /// 403: the acting member lacks the permission, or is in another organization.
-    Forbidden(StytchError),
-    /// Any other 404: Stytch does not know the member or session.
-    NotFound(StytchError),
-    /// Any other refusal.
-    Rejected(StytchError),
 }
 
 impl Verdict {
-    /// Classifies Stytch's answer; `acting` says whether the call acted as a member.
-    pub(crate) fn of(answer: Result<RevokeResponse, StytchError>, acting: bool) -> Self {
+    /// Classifies Stytch's answer. `acting_other`: the call acted as a member whose session
+    /// is not the target itself (then a `session_not_found` may be about either).
+    pub(crate) fn of(answer: Result<RevokeResponse, StytchError>, acting_other: bool) -> Self {
         let err = match answer {
             Ok(response) => {
                 return Self::Confirmed {
@@ -42,12 +41,13 @@ impl Verdict {
             }
             Err(err) => err,
         };
-        if err.error_type() == Some("session_not_found") {
-            // With an acting member, `session_not_found` may be about the acting session
-            // rather than the target: never let a dead acting session pass as "already
-            // revoked" (it would force the target out here on a dead admin's word).
-            return if acting {
-                Self::ActingSessionMaybeDead(err)
+        if err.error_type() == Some("session_not_found")
+            && err.status() == Some(http::StatusCode::NOT_FOUND)
+        {
+            // Never let a dead acting session pass as "already revoked": it would record a
+            // revocation Stytch never made.
+            return if acting_other {
+                Self::AmbiguousNotFound(err)
             } else {
                 Self::AlreadyRevoked
             };
@@ -57,11 +57,11 @@ impl Verdict {
         } else if err.is_retryable() {
             Self::Unavailable(err)
         } else if err.is_forbidden() {
-            Self::Forbidden(err)
+            Self::Refused(RevokeError::Forbidden(err))
         } else if err.status() == Some(http::StatusCode::NOT_FOUND) {
-            Self::NotFound(err)
+            Self::Refused(RevokeError::NotFound(err))
         } else {
-            Self::Rejected(err)
+            Self::Refused(RevokeError::Rejected(err))
         }
     }
 
@@ -71,12 +71,12 @@ impl Verdict {
         match self {
             Self::Confirmed { .. } => "confirmed",
             Self::AlreadyRevoked => "already_revoked",
-            Self::ActingSessionMaybeDead(_) => "acting_session_maybe_dead",
+            Self::AmbiguousNotFound(_) => "ambiguous_not_found",
+            Self::Refused(RevokeError::Forbidden(_)) => "refused_forbidden",
+            Self::Refused(RevokeError::NotFound(_)) => "refused_not_found",
+            Self::Refused(_) => "refused",
             Self::Unavailable(_) => "unavailable",
             Self::Misconfigured(_) => "misconfigured",
-            Self::Forbidden(_) => "forbidden",
-            Self::NotFound(_) => "not_found",
-            Self::Rejected(_) => "rejected",
         }
     }
 }
@@ -112,7 +112,8 @@ mod tests {
     #[test]
     fn verdict_table() {
         // If this broke, a revocation could pass as done when Stytch refused it, a dead admin
-        // session could pass as "already revoked", or an outage could drop a revocation.
+        // session could pass as "already revoked", a refusal could be retried forever (or an
+        // outage taken as a refusal and undone).
         let timeout = || {
             Err(StytchError::Timeout {
                 endpoint: Endpoint::Revoke,
@@ -135,28 +136,28 @@ mod tests {
                 "already_revoked",
             ),
             (
-                "404 session_not_found, acting",
+                "404 session_not_found, acting as another member",
                 api(404, "session_not_found"),
                 true,
-                "acting_session_maybe_dead",
+                "ambiguous_not_found",
             ),
             (
                 "404 member_not_found",
                 api(404, "member_not_found"),
                 true,
-                "not_found",
+                "refused_not_found",
             ),
             (
                 "403 rbac",
                 api(403, "session_authorization_error"),
                 true,
-                "forbidden",
+                "refused_forbidden",
             ),
             (
                 "403 tenancy",
                 api(403, "session_authorization_tenancy_error"),
                 true,
-                "forbidden",
+                "refused_forbidden",
             ),
             (
                 "401 our secret",
@@ -178,7 +179,7 @@ mod tests {
                 "400",
                 api(400, "too_many_session_revoke_arguments"),
                 false,
-                "rejected",
+                "refused",
             ),
         ];
         for (name, answer, acting, want) in cases {

@@ -20,5 +20,7 @@ mod layer;
 mod paths;
 #[cfg(feature = "axum")]
 mod revoke;
+#[cfg(all(feature = "axum", feature = "jwt"))]
+mod revoke_engine;
 #[cfg(feature = "axum")]
 mod support;

@@ -369,12 +369,7 @@ async fn admin_revokes_one_session_and_validates_path_parameters() {
 async fn forced_signout_hook_revokes_after_the_apps_2xx() {
     // If this broke, removing a member in the app would leave their sessions alive.
     let w = World::new().await;
-    let layer = w
-        .builder()
-        .forced_signout("DELETE /api/members/{member_id}")
-        .build()
-        .unwrap();
-    let s = serve(layer, app()).await;
+    let s = serve(w.hooked_builder().build().unwrap(), app()).await;
     let victim = &w.member;
     assert_eq!(
         s.whoami(victim.session_jwt.expose_secret()).await,
@@ -467,10 +462,8 @@ async fn stytch_outage_during_logout_then_recovery_delivers_the_revoke() {
     // After the outage, the background retry reaches Stytch.
     let revoker = s.layer.revoker();
     assert!(
-        eventually(Duration::from_secs(10), || !w
-            .emulator
-            .is_session_live(&w.member.member_session_id))
-        .await,
+        w.ended_at_stytch(&w.member.member_session_id, Duration::from_secs(10))
+            .await,
         "the pending revocation never reached Stytch"
     );
     assert!(eventually(Duration::from_secs(5), || revoker.pending() == 0).await);

@@ -75,6 +75,21 @@ impl World {
     pub fn builder(&self) -> StytchAuthLayerBuilder {
         StytchAuthLayer::builder(self.client()).public_prefix("/public/")
     }
+
+    /// [`builder`](Self::builder) with the forced sign-out hook on [`app`]'s
+    /// `DELETE /api/members/{member_id}`.
+    pub fn hooked_builder(&self) -> StytchAuthLayerBuilder {
+        self.builder()
+            .forced_signout("DELETE /api/members/{member_id}")
+    }
+
+    /// Whether Stytch ends `member_session_id` within `timeout`.
+    pub async fn ended_at_stytch(&self, member_session_id: &str, timeout: Duration) -> bool {
+        eventually(timeout, || {
+            !self.emulator.is_session_live(member_session_id)
+        })
+        .await
+    }
 }
 
 /// `GET /whoami` → the member id; `/public/*` → "public"; `DELETE /api/members/{id}` → 204;

@@ -1,0 +1,291 @@
+//! One revocation, start to end, in the task [`Revoker::submit`] spawned: applied here first
+//! when this process can verify the caller's right to it ([`Basis`]), then sent to Stytch;
+//! local state then follows Stytch's answer: kept (and shortened to the JWT window) when
+//! confirmed, undone when refused, queued in the outbox when Stytch cannot be reached.
+
+use std::time::{Instant, SystemTime};
+
+use super::verdict::Verdict;
+use super::{
+    Basis, Inner, Revocation, RevocationEvent, RevocationId, RevokeError, RevokeOutcome,
+    RevokedTarget, Revoker, Target,
+};
+use crate::client::AuthenticateRequest;
+use crate::credential::Credential;
+use crate::error::StytchError;
+use crate::metrics;
+
+/// Stytch's answer about one revocation, any ambiguity resolved.
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// Stytch revoked it.
+    Confirmed { request_id: String },
+    /// Stytch said the target was already revoked.
+    AlreadyRevoked,
+    /// Stytch refused it for good.
+    Refused(RevokeError),
+    /// Stytch could not be reached (or could not say): try again later.
+    Unavailable(StytchError),
+    /// Stytch refused our project credentials.
+    Misconfigured(StytchError),
+}
+
+/// Runs `revocation` to the end and says how it went.
+pub(super) async fn run(
+    revoker: &Revoker,
+    id: RevocationId,
+    revocation: Revocation,
+) -> Result<RevokeOutcome, RevokeError> {
+    let first = revocation.basis.applies_first() && reserve(revoker.inner(), &revocation);
+    if first {
+        apply(revoker.inner(), id, &revocation, false).await;
+    }
+    let answer = ask(revoker.inner(), &revocation, false).await;
+    if !matches!(answer, Answer::Unavailable(_) | Answer::Misconfigured(_)) {
+        // Stytch answers again: pending revocations need not wait for their backoff.
+        revoker.inner().outbox.stytch_answered();
+    }
+    let target_kind = revocation.target.kind();
+    let result = settle(revoker, id, revocation, first, answer).await;
+    let label = match &result {
+        Ok(outcome) => outcome.as_str(),
+        Err(err) => error_label(err),
+    };
+    metrics::revocation(target_kind, label);
+    tracing::info!(outcome = label, applied_first = first, "revocation decided");
+    result
+}
+
+/// Reserves room in the outbox to hold the revocation here before Stytch answers (and keep
+/// it if Stytch cannot be reached); without room, Stytch decides first. A credential nothing
+/// here could authenticate also needs room among the credential holds (see
+/// [`RevokeConfig::max_pending_unverified`](super::RevokeConfig::max_pending_unverified)).
+fn reserve(inner: &Inner, revocation: &Revocation) -> bool {
+    if revocation.basis == Basis::Possession
+        && inner.denylist.unverified_holds() >= inner.config.max_pending_unverified
+    {
+        return false;
+    }
+    inner.outbox.reserve(revocation.basis)
+}
+
+/// Makes local state follow Stytch's `answer`; `first`: the revocation was applied here
+/// before asking.
+async fn settle(
+    revoker: &Revoker,
+    id: RevocationId,
+    revocation: Revocation,
+    first: bool,
+    answer: Answer,
+) -> Result<RevokeOutcome, RevokeError> {
+    let inner = revoker.inner();
+    let outcome = match answer {
+        Answer::Confirmed { request_id } => RevokeOutcome::Revoked { request_id },
+        Answer::AlreadyRevoked => RevokeOutcome::AlreadyRevoked,
+        Answer::Refused(err) => {
+            if first {
+                inner.outbox.unreserve(revocation.basis);
+                undo(inner, id);
+            }
+            tracing::info!(error = %err, "stytch refused the revocation");
+            return Err(err);
+        }
+        Answer::Unavailable(err) | Answer::Misconfigured(err) => {
+            if !first {
+                return Err(unreachable(err));
+            }
+            let give_up_at = give_up_at(inner, &revocation);
+            inner.outbox.push(id, revocation, give_up_at, revoker);
+            tracing::warn!(error = %err, "stytch unreachable: revoked here, kept for retry");
+            return Ok(RevokeOutcome::Pending);
+        }
+    };
+    if first {
+        inner.outbox.unreserve(revocation.basis);
+    }
+    confirmed(inner, id, &revocation, first).await;
+    Ok(outcome)
+}
+
+fn unreachable(err: StytchError) -> RevokeError {
+    if err.is_misconfigured() {
+        RevokeError::Misconfigured(err)
+    } else {
+        RevokeError::Unavailable(err)
+    }
+}
+
+/// Asks Stytch to revoke, acting as the revocation's acting member, and resolves what its
+/// answer means. `pending`: a retry from the outbox.
+///
+/// Two answers need more than the pure [`Verdict`]:
+/// - 403 to a logout acting as the member: the member's roles may not grant
+///   `revoke-sessions` on `stytch.self`; their own logout is legitimate all the same, and is
+///   sent again with the project secret alone.
+/// - `404 session_not_found` acting as another member: about the target or about the acting
+///   session. Stytch's authenticate of the acting credential tells: alive → the target was
+///   already revoked; dead → the caller's right is gone (`ActingSessionInvalid`), except for
+///   a pending revocation, which exists only because its right was verified here when it was
+///   decided: it is completed with the project secret alone, whose answer is about the target.
+pub(super) async fn ask(inner: &Inner, revocation: &Revocation, pending: bool) -> Answer {
+    let mut acting = revocation.acting.as_ref();
+    loop {
+        let answer = inner
+            .client
+            .revoke(&revocation.target.selector(), acting)
+            .await;
+        let acting_other = acting.is_some() && !revocation.acting_is_target;
+        match Verdict::of(answer, acting_other) {
+            Verdict::Confirmed { request_id } => return Answer::Confirmed { request_id },
+            Verdict::AlreadyRevoked => return Answer::AlreadyRevoked,
+            Verdict::Refused(RevokeError::Forbidden(_))
+                if acting.is_some()
+                    && revocation.basis == Basis::Own
+                    && revocation.source.is_logout() =>
+            {
+                tracing::debug!(
+                    "stytch.self does not grant revoke-sessions: logout with the project secret"
+                );
+                acting = None;
+            }
+            Verdict::Refused(err) => return Answer::Refused(err),
+            Verdict::AmbiguousNotFound(err) => {
+                let Some(credential) = acting else {
+                    return Answer::AlreadyRevoked;
+                };
+                match is_live(inner, credential).await {
+                    Ok(true) => return Answer::AlreadyRevoked,
+                    Ok(false) if pending => {
+                        tracing::info!(
+                            "the acting session is gone: completing the pending revocation with the project secret"
+                        );
+                        acting = None;
+                    }
+                    Ok(false) => return Answer::Refused(RevokeError::ActingSessionInvalid(err)),
+                    Err(unknown) => return Answer::Unavailable(unknown),
+                }
+            }
+            Verdict::Unavailable(err) => return Answer::Unavailable(err),
+            Verdict::Misconfigured(err) => {
+                tracing::error!(error = %err, "stytch refused our project credentials while revoking");
+                return Answer::Misconfigured(err);
+            }
+        }
+    }
+}
+
+/// Whether Stytch's authenticate says `acting` is a live session. A dead one is evicted here
+/// and negatively cached.
+async fn is_live(inner: &Inner, acting: &Credential) -> Result<bool, StytchError> {
+    let request = AuthenticateRequest::new(acting.clone());
+    match inner.client.authenticate(&request).await {
+        Ok(_) => Ok(true),
+        Err(err) if err.is_session_invalid() => {
+            let key = acting.cache_key();
+            inner.cache.evict_key(&key).await;
+            inner.cache.insert_negative(key).await;
+            Ok(false)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Holds the target here (denylist) and evicts its cache entries. `confirmed`: Stytch has
+/// confirmed (the holds end with the JWT window); otherwise they last until retrying ends.
+async fn apply(inner: &Inner, id: RevocationId, revocation: &Revocation, confirmed: bool) {
+    let (until, revoked_at) = if confirmed {
+        (Instant::now() + inner.window, Some(SystemTime::now()))
+    } else {
+        let left = give_up_at(inner, revocation)
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        (Instant::now() + left + inner.window, None)
+    };
+    let denylist = &inner.denylist;
+    // Held before evicted: a request between the two finds the hold, never a fresh entry.
+    let keys = match &revocation.target {
+        Target::Session(session) => {
+            denylist.hold_session(id, session, until, confirmed);
+            inner.cache.evict_session(session).await
+        }
+        Target::Member(member) => {
+            denylist.hold_member(id, member, until, revoked_at);
+            inner.cache.evict_member(member).await
+        }
+        Target::Credential(credential) => {
+            let key = credential.cache_key();
+            let unverified = revocation.basis == Basis::Possession;
+            denylist.hold_key(id, key, until, confirmed, unverified);
+            inner.cache.evict_key(&key).await;
+            Vec::new()
+        }
+    };
+    // Every credential seen for the target is refused by hash too, so that none of them
+    // needs a Stytch call to be refused again.
+    for key in &keys {
+        denylist.hold_key(id, *key, until, confirmed, false);
+    }
+    tracing::debug!(evicted = keys.len(), confirmed, "applied here");
+    let _ = inner.events.send(RevocationEvent::Applied {
+        revocation: id.0,
+        target: RevokedTarget::of(&revocation.target),
+    });
+}
+
+/// Stytch confirmed (or said the target was already revoked): applied here now if it was
+/// not, and the holds shortened to the JWT window, the member-wide ones refusing the sessions
+/// started before now.
+pub(super) async fn confirmed(
+    inner: &Inner,
+    id: RevocationId,
+    revocation: &Revocation,
+    applied: bool,
+) {
+    if let Target::Credential(credential @ Credential::Token(_)) = &revocation.target {
+        // The session behind this token is gone, and a token is only ever verified by
+        // Stytch: the negative cache refuses it from now on, and its hold (counted against
+        // the bound on unverified credentials) can go.
+        let key = credential.cache_key();
+        inner.cache.evict_key(&key).await;
+        inner.cache.insert_negative(key).await;
+        inner.denylist.release(id);
+        return;
+    }
+    if applied {
+        let until = Instant::now() + inner.window;
+        inner.denylist.confirm(id, until, SystemTime::now());
+    } else {
+        apply(inner, id, revocation, true).await;
+    }
+}
+
+/// Undoes revocation `id` here: its holds go (evictions stay: the next request
+/// authenticates again).
+pub(super) fn undo(inner: &Inner, id: RevocationId) {
+    inner.denylist.release(id);
+    let _ = inner
+        .events
+        .send(RevocationEvent::Undone { revocation: id.0 });
+    tracing::info!(revocation = id.0, "revocation undone here");
+}
+
+/// When retrying ends: the target session's expiry, or the configured horizon when unknown.
+fn give_up_at(inner: &Inner, revocation: &Revocation) -> SystemTime {
+    revocation
+        .expires_at
+        .unwrap_or_else(|| SystemTime::now() + inner.config.pending_member_horizon)
+}
+
+/// The metric label of a revocation that did not take effect.
+fn error_label(err: &RevokeError) -> &'static str {
+    match err {
+        RevokeError::InvalidId { .. } => "invalid_id",
+        RevokeError::Forbidden(_) => "forbidden",
+        RevokeError::NotFound(_) => "not_found",
+        RevokeError::ActingSessionInvalid(_) => "acting_session_invalid",
+        RevokeError::Unavailable(_) => "unavailable",
+        RevokeError::Misconfigured(_) => "misconfigured",
+        RevokeError::Rejected(_) => "rejected",
+        RevokeError::Interrupted => "interrupted",
+    }
+}
