@@ -1,10 +1,12 @@
-//! `MemberSession` and `Option<MemberSession>` as axum extractors (feature `axum`).
+//! `MemberSession`, `Option<MemberSession>` and `SessionLiveness` as axum extractors (feature
+//! `axum`).
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
+use crate::live::SessionLiveness;
 use crate::session::MemberSession;
 
 /// Rejection of the [`MemberSession`] extractor: the request carries no member session,
@@ -42,5 +44,27 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for MemberSession {
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<MemberSession>().cloned())
+    }
+}
+
+/// Rejection of the [`SessionLiveness`] extractor: the request is not authenticated (see
+/// [`MissingMemberSession`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no authenticated session in the request extensions: is `StytchAuthLayer` applied to this route, and is the route protected?"
+)]
+pub struct MissingSessionLiveness;
+
+impl IntoResponse for MissingSessionLiveness {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionLiveness {
+    type Rejection = MissingSessionLiveness;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        SessionLiveness::from_extensions(&parts.extensions).ok_or(MissingSessionLiveness)
     }
 }

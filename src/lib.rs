@@ -111,6 +111,7 @@ pub mod error;
 pub mod extract;
 #[cfg(feature = "jwt")]
 pub mod jwt;
+mod live;
 pub mod metrics;
 mod middleware;
 mod revoke;
@@ -123,11 +124,12 @@ pub(crate) const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_sec
 // What an app touches: the layer and what it hands the app, the client and its
 // configuration, and the errors. Everything else lives in the public modules above.
 #[cfg(feature = "axum")]
-pub use crate::axum::MissingMemberSession;
+pub use crate::axum::{MissingMemberSession, MissingSessionLiveness};
 pub use crate::cache::CacheConfig;
 pub use crate::client::{StytchClient, StytchConfig, StytchConfigBuilder};
 pub use crate::credential::SessionCredential;
 pub use crate::error::{ConfigError, StytchError};
+pub use crate::live::SessionLiveness;
 pub use crate::middleware::{
     BoxError, DefaultRejection, FORCED_SIGNOUT_HEADER, LOGOUT_HEADER, Rejection, RejectionHandler,
     RejectionKind, ResponseBody, ResponseFuture, StytchAuth, StytchAuthLayer,

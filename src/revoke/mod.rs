@@ -260,6 +260,8 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     in_flight: InFlight,
     events: broadcast::Sender<RevocationEvent>,
+    /// Live connections, closed by the revocations that cover them.
+    live: Arc<crate::live::LiveSessions>,
 }
 
 impl fmt::Debug for Revoker {
@@ -288,6 +290,8 @@ impl Revoker {
         cache_max_ttl: Duration,
     ) -> Self {
         let outbox = Outbox::new(&config);
+        let events = broadcast::channel(EVENTS_CAPACITY).0;
+        let live = crate::live::LiveSessions::new(denylist.clone(), events.clone());
         Self {
             inner: Arc::new(Inner {
                 client,
@@ -298,7 +302,8 @@ impl Revoker {
                 outbox,
                 next_id: AtomicU64::new(1),
                 in_flight: InFlight::default(),
-                events: broadcast::channel(EVENTS_CAPACITY).0,
+                events,
+                live,
             }),
         }
     }
@@ -371,6 +376,11 @@ impl Revoker {
     /// ([`broadcast::error::RecvError::Lagged`]).
     pub fn events(&self) -> broadcast::Receiver<RevocationEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// The live connections following this revoker's revocations.
+    pub(crate) fn live(&self) -> &Arc<crate::live::LiveSessions> {
+        &self.inner.live
     }
 
     /// The revocation `target`, acting as `acting` (the credential of a cached session, or
