@@ -25,6 +25,7 @@ mod error;
 mod forwarded;
 mod health;
 mod identity;
+mod live;
 mod metrics;
 mod proxy;
 mod serve;

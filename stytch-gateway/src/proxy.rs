@@ -30,10 +30,11 @@ use hyper_util::rt::TokioExecutor;
 use super::credentials::Credentials;
 use super::forwarded::{TrustedProxies, set_forwarding_headers};
 use super::identity::{insert_identity_headers, strip_identity_headers};
+use super::live::{LiveSeed, revocable};
 use super::tls::{UpstreamRoots, client_config};
 use super::upgrade::{keep_upgrade_headers, tunnel, upgrade_protocol};
 use super::{Body, BoxError, GatewayError, metrics as gw_metrics, text_response};
-use tower_stytch::MemberSession;
+use tower_stytch::{MemberSession, SessionLiveness};
 
 /// Default time the upstream has to send its response headers.
 pub(crate) const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -271,12 +272,16 @@ impl Proxy {
             (protocol, on_upgrade)
         });
         let protocol = upgrade.as_ref().map(|(protocol, _)| protocol.clone());
+        // An upgrade is watched from the handshake on (a revocation meanwhile closes it).
+        let liveness = upgrade
+            .as_ref()
+            .and_then(|_| SessionLiveness::from_extensions(req.extensions()));
         let client = match upgrade {
             Some(_) => &self.inner.upgrade_client,
             None => &self.inner.client,
         };
-        let upstream_req = match self.prepare(req, protocol) {
-            Ok(req) => req,
+        let (upstream_req, seed) = match self.prepare(req, protocol) {
+            Ok(prepared) => prepared,
             Err(_) => return text_response(StatusCode::BAD_REQUEST, "bad request target\n"),
         };
         let result = tokio::time::timeout(self.inner.timeout, client.request(upstream_req)).await;
@@ -290,12 +295,13 @@ impl Proxy {
                     Some((_, client_side))
                         if response.status() == StatusCode::SWITCHING_PROTOCOLS =>
                     {
-                        self.switch_protocols(client_side, response)
+                        self.switch_protocols(client_side, response, liveness)
                     }
                     _ => {
                         let (mut parts, body) = response.into_parts();
                         remove_hop_by_hop_headers(&mut parts.headers);
-                        Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync())
+                        let body = body.map_err(BoxError::from).boxed_unsync();
+                        Response::from_parts(parts, revocable(body, seed))
                     }
                 }
             }
@@ -316,11 +322,13 @@ impl Proxy {
 
     /// The upstream switched protocols: answers the client 101 with the upstream's
     /// `Upgrade`, and joins the two connections in a task of their own once hyper hands
-    /// them over. The tunnel ends when either side closes or the gateway shuts down.
+    /// them over. The tunnel ends when either side closes, the session (`liveness`, on an
+    /// authenticated route) is revoked, or the gateway shuts down.
     fn switch_protocols(
         &self,
         client_side: OnUpgrade,
         mut response: Response<Incoming>,
+        liveness: Option<SessionLiveness>,
     ) -> Response<Body> {
         let upstream_side = hyper::upgrade::on(&mut response);
         let (mut parts, _) = response.into_parts();
@@ -331,7 +339,19 @@ impl Proxy {
         }
         let mut closing = self.inner.closing.subscribe();
         let stop = async move {
-            let _ = closing.wait_for(|closing| *closing).await;
+            let revoked = async {
+                match &liveness {
+                    Some(liveness) => liveness.revoked().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = closing.wait_for(|closing| *closing) => {}
+                () = revoked => tracing::info!(
+                    member_session_id = liveness.as_ref().map(SessionLiveness::member_session_id),
+                    "upgraded connection closed: the session was revoked"
+                ),
+            }
         };
         tokio::spawn(tunnel(client_side, upstream_side, stop));
         Response::from_parts(parts, super::full_body(Bytes::new()))
@@ -343,12 +363,13 @@ impl Proxy {
     }
 
     /// Rewrites the request for the upstream: URI, version, headers (`Upgrade` and
-    /// `Connection: upgrade` kept for an upgrade to `protocol`).
+    /// `Connection: upgrade` kept for an upgrade to `protocol`), and what the response's
+    /// liveness is made of on an authenticated route.
     fn prepare<B>(
         &self,
         req: Request<B>,
         protocol: Option<HeaderValue>,
-    ) -> Result<Request<Body>, http::Error>
+    ) -> Result<(Request<Body>, Option<LiveSeed>), http::Error>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -384,8 +405,9 @@ impl Proxy {
         headers.insert(header::HOST, self.inner.upstream.host_header.clone());
         parts.uri = self.inner.upstream.uri_for(&path_and_query)?;
         parts.version = Version::HTTP_11;
+        let seed = LiveSeed::take(&mut parts.extensions);
         let body = body.map_err(Into::into).boxed_unsync();
-        Ok(Request::from_parts(parts, body))
+        Ok((Request::from_parts(parts, body), seed))
     }
 }
 

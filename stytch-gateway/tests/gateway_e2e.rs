@@ -20,6 +20,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::sync::oneshot;
 
+#[path = "e2e/browser.rs"]
+mod browser;
 #[path = "e2e/https.rs"]
 mod https;
 #[path = "e2e/websocket.rs"]

@@ -1,0 +1,417 @@
+//! The demo in a real browser: Debian's headless Chromium, driven over WebDriver
+//! (chromedriver + fantoccini), through the `stytch-gateway demo` binary on loopback.
+//!
+//! One test, in the order a person would click: sign in by cookie, see who you are, a
+//! cross-site form post to logout and to an admin route refused (the session still works),
+//! log out (the cookies cleared), sign in again, an admin in a second browser context forces
+//! the member out, and the first context's live WebSocket closes and its next page load is
+//! signed out. A screenshot of each step is written to `target/browser-test/`.
+//!
+//! Without Chromium this test fails when `CI` is set (CI installs it: `.ci/run`), and says it
+//! skipped otherwise.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fantoccini::{Client, ClientBuilder, Locator};
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::Value as Json;
+use tokio::sync::oneshot;
+
+use super::{Proc, free_port, wait_connectable};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long a page may take to reach the state a step waits for.
+const STEP: Duration = Duration::from_secs(15);
+
+/// chromedriver on a free loopback port, killed on drop.
+struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Chromedriver {
+    fn start() -> Self {
+        let port = free_port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chromedriver");
+        wait_connectable(SocketAddr::from(([127, 0, 0, 1], port)));
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A browser context of its own (a fresh profile: its own cookies), headless.
+struct Browser {
+    client: Client,
+    profile: PathBuf,
+    shots: PathBuf,
+}
+
+impl Browser {
+    async fn open(driver: &Chromedriver, name: &str, shots: &Path) -> Self {
+        let profile = std::env::temp_dir().join(format!(
+            "stytch-browser-{name}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&profile).unwrap();
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1100,760",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([format!("--user-data-dir={}", profile.display())])
+        .collect::<Vec<_>>();
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".into(), "chrome".into());
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({ "binary": CHROMIUM, "args": args }),
+        );
+        // chromedriver listens on plain http on loopback: no TLS connector is needed.
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&driver.url)
+            .await
+            .expect("a Chromium session through chromedriver");
+        Self {
+            client,
+            profile,
+            shots: shots.to_owned(),
+        }
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    async fn js(&self, script: &str) -> Json {
+        self.client.execute(script, Vec::new()).await.unwrap()
+    }
+
+    /// `document.body.dataset.state`: `loading`, `signed-out`, `signed-in` or `revoked`.
+    async fn state(&self) -> String {
+        let state = self
+            .js("return document.body ? (document.body.dataset.state || '') : ''")
+            .await;
+        state.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Waits (at most [`STEP`]) until the page is in `state`.
+    async fn wait_state(&self, state: &str) {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let now = self.state().await;
+            if now == state {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "page never reached {state:?} (still {now:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `script` returns `true`.
+    async fn wait_true(&self, what: &str, script: &str) {
+        let deadline = Instant::now() + STEP;
+        while self.js(script).await != Json::Bool(true) {
+            assert!(Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn cookies(&self) -> String {
+        self.js("return document.cookie")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn shot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+
+    /// Signs in as `name` from the demo's sign-in page at `base`.
+    async fn sign_in(&self, base: &str, name: &str) {
+        self.goto(&format!("{base}/")).await;
+        self.wait_state("signed-out").await;
+        self.click(&format!("button[data-member=\"{name}\"]")).await;
+        self.wait_state("signed-in").await;
+        self.wait_true(
+            "the live socket opens",
+            "return document.querySelector('#live-status').dataset.live === 'open'",
+        )
+        .await;
+    }
+}
+
+/// The running `stytch-gateway demo`: its URL and the member ids it printed.
+struct Demo {
+    _proc: Proc,
+    base: String,
+    bob: String,
+    carol: String,
+}
+
+impl Demo {
+    fn start() -> Self {
+        let proc = Proc::spawn("demo-browser", &["demo"], &[]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let banner = loop {
+            let out = proc.stdout();
+            if out.contains("Ready.") {
+                break out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the demo never started:\n{out}\n{}",
+                proc.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let base = banner
+            .lines()
+            .find_map(|l| l.strip_prefix("Open "))
+            .and_then(|l| l.split_whitespace().next())
+            .expect("the demo prints the URL to open")
+            .trim_end_matches('/')
+            .to_owned();
+        let member = |name: &str| {
+            banner
+                .lines()
+                .find(|l| l.trim_start().starts_with(name))
+                .and_then(|l| l.split_whitespace().last())
+                .unwrap_or_else(|| panic!("{name}'s member id in the banner"))
+                .to_owned()
+        };
+        Self {
+            base,
+            bob: member("bob"),
+            carol: member("carol"),
+            _proc: proc,
+        }
+    }
+}
+
+/// An "evil" site on another site than the demo (`localhost` vs `127.0.0.1`): `/post?to=URL`
+/// is a page that submits a form to `URL` at once, as a cross-site attacker's page would.
+struct EvilSite {
+    base: String,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn evil_site() -> EvilSite {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => continue,
+                },
+                _ = &mut stopped => return,
+            };
+            let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let target = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                    .find(|(k, _)| k == "to")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                let page = format!(
+                    "<!doctype html><title>evil</title>\
+                     <form id=f method=post action=\"{target}\"></form>\
+                     <script>document.getElementById('f').submit()</script>"
+                );
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(page))))
+            });
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    EvilSite {
+        base: format!("http://localhost:{port}"),
+        _stop: stop,
+    }
+}
+
+/// Where the screenshots go: `target/browser-test/`.
+fn shots_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target/tmp has a parent")
+        .join("browser-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Whether Chromium is here; without it the test fails in CI and skips elsewhere.
+fn chromium_or_skip() -> bool {
+    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{CHROMIUM} and {CHROMEDRIVER} are missing: .ci/run installs chromium and chromium-driver"
+        );
+        eprintln!("browser test skipped: install chromium and chromium-driver to run it");
+    }
+    present
+}
+
+/// A cross-site form post to `target` is refused by the gateway: the browser lands on the
+/// layer's 403 `cross_origin` answer.
+async fn assert_cross_site_post_refused(browser: &Browser, evil: &EvilSite, target: &str) {
+    let url = format!(
+        "{}/post?to={}",
+        evil.base,
+        form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
+    );
+    browser.goto(&url).await;
+    browser
+        .wait_true(
+            "the cross-site post is answered",
+            "return document.body !== null && document.body.innerText.includes('cross_origin')",
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_in_a_browser_signs_in_refuses_cross_site_posts_and_closes_revoked_sockets() {
+    // If this broke, a person clicking through the demo would see it fail: cookies not set or
+    // not cleared by logout, a cross-site form able to log them out or act as their admin,
+    // or a forced sign-out leaving their WebSocket open and their page signed in.
+    if !chromium_or_skip() {
+        return;
+    }
+    let started = Instant::now();
+    let shots = shots_dir();
+    let demo = Demo::start();
+    let driver = Chromedriver::start();
+    let evil = evil_site().await;
+    let base = demo.base.as_str();
+
+    // Sign in by cookie; the identity shown is the gateway's.
+    let bob = Browser::open(&driver, "bob", &shots).await;
+    bob.goto(&format!("{base}/")).await;
+    bob.wait_state("signed-out").await;
+    bob.shot("01-sign-in-page").await;
+    bob.sign_in(base, "Bob").await;
+    assert_eq!(bob.text("dd[data-field='member_id']").await, demo.bob);
+    assert_eq!(bob.text("dd[data-field='name']").await, "Bob");
+    let cookies = bob.cookies().await;
+    assert!(
+        cookies.contains("stytch_session=") && cookies.contains("stytch_session_jwt="),
+        "{cookies}"
+    );
+    let session = bob.text("dd[data-field='session_id']").await;
+    bob.shot("02-signed-in").await;
+
+    // A cross-site form post to logout, and to an admin route, is refused; the session works.
+    assert_cross_site_post_refused(&bob, &evil, &format!("{base}/logout")).await;
+    bob.shot("03-cross-site-logout-refused").await;
+    let admin_route = format!("{base}/admin/members/{}/revoke-sessions", demo.carol);
+    assert_cross_site_post_refused(&bob, &evil, &admin_route).await;
+    bob.goto(&format!("{base}/")).await;
+    bob.wait_state("signed-in").await;
+    assert_eq!(bob.text("dd[data-field='session_id']").await, session);
+
+    // Log out: both cookies are cleared (same Path, no Secure on http: else they would stay).
+    bob.click("#logout").await;
+    bob.wait_state("signed-out").await;
+    let cookies = bob.cookies().await;
+    assert!(!cookies.contains("stytch_session"), "{cookies}");
+    bob.shot("04-logged-out").await;
+
+    // Signed in again, Bob is forced out by Alice, an admin in another browser context.
+    bob.sign_in(base, "Bob").await;
+    let alice = Browser::open(&driver, "alice", &shots).await;
+    alice.sign_in(base, "Alice").await;
+    alice.click("button[data-member='Bob']").await;
+    alice
+        .wait_true(
+            "the admin route answers",
+            "return document.querySelector('#action-status').textContent.includes('Bob forced out → 200')",
+        )
+        .await;
+    alice.shot("05-admin-forces-bob-out").await;
+
+    // Bob's live socket is closed by the gateway; his page shows it, then reloads signed out.
+    bob.wait_state("revoked").await;
+    bob.shot("06-live-socket-closed").await;
+    bob.wait_state("signed-out").await;
+    bob.shot("07-signed-out-after-revocation").await;
+
+    alice.close().await;
+    bob.close().await;
+    eprintln!(
+        "browser test: {:.1} s, screenshots in {}",
+        started.elapsed().as_secs_f64(),
+        shots.display()
+    );
+}
