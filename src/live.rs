@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::{broadcast, watch};
 
+use crate::cache::SessionCache;
 use crate::credential::{CacheKey, Credential, SessionCredential};
 use crate::denylist::{Check, Denylist};
 use crate::revoke::{RevocationEvent, RevokedTarget, Revoker};
@@ -53,7 +54,7 @@ struct Slot {
     /// The credentials its connections were authenticated with.
     credentials: HashSet<CacheKey>,
     /// `true` once revoked; every [`SessionLiveness`] of the session holds a receiver.
-    revoked: watch::Sender<bool>,
+    revoked: Arc<watch::Sender<bool>>,
 }
 
 impl Slot {
@@ -67,17 +68,39 @@ impl Slot {
         .chain(self.credentials.iter().map(|k| Key::Credential(*k)))
     }
 
-    /// Whether the revocations applied here refuse this session now (or would ask Stytch:
-    /// the connection is closed and its reconnection is asked).
-    fn refused(&self, denylist: &Denylist) -> bool {
-        denylist.check(&self.session, None) != Check::Allow
-            || self.credentials.iter().any(|k| denylist.is_key_denied(k))
+    /// What the revocations applied here say about this session, knowing nothing of when
+    /// Stytch last vouched for it.
+    fn check(&self, denylist: &Denylist) -> Check {
+        if self.credentials.iter().any(|k| denylist.is_key_denied(k)) {
+            return Check::Deny;
+        }
+        denylist.check(&self.session, None)
+    }
+
+    /// What [`LiveSessions::resolve`] needs to settle a [`Check::Ask`].
+    fn ask(&self) -> Ask {
+        Ask {
+            session: self.session.clone(),
+            credentials: self.credentials.iter().copied().collect(),
+            revoked: self.revoked.clone(),
+        }
     }
 
     fn fire(&self) {
-        self.revoked
-            .send_if_modified(|revoked| !std::mem::replace(revoked, true));
+        fire(&self.revoked);
     }
+}
+
+fn fire(revoked: &watch::Sender<bool>) {
+    revoked.send_if_modified(|revoked| !std::mem::replace(revoked, true));
+}
+
+/// A slot a member-wide revocation may cover: it started within the clock skew of the
+/// revocation, so whether Stytch vouched for it since decides, exactly as for a request.
+struct Ask {
+    session: MemberSession,
+    credentials: Vec<CacheKey>,
+    revoked: Arc<watch::Sender<bool>>,
 }
 
 #[derive(Default)]
@@ -116,6 +139,7 @@ impl Slots {
 /// The live sessions of one [`Revoker`]: owned by it, followed by a task of its own.
 pub(crate) struct LiveSessions {
     denylist: Arc<Denylist>,
+    cache: Arc<SessionCache>,
     events: broadcast::Sender<RevocationEvent>,
     slots: Mutex<Slots>,
 }
@@ -123,10 +147,12 @@ pub(crate) struct LiveSessions {
 impl LiveSessions {
     pub(crate) fn new(
         denylist: Arc<Denylist>,
+        cache: Arc<SessionCache>,
         events: broadcast::Sender<RevocationEvent>,
     ) -> Arc<Self> {
         Arc::new(Self {
             denylist,
+            cache,
             events,
             slots: Mutex::default(),
         })
@@ -154,16 +180,26 @@ impl LiveSessions {
         let slot = slots.slots.entry(id.to_owned()).or_insert_with(|| Slot {
             session: session.clone(),
             credentials: HashSet::new(),
-            revoked: watch::channel(false).0,
+            revoked: Arc::new(watch::channel(false).0),
         });
         slot.credentials.insert(key);
         let rx = slot.revoked.subscribe();
-        if slot.refused(&self.denylist) {
-            slot.fire();
-        }
+        let ask = match slot.check(&self.denylist) {
+            Check::Allow => None,
+            Check::Deny => {
+                slot.fire();
+                None
+            }
+            Check::Ask(_) => Some(slot.ask()),
+        };
         let keys: Vec<Key> = slot.keys().collect();
         for key in keys {
             slots.file(key, id);
+        }
+        drop(slots);
+        if let Some(ask) = ask {
+            let live = Arc::clone(self);
+            tokio::spawn(async move { live.resolve(vec![ask]).await });
         }
         rx
     }
@@ -184,24 +220,54 @@ impl LiveSessions {
     }
 
     /// Fires the slots that the revocation of `target` covers.
-    fn applied(&self, target: &RevokedTarget) {
+    async fn applied(&self, target: &RevokedTarget) {
         let key = Key::of(target);
-        let slots = self.lock();
-        for id in slots.index.get(&key).into_iter().flatten() {
-            if let Some(slot) = slots.slots.get(id)
-                && (key.covers_all() || slot.refused(&self.denylist))
-            {
-                slot.fire();
-            }
-        }
+        let asks = {
+            let slots = self.lock();
+            let filed = slots.index.get(&key).into_iter().flatten();
+            let filed = filed.filter_map(|id| slots.slots.get(id));
+            self.settle(filed, key.covers_all())
+        };
+        self.resolve(asks).await;
     }
 
     /// Events were lost (the follower lagged): every slot is checked against the denylist.
-    fn recheck_all(&self) {
-        let slots = self.lock();
-        for slot in slots.slots.values() {
-            if slot.refused(&self.denylist) {
-                slot.fire();
+    async fn recheck_all(&self) {
+        let asks = {
+            let slots = self.lock();
+            self.settle(slots.slots.values(), false)
+        };
+        self.resolve(asks).await;
+    }
+
+    /// Fires the slots refused (all of them with `all`), and returns those to ask about.
+    fn settle<'a>(&self, slots: impl Iterator<Item = &'a Slot>, all: bool) -> Vec<Ask> {
+        let mut asks = Vec::new();
+        for slot in slots {
+            match slot.check(&self.denylist) {
+                _ if all => slot.fire(),
+                Check::Allow => {}
+                Check::Deny => slot.fire(),
+                Check::Ask(_) => asks.push(slot.ask()),
+            }
+        }
+        asks
+    }
+
+    /// Settles each [`Ask`] as the layer does for a request: with when Stytch last said the
+    /// session is alive (its cache entry; a member-wide revocation evicts the member's
+    /// entries, so only a check after it counts). No entry: nobody vouched for it since the
+    /// revocation, and the connection is closed (its reconnection is asked of Stytch).
+    async fn resolve(&self, asks: Vec<Ask>) {
+        for ask in asks {
+            let mut vouched = None;
+            for key in &ask.credentials {
+                if let Some(entry) = self.cache.get(key).await {
+                    vouched = vouched.max(entry.stytch_checked_at);
+                }
+            }
+            if self.denylist.check(&ask.session, vouched) != Check::Allow {
+                fire(&ask.revoked);
             }
         }
     }
@@ -224,14 +290,14 @@ async fn follow(live: Weak<LiveSessions>, mut events: broadcast::Receiver<Revoca
         let event = events.recv().await;
         let Some(live) = live.upgrade() else { return };
         match event {
-            Ok(RevocationEvent::Applied { target, .. }) => live.applied(&target),
+            Ok(RevocationEvent::Applied { target, .. }) => live.applied(&target).await,
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!(
                     missed,
                     "live connections: revocation events lagged, rechecking"
                 );
-                live.recheck_all();
+                live.recheck_all().await;
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
@@ -336,6 +402,7 @@ mod tests {
 
     struct Fixture {
         denylist: Arc<Denylist>,
+        cache: Arc<SessionCache>,
         events: broadcast::Sender<RevocationEvent>,
         live: Arc<LiveSessions>,
         next: u64,
@@ -344,10 +411,12 @@ mod tests {
     impl Fixture {
         fn new() -> Self {
             let denylist = Arc::new(Denylist::default());
+            let cache = Arc::new(SessionCache::new(&crate::CacheConfig::default()));
             let events = broadcast::channel(16).0;
-            let live = LiveSessions::new(denylist.clone(), events.clone());
+            let live = LiveSessions::new(denylist.clone(), cache.clone(), events.clone());
             Self {
                 denylist,
+                cache,
                 events,
                 live,
                 next: 1,
@@ -373,12 +442,11 @@ mod tests {
                 RevokedTarget::Member(m) => self.denylist.hold_member(id, m, until, revoked_at),
                 RevokedTarget::Credential(k) => self.denylist.hold_key(id, *k, until, false, false),
             }
-            self.events
-                .send(RevocationEvent::Applied {
-                    revocation: id.0,
-                    target,
-                })
-                .unwrap();
+            // As the pipeline: nobody may be listening yet.
+            let _ = self.events.send(RevocationEvent::Applied {
+                revocation: id.0,
+                target,
+            });
         }
     }
 
@@ -441,6 +509,45 @@ mod tests {
         // Unconfirmed, a member-wide revocation refuses every session of the member.
         f.revoke(RevokedTarget::Member("m1".into()), None);
         assert!(fired(&new).await);
+    }
+
+    #[tokio::test]
+    async fn a_session_started_within_the_skew_of_a_member_revocation_is_asked_as_a_request_is() {
+        // If this broke, a member forced out and signed in again within the clock skew would
+        // have every new connection closed at once (Stytch vouched for the new session after
+        // the revocation), or a session of just before the revocation would stay live.
+        let mut f = Fixture::new();
+        let now = SystemTime::now();
+        f.revoke(RevokedTarget::Member("m1".into()), Some(now));
+        let mut fresh = session("m1", "s2");
+        fresh.started_at = Some(now + Duration::from_secs(1));
+        let vouched = Arc::new(crate::cache::CachedSession {
+            session: fresh.clone(),
+            ttl: Duration::from_secs(60),
+            refreshed_jwt: None,
+            request_id: None,
+            stytch_checked_at: Some(now + Duration::from_secs(1)),
+        });
+        let key = Credential::parse("tok-fresh").unwrap().cache_key();
+        f.cache.insert(key, vouched).await;
+        let fresh = f.handle(&fresh, "tok-fresh");
+        let mut unvouched = session("m1", "s1");
+        unvouched.started_at = Some(now - Duration::from_secs(1));
+        let unvouched = f.handle(&unvouched, "tok-old");
+        assert!(
+            fired(&unvouched).await,
+            "nobody vouched for it after the revocation"
+        );
+        assert!(
+            quiet(&fresh).await,
+            "Stytch said it is alive after the revocation"
+        );
+        // A second confirmed member-wide revocation now: the entry's vouch predates it.
+        f.revoke(
+            RevokedTarget::Member("m1".into()),
+            Some(now + Duration::from_secs(2)),
+        );
+        assert!(fired(&fresh).await);
     }
 
     #[tokio::test]

@@ -291,7 +291,7 @@ impl Revoker {
     ) -> Self {
         let outbox = Outbox::new(&config);
         let events = broadcast::channel(EVENTS_CAPACITY).0;
-        let live = crate::live::LiveSessions::new(denylist.clone(), events.clone());
+        let live = crate::live::LiveSessions::new(denylist.clone(), cache.clone(), events.clone());
         Self {
             inner: Arc::new(Inner {
                 client,

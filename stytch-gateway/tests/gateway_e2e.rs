@@ -24,6 +24,8 @@ use tokio::sync::oneshot;
 mod browser;
 #[path = "e2e/https.rs"]
 mod https;
+#[path = "e2e/live.rs"]
+mod live;
 #[path = "e2e/websocket.rs"]
 mod websocket;
 
