@@ -17,6 +17,8 @@ mod jwt;
 #[cfg(feature = "axum")]
 mod layer;
 #[cfg(feature = "axum")]
+mod live;
+#[cfg(feature = "axum")]
 mod paths;
 #[cfg(feature = "axum")]
 mod revoke;
