@@ -339,6 +339,10 @@ async fn assert_cross_site_post_refused(browser: &Browser, evil: &EvilSite, targ
             "return document.body !== null && document.body.innerText.includes('cross_origin')",
         )
         .await;
+    let status = browser
+        .js("return performance.getEntriesByType('navigation')[0].responseStatus")
+        .await;
+    assert_eq!(status, Json::from(403), "the cross-site post to {target}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
