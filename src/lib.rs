@@ -75,6 +75,52 @@
 //! Revocations made elsewhere are seen when the cache entry expires. The README's "Caching and
 //! revocation semantics" has every rule.
 //!
+//! # Live connections
+//!
+//! A WebSocket, server-sent-event or long-poll handler outlives the request that
+//! authenticated it. [`SessionLiveness`] (an axum extractor with feature `axum`, or
+//! [`SessionLiveness::from_extensions`]) resolves [`revoked`](SessionLiveness::revoked) when
+//! that session is revoked, whatever revoked it (logout, logout everywhere, admin route,
+//! forced sign-out hook, [`Revoker`] call): every revocation is applied by the one pipeline,
+//! which tells [`Revoker::events`] subscribers, and the handles are one. Nothing is registered
+//! until a handler asks for a handle; the registration goes with the last handle of the
+//! session. Close a WebSocket with code 4401 (the application range of RFC 6455, read as
+//! "401: authenticate again"):
+//!
+//! ```no_run
+//! # #[cfg(feature = "axum")]
+//! # mod example {
+//! use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+//! use axum::response::Response;
+//! use tower_stytch::SessionLiveness;
+//!
+//! async fn live(ws: WebSocketUpgrade, liveness: SessionLiveness) -> Response {
+//!     ws.on_upgrade(move |socket| serve(socket, liveness))
+//! }
+//!
+//! async fn serve(mut socket: WebSocket, liveness: SessionLiveness) {
+//!     loop {
+//!         tokio::select! {
+//!             () = liveness.revoked() => {
+//!                 let close = CloseFrame { code: 4401, reason: "session revoked".into() };
+//!                 let _ = socket.send(Message::Close(Some(close))).await;
+//!                 return;
+//!             }
+//!             incoming = socket.recv() => match incoming {
+//!                 Some(Ok(Message::Text(text))) => {
+//!                     if socket.send(Message::Text(text)).await.is_err() { return; }
+//!                 }
+//!                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+//!                 Some(Ok(_)) => {}
+//!             },
+//!         }
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! `examples/axum_websocket.rs` runs it against the emulator.
+//!
 //! # What is logged
 //!
 //! `tracing` events with paths (no query), credential kinds, outcomes, Stytch `request_id`s
@@ -85,7 +131,8 @@
 //!
 //! The crate root exports what an app touches: [`StytchAuthLayer`] and its builder, the
 //! [`StytchAuth`] service with its [`ResponseFuture`] and [`ResponseBody`], the
-//! [`MemberSession`] and [`SessionCredential`] it hands the app, the [`Revoker`], the
+//! [`MemberSession`] and [`SessionCredential`] it hands the app, [`SessionLiveness`] for
+//! live connections, the [`Revoker`], the
 //! [`Rejection`]s, [`StytchClient`] and [`StytchConfig`], the errors, and [`CacheConfig`].
 //! The rest lives in public modules: [`client`] (Stytch's requests and responses, the JWKS,
 //! [`RetryPolicy`](client::RetryPolicy), header names), `jwt` (local verification, feature `jwt`),
@@ -95,7 +142,8 @@
 //!
 //! # Features
 //!
-//! `jwt` (default): local JWT verification. `axum`: extractors. The Stytch emulator and the
+//! `jwt` (default): local JWT verification. `axum`: extractors (`MemberSession`,
+//! `Option<MemberSession>`, `SessionLiveness`). The Stytch emulator and the
 //! reverse proxy are packages of their own: `stytch-emulator` and `stytch-gateway`.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
