@@ -3,9 +3,10 @@
 //!
 //! One test, in the order a person would click: sign in by cookie, see who you are, a
 //! cross-site form post to logout and to an admin route refused (the session still works),
-//! log out (the cookies cleared), sign in again, an admin in a second browser context forces
-//! the member out, and the first context's live WebSocket closes and its next page load is
-//! signed out. A screenshot of each step is written to `target/browser-test/`.
+//! log out in another tab (the cookies cleared, the first tab's socket closed and the tab
+//! signed out), sign in again, an admin in a second browser context forces the member out,
+//! and the first context's live WebSocket closes and its next page load is signed out. A
+//! screenshot of each step is written to `target/browser-test/`.
 //!
 //! Without Chromium this test fails when `CI` is set (CI installs it: `.ci/run`), and says it
 //! skipped otherwise.
@@ -385,12 +386,22 @@ async fn the_demo_in_a_browser_signs_in_refuses_cross_site_posts_and_closes_revo
     bob.wait_state("signed-in").await;
     assert_eq!(bob.text("dd[data-field='session_id']").await, session);
 
-    // Log out: both cookies are cleared (same Path, no Secure on http: else they would stay).
+    // Log out in another tab: both cookies are cleared (same Path, no Secure on http: else
+    // they would stay), and the first tab's live socket is closed, so it signs out too.
+    let first_tab = bob.client.window().await.unwrap();
+    let second_tab = bob.client.new_window(true).await.unwrap().handle;
+    bob.client.switch_to_window(second_tab).await.unwrap();
+    bob.goto(&format!("{base}/")).await;
+    bob.wait_state("signed-in").await;
     bob.click("#logout").await;
     bob.wait_state("signed-out").await;
     let cookies = bob.cookies().await;
     assert!(!cookies.contains("stytch_session"), "{cookies}");
     bob.shot("04-logged-out").await;
+    bob.client.close_window().await.unwrap();
+    bob.client.switch_to_window(first_tab).await.unwrap();
+    bob.wait_state("signed-out").await;
+    bob.shot("04b-other-tab-signed-out").await;
 
     // Signed in again, Bob is forced out by Alice, an admin in another browser context.
     bob.sign_in(base, "Bob").await;
