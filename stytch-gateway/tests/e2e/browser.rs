@@ -13,6 +13,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,51 +36,61 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long a page may take to reach the state a step waits for.
 const STEP: Duration = Duration::from_secs(15);
 
-/// chromedriver on a free loopback port, killed on drop.
+/// chromedriver on a free loopback port, killed on drop with the browsers it started, whose
+/// profiles (under `profiles`) go too.
 struct Chromedriver {
     child: Child,
     url: String,
+    profiles: PathBuf,
 }
 
 impl Chromedriver {
     fn start() -> Self {
         let port = free_port();
+        // A process group of its own: the browsers it starts are in it, and go with it even
+        // when the test panics before closing them.
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn chromedriver");
         wait_connectable(SocketAddr::from(([127, 0, 0, 1], port)));
+        let profiles = std::env::temp_dir().join(format!(
+            "stytch-browser-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            profiles,
         }
     }
 }
 
 impl Drop for Chromedriver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The whole group: chromedriver and every Chromium it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profiles);
     }
 }
 
 /// A browser context of its own (a fresh profile: its own cookies), headless.
 struct Browser {
     client: Client,
-    profile: PathBuf,
     shots: PathBuf,
 }
 
 impl Browser {
     async fn open(driver: &Chromedriver, name: &str, shots: &Path) -> Self {
-        let profile = std::env::temp_dir().join(format!(
-            "stytch-browser-{name}-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
+        let profile = driver.profiles.join(name);
         std::fs::create_dir_all(&profile).unwrap();
         let args = [
             "--headless=new",
@@ -91,6 +102,7 @@ impl Browser {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
+            "--disable-crash-reporter",
             "--window-size=1100,760",
         ]
         .map(str::to_owned)
@@ -111,7 +123,6 @@ impl Browser {
             .expect("a Chromium session through chromedriver");
         Self {
             client,
-            profile,
             shots: shots.to_owned(),
         }
     }
@@ -192,7 +203,6 @@ impl Browser {
 
     async fn close(self) {
         let _ = self.client.close().await;
-        let _ = std::fs::remove_dir_all(&self.profile);
     }
 
     /// Signs in as `name` from the demo's sign-in page at `base`.
