@@ -70,6 +70,10 @@ pub enum ConfigError {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// A webhook signing secret is not `whsec_` followed by base64 (the value is never
+    /// repeated: it is a secret).
+    #[error("invalid webhook secret: expected whsec_ followed by base64, comma-separated")]
+    InvalidWebhookSecret,
     /// Some other setting is out of range.
     #[error("invalid setting {name}: {reason}")]
     InvalidSetting {

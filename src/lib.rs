@@ -115,6 +115,7 @@ pub mod metrics;
 mod middleware;
 mod revoke;
 mod session;
+mod webhook;
 
 /// How far this host's clock and Stytch's may be apart. Session starts within this of a
 /// member-wide revocation are asked of Stytch rather than guessed (the denylist).
@@ -137,6 +138,7 @@ pub use crate::revoke::{
     RevocationEvent, RevokeConfig, RevokeError, RevokeOutcome, RevokedTarget, Revoker,
 };
 pub use crate::session::MemberSession;
+pub use crate::webhook::WebhookSecrets;
 
 /// The README's examples, compiled as doctests.
 #[cfg(all(doctest, feature = "axum"))]

@@ -28,6 +28,11 @@ pub const REVOCATIONS_RETRIED: &str = "stytch_revocations_retried_total";
 pub const LOGOUTS: &str = "stytch_logouts_total";
 /// Counter of forced sign-outs after the app's admin actions, label `result`.
 pub const FORCED_SIGNOUTS: &str = "stytch_forced_signouts_total";
+/// Counter of Stytch webhooks received, labels `type` (`scim.member.delete`, … for member and
+/// organization events; `other`; `unverified` when the signature failed) and `outcome`
+/// (`rejected`; `verified` for every verified one, then `applied`, `ignored` or
+/// `duplicate`).
+pub const WEBHOOKS: &str = "stytch_webhooks_total";
 
 pub(crate) fn auth_request(outcome: &'static str) {
     metrics::counter!(AUTH_REQUESTS, "outcome" => outcome).increment(1);
@@ -67,6 +72,10 @@ pub(crate) fn revocation_retried(result: &'static str) {
 pub(crate) fn logout(result: &'static str, everywhere: bool) {
     let everywhere = if everywhere { "true" } else { "false" };
     metrics::counter!(LOGOUTS, "result" => result, "everywhere" => everywhere).increment(1);
+}
+
+pub(crate) fn webhook(kind: &'static str, outcome: &'static str) {
+    metrics::counter!(WEBHOOKS, "type" => kind, "outcome" => outcome).increment(1);
 }
 
 pub(crate) fn forced_signout(result: &'static str) {

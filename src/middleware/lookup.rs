@@ -114,7 +114,7 @@ impl Lookup {
         if self.denylist.is_key_denied(&key) {
             return Err(Arc::new(LookupError::invalid()));
         }
-        let entry = match self.cache.get(&key).await {
+        let mut entry = match self.cache.get(&key).await {
             Some(entry) => {
                 metrics::cache_lookup("hit");
                 entry
@@ -135,6 +135,13 @@ impl Lookup {
                 result?
             }
         };
+        if self
+            .denylist
+            .needs_revalidation(&entry.session, entry.stytch_checked_at)
+        {
+            tracing::debug!("the member's roles changed at stytch: re-validating the session");
+            entry = self.revalidate(key, credential).await?;
+        }
         if entry.session.expires_at <= SystemTime::now() {
             tracing::debug!("session expired");
             return Err(Arc::new(LookupError::invalid()));
@@ -156,6 +163,29 @@ impl Lookup {
             "authenticated"
         );
         Ok(entry)
+    }
+
+    /// The member's roles changed at Stytch since this entry was vouched for: Stytch's
+    /// authenticate replaces it (once for concurrent requests with this credential), so the
+    /// app sees the fresh roles; a dead session is refused and remembered as such.
+    async fn revalidate(
+        self: &Arc<Self>,
+        key: CacheKey,
+        credential: &Credential,
+    ) -> Result<Arc<CachedSession>, Arc<LookupError>> {
+        self.cache.evict_key(&key).await;
+        let this = Arc::clone(self);
+        let credential = credential.clone();
+        let result = self
+            .cache
+            .get_or_try_insert(key, async move { this.remote(credential).await })
+            .await;
+        if let Err(err) = &result
+            && matches!(**err, LookupError::Invalid { remember: true, .. })
+        {
+            self.cache.insert_negative(key).await;
+        }
+        result
     }
 
     /// The cache behind [`rechecks`](Self::rechecks): an answer is kept a few seconds, keyed
