@@ -24,3 +24,5 @@ mod revoke;
 mod revoke_engine;
 #[cfg(feature = "axum")]
 mod support;
+#[cfg(all(feature = "axum", feature = "jwt"))]
+mod webhooks;
