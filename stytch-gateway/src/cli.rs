@@ -179,6 +179,20 @@ pub(crate) struct ServeArgs {
         value_parser = super::forwarded::parse_trusted_proxy
     )]
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    /// Path receiving Stytch's webhooks (POST, Svix-signed), e.g. `/stytch/webhooks`: members
+    /// deleted, deprovisioned or demoted at Stytch are signed out (or re-validated) at once.
+    /// Needs STYTCH_WEBHOOK_SECRET. Off when unset.
+    #[arg(long, env = "GATEWAY_WEBHOOK_PATH", value_name = "PATH")]
+    pub(crate) webhook_path: Option<String>,
+    /// The webhook endpoint's signing secret(s) from Stytch's dashboard (`whsec_…`; several
+    /// comma separated during a rotation). Prefer the environment variable.
+    #[arg(
+        long,
+        env = "STYTCH_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub(crate) webhook_secret: Option<String>,
     /// On SIGTERM / ctrl-c: how long in-flight requests and pending revocations get.
     #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "10s",
           value_parser = parse_duration)]
@@ -205,6 +219,18 @@ pub(crate) struct EmulatorArgs {
     /// Project secret the emulator accepts (default: the built-in test project's secret).
     #[arg(long, value_name = "SECRET")]
     pub(crate) secret: Option<String>,
+    /// URL the emulator sends its Svix-signed webhooks to (repeatable), e.g. the gateway's
+    /// `http://127.0.0.1:8080/stytch/webhooks`.
+    #[arg(long = "webhook-url", value_name = "URL")]
+    pub(crate) webhook_urls: Vec<String>,
+    /// Secret the emulator signs webhooks with (`whsec_…`; default: a fresh one, printed).
+    #[arg(
+        long,
+        env = "STYTCH_EMULATOR_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub(crate) webhook_secret: Option<String>,
 }
 
 /// `demo`: everything on loopback, with curl commands.
