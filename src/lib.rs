@@ -72,8 +72,19 @@
 //! this process can verify the caller's right to it (the caller's own session, the app, or an
 //! outage admin of the target's organization as known here), kept and retried while Stytch is
 //! unreachable, and undone if Stytch refuses it; otherwise it waits for Stytch's confirmation.
-//! Revocations made elsewhere are seen when the cache entry expires. The README's "Caching and
-//! revocation semantics" has every rule.
+//! Revocations made elsewhere are seen when the cache entry expires, or at once with Stytch's
+//! webhooks (below). The README's "Caching and revocation semantics" has every rule.
+//!
+//! # Webhooks: revocations made outside the app
+//!
+//! With [`StytchAuthLayerBuilder::webhook`]`("/stytch/webhooks", `[`WebhookSecrets`]`::parse(…)?)`
+//! the layer answers Stytch's (Svix-signed) webhooks itself, before authentication, gated by
+//! the signature alone: a member deleted or no longer `active` (dashboard, API, SCIM) is
+//! signed out here at once, token and JWT; an organization deleted signs out all its members;
+//! a member whose roles changed has their sessions re-validated at Stytch on their next
+//! request, so the app sees the new roles. Nothing is sent to Stytch, which made the change.
+//! The README's "Revocations made outside your app" lists each event and how to enroll the
+//! endpoint.
 //!
 //! # What is logged
 //!
