@@ -49,6 +49,7 @@ impl LookupError {
     }
 
     /// This error, never to be remembered in the negative cache.
+    #[cfg(feature = "jwt")]
     fn forgotten(mut self) -> Self {
         if let Self::Invalid { remember, .. } = &mut self {
             *remember = false;

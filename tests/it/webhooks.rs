@@ -295,3 +295,73 @@ async fn forged_stale_and_foreign_deliveries_change_nothing() {
     // The member is still served.
     assert_eq!(served.whoami(&jwt).await, StatusCode::OK);
 }
+
+/// `svix-*` headers signing `body` with `secret` (`whsec_…`) now, as Svix does.
+fn signed(secret: &str, id: &str, body: &str) -> Vec<(&'static str, String)> {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    let engine = base64::engine::general_purpose::STANDARD;
+    let key = engine.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{now}.{body}").as_bytes());
+    let signature = engine.encode(mac.finalize().into_bytes());
+    vec![
+        ("svix-id", id.to_owned()),
+        ("svix-timestamp", now.to_string()),
+        ("svix-signature", format!("v1,{signature}")),
+    ]
+}
+
+#[tokio::test]
+async fn a_signed_delivery_passes_whatever_its_browser_headers_say() {
+    // If this broke, the cross-site check (meant for browsers) would refuse Stytch's
+    // deliveries that come through a proxy adding Origin or Sec-Fetch-Site, and members of
+    // an organization deleted at Stytch would stay signed in. (The event is sent by hand,
+    // signed with the emulator's secret; the organization is still alive at the emulator,
+    // which an organization-wide refusal does not ask about.)
+    let (world, served) = world().await;
+    let jwt = world.member.session_jwt.expose_secret().to_owned();
+    assert_eq!(served.whoami(&jwt).await, StatusCode::OK);
+    let body = json!({
+        "project_id": world.emulator.project_id(), "event_id": "event-test-2",
+        "action": "DELETE", "object_type": "organization", "source": "DASHBOARD",
+        "id": world.org, "vertical": "B2B",
+        "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+    })
+    .to_string();
+    let secret = world.emulator.webhook_secret();
+    let mut request = served
+        .http
+        .post(served.url(PATH))
+        .header("origin", "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .body(body.clone());
+    for (name, value) in signed(secret.expose_secret(), "msg_test_cross_site", &body) {
+        request = request.header(name, value);
+    }
+    assert_eq!(
+        request.send().await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert!(refused_soon(&served, &jwt).await);
+}
+
+#[tokio::test]
+async fn webhook_path_must_be_absolute_and_not_a_logout_path() {
+    // If this broke, a typo would silently disable the receiver, or the webhook path would
+    // shadow the logout route.
+    let world = World::new().await;
+    let secrets =
+        || WebhookSecrets::parse(world.emulator.webhook_secret().expose_secret()).unwrap();
+    for path in ["stytch/webhooks", "/logout", "/logout/everywhere"] {
+        let built = world.builder().webhook(path, secrets()).build();
+        assert!(
+            matches!(built, Err(tower_stytch::ConfigError::InvalidRoute { .. })),
+            "{path}"
+        );
+    }
+}
