@@ -194,6 +194,7 @@ mod tests {
         })
     }
 
+    /// Long on purpose: a table, one entry per kind of event.
     #[test]
     fn effects_table() {
         // If this broke, a deleted, deprovisioned or demoted member would keep being served

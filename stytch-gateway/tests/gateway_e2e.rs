@@ -838,6 +838,7 @@ async fn forwarding_headers_from_a_trusted_proxy_are_kept_and_appended_to() {
     .await;
 }
 
+/// Long on purpose: a table of bad configurations, one entry each, then one loop.
 #[test]
 fn bad_configuration_exits_2_with_one_line() {
     // If this broke, operators would get a panic, a wall of text or a leaked secret instead of the cause.
@@ -1000,6 +1001,8 @@ impl Gateway {
     }
 }
 
+/// Long on purpose: one pair of processes for the four sign-out events (starting them is
+/// the slow part), then one check per member.
 #[tokio::test(flavor = "multi_thread")]
 async fn webhooks_sign_out_deleted_and_deprovisioned_members_and_deleted_organizations() {
     // If this broke, a member deleted in Stytch's dashboard, deprovisioned through SCIM, or
@@ -1118,6 +1121,8 @@ async fn demoted_admin_gets_new_roles_in_the_identity_headers_and_the_admin_rout
     .await;
 }
 
+/// Long on purpose: three deliveries against one pair of processes, then the metrics they
+/// left, read once.
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicate_foreign_and_forged_webhooks_are_counted_and_change_nothing() {
     // If this broke, a Svix redelivery would be applied twice, another project's event or a
