@@ -15,6 +15,8 @@ mod csrf;
 #[cfg(feature = "axum")]
 mod fail_fast;
 #[cfg(all(feature = "axum", feature = "jwt"))]
+mod fault_matrix;
+#[cfg(all(feature = "axum", feature = "jwt"))]
 mod jwt;
 #[cfg(feature = "axum")]
 mod layer;
