@@ -19,8 +19,10 @@ use crate::support::{Served, World, app, serve};
 
 /// The client's defaults: 3 s per call, retries included.
 const DEADLINE: Duration = Duration::from_secs(3);
-/// Slack for a loaded 2-core machine running rows side by side.
-const SLACK: Duration = Duration::from_millis(1500);
+/// Slack for a loaded machine: rows run side by side, and beside the rest of the suite. The
+/// bound still catches the old behaviour (10 s: every attempt timed out in full) and any
+/// retry loop that ignores the deadline; the table shows the real figures.
+const SLACK: Duration = Duration::from_secs(4);
 
 fn faults() -> Vec<(&'static str, Fault)> {
     let status = |status, retry_after| Fault::Status {
