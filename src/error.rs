@@ -384,6 +384,19 @@ impl StytchError {
         }
     }
 
+    /// Whether Stytch's verdict is unknown: it may have acted, but its answer could not be
+    /// read (a body that is not the expected JSON, a connection lost mid-answer), or it was
+    /// not reached at all. Such an answer is an outage, never a refusal: a revocation stays
+    /// pending rather than being undone, a request gets 503 rather than 401.
+    pub fn is_verdict_unknown(&self) -> bool {
+        match self {
+            Self::Transport { source, .. } => !source.is_builder(),
+            Self::Decode { .. } | Self::Timeout { .. } => true,
+            Self::Api { .. } | Self::UnexpectedStatus { .. } => self.is_retryable(),
+            Self::InvalidRequest { .. } => false,
+        }
+    }
+
     /// The `Retry-After` Stytch asked for, when it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

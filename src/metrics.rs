@@ -16,6 +16,9 @@ pub const AUTH_CACHE_EVICTIONS: &str = "stytch_auth_cache_evictions_total";
 pub const API_REQUESTS: &str = "stytch_api_requests_total";
 /// Histogram of the duration of one call to Stytch, in seconds, label `endpoint`.
 pub const API_REQUEST_DURATION: &str = "stytch_api_request_duration_seconds";
+/// Counter of retries of calls to Stytch not made because the retry budget was spent, label
+/// `endpoint`.
+pub const API_RETRY_BUDGET_EXHAUSTED: &str = "stytch_api_retry_budget_exhausted_total";
 /// Counter of JWKS fetches, labels `outcome` and `reason`.
 pub const JWKS_FETCHES: &str = "stytch_jwks_fetches_total";
 /// Counter of revocations, labels `target` (`session`, `member`, `credential`) and `result`.
@@ -50,6 +53,10 @@ pub(crate) fn api_request(endpoint: &'static str, status: &str, elapsed: Duratio
     metrics::counter!(API_REQUESTS, "endpoint" => endpoint, "status" => status.to_owned())
         .increment(1);
     metrics::histogram!(API_REQUEST_DURATION, "endpoint" => endpoint).record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn retry_budget_exhausted(endpoint: &'static str) {
+    metrics::counter!(API_RETRY_BUDGET_EXHAUSTED, "endpoint" => endpoint).increment(1);
 }
 
 #[cfg(feature = "jwt")]

@@ -72,7 +72,7 @@ impl LookupError {
                 error_type,
                 request_id,
             }
-        } else if err.is_retryable() || matches!(err, StytchError::Decode { .. }) {
+        } else if err.is_retryable() || err.is_verdict_unknown() {
             tracing::warn!(error = %err, "stytch unavailable");
             Self::Unavailable {
                 retry_after: err.retry_after(),
@@ -275,16 +275,11 @@ impl Lookup {
                         .await
                         .map_err(LookupError::forgotten);
                 }
+                Err(err) if err.is_unavailable() => {
+                    tracing::warn!(error = %err, "JWKS unavailable: authenticating remotely");
+                }
                 Err(err) if err.needs_remote() => {
                     tracing::debug!(reason = %err, "session JWT needs Stytch: authenticating remotely");
-                }
-                Err(err) if err.is_unavailable() => {
-                    tracing::warn!(error = %err, "JWKS unavailable");
-                    return Err(LookupError::Unavailable {
-                        retry_after: None,
-                        error_type: None,
-                        request_id: None,
-                    });
                 }
                 Err(err) => {
                     tracing::debug!(reason = %err, "session JWT rejected locally");

@@ -77,6 +77,11 @@ pub(crate) struct StytchArgs {
     /// loopback hosts.
     #[arg(long, env = "STYTCH_BASE_URL", value_name = "URL")]
     pub(crate) base_url: Option<String>,
+    /// Longest time one call to Stytch may take, retries included: past it, the request gets
+    /// 503 with `Retry-After` (fail closed).
+    #[arg(long, env = "GATEWAY_STYTCH_DEADLINE", value_name = "DURATION", default_value = "3s",
+          value_parser = parse_duration)]
+    pub(crate) stytch_deadline: Duration,
 }
 
 impl StytchArgs {
@@ -105,6 +110,14 @@ impl StytchArgs {
         if let Some(url) = self.base_url.as_deref().filter(|v| !v.trim().is_empty()) {
             builder = builder.base_url(url);
         }
+        let mut retry = tower_stytch::client::RetryPolicy::default();
+        retry.deadline = self.stytch_deadline;
+        builder = builder
+            .request_timeout(
+                self.stytch_deadline
+                    .min(tower_stytch::client::DEFAULT_REQUEST_TIMEOUT),
+            )
+            .retry_policy(retry);
         Ok(builder.build()?)
     }
 }
@@ -409,6 +422,7 @@ mod tests {
         assert_eq!(args.forced_signout, ["DELETE /api/members/{member_id}"]);
         assert_eq!(args.upstream_timeout, Duration::from_millis(250));
         assert_eq!(args.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(args.stytch.stytch_deadline, Duration::from_secs(3));
         let trusted: Vec<String> = args.trusted_proxies.iter().map(|n| n.to_string()).collect();
         assert_eq!(trusted, ["10.0.0.0/8", "192.168.1.1/32"]);
         assert!(!args.pass_credentials);

@@ -12,6 +12,10 @@
 mod client;
 #[cfg(feature = "axum")]
 mod csrf;
+#[cfg(feature = "axum")]
+mod fail_fast;
+#[cfg(all(feature = "axum", feature = "jwt"))]
+mod fault_matrix;
 #[cfg(all(feature = "axum", feature = "jwt"))]
 mod jwt;
 #[cfg(feature = "axum")]
