@@ -37,6 +37,7 @@ impl Key {
             RevokedTarget::Session(id) => Self::Session(id.clone()),
             RevokedTarget::Member(id) => Self::Member(id.clone()),
             RevokedTarget::Credential(hash) => Self::Credential(*hash),
+            RevokedTarget::Organization(id) => Self::Organization(id.clone()),
         }
     }
 
@@ -290,7 +291,11 @@ async fn follow(live: Weak<LiveSessions>, mut events: broadcast::Receiver<Revoca
         let event = events.recv().await;
         let Some(live) = live.upgrade() else { return };
         match event {
-            Ok(RevocationEvent::Applied { target, .. }) => live.applied(&target).await,
+            Ok(
+                RevocationEvent::Applied { target, .. }
+                | RevocationEvent::AppliedByStytch { target, .. },
+            ) => live.applied(&target).await,
+            // A role change re-validates the session's next request; its connections stay.
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!(
@@ -441,6 +446,7 @@ mod tests {
                 RevokedTarget::Session(s) => self.denylist.hold_session(id, s, until, false),
                 RevokedTarget::Member(m) => self.denylist.hold_member(id, m, until, revoked_at),
                 RevokedTarget::Credential(k) => self.denylist.hold_key(id, *k, until, false, false),
+                RevokedTarget::Organization(o) => self.denylist.hold_organization(id, o, until),
             }
             // As the pipeline: nobody may be listening yet.
             let _ = self.events.send(RevocationEvent::Applied {
@@ -509,6 +515,31 @@ mod tests {
         // Unconfirmed, a member-wide revocation refuses every session of the member.
         f.revoke(RevokedTarget::Member("m1".into()), None);
         assert!(fired(&new).await);
+    }
+
+    #[tokio::test]
+    async fn an_organization_revocation_fires_every_session_of_that_organization_only() {
+        // If this broke, an organization deleted at Stytch (its webhook) would leave its
+        // members' WebSockets and streams open, or close another organization's.
+        let mut f = Fixture::new();
+        let mut a = session("m1", "s1");
+        a.organization_id = "organization-test-a".into();
+        let mut b = session("m2", "s2");
+        b.organization_id = "organization-test-a".into();
+        let mut c = session("m3", "s3");
+        c.organization_id = "organization-test-c".into();
+        let (a, b, c) = (
+            f.handle(&a, "tok-a"),
+            f.handle(&b, "tok-b"),
+            f.handle(&c, "tok-c"),
+        );
+        f.revoke(
+            RevokedTarget::Organization("organization-test-a".into()),
+            None,
+        );
+        assert!(fired(&a).await);
+        assert!(fired(&b).await);
+        assert!(quiet(&c).await);
     }
 
     #[tokio::test]

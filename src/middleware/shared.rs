@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     /// Origins besides the request's own from which the routes with a side effect accept
     /// requests.
     pub(crate) trusted_origins: Vec<String>,
+    /// The Stytch webhook endpoint, when configured.
+    pub(crate) webhook: Option<Arc<crate::webhook::Receiver>>,
 }
 
 impl Shared {

@@ -10,6 +10,7 @@
 //! unless Stytch said so about the target.
 
 mod events;
+mod external;
 mod outbox;
 mod pipeline;
 mod verdict;
@@ -32,6 +33,7 @@ use crate::error::StytchError;
 use crate::session::{MemberSession, is_stytch_id};
 
 pub use self::events::{RevocationEvent, RevokedTarget};
+pub(crate) use self::external::MadeByStytch;
 pub(crate) use self::outbox::Outbox;
 
 /// A session JWT verifies for at most this long after it was minted.

@@ -25,7 +25,7 @@ use super::tls::UpstreamRoots;
 use super::{GatewayError, bind};
 use tower_stytch::cookies::CookieSettings;
 use tower_stytch::extract::CredentialSource;
-use tower_stytch::{StytchAuthLayer, StytchClient, StytchConfig};
+use tower_stytch::{StytchAuthLayer, StytchClient, StytchConfig, WebhookSecrets};
 
 /// Everything `stytch-gateway serve` is configured with.
 #[derive(Debug, Clone)]
@@ -68,6 +68,9 @@ pub struct ServeOptions {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Budget for draining and flushing revocations on shutdown.
     pub shutdown_timeout: Duration,
+    /// Path receiving Stytch's webhooks and the secrets they are signed with (off when
+    /// `None`).
+    pub webhook: Option<(String, WebhookSecrets)>,
     /// The Stytch project.
     pub stytch: StytchConfig,
 }
@@ -94,6 +97,7 @@ impl ServeOptions {
             pass_credentials: false,
             trusted_proxies: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
+            webhook: None,
             stytch,
         }
     }
@@ -117,7 +121,9 @@ impl TryFrom<ServeArgs> for ServeOptions {
                 path: path.clone(),
             });
         }
+        let webhook = webhook(args.webhook_path, args.webhook_secret)?;
         Ok(Self {
+            webhook,
             listen: args.listen,
             upstream,
             upstream_ca: args.upstream_ca,
@@ -171,7 +177,37 @@ pub(crate) fn build_layer(options: &ServeOptions) -> Result<StytchAuthLayer, Gat
     if options.no_jwt {
         builder = builder.without_jwt();
     }
+    if let Some((path, secrets)) = &options.webhook {
+        builder = builder.webhook(path, secrets.clone());
+    }
     Ok(builder.build()?)
+}
+
+/// The webhook receiver's path and secrets: both given, or neither (off).
+fn webhook(
+    path: Option<String>,
+    secret: Option<String>,
+) -> Result<Option<(String, WebhookSecrets)>, GatewayError> {
+    let path = path.filter(|p| !p.trim().is_empty());
+    let secret = secret.filter(|s| !s.trim().is_empty());
+    match (path, secret) {
+        (None, None) => Ok(None),
+        (Some(path), Some(secret)) => {
+            if !path.starts_with('/') {
+                return Err(GatewayError::InvalidPath {
+                    name: "webhook-path",
+                    path,
+                });
+            }
+            Ok(Some((path, WebhookSecrets::parse(&secret)?)))
+        }
+        (Some(_), None) => Err(GatewayError::Missing {
+            setting: "STYTCH_WEBHOOK_SECRET (or --webhook-secret), needed by --webhook-path",
+        }),
+        (None, Some(_)) => Err(GatewayError::Missing {
+            setting: "GATEWAY_WEBHOOK_PATH (or --webhook-path), for STYTCH_WEBHOOK_SECRET",
+        }),
+    }
 }
 
 /// Where the layer reads credentials, and so what the proxy removes (Stytch's defaults).

@@ -129,3 +129,47 @@ async fn session_liveness_on_a_public_route_is_a_configuration_error() {
             .contains("no authenticated session")
     );
 }
+
+#[tokio::test]
+async fn a_websocket_closes_when_stytch_deletes_the_member_or_the_organization() {
+    // If this broke, a member deleted in Stytch's dashboard (or their organization) would be
+    // refused on their next request but keep their live WebSocket open: the webhook's
+    // revocation would not reach live connections.
+    let w = World::new().await;
+    let secret = w.emulator.webhook_secret();
+    let secrets = tower_stytch::WebhookSecrets::parse(secret.expose_secret()).unwrap();
+    let s = serve(
+        w.builder()
+            .webhook("/stytch/webhooks", secrets)
+            .build()
+            .unwrap(),
+        Router::new().route("/live", get(live)),
+    )
+    .await;
+    let endpoint = stytch_emulator::WebhookEndpoint::new(s.url("/stytch/webhooks")).unwrap();
+    w.emulator.add_webhook_endpoint(endpoint);
+    let mut member = connect(s.addr, w.member.session_token.expose_secret()).await;
+    let mut admin = connect(s.addr, w.admin.session_token.expose_secret()).await;
+    let mut other_org = connect(s.addr, w.other_admin.session_token.expose_secret()).await;
+
+    w.emulator.delete_member(&w.member.member_id).unwrap();
+    assert_eq!(closed_with(&mut member).await, Some(SESSION_REVOKED));
+    // The admin of the same organization is still connected, until the organization goes.
+    admin
+        .send(tungstenite::Message::text("here"))
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.next().await.unwrap().unwrap().to_text().unwrap(),
+        "here"
+    );
+    w.emulator.delete_organization(&w.org).unwrap();
+    assert_eq!(closed_with(&mut admin).await, Some(SESSION_REVOKED));
+    // Another organization's connection is left alone.
+    other_org
+        .send(tungstenite::Message::text("still here"))
+        .await
+        .unwrap();
+    let echoed = other_org.next().await.unwrap().unwrap();
+    assert_eq!(echoed.to_text().unwrap(), "still here");
+}
