@@ -102,6 +102,8 @@
 
 #[cfg(feature = "axum")]
 mod axum;
+#[cfg(feature = "redis")]
+mod bus;
 mod cache;
 pub mod client;
 pub mod cookies;
@@ -124,6 +126,8 @@ pub(crate) const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_sec
 // configuration, and the errors. Everything else lives in the public modules above.
 #[cfg(feature = "axum")]
 pub use crate::axum::MissingMemberSession;
+#[cfg(feature = "redis")]
+pub use crate::bus::{BusError, BusHandle, BusState, RedisBus, RedisBusBuilder};
 pub use crate::cache::CacheConfig;
 pub use crate::client::{StytchClient, StytchConfig, StytchConfigBuilder};
 pub use crate::credential::SessionCredential;

@@ -33,6 +33,9 @@ pub(crate) struct Shared {
     /// Origins besides the request's own from which the routes with a side effect accept
     /// requests.
     pub(crate) trusted_origins: Vec<String>,
+    /// The revocation bus shared with other instances, when configured.
+    #[cfg(feature = "redis")]
+    pub(crate) bus: Option<crate::bus::BusHandle>,
 }
 
 impl Shared {

@@ -11,13 +11,14 @@
 
 mod events;
 mod outbox;
+mod peers;
 mod pipeline;
 mod verdict;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Notify, broadcast, oneshot};
@@ -33,6 +34,7 @@ use crate::session::{MemberSession, is_stytch_id};
 
 pub use self::events::{RevocationEvent, RevokedTarget};
 pub(crate) use self::outbox::Outbox;
+pub(crate) use self::peers::{Peers, RemoteTarget};
 
 /// A session JWT verifies for at most this long after it was minted.
 pub(crate) const JWT_LIFETIME: Duration = Duration::from_secs(300);
@@ -260,6 +262,19 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     in_flight: InFlight,
     events: broadcast::Sender<RevocationEvent>,
+    /// Other instances to tell (the Redis bus), when configured.
+    peers: OnceLock<Arc<dyn Peers>>,
+}
+
+impl Inner {
+    fn allocate_id(&self) -> RevocationId {
+        RevocationId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The peers to tell, if any.
+    pub(crate) fn peers(&self) -> Option<&dyn Peers> {
+        self.peers.get().map(|p| &**p)
+    }
 }
 
 impl fmt::Debug for Revoker {
@@ -299,6 +314,7 @@ impl Revoker {
                 next_id: AtomicU64::new(1),
                 in_flight: InFlight::default(),
                 events: broadcast::channel(EVENTS_CAPACITY).0,
+                peers: OnceLock::new(),
             }),
         }
     }
@@ -441,7 +457,7 @@ impl Revoker {
         &self,
         revocation: Revocation,
     ) -> impl Future<Output = Result<RevokeOutcome, RevokeError>> + Send + 'static {
-        let id = RevocationId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = self.inner.allocate_id();
         let span = tracing::info_span!(
             "revocation",
             id = id.0,

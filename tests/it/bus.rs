@@ -1,0 +1,250 @@
+//! Several instances sharing revocations through a real `redis-server` (feature `redis`):
+//! two layers in one process, each with its own cache and denylist, against one emulator.
+//!
+//! If these fail, a session logged out or revoked on one instance keeps working on the
+//! others (its token for up to a minute, its JWT for up to five), an instance started or
+//! reconnected later misses what happened meanwhile, or Redis being down breaks serving.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use stytch_emulator::{EmulatorEndpoint, Fault};
+use tower_stytch::{BusState, RedisBus};
+
+use crate::redis_server::RedisServer;
+use crate::support::{Served, World, app, eventually, serve};
+
+/// Generous bound for a revocation to reach another instance (the goal is 50 ms).
+const PROPAGATION: Duration = Duration::from_secs(2);
+
+fn bus(redis: &RedisServer) -> RedisBus {
+    RedisBus::builder(&redis.url())
+        .max_backoff(Duration::from_millis(200))
+        .build()
+        .unwrap()
+}
+
+/// An instance: a layer over its own cache and denylist, sharing `redis`, caught up.
+async fn instance(w: &World, redis: &RedisServer) -> Served {
+    let layer = w.builder().revocation_bus(bus(redis)).build().unwrap();
+    let handle = layer.revocation_bus().unwrap().clone();
+    handle.ready().await;
+    assert!(handle.caught_up(), "the bus did not catch up at startup");
+    serve(layer, app()).await
+}
+
+/// Waits until `s` answers `want` to `GET /whoami` with `credential`, within `timeout`.
+async fn answers(s: &Served, credential: &str, want: StatusCode, timeout: Duration) -> bool {
+    let end = tokio::time::Instant::now() + timeout;
+    loop {
+        if s.whoami(credential).await == want {
+            return true;
+        }
+        if tokio::time::Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn bus_of(s: &Served) -> &tower_stytch::BusHandle {
+    s.layer.revocation_bus().unwrap()
+}
+
+#[tokio::test]
+async fn logout_on_a_is_refused_on_b_token_and_jwt() {
+    // If this broke, a logged-out session would keep working on every other instance: its
+    // token until B's cache entry expires, its JWT (verified locally) for five minutes.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&w, &redis).await, instance(&w, &redis).await);
+    let token = w.member.session_token.expose_secret();
+    let jwt = w.member.session_jwt.expose_secret();
+    assert_eq!(b.whoami(token).await, StatusCode::OK);
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+    let res = a.post_as("/logout", token).await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert!(answers(&b, token, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    assert!(answers(&b, jwt, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    // Another member is untouched.
+    assert_eq!(
+        b.whoami(w.member2.session_jwt.expose_secret()).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn admin_revocation_on_a_is_refused_on_b() {
+    // If this broke, an admin's revocation would take effect on the instance that served it
+    // only.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&w, &redis).await, instance(&w, &redis).await);
+    let token = w.member2.session_token.expose_secret();
+    let jwt = w.member2.session_jwt.expose_secret();
+    assert_eq!(b.whoami(token).await, StatusCode::OK);
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+    let admin = w.admin.session_token.expose_secret();
+    assert_eq!(a.whoami(admin).await, StatusCode::OK);
+    let path = format!("/admin/members/{}/revoke-sessions", w.member2.member_id);
+    assert_eq!(a.post_as(&path, admin).await.status(), StatusCode::OK);
+    assert!(answers(&b, token, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    assert!(answers(&b, jwt, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+}
+
+#[tokio::test]
+async fn an_instance_started_after_a_logout_refuses_its_still_valid_jwt() {
+    // If this broke, an instance started (or restarted) after a logout would accept the
+    // session's JWT, which verifies locally for five minutes: pub/sub alone loses it.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let a = instance(&w, &redis).await;
+    let token = w.member.session_token.expose_secret();
+    let res = a.post_as("/logout", token).await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    // Published before B exists.
+    assert!(
+        eventually(PROPAGATION, || redis
+            .integer(&["XLEN", &log_key(&w)])
+            .is_some_and(|n| n >= 1))
+        .await
+    );
+    let b = instance(&w, &redis).await;
+    assert_eq!(
+        b.whoami(w.member.session_jwt.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        b.whoami(w.member2.session_jwt.expose_secret()).await,
+        StatusCode::OK
+    );
+}
+
+fn log_key(w: &World) -> String {
+    format!("{{tower-stytch:{}}}:revocations", w.emulator.project_id())
+}
+
+#[tokio::test]
+async fn redis_down_both_keep_serving_and_a_logout_meanwhile_reaches_b_after() {
+    // If this broke, Redis going down would break serving (Redis in the request path), or a
+    // logout made during the outage would never reach the other instances.
+    let w = World::new().await;
+    let mut redis = RedisServer::start();
+    let (a, b) = (instance(&w, &redis).await, instance(&w, &redis).await);
+    let jwt = w.member.session_jwt.expose_secret();
+    let token = w.member.session_token.expose_secret();
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+    redis.kill();
+    assert!(
+        eventually(PROPAGATION, || bus_of(&a).state() == BusState::Down
+            && bus_of(&b).state() == BusState::Down)
+        .await
+    );
+    // Both serve, and stay ready.
+    for s in [&a, &b] {
+        assert_eq!(
+            s.whoami(w.member2.session_jwt.expose_secret()).await,
+            StatusCode::OK
+        );
+        assert!(bus_of(s).is_ready());
+    }
+    let res = a.post_as("/logout", token).await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert_eq!(a.whoami(jwt).await, StatusCode::UNAUTHORIZED);
+    redis.restart();
+    assert!(answers(&b, jwt, StatusCode::UNAUTHORIZED, Duration::from_secs(10)).await);
+    assert!(eventually(PROPAGATION, || bus_of(&b).state() == BusState::Live).await);
+}
+
+#[tokio::test]
+async fn a_malformed_message_is_dropped_and_the_bus_goes_on() {
+    // If this broke, one garbled or hostile entry in Redis would stop an instance from
+    // applying every revocation after it (or crash it).
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&w, &redis).await, instance(&w, &redis).await);
+    let key = log_key(&w);
+    for junk in [
+        vec!["v", "1", "kind", "session", "id", "not an id"],
+        vec!["v", "1"],
+        vec!["garbage", "\u{fffd}"],
+    ] {
+        let mut args = vec!["XADD", key.as_str(), "*"];
+        args.extend(junk);
+        assert!(redis.command(&args).is_some_and(|r| r.starts_with('$')));
+    }
+    let jwt = w.member.session_jwt.expose_secret();
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+    a.post_as("/logout", w.member.session_token.expose_secret())
+        .await;
+    assert!(answers(&b, jwt, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    // A third instance catching up over the junk is fine too.
+    let c = instance(&w, &redis).await;
+    assert_eq!(c.whoami(jwt).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_pending_on_a_silent_instance_is_completed_by_another() {
+    // If this broke, a revocation Stytch has not confirmed would die with the instance that
+    // took it: Stytch would never end the session. A runs on a runtime of its own, shut down
+    // abruptly, as a process dies (the gateway test kills a real process with SIGKILL).
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let bus = |redis: &RedisServer| {
+        RedisBus::builder(&redis.url())
+            .lease(Duration::from_millis(900))
+            .max_backoff(Duration::from_millis(200))
+            .build()
+            .unwrap()
+    };
+    let unavailable = Fault::Status {
+        status: 503,
+        retry_after: None,
+    };
+    w.emulator
+        .inject_fault(EmulatorEndpoint::Revoke, unavailable, 1000);
+    let builder = w.builder().revocation_bus(bus(&redis));
+    let session = w.member.member_session_id.clone();
+    let (a_runtime, a, outcome) = tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (a, outcome) = runtime.block_on(async move {
+            let a = builder.build().unwrap();
+            a.revocation_bus().unwrap().ready().await;
+            let outcome = a.revoker().revoke_session(&session, None).await.unwrap();
+            (a, outcome)
+        });
+        (runtime, a, outcome)
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcome.as_str(), "pending");
+    let pending_key = format!("{{tower-stytch:{}}}:pending", w.emulator.project_id());
+    let pending = || redis.integer(&["XLEN", &pending_key]);
+    assert!(eventually(PROPAGATION, || pending() == Some(1)).await);
+    // A dies: none of its tasks runs again.
+    tokio::task::spawn_blocking(move || a_runtime.shutdown_background())
+        .await
+        .unwrap();
+    drop(a);
+    w.emulator.clear_faults();
+    assert!(w.emulator.is_session_live(&w.member.member_session_id));
+    let b = w.builder().revocation_bus(bus(&redis)).build().unwrap();
+    b.revocation_bus().unwrap().ready().await;
+    // B refuses it meanwhile (caught up from the pending Stream or the log)…
+    let served = serve(b, app()).await;
+    assert_eq!(
+        served.whoami(w.member.session_jwt.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // …and completes it at Stytch once A's lease has run out.
+    assert!(
+        w.ended_at_stytch(&w.member.member_session_id, Duration::from_secs(10))
+            .await
+    );
+    assert!(eventually(PROPAGATION, || pending() == Some(0)).await);
+    assert_eq!(served.layer.revoker().pending(), 0);
+}
