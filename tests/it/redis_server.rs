@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     port: u16,
+    password: Option<String>,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -19,6 +20,15 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one and waits until it answers `PING`.
     pub fn start() -> Self {
+        Self::start_inner(None)
+    }
+
+    /// [`start`](Self::start), requiring `password` (`requirepass`).
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_inner(Some(password.to_owned()))
+    }
+
+    fn start_inner(password: Option<String>) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -29,6 +39,7 @@ impl RedisServer {
         std::fs::create_dir_all(&dir).unwrap();
         let mut server = Self {
             port,
+            password,
             dir,
             child: None,
         };
@@ -38,7 +49,10 @@ impl RedisServer {
 
     /// `redis://127.0.0.1:<port>/`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
     }
 
     /// Kills it (SIGKILL): every connection drops, and, without persistence, its data is gone.
@@ -52,7 +66,11 @@ impl RedisServer {
     /// Starts it again on the same port (empty).
     pub fn restart(&mut self) {
         self.kill();
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -85,13 +103,24 @@ impl RedisServer {
     pub fn command(&self, args: &[&str]) -> Option<String> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        stream.write_all(request.as_bytes()).ok()?;
+        let encode = |args: &[&str]| {
+            let mut request = format!("*{}\r\n", args.len());
+            for arg in args {
+                request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+            }
+            request
+        };
+        let mut reader = BufReader::new(stream.try_clone().ok()?);
         let mut line = String::new();
-        BufReader::new(stream).read_line(&mut line).ok()?;
+        if let Some(password) = &self.password {
+            stream
+                .write_all(encode(&["AUTH", password]).as_bytes())
+                .ok()?;
+            reader.read_line(&mut line).ok()?;
+            line.clear();
+        }
+        stream.write_all(encode(args).as_bytes()).ok()?;
+        reader.read_line(&mut line).ok()?;
         Some(line.trim_end().to_owned())
     }
 
