@@ -92,7 +92,11 @@ async fn run() {
     for _ in 0..REVOCATIONS {
         let session = emulator.create_session(&member);
         let auth = format!("Bearer {}", session.session_jwt.expose_secret());
-        assert_eq!(status(&mut svc_b, &auth).await, 200, "B must accept it first");
+        assert_eq!(
+            status(&mut svc_b, &auth).await,
+            200,
+            "B must accept it first"
+        );
         let started = Instant::now();
         a.revoker()
             .revoke_session(&session.member_session_id, None)
@@ -123,7 +127,10 @@ async fn run() {
         ms(percentile(&from_start, 0.50)),
         ms(percentile(&from_start, 0.99)),
     );
-    let already = samples.iter().filter(|d| **d < Duration::from_micros(100)).count();
+    let already = samples
+        .iter()
+        .filter(|d| **d < Duration::from_micros(100))
+        .count();
     println!("  refused by B already at the first request after the response: {already}");
 }
 

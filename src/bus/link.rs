@@ -374,6 +374,13 @@ impl Link {
                         .await;
                 }
             }
+            // A verdict about a revocation decided here (another instance completed it) only
+            // ends its pending entry: its holds follow Stytch's answer to this instance's own
+            // retries, so that whoever can write to Redis cannot release what this instance
+            // revoked.
+            Body::Confirmed { .. } | Body::Undone if message.key.origin == self.me => {
+                self.finish_pending(RevocationId(message.key.rev));
+            }
             Body::Confirmed { until, revoked_at } => {
                 if let Some(id) = self.local_id(&message.key) {
                     revoker.confirm_remote(id, until, revoked_at);

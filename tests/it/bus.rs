@@ -248,3 +248,67 @@ async fn a_revocation_pending_on_a_silent_instance_is_completed_by_another() {
     assert!(eventually(PROPAGATION, || pending() == Some(0)).await);
     assert_eq!(served.layer.revoker().pending(), 0);
 }
+
+#[tokio::test]
+async fn forged_undo_or_confirm_in_redis_cannot_release_a_revocation_made_here() {
+    // If this broke, anyone able to write to Redis could make an instance accept again a
+    // session it revoked itself (its JWT, verified locally, for the rest of its life), by
+    // appending an `undo` (or a `confirm` ending the holds now) naming that revocation.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let a = instance(&w, &redis).await;
+    let jwt = w.member.session_jwt.expose_secret();
+    let res = a
+        .post_as("/logout", w.member.session_token.expose_secret())
+        .await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert_eq!(a.whoami(jwt).await, StatusCode::UNAUTHORIZED);
+    let key = log_key(&w);
+    let origin = bus_of(&a).instance_id().to_owned();
+    let forger = "0123456789abcdef0123456789abcdef";
+    for rev in 1..=4u64 {
+        let rev = rev.to_string();
+        let undo = [
+            "XADD", &key, "*", "v", "1", "kind", "undo", "from", forger, "origin", &origin, "rev",
+            &rev,
+        ];
+        assert!(redis.command(&undo).is_some_and(|r| r.starts_with('$')));
+        let confirm = [
+            "XADD",
+            &key,
+            "*",
+            "v",
+            "1",
+            "kind",
+            "confirm",
+            "from",
+            forger,
+            "origin",
+            &origin,
+            "rev",
+            &rev,
+            "until",
+            "1",
+            "revoked_at",
+            "1",
+        ];
+        assert!(redis.command(&confirm).is_some_and(|r| r.starts_with('$')));
+    }
+    // A reads its log: once a later, genuine message has been applied by a peer, the forged
+    // ones (written before it) have been read too.
+    let b = instance(&w, &redis).await;
+    let res = b
+        .post_as("/logout", w.member2.session_token.expose_secret())
+        .await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert!(
+        answers(
+            &a,
+            w.member2.session_jwt.expose_secret(),
+            StatusCode::UNAUTHORIZED,
+            PROPAGATION
+        )
+        .await
+    );
+    assert_eq!(a.whoami(jwt).await, StatusCode::UNAUTHORIZED);
+}
