@@ -277,6 +277,11 @@ impl Link {
         }
     }
 
+    /// Items waiting for Redis.
+    pub(crate) fn queued(&self) -> usize {
+        lock(&self.queue).items.len()
+    }
+
     /// The bus identity of local revocation `id`.
     fn key_of(&self, id: RevocationId) -> RevKey {
         lock(&self.ids).remote.get(&id).cloned().unwrap_or(RevKey {

@@ -226,6 +226,21 @@ impl BusHandle {
         let _ = tokio::time::timeout(left, self.link.wait_caught_up()).await;
     }
 
+    /// Waits until every message queued for Redis is written, or `deadline` has passed
+    /// (graceful shutdown, after [`Revoker::flush`](crate::Revoker::flush)). Returns how many
+    /// are still queued: peers learn those revocations only when their own cache entries
+    /// expire.
+    pub async fn flush(&self, deadline: Duration) -> usize {
+        let end = tokio::time::Instant::now() + deadline;
+        loop {
+            let queued = self.link.queued();
+            if queued == 0 || tokio::time::Instant::now() >= end {
+                return queued;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// This instance's id on the bus (random at each start).
     pub fn instance_id(&self) -> &str {
         self.link.me.as_str()

@@ -382,8 +382,9 @@ impl Revoker {
     }
 
     /// What happens to revocations here from now on: applied (evicted and refused here) and
-    /// undone (Stytch refused). Events carry ids and credential hashes, never a credential. A
-    /// subscriber that falls more than 1 024 events behind loses the oldest
+    /// undone (Stytch refused), including, with a revocation bus (feature `redis`), other
+    /// instances' revocations as they are applied here. Events carry ids and credential
+    /// hashes, never a credential. A subscriber that falls more than 1 024 events behind loses the oldest
     /// ([`broadcast::error::RecvError::Lagged`]).
     pub fn events(&self) -> broadcast::Receiver<RevocationEvent> {
         self.inner.events.subscribe()

@@ -349,7 +349,6 @@ fn spawn_metrics(
     ))
 }
 
-/// Logs, in the background, whether Stytch is reachable at start.
 /// `/readyz`: Stytch reachable and, with a revocation bus, the shared revocations read (or
 /// the startup wait over: Redis down does not make the gateway unready). The body shows the
 /// bus's state.
@@ -369,6 +368,7 @@ async fn readiness(layer: &StytchAuthLayer) -> Result<String, String> {
     }
 }
 
+/// Logs, in the background, whether Stytch is reachable at start.
 fn log_readiness(layer: StytchAuthLayer) {
     tokio::spawn(async move {
         match layer.ready().await {
@@ -383,7 +383,18 @@ fn log_readiness(layer: StytchAuthLayer) {
 /// Sends Stytch the revocations it has not confirmed, for at most `budget`; returns how
 /// many are still pending.
 async fn flush_revocations(layer: &StytchAuthLayer, budget: Duration) -> usize {
+    let started = std::time::Instant::now();
     let pending = layer.revoker().flush(budget).await;
+    if let Some(bus) = layer.revocation_bus() {
+        // What was decided here reaches the other instances before this one goes.
+        let unwritten = bus.flush(budget.saturating_sub(started.elapsed())).await;
+        if unwritten > 0 {
+            tracing::warn!(
+                unwritten,
+                "revocation messages not written to Redis before exit"
+            );
+        }
+    }
     if pending == 0 {
         tracing::info!("no revocations pending");
     } else {

@@ -312,3 +312,26 @@ async fn forged_undo_or_confirm_in_redis_cannot_release_a_revocation_made_here()
     );
     assert_eq!(a.whoami(jwt).await, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn flush_reports_what_redis_has_not_received_and_waits_for_it() {
+    // If this broke, a gateway shutting down would drop the revocations it made while Redis
+    // was unreachable without saying so, or exit before writing them once Redis is back.
+    let w = World::new().await;
+    let mut redis = RedisServer::start();
+    let a = instance(&w, &redis).await;
+    redis.kill();
+    assert!(eventually(PROPAGATION, || bus_of(&a).state() == BusState::Down).await);
+    let res = a
+        .post_as("/logout", w.member.session_token.expose_secret())
+        .await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert!(bus_of(&a).flush(Duration::from_millis(100)).await >= 1);
+    redis.restart();
+    assert_eq!(bus_of(&a).flush(Duration::from_secs(10)).await, 0);
+    assert_eq!(
+        redis.integer(&["XLEN", &log_key(&w)]),
+        Some(2),
+        "applied, then confirmed"
+    );
+}
