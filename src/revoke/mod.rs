@@ -34,7 +34,9 @@ use crate::session::{MemberSession, is_stytch_id};
 
 pub use self::events::{RevocationEvent, RevokedTarget};
 pub(crate) use self::outbox::Outbox;
-pub(crate) use self::peers::{Peers, RemoteTarget};
+pub(crate) use self::peers::Peers;
+#[cfg(feature = "redis")]
+pub(crate) use self::peers::RemoteTarget;
 
 /// A session JWT verifies for at most this long after it was minted.
 pub(crate) const JWT_LIFETIME: Duration = Duration::from_secs(300);
