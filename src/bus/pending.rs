@@ -18,8 +18,9 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
 
 use super::link::{Held, Link, Out, describe};
+use super::message::Decoded;
 use super::message::{Body, WireTarget};
-use super::reader::decode;
+use super::reader::decode_entry;
 use crate::revoke::{Revoker, Target};
 
 /// Entries handled per call.
@@ -95,9 +96,9 @@ async fn intake(link: &Link, conn: &mut MultiplexedConnection) -> redis::RedisRe
             .collect();
         let read = entries.len();
         for entry in entries {
-            match decode(&entry.map) {
-                Some(message) if message.key.origin == link.me => {}
-                Some(message) => {
+            match decode_entry(&entry.map) {
+                Decoded::Message(message) if message.key.origin == link.me => {}
+                Decoded::Message(message) => {
                     let _: Vec<String> = redis::cmd("XCLAIM")
                         .arg(&link.keys.pending)
                         .arg(link.keys.group)
@@ -108,7 +109,9 @@ async fn intake(link: &Link, conn: &mut MultiplexedConnection) -> redis::RedisRe
                         .query_async(conn)
                         .await?;
                 }
-                None => delete(link, conn, &entry.id).await?,
+                Decoded::Malformed(_) => delete(link, conn, &entry.id).await?,
+                // A newer instance's: left for one that knows it.
+                Decoded::Unknown => {}
             }
         }
         if read < COUNT {
@@ -201,11 +204,11 @@ async fn take_over(
             .query_async(conn)
             .await?;
         for entry in reply.claimed {
-            let Some(message) = decode(&entry.map) else {
-                delete(link, conn, &entry.id).await?;
-                continue;
-            };
-            adopt(link, revoker, conn, entry.id, message).await?;
+            match decode_entry(&entry.map) {
+                Decoded::Message(message) => adopt(link, revoker, conn, entry.id, message).await?,
+                Decoded::Malformed(_) => delete(link, conn, &entry.id).await?,
+                Decoded::Unknown => {}
+            }
         }
         cursor = reply.next_stream_id;
         if cursor == "0-0" {
@@ -248,6 +251,10 @@ async fn adopt(
         // One of ours (or already taken over): keep it claimed.
         held.stream_id = Some(stream_id);
         return Ok(());
+    }
+    if message.key.origin == link.me {
+        // One of ours that is finished: only its deletion was lost.
+        return delete(link, conn, &stream_id).await;
     }
     let id = match link.local_id(&message.key) {
         Some(id) => id,

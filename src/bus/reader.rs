@@ -128,6 +128,14 @@ async fn catch_up_pending(link: &Link, conn: &mut MultiplexedConnection) -> redi
 
 /// An entry's message; `None` (counted) when it is not one this version applies.
 pub(super) fn decode(map: &HashMap<String, Value>) -> Option<Message> {
+    match decode_entry(map) {
+        Decoded::Message(message) => Some(message),
+        Decoded::Unknown | Decoded::Malformed(_) => None,
+    }
+}
+
+/// An entry's message, or why not (counted, and logged when malformed).
+pub(super) fn decode_entry(map: &HashMap<String, Value>) -> Decoded {
     let mut fields = Vec::with_capacity(map.len());
     for (name, value) in map {
         match value {
@@ -135,20 +143,18 @@ pub(super) fn decode(map: &HashMap<String, Value>) -> Option<Message> {
             Value::SimpleString(text) => fields.push((name.as_str(), text.as_bytes())),
             _ => {
                 metrics::bus_malformed();
-                return None;
+                return Decoded::Malformed("not_a_string");
             }
         }
     }
-    match Message::decode(fields) {
-        Decoded::Message(message) => Some(message),
-        Decoded::Unknown => {
-            metrics::bus_received("unknown");
-            None
-        }
+    let decoded = Message::decode(fields);
+    match &decoded {
+        Decoded::Message(_) => {}
+        Decoded::Unknown => metrics::bus_received("unknown"),
         Decoded::Malformed(reason) => {
             tracing::warn!(reason, "revocation bus: malformed message dropped");
             metrics::bus_malformed();
-            None
         }
     }
+    decoded
 }

@@ -87,12 +87,14 @@ async fn write(link: &Link, conn: &mut MultiplexedConnection, out: &Out) -> redi
             }
         }
         Out::PendingDone(id) => {
-            let held = link
+            // Forgotten only once deleted: a failed write is tried again.
+            let stream_id = link
                 .mine
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(id);
-            if let Some(stream_id) = held.and_then(|h| h.stream_id) {
+                .get(id)
+                .and_then(|h| h.stream_id.clone());
+            if let Some(stream_id) = stream_id {
                 let _: () = redis::pipe()
                     .cmd("XACK")
                     .arg(&link.keys.pending)
@@ -106,6 +108,10 @@ async fn write(link: &Link, conn: &mut MultiplexedConnection, out: &Out) -> redi
                     .query_async(conn)
                     .await?;
             }
+            link.mine
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
         }
     }
     Ok(())

@@ -335,3 +335,40 @@ async fn flush_reports_what_redis_has_not_received_and_waits_for_it() {
         "applied, then confirmed"
     );
 }
+
+#[tokio::test]
+async fn redis_unreachable_at_startup_serves_and_turns_ready_after_the_wait() {
+    // If this broke, Redis down when instances start would keep them all out of the load
+    // balancer (never ready), or stop them from authenticating requests.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let url = redis.url();
+    drop(redis);
+    let bus = RedisBus::builder(&url)
+        .startup_wait(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let layer = w.builder().revocation_bus(bus).build().unwrap();
+    let handle = layer.revocation_bus().unwrap().clone();
+    assert!(
+        !handle.is_ready(),
+        "ready before the startup wait without catching up"
+    );
+    handle.ready().await;
+    assert!(handle.is_ready());
+    assert!(!handle.caught_up());
+    assert_eq!(handle.state(), BusState::Down);
+    let s = serve(layer, app()).await;
+    let res = s
+        .post_as("/logout", w.member.session_token.expose_secret())
+        .await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert_eq!(
+        s.whoami(w.member.session_jwt.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.whoami(w.member2.session_jwt.expose_secret()).await,
+        StatusCode::OK
+    );
+}
