@@ -19,15 +19,15 @@ use redis::streams::{StreamAutoClaimReply, StreamReadReply};
 
 use super::link::{Held, Link, Out, describe};
 use super::message::Decoded;
-use super::message::{Body, WireTarget};
+use super::message::{Body, Message, WireTarget};
 use super::reader::decode_entry;
-use crate::revoke::{Revoker, Target};
+use crate::revoke::{RevocationId, Revoker, Target};
 
 /// Entries handled per call.
 const COUNT: usize = 64;
 
 pub(super) async fn run(link: Arc<Link>) {
-    let tick = link.settings.lease / 3;
+    let tick = (link.settings.lease / 3).max(Duration::from_millis(100));
     let mut conn: Option<MultiplexedConnection> = None;
     loop {
         tokio::time::sleep(tick).await;
@@ -123,8 +123,8 @@ async fn intake(link: &Link, conn: &mut MultiplexedConnection) -> redis::RedisRe
 /// Renews this instance's claims, and writes again the entries Redis lost (a restart
 /// without persistence).
 async fn renew(link: &Link, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
-    let tracked: Vec<(crate::revoke::RevocationId, String)> = {
-        let mine = link.mine.lock().unwrap_or_else(|e| e.into_inner());
+    let tracked: Vec<(RevocationId, String)> = {
+        let mine = lock(&link.mine);
         mine.iter()
             .filter(|(_, h)| !h.done)
             .filter_map(|(id, h)| Some((*id, h.stream_id.clone()?)))
@@ -154,32 +154,38 @@ async fn renew(link: &Link, conn: &mut MultiplexedConnection) -> redis::RedisRes
         if claimed.contains(stream_id.as_str()) {
             renew.arg(stream_id);
             any = true;
-            continue;
+        } else {
+            rewrite_if_lost(link, conn, *id, stream_id).await?;
         }
-        let exists: Vec<redis::Value> = redis::cmd("XRANGE")
-            .arg(&link.keys.pending)
-            .arg(stream_id)
-            .arg(stream_id)
-            .query_async(conn)
-            .await?;
-        if exists.is_empty() {
-            // Lost by Redis (or finished elsewhere a moment ago: written again, it is
-            // completed again, harmlessly).
-            if let Some(held) = link
-                .mine
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_mut(id)
-            {
-                held.stream_id = None;
-            }
-            link.push(Out::PendingAdd(*id));
-        }
-        // Otherwise delivered to another consumer meanwhile: it is theirs now.
     }
     if any {
         renew.arg("JUSTID");
         let _: Vec<String> = renew.query_async(conn).await?;
+    }
+    Ok(())
+}
+
+/// An entry of this instance that is not claimed by it: written again if Redis lost it;
+/// otherwise it was delivered to another consumer meanwhile, and is theirs now.
+async fn rewrite_if_lost(
+    link: &Link,
+    conn: &mut MultiplexedConnection,
+    id: RevocationId,
+    stream_id: &str,
+) -> redis::RedisResult<()> {
+    let exists: Vec<redis::Value> = redis::cmd("XRANGE")
+        .arg(&link.keys.pending)
+        .arg(stream_id)
+        .arg(stream_id)
+        .query_async(conn)
+        .await?;
+    if exists.is_empty() {
+        // Lost by Redis (or finished elsewhere a moment ago: written again, it is completed
+        // again, harmlessly).
+        if let Some(held) = lock(&link.mine).get_mut(&id) {
+            held.stream_id = None;
+        }
+        link.push(Out::PendingAdd(id));
     }
     Ok(())
 }
@@ -223,7 +229,7 @@ async fn adopt(
     revoker: &Revoker,
     conn: &mut MultiplexedConnection,
     stream_id: String,
-    message: super::message::Message,
+    message: Message,
 ) -> redis::RedisResult<()> {
     let Body::Applied {
         target,
@@ -233,20 +239,17 @@ async fn adopt(
     else {
         return delete(link, conn, &stream_id).await;
     };
+    let give_up_at = *give_up_at;
     let target = match target {
         WireTarget::Session(id) => Target::Session(id.clone()),
         WireTarget::Member(id) => Target::Member(id.clone()),
         WireTarget::Key(_) => return delete(link, conn, &stream_id).await,
     };
-    if SystemTime::now() > *give_up_at {
+    if SystemTime::now() > give_up_at {
         return delete(link, conn, &stream_id).await;
     }
     if let Some(id) = link.local_id(&message.key)
-        && let Some(held) = link
-            .mine
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&id)
+        && let Some(held) = lock(&link.mine).get_mut(&id)
     {
         // One of ours (or already taken over): keep it claimed.
         held.stream_id = Some(stream_id);
@@ -256,43 +259,52 @@ async fn adopt(
         // One of ours that is finished: only its deletion was lost.
         return delete(link, conn, &stream_id).await;
     }
-    let id = match link.local_id(&message.key) {
-        Some(id) => id,
-        None => {
-            let Some(id) = link.map_new(&message.key, revoker) else {
-                return Ok(());
-            };
-            let hold_until = *give_up_at + link.keep;
-            let remote = match &target {
-                Target::Session(s) => WireTarget::Session(s.clone()),
-                Target::Member(m) => WireTarget::Member(m.clone()),
-                Target::Credential(_) => return Ok(()),
-            };
-            revoker
-                .apply_remote(id, &remote, false, hold_until, None)
-                .await;
-            id
-        }
+    let Some(id) = held_here(link, revoker, &message, &target, give_up_at).await else {
+        return Ok(());
     };
     let held = Held {
         stream_id: Some(stream_id),
-        message: message.clone(),
+        message,
         done: false,
     };
-    link.mine
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id, held);
-    if revoker.take_over(id, target, *give_up_at) {
+    lock(&link.mine).insert(id, held);
+    if revoker.take_over(id, target, give_up_at) {
         tracing::info!("revocation bus: took over a pending revocation of an instance gone silent");
     } else {
         // No room here: left to expire its claim again, for another instance.
-        link.mine
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        lock(&link.mine).remove(&id);
     }
     Ok(())
+}
+
+/// The local id of a peer's pending revocation, applied here first if it was not yet.
+async fn held_here(
+    link: &Link,
+    revoker: &Revoker,
+    message: &Message,
+    target: &Target,
+    give_up_at: SystemTime,
+) -> Option<RevocationId> {
+    if let Some(id) = link.local_id(&message.key) {
+        return Some(id);
+    }
+    let remote = match target {
+        Target::Session(s) => WireTarget::Session(s.clone()),
+        Target::Member(m) => WireTarget::Member(m.clone()),
+        Target::Credential(_) => return None,
+    };
+    let id = link.map_new(&message.key, revoker)?;
+    revoker
+        .apply_remote(id, &remote, false, give_up_at + link.keep, None)
+        .await;
+    Some(id)
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing behind these locks is left half-updated by a panic elsewhere.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn delete(
