@@ -95,6 +95,8 @@ struct Owned {
 struct Index {
     by_member: HashMap<String, Owned>,
     by_session: HashMap<String, Owned>,
+    /// Keys per organization (`member_id` there is the first member seen; unused).
+    by_organization: HashMap<String, Owned>,
 }
 
 impl Index {
@@ -102,6 +104,7 @@ impl Index {
         for (map, id) in [
             (&mut self.by_member, &session.member_id),
             (&mut self.by_session, &session.member_session_id),
+            (&mut self.by_organization, &session.organization_id),
         ] {
             map.entry(id.clone())
                 .or_insert_with(|| Owned {
@@ -118,6 +121,7 @@ impl Index {
         for (map, id) in [
             (&mut self.by_member, &session.member_id),
             (&mut self.by_session, &session.member_session_id),
+            (&mut self.by_organization, &session.organization_id),
         ] {
             if let Some(owned) = map.get_mut(id.as_str()) {
                 owned.keys.remove(key);
@@ -259,6 +263,13 @@ impl SessionCache {
         self.invalidate(owned).await
     }
 
+    /// Removes every entry of one organization's members and returns their keys. Costs time
+    /// proportional to that organization's entries.
+    pub(crate) async fn evict_organization(&self, organization_id: &str) -> Vec<CacheKey> {
+        let owned = lock(&self.index).by_organization.remove(organization_id);
+        self.invalidate(owned).await
+    }
+
     /// Removes one entry.
     pub(crate) async fn evict_key(&self, key: &CacheKey) {
         self.entries.invalidate(key).await;
@@ -340,6 +351,32 @@ pub(crate) mod tests {
         cache.run_pending_tasks().await;
         assert_eq!(cache.indexed_keys_of_member("m1"), 0);
         assert_eq!(cache.indexed_keys_of_member("m2"), 1);
+    }
+
+    #[tokio::test]
+    async fn evicting_an_organization_removes_all_and_only_its_entries() {
+        // If this broke, members of an organization deleted at Stytch would be served from
+        // the cache (or members of other organizations evicted).
+        let cache = SessionCache::new(&CacheConfig::default());
+        let hour = Duration::from_secs(3600);
+        let mut other = entry("m3", "s3", hour);
+        Arc::get_mut(&mut other).unwrap().session.organization_id = "organization-test-2".into();
+        cache.insert(key(1), entry("m1", "s1", hour)).await;
+        cache.insert(key(2), entry("m2", "s2", hour)).await;
+        cache.insert(key(3), other).await;
+        let mut evicted = cache.evict_organization("organization-test-1").await;
+        evicted.sort_unstable();
+        assert_eq!(evicted, vec![key(1), key(2)]);
+        assert!(cache.get(&key(1)).await.is_none());
+        assert!(cache.get(&key(3)).await.is_some());
+        cache.run_pending_tasks().await;
+        assert_eq!(cache.indexed_keys_of_member("m1"), 0);
+        assert!(
+            cache
+                .evict_organization("organization-test-1")
+                .await
+                .is_empty()
+        );
     }
 
     #[tokio::test]

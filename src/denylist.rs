@@ -70,7 +70,22 @@ struct Touched {
     sessions: Vec<String>,
     members: Vec<String>,
     keys: Vec<CacheKey>,
+    organizations: Vec<String>,
     until: Option<Instant>,
+}
+
+/// A member's roles changed at Stytch (a webhook): sessions of the member that Stytch has not
+/// vouched for since, and whose roles differ, are re-validated at Stytch.
+#[derive(Debug, Clone)]
+struct Mark {
+    /// When Stytch sent the event: of two marks, the later event wins.
+    event_at: SystemTime,
+    /// When this process learnt of it (this host's clock): an authenticate sent after it
+    /// saw the new roles.
+    noted_at: SystemTime,
+    /// The member's role ids after the change, sorted.
+    roles: Vec<String>,
+    until: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +93,10 @@ struct Entries {
     sessions: HashMap<String, Vec<Hold>>,
     members: HashMap<String, Vec<MemberHold>>,
     keys: HashMap<CacheKey, Vec<KeyHold>>,
+    /// Organizations deleted at Stytch: every session of theirs refused.
+    organizations: HashMap<String, Vec<Hold>>,
+    /// Members whose roles changed at Stytch.
+    marks: HashMap<String, Mark>,
     by_id: HashMap<RevocationId, Touched>,
     unverified: usize,
     purge_at_len: usize,
@@ -86,7 +105,11 @@ struct Entries {
 impl Entries {
     /// Sessions, members and credentials held (0: nothing is refused).
     fn len(&self) -> usize {
-        self.sessions.len() + self.members.len() + self.keys.len()
+        self.sessions.len()
+            + self.members.len()
+            + self.keys.len()
+            + self.organizations.len()
+            + self.marks.len()
     }
 
     /// What purging is sized by: the entries, and the revocations holding them (one target
@@ -120,6 +143,11 @@ impl Entries {
             !holds.is_empty()
         });
         self.unverified = self.unverified.saturating_sub(unverified_gone);
+        self.organizations.retain(|_, holds| {
+            holds.retain(|h| h.until > now);
+            !holds.is_empty()
+        });
+        self.marks.retain(|_, mark| mark.until > now);
         self.by_id
             .retain(|_, touched| touched.until.is_some_and(|until| until > now));
         self.purge_at_len = (self.size() * 2).max(1024);
@@ -199,6 +227,14 @@ impl Entries {
                 holds.retain(|h| h.id != id);
                 if holds.is_empty() {
                     self.members.remove(member);
+                }
+            }
+        }
+        for organization in &touched.organizations {
+            if let Some(holds) = self.organizations.get_mut(organization) {
+                holds.retain(|h| h.id != id);
+                if holds.is_empty() {
+                    self.organizations.remove(organization);
                 }
             }
         }
@@ -311,6 +347,90 @@ impl Denylist {
         });
     }
 
+    /// Revocation `id` (an organization deleted at Stytch) refuses every session of
+    /// `organization_id` until `until`. Stytch made it: it is confirmed from the start.
+    pub(crate) fn hold_organization(
+        &self,
+        id: RevocationId,
+        organization_id: &str,
+        until: Instant,
+    ) {
+        self.write(|e| {
+            e.touched(id, until)
+                .organizations
+                .push(organization_id.to_owned());
+            e.organizations
+                .entry(organization_id.to_owned())
+                .or_default()
+                .push(Hold {
+                    id,
+                    until,
+                    confirmed: true,
+                });
+        });
+    }
+
+    /// The member's roles changed at Stytch at `event_at` (noted here at `noted_at`): until
+    /// `until`, a session of the member whose roles differ from `roles` and that Stytch has
+    /// not vouched for since `noted_at` is re-validated (see
+    /// [`needs_revalidation`](Self::needs_revalidation)). An older event than the one held
+    /// changes nothing (Svix may deliver out of order). Returns whether it was recorded.
+    pub(crate) fn mark_roles(
+        &self,
+        member_id: &str,
+        event_at: SystemTime,
+        noted_at: SystemTime,
+        mut roles: Vec<String>,
+        until: Instant,
+    ) -> bool {
+        roles.sort();
+        roles.dedup();
+        self.write(|e| {
+            let now = Instant::now();
+            match e.marks.get(member_id) {
+                Some(held) if held.until > now && held.event_at > event_at => false,
+                _ => {
+                    let mark = Mark {
+                        event_at,
+                        noted_at,
+                        roles,
+                        until,
+                    };
+                    e.marks.insert(member_id.to_owned(), mark);
+                    true
+                }
+            }
+        })
+    }
+
+    /// Whether `session`'s roles must be asked of Stytch again: its member's roles changed
+    /// at Stytch (a mark), its roles differ from the new ones, and Stytch has not vouched for
+    /// it since the change was noted here (`stytch_checked_at`: when the authenticate call
+    /// behind it was sent; `None` for a locally verified JWT).
+    pub(crate) fn needs_revalidation(
+        &self,
+        session: &MemberSession,
+        stytch_checked_at: Option<SystemTime>,
+    ) -> bool {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let entries = self.read();
+        let Some(mark) = entries.marks.get(&session.member_id) else {
+            return false;
+        };
+        if mark.until <= Instant::now() || stytch_checked_at.is_some_and(|at| at >= mark.noted_at) {
+            return false;
+        }
+        let mut roles: Vec<&str> = session.roles.iter().map(String::as_str).collect();
+        roles.sort_unstable();
+        roles.dedup();
+        !roles
+            .iter()
+            .copied()
+            .eq(mark.roles.iter().map(String::as_str))
+    }
+
     /// Stytch confirmed revocation `id` at `revoked_at`: its holds now end at `until` (only
     /// JWTs minted before it can still verify), its member holds refuse the sessions that
     /// started before `revoked_at`, and the confirmed holds it makes redundant go.
@@ -392,6 +512,13 @@ impl Denylist {
         if entries
             .sessions
             .get(&session.member_session_id)
+            .is_some_and(|holds| holds.iter().any(|h| h.until > now))
+        {
+            return Check::Deny;
+        }
+        if entries
+            .organizations
+            .get(&session.organization_id)
             .is_some_and(|holds| holds.iter().any(|h| h.until > now))
         {
             return Check::Deny;
@@ -622,5 +749,52 @@ mod tests {
             d.hold_member(RevocationId(10_000 + n), "m", past, None);
         }
         assert!(d.read().members.get("m").map_or(0, Vec::len) < 3000);
+    }
+
+    #[test]
+    fn organization_hold_refuses_its_members_only_until_undone() {
+        // If this broke, members of an organization deleted at Stytch would stay signed in
+        // here (or members of other organizations would be refused).
+        let d = Denylist::default();
+        let mut other = session("m2", "s2");
+        other.organization_id = "organization-test-2".to_owned();
+        d.hold_organization(R1, "organization-test-1", later());
+        assert_eq!(d.check(&session("m1", "s1"), None), Check::Deny);
+        assert_eq!(d.check(&other, None), Check::Allow);
+        d.release(R1);
+        assert_eq!(d.check(&session("m1", "s1"), None), Check::Allow);
+        assert_eq!(d.len(), 0);
+    }
+
+    #[test]
+    fn role_mark_revalidates_differing_sessions_not_vouched_for_since() {
+        // If this broke, a demoted admin's sessions would keep their old roles here until the
+        // cache entry or JWT expired, or every request of the member would go to Stytch.
+        let d = Denylist::default();
+        let noted = SystemTime::now();
+        let mut admin = session("m1", "s1");
+        admin.roles = vec!["stytch_member".to_owned(), "stytch_admin".to_owned()];
+        let mut demoted = session("m1", "s2");
+        demoted.roles = vec!["stytch_member".to_owned()];
+        assert!(!d.needs_revalidation(&admin, None));
+        assert!(d.mark_roles(
+            "m1",
+            noted,
+            noted,
+            vec!["stytch_member".to_owned()],
+            later()
+        ));
+        // Old roles, locally verified or checked at Stytch before the change: asked again.
+        assert!(d.needs_revalidation(&admin, None));
+        assert!(d.needs_revalidation(&admin, Some(noted - Duration::from_secs(1))));
+        // Checked at Stytch since, or already the new roles: served.
+        assert!(!d.needs_revalidation(&admin, Some(noted)));
+        assert!(!d.needs_revalidation(&demoted, None));
+        // Another member: not concerned.
+        assert!(!d.needs_revalidation(&session("m2", "s3"), None));
+        // An older event delivered late changes nothing.
+        let older = noted - Duration::from_secs(10);
+        assert!(!d.mark_roles("m1", older, noted, vec!["stytch_admin".to_owned()], later()));
+        assert!(!d.needs_revalidation(&demoted, None));
     }
 }

@@ -70,6 +70,10 @@ pub enum ConfigError {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// A webhook signing secret is not `whsec_` followed by base64 (the value is never
+    /// repeated: it is a secret).
+    #[error("invalid webhook secret: expected whsec_ followed by base64, comma-separated")]
+    InvalidWebhookSecret,
     /// Some other setting is out of range.
     #[error("invalid setting {name}: {reason}")]
     InvalidSetting {
@@ -377,6 +381,19 @@ impl StytchError {
                 .status()
                 .is_some_and(|s| s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()),
             Self::Decode { .. } | Self::InvalidRequest { .. } => false,
+        }
+    }
+
+    /// Whether Stytch's verdict is unknown: it may have acted, but its answer could not be
+    /// read (a body that is not the expected JSON, a connection lost mid-answer), or it was
+    /// not reached at all. Such an answer is an outage, never a refusal: a revocation stays
+    /// pending rather than being undone, a request gets 503 rather than 401.
+    pub fn is_verdict_unknown(&self) -> bool {
+        match self {
+            Self::Transport { source, .. } => !source.is_builder(),
+            Self::Decode { .. } | Self::Timeout { .. } => true,
+            Self::Api { .. } | Self::UnexpectedStatus { .. } => self.is_retryable(),
+            Self::InvalidRequest { .. } => false,
         }
     }
 

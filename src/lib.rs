@@ -72,8 +72,19 @@
 //! this process can verify the caller's right to it (the caller's own session, the app, or an
 //! outage admin of the target's organization as known here), kept and retried while Stytch is
 //! unreachable, and undone if Stytch refuses it; otherwise it waits for Stytch's confirmation.
-//! Revocations made elsewhere are seen when the cache entry expires. The README's "Caching and
-//! revocation semantics" has every rule.
+//! Revocations made elsewhere are seen when the cache entry expires, or at once with Stytch's
+//! webhooks (below). The README's "Caching and revocation semantics" has every rule.
+//!
+//! # Webhooks: revocations made outside the app
+//!
+//! With [`StytchAuthLayerBuilder::webhook`]`("/stytch/webhooks", `[`WebhookSecrets`]`::parse(…)?)`
+//! the layer answers Stytch's (Svix-signed) webhooks itself, before authentication, gated by
+//! the signature alone: a member deleted or no longer `active` (dashboard, API, SCIM) is
+//! signed out here at once, token and JWT; an organization deleted signs out all its members;
+//! a member whose roles changed has their sessions re-validated at Stytch on their next
+//! request, so the app sees the new roles. Nothing is sent to Stytch, which made the change.
+//! The README's "Revocations made outside your app" lists each event and how to enroll the
+//! endpoint.
 //!
 //! # What is logged
 //!
@@ -117,6 +128,7 @@ pub mod metrics;
 mod middleware;
 mod revoke;
 mod session;
+mod webhook;
 
 /// How far this host's clock and Stytch's may be apart. Session starts within this of a
 /// member-wide revocation are asked of Stytch rather than guessed (the denylist).
@@ -141,6 +153,7 @@ pub use crate::revoke::{
     RevocationEvent, RevokeConfig, RevokeError, RevokeOutcome, RevokedTarget, Revoker,
 };
 pub use crate::session::MemberSession;
+pub use crate::webhook::WebhookSecrets;
 
 /// The README's examples, compiled as doctests.
 #[cfg(all(doctest, feature = "axum"))]

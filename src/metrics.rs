@@ -16,6 +16,9 @@ pub const AUTH_CACHE_EVICTIONS: &str = "stytch_auth_cache_evictions_total";
 pub const API_REQUESTS: &str = "stytch_api_requests_total";
 /// Histogram of the duration of one call to Stytch, in seconds, label `endpoint`.
 pub const API_REQUEST_DURATION: &str = "stytch_api_request_duration_seconds";
+/// Counter of retries of calls to Stytch not made because the retry budget was spent, label
+/// `endpoint`.
+pub const API_RETRY_BUDGET_EXHAUSTED: &str = "stytch_api_retry_budget_exhausted_total";
 /// Counter of JWKS fetches, labels `outcome` and `reason`.
 pub const JWKS_FETCHES: &str = "stytch_jwks_fetches_total";
 /// Counter of revocations, labels `target` (`session`, `member`, `credential`) and `result`.
@@ -28,6 +31,11 @@ pub const REVOCATIONS_RETRIED: &str = "stytch_revocations_retried_total";
 pub const LOGOUTS: &str = "stytch_logouts_total";
 /// Counter of forced sign-outs after the app's admin actions, label `result`.
 pub const FORCED_SIGNOUTS: &str = "stytch_forced_signouts_total";
+/// Counter of Stytch webhooks received, labels `type` (`scim.member.delete`, … for member and
+/// organization events; `other`; `unverified` when the signature failed) and `outcome`
+/// (`rejected`; `verified` for every verified one, then `applied`, `ignored` or
+/// `duplicate`).
+pub const WEBHOOKS: &str = "stytch_webhooks_total";
 
 pub(crate) fn auth_request(outcome: &'static str) {
     metrics::counter!(AUTH_REQUESTS, "outcome" => outcome).increment(1);
@@ -45,6 +53,10 @@ pub(crate) fn api_request(endpoint: &'static str, status: &str, elapsed: Duratio
     metrics::counter!(API_REQUESTS, "endpoint" => endpoint, "status" => status.to_owned())
         .increment(1);
     metrics::histogram!(API_REQUEST_DURATION, "endpoint" => endpoint).record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn retry_budget_exhausted(endpoint: &'static str) {
+    metrics::counter!(API_RETRY_BUDGET_EXHAUSTED, "endpoint" => endpoint).increment(1);
 }
 
 #[cfg(feature = "jwt")]
@@ -67,6 +79,10 @@ pub(crate) fn revocation_retried(result: &'static str) {
 pub(crate) fn logout(result: &'static str, everywhere: bool) {
     let everywhere = if everywhere { "true" } else { "false" };
     metrics::counter!(LOGOUTS, "result" => result, "everywhere" => everywhere).increment(1);
+}
+
+pub(crate) fn webhook(kind: &'static str, outcome: &'static str) {
+    metrics::counter!(WEBHOOKS, "type" => kind, "outcome" => outcome).increment(1);
 }
 
 pub(crate) fn forced_signout(result: &'static str) {

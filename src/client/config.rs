@@ -17,7 +17,7 @@ pub const LIVE_BASE_URL: &str = "https://api.stytch.com/";
 /// Default connect timeout towards Stytch.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default timeout of one HTTP attempt towards Stytch.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The project secret. Never printed: its `Debug` is `Secret(..)` and it has no `Display`.
 #[derive(Clone)]
@@ -172,7 +172,8 @@ impl StytchConfigBuilder {
         self
     }
 
-    /// Timeout of one HTTP attempt (default 5 s).
+    /// Timeout of one HTTP attempt (default 2 s); an attempt never outlasts what is left of
+    /// the call's [`RetryPolicy::deadline`] (default 3 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self

@@ -15,6 +15,7 @@ pub use self::config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, LIVE_BASE_URL, Secret, StytchConfig,
     StytchConfigBuilder, TEST_BASE_URL, default_base_url,
 };
+use self::retry::RetryBudget;
 pub use self::retry::{RetryDecision, RetryPolicy};
 pub use self::types::{
     AuthenticateRequest, AuthenticateResponse, AuthorizationCheck, Jwk, Jwks, RevokeResponse,
@@ -45,6 +46,7 @@ pub struct StytchClient {
 struct Inner {
     http: reqwest::Client,
     config: StytchConfig,
+    budget: RetryBudget,
     authorization: HeaderValue,
     authenticate_url: Url,
     revoke_url: Url,
@@ -96,6 +98,7 @@ impl StytchClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
+                budget: RetryBudget::new(&config.retry, Instant::now()),
                 config,
                 authorization,
                 authenticate_url,
@@ -206,6 +209,7 @@ impl StytchClient {
     ) -> Result<T, StytchError> {
         let policy = &self.inner.config.retry;
         let started = Instant::now();
+        self.inner.budget.deposit(started);
         let mut attempt = 1;
         loop {
             let result = self
@@ -223,6 +227,16 @@ impl StytchClient {
                 Err(err) => err,
             };
             match policy.decide(&err, attempt, started.elapsed(), fastrand::f64()) {
+                RetryDecision::RetryAfter(_) if !self.inner.budget.try_withdraw(Instant::now()) => {
+                    crate::metrics::retry_budget_exhausted(endpoint.as_str());
+                    tracing::debug!(
+                        endpoint = endpoint.as_str(),
+                        attempt,
+                        error = %err,
+                        "retry budget exhausted; not retrying stytch call"
+                    );
+                    return Err(err);
+                }
                 RetryDecision::RetryAfter(wait) => {
                     tracing::debug!(
                         endpoint = endpoint.as_str(),

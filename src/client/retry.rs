@@ -1,6 +1,8 @@
-//! The retry policy of calls to Stytch, as a pure function.
+//! The retry policy of calls to Stytch, as a pure function, and the process-wide retry
+//! budget that keeps retries a small fraction of first attempts.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::error::StytchError;
 
@@ -18,18 +20,32 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Largest backoff between two attempts.
     pub max_delay: Duration,
-    /// Overall time budget of one call, attempts and waits included.
+    /// Overall time budget of one call, attempts and waits included: a request's
+    /// authentication gets its answer (or its 503) within this time.
     pub deadline: Duration,
+    /// Retry budget, as in Finagle and Envoy: retries may be at most this percentage of the
+    /// first attempts of the same client (all calls, all requests, shared by every clone of the
+    /// [`StytchClient`](super::StytchClient)), so an outage or a rate limit at Stytch is not
+    /// multiplied by retries. A retry the budget does not allow is not made: the call fails
+    /// with the error of its last attempt.
+    pub budget_percent: u32,
+    /// Retries allowed per second whatever the traffic (so a quiet process still retries a
+    /// blip), on top of [`budget_percent`](Self::budget_percent). The budget holds at most ten
+    /// seconds of these (at least 10 retries), so a long quiet period does not bank a burst.
+    pub budget_min_per_second: u32,
 }
 
 impl Default for RetryPolicy {
-    /// 3 attempts, 100 ms base, 2 s cap, 10 s deadline.
+    /// 3 attempts, 100 ms base, 2 s cap, 3 s deadline; retries at most 20 % of first attempts
+    /// plus 10 per second.
     fn default() -> Self {
         Self {
             max_attempts: 3,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(2),
-            deadline: Duration::from_secs(10),
+            deadline: Duration::from_secs(3),
+            budget_percent: 20,
+            budget_min_per_second: 10,
         }
     }
 }
@@ -88,6 +104,77 @@ impl RetryPolicy {
     }
 }
 
+/// The state of a [`RetryPolicy`]'s retry budget: a token bucket in thousandths of a retry.
+/// Every first attempt deposits `budget_percent` × 10, every retry takes 1000, and
+/// `budget_min_per_second` × 1000 flow in per second, up to the cap. It starts full.
+#[derive(Debug)]
+pub(crate) struct RetryBudget {
+    per_attempt: i64,
+    per_second: i64,
+    cap: i64,
+    state: Mutex<BudgetState>,
+}
+
+#[derive(Debug)]
+struct BudgetState {
+    balance: i64,
+    refilled_at: Instant,
+}
+
+const RETRY: i64 = 1000;
+
+impl RetryBudget {
+    pub(crate) fn new(policy: &RetryPolicy, now: Instant) -> Self {
+        let per_second = i64::from(policy.budget_min_per_second) * RETRY;
+        let cap = (per_second * 10).max(10 * RETRY);
+        Self {
+            per_attempt: i64::from(policy.budget_percent) * RETRY / 100,
+            per_second,
+            cap,
+            state: Mutex::new(BudgetState {
+                balance: cap,
+                refilled_at: now,
+            }),
+        }
+    }
+
+    /// A first attempt is about to be made.
+    pub(crate) fn deposit(&self, now: Instant) {
+        let mut state = self.refilled(now);
+        state.balance = (state.balance + self.per_attempt).min(self.cap);
+    }
+
+    /// Takes one retry from the budget; false if it has none left.
+    pub(crate) fn try_withdraw(&self, now: Instant) -> bool {
+        let mut state = self.refilled(now);
+        if state.balance >= RETRY {
+            state.balance -= RETRY;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn refilled(&self, now: Instant) -> std::sync::MutexGuard<'_, BudgetState> {
+        // A poisoned lock only means a panic elsewhere while holding it; the numbers are
+        // still valid integers.
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let elapsed = now.saturating_duration_since(state.refilled_at);
+        let flow = i64::try_from(elapsed.as_millis())
+            .unwrap_or(i64::MAX)
+            .saturating_mul(self.per_second)
+            / 1000;
+        if flow > 0 {
+            state.balance = state.balance.saturating_add(flow).min(self.cap);
+            state.refilled_at = now;
+        }
+        state
+    }
+}
+
 /// Parses a `Retry-After` value: delay-seconds or an HTTP date.
 pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let value = value.trim();
@@ -126,6 +213,7 @@ mod tests {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(250),
             deadline: Duration::from_secs(5),
+            ..RetryPolicy::default()
         }
     }
 
@@ -236,6 +324,60 @@ mod tests {
             p.decide(&api(503, None), 1, Duration::ZERO, 0.5),
             RetryDecision::GiveUp
         );
+    }
+
+    fn budget(percent: u32, min_per_second: u32) -> RetryPolicy {
+        RetryPolicy {
+            budget_percent: percent,
+            budget_min_per_second: min_per_second,
+            ..RetryPolicy::default()
+        }
+    }
+
+    fn drain(b: &RetryBudget, at: Instant) -> usize {
+        std::iter::from_fn(|| b.try_withdraw(at).then_some(())).count()
+    }
+
+    #[test]
+    fn budget_keeps_retries_to_the_percentage_of_first_attempts() {
+        // If this broke, every instance would multiply a Stytch outage by its retries: with
+        // 1000 first attempts and a 20 % budget, about 200 retries (plus the 10 it starts with).
+        let start = Instant::now();
+        let b = RetryBudget::new(&budget(20, 1), start);
+        let mut retries = 0;
+        for _ in 0..1000 {
+            b.deposit(start);
+            if b.try_withdraw(start) {
+                retries += 1;
+            }
+        }
+        // 10 banked + 999 deposits of a fifth (the first one fell on a full bucket).
+        assert_eq!(retries, 10 + 199);
+    }
+
+    #[test]
+    fn budget_refills_by_the_minimum_per_second_up_to_its_cap() {
+        // If this broke, a quiet process could never retry again after a blip, or a long quiet
+        // period would bank an unbounded burst of retries.
+        let start = Instant::now();
+        let b = RetryBudget::new(&budget(0, 10), start);
+        assert_eq!(
+            drain(&b, start),
+            100,
+            "starts full: ten seconds of the minimum"
+        );
+        assert_eq!(drain(&b, start + Duration::from_millis(500)), 5);
+        assert_eq!(drain(&b, start + Duration::from_secs(3600)), 100, "capped");
+    }
+
+    #[test]
+    fn zero_minimum_keeps_a_floor_of_ten_and_no_flow() {
+        // If this broke, `budget_min_per_second = 0` would either disable retries at start or
+        // refill them over time, against its documentation.
+        let start = Instant::now();
+        let b = RetryBudget::new(&budget(0, 0), start);
+        assert_eq!(drain(&b, start), 10);
+        assert_eq!(drain(&b, start + Duration::from_secs(60)), 0);
     }
 
     #[test]

@@ -58,15 +58,18 @@ pub enum JwtError {
 impl JwtError {
     /// Stytch must decide: the JWT is authentic but expired or too old (Stytch may still
     /// accept its session), not yet valid by this host's clock (which may be behind
-    /// Stytch's), or signed with a key we could not load yet.
+    /// Stytch's), signed with a key we could not load yet, or Stytch's keys could not be
+    /// fetched ([`is_unavailable`](Self::is_unavailable)): Stytch's authenticate answers
+    /// for it, so a JWKS blip costs a round trip, not a 503 for the fetch cooldown (and when
+    /// Stytch is down altogether, authenticate fails too: 503).
     pub fn needs_remote(&self) -> bool {
         matches!(
             self,
-            Self::Expired | Self::TooOld | Self::NotYetValid | Self::KeyNotLoaded
+            Self::Expired | Self::TooOld | Self::NotYetValid | Self::KeyNotLoaded | Self::Jwks(_)
         )
     }
 
-    /// Stytch could not be reached for its keys: neither accept nor reject the user.
+    /// Stytch could not be reached for its keys: neither accept nor reject the user here.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Jwks(_))
     }

@@ -656,8 +656,9 @@ async fn failed_periodic_refresh_keeps_the_keys() {
 }
 
 #[tokio::test]
-async fn jwks_endpoint_down_is_unavailable() {
-    // If this broke, a Stytch outage would read as "invalid session" (401) instead of 503.
+async fn jwks_endpoint_down_is_unavailable_and_left_to_stytch() {
+    // If this broke, a JWKS outage would read as "invalid session" (401), or the lookup would
+    // not know to ask Stytch's authenticate instead.
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(jwks_path()))
@@ -673,7 +674,7 @@ async fn jwks_endpoint_down_is_unavailable() {
     };
     assert_eq!(cause.status().map(|s| s.as_u16()), Some(500));
     assert!(err.is_unavailable());
-    assert!(!err.needs_remote());
+    assert!(err.needs_remote());
     assert!(!v.jwks_loaded());
     // Within the cooldown the failure is replayed, not refetched.
     let err = v.verify_at(&jwt, at(IAT + 1)).await.unwrap_err();

@@ -19,6 +19,7 @@ use crate::denylist::Denylist;
 use crate::error::{ConfigError, StytchError};
 use crate::extract::CredentialSource;
 use crate::revoke::{RevokeConfig, Revoker};
+use crate::webhook::{Receiver, WebhookSecrets};
 
 /// A tower [`Layer`] that authenticates requests with Stytch B2B sessions, serves logout and
 /// admin revocation routes, and forces members out after the app's own admin actions.
@@ -131,6 +132,7 @@ pub struct StytchAuthLayerBuilder {
     rejection: SharedRejectionHandler,
     redirect_allowlist: Vec<String>,
     trusted_origins: Vec<String>,
+    webhook: Option<(String, WebhookSecrets)>,
     #[cfg(feature = "jwt")]
     jwt: Option<crate::jwt::JwtConfig>,
     #[cfg(feature = "redis")]
@@ -143,6 +145,7 @@ impl fmt::Debug for StytchAuthLayerBuilder {
             .field("sources", &self.sources)
             .field("logout", &self.logout)
             .field("admin_prefix", &self.admin_prefix)
+            .field("webhook", &self.webhook)
             .finish_non_exhaustive()
     }
 }
@@ -167,6 +170,7 @@ impl StytchAuthLayerBuilder {
             rejection: Arc::new(DefaultRejection),
             redirect_allowlist: Vec::new(),
             trusted_origins: Vec::new(),
+            webhook: None,
             #[cfg(feature = "jwt")]
             jwt: Some(crate::jwt::JwtConfig::default()),
             #[cfg(feature = "redis")]
@@ -351,6 +355,25 @@ impl StytchAuthLayerBuilder {
         self
     }
 
+    /// Receives Stytch's webhooks at `POST {path}`, signed with one of `secrets` (the
+    /// endpoint's signing secret from Stytch's dashboard; several during a rotation), and
+    /// applies them here at once: a member deleted or no longer active is signed out, an
+    /// organization deleted signs out its members, a member whose roles changed has their
+    /// sessions re-validated at Stytch. The path is answered by the layer before
+    /// authentication and without the cross-site check: its only gate is the Svix
+    /// signature. Off unless set. See the crate's README, "Revocations made outside your
+    /// app".
+    pub fn webhook(mut self, path: &str, secrets: WebhookSecrets) -> Self {
+        if !path.starts_with('/') {
+            return self.fail(ConfigError::InvalidRoute {
+                pattern: path.to_owned(),
+                reason: "the webhook path must start with '/'",
+            });
+        }
+        self.webhook = Some((path.to_owned(), secrets));
+        self
+    }
+
     /// Cache settings (see [`CacheConfig`]).
     pub fn cache(mut self, config: CacheConfig) -> Self {
         self.cache = config;
@@ -409,6 +432,18 @@ impl StytchAuthLayerBuilder {
             return Err(err);
         }
         check_cache(&self.cache)?;
+        if let Some((path, _)) = &self.webhook
+            && [&self.logout, &self.logout_everywhere].contains(&&Some(path.clone()))
+        {
+            return Err(ConfigError::InvalidRoute {
+                pattern: path.clone(),
+                reason: "the webhook path is also a logout path",
+            });
+        }
+        let webhook = self.webhook.map(|(path, secrets)| {
+            let project_id = self.client.config().project_id();
+            Arc::new(Receiver::new(path, secrets, project_id))
+        });
         let routes = RouteTable {
             logout: self.logout,
             logout_everywhere: self.logout_everywhere,
@@ -471,6 +506,7 @@ impl StytchAuthLayerBuilder {
                 rejection: self.rejection,
                 redirect_allowlist: self.redirect_allowlist,
                 trusted_origins: self.trusted_origins,
+                webhook,
                 #[cfg(feature = "redis")]
                 bus,
             }),

@@ -49,6 +49,7 @@ impl LookupError {
     }
 
     /// This error, never to be remembered in the negative cache.
+    #[cfg(feature = "jwt")]
     fn forgotten(mut self) -> Self {
         if let Self::Invalid { remember, .. } = &mut self {
             *remember = false;
@@ -71,7 +72,7 @@ impl LookupError {
                 error_type,
                 request_id,
             }
-        } else if err.is_retryable() || matches!(err, StytchError::Decode { .. }) {
+        } else if err.is_retryable() || err.is_verdict_unknown() {
             tracing::warn!(error = %err, "stytch unavailable");
             Self::Unavailable {
                 retry_after: err.retry_after(),
@@ -114,7 +115,7 @@ impl Lookup {
         if self.denylist.is_key_denied(&key) {
             return Err(Arc::new(LookupError::invalid()));
         }
-        let entry = match self.cache.get(&key).await {
+        let mut entry = match self.cache.get(&key).await {
             Some(entry) => {
                 metrics::cache_lookup("hit");
                 entry
@@ -135,6 +136,13 @@ impl Lookup {
                 result?
             }
         };
+        if self
+            .denylist
+            .needs_revalidation(&entry.session, entry.stytch_checked_at)
+        {
+            tracing::debug!("the member's roles changed at stytch: re-validating the session");
+            entry = self.revalidate(key, credential).await?;
+        }
         if entry.session.expires_at <= SystemTime::now() {
             tracing::debug!("session expired");
             return Err(Arc::new(LookupError::invalid()));
@@ -156,6 +164,29 @@ impl Lookup {
             "authenticated"
         );
         Ok(entry)
+    }
+
+    /// The member's roles changed at Stytch since this entry was vouched for: Stytch's
+    /// authenticate replaces it (once for concurrent requests with this credential), so the
+    /// app sees the fresh roles; a dead session is refused and remembered as such.
+    async fn revalidate(
+        self: &Arc<Self>,
+        key: CacheKey,
+        credential: &Credential,
+    ) -> Result<Arc<CachedSession>, Arc<LookupError>> {
+        self.cache.evict_key(&key).await;
+        let this = Arc::clone(self);
+        let credential = credential.clone();
+        let result = self
+            .cache
+            .get_or_try_insert(key, async move { this.remote(credential).await })
+            .await;
+        if let Err(err) = &result
+            && matches!(**err, LookupError::Invalid { remember: true, .. })
+        {
+            self.cache.insert_negative(key).await;
+        }
+        result
     }
 
     /// The cache behind [`rechecks`](Self::rechecks): an answer is kept a few seconds, keyed
@@ -244,16 +275,11 @@ impl Lookup {
                         .await
                         .map_err(LookupError::forgotten);
                 }
+                Err(err) if err.is_unavailable() => {
+                    tracing::warn!(error = %err, "JWKS unavailable: authenticating remotely");
+                }
                 Err(err) if err.needs_remote() => {
                     tracing::debug!(reason = %err, "session JWT needs Stytch: authenticating remotely");
-                }
-                Err(err) if err.is_unavailable() => {
-                    tracing::warn!(error = %err, "JWKS unavailable");
-                    return Err(LookupError::Unavailable {
-                        retry_after: None,
-                        error_type: None,
-                        request_id: None,
-                    });
                 }
                 Err(err) => {
                     tracing::debug!(reason = %err, "session JWT rejected locally");

@@ -19,6 +19,7 @@ use super::route_table::Route;
 use super::shared::Shared;
 use crate::extract::extract;
 use crate::metrics;
+use crate::webhook::Receiver;
 
 /// Authenticates requests before they reach `S`. Built by
 /// [`StytchAuthLayer`](crate::StytchAuthLayer); see the [crate docs](crate).
@@ -70,6 +71,9 @@ impl<S> StytchAuth<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for StytchAuth<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    // The webhook route reads its body (and only that route does).
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Data: Send,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -85,6 +89,15 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
+        // A Stytch webhook: gated by its signature alone (no credential, no cross-site check:
+        // Stytch's servers send no browser headers).
+        if let Some(receiver) = shared
+            .webhook
+            .as_ref()
+            .filter(|r| r.path() == req.uri().path())
+        {
+            return webhook(Arc::clone(receiver), req, shared);
+        }
         let route = shared.routes.classify(req.method(), req.uri().path());
         // Before any endpoint future exists or the app is called: a refused cross-site request
         // has no side effect by construction.
@@ -100,6 +113,7 @@ where
         }
         let (optional, hook) = match route {
             Route::Public => return ResponseFuture::inner(inner, req, shared),
+
             Route::Logout { everywhere } => {
                 let (headers, uri) = (req.headers().clone(), req.uri().clone());
                 let fut = endpoints::logout(Arc::clone(&shared), headers, uri, everywhere);
@@ -123,6 +137,26 @@ where
         };
         app_route(inner, req, shared, optional, hook)
     }
+}
+
+/// The webhook path: a delivery is `POST`; anything else is refused 405.
+fn webhook<S, ReqBody, ResBody>(
+    receiver: Arc<Receiver>,
+    req: Request<ReqBody>,
+    shared: Arc<Shared>,
+) -> ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Data: Send,
+{
+    if req.method() != http::Method::POST {
+        let rejection = Rejection::new(RejectionKind::MethodNotAllowed).with_allow("POST");
+        return ResponseFuture::rejected(shared.reject(rejection), shared);
+    }
+    let revoker = shared.revoker.clone();
+    let fut = async move { receiver.receive(&revoker, req).await };
+    ResponseFuture::own(Box::pin(fut), shared)
 }
 
 /// A route of the app (hooked, optional or protected): extract the credential, then look it

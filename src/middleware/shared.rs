@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     /// Origins besides the request's own from which the routes with a side effect accept
     /// requests.
     pub(crate) trusted_origins: Vec<String>,
+    /// The Stytch webhook endpoint, when configured.
+    pub(crate) webhook: Option<Arc<crate::webhook::Receiver>>,
     /// The revocation bus shared with other instances, when configured.
     #[cfg(feature = "redis")]
     pub(crate) bus: Option<crate::bus::BusHandle>,

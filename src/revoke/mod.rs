@@ -10,6 +10,7 @@
 //! unless Stytch said so about the target.
 
 mod events;
+mod external;
 mod outbox;
 mod peers;
 mod pipeline;
@@ -33,6 +34,7 @@ use crate::error::StytchError;
 use crate::session::{MemberSession, is_stytch_id};
 
 pub use self::events::{RevocationEvent, RevokedTarget};
+pub(crate) use self::external::MadeByStytch;
 pub(crate) use self::outbox::Outbox;
 pub(crate) use self::peers::Peers;
 #[cfg(feature = "redis")]

@@ -434,6 +434,11 @@ fn expire(inner: &Inner, entry: Entry) {
 
 async fn worker(weak: Weak<Inner>) {
     let mut backoff = MIN_BACKOFF;
+    // Started by the first revocation Stytch could not take: its first retry waits a backoff
+    // too (see below).
+    if let Some(inner) = weak.upgrade() {
+        let _ = tokio::time::timeout(MIN_BACKOFF, inner.outbox.recovered.notified()).await;
+    }
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let revoker = Revoker::from_inner(inner);
@@ -445,6 +450,10 @@ async fn worker(weak: Weak<Inner>) {
             // pending, but are not queued): wake on new work, or now and then to notice that
             // the layer was dropped.
             let _ = tokio::time::timeout(IDLE_CHECK, outbox.work.notified()).await;
+            // New work is queued because Stytch just failed it (its call already spent its
+            // attempts): the first retry waits a backoff too, unless Stytch answers again
+            // meanwhile, so an outage is not met with an immediate second round of calls.
+            let _ = tokio::time::timeout(MIN_BACKOFF, outbox.recovered.notified()).await;
         } else if tried.down {
             let _ = tokio::time::timeout(backoff, outbox.recovered.notified()).await;
             backoff = (backoff * 2).min(outbox.max_backoff);

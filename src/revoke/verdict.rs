@@ -23,7 +23,7 @@ pub(crate) enum Verdict {
     /// Stytch answered and refused for good: 403 (RBAC or tenancy), another 404 (no such
     /// member), any other 4xx. Retrying cannot change it.
     Refused(RevokeError),
-    /// 429, 5xx, a timeout or a transport error: try again later.
+    /// 429, 5xx, a timeout, a transport error or an unreadable answer: try again later.
     Unavailable(StytchError),
     /// Stytch refused our project credentials: retrying may work once they are fixed.
     Misconfigured(StytchError),
@@ -54,7 +54,9 @@ impl Verdict {
         }
         if err.is_misconfigured() {
             Self::Misconfigured(err)
-        } else if err.is_retryable() {
+        } else if err.is_retryable() || err.is_verdict_unknown() {
+            // Stytch may have revoked it, but its answer is unreadable: keep it pending (a
+            // retry answers 404, already revoked), never undo it here.
             Self::Unavailable(err)
         } else if err.is_forbidden() {
             Self::Refused(RevokeError::Forbidden(err))
@@ -175,6 +177,17 @@ mod tests {
             ("503", api(503, "service_unavailable"), false, "unavailable"),
             ("502 without Stytch's JSON", bare_502(), true, "unavailable"),
             ("timeout", timeout(), true, "unavailable"),
+            (
+                "200 whose body is not JSON",
+                Err(StytchError::Decode {
+                    endpoint: Endpoint::Revoke,
+                    source: crate::error::DecodeError::from_serde(
+                        &serde_json::from_str::<RevokeResponse>("<html>").unwrap_err(),
+                    ),
+                }),
+                true,
+                "unavailable",
+            ),
             (
                 "400",
                 api(400, "too_many_session_revoke_arguments"),

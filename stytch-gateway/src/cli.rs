@@ -77,6 +77,11 @@ pub(crate) struct StytchArgs {
     /// loopback hosts.
     #[arg(long, env = "STYTCH_BASE_URL", value_name = "URL")]
     pub(crate) base_url: Option<String>,
+    /// Longest time one call to Stytch may take, retries included: past it, the request gets
+    /// 503 with `Retry-After` (fail closed).
+    #[arg(long, env = "GATEWAY_STYTCH_DEADLINE", value_name = "DURATION", default_value = "3s",
+          value_parser = parse_duration)]
+    pub(crate) stytch_deadline: Duration,
 }
 
 impl StytchArgs {
@@ -105,6 +110,14 @@ impl StytchArgs {
         if let Some(url) = self.base_url.as_deref().filter(|v| !v.trim().is_empty()) {
             builder = builder.base_url(url);
         }
+        let mut retry = tower_stytch::client::RetryPolicy::default();
+        retry.deadline = self.stytch_deadline;
+        builder = builder
+            .request_timeout(
+                self.stytch_deadline
+                    .min(tower_stytch::client::DEFAULT_REQUEST_TIMEOUT),
+            )
+            .retry_policy(retry);
         Ok(builder.build()?)
     }
 }
@@ -194,6 +207,20 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "GATEWAY_REDIS_STARTUP_WAIT", value_name = "DURATION", default_value = "5s",
           value_parser = parse_duration)]
     pub(crate) redis_startup_wait: Duration,
+    /// Path receiving Stytch's webhooks (POST, Svix-signed), e.g. `/stytch/webhooks`: members
+    /// deleted, deprovisioned or demoted at Stytch are signed out (or re-validated) at once.
+    /// Needs STYTCH_WEBHOOK_SECRET. Off when unset.
+    #[arg(long, env = "GATEWAY_WEBHOOK_PATH", value_name = "PATH")]
+    pub(crate) webhook_path: Option<String>,
+    /// The webhook endpoint's signing secret(s) from Stytch's dashboard (`whsec_…`; several
+    /// comma separated during a rotation). Prefer the environment variable.
+    #[arg(
+        long,
+        env = "STYTCH_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub(crate) webhook_secret: Option<String>,
     /// On SIGTERM / ctrl-c: how long in-flight requests and pending revocations get.
     #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "10s",
           value_parser = parse_duration)]
@@ -220,6 +247,18 @@ pub(crate) struct EmulatorArgs {
     /// Project secret the emulator accepts (default: the built-in test project's secret).
     #[arg(long, value_name = "SECRET")]
     pub(crate) secret: Option<String>,
+    /// URL the emulator sends its Svix-signed webhooks to (repeatable), e.g. the gateway's
+    /// `http://127.0.0.1:8080/stytch/webhooks`.
+    #[arg(long = "webhook-url", value_name = "URL")]
+    pub(crate) webhook_urls: Vec<String>,
+    /// Secret the emulator signs webhooks with (`whsec_…`; default: a fresh one, printed).
+    #[arg(
+        long,
+        env = "STYTCH_EMULATOR_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub(crate) webhook_secret: Option<String>,
 }
 
 /// `demo`: everything on loopback, with curl commands.
@@ -417,6 +456,7 @@ mod tests {
         assert_eq!(args.forced_signout, ["DELETE /api/members/{member_id}"]);
         assert_eq!(args.upstream_timeout, Duration::from_millis(250));
         assert_eq!(args.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(args.stytch.stytch_deadline, Duration::from_secs(3));
         let trusted: Vec<String> = args.trusted_proxies.iter().map(|n| n.to_string()).collect();
         assert_eq!(trusted, ["10.0.0.0/8", "192.168.1.1/32"]);
         assert!(!args.pass_credentials);

@@ -22,13 +22,17 @@ use super::serve::{Gateway, ServeOptions};
 use super::server::serve;
 use super::upstream::EchoUpstream;
 use super::{Body, GatewayError, full_body};
-use stytch_emulator::{Emulator, EmulatorConfig, SessionInfo};
+use stytch_emulator::{Emulator, EmulatorConfig, SessionInfo, WebhookEndpoint, WebhookSecret};
+use tower_stytch::WebhookSecrets;
 
 /// Preferred demo ports; each falls back to an ephemeral port when taken.
 const EMULATOR_PORT: u16 = 4010;
 const GATEWAY_PORT: u16 = 8080;
 const UPSTREAM_PORT: u16 = 8081;
 const METRICS_PORT: u16 = 9090;
+
+/// Where the demo's gateway receives the emulator's webhooks.
+const WEBHOOK_PATH: &str = "/stytch/webhooks";
 
 /// Deadline of one self-test request.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,11 +88,33 @@ pub(crate) async fn run_emulator(
     if let Some(secret) = args.secret {
         config = config.secret(secret);
     }
+    for url in args.webhook_urls {
+        let endpoint = WebhookEndpoint::new(url).map_err(|source| GatewayError::Emulator {
+            name: "webhook-url",
+            source,
+        })?;
+        config = config.webhook_endpoint(endpoint);
+    }
+    if let Some(secret) = args.webhook_secret {
+        // The error never repeats the value: it is a secret.
+        let secret = WebhookSecret::parse(&secret).map_err(|source| GatewayError::Emulator {
+            name: "webhook-secret",
+            source,
+        })?;
+        config = config.webhook_secret(secret);
+    }
     let emulator = start_emulator(config, args.listen, false).await?;
     println!("Stytch emulator listening");
     println!("  base URL:   {}", emulator.base_url());
     println!("  project id: {}", emulator.project_id());
     println!("  secret:     {}", emulator.secret());
+    println!(
+        "  webhook signing secret: {}",
+        emulator.webhook_secret().expose_secret()
+    );
+    for endpoint in emulator.webhook_endpoints() {
+        println!("  webhooks to {}", endpoint.url());
+    }
     println!();
     println!("Point a gateway at it with:");
     println!(
@@ -294,6 +320,8 @@ async fn start_demo() -> Result<Running, GatewayError> {
     options.auth_only_path = Some("/auth".to_owned());
     options.listen = loopback(GATEWAY_PORT);
     options.metrics_listen = Some(loopback(METRICS_PORT));
+    let secrets = WebhookSecrets::parse(emulator.webhook_secret().expose_secret())?;
+    options.webhook = Some((WEBHOOK_PATH.to_owned(), secrets));
     let gateway = match Gateway::bind(options.clone()).await {
         Ok(gateway) => gateway,
         Err(GatewayError::Bind { .. }) => {
@@ -305,6 +333,14 @@ async fn start_demo() -> Result<Running, GatewayError> {
     };
     let gateway_addr = gateway.local_addr();
     let metrics_addr = gateway.metrics_addr();
+    let hook =
+        WebhookEndpoint::new(format!("http://{gateway_addr}{WEBHOOK_PATH}")).map_err(|source| {
+            GatewayError::Emulator {
+                name: "webhook-url",
+                source,
+            }
+        })?;
+    emulator.add_webhook_endpoint(hook);
     // Fail early (and clearly) when the gateway cannot reach the emulator.
     gateway
         .layer()
@@ -356,6 +392,24 @@ fn print_banner(run: &Running, steps: &[DemoStep]) {
         println!("{}. {} (expect {expected}):", i + 1, step.title);
         println!("   {}", step.curl(&base));
     }
+    println!();
+    let emulator = run.emulator.base_url();
+    let dave = &s.other_admin;
+    println!(
+        "Revocations made outside the app: the emulator sends Stytch's webhooks to {base}{WEBHOOK_PATH}."
+    );
+    println!("Delete dave in the emulator, as in Stytch's dashboard:");
+    println!(
+        "   curl -u {}:{} -X DELETE -H 'Content-Type: application/json' -d '{{\"source\":\"DASHBOARD\"}}' {emulator}emulator/v1/members/{}",
+        run.emulator.project_id(),
+        run.emulator.secret(),
+        dave.member_id
+    );
+    println!("and his token is refused within a second (expect 401):");
+    println!(
+        "   curl -i -H 'Authorization: Bearer {}' {base}/whoami",
+        dave.session_token.expose_secret()
+    );
     println!();
 }
 

@@ -37,6 +37,16 @@ pub enum GatewayError {
         /// The path as given.
         path: String,
     },
+    /// An emulator setting (`--webhook-url`, `--webhook-secret`) is invalid; the message
+    /// never repeats a secret.
+    #[error("invalid emulator --{name}")]
+    Emulator {
+        /// The flag's name.
+        name: &'static str,
+        /// Why it was refused.
+        #[source]
+        source: stytch_emulator::EmulatorError,
+    },
     /// A timeout is zero.
     #[error("{name} must be greater than zero")]
     ZeroTimeout {
@@ -86,6 +96,7 @@ impl GatewayError {
                 | Self::Missing { .. }
                 | Self::InvalidUpstream { .. }
                 | Self::InvalidPath { .. }
+                | Self::Emulator { .. }
                 | Self::ZeroTimeout { .. }
                 | Self::Bus(_)
         )

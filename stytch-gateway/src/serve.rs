@@ -23,7 +23,7 @@ use super::proxy::{DEFAULT_UPSTREAM_TIMEOUT, Forwarding, Proxy};
 use super::server::{Drain, serve};
 use super::{GatewayError, bind};
 use tower_stytch::extract::CredentialSource;
-use tower_stytch::{RedisBus, StytchAuthLayer, StytchClient, StytchConfig};
+use tower_stytch::{RedisBus, StytchAuthLayer, StytchClient, StytchConfig, WebhookSecrets};
 
 /// Everything `stytch-gateway serve` is configured with.
 #[derive(Debug, Clone)]
@@ -59,6 +59,9 @@ pub struct ServeOptions {
     pub shutdown_timeout: Duration,
     /// Revocations shared with other instances through Redis, if any.
     pub redis: Option<RedisBus>,
+    /// Path receiving Stytch's webhooks and the secrets they are signed with (off when
+    /// `None`).
+    pub webhook: Option<(String, WebhookSecrets)>,
     /// The Stytch project.
     pub stytch: StytchConfig,
 }
@@ -82,6 +85,7 @@ impl ServeOptions {
             trusted_proxies: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
             redis: None,
+            webhook: None,
             stytch,
         }
     }
@@ -105,7 +109,9 @@ impl TryFrom<ServeArgs> for ServeOptions {
                 path: path.clone(),
             });
         }
+        let webhook = webhook(args.webhook_path, args.webhook_secret)?;
         Ok(Self {
+            webhook,
             listen: args.listen,
             upstream,
             upstream_timeout: args.upstream_timeout,
@@ -160,7 +166,37 @@ pub(crate) fn build_layer(options: &ServeOptions) -> Result<StytchAuthLayer, Gat
     if let Some(bus) = &options.redis {
         builder = builder.revocation_bus(bus.clone());
     }
+    if let Some((path, secrets)) = &options.webhook {
+        builder = builder.webhook(path, secrets.clone());
+    }
     Ok(builder.build()?)
+}
+
+/// The webhook receiver's path and secrets: both given, or neither (off).
+fn webhook(
+    path: Option<String>,
+    secret: Option<String>,
+) -> Result<Option<(String, WebhookSecrets)>, GatewayError> {
+    let path = path.filter(|p| !p.trim().is_empty());
+    let secret = secret.filter(|s| !s.trim().is_empty());
+    match (path, secret) {
+        (None, None) => Ok(None),
+        (Some(path), Some(secret)) => {
+            if !path.starts_with('/') {
+                return Err(GatewayError::InvalidPath {
+                    name: "webhook-path",
+                    path,
+                });
+            }
+            Ok(Some((path, WebhookSecrets::parse(&secret)?)))
+        }
+        (Some(_), None) => Err(GatewayError::Missing {
+            setting: "STYTCH_WEBHOOK_SECRET (or --webhook-secret), needed by --webhook-path",
+        }),
+        (None, Some(_)) => Err(GatewayError::Missing {
+            setting: "GATEWAY_WEBHOOK_PATH (or --webhook-path), for STYTCH_WEBHOOK_SECRET",
+        }),
+    }
 }
 
 /// Where the layer reads credentials, and so what the proxy removes (Stytch's defaults).

@@ -207,3 +207,31 @@ async fn not_yet_valid_jwt_is_never_negative_cached() {
     assert_eq!(res.text().await.unwrap(), w.member.member_id);
     assert!(w.emulator.request_count(EmulatorEndpoint::Authenticate) >= 2);
 }
+
+#[tokio::test]
+async fn jwks_outage_at_startup_falls_back_to_stytch_authenticate() {
+    // If this broke, a process that could not load Stytch's JWKS (a blip at startup, a
+    // JWKS-only fault) would answer every session JWT 503 for the whole fetch cooldown
+    // (30 s) although Stytch's authenticate answers: measured before the fix in the fault
+    // matrix as 25-30 s of 503s after the fault stopped.
+    let w = World::new().await;
+    let s = serve(w.builder().build().unwrap(), app()).await;
+    w.emulator.inject_fault(
+        EmulatorEndpoint::Jwks,
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+        1000,
+    );
+    let res = s
+        .get_as("/whoami", w.member.session_jwt.expose_secret())
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.unwrap(), w.member.member_id);
+    assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 1);
+    // A forged JWT is still refused by Stytch, not let in because the keys are missing.
+    let forged = format!("{}x", w.member2.session_jwt.expose_secret());
+    let res = s.get_as("/whoami", &forged).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}

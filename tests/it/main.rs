@@ -14,6 +14,10 @@ mod bus;
 mod client;
 #[cfg(feature = "axum")]
 mod csrf;
+#[cfg(feature = "axum")]
+mod fail_fast;
+#[cfg(all(feature = "axum", feature = "jwt"))]
+mod fault_matrix;
 #[cfg(all(feature = "axum", feature = "jwt"))]
 mod jwt;
 #[cfg(feature = "axum")]
@@ -28,3 +32,5 @@ mod revoke;
 mod revoke_engine;
 #[cfg(feature = "axum")]
 mod support;
+#[cfg(all(feature = "axum", feature = "jwt"))]
+mod webhooks;

@@ -553,3 +553,24 @@ async fn a_dead_admin_session_cannot_pass_as_already_revoked() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn unreadable_revoke_answer_keeps_the_revocation_pending_not_undone() {
+    // If this broke, a 200 from Stytch whose body did not arrive whole (a proxy mangling it,
+    // a connection cut mid-body) would count as a refusal: the logout undone here and
+    // answered "failed" although Stytch may well have revoked the session, and a retry
+    // never sent.
+    for fault in [Fault::MalformedBody, Fault::TruncatedBody] {
+        let w = World::new().await;
+        let s = serve(w.builder().build().unwrap(), app()).await;
+        let token = w.member.session_token.expose_secret();
+        assert_eq!(s.whoami(token).await, StatusCode::OK);
+        w.emulator
+            .inject_fault(EmulatorEndpoint::Revoke, fault.clone(), 3);
+        let res = s.post_as("/logout", token).await;
+        assert_eq!(res.headers()["x-stytch-logout"], "pending", "{fault:?}");
+        assert_eq!(s.whoami(token).await, StatusCode::UNAUTHORIZED, "{fault:?}");
+        assert_eq!(s.layer.revoker().flush(Duration::from_secs(5)).await, 0);
+        assert!(!w.emulator.is_session_live(&w.member.member_session_id));
+    }
+}

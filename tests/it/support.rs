@@ -71,6 +71,16 @@ impl World {
         client_for(&self.emulator)
     }
 
+    /// A client with the library's default timeouts and retry policy (3 s per call, 2 s per
+    /// attempt, 3 attempts, the retry budget), as an app would have.
+    pub fn client_with_defaults(&self) -> StytchClient {
+        let config = StytchConfig::builder(self.emulator.project_id(), self.emulator.secret())
+            .base_url(self.emulator.base_url())
+            .build()
+            .unwrap();
+        StytchClient::new(config).unwrap()
+    }
+
     /// The default layer builder for this world, cookies without `Secure` for plain http.
     pub fn builder(&self) -> StytchAuthLayerBuilder {
         StytchAuthLayer::builder(self.client()).public_prefix("/public/")
