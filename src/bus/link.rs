@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use super::message::{Body, InstanceId, Message, RevKey, WireTarget, unix_ms};
 use crate::credential::Credential;
 use crate::metrics;
-use crate::revoke::{Peers, RemoteTarget, Revocation, RevocationId, Revoker, Target};
+use crate::revoke::{MadeByStytch, Peers, RemoteTarget, Revocation, RevocationId, Revoker, Target};
 
 /// The bus's settings.
 #[derive(Debug, Clone)]
@@ -398,6 +398,29 @@ impl Link {
                     self.finish_pending(id);
                 }
             }
+            Body::MadeByStytch {
+                target,
+                revoked_at,
+                until,
+            } => {
+                if let Some(id) = self.map_new(&message.key, &revoker) {
+                    revoker
+                        .made_by_stytch_remote(id, target, revoked_at, until)
+                        .await;
+                }
+            }
+            Body::RolesChanged {
+                member,
+                changed_at,
+                roles,
+                until,
+            } => {
+                // Mapped like a revocation so that reading it twice (a reconnect's catch-up)
+                // does not note it again.
+                if self.map_new(&message.key, &revoker).is_some() {
+                    revoker.roles_changed_remote(&member, changed_at, roles, until);
+                }
+            }
         }
     }
 }
@@ -463,6 +486,38 @@ impl Peers for Link {
 
     fn expired(&self, id: RevocationId) {
         self.finish_pending(id);
+    }
+
+    fn made_by_stytch(
+        &self,
+        id: RevocationId,
+        target: &MadeByStytch,
+        revoked_at: SystemTime,
+        until: SystemTime,
+    ) {
+        let body = Body::MadeByStytch {
+            target: target.clone(),
+            revoked_at,
+            until,
+        };
+        self.push(Out::Log(self.message(id, body)));
+    }
+
+    fn roles_changed(
+        &self,
+        id: RevocationId,
+        member_id: &str,
+        changed_at: SystemTime,
+        roles: &[String],
+        until: SystemTime,
+    ) {
+        let body = Body::RolesChanged {
+            member: member_id.to_owned(),
+            changed_at,
+            roles: roles.to_vec(),
+            until,
+        };
+        self.push(Out::Log(self.message(id, body)));
     }
 }
 

@@ -4,13 +4,17 @@
 //! | field | in | what |
 //! |---|---|---|
 //! | `v` | all | format version, `1` |
-//! | `kind` | all | `session`, `member`, `key` (applied), `confirm`, `undo` |
+//! | `kind` | all | `session`, `member`, `key` (applied), `confirm`, `undo`; made by Stytch (told by its webhook): `stytch_member`, `stytch_organization`, `roles` |
 //! | `from` | all | the publishing instance (skipped by itself) |
-//! | `origin`, `rev` | all | the revocation: the instance that decided it and its id there |
-//! | `id` | applied | `member_session_id`, `member_id`, or the credential's SHA-256 (hex) |
+//! | `origin`, `rev` | all | the revocation (or roles mark): the instance that decided it (got the webhook) and its id there |
+//! | `id` | applied, by Stytch | `member_session_id`, `member_id`, or the credential's SHA-256 (hex); `member_id` or `organization_id` |
 //! | `confirmed` | applied | `1` when Stytch had confirmed it when it was applied |
-//! | `until` | applied, confirm | when its holds end (Unix ms); for a pending entry, when retrying ends |
-//! | `revoked_at` | member applied (confirmed), confirm | when Stytch confirmed it (Unix ms) |
+//! | `until` | applied, confirm, by Stytch | when its holds (or mark) end (Unix ms); for a pending entry, when retrying ends |
+//! | `revoked_at` | member applied (confirmed), confirm, `stytch_*` | when Stytch confirmed (or made) it (Unix ms) |
+//! | `changed_at` | `roles` | when Stytch changed the member's roles (its event's timestamp, Unix ms) |
+//! | `roles` | `roles` | the member's role ids after the change: a JSON array of strings, at most 1 MiB |
+//!
+//! What Stytch made needs no pending entry and no `confirm`: Stytch already made it.
 //!
 //! A kind this version does not know (a newer instance's) is skipped, not an error; a
 //! message that breaks this table is malformed: counted and dropped.
@@ -18,6 +22,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::credential::CacheKey;
+use crate::revoke::MadeByStytch;
 use crate::session::is_stytch_id;
 
 /// The format version written and read.
@@ -94,7 +99,26 @@ pub(crate) enum Body {
     },
     /// Stytch refused it: its holds go.
     Undone,
+    /// Stytch made it (the publisher got its webhook): holds end at `until`; a member's
+    /// sessions started before `revoked_at` are refused, an organization's all.
+    MadeByStytch {
+        target: MadeByStytch,
+        revoked_at: SystemTime,
+        until: SystemTime,
+    },
+    /// A member's roles changed at Stytch at `changed_at` (the publisher got its webhook):
+    /// their sessions with other roles are re-validated until `until`.
+    RolesChanged {
+        member: String,
+        changed_at: SystemTime,
+        roles: Vec<String>,
+        until: SystemTime,
+    },
 }
+
+/// Longest `roles` field: a webhook's body limit, so every role list a verified webhook can
+/// carry fits (its JSON array is never longer than the body it came in).
+const MAX_ROLES: usize = crate::webhook::MAX_BODY;
 
 impl Body {
     pub(crate) fn kind(&self) -> &'static str {
@@ -102,6 +126,15 @@ impl Body {
             Self::Applied { target, .. } => target.kind(),
             Self::Confirmed { .. } => "confirm",
             Self::Undone => "undo",
+            Self::MadeByStytch {
+                target: MadeByStytch::Member(_),
+                ..
+            } => "stytch_member",
+            Self::MadeByStytch {
+                target: MadeByStytch::Organization(_),
+                ..
+            } => "stytch_organization",
+            Self::RolesChanged { .. } => "roles",
         }
     }
 }
@@ -154,6 +187,27 @@ impl Message {
                 fields.push(("revoked_at", unix_ms(*revoked_at).to_string()));
             }
             Body::Undone => {}
+            Body::MadeByStytch {
+                target,
+                revoked_at,
+                until,
+            } => {
+                let (MadeByStytch::Member(id) | MadeByStytch::Organization(id)) = target;
+                fields.push(("id", id.clone()));
+                fields.push(("revoked_at", unix_ms(*revoked_at).to_string()));
+                fields.push(("until", unix_ms(*until).to_string()));
+            }
+            Body::RolesChanged {
+                member,
+                changed_at,
+                roles,
+                until,
+            } => {
+                fields.push(("id", member.clone()));
+                fields.push(("changed_at", unix_ms(*changed_at).to_string()));
+                fields.push(("roles", serde_json::Value::from(roles.clone()).to_string()));
+                fields.push(("until", unix_ms(*until).to_string()));
+            }
         }
         fields
     }
@@ -175,6 +229,8 @@ impl Message {
                 "confirmed" => &mut f.confirmed,
                 "until" => &mut f.until,
                 "revoked_at" => &mut f.revoked_at,
+                "changed_at" => &mut f.changed_at,
+                "roles" => &mut f.roles,
                 // A newer version may add fields.
                 _ => continue,
             };
@@ -201,6 +257,8 @@ struct Fields<'a> {
     confirmed: Option<&'a str>,
     until: Option<&'a str>,
     revoked_at: Option<&'a str>,
+    changed_at: Option<&'a str>,
+    roles: Option<&'a str>,
 }
 
 impl Fields<'_> {
@@ -219,6 +277,8 @@ impl Fields<'_> {
                 revoked_at: time(self.revoked_at.ok_or("no_revoked_at")?)?,
             },
             "undo" => Body::Undone,
+            "stytch_member" | "stytch_organization" => self.made_by_stytch(kind)?,
+            "roles" => self.roles_changed()?,
             _ => return Ok(None),
         };
         Ok(Some(Message {
@@ -246,6 +306,43 @@ impl Fields<'_> {
             confirmed,
             until: time(self.until.ok_or("no_until")?)?,
             revoked_at: self.revoked_at.map(time).transpose()?,
+        })
+    }
+}
+
+impl Fields<'_> {
+    fn made_by_stytch(&self, kind: &str) -> Result<Body, &'static str> {
+        let id = self.id.ok_or("no_id")?;
+        if !is_stytch_id(id) {
+            return Err("bad_id");
+        }
+        let target = if kind == "stytch_member" {
+            MadeByStytch::Member(id.to_owned())
+        } else {
+            MadeByStytch::Organization(id.to_owned())
+        };
+        Ok(Body::MadeByStytch {
+            target,
+            revoked_at: time(self.revoked_at.ok_or("no_revoked_at")?)?,
+            until: time(self.until.ok_or("no_until")?)?,
+        })
+    }
+
+    fn roles_changed(&self) -> Result<Body, &'static str> {
+        let member = self.id.ok_or("no_id")?;
+        if !is_stytch_id(member) {
+            return Err("bad_id");
+        }
+        let roles = self.roles.ok_or("no_roles")?;
+        if roles.len() > MAX_ROLES {
+            return Err("bad_roles");
+        }
+        let roles: Vec<String> = serde_json::from_str(roles).map_err(|_| "bad_roles")?;
+        Ok(Body::RolesChanged {
+            member: member.to_owned(),
+            changed_at: time(self.changed_at.ok_or("no_changed_at")?)?,
+            roles,
+            until: time(self.until.ok_or("no_until")?)?,
         })
     }
 }
@@ -324,6 +421,17 @@ mod tests {
                 revoked_at: at(1_700_000_000_000),
             },
             Body::Undone,
+            Body::MadeByStytch {
+                target: MadeByStytch::Member("member-test-1".into()),
+                revoked_at: at(1_700_000_000_000),
+                until: at(1_700_000_300_000),
+            },
+            Body::MadeByStytch {
+                target: MadeByStytch::Organization("organization-test-1".into()),
+                revoked_at: at(1_700_000_000_000),
+                until: at(1_700_000_300_000),
+            },
+            roles_changed(vec!["admin, \"ops\"".into(), "stytch_member".into()]),
         ]
         .into_iter()
         .map(|body| Message {
@@ -332,6 +440,36 @@ mod tests {
             body,
         })
         .collect()
+    }
+
+    fn roles_changed(roles: Vec<String>) -> Body {
+        Body::RolesChanged {
+            member: "member-test-1".into(),
+            changed_at: at(1_700_000_000_000),
+            roles,
+            until: at(1_700_000_300_000),
+        }
+    }
+
+    /// The encoded fields of sample `pick`, field `name` set to `value`.
+    fn with(pick: usize, name: &str, value: &str) -> Decoded {
+        let mut fields = samples()[pick].encode();
+        for field in &mut fields {
+            if field.0 == name {
+                field.1 = value.to_owned();
+            }
+        }
+        decode_owned(&fields)
+    }
+
+    /// The encoded fields of sample `pick` without field `name`.
+    fn without(pick: usize, name: &str) -> Decoded {
+        let fields: Vec<_> = samples()[pick]
+            .encode()
+            .into_iter()
+            .filter(|f| f.0 != name)
+            .collect();
+        decode_owned(&fields)
     }
 
     #[test]
@@ -347,10 +485,10 @@ mod tests {
 
     #[test]
     fn unknown_versions_and_kinds_are_skipped_not_malformed() {
-        // If this broke, a rolling upgrade adding a kind (organization-wide revocation, say)
-        // would count every new message as malformed on the old instances, or misread it.
+        // If this broke, a rolling upgrade adding a kind (a team-wide revocation, say) would
+        // count every new message as malformed on the old instances, or misread it.
         let mut fields = samples()[0].encode();
-        fields[1].1 = "organization".into();
+        fields[1].1 = "team".into();
         assert_eq!(decode_owned(&fields), Decoded::Unknown);
         let mut fields = samples()[0].encode();
         fields[0].1 = "2".into();
@@ -404,6 +542,59 @@ mod tests {
         assert_eq!(decode_owned(&bad_key), Decoded::Malformed("bad_key"));
     }
 
+    #[test]
+    fn broken_messages_of_what_stytch_made_are_malformed() {
+        // If this broke, a garbled or hostile entry about a webhook's effect would be applied
+        // (an id that is not a Stytch id, roles that are not a list, a hold of absurd length,
+        // a member-wide revocation without its time) instead of being counted and dropped.
+        let (member, organization, roles) = (5, 6, 7);
+        assert_eq!(with(member, "id", "a b"), Decoded::Malformed("bad_id"));
+        assert_eq!(with(organization, "id", ""), Decoded::Malformed("bad_id"));
+        assert_eq!(
+            with(organization, "until", "99999999999999999"),
+            Decoded::Malformed("bad_time")
+        );
+        assert_eq!(
+            without(member, "revoked_at"),
+            Decoded::Malformed("no_revoked_at")
+        );
+        assert_eq!(
+            without(organization, "until"),
+            Decoded::Malformed("no_until")
+        );
+        assert_eq!(with(roles, "id", "x/y"), Decoded::Malformed("bad_id"));
+        for bad in ["", "admin", "{\"a\":1}", "[1]", "[\"a\",null]", "[\"a\""] {
+            assert_eq!(
+                with(roles, "roles", bad),
+                Decoded::Malformed("bad_roles"),
+                "{bad}"
+            );
+        }
+        let too_long = format!("[\"{}\"]", "r".repeat(MAX_ROLES));
+        assert_eq!(
+            with(roles, "roles", &too_long),
+            Decoded::Malformed("bad_roles")
+        );
+        assert_eq!(without(roles, "roles"), Decoded::Malformed("no_roles"));
+        assert_eq!(
+            without(roles, "changed_at"),
+            Decoded::Malformed("no_changed_at")
+        );
+        assert_eq!(
+            with(roles, "changed_at", "soon"),
+            Decoded::Malformed("bad_time")
+        );
+        let no_roles = Message {
+            body: roles_changed(Vec::new()),
+            ..samples()[roles].clone()
+        };
+        assert_eq!(
+            decode_owned(&no_roles.encode()),
+            Decoded::Message(no_roles.clone()),
+            "a member left with no role is a change like any other"
+        );
+    }
+
     proptest! {
         #[test]
         fn decode_never_panics(
@@ -412,7 +603,7 @@ mod tests {
                     prop_oneof![
                         Just("v"), Just("kind"), Just("from"), Just("origin"), Just("rev"),
                         Just("id"), Just("confirmed"), Just("until"), Just("revoked_at"),
-                        Just("other"),
+                        Just("changed_at"), Just("roles"), Just("other"),
                     ],
                     proptest::collection::vec(any::<u8>(), 0..80),
                 ),
@@ -425,13 +616,25 @@ mod tests {
 
         #[test]
         fn decode_of_mutated_valid_messages_never_panics(
-            pick in 0usize..5, field in 0usize..9, value in ".{0,70}"
+            pick in 0usize..8, field in 0usize..9, value in ".{0,70}"
         ) {
             // If this broke, a near-valid entry (one field changed) could crash a reader.
             let mut fields = samples()[pick].encode();
             let n = fields.len();
             fields[field % n].1 = value;
             let _ = decode_owned(&fields);
+        }
+
+        #[test]
+        fn any_roles_round_trip(roles in proptest::collection::vec(".{0,20}", 0..8)) {
+            // If this broke, a role id holding a comma, a quote or any other character would
+            // reach peers as other roles (or be dropped), so peers would re-validate the wrong
+            // sessions after a role change.
+            let message = Message {
+                body: roles_changed(roles),
+                ..samples()[7].clone()
+            };
+            prop_assert_eq!(decode_owned(&message.encode()), Decoded::Message(message));
         }
     }
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{
-    Basis, Revocation, RevocationEvent, RevocationId, RevokedTarget, Revoker, Source, Target,
+    Basis, MadeByStytch, Revocation, RevocationEvent, RevocationId, RevokedTarget, Revoker, Source,
+    Target,
 };
 use crate::credential::CacheKey;
 
@@ -33,6 +34,25 @@ pub(crate) trait Peers: Send + Sync + 'static {
     fn pending(&self, id: RevocationId, revocation: &Revocation, give_up_at: SystemTime);
     /// Retrying revocation `id` ended without Stytch's answer (its session expired).
     fn expired(&self, id: RevocationId);
+    /// Stytch revoked `target` at `revoked_at` (its webhook), applied here as `id`; its holds
+    /// end at `until`.
+    fn made_by_stytch(
+        &self,
+        id: RevocationId,
+        target: &MadeByStytch,
+        revoked_at: SystemTime,
+        until: SystemTime,
+    );
+    /// The member's roles changed at Stytch at `changed_at` (its webhook): marked here, as
+    /// `id`, until `until`.
+    fn roles_changed(
+        &self,
+        id: RevocationId,
+        member_id: &str,
+        changed_at: SystemTime,
+        roles: &[String],
+        until: SystemTime,
+    );
 }
 
 /// What a peer's revocation revokes.
@@ -136,6 +156,44 @@ impl Revoker {
         let _ = inner
             .events
             .send(RevocationEvent::Undone { revocation: id.0 });
+    }
+
+    /// Applies here, as `id`, a revocation Stytch made that a peer was told of by its
+    /// webhook: as [`apply_made_by_stytch`](Self::apply_made_by_stytch), held until `until`
+    /// (at most the window from now). Nothing when `until` has passed.
+    pub(crate) async fn made_by_stytch_remote(
+        &self,
+        id: RevocationId,
+        target: MadeByStytch,
+        revoked_at: SystemTime,
+        until: SystemTime,
+    ) {
+        if let Some(until) = self.remote_until(until) {
+            self.hold_made_by_stytch(id, target, revoked_at, until)
+                .await;
+        }
+    }
+
+    /// A member's roles changed at Stytch, told by a peer that got the webhook: as
+    /// [`mark_roles_changed`](Self::mark_roles_changed), marked until `until` (at most the
+    /// window from now). Nothing when `until` has passed or a later change is known.
+    pub(crate) fn roles_changed_remote(
+        &self,
+        member_id: &str,
+        changed_at: SystemTime,
+        roles: Vec<String>,
+        until: SystemTime,
+    ) {
+        if let Some(until) = self.remote_until(until) {
+            self.note_roles(member_id, changed_at, roles, until);
+        }
+    }
+
+    /// A peer's `until` for what Stytch made, on this clock, at most the window from now (the
+    /// longest such a hold lasts here); `None` when it has passed.
+    fn remote_until(&self, until: SystemTime) -> Option<Instant> {
+        let left = until.duration_since(SystemTime::now()).ok()?;
+        (!left.is_zero()).then(|| Instant::now() + left.min(self.inner().window))
     }
 
     /// Takes over a peer's pending revocation (its instance is gone), applied here as `id`:
