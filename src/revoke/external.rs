@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use super::peers::system_time_of;
 use super::{RevocationEvent, RevocationId, RevokedTarget, Revoker};
+use crate::denylist::MarkSource;
 
 /// What Stytch revoked.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -93,7 +94,8 @@ impl Revoker {
     ) -> bool {
         let inner = self.inner();
         let until = Instant::now() + inner.window;
-        let Some(roles) = self.note_roles(member_id, changed_at, roles, until) else {
+        let Some(roles) = self.note_roles(member_id, MarkSource::Here, changed_at, roles, until)
+        else {
             return false;
         };
         if let Some(peers) = inner.peers() {
@@ -103,11 +105,12 @@ impl Revoker {
         true
     }
 
-    /// Records the mark until `until` and tells the subscribers of [`events`](Self::events);
+    /// Records the mark (learnt from `source`) until `until` and tells the subscribers of [`events`](Self::events);
     /// the roles as recorded (sorted, deduplicated), or `None` when a later change is known.
     pub(super) fn note_roles(
         &self,
         member_id: &str,
+        source: MarkSource,
         changed_at: SystemTime,
         mut roles: Vec<String>,
         until: Instant,
@@ -116,10 +119,14 @@ impl Revoker {
         let noted_at = SystemTime::now();
         roles.sort();
         roles.dedup();
-        let recorded =
-            inner
-                .denylist
-                .mark_roles(member_id, changed_at, noted_at, roles.clone(), until);
+        let recorded = inner.denylist.mark_roles(
+            member_id,
+            source,
+            changed_at,
+            noted_at,
+            roles.clone(),
+            until,
+        );
         if !recorded {
             return None;
         }

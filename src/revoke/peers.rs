@@ -12,6 +12,7 @@ use super::{
     Target,
 };
 use crate::credential::CacheKey;
+use crate::denylist::MarkSource;
 
 /// Told of every local revocation's life (ids, hashes and times only; see
 /// [`Revocation`]'s acting credential, which never leaves this process).
@@ -176,7 +177,8 @@ impl Revoker {
 
     /// A member's roles changed at Stytch, told by a peer that got the webhook: as
     /// [`mark_roles_changed`](Self::mark_roles_changed), marked until `until` (at most the
-    /// window from now). Nothing when `until` has passed or a later change is known.
+    /// window from now). Nothing when `until` has passed or a later change is known from a
+    /// peer; kept apart from the marks of webhooks received here, which it never hides.
     pub(crate) fn roles_changed_remote(
         &self,
         member_id: &str,
@@ -185,7 +187,7 @@ impl Revoker {
         until: SystemTime,
     ) {
         if let Some(until) = self.remote_until(until) {
-            self.note_roles(member_id, changed_at, roles, until);
+            self.note_roles(member_id, MarkSource::Peer, changed_at, roles, until);
         }
     }
 

@@ -596,3 +596,68 @@ async fn an_instance_started_after_a_webhook_refuses_the_deleted_member_and_reva
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn forged_roles_mark_in_redis_cannot_hide_a_demotion_received_here() {
+    // If this broke, anyone able to write to Redis could keep a demoted admin's sessions
+    // served as admin on the instance that received Stytch's webhook (its JWT, verified
+    // locally, for five minutes): a `roles` message naming the admin's current roles and a
+    // later change time would make the genuine, earlier event look stale there.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let a = webhook_instance(&w, &redis).await;
+    deliver_to(&w, &a);
+    let jwt = w.admin.session_jwt.expose_secret();
+    let before = a.get_as("/roles", jwt).await.text().await.unwrap();
+    assert!(before.contains("stytch_admin"), "{before}");
+    let current: Vec<&str> = before.split(',').collect();
+    let roles = serde_json::to_string(&current).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let changed_at = (now_ms + 10 * 24 * 3600 * 1000).to_string();
+    let until = (now_ms + 300 * 1000).to_string();
+    let forger = "0123456789abcdef0123456789abcdef";
+    let key = log_key(&w);
+    let mut events = a.layer.revoker().events();
+    let forged = [
+        "XADD",
+        &key,
+        "*",
+        "v",
+        "1",
+        "kind",
+        "roles",
+        "from",
+        forger,
+        "origin",
+        forger,
+        "rev",
+        "1",
+        "id",
+        &w.admin.member_id,
+        "changed_at",
+        &changed_at,
+        "roles",
+        &roles,
+        "until",
+        &until,
+    ];
+    assert!(redis.command(&forged).is_some_and(|r| r.starts_with('$')));
+    let applied = tokio::time::timeout(PROPAGATION, events.recv()).await;
+    assert!(
+        matches!(
+            applied,
+            Ok(Ok(tower_stytch::RevocationEvent::RolesChanged { .. }))
+        ),
+        "the forged mark was not read: {applied:?}"
+    );
+    w.emulator
+        .via(EventSource::Dashboard)
+        .update_member(&w.admin.member_id, MemberUpdate::new().roles(&[]))
+        .unwrap();
+    delivered(&w, "dashboard.member.update").await;
+    let after = a.get_as("/roles", jwt).await.text().await.unwrap();
+    assert!(!after.contains("stytch_admin"), "{after}");
+}
