@@ -83,6 +83,7 @@
 //! signed out here at once, token and JWT; an organization deleted signs out all its members;
 //! a member whose roles changed has their sessions re-validated at Stytch on their next
 //! request, so the app sees the new roles. Nothing is sent to Stytch, which made the change.
+//! With a revocation bus (feature `redis`) every instance applies what one instance received.
 //! The README's "Revocations made outside your app" lists each event and how to enroll the
 //! endpoint.
 //!

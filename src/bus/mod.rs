@@ -2,9 +2,10 @@
 //!
 //! One Redis Stream per project is the revocation log, `{tower-stytch:<project_id>}:revocations`
 //! (the hash tag puts every key of a project in one Redis Cluster slot), trimmed to the
-//! denylist's window. Every instance appends what it applies, undoes and confirms
-//! (`message`), and reads the log from its last id on a connection of its own (`reader`): the
-//! Stream is both the broadcast and the catch-up, at startup and after a reconnect. What
+//! denylist's window. Every instance appends what it applies, undoes and confirms, and what
+//! the Stytch webhooks it received did (`message`), and reads the log from its last id on a
+//! connection of its own (`reader`): the Stream is both the broadcast and the catch-up, at
+//! startup and after a reconnect. What
 //! cannot be written while Redis is down waits in a bounded queue (`link`) for the writer
 //! (`writer`). Revocations Stytch has not confirmed are also kept in a second Stream read
 //! through a consumer group (`pending`), so another instance completes them if their own dies.

@@ -1,7 +1,7 @@
 //! Revocations shared with other instances (the Redis bus, feature `redis`): what this
-//! process tells its peers ([`Peers`], called by the pipeline and the outbox), and how what
-//! they tell is applied here (the `*_remote` methods of [`Revoker`], which never tell the
-//! peers again).
+//! process tells its peers ([`Peers`], called by the pipeline, the outbox and what Stytch's
+//! webhooks apply), and how what they tell is applied here (the `*_remote` methods of
+//! [`Revoker`], which never tell the peers again).
 #![cfg_attr(not(feature = "redis"), allow(dead_code))]
 
 use std::sync::Arc;
