@@ -470,7 +470,7 @@ impl Denylist {
         // one serves stale roles.
         marks.iter().any(|mark| {
             mark.until > now
-                && !stytch_checked_at.is_some_and(|at| at >= mark.noted_at)
+                && stytch_checked_at.is_none_or(|at| at < mark.noted_at)
                 && !roles
                     .iter()
                     .copied()
