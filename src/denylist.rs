@@ -88,6 +88,43 @@ struct Mark {
     until: Instant,
 }
 
+/// Where a role mark was learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MarkSource {
+    /// A webhook received (and verified) here.
+    Here,
+    /// A peer, through the revocation bus.
+    Peer,
+}
+
+/// A member's marks, one per [`MarkSource`], kept apart so that a peer's (anyone who can
+/// write to Redis) never replaces, and so never hides, one received here.
+#[derive(Debug, Default)]
+struct Marks {
+    here: Option<Mark>,
+    peer: Option<Mark>,
+}
+
+impl Marks {
+    fn slot(&mut self, source: MarkSource) -> &mut Option<Mark> {
+        match source {
+            MarkSource::Here => &mut self.here,
+            MarkSource::Peer => &mut self.peer,
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Mark> {
+        self.here.iter().chain(self.peer.iter())
+    }
+
+    /// Drops the marks ended by `now`; whether any is left.
+    fn retain(&mut self, now: Instant) -> bool {
+        self.here = self.here.take().filter(|m| m.until > now);
+        self.peer = self.peer.take().filter(|m| m.until > now);
+        self.here.is_some() || self.peer.is_some()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Entries {
     sessions: HashMap<String, Vec<Hold>>,
@@ -96,7 +133,7 @@ struct Entries {
     /// Organizations deleted at Stytch: every session of theirs refused.
     organizations: HashMap<String, Vec<Hold>>,
     /// Members whose roles changed at Stytch.
-    marks: HashMap<String, Mark>,
+    marks: HashMap<String, Marks>,
     by_id: HashMap<RevocationId, Touched>,
     unverified: usize,
     purge_at_len: usize,
@@ -147,7 +184,7 @@ impl Entries {
             holds.retain(|h| h.until > now);
             !holds.is_empty()
         });
-        self.marks.retain(|_, mark| mark.until > now);
+        self.marks.retain(|_, marks| marks.retain(now));
         self.by_id
             .retain(|_, touched| touched.until.is_some_and(|until| until > now));
         self.purge_at_len = (self.size() * 2).max(1024);
@@ -374,10 +411,12 @@ impl Denylist {
     /// `until`, a session of the member whose roles differ from `roles` and that Stytch has
     /// not vouched for since `noted_at` is re-validated (see
     /// [`needs_revalidation`](Self::needs_revalidation)). An older event than the one held
-    /// changes nothing (Svix may deliver out of order). Returns whether it was recorded.
+    /// from the same `source` changes nothing (Svix may deliver out of order); a mark from
+    /// one source never replaces one from the other. Returns whether it was recorded.
     pub(crate) fn mark_roles(
         &self,
         member_id: &str,
+        source: MarkSource,
         event_at: SystemTime,
         noted_at: SystemTime,
         mut roles: Vec<String>,
@@ -387,16 +426,20 @@ impl Denylist {
         roles.dedup();
         self.write(|e| {
             let now = Instant::now();
-            match e.marks.get(member_id) {
+            let slot = e
+                .marks
+                .entry(member_id.to_owned())
+                .or_default()
+                .slot(source);
+            match slot {
                 Some(held) if held.until > now && held.event_at > event_at => false,
                 _ => {
-                    let mark = Mark {
+                    *slot = Some(Mark {
                         event_at,
                         noted_at,
                         roles,
                         until,
-                    };
-                    e.marks.insert(member_id.to_owned(), mark);
+                    });
                     true
                 }
             }
@@ -416,19 +459,23 @@ impl Denylist {
             return false;
         }
         let entries = self.read();
-        let Some(mark) = entries.marks.get(&session.member_id) else {
+        let Some(marks) = entries.marks.get(&session.member_id) else {
             return false;
         };
-        if mark.until <= Instant::now() || stytch_checked_at.is_some_and(|at| at >= mark.noted_at) {
-            return false;
-        }
+        let now = Instant::now();
         let mut roles: Vec<&str> = session.roles.iter().map(String::as_str).collect();
         roles.sort_unstable();
         roles.dedup();
-        !roles
-            .iter()
-            .copied()
-            .eq(mark.roles.iter().map(String::as_str))
+        // Any mark asking is enough: a needless re-validation costs a Stytch call, a missed
+        // one serves stale roles.
+        marks.iter().any(|mark| {
+            mark.until > now
+                && stytch_checked_at.is_none_or(|at| at < mark.noted_at)
+                && !roles
+                    .iter()
+                    .copied()
+                    .eq(mark.roles.iter().map(String::as_str))
+        })
     }
 
     /// Stytch confirmed revocation `id` at `revoked_at`: its holds now end at `until` (only
@@ -779,6 +826,7 @@ mod tests {
         assert!(!d.needs_revalidation(&admin, None));
         assert!(d.mark_roles(
             "m1",
+            MarkSource::Here,
             noted,
             noted,
             vec!["stytch_member".to_owned()],
@@ -794,7 +842,45 @@ mod tests {
         assert!(!d.needs_revalidation(&session("m2", "s3"), None));
         // An older event delivered late changes nothing.
         let older = noted - Duration::from_secs(10);
-        assert!(!d.mark_roles("m1", older, noted, vec!["stytch_admin".to_owned()], later()));
+        assert!(!d.mark_roles(
+            "m1",
+            MarkSource::Here,
+            older,
+            noted,
+            vec!["stytch_admin".to_owned()],
+            later()
+        ));
         assert!(!d.needs_revalidation(&demoted, None));
+    }
+
+    #[test]
+    fn a_peers_role_mark_never_hides_one_received_here() {
+        // If this broke, whoever can write to Redis could keep a demoted admin's sessions
+        // served as admin on the instance that received Stytch's webhook, with a `roles`
+        // message naming their old roles and a later change time.
+        let d = Denylist::default();
+        let noted = SystemTime::now();
+        let mut admin = session("m1", "s1");
+        admin.roles = vec!["stytch_admin".to_owned()];
+        let future = noted + Duration::from_secs(86_400);
+        let old_roles = || vec!["stytch_admin".to_owned()];
+        assert!(d.mark_roles("m1", MarkSource::Peer, future, noted, old_roles(), later()));
+        assert!(!d.needs_revalidation(&admin, None));
+        // The genuine, earlier event received here is recorded all the same, and asks.
+        assert!(d.mark_roles("m1", MarkSource::Here, noted, noted, Vec::new(), later()));
+        assert!(d.needs_revalidation(&admin, None));
+        // Nor does a later peer mark replace it.
+        let later_still = future + Duration::from_secs(1);
+        assert!(d.mark_roles(
+            "m1",
+            MarkSource::Peer,
+            later_still,
+            noted,
+            old_roles(),
+            later()
+        ));
+        assert!(d.needs_revalidation(&admin, None));
+        // Between peers, the later event wins as before.
+        assert!(!d.mark_roles("m1", MarkSource::Peer, noted, noted, Vec::new(), later()));
     }
 }

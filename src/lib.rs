@@ -83,6 +83,7 @@
 //! signed out here at once, token and JWT; an organization deleted signs out all its members;
 //! a member whose roles changed has their sessions re-validated at Stytch on their next
 //! request, so the app sees the new roles. Nothing is sent to Stytch, which made the change.
+//! With a revocation bus (feature `redis`) every instance applies what one instance received.
 //! The README's "Revocations made outside your app" lists each event and how to enroll the
 //! endpoint.
 //!
@@ -161,6 +162,8 @@
 
 #[cfg(feature = "axum")]
 mod axum;
+#[cfg(feature = "redis")]
+mod bus;
 mod cache;
 pub mod client;
 pub mod cookies;
@@ -185,6 +188,8 @@ pub(crate) const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_sec
 // configuration, and the errors. Everything else lives in the public modules above.
 #[cfg(feature = "axum")]
 pub use crate::axum::{MissingMemberSession, MissingSessionLiveness};
+#[cfg(feature = "redis")]
+pub use crate::bus::{BusError, BusHandle, BusState, RedisBus, RedisBusBuilder};
 pub use crate::cache::CacheConfig;
 pub use crate::client::{StytchClient, StytchConfig, StytchConfigBuilder};
 pub use crate::credential::SessionCredential;

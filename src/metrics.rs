@@ -88,3 +88,56 @@ pub(crate) fn webhook(kind: &'static str, outcome: &'static str) {
 pub(crate) fn forced_signout(result: &'static str) {
     metrics::counter!(FORCED_SIGNOUTS, "result" => result).increment(1);
 }
+
+/// Gauge of the revocation bus's state: 0 down, 1 connecting, 2 catching up, 3 live
+/// (feature `redis`).
+pub const BUS_STATE: &str = "stytch_bus_state";
+/// Counter of messages written to the revocation bus, label `kind`.
+pub const BUS_PUBLISHED: &str = "stytch_bus_published_total";
+/// Counter of peers' messages read from the revocation bus, label `kind` (`unknown`: a
+/// version or kind this instance does not apply).
+pub const BUS_RECEIVED: &str = "stytch_bus_received_total";
+/// Counter of malformed messages dropped by the revocation bus.
+pub const BUS_MALFORMED: &str = "stytch_bus_malformed_total";
+/// Counter of reconnections of the revocation bus's reader.
+pub const BUS_RECONNECTS: &str = "stytch_bus_reconnects_total";
+/// Counter of messages dropped because the bus's queue was full while Redis was down.
+pub const BUS_DROPPED: &str = "stytch_bus_dropped_total";
+/// Histogram of the time from a peer's write to this instance's read of a message, in
+/// seconds (wall clocks of the two hosts).
+pub const BUS_PROPAGATION: &str = "stytch_bus_propagation_seconds";
+
+#[cfg(feature = "redis")]
+pub(crate) fn bus_state(state: u8) {
+    metrics::gauge!(BUS_STATE).set(f64::from(state));
+}
+
+#[cfg(feature = "redis")]
+pub(crate) fn bus_published(kind: &'static str) {
+    metrics::counter!(BUS_PUBLISHED, "kind" => kind).increment(1);
+}
+
+#[cfg(feature = "redis")]
+pub(crate) fn bus_received(kind: &'static str) {
+    metrics::counter!(BUS_RECEIVED, "kind" => kind).increment(1);
+}
+
+#[cfg(feature = "redis")]
+pub(crate) fn bus_malformed() {
+    metrics::counter!(BUS_MALFORMED).increment(1);
+}
+
+#[cfg(feature = "redis")]
+pub(crate) fn bus_reconnect() {
+    metrics::counter!(BUS_RECONNECTS).increment(1);
+}
+
+#[cfg(feature = "redis")]
+pub(crate) fn bus_dropped() {
+    metrics::counter!(BUS_DROPPED).increment(1);
+}
+
+#[cfg(feature = "redis")]
+pub(crate) fn bus_propagation(elapsed: Duration) {
+    metrics::histogram!(BUS_PROPAGATION).record(elapsed.as_secs_f64());
+}

@@ -85,6 +85,13 @@ impl StytchAuthLayer {
         lookup.client.jwks().await.map(|_| ())
     }
 
+    /// The revocation bus, when one was configured
+    /// ([`StytchAuthLayerBuilder::revocation_bus`]): its state, for readiness probes.
+    #[cfg(feature = "redis")]
+    pub fn revocation_bus(&self) -> Option<&crate::bus::BusHandle> {
+        self.shared.bus.as_ref()
+    }
+
     /// Approximate number of cached sessions.
     pub fn cached_sessions(&self) -> u64 {
         self.shared.lookup.cache.entry_count()
@@ -128,6 +135,8 @@ pub struct StytchAuthLayerBuilder {
     webhook: Option<(String, WebhookSecrets)>,
     #[cfg(feature = "jwt")]
     jwt: Option<crate::jwt::JwtConfig>,
+    #[cfg(feature = "redis")]
+    bus: Option<crate::bus::RedisBus>,
 }
 
 impl fmt::Debug for StytchAuthLayerBuilder {
@@ -164,6 +173,8 @@ impl StytchAuthLayerBuilder {
             webhook: None,
             #[cfg(feature = "jwt")]
             jwt: Some(crate::jwt::JwtConfig::default()),
+            #[cfg(feature = "redis")]
+            bus: None,
         }
     }
 
@@ -399,11 +410,23 @@ impl StytchAuthLayerBuilder {
         self
     }
 
+    /// Shares revocations with every instance using the same Redis and Stytch project (feature
+    /// `redis`): each revocation made here is applied there too, and revocations made there
+    /// are applied here, including those made before this instance started (within the
+    /// denylist's window). The bus's tasks start with [`build`](Self::build), which then needs
+    /// a Tokio runtime. See the README, "Running several instances".
+    #[cfg(feature = "redis")]
+    pub fn revocation_bus(mut self, bus: crate::bus::RedisBus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
     /// Checks every setting and builds the layer.
     ///
     /// # Errors
     ///
-    /// The first invalid setting.
+    /// The first invalid setting (with a [revocation bus](Self::revocation_bus): also when
+    /// called outside a Tokio runtime).
     pub fn build(self) -> Result<StytchAuthLayer, ConfigError> {
         if let Some(err) = self.error {
             return Err(err);
@@ -451,6 +474,19 @@ impl StytchAuthLayerBuilder {
             jwt_clock_skew,
             self.cache.max_ttl,
         );
+        #[cfg(feature = "redis")]
+        let bus = match self.bus {
+            Some(bus) => {
+                if tokio::runtime::Handle::try_current().is_err() {
+                    return Err(ConfigError::InvalidSetting {
+                        name: "revocation_bus",
+                        reason: "the layer must be built inside a Tokio runtime",
+                    });
+                }
+                Some(bus.attach(&revoker, self.client.config().project_id()))
+            }
+            None => None,
+        };
         let lookup = Arc::new(Lookup {
             client: self.client,
             cache,
@@ -471,6 +507,8 @@ impl StytchAuthLayerBuilder {
                 redirect_allowlist: self.redirect_allowlist,
                 trusted_origins: self.trusted_origins,
                 webhook,
+                #[cfg(feature = "redis")]
+                bus,
             }),
         })
     }

@@ -35,6 +35,9 @@ pub(crate) struct Shared {
     pub(crate) trusted_origins: Vec<String>,
     /// The Stytch webhook endpoint, when configured.
     pub(crate) webhook: Option<Arc<crate::webhook::Receiver>>,
+    /// The revocation bus shared with other instances, when configured.
+    #[cfg(feature = "redis")]
+    pub(crate) bus: Option<crate::bus::BusHandle>,
 }
 
 impl Shared {

@@ -1,16 +1,18 @@
 //! Revocations Stytch itself made, and role changes at Stytch, told by its webhooks: applied
 //! here at once as confirmed, never sent to Stytch (it already did them). Like every
 //! revocation here they go through the denylist (holds per revocation id, ending with the
-//! JWT window) and are told to [`Revoker::events`] subscribers, so peers and live
-//! connections follow.
+//! JWT window), are told to [`Revoker::events`] subscribers, and to the peers (the Redis
+//! bus), which apply them through [`Revoker::made_by_stytch_remote`] and
+//! [`Revoker::roles_changed_remote`] without telling anyone again.
 
-use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
+use super::peers::system_time_of;
 use super::{RevocationEvent, RevocationId, RevokedTarget, Revoker};
+use crate::denylist::MarkSource;
 
 /// What Stytch revoked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum MadeByStytch {
     /// Every session of a member (deleted, or no longer `active`).
     Member(String),
@@ -24,15 +26,34 @@ impl Revoker {
     /// member's sessions started before `revoked_at` are refused, those within the clock
     /// skew of it asked of Stytch, later ones served (a member re-activated since); an
     /// organization's sessions are all refused (a deleted organization never comes back).
-    /// Applying the same event twice refuses nothing more. Returns the revocation's id.
+    /// Applying the same event twice refuses nothing more. The peers are told. Returns the
+    /// revocation's id.
     pub(crate) async fn apply_made_by_stytch(
         &self,
         target: MadeByStytch,
         revoked_at: SystemTime,
     ) -> u64 {
         let inner = self.inner();
-        let id = RevocationId(inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = inner.allocate_id();
         let until = Instant::now() + inner.window;
+        self.hold_made_by_stytch(id, target.clone(), revoked_at, until)
+            .await;
+        if let Some(peers) = inner.peers() {
+            peers.made_by_stytch(id, &target, revoked_at, system_time_of(until));
+        }
+        id.0
+    }
+
+    /// Holds `target` as revocation `id` until `until`, evicts its cache entries, and tells
+    /// the subscribers of [`events`](Self::events).
+    pub(super) async fn hold_made_by_stytch(
+        &self,
+        id: RevocationId,
+        target: MadeByStytch,
+        revoked_at: SystemTime,
+        until: Instant,
+    ) {
+        let inner = self.inner();
         // Held before evicted: a request between the two finds the hold, never a fresh entry.
         let (evicted, target) = match target {
             MadeByStytch::Member(member) => {
@@ -58,13 +79,13 @@ impl Revoker {
             target,
             revoked_at,
         });
-        id.0
     }
 
     /// A member's roles changed at Stytch at `changed_at`: their sessions here whose roles
     /// differ from `roles` are re-validated at Stytch on their next request, until every
     /// JWT and cache entry minted before now has expired. An older change than one already
-    /// known changes nothing. Returns whether it was recorded.
+    /// known changes nothing. The peers are told of a recorded one. Returns whether it was
+    /// recorded.
     pub(crate) fn mark_roles_changed(
         &self,
         member_id: &str,
@@ -72,24 +93,50 @@ impl Revoker {
         roles: Vec<String>,
     ) -> bool {
         let inner = self.inner();
-        let noted_at = SystemTime::now();
         let until = Instant::now() + inner.window;
-        let mut roles = roles;
+        let Some(roles) = self.note_roles(member_id, MarkSource::Here, changed_at, roles, until)
+        else {
+            return false;
+        };
+        if let Some(peers) = inner.peers() {
+            let id = inner.allocate_id();
+            peers.roles_changed(id, member_id, changed_at, &roles, system_time_of(until));
+        }
+        true
+    }
+
+    /// Records the mark (learnt from `source`) until `until` and tells the subscribers of [`events`](Self::events);
+    /// the roles as recorded (sorted, deduplicated), or `None` when a later change is known.
+    pub(super) fn note_roles(
+        &self,
+        member_id: &str,
+        source: MarkSource,
+        changed_at: SystemTime,
+        mut roles: Vec<String>,
+        until: Instant,
+    ) -> Option<Vec<String>> {
+        let inner = self.inner();
+        let noted_at = SystemTime::now();
         roles.sort();
         roles.dedup();
-        let recorded =
-            inner
-                .denylist
-                .mark_roles(member_id, changed_at, noted_at, roles.clone(), until);
-        if recorded {
-            tracing::info!("member roles changed at stytch: their sessions are re-validated");
-            let _ = inner.events.send(RevocationEvent::RolesChanged {
-                member: member_id.to_owned(),
-                changed_at,
-                noted_at,
-                roles,
-            });
+        let recorded = inner.denylist.mark_roles(
+            member_id,
+            source,
+            changed_at,
+            noted_at,
+            roles.clone(),
+            until,
+        );
+        if !recorded {
+            return None;
         }
-        recorded
+        tracing::info!("member roles changed at stytch: their sessions are re-validated");
+        let _ = inner.events.send(RevocationEvent::RolesChanged {
+            member: member_id.to_owned(),
+            changed_at,
+            noted_at,
+            roles: roles.clone(),
+        });
+        Some(roles)
     }
 }

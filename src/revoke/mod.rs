@@ -12,13 +12,14 @@
 mod events;
 mod external;
 mod outbox;
+mod peers;
 mod pipeline;
 mod verdict;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Notify, broadcast, oneshot};
@@ -35,6 +36,9 @@ use crate::session::{MemberSession, is_stytch_id};
 pub use self::events::{RevocationEvent, RevokedTarget};
 pub(crate) use self::external::MadeByStytch;
 pub(crate) use self::outbox::Outbox;
+pub(crate) use self::peers::Peers;
+#[cfg(feature = "redis")]
+pub(crate) use self::peers::RemoteTarget;
 
 /// A session JWT verifies for at most this long after it was minted.
 pub(crate) const JWT_LIFETIME: Duration = Duration::from_secs(300);
@@ -264,6 +268,19 @@ pub(crate) struct Inner {
     events: broadcast::Sender<RevocationEvent>,
     /// Live connections, closed by the revocations that cover them.
     live: Arc<crate::live::LiveSessions>,
+    /// Other instances to tell (the Redis bus), when configured.
+    peers: OnceLock<Arc<dyn Peers>>,
+}
+
+impl Inner {
+    fn allocate_id(&self) -> RevocationId {
+        RevocationId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The peers to tell, if any.
+    pub(crate) fn peers(&self) -> Option<&dyn Peers> {
+        self.peers.get().map(|p| &**p)
+    }
 }
 
 impl fmt::Debug for Revoker {
@@ -306,6 +323,7 @@ impl Revoker {
                 in_flight: InFlight::default(),
                 events,
                 live,
+                peers: OnceLock::new(),
             }),
         }
     }
@@ -373,8 +391,9 @@ impl Revoker {
     }
 
     /// What happens to revocations here from now on: applied (evicted and refused here) and
-    /// undone (Stytch refused). Events carry ids and credential hashes, never a credential. A
-    /// subscriber that falls more than 1 024 events behind loses the oldest
+    /// undone (Stytch refused), including, with a revocation bus (feature `redis`), other
+    /// instances' revocations as they are applied here. Events carry ids and credential
+    /// hashes, never a credential. A subscriber that falls more than 1 024 events behind loses the oldest
     /// ([`broadcast::error::RecvError::Lagged`]).
     pub fn events(&self) -> broadcast::Receiver<RevocationEvent> {
         self.inner.events.subscribe()
@@ -453,7 +472,7 @@ impl Revoker {
         &self,
         revocation: Revocation,
     ) -> impl Future<Output = Result<RevokeOutcome, RevokeError>> + Send + 'static {
-        let id = RevocationId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = self.inner.allocate_id();
         let span = tracing::info_span!(
             "revocation",
             id = id.0,

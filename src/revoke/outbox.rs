@@ -425,6 +425,9 @@ fn expire(inner: &Inner, entry: Entry) {
             inner.denylist.release(id);
         }
     }
+    if let Some(peers) = inner.peers() {
+        entry.ids().for_each(|id| peers.expired(id));
+    }
     inner.outbox.finished(entry.class, entry.ids().count());
     metrics::revocation_retried("expired");
 }

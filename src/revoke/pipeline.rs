@@ -95,6 +95,9 @@ async fn settle(
                 return Err(unreachable(err));
             }
             let give_up_at = give_up_at(inner, &revocation);
+            if let Some(peers) = inner.peers() {
+                peers.pending(id, &revocation, give_up_at);
+            }
             inner.outbox.push(id, revocation, give_up_at, revoker);
             tracing::warn!(error = %err, "stytch unreachable: revoked here, kept for retry");
             return Ok(RevokeOutcome::Pending);
@@ -226,6 +229,10 @@ async fn apply(inner: &Inner, id: RevocationId, revocation: &Revocation, confirm
         denylist.hold_key(id, *key, until, confirmed, false);
     }
     tracing::debug!(evicted = keys.len(), confirmed, "applied here");
+    if let Some(peers) = inner.peers() {
+        let until = super::peers::system_time_of(until);
+        peers.applied(id, &revocation.target, confirmed, until, revoked_at);
+    }
     let _ = inner.events.send(RevocationEvent::Applied {
         revocation: id.0,
         target: RevokedTarget::of(&revocation.target),
@@ -241,6 +248,9 @@ pub(super) async fn confirmed(
     revocation: &Revocation,
     applied: bool,
 ) {
+    if applied && let Some(peers) = inner.peers() {
+        peers.confirmed(id, SystemTime::now() + inner.window, SystemTime::now());
+    }
     if let Target::Credential(credential @ Credential::Token(_)) = &revocation.target {
         // The session behind this token is gone, and a token is only ever verified by
         // Stytch: the negative cache refuses it from now on, and its hold (counted against
@@ -263,6 +273,9 @@ pub(super) async fn confirmed(
 /// authenticates again).
 pub(super) fn undo(inner: &Inner, id: RevocationId) {
     inner.denylist.release(id);
+    if let Some(peers) = inner.peers() {
+        peers.undone(id);
+    }
     let _ = inner
         .events
         .send(RevocationEvent::Undone { revocation: id.0 });

@@ -216,6 +216,21 @@ pub(crate) struct ServeArgs {
         value_parser = super::forwarded::parse_trusted_proxy
     )]
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    /// Share revocations with every gateway (and app) using this Redis and Stytch project:
+    /// `redis://[user:password@]host:port[/db]` or `rediss://` (TLS). The password is never
+    /// logged. Off when unset.
+    #[arg(long, env = "GATEWAY_REDIS_URL", value_name = "URL")]
+    pub(crate) redis_url: Option<RedisUrl>,
+    /// How long a gateway holding revocations Stytch has not confirmed may stay silent
+    /// before another takes them over.
+    #[arg(long, env = "GATEWAY_REDIS_LEASE", value_name = "DURATION", default_value = "15s",
+          value_parser = parse_duration)]
+    pub(crate) redis_lease: Duration,
+    /// Longest wait at startup for the shared revocations to be read before `/readyz`
+    /// answers 200 anyway (Redis down must not keep every gateway out of the load balancer).
+    #[arg(long, env = "GATEWAY_REDIS_STARTUP_WAIT", value_name = "DURATION", default_value = "5s",
+          value_parser = parse_duration)]
+    pub(crate) redis_startup_wait: Duration,
     /// Path receiving Stytch's webhooks (POST, Svix-signed), e.g. `/stytch/webhooks`: members
     /// deleted, deprovisioned or demoted at Stytch are signed out (or re-validated) at once.
     /// Needs STYTCH_WEBHOOK_SECRET. Off when unset.
@@ -285,6 +300,25 @@ pub(crate) struct UpstreamArgs {
     /// Address the echo upstream listens on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
     pub(crate) listen: SocketAddr,
+}
+
+/// A Redis URL as given on the command line; its `Debug` output hides it (it may hold a
+/// password).
+#[derive(Clone)]
+pub(crate) struct RedisUrl(pub(crate) String);
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisUrl(***)")
+    }
+}
+
+impl std::str::FromStr for RedisUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Ok(Self(raw.to_owned()))
+    }
 }
 
 fn parse_duration(raw: &str) -> Result<Duration, String> {
@@ -450,5 +484,35 @@ mod tests {
         let trusted: Vec<String> = args.trusted_proxies.iter().map(|n| n.to_string()).collect();
         assert_eq!(trusted, ["10.0.0.0/8", "192.168.1.1/32"]);
         assert!(!args.pass_credentials);
+    }
+
+    #[test]
+    fn the_redis_url_never_shows_its_password() {
+        // If this broke, `--redis-url redis://:password@…` would print the password wherever
+        // the arguments or options are debug-printed, or in a configuration error.
+        let cli = Cli::try_parse_from([
+            "stytch-gateway",
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--redis-url",
+            "redis://:hunter2-secret@127.0.0.1:6379/",
+            "--redis-lease",
+            "3s",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.redis_lease, Duration::from_secs(3));
+        assert_eq!(args.redis_startup_wait, Duration::from_secs(5));
+        assert!(!format!("{args:?}").contains("hunter2"));
+        let mut bad = (*args).clone();
+        bad.redis_url = Some(RedisUrl("http://:hunter2-secret@h/".to_owned()));
+        bad.stytch.project_id = Some("project-test-1".to_owned());
+        bad.stytch.secret = Some("secret-test-1".to_owned());
+        let err = crate::serve::ServeOptions::try_from(bad).unwrap_err();
+        assert!(err.is_config());
+        assert!(!crate::error::chain(&err).contains("hunter2"));
     }
 }

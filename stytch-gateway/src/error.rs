@@ -89,6 +89,9 @@ pub enum GatewayError {
     /// A demo request got no answer in time.
     #[error("the demo request timed out")]
     DemoTimeout,
+    /// The Redis URL or a bus setting is invalid (the message holds no password).
+    #[error(transparent)]
+    Bus(#[from] tower_stytch::BusError),
     /// A task of the gateway panicked or was cancelled.
     #[error("a gateway task failed")]
     Task(#[source] tokio::task::JoinError),
@@ -107,6 +110,7 @@ impl GatewayError {
                 | Self::InvalidPath { .. }
                 | Self::Emulator { .. }
                 | Self::ZeroTimeout { .. }
+                | Self::Bus(_)
         )
     }
 }

@@ -25,10 +25,10 @@ pub(crate) const READYZ: &str = "/readyz";
 /// How long a readiness check may take before it counts as failed.
 pub(crate) const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A readiness check: `Ok` when ready, `Err(reason)` otherwise (the reason is logged and
-/// returned in the 503 body, so it must hold no secret).
+/// A readiness check: `Ok(body)` when ready, `Err(reason)` otherwise (the reason is logged and
+/// returned in the 503 body, the body in the 200's, so neither may hold a secret).
 pub(crate) type ReadyCheck =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
 
 /// Answers the health probes and passes every other request to `S`.
 #[derive(Clone)]
@@ -111,7 +111,7 @@ async fn readiness(draining: bool, check: ReadyCheck) -> Response<Body> {
         return text_response(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
     }
     match tokio::time::timeout(READY_CHECK_TIMEOUT, check()).await {
-        Ok(Ok(())) => text_response(StatusCode::OK, "ready\n"),
+        Ok(Ok(body)) => text_response(StatusCode::OK, body),
         Ok(Err(reason)) => {
             tracing::warn!(reason, "not ready");
             text_response(

@@ -25,7 +25,7 @@ use super::tls::UpstreamRoots;
 use super::{GatewayError, bind};
 use tower_stytch::cookies::CookieSettings;
 use tower_stytch::extract::CredentialSource;
-use tower_stytch::{StytchAuthLayer, StytchClient, StytchConfig, WebhookSecrets};
+use tower_stytch::{RedisBus, StytchAuthLayer, StytchClient, StytchConfig, WebhookSecrets};
 
 /// Everything `stytch-gateway serve` is configured with.
 #[derive(Debug, Clone)]
@@ -68,6 +68,8 @@ pub struct ServeOptions {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Budget for draining and flushing revocations on shutdown.
     pub shutdown_timeout: Duration,
+    /// Revocations shared with other instances through Redis, if any.
+    pub redis: Option<RedisBus>,
     /// Path receiving Stytch's webhooks and the secrets they are signed with (off when
     /// `None`).
     pub webhook: Option<(String, WebhookSecrets)>,
@@ -97,6 +99,7 @@ impl ServeOptions {
             pass_credentials: false,
             trusted_proxies: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
+            redis: None,
             webhook: None,
             stytch,
         }
@@ -141,6 +144,16 @@ impl TryFrom<ServeArgs> for ServeOptions {
             pass_credentials: args.pass_credentials,
             trusted_proxies: args.trusted_proxies,
             shutdown_timeout: args.shutdown_timeout,
+            redis: args
+                .redis_url
+                .filter(|u| !u.0.trim().is_empty())
+                .map(|url| {
+                    RedisBus::builder(&url.0)
+                        .lease(args.redis_lease)
+                        .startup_wait(args.redis_startup_wait)
+                        .build()
+                })
+                .transpose()?,
             stytch: args.stytch.stytch_config()?,
         })
     }
@@ -176,6 +189,9 @@ pub(crate) fn build_layer(options: &ServeOptions) -> Result<StytchAuthLayer, Gat
     }
     if options.no_jwt {
         builder = builder.without_jwt();
+    }
+    if let Some(bus) = &options.redis {
+        builder = builder.revocation_bus(bus.clone());
     }
     if let Some((path, secrets)) = &options.webhook {
         builder = builder.webhook(path, secrets.clone());
@@ -294,7 +310,7 @@ impl Gateway {
         let ready_layer = layer.clone();
         let check: ReadyCheck = Arc::new(move || {
             let layer = ready_layer.clone();
-            Box::pin(async move { layer.ready().await.map_err(|e| e.to_string()) })
+            Box::pin(async move { readiness(&layer).await })
         });
         let service = Health::new(layer.layer(app), check);
         let metrics = match options.metrics_listen {
@@ -357,6 +373,9 @@ impl Gateway {
             jwt = !options.no_jwt,
             "gateway listening"
         );
+        if let Some(bus) = layer.revocation_bus() {
+            tracing::info!(?bus, "sharing revocations through Redis");
+        }
         log_readiness(layer.clone());
         let draining = service.draining_flag();
         let signalled = Arc::new(std::sync::OnceLock::<Instant>::new());
@@ -411,6 +430,25 @@ fn spawn_metrics(
     ))
 }
 
+/// `/readyz`: Stytch reachable and, with a revocation bus, the shared revocations read (or
+/// the startup wait over: Redis down does not make the gateway unready). The body shows the
+/// bus's state.
+async fn readiness(layer: &StytchAuthLayer) -> Result<String, String> {
+    let bus = layer.revocation_bus();
+    let state = bus.map(|b| b.state().as_str());
+    if let Some(bus) = bus
+        && !bus.is_ready()
+    {
+        return Err(format!("revocation bus {}", bus.state().as_str()));
+    }
+    match (layer.ready().await, state) {
+        (Ok(()), None) => Ok("ready\n".to_owned()),
+        (Ok(()), Some(state)) => Ok(format!("ready\nrevocation bus: {state}\n")),
+        (Err(err), None) => Err(err.to_string()),
+        (Err(err), Some(state)) => Err(format!("{err}; revocation bus: {state}")),
+    }
+}
+
 /// Logs, in the background, whether Stytch is reachable at start.
 fn log_readiness(layer: StytchAuthLayer) {
     tokio::spawn(async move {
@@ -426,7 +464,18 @@ fn log_readiness(layer: StytchAuthLayer) {
 /// Sends Stytch the revocations it has not confirmed, for at most `budget`; returns how
 /// many are still pending.
 async fn flush_revocations(layer: &StytchAuthLayer, budget: Duration) -> usize {
+    let started = std::time::Instant::now();
     let pending = layer.revoker().flush(budget).await;
+    if let Some(bus) = layer.revocation_bus() {
+        // What was decided here reaches the other instances before this one goes.
+        let unwritten = bus.flush(budget.saturating_sub(started.elapsed())).await;
+        if unwritten > 0 {
+            tracing::warn!(
+                unwritten,
+                "revocation messages not written to Redis before exit"
+            );
+        }
+    }
     if pending == 0 {
         tracing::info!("no revocations pending");
     } else {

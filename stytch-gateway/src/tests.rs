@@ -202,7 +202,7 @@ async fn spawn_gateway_with(
         let ready = ready.load(Ordering::SeqCst);
         Box::pin(async move {
             if ready {
-                Ok(())
+                Ok("ready\n".to_owned())
             } else {
                 Err("stytch unreachable".to_owned())
             }

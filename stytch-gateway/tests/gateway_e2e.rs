@@ -26,8 +26,11 @@ mod browser;
 mod https;
 #[path = "e2e/live.rs"]
 mod live;
+#[path = "../../tests/it/redis_server.rs"]
+mod redis_server;
 #[path = "e2e/websocket.rs"]
 mod websocket;
+use redis_server::RedisServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stytch-gateway");
 const PROJECT_ID: &str = "project-test-11111111-2222-4333-8444-555555555555";
@@ -952,6 +955,160 @@ fn demo_self_test_passes() {
         p.stderr()
     );
     assert!(stdout.contains("self-test passed"), "{stdout}");
+}
+
+/// Whether Stytch (the emulator) still takes `token` as a live session.
+async fn live_at_stytch(stytch: &Stytch, token: &str) -> bool {
+    let status = http()
+        .post(format!("{}v1/b2b/sessions/authenticate", stytch.base_url))
+        .basic_auth(PROJECT_ID, Some(SECRET))
+        .json(&serde_json::json!({"session_token": token}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(
+        status == StatusCode::OK || status == StatusCode::NOT_FOUND,
+        "authenticate: {status}"
+    );
+    status == StatusCode::OK
+}
+
+/// Waits until `f` gives `true`, at most `timeout`.
+async fn within<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+const REDIS_PASSWORD: &str = "redis-pass-e2e-do-not-log-bbbbbbbbbbbbbbbb";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_gateways_share_revocations_through_redis() {
+    // If this broke, a logout or an admin revocation through one gateway would leave the
+    // session working through the others (or the Redis password would reach the logs).
+    bounded(async {
+        let redis = RedisServer::start_with_password(REDIS_PASSWORD);
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        let url = redis.url();
+        let flags = ["--redis-url", url.as_str()];
+        let a = Gateway::start(&stytch, up.addr, &flags).await;
+        let b =
+            Gateway::start_with_env(&stytch, up.addr, &[], &[("GATEWAY_REDIS_URL", &url)]).await;
+        let readyz = http()
+            .get(format!("{}/readyz", b.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            readyz
+                .text()
+                .await
+                .unwrap()
+                .contains("revocation bus: live")
+        );
+        let org = stytch.organization("acme").await;
+        let (_, admin) = stytch
+            .member(&org, "alice@acme.test", &["stytch_admin"])
+            .await;
+        let (_, bob) = stytch.member(&org, "bob@acme.test", &[]).await;
+        let (carol_id, carol) = stytch.member(&org, "carol@acme.test", &[]).await;
+        use reqwest::Method;
+        for token in [&bob, &carol] {
+            assert_eq!(b.call(Method::GET, "/whoami", token).await, StatusCode::OK);
+        }
+        assert!(a.call(Method::POST, "/logout", &bob).await.is_success());
+        assert!(
+            within(Duration::from_secs(2), || async {
+                b.call(Method::GET, "/whoami", &bob).await == StatusCode::UNAUTHORIZED
+            })
+            .await
+        );
+        let revoke_carol = format!("/admin/members/{carol_id}/revoke-sessions");
+        assert_eq!(a.call(Method::GET, "/whoami", &admin).await, StatusCode::OK);
+        assert!(
+            a.call(Method::POST, &revoke_carol, &admin)
+                .await
+                .is_success()
+        );
+        assert!(
+            within(Duration::from_secs(2), || async {
+                b.call(Method::GET, "/whoami", &carol).await == StatusCode::UNAUTHORIZED
+            })
+            .await
+        );
+        for gw in [&a, &b] {
+            gw.assert_logs_clean(&[&admin, &bob, &carol, REDIS_PASSWORD]);
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_pending_on_a_killed_gateway_is_completed_by_another() {
+    // If this broke, a revocation Stytch had not confirmed would die with the gateway that
+    // took it (SIGKILL: no flush, no goodbye), and Stytch would never end the session.
+    bounded(async {
+        let redis = RedisServer::start();
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        let url = redis.url();
+        let flags = ["--redis-url", url.as_str(), "--redis-lease", "1s"];
+        let mut a = Gateway::start(&stytch, up.addr, &flags).await;
+        let b = Gateway::start(&stytch, up.addr, &flags).await;
+        let org = stytch.organization("acme").await;
+        let (_, admin) = stytch.member(&org, "alice@acme.test", &["stytch_admin"]).await;
+        let (carol_id, carol) = stytch.member(&org, "carol@acme.test", &[]).await;
+        use reqwest::Method;
+        for token in [&admin, &carol] {
+            assert_eq!(a.call(Method::GET, "/whoami", token).await, StatusCode::OK);
+        }
+        stytch
+            .control(
+                "faults",
+                serde_json::json!({"endpoint": "revoke", "fault": {"type": "status", "status": 503}, "times": 100000}),
+            )
+            .await;
+        let revoke_carol = format!("/admin/members/{carol_id}/revoke-sessions");
+        assert_eq!(
+            a.call(Method::POST, &revoke_carol, &admin).await,
+            StatusCode::ACCEPTED,
+            "pending at Stytch"
+        );
+        let pending_key = format!("{{tower-stytch:{PROJECT_ID}}}:pending");
+        let pending = || redis.integer(&["XLEN", &pending_key]);
+        assert!(within(Duration::from_secs(2), || async { pending() == Some(1) }).await);
+        a.proc.signal("-KILL");
+        a.proc.wait(Duration::from_secs(5));
+        let cleared = http()
+            .delete(format!("{}emulator/v1/faults", stytch.base_url))
+            .basic_auth(PROJECT_ID, Some(SECRET))
+            .send()
+            .await
+            .unwrap();
+        assert!(cleared.status().is_success());
+        assert!(live_at_stytch(&stytch, &carol).await, "A completed it before dying");
+        assert_eq!(b.call(Method::GET, "/whoami", &carol).await, StatusCode::UNAUTHORIZED);
+        assert!(
+            within(Duration::from_secs(15), || async { !live_at_stytch(&stytch, &carol).await })
+                .await,
+            "B never completed the revocation at Stytch"
+        );
+        assert!(within(Duration::from_secs(2), || async { pending() == Some(0) }).await);
+    })
+    .await;
 }
 
 /// The secret the emulator signs webhooks with and the gateway verifies them with.

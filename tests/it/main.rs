@@ -9,6 +9,8 @@
 //! The TRACE-capturing secrets test installs a global subscriber, so it has a binary of its
 //! own (`tests/secrets.rs`), sharing `support.rs`.
 
+#[cfg(all(feature = "axum", feature = "jwt", feature = "redis"))]
+mod bus;
 mod client;
 #[cfg(feature = "axum")]
 mod csrf;
@@ -24,6 +26,8 @@ mod layer;
 mod live;
 #[cfg(feature = "axum")]
 mod paths;
+#[cfg(feature = "redis")]
+mod redis_server;
 #[cfg(feature = "axum")]
 mod revoke;
 #[cfg(all(feature = "axum", feature = "jwt"))]

@@ -40,7 +40,7 @@ async fn world() -> (World, Served) {
 }
 
 /// The delivery of the last message of `event_type`, once it is no longer pending.
-async fn delivered(world: &World, event_type: &str) -> WebhookDelivery {
+pub(crate) async fn delivered(world: &World, event_type: &str) -> WebhookDelivery {
     let done =
         |d: &WebhookDelivery| d.event_type == event_type && d.state != DeliveryState::Pending;
     let found = eventually(WITHIN, || {

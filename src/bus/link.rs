@@ -1,0 +1,613 @@
+//! [`Link`]: what the bus's tasks share: the keys, the state, the queue of what waits for
+//! Redis, the map from peers' revocations to local ids, and the pending revocations this
+//! instance keeps claimed. Also the [`Peers`] side: what the revocation pipeline tells.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::Notify;
+
+use super::message::{Body, InstanceId, Message, RevKey, WireTarget, unix_ms};
+use crate::credential::Credential;
+use crate::metrics;
+use crate::revoke::{MadeByStytch, Peers, RemoteTarget, Revocation, RevocationId, Revoker, Target};
+
+/// The bus's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) namespace: Option<String>,
+    pub(crate) startup_wait: Duration,
+    pub(crate) lease: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) max_queued: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            startup_wait: Duration::from_secs(5),
+            lease: Duration::from_secs(15),
+            max_backoff: Duration::from_secs(2),
+            max_queued: 10_000,
+        }
+    }
+}
+
+/// The state of the bus's connection to Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BusState {
+    /// Not connected yet since startup.
+    Connecting,
+    /// Connected, reading what was logged before (at startup or after a reconnect).
+    CatchingUp,
+    /// Connected and up to date.
+    Live,
+    /// Redis is unreachable: revocations apply here and wait to be published.
+    Down,
+}
+
+impl BusState {
+    /// `connecting`, `catching_up`, `live` or `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::CatchingUp => "catching_up",
+            Self::Live => "live",
+            Self::Down => "down",
+        }
+    }
+
+    fn from_u8(value: u8) -> Self {
+        match value {
+            0 => Self::Down,
+            1 => Self::Connecting,
+            2 => Self::CatchingUp,
+            _ => Self::Live,
+        }
+    }
+
+    /// The value of the `stytch_bus_state` gauge.
+    fn as_u8(self) -> u8 {
+        match self {
+            Self::Down => 0,
+            Self::Connecting => 1,
+            Self::CatchingUp => 2,
+            Self::Live => 3,
+        }
+    }
+}
+
+/// What waits to be written to Redis, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Out {
+    /// A message for the log.
+    Log(Message),
+    /// Write the pending entry of local revocation `id` (see [`Link::mine`]).
+    PendingAdd(RevocationId),
+    /// The pending entry of `id` is finished: acknowledge and delete it.
+    PendingDone(RevocationId),
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    items: VecDeque<Out>,
+    queued: HashSet<Out>,
+}
+
+/// A pending revocation whose entry this instance keeps claimed.
+#[derive(Debug)]
+pub(crate) struct Held {
+    /// Its entry's id, once written (or claimed).
+    pub(crate) stream_id: Option<String>,
+    /// What the entry holds (written again if Redis lost it).
+    pub(crate) message: Message,
+    /// Stytch answered (here or elsewhere): the entry goes.
+    pub(crate) done: bool,
+}
+
+/// Peers' revocations applied here, both ways, with when the mapping can be forgotten.
+#[derive(Debug, Default)]
+struct Ids {
+    local: HashMap<RevKey, (RevocationId, Instant)>,
+    remote: HashMap<RevocationId, RevKey>,
+    inserts: usize,
+}
+
+/// Redis keys of one project.
+#[derive(Debug)]
+pub(crate) struct Keys {
+    pub(crate) log: String,
+    pub(crate) pending: String,
+    pub(crate) group: &'static str,
+}
+
+/// State shared by the bus's tasks and the revocation pipeline.
+pub(crate) struct Link {
+    pub(crate) me: InstanceId,
+    pub(crate) client: redis::Client,
+    /// The URL without user or password.
+    pub(crate) url: String,
+    pub(crate) keys: Keys,
+    pub(crate) settings: Settings,
+    /// How long the log is kept: the denylist's window, plus a margin for clocks.
+    pub(crate) keep: Duration,
+    pub(crate) started: Instant,
+    revoker: Weak<crate::revoke::Inner>,
+    state: AtomicU8,
+    caught_up: AtomicBool,
+    caught_up_notify: Notify,
+    queue: Mutex<Queue>,
+    /// New work for the writer.
+    pub(crate) out_work: Notify,
+    ids: Mutex<Ids>,
+    /// Pending revocations this instance keeps claimed: its own and those it took over.
+    pub(crate) mine: Mutex<HashMap<RevocationId, Held>>,
+}
+
+/// Margin over the denylist's window for the log's trimming (clocks of instances and Redis).
+const KEEP_MARGIN: Duration = Duration::from_secs(60);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here is left half-updated by a panic elsewhere.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Link {
+    pub(crate) fn new(
+        client: redis::Client,
+        url: String,
+        namespace: &str,
+        settings: Settings,
+        revoker: &Revoker,
+    ) -> Arc<Self> {
+        let keep = revoker.inner().window + KEEP_MARGIN;
+        let link = Arc::new(Self {
+            me: InstanceId::random(),
+            client,
+            url,
+            keys: Keys {
+                log: format!("{{{namespace}}}:revocations"),
+                pending: format!("{{{namespace}}}:pending"),
+                group: "tower-stytch",
+            },
+            settings,
+            keep,
+            started: Instant::now(),
+            revoker: revoker.downgrade(),
+            state: AtomicU8::new(BusState::Connecting.as_u8()),
+            caught_up: AtomicBool::new(false),
+            caught_up_notify: Notify::new(),
+            queue: Mutex::default(),
+            out_work: Notify::new(),
+            ids: Mutex::default(),
+            mine: Mutex::default(),
+        });
+        metrics::bus_state(BusState::Connecting.as_u8());
+        link
+    }
+
+    /// The layer's revoker, while the layer lives.
+    pub(crate) fn revoker(&self) -> Option<Revoker> {
+        self.revoker.upgrade().map(Revoker::from_inner)
+    }
+
+    pub(crate) fn state(&self) -> BusState {
+        BusState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_state(&self, state: BusState) {
+        let old = self.state.swap(state.as_u8(), Ordering::AcqRel);
+        if old != state.as_u8() {
+            metrics::bus_state(state.as_u8());
+            tracing::info!(state = state.as_str(), "revocation bus");
+        }
+    }
+
+    pub(crate) fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_caught_up(&self) {
+        if !self.caught_up.swap(true, Ordering::AcqRel) {
+            self.caught_up_notify.notify_waiters();
+        }
+    }
+
+    pub(crate) async fn wait_caught_up(&self) {
+        loop {
+            let notified = self.caught_up_notify.notified();
+            if self.is_caught_up() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// A new connection. `response_timeout` must exceed any `BLOCK` sent on it.
+    pub(crate) async fn connect(
+        &self,
+        response_timeout: Duration,
+    ) -> redis::RedisResult<MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(response_timeout));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    /// Queues `out` for the writer, unless the same is queued already. When the queue is
+    /// full the oldest goes.
+    pub(crate) fn push(&self, out: Out) {
+        {
+            let mut queue = lock(&self.queue);
+            if queue.queued.contains(&out) {
+                return;
+            }
+            if queue.items.len() >= self.settings.max_queued
+                && let Some(dropped) = queue.items.pop_front()
+            {
+                queue.queued.remove(&dropped);
+                tracing::warn!("revocation bus queue full: the oldest message is dropped");
+                metrics::bus_dropped();
+            }
+            queue.queued.insert(out.clone());
+            queue.items.push_back(out);
+        }
+        self.out_work.notify_one();
+    }
+
+    /// The first `n` queued items, left queued.
+    pub(crate) fn peek(&self, n: usize) -> Vec<Out> {
+        lock(&self.queue).items.iter().take(n).cloned().collect()
+    }
+
+    /// Removes the first `n` queued items (written).
+    pub(crate) fn pop(&self, n: usize) {
+        let mut queue = lock(&self.queue);
+        for _ in 0..n {
+            if let Some(out) = queue.items.pop_front() {
+                queue.queued.remove(&out);
+            }
+        }
+    }
+
+    /// Items waiting for Redis.
+    pub(crate) fn queued(&self) -> usize {
+        lock(&self.queue).items.len()
+    }
+
+    /// The bus identity of local revocation `id`.
+    fn key_of(&self, id: RevocationId) -> RevKey {
+        lock(&self.ids).remote.get(&id).cloned().unwrap_or(RevKey {
+            origin: self.me.clone(),
+            rev: id.0,
+        })
+    }
+
+    /// The local id of `key`, if it is applied here.
+    pub(crate) fn local_id(&self, key: &RevKey) -> Option<RevocationId> {
+        if key.origin == self.me {
+            return Some(RevocationId(key.rev));
+        }
+        lock(&self.ids).local.get(key).map(|(id, _)| *id)
+    }
+
+    /// Maps a peer's revocation `key` to a fresh local id; `None` when it has one already.
+    pub(crate) fn map_new(&self, key: &RevKey, revoker: &Revoker) -> Option<RevocationId> {
+        if key.origin == self.me {
+            return None;
+        }
+        let mut ids = lock(&self.ids);
+        if ids.local.contains_key(key) {
+            return None;
+        }
+        let id = revoker.next_id();
+        let forget_at = Instant::now() + revoker.longest_hold() + self.keep;
+        ids.local.insert(key.clone(), (id, forget_at));
+        ids.remote.insert(id, key.clone());
+        ids.inserts += 1;
+        if ids.inserts.is_multiple_of(4096) {
+            let now = Instant::now();
+            let Ids { local, remote, .. } = &mut *ids;
+            local.retain(|_, (id, at)| {
+                let keep = *at > now;
+                if !keep {
+                    remote.remove(id);
+                }
+                keep
+            });
+        }
+        Some(id)
+    }
+
+    fn message(&self, id: RevocationId, body: Body) -> Message {
+        Message {
+            from: self.me.clone(),
+            key: self.key_of(id),
+            body,
+        }
+    }
+
+    /// Stytch answered about `id` (here or elsewhere): its pending entry, if this instance
+    /// keeps one, goes.
+    pub(crate) fn finish_pending(&self, id: RevocationId) {
+        let held = {
+            let mut mine = lock(&self.mine);
+            match mine.get_mut(&id) {
+                Some(held) if !held.done => {
+                    held.done = true;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if held {
+            self.push(Out::PendingDone(id));
+        }
+    }
+
+    /// Applies a message read from the log (or a pending entry, as `Applied`). `live`: read
+    /// as it was written, not caught up (then its propagation time is recorded).
+    pub(crate) async fn receive(&self, message: Message, written_ms: Option<u64>) {
+        if message.from == self.me {
+            return;
+        }
+        let Some(revoker) = self.revoker() else {
+            return;
+        };
+        metrics::bus_received(message.body.kind());
+        if let Some(written) = written_ms {
+            let now = unix_ms(SystemTime::now());
+            metrics::bus_propagation(Duration::from_millis(now.saturating_sub(written)));
+        }
+        match message.body {
+            Body::Applied {
+                target,
+                confirmed,
+                until,
+                revoked_at,
+            } => {
+                if let Some(id) = self.map_new(&message.key, &revoker) {
+                    revoker
+                        .apply_remote(id, &target, confirmed, until, revoked_at)
+                        .await;
+                }
+            }
+            // A verdict about a revocation decided here (another instance completed it) only
+            // ends its pending entry: its holds follow Stytch's answer to this instance's own
+            // retries, so that whoever can write to Redis cannot release what this instance
+            // revoked.
+            Body::Confirmed { .. } | Body::Undone if message.key.origin == self.me => {
+                self.finish_pending(RevocationId(message.key.rev));
+            }
+            Body::Confirmed { until, revoked_at } => {
+                if let Some(id) = self.local_id(&message.key) {
+                    revoker.confirm_remote(id, until, revoked_at);
+                    self.finish_pending(id);
+                }
+            }
+            Body::Undone => {
+                if let Some(id) = self.local_id(&message.key) {
+                    revoker.undo_remote(id);
+                    self.finish_pending(id);
+                }
+            }
+            Body::MadeByStytch {
+                target,
+                revoked_at,
+                until,
+            } => {
+                if let Some(id) = self.map_new(&message.key, &revoker) {
+                    revoker
+                        .made_by_stytch_remote(id, target, revoked_at, until)
+                        .await;
+                }
+            }
+            Body::RolesChanged {
+                member,
+                changed_at,
+                roles,
+                until,
+            } => {
+                // Mapped like a revocation so that reading it twice (a reconnect's catch-up)
+                // does not note it again.
+                if self.map_new(&message.key, &revoker).is_some() {
+                    revoker.roles_changed_remote(&member, changed_at, roles, until);
+                }
+            }
+        }
+    }
+}
+
+/// The wire form of a local target.
+fn wire(target: &Target) -> WireTarget {
+    match target {
+        Target::Session(id) => RemoteTarget::Session(id.clone()),
+        Target::Member(id) => RemoteTarget::Member(id.clone()),
+        Target::Credential(c) => RemoteTarget::Key(Credential::cache_key(c)),
+    }
+}
+
+impl Peers for Link {
+    fn applied(
+        &self,
+        id: RevocationId,
+        target: &Target,
+        confirmed: bool,
+        until: SystemTime,
+        revoked_at: Option<SystemTime>,
+    ) {
+        let body = Body::Applied {
+            target: wire(target),
+            confirmed,
+            until,
+            revoked_at,
+        };
+        self.push(Out::Log(self.message(id, body)));
+    }
+
+    fn confirmed(&self, id: RevocationId, until: SystemTime, revoked_at: SystemTime) {
+        let body = Body::Confirmed { until, revoked_at };
+        self.push(Out::Log(self.message(id, body)));
+        self.finish_pending(id);
+    }
+
+    fn undone(&self, id: RevocationId) {
+        self.push(Out::Log(self.message(id, Body::Undone)));
+        self.finish_pending(id);
+    }
+
+    fn pending(&self, id: RevocationId, revocation: &Revocation, give_up_at: SystemTime) {
+        // Only a session or member id lets another instance complete it; a credential known
+        // by its hash alone stays with this instance (its peers refuse the hash meanwhile).
+        if matches!(revocation.target, Target::Credential(_)) {
+            return;
+        }
+        let body = Body::Applied {
+            target: wire(&revocation.target),
+            confirmed: false,
+            until: give_up_at,
+            revoked_at: None,
+        };
+        let held = Held {
+            stream_id: None,
+            message: self.message(id, body),
+            done: false,
+        };
+        lock(&self.mine).insert(id, held);
+        self.push(Out::PendingAdd(id));
+    }
+
+    fn expired(&self, id: RevocationId) {
+        self.finish_pending(id);
+    }
+
+    fn made_by_stytch(
+        &self,
+        id: RevocationId,
+        target: &MadeByStytch,
+        revoked_at: SystemTime,
+        until: SystemTime,
+    ) {
+        let body = Body::MadeByStytch {
+            target: target.clone(),
+            revoked_at,
+            until,
+        };
+        self.push(Out::Log(self.message(id, body)));
+    }
+
+    fn roles_changed(
+        &self,
+        id: RevocationId,
+        member_id: &str,
+        changed_at: SystemTime,
+        roles: &[String],
+        until: SystemTime,
+    ) {
+        let body = Body::RolesChanged {
+            member: member_id.to_owned(),
+            changed_at,
+            roles: roles.to_vec(),
+            until,
+        };
+        self.push(Out::Log(self.message(id, body)));
+    }
+}
+
+/// Exponential backoff with jitter, from 50 ms to `max`.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+
+impl Backoff {
+    pub(crate) fn new(max: Duration) -> Self {
+        Self {
+            next: MIN_BACKOFF,
+            max,
+        }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = MIN_BACKOFF;
+    }
+
+    /// The next wait: the current step, jittered to between half and all of it.
+    pub(crate) fn next(&mut self) -> Duration {
+        let step = self.next.min(self.max);
+        self.next = (self.next * 2).min(self.max);
+        step.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+}
+
+/// A Redis error for logs: its kind or server code only (never a URL or a reply's text).
+pub(crate) fn describe(err: &redis::RedisError) -> String {
+    match err.code() {
+        Some(code) => code.to_owned(),
+        None => format!("{:?}", err.kind()),
+    }
+}
+
+/// The Stream id below which log entries are trimmed: everything older than `keep`.
+pub(crate) fn min_id(now: SystemTime, keep: Duration) -> String {
+    let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
+    format!("{}-0", unix_ms(now).saturating_sub(keep_ms))
+}
+
+/// The milliseconds part of a Stream id.
+pub(crate) fn id_ms(id: &str) -> Option<u64> {
+    id.split_once('-').map_or(id, |(ms, _)| ms).parse().ok()
+}
+
+/// Whether Stream id `a` is before `b` (ids compare as (ms, seq) pairs).
+pub(crate) fn id_before(a: &str, b: &str) -> bool {
+    let parse = |id: &str| -> (u64, u64) {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+    };
+    parse(a) < parse(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn trimming_keeps_the_window() {
+        // If this broke, the log would be trimmed of revocations whose JWTs still verify (an
+        // instance starting then would accept them), or never trimmed at all.
+        let now = UNIX_EPOCH + Duration::from_millis(1_700_000_400_000);
+        assert_eq!(min_id(now, Duration::from_secs(400)), "1700000000000-0");
+        assert_eq!(min_id(UNIX_EPOCH, Duration::from_secs(400)), "0-0");
+        let threshold = min_id(now, Duration::from_secs(400));
+        assert!(id_before("1699999999999-7", &threshold));
+        assert!(!id_before("1700000000000-0", &threshold));
+        assert!(!id_before("1700000000001-0", &threshold));
+        assert!(id_before("1700000000000-2", "1700000000000-10"));
+        assert_eq!(id_ms("1700000000000-3"), Some(1_700_000_000_000));
+    }
+
+    #[test]
+    fn backoff_grows_to_its_bound_with_jitter() {
+        // If this broke, every instance would hammer a Redis that just came back at once, or
+        // wait without bound.
+        let mut backoff = Backoff::new(Duration::from_secs(2));
+        let waits: Vec<_> = (0..10).map(|_| backoff.next()).collect();
+        assert!(waits[0] >= MIN_BACKOFF / 2 && waits[0] <= MIN_BACKOFF);
+        assert!(waits.iter().all(|w| *w <= Duration::from_secs(2)));
+        assert!(waits[9] >= Duration::from_secs(1));
+        backoff.reset();
+        assert!(backoff.next() <= MIN_BACKOFF);
+    }
+}

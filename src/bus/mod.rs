@@ -1,0 +1,280 @@
+//! Revocations shared between instances through Redis (feature `redis`): [`RedisBus`].
+//!
+//! One Redis Stream per project is the revocation log, `{tower-stytch:<project_id>}:revocations`
+//! (the hash tag puts every key of a project in one Redis Cluster slot), trimmed to the
+//! denylist's window. Every instance appends what it applies, undoes and confirms, and what
+//! the Stytch webhooks it received did (`message`), and reads the log from its last id on a
+//! connection of its own (`reader`): the Stream is both the broadcast and the catch-up, at
+//! startup and after a reconnect. What
+//! cannot be written while Redis is down waits in a bounded queue (`link`) for the writer
+//! (`writer`). Revocations Stytch has not confirmed are also kept in a second Stream read
+//! through a consumer group (`pending`), so another instance completes them if their own dies.
+//!
+//! Redis is never in a request's path: requests read the local denylist and cache only.
+
+mod link;
+mod message;
+mod pending;
+mod reader;
+mod writer;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::link::BusState;
+use self::link::{Link, Settings};
+use crate::revoke::Revoker;
+
+/// A Redis URL (`redis://` or `rediss://`) or the bus's settings were refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// The URL cannot be used. The URL in the message has no user or password.
+    #[error("invalid Redis URL {url:?}")]
+    InvalidUrl {
+        /// The URL as given, its user and password replaced by `***`.
+        url: String,
+    },
+    /// A duration setting is zero.
+    #[error("{name} must be more than zero")]
+    ZeroDuration {
+        /// The setting's name.
+        name: &'static str,
+    },
+}
+
+/// Revocations shared with every instance using the same Redis and the same Stytch project:
+/// give it to [`StytchAuthLayerBuilder::revocation_bus`](crate::StytchAuthLayerBuilder::revocation_bus).
+///
+/// Building one does no I/O: the layer connects in the background, and keeps serving (from
+/// its own cache and denylist) while Redis is unreachable. Its `Debug` output and errors
+/// never show the URL's user or password.
+///
+/// ```no_run
+/// # fn run(client: tower_stytch::StytchClient) -> Result<(), Box<dyn std::error::Error>> {
+/// use tower_stytch::{RedisBus, StytchAuthLayer};
+///
+/// let bus = RedisBus::new("redis://127.0.0.1:6379/")?;
+/// // Inside a Tokio runtime: the bus's tasks start with the layer.
+/// let layer = StytchAuthLayer::builder(client).revocation_bus(bus).build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisBus {
+    client: redis::Client,
+    url: String,
+    settings: Settings,
+}
+
+impl fmt::Debug for RedisBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBus")
+            .field("url", &self.url)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl RedisBus {
+    /// A bus over the Redis at `url` (`redis://[user:password@]host:port[/db]`, or
+    /// `rediss://` for TLS), with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::InvalidUrl`].
+    pub fn new(url: &str) -> Result<Self, BusError> {
+        Self::builder(url).build()
+    }
+
+    /// A builder of a bus over the Redis at `url`.
+    pub fn builder(url: &str) -> RedisBusBuilder {
+        RedisBusBuilder {
+            url: url.to_owned(),
+            settings: Settings::default(),
+        }
+    }
+
+    /// Starts the bus's tasks for `revoker` (the project's log and pending Streams).
+    pub(crate) fn attach(self, revoker: &Revoker, project_id: &str) -> BusHandle {
+        let namespace = self
+            .settings
+            .namespace
+            .clone()
+            .unwrap_or_else(|| format!("tower-stytch:{project_id}"));
+        let link = Link::new(self.client, self.url, &namespace, self.settings, revoker);
+        revoker.set_peers(Arc::clone(&link) as Arc<dyn crate::revoke::Peers>);
+        tokio::spawn(reader::run(Arc::clone(&link)));
+        tokio::spawn(writer::run(Arc::clone(&link)));
+        tokio::spawn(pending::run(Arc::clone(&link)));
+        BusHandle { link }
+    }
+}
+
+/// Builder of [`RedisBus`].
+#[derive(Debug)]
+#[must_use]
+pub struct RedisBusBuilder {
+    url: String,
+    settings: Settings,
+}
+
+impl RedisBusBuilder {
+    /// The key prefix inside the hash tag (default `tower-stytch:<project_id>`): instances
+    /// share revocations when they share Redis and this.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.settings.namespace = Some(namespace.to_owned());
+        self
+    }
+
+    /// Longest wait at startup for the log to be read before the layer reports itself
+    /// [ready](BusHandle::is_ready) anyway (default 5 s).
+    pub fn startup_wait(mut self, wait: Duration) -> Self {
+        self.settings.startup_wait = wait;
+        self
+    }
+
+    /// How long a pending revocation's instance may stay silent before another instance takes
+    /// it over (default 15 s). Its instance renews it every third of this.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.settings.lease = lease;
+        self
+    }
+
+    /// Longest wait between two reconnection attempts (default 2 s; the wait doubles from
+    /// 50 ms, with jitter).
+    pub fn max_backoff(mut self, max: Duration) -> Self {
+        self.settings.max_backoff = max;
+        self
+    }
+
+    /// Most messages waiting for Redis while it is unreachable (default 10 000); beyond it
+    /// the oldest are dropped (logged and counted), and peers learn those revocations when
+    /// their cache entries expire.
+    pub fn max_queued(mut self, max: usize) -> Self {
+        self.settings.max_queued = max.max(1);
+        self
+    }
+
+    /// The bus.
+    ///
+    /// # Errors
+    ///
+    /// The URL cannot be used, or a duration is zero.
+    pub fn build(self) -> Result<RedisBus, BusError> {
+        let url = redact(&self.url);
+        let valid_scheme = self.url.starts_with("redis://") || self.url.starts_with("rediss://");
+        let client = match redis::Client::open(self.url.as_str()) {
+            Ok(client) if valid_scheme => client,
+            _ => return Err(BusError::InvalidUrl { url }),
+        };
+        for (name, value) in [
+            ("startup_wait", self.settings.startup_wait),
+            ("lease", self.settings.lease),
+            ("max_backoff", self.settings.max_backoff),
+        ] {
+            if value.is_zero() {
+                return Err(BusError::ZeroDuration { name });
+            }
+        }
+        Ok(RedisBus {
+            client,
+            url,
+            settings: self.settings,
+        })
+    }
+}
+
+/// The running bus of a layer: its state, for readiness probes and status pages.
+#[derive(Clone)]
+pub struct BusHandle {
+    link: Arc<Link>,
+}
+
+impl fmt::Debug for BusHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BusHandle")
+            .field("url", &self.link.url)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BusHandle {
+    /// The connection's state now.
+    pub fn state(&self) -> BusState {
+        self.link.state()
+    }
+
+    /// Whether the log has been read to its end at least once since startup.
+    pub fn caught_up(&self) -> bool {
+        self.link.is_caught_up()
+    }
+
+    /// Ready to serve: caught up, or the [startup wait](RedisBusBuilder::startup_wait) has
+    /// passed (Redis down at startup must not keep every instance out of the load balancer).
+    pub fn is_ready(&self) -> bool {
+        self.caught_up() || self.link.started.elapsed() >= self.link.settings.startup_wait
+    }
+
+    /// Waits until [`is_ready`](Self::is_ready).
+    pub async fn ready(&self) {
+        let left = self
+            .link
+            .settings
+            .startup_wait
+            .saturating_sub(self.link.started.elapsed());
+        let _ = tokio::time::timeout(left, self.link.wait_caught_up()).await;
+    }
+
+    /// Waits until every message queued for Redis is written, or `deadline` has passed
+    /// (graceful shutdown, after [`Revoker::flush`](crate::Revoker::flush)). Returns how many
+    /// are still queued: peers learn those revocations only when their own cache entries
+    /// expire.
+    pub async fn flush(&self, deadline: Duration) -> usize {
+        let end = tokio::time::Instant::now() + deadline;
+        loop {
+            let queued = self.link.queued();
+            if queued == 0 || tokio::time::Instant::now() >= end {
+                return queued;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// This instance's id on the bus (random at each start).
+    pub fn instance_id(&self) -> &str {
+        self.link.me.as_str()
+    }
+}
+
+/// `url` with its user and password replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        // If this broke, a Redis password would be printed in logs, errors or Debug output.
+        let url = "redis://user:s3cret@127.0.0.1:6379/0";
+        assert_eq!(redact(url), "redis://***@127.0.0.1:6379/0");
+        assert_eq!(redact("rediss://:s3cret@h/"), "rediss://***@h/");
+        assert_eq!(redact("redis://h:1/"), "redis://h:1/");
+        let bus = RedisBus::new(url).unwrap();
+        assert!(!format!("{bus:?}").contains("s3cret"));
+        let err = RedisBus::new("http://u:s3cret@h/").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"));
+        assert!(!format!("{err:?}").contains("s3cret"));
+    }
+}

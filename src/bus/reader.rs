@@ -1,0 +1,160 @@
+//! Reads the log on a connection of its own: at startup from the window's start (the
+//! catch-up), then as it grows (`XREAD BLOCK`), applying what peers published. After a
+//! reconnect it goes on from the last id read (from the window's start if that was trimmed).
+//! Once the log is read to its end, the pending revocations too are applied (some may be
+//! older than the log's window), and the bus is caught up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamRangeReply, StreamReadReply};
+
+use super::link::{Backoff, BusState, Link, describe, id_before, id_ms, min_id};
+use super::message::{Body, Decoded, Message};
+use crate::metrics;
+
+/// Entries read per call.
+const COUNT: usize = 256;
+/// How long one `XREAD` waits for new entries (then the reader checks the layer is alive).
+const BLOCK: Duration = Duration::from_secs(1);
+
+pub(super) async fn run(link: Arc<Link>) {
+    let mut last: Option<String> = None;
+    let mut backoff = Backoff::new(link.settings.max_backoff);
+    let mut connected_before = false;
+    while link.revoker().is_some() {
+        let mut conn = match link.connect(BLOCK + Duration::from_secs(3)).await {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::debug!(error = %describe(&err), "revocation bus: cannot connect to read");
+                link.set_state(BusState::Down);
+                tokio::time::sleep(backoff.next()).await;
+                continue;
+            }
+        };
+        if connected_before {
+            metrics::bus_reconnect();
+        }
+        connected_before = true;
+        link.set_state(BusState::CatchingUp);
+        match follow(&link, &mut conn, &mut last, &mut backoff).await {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::warn!(error = %describe(&err), "revocation bus: connection lost; revocations still apply here");
+                link.set_state(BusState::Down);
+                tokio::time::sleep(backoff.next()).await;
+            }
+        }
+    }
+}
+
+/// Reads until the connection fails (`Err`) or the layer is gone (`Ok`).
+async fn follow(
+    link: &Link,
+    conn: &mut MultiplexedConnection,
+    last: &mut Option<String>,
+    backoff: &mut Backoff,
+) -> redis::RedisResult<()> {
+    let threshold = min_id(SystemTime::now(), link.keep);
+    let mut cursor = match last.as_deref() {
+        Some(id) if !id_before(id, &threshold) => id.to_owned(),
+        _ => threshold,
+    };
+    let mut live = false;
+    while link.revoker().is_some() {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(COUNT);
+        if live {
+            cmd.arg("BLOCK").arg(BLOCK.as_millis() as u64);
+        }
+        cmd.arg("STREAMS").arg(&link.keys.log).arg(&cursor);
+        let reply: Option<StreamReadReply> = cmd.query_async(conn).await?;
+        let entries: Vec<_> = reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .collect();
+        let read = entries.len();
+        for entry in entries {
+            let written = if live { id_ms(&entry.id) } else { None };
+            if let Some(message) = decode(&entry.map) {
+                link.receive(message, written).await;
+            }
+            cursor = entry.id;
+            *last = Some(cursor.clone());
+        }
+        if !live && read < COUNT {
+            catch_up_pending(link, conn).await?;
+            live = true;
+            backoff.reset();
+            link.set_state(BusState::Live);
+            link.set_caught_up();
+        }
+    }
+    Ok(())
+}
+
+/// Applies every pending revocation in Redis (held here until its retrying ends plus the
+/// window; peers' own log messages, read first, give the same).
+async fn catch_up_pending(link: &Link, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+    let mut start = "-".to_owned();
+    loop {
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&link.keys.pending)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(COUNT)
+            .query_async(conn)
+            .await?;
+        let read = reply.ids.len();
+        for entry in reply.ids {
+            if let Some(mut message) = decode(&entry.map) {
+                if let Body::Applied { until, .. } = &mut message.body {
+                    *until += link.keep;
+                }
+                link.receive(message, None).await;
+            }
+            start = format!("({}", entry.id);
+        }
+        if read < COUNT {
+            return Ok(());
+        }
+    }
+}
+
+/// An entry's message; `None` (counted) when it is not one this version applies.
+pub(super) fn decode(map: &HashMap<String, Value>) -> Option<Message> {
+    match decode_entry(map) {
+        Decoded::Message(message) => Some(message),
+        Decoded::Unknown | Decoded::Malformed(_) => None,
+    }
+}
+
+/// An entry's message, or why not (counted, and logged when malformed).
+pub(super) fn decode_entry(map: &HashMap<String, Value>) -> Decoded {
+    let mut fields = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        match value {
+            Value::BulkString(bytes) => fields.push((name.as_str(), bytes.as_slice())),
+            Value::SimpleString(text) => fields.push((name.as_str(), text.as_bytes())),
+            _ => {
+                metrics::bus_malformed();
+                return Decoded::Malformed("not_a_string");
+            }
+        }
+    }
+    let decoded = Message::decode(fields);
+    match &decoded {
+        Decoded::Message(_) => {}
+        Decoded::Unknown => metrics::bus_received("unknown"),
+        Decoded::Malformed(reason) => {
+            tracing::warn!(reason, "revocation bus: malformed message dropped");
+            metrics::bus_malformed();
+        }
+    }
+    decoded
+}

@@ -1,0 +1,132 @@
+//! Writes what the [`Link`]'s queue holds to Redis, in order: log messages (`XADD`, trimming
+//! the log to the window), pending entries (`XADD`), finished ones (`XACK` + `XDEL`). Redis
+//! unreachable: everything stays queued, and the writer reconnects with backoff.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use redis::aio::MultiplexedConnection;
+
+use super::link::{Backoff, BusState, Link, Out, describe, min_id};
+use super::message::Message;
+use crate::metrics;
+
+/// Items written per round.
+const BATCH: usize = 64;
+/// Longest idle wait before checking whether the layer is gone.
+const IDLE_CHECK: Duration = Duration::from_secs(10);
+
+pub(super) async fn run(link: Arc<Link>) {
+    let mut conn: Option<MultiplexedConnection> = None;
+    let mut backoff = Backoff::new(link.settings.max_backoff);
+    loop {
+        let batch = link.peek(BATCH);
+        if batch.is_empty() {
+            if link.revoker().is_none() {
+                return;
+            }
+            let _ = tokio::time::timeout(IDLE_CHECK, link.out_work.notified()).await;
+            continue;
+        }
+        let connection = match conn.as_mut() {
+            Some(c) => c,
+            None => match link.connect(Duration::from_secs(2)).await {
+                Ok(c) => conn.insert(c),
+                Err(err) => {
+                    tracing::debug!(error = %describe(&err), "revocation bus: cannot connect to write");
+                    link.set_state(BusState::Down);
+                    tokio::time::sleep(backoff.next()).await;
+                    continue;
+                }
+            },
+        };
+        let mut written = 0;
+        let mut failed = false;
+        for out in &batch {
+            if let Err(err) = write(&link, connection, out).await {
+                tracing::warn!(error = %describe(&err), "revocation bus: write failed; kept queued");
+                failed = true;
+                break;
+            }
+            written += 1;
+        }
+        link.pop(written);
+        if failed {
+            conn = None;
+            link.set_state(BusState::Down);
+            tokio::time::sleep(backoff.next()).await;
+        } else {
+            backoff.reset();
+        }
+    }
+}
+
+async fn write(link: &Link, conn: &mut MultiplexedConnection, out: &Out) -> redis::RedisResult<()> {
+    match out {
+        Out::Log(message) => {
+            let threshold = min_id(SystemTime::now(), link.keep);
+            let _: String = xadd(&link.keys.log, Some(&threshold), message)
+                .query_async(conn)
+                .await?;
+            metrics::bus_published(message.body.kind());
+        }
+        Out::PendingAdd(id) => {
+            let message = {
+                let mine = link.mine.lock().unwrap_or_else(|e| e.into_inner());
+                match mine.get(id) {
+                    Some(held) if !held.done && held.stream_id.is_none() => held.message.clone(),
+                    _ => return Ok(()),
+                }
+            };
+            let stream_id: String = xadd(&link.keys.pending, None, &message)
+                .query_async(conn)
+                .await?;
+            let mut mine = link.mine.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(held) = mine.get_mut(id) {
+                held.stream_id = Some(stream_id);
+            }
+        }
+        Out::PendingDone(id) => {
+            // Forgotten only once deleted: a failed write is tried again.
+            let stream_id = link
+                .mine
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .and_then(|h| h.stream_id.clone());
+            if let Some(stream_id) = stream_id {
+                let _: () = redis::pipe()
+                    .cmd("XACK")
+                    .arg(&link.keys.pending)
+                    .arg(link.keys.group)
+                    .arg(&stream_id)
+                    .ignore()
+                    .cmd("XDEL")
+                    .arg(&link.keys.pending)
+                    .arg(&stream_id)
+                    .ignore()
+                    .query_async(conn)
+                    .await?;
+            }
+            link.mine
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+        }
+    }
+    Ok(())
+}
+
+/// `XADD key [MINID ~ threshold] * fields…`.
+pub(super) fn xadd(key: &str, trim_below: Option<&str>, message: &Message) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(key);
+    if let Some(threshold) = trim_below {
+        cmd.arg("MINID").arg("~").arg(threshold);
+    }
+    cmd.arg("*");
+    for (name, value) in message.encode() {
+        cmd.arg(name).arg(value);
+    }
+    cmd
+}

@@ -1,0 +1,663 @@
+//! Several instances sharing revocations through a real `redis-server` (feature `redis`):
+//! two layers in one process, each with its own cache and denylist, against one emulator.
+//!
+//! If these fail, a session logged out or revoked on one instance keeps working on the
+//! others (its token for up to a minute, its JWT for up to five), an instance started or
+//! reconnected later misses what happened meanwhile, or Redis being down breaks serving.
+
+use std::time::Duration;
+
+use axum::routing::get;
+use http::StatusCode;
+use stytch_emulator::{EmulatorEndpoint, EventSource, Fault, MemberUpdate, WebhookEndpoint};
+use tower_stytch::{BusState, MemberSession, RedisBus, WebhookSecrets};
+
+use crate::redis_server::RedisServer;
+use crate::support::{Served, World, app, eventually, serve};
+
+/// Generous bound for a revocation to reach another instance (the goal is 50 ms).
+const PROPAGATION: Duration = Duration::from_secs(2);
+
+fn bus(redis: &RedisServer) -> RedisBus {
+    RedisBus::builder(&redis.url())
+        .max_backoff(Duration::from_millis(200))
+        .build()
+        .unwrap()
+}
+
+/// An instance: a layer over its own cache and denylist, sharing `redis`, caught up.
+async fn instance(w: &World, redis: &RedisServer) -> Served {
+    let layer = w.builder().revocation_bus(bus(redis)).build().unwrap();
+    let handle = layer.revocation_bus().unwrap().clone();
+    handle.ready().await;
+    assert!(handle.caught_up(), "the bus did not catch up at startup");
+    serve(layer, app()).await
+}
+
+/// Waits until `s` answers `want` to `GET /whoami` with `credential`, within `timeout`.
+async fn answers(s: &Served, credential: &str, want: StatusCode, timeout: Duration) -> bool {
+    let end = tokio::time::Instant::now() + timeout;
+    loop {
+        if s.whoami(credential).await == want {
+            return true;
+        }
+        if tokio::time::Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn bus_of(s: &Served) -> &tower_stytch::BusHandle {
+    s.layer.revocation_bus().unwrap()
+}
+
+#[tokio::test]
+async fn logout_on_a_is_refused_on_b_token_and_jwt() {
+    // If this broke, a logged-out session would keep working on every other instance: its
+    // token until B's cache entry expires, its JWT (verified locally) for five minutes.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&w, &redis).await, instance(&w, &redis).await);
+    let token = w.member.session_token.expose_secret();
+    let jwt = w.member.session_jwt.expose_secret();
+    assert_eq!(b.whoami(token).await, StatusCode::OK);
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+    let res = a.post_as("/logout", token).await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert!(answers(&b, token, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    assert!(answers(&b, jwt, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    // Another member is untouched.
+    assert_eq!(
+        b.whoami(w.member2.session_jwt.expose_secret()).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn admin_revocation_on_a_is_refused_on_b() {
+    // If this broke, an admin's revocation would take effect on the instance that served it
+    // only.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&w, &redis).await, instance(&w, &redis).await);
+    let token = w.member2.session_token.expose_secret();
+    let jwt = w.member2.session_jwt.expose_secret();
+    assert_eq!(b.whoami(token).await, StatusCode::OK);
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+    let admin = w.admin.session_token.expose_secret();
+    assert_eq!(a.whoami(admin).await, StatusCode::OK);
+    let path = format!("/admin/members/{}/revoke-sessions", w.member2.member_id);
+    assert_eq!(a.post_as(&path, admin).await.status(), StatusCode::OK);
+    assert!(answers(&b, token, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    assert!(answers(&b, jwt, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+}
+
+#[tokio::test]
+async fn an_instance_started_after_a_logout_refuses_its_still_valid_jwt() {
+    // If this broke, an instance started (or restarted) after a logout would accept the
+    // session's JWT, which verifies locally for five minutes: pub/sub alone loses it.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let a = instance(&w, &redis).await;
+    let token = w.member.session_token.expose_secret();
+    let res = a.post_as("/logout", token).await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    // Published before B exists.
+    assert!(
+        eventually(PROPAGATION, || redis
+            .integer(&["XLEN", &log_key(&w)])
+            .is_some_and(|n| n >= 1))
+        .await
+    );
+    let b = instance(&w, &redis).await;
+    assert_eq!(
+        b.whoami(w.member.session_jwt.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        b.whoami(w.member2.session_jwt.expose_secret()).await,
+        StatusCode::OK
+    );
+}
+
+fn log_key(w: &World) -> String {
+    format!("{{tower-stytch:{}}}:revocations", w.emulator.project_id())
+}
+
+#[tokio::test]
+async fn redis_down_both_keep_serving_and_a_logout_meanwhile_reaches_b_after() {
+    // If this broke, Redis going down would break serving (Redis in the request path), or a
+    // logout made during the outage would never reach the other instances.
+    let w = World::new().await;
+    let mut redis = RedisServer::start();
+    let (a, b) = (instance(&w, &redis).await, instance(&w, &redis).await);
+    let jwt = w.member.session_jwt.expose_secret();
+    let token = w.member.session_token.expose_secret();
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+    redis.kill();
+    assert!(
+        eventually(PROPAGATION, || bus_of(&a).state() == BusState::Down
+            && bus_of(&b).state() == BusState::Down)
+        .await
+    );
+    // Both serve, and stay ready.
+    for s in [&a, &b] {
+        assert_eq!(
+            s.whoami(w.member2.session_jwt.expose_secret()).await,
+            StatusCode::OK
+        );
+        assert!(bus_of(s).is_ready());
+    }
+    let res = a.post_as("/logout", token).await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert_eq!(a.whoami(jwt).await, StatusCode::UNAUTHORIZED);
+    redis.restart();
+    assert!(answers(&b, jwt, StatusCode::UNAUTHORIZED, Duration::from_secs(10)).await);
+    assert!(eventually(PROPAGATION, || bus_of(&b).state() == BusState::Live).await);
+}
+
+#[tokio::test]
+async fn a_malformed_message_is_dropped_and_the_bus_goes_on() {
+    // If this broke, one garbled or hostile entry in Redis would stop an instance from
+    // applying every revocation after it (or crash it).
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&w, &redis).await, instance(&w, &redis).await);
+    let key = log_key(&w);
+    for junk in [
+        vec!["v", "1", "kind", "session", "id", "not an id"],
+        vec!["v", "1"],
+        vec!["garbage", "\u{fffd}"],
+    ] {
+        let mut args = vec!["XADD", key.as_str(), "*"];
+        args.extend(junk);
+        assert!(redis.command(&args).is_some_and(|r| r.starts_with('$')));
+    }
+    let jwt = w.member.session_jwt.expose_secret();
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+    a.post_as("/logout", w.member.session_token.expose_secret())
+        .await;
+    assert!(answers(&b, jwt, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    // A third instance catching up over the junk is fine too.
+    let c = instance(&w, &redis).await;
+    assert_eq!(c.whoami(jwt).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_pending_on_a_silent_instance_is_completed_by_another() {
+    // If this broke, a revocation Stytch has not confirmed would die with the instance that
+    // took it: Stytch would never end the session. A runs on a runtime of its own, shut down
+    // abruptly, as a process dies (the gateway test kills a real process with SIGKILL).
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let bus = |redis: &RedisServer| {
+        RedisBus::builder(&redis.url())
+            .lease(Duration::from_millis(900))
+            .max_backoff(Duration::from_millis(200))
+            .build()
+            .unwrap()
+    };
+    let unavailable = Fault::Status {
+        status: 503,
+        retry_after: None,
+    };
+    w.emulator
+        .inject_fault(EmulatorEndpoint::Revoke, unavailable, 1000);
+    let builder = w.builder().revocation_bus(bus(&redis));
+    let session = w.member.member_session_id.clone();
+    let (a_runtime, a, outcome) = tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (a, outcome) = runtime.block_on(async move {
+            let a = builder.build().unwrap();
+            a.revocation_bus().unwrap().ready().await;
+            let outcome = a.revoker().revoke_session(&session, None).await.unwrap();
+            (a, outcome)
+        });
+        (runtime, a, outcome)
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcome.as_str(), "pending");
+    let pending_key = format!("{{tower-stytch:{}}}:pending", w.emulator.project_id());
+    let pending = || redis.integer(&["XLEN", &pending_key]);
+    assert!(eventually(PROPAGATION, || pending() == Some(1)).await);
+    // A dies: none of its tasks runs again.
+    tokio::task::spawn_blocking(move || a_runtime.shutdown_background())
+        .await
+        .unwrap();
+    drop(a);
+    w.emulator.clear_faults();
+    assert!(w.emulator.is_session_live(&w.member.member_session_id));
+    let b = w.builder().revocation_bus(bus(&redis)).build().unwrap();
+    b.revocation_bus().unwrap().ready().await;
+    // B refuses it meanwhile (caught up from the pending Stream or the log)…
+    let served = serve(b, app()).await;
+    assert_eq!(
+        served.whoami(w.member.session_jwt.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // …and completes it at Stytch once A's lease has run out.
+    assert!(
+        w.ended_at_stytch(&w.member.member_session_id, Duration::from_secs(10))
+            .await
+    );
+    assert!(eventually(PROPAGATION, || pending() == Some(0)).await);
+    assert_eq!(served.layer.revoker().pending(), 0);
+}
+
+#[tokio::test]
+async fn forged_undo_or_confirm_in_redis_cannot_release_a_revocation_made_here() {
+    // If this broke, anyone able to write to Redis could make an instance accept again a
+    // session it revoked itself (its JWT, verified locally, for the rest of its life), by
+    // appending an `undo` (or a `confirm` ending the holds now) naming that revocation.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let a = instance(&w, &redis).await;
+    let jwt = w.member.session_jwt.expose_secret();
+    let res = a
+        .post_as("/logout", w.member.session_token.expose_secret())
+        .await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert_eq!(a.whoami(jwt).await, StatusCode::UNAUTHORIZED);
+    let key = log_key(&w);
+    let origin = bus_of(&a).instance_id().to_owned();
+    let forger = "0123456789abcdef0123456789abcdef";
+    for rev in 1..=4u64 {
+        let rev = rev.to_string();
+        let undo = [
+            "XADD", &key, "*", "v", "1", "kind", "undo", "from", forger, "origin", &origin, "rev",
+            &rev,
+        ];
+        assert!(redis.command(&undo).is_some_and(|r| r.starts_with('$')));
+        let confirm = [
+            "XADD",
+            &key,
+            "*",
+            "v",
+            "1",
+            "kind",
+            "confirm",
+            "from",
+            forger,
+            "origin",
+            &origin,
+            "rev",
+            &rev,
+            "until",
+            "1",
+            "revoked_at",
+            "1",
+        ];
+        assert!(redis.command(&confirm).is_some_and(|r| r.starts_with('$')));
+    }
+    // A reads its log: once a later, genuine message has been applied by a peer, the forged
+    // ones (written before it) have been read too.
+    let b = instance(&w, &redis).await;
+    let res = b
+        .post_as("/logout", w.member2.session_token.expose_secret())
+        .await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert!(
+        answers(
+            &a,
+            w.member2.session_jwt.expose_secret(),
+            StatusCode::UNAUTHORIZED,
+            PROPAGATION
+        )
+        .await
+    );
+    assert_eq!(a.whoami(jwt).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn flush_reports_what_redis_has_not_received_and_waits_for_it() {
+    // If this broke, a gateway shutting down would drop the revocations it made while Redis
+    // was unreachable without saying so, or exit before writing them once Redis is back.
+    let w = World::new().await;
+    let mut redis = RedisServer::start();
+    let a = instance(&w, &redis).await;
+    redis.kill();
+    assert!(eventually(PROPAGATION, || bus_of(&a).state() == BusState::Down).await);
+    let res = a
+        .post_as("/logout", w.member.session_token.expose_secret())
+        .await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert!(bus_of(&a).flush(Duration::from_millis(100)).await >= 1);
+    redis.restart();
+    assert_eq!(bus_of(&a).flush(Duration::from_secs(10)).await, 0);
+    assert_eq!(
+        redis.integer(&["XLEN", &log_key(&w)]),
+        Some(2),
+        "applied, then confirmed"
+    );
+}
+
+#[tokio::test]
+async fn redis_unreachable_at_startup_serves_and_turns_ready_after_the_wait() {
+    // If this broke, Redis down when instances start would keep them all out of the load
+    // balancer (never ready), or stop them from authenticating requests.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let url = redis.url();
+    drop(redis);
+    let bus = RedisBus::builder(&url)
+        .startup_wait(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let layer = w.builder().revocation_bus(bus).build().unwrap();
+    let handle = layer.revocation_bus().unwrap().clone();
+    assert!(
+        !handle.is_ready(),
+        "ready before the startup wait without catching up"
+    );
+    handle.ready().await;
+    assert!(handle.is_ready());
+    assert!(!handle.caught_up());
+    assert_eq!(handle.state(), BusState::Down);
+    let s = serve(layer, app()).await;
+    let res = s
+        .post_as("/logout", w.member.session_token.expose_secret())
+        .await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert_eq!(
+        s.whoami(w.member.session_jwt.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.whoami(w.member2.session_jwt.expose_secret()).await,
+        StatusCode::OK
+    );
+}
+
+/// Where the webhook instances receive Stytch's webhooks.
+const WEBHOOK_PATH: &str = "/stytch/webhooks";
+
+/// An instance as [`instance`] builds it, also receiving Stytch's webhooks on
+/// [`WEBHOOK_PATH`] (signed with the emulator's secret), with `GET /roles` answering the
+/// member's roles, comma separated.
+async fn webhook_instance(w: &World, redis: &RedisServer) -> Served {
+    let secrets = WebhookSecrets::parse(w.emulator.webhook_secret().expose_secret()).unwrap();
+    let layer = w
+        .builder()
+        .revocation_bus(bus(redis))
+        .webhook(WEBHOOK_PATH, secrets)
+        .build()
+        .unwrap();
+    let handle = layer.revocation_bus().unwrap().clone();
+    handle.ready().await;
+    assert!(handle.caught_up(), "the bus did not catch up at startup");
+    let router = app().route(
+        "/roles",
+        get(|s: MemberSession| async move { s.roles.join(",") }),
+    );
+    serve(layer, router).await
+}
+
+/// The emulator sends its webhooks to `s` alone.
+fn deliver_to(w: &World, s: &Served) {
+    let endpoint = WebhookEndpoint::new(s.url(WEBHOOK_PATH)).unwrap();
+    w.emulator.add_webhook_endpoint(endpoint);
+}
+
+/// Waits until the emulator's last delivery of `event_type` is answered, and checks it was
+/// applied (204).
+async fn delivered(w: &World, event_type: &str) {
+    let delivery = crate::webhooks::delivered(w, event_type).await;
+    assert_eq!(delivery.last_status, Some(204), "{event_type}");
+}
+
+/// Waits until `s` answers `GET /roles` with `jwt` without `stytch_admin`, within `timeout`;
+/// the roles it answered last.
+async fn demoted(s: &Served, jwt: &str, timeout: Duration) -> String {
+    let end = tokio::time::Instant::now() + timeout;
+    loop {
+        let roles = s.get_as("/roles", jwt).await.text().await.unwrap();
+        if !roles.contains("stytch_admin") || tokio::time::Instant::now() >= end {
+            return roles;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The log's entries as (`kind`, `from`).
+async fn log_entries(w: &World, redis: &RedisServer) -> Vec<(String, String)> {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(log_key(w))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let field = |entry: &redis::streams::StreamId, name: &str| -> String {
+        entry.get(name).unwrap_or_default()
+    };
+    reply
+        .ids
+        .iter()
+        .map(|e| (field(e, "kind"), field(e, "from")))
+        .collect()
+}
+
+#[tokio::test]
+async fn member_deleted_at_stytch_webhook_on_a_is_refused_on_b_token_and_jwt() {
+    // If this broke, a member deleted in Stytch's dashboard would be signed out on the
+    // instance that received the webhook only: every other instance would keep serving
+    // their token from its cache (a minute) and their JWT (five minutes). Or B, applying
+    // it, would publish it again, and every instance would apply each webhook twice.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let (a, b) = (
+        webhook_instance(&w, &redis).await,
+        webhook_instance(&w, &redis).await,
+    );
+    deliver_to(&w, &a);
+    let token = w.member.session_token.expose_secret();
+    let jwt = w.member.session_jwt.expose_secret();
+    assert_eq!(b.whoami(token).await, StatusCode::OK);
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+    w.emulator
+        .via(EventSource::Dashboard)
+        .delete_member(&w.member.member_id)
+        .unwrap();
+    delivered(&w, "dashboard.member.delete").await;
+    assert!(answers(&b, token, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    assert!(answers(&b, jwt, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    assert_eq!(
+        b.whoami(w.member2.session_jwt.expose_secret()).await,
+        StatusCode::OK
+    );
+    // B writes its log messages in order: once its next one has reached A, a republished
+    // webhook effect (queued before it) would be in the log too.
+    let res = b
+        .post_as("/logout", w.member2.session_token.expose_secret())
+        .await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    let member2 = w.member2.session_jwt.expose_secret();
+    assert!(answers(&a, member2, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    let from_stytch: Vec<_> = log_entries(&w, &redis)
+        .await
+        .into_iter()
+        .filter(|(kind, _)| kind.starts_with("stytch_"))
+        .collect();
+    let a_id = bus_of(&a).instance_id().to_owned();
+    assert_eq!(from_stytch, [("stytch_member".to_owned(), a_id)]);
+}
+
+#[tokio::test]
+async fn organization_deleted_at_stytch_webhook_on_a_is_refused_on_b() {
+    // If this broke, members of an organization deleted at Stytch would stay signed in on
+    // every instance but the one that received the webhook (or members of another
+    // organization would be signed out there).
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let (a, b) = (
+        webhook_instance(&w, &redis).await,
+        webhook_instance(&w, &redis).await,
+    );
+    deliver_to(&w, &a);
+    let token = w.member.session_token.expose_secret();
+    let jwt = w.member.session_jwt.expose_secret();
+    let admin = w.admin.session_jwt.expose_secret();
+    let other = w.other_admin.session_jwt.expose_secret();
+    for credential in [token, jwt, admin, other] {
+        assert_eq!(b.whoami(credential).await, StatusCode::OK);
+    }
+    w.emulator.delete_organization(&w.org).unwrap();
+    delivered(&w, "direct.organization.delete").await;
+    for credential in [token, jwt, admin] {
+        assert!(answers(&b, credential, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    }
+    assert_eq!(b.whoami(other).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn roles_changed_at_stytch_webhook_on_a_makes_b_revalidate() {
+    // If this broke, an admin demoted in Stytch's dashboard would keep the admin role (in
+    // the app and the identity headers) on every instance but the one that received the
+    // webhook, for up to five minutes on a locally verified JWT.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let (a, b) = (
+        webhook_instance(&w, &redis).await,
+        webhook_instance(&w, &redis).await,
+    );
+    deliver_to(&w, &a);
+    let jwt = w.admin.session_jwt.expose_secret();
+    let roles = b.get_as("/roles", jwt).await.text().await.unwrap();
+    assert!(roles.contains("stytch_admin"), "{roles}");
+    w.emulator
+        .via(EventSource::Dashboard)
+        .update_member(&w.admin.member_id, MemberUpdate::new().roles(&[]))
+        .unwrap();
+    delivered(&w, "dashboard.member.update").await;
+    let roles = demoted(&b, jwt, PROPAGATION).await;
+    assert!(!roles.contains("stytch_admin"), "{roles}");
+    assert!(roles.contains("stytch_member"), "{roles}");
+    // Re-validated, not signed out.
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_instance_started_after_a_webhook_refuses_the_deleted_member_and_revalidates() {
+    // If this broke, an instance started (or restarted) after a member was deleted at Stytch
+    // would accept their JWT, which verifies locally for five minutes, and one started after
+    // an admin's demotion would serve them as admin: the webhook reached the instances of
+    // the time only.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let a = webhook_instance(&w, &redis).await;
+    deliver_to(&w, &a);
+    w.emulator
+        .via(EventSource::Scim)
+        .delete_member(&w.member.member_id)
+        .unwrap();
+    w.emulator
+        .via(EventSource::Dashboard)
+        .update_member(&w.admin.member_id, MemberUpdate::new().roles(&[]))
+        .unwrap();
+    delivered(&w, "scim.member.delete").await;
+    delivered(&w, "dashboard.member.update").await;
+    // Both published before B exists.
+    let published = || async {
+        let kinds: Vec<_> = log_entries(&w, &redis)
+            .await
+            .into_iter()
+            .map(|(kind, _)| kind)
+            .collect();
+        kinds.iter().any(|k| k == "stytch_member") && kinds.iter().any(|k| k == "roles")
+    };
+    let end = tokio::time::Instant::now() + PROPAGATION;
+    while !published().await {
+        assert!(tokio::time::Instant::now() < end, "never published");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let b = webhook_instance(&w, &redis).await;
+    assert_eq!(
+        b.whoami(w.member.session_jwt.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let roles = b
+        .get_as("/roles", w.admin.session_jwt.expose_secret())
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!roles.contains("stytch_admin"), "{roles}");
+    assert!(roles.contains("stytch_member"), "{roles}");
+    assert_eq!(
+        b.whoami(w.member2.session_jwt.expose_secret()).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn forged_roles_mark_in_redis_cannot_hide_a_demotion_received_here() {
+    // If this broke, anyone able to write to Redis could keep a demoted admin's sessions
+    // served as admin on the instance that received Stytch's webhook (its JWT, verified
+    // locally, for five minutes): a `roles` message naming the admin's current roles and a
+    // later change time would make the genuine, earlier event look stale there.
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let a = webhook_instance(&w, &redis).await;
+    deliver_to(&w, &a);
+    let jwt = w.admin.session_jwt.expose_secret();
+    let before = a.get_as("/roles", jwt).await.text().await.unwrap();
+    assert!(before.contains("stytch_admin"), "{before}");
+    let current: Vec<&str> = before.split(',').collect();
+    let roles = serde_json::to_string(&current).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let changed_at = (now_ms + 10 * 24 * 3600 * 1000).to_string();
+    let until = (now_ms + 300 * 1000).to_string();
+    let forger = "0123456789abcdef0123456789abcdef";
+    let key = log_key(&w);
+    let mut events = a.layer.revoker().events();
+    let forged = [
+        "XADD",
+        &key,
+        "*",
+        "v",
+        "1",
+        "kind",
+        "roles",
+        "from",
+        forger,
+        "origin",
+        forger,
+        "rev",
+        "1",
+        "id",
+        &w.admin.member_id,
+        "changed_at",
+        &changed_at,
+        "roles",
+        &roles,
+        "until",
+        &until,
+    ];
+    assert!(redis.command(&forged).is_some_and(|r| r.starts_with('$')));
+    let applied = tokio::time::timeout(PROPAGATION, events.recv()).await;
+    assert!(
+        matches!(
+            applied,
+            Ok(Ok(tower_stytch::RevocationEvent::RolesChanged { .. }))
+        ),
+        "the forged mark was not read: {applied:?}"
+    );
+    w.emulator
+        .via(EventSource::Dashboard)
+        .update_member(&w.admin.member_id, MemberUpdate::new().roles(&[]))
+        .unwrap();
+    delivered(&w, "dashboard.member.update").await;
+    let after = a.get_as("/roles", jwt).await.text().await.unwrap();
+    assert!(!after.contains("stytch_admin"), "{after}");
+}
