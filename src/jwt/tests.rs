@@ -766,3 +766,55 @@ async fn nothing_prints_the_jwt() {
         }
     }
 }
+
+#[test]
+fn mangled_and_arbitrary_jwts_never_verify_and_never_panic() {
+    // If this broke, some edit of a genuine JWT (its header's `alg` or `kid`, its payload's
+    // claims, its segments) would verify without Stytch's signature over exactly those bytes,
+    // or a hostile string would panic the verifier. The cargo-fuzz target `jwt` explores the
+    // same property for longer.
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_server, v) = rt.block_on(async {
+        let server = server_with(vec![jwk(KID1, KEY1_PUB)], 1).await;
+        let v = verifier(&server, JwtConfig::default());
+        v.refresh_jwks().await.unwrap();
+        (server, v)
+    });
+    let genuine = sign(&claims()).expose_secret().to_owned();
+    let signed_part = |s: &str| s.rsplit_once('.').map(|(head, _)| head.to_owned());
+    let edits = prop::collection::vec((any::<u16>(), any::<u8>(), 0u8..3), 0..6);
+    let strategy = (prop::option::of(".{0,300}"), edits);
+    let mut runner = TestRunner::new(Config {
+        cases: 2000,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |(raw, edits)| {
+            let mut bytes = raw.unwrap_or_else(|| genuine.clone()).into_bytes();
+            for (at, byte, op) in edits {
+                let at = usize::from(at) % (bytes.len() + 1);
+                match op {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 => bytes.insert(at, byte),
+                    _ if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+            let Ok(text) = String::from_utf8(bytes) else {
+                return Ok(());
+            };
+            let result = rt.block_on(v.verify_at(&SessionJwt::new(text.clone()), at(IAT + 1)));
+            if result.is_ok() {
+                prop_assert_eq!(signed_part(&text), signed_part(&genuine));
+            }
+            Ok(())
+        })
+        .unwrap();
+}
