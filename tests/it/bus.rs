@@ -75,6 +75,37 @@ async fn logout_on_a_is_refused_on_b_token_and_jwt() {
 }
 
 #[tokio::test]
+async fn logout_on_a_closes_the_sessions_websocket_on_b() {
+    // If this broke, a session logged out on one instance would keep its live WebSocket (or
+    // stream) open on another: the bus's revocations would not reach live connections. The
+    // time from A's logout answer to B's close is printed (`--nocapture`), 20 runs.
+    use crate::live::{SESSION_REVOKED, closed_with, connect, live};
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let a = instance(&w, &redis).await;
+    let layer = w.builder().revocation_bus(bus(&redis)).build().unwrap();
+    layer.revocation_bus().unwrap().ready().await;
+    let b = serve(layer, axum::Router::new().route("/live", get(live))).await;
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let session = w.emulator.create_session(&w.member.member_id);
+        let token = session.session_token.expose_secret();
+        let mut socket = connect(b.addr, token).await;
+        let res = a.post_as("/logout", token).await;
+        let answered = std::time::Instant::now();
+        assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+        assert_eq!(closed_with(&mut socket).await, Some(SESSION_REVOKED));
+        times.push(answered.elapsed());
+    }
+    times.sort();
+    println!(
+        "bus → live close after the logout's answer: p50 {:?}, max {:?} (20 runs)",
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+}
+
+#[tokio::test]
 async fn admin_revocation_on_a_is_refused_on_b() {
     // If this broke, an admin's revocation would take effect on the instance that served it
     // only.

@@ -17,9 +17,9 @@ use tower_stytch::SessionLiveness;
 use crate::support::{World, bearer, serve};
 
 /// The close code the README's example uses for a revoked session.
-const SESSION_REVOKED: u16 = 4401;
+pub(crate) const SESSION_REVOKED: u16 = 4401;
 
-async fn live(ws: WebSocketUpgrade, liveness: SessionLiveness) -> Response {
+pub(crate) async fn live(ws: WebSocketUpgrade, liveness: SessionLiveness) -> Response {
     ws.on_upgrade(move |socket| echo_until_revoked(socket, liveness))
 }
 
@@ -44,10 +44,10 @@ async fn echo_until_revoked(mut socket: WebSocket, liveness: SessionLiveness) {
     }
 }
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(addr: std::net::SocketAddr, credential: &str) -> Socket {
+pub(crate) async fn connect(addr: std::net::SocketAddr, credential: &str) -> Socket {
     let mut request = format!("ws://{addr}/live").into_client_request().unwrap();
     let header = bearer(credential).parse().unwrap();
     request.headers_mut().insert("authorization", header);
@@ -62,7 +62,7 @@ async fn connect(addr: std::net::SocketAddr, credential: &str) -> Socket {
 }
 
 /// The close code the app sent, waiting at most 2 s (a bound on propagation, not a timing).
-async fn closed_with(socket: &mut Socket) -> Option<u16> {
+pub(crate) async fn closed_with(socket: &mut Socket) -> Option<u16> {
     let wait = async {
         while let Some(Ok(message)) = socket.next().await {
             if let tungstenite::Message::Close(frame) = message {
