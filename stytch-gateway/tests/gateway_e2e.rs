@@ -1393,4 +1393,66 @@ async fn duplicate_foreign_and_forged_webhooks_are_counted_and_change_nothing() 
         assert!(count("unverified", "rejected").is_some(), "{rendered}");
     })
     .await;
+}#[tokio::test]
+async fn two_gateways_share_revocations_over_rediss_with_a_verified_certificate() {
+    // If this broke, `rediss://` (Redis over TLS, as managed Redis services require) would not
+    // carry revocations between gateways, or would trust a certificate nobody vouched for.
+    bounded(async {
+        let pki = https::TestPki::new();
+        let redis = RedisServer::start_tls(REDIS_PASSWORD, &pki.leaf_pem, &pki.leaf_key_pem);
+        let url = redis.tls_url().unwrap();
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        // The test CA is this process's only trust anchor for Redis (rustls-native-certs
+        // reads SSL_CERT_FILE).
+        let trusted = [("GATEWAY_REDIS_URL", url.as_str()), ("SSL_CERT_FILE", pki.ca_path())];
+        let a = Gateway::start_with_env(&stytch, up.addr, &[], &trusted).await;
+        let b = Gateway::start_with_env(&stytch, up.addr, &[], &trusted).await;
+        for gw in [&a, &b] {
+            let body = http()
+                .get(format!("{}/readyz", gw.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(body.contains("revocation bus: live"), "{body}");
+        }
+        let org = stytch.organization("acme").await;
+        let (_, bob) = stytch.member(&org, "bob@acme.test", &[]).await;
+        use reqwest::Method;
+        assert_eq!(b.call(Method::GET, "/whoami", &bob).await, StatusCode::OK);
+        assert!(a.call(Method::POST, "/logout", &bob).await.is_success());
+        assert!(
+            within(Duration::from_secs(2), || async {
+                b.call(Method::GET, "/whoami", &bob).await == StatusCode::UNAUTHORIZED
+            })
+            .await
+        );
+        // A gateway that does not trust the test CA never gets a bus: the certificate is
+        // verified, not merely encrypted to.
+        let untrusting = Gateway::start_with_env(
+            &stytch,
+            up.addr,
+            &["--redis-startup-wait", "1s"],
+            &[("GATEWAY_REDIS_URL", url.as_str())],
+        )
+        .await;
+        let body = http()
+            .get(format!("{}/readyz", untrusting.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!body.contains("revocation bus: live"), "{body}");
+        for gw in [&a, &b, &untrusting] {
+            gw.assert_logs_clean(&[&bob, REDIS_PASSWORD]);
+        }
+    })
+    .await;
 }
+
+

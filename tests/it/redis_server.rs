@@ -15,6 +15,8 @@ pub struct RedisServer {
     password: Option<String>,
     dir: PathBuf,
     child: Option<Child>,
+    /// A TLS port beside the plain one (which the harness keeps using for its own commands).
+    tls_port: Option<u16>,
 }
 
 impl RedisServer {
@@ -28,12 +30,26 @@ impl RedisServer {
         Self::start_inner(Some(password.to_owned()))
     }
 
+    /// [`start_with_password`](Self::start_with_password), also serving TLS on
+    /// [`tls_url`](Self::tls_url) with the PEM certificate `cert_pem` and key `key_pem`.
+    pub fn start_tls(password: &str, cert_pem: &str, key_pem: &str) -> Self {
+        let mut server = Self::start_inner(Some(password.to_owned()));
+        std::fs::write(server.dir.join("tls.crt"), cert_pem).unwrap();
+        std::fs::write(server.dir.join("tls.key"), key_pem).unwrap();
+        server.tls_port = Some(free_port());
+        server.restart();
+        server
+    }
+
+    /// `rediss://:<password>@127.0.0.1:<tls port>/`, when started with TLS.
+    pub fn tls_url(&self) -> Option<String> {
+        let password = self.password.as_deref().unwrap_or_default();
+        self.tls_port
+            .map(|port| format!("rediss://:{password}@127.0.0.1:{port}/"))
+    }
+
     fn start_inner(password: Option<String>) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("tower-stytch-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -42,6 +58,7 @@ impl RedisServer {
             password,
             dir,
             child: None,
+            tls_port: None,
         };
         server.restart();
         server
@@ -69,6 +86,14 @@ impl RedisServer {
         let mut command = Command::new("redis-server");
         if let Some(password) = &self.password {
             command.args(["--requirepass", password]);
+        }
+        if let Some(tls_port) = self.tls_port {
+            command
+                .args(["--tls-port", &tls_port.to_string(), "--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(self.dir.join("tls.crt"))
+                .arg("--tls-key-file")
+                .arg(self.dir.join("tls.key"));
         }
         let child = command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -135,4 +160,12 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

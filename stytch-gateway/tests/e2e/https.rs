@@ -25,6 +25,9 @@ pub(crate) struct TestPki {
     pub(crate) ca_file: PathBuf,
     leaf: CertificateDer<'static>,
     leaf_key: Vec<u8>,
+    /// The leaf certificate and its key, PEM, for servers configured by file (redis-server).
+    pub(crate) leaf_pem: String,
+    pub(crate) leaf_key_pem: String,
 }
 
 impl TestPki {
@@ -54,6 +57,8 @@ impl TestPki {
             ca_file,
             leaf: leaf.der().clone(),
             leaf_key: leaf_key.serialize_der(),
+            leaf_pem: leaf.pem(),
+            leaf_key_pem: leaf_key.serialize_pem(),
         }
     }
 
