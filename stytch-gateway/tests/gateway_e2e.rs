@@ -1393,7 +1393,8 @@ async fn duplicate_foreign_and_forged_webhooks_are_counted_and_change_nothing() 
         assert!(count("unverified", "rejected").is_some(), "{rendered}");
     })
     .await;
-}#[tokio::test]
+}
+#[tokio::test]
 async fn two_gateways_share_revocations_over_rediss_with_a_verified_certificate() {
     // If this broke, `rediss://` (Redis over TLS, as managed Redis services require) would not
     // carry revocations between gateways, or would trust a certificate nobody vouched for.
@@ -1405,7 +1406,10 @@ async fn two_gateways_share_revocations_over_rediss_with_a_verified_certificate(
         let up = upstream().await;
         // The test CA is this process's only trust anchor for Redis (rustls-native-certs
         // reads SSL_CERT_FILE).
-        let trusted = [("GATEWAY_REDIS_URL", url.as_str()), ("SSL_CERT_FILE", pki.ca_path())];
+        let trusted = [
+            ("GATEWAY_REDIS_URL", url.as_str()),
+            ("SSL_CERT_FILE", pki.ca_path()),
+        ];
         let a = Gateway::start_with_env(&stytch, up.addr, &[], &trusted).await;
         let b = Gateway::start_with_env(&stytch, up.addr, &[], &trusted).await;
         for gw in [&a, &b] {
@@ -1454,5 +1458,3 @@ async fn two_gateways_share_revocations_over_rediss_with_a_verified_certificate(
     })
     .await;
 }
-
-

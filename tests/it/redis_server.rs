@@ -89,7 +89,12 @@ impl RedisServer {
         }
         if let Some(tls_port) = self.tls_port {
             command
-                .args(["--tls-port", &tls_port.to_string(), "--tls-auth-clients", "no"])
+                .args([
+                    "--tls-port",
+                    &tls_port.to_string(),
+                    "--tls-auth-clients",
+                    "no",
+                ])
                 .arg("--tls-cert-file")
                 .arg(self.dir.join("tls.crt"))
                 .arg("--tls-key-file")
