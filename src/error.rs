@@ -387,8 +387,8 @@ impl StytchError {
         }
     }
 
-    /// Whether Stytch's verdict is unknown: it may have acted, but its answer could not be
-    /// read (a body that is not the expected JSON, a connection lost mid-answer), or it was
+    /// Whether Stytch's verdict is unknown (every [`is_retryable`](Self::is_retryable) error
+    /// included): it may have acted, but its answer could not be read (a body that is not the expected JSON, a connection lost mid-answer), or it was
     /// not reached at all. Such an answer is an outage, never a refusal: a revocation stays
     /// pending rather than being undone, a request gets 503 rather than 401.
     pub fn is_verdict_unknown(&self) -> bool {

@@ -72,7 +72,7 @@ impl LookupError {
                 error_type,
                 request_id,
             }
-        } else if err.is_retryable() || err.is_verdict_unknown() {
+        } else if err.is_verdict_unknown() {
             tracing::warn!(error = %err, "stytch unavailable");
             Self::Unavailable {
                 retry_after: err.retry_after(),

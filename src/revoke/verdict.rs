@@ -54,7 +54,7 @@ impl Verdict {
         }
         if err.is_misconfigured() {
             Self::Misconfigured(err)
-        } else if err.is_retryable() || err.is_verdict_unknown() {
+        } else if err.is_verdict_unknown() {
             // Stytch may have revoked it, but its answer is unreadable: keep it pending (a
             // retry answers 404, already revoked), never undo it here.
             Self::Unavailable(err)

@@ -5,19 +5,10 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use stytch_emulator::{EmulatorEndpoint, Fault};
+use tower_stytch::StytchAuthLayer;
 use tower_stytch::client::RetryPolicy;
-use tower_stytch::{StytchAuthLayer, StytchClient, StytchConfig};
 
 use crate::support::{World, app, serve};
-
-fn client(w: &World, retry: RetryPolicy) -> StytchClient {
-    let config = StytchConfig::builder(w.emulator.project_id(), w.emulator.secret())
-        .base_url(w.emulator.base_url())
-        .retry_policy(retry)
-        .build()
-        .unwrap();
-    StytchClient::new(config).unwrap()
-}
 
 #[tokio::test]
 async fn hanging_stytch_answers_503_within_the_deadline_not_after_every_attempt_timed_out() {
@@ -25,7 +16,7 @@ async fn hanging_stytch_answers_503_within_the_deadline_not_after_every_attempt_
     // request for attempts × attempt timeout (10 s before this fix) instead of the 3 s
     // deadline, piling up connections in front of the app.
     let w = World::new().await;
-    let layer = StytchAuthLayer::builder(client(&w, RetryPolicy::default()))
+    let layer = StytchAuthLayer::builder(w.client_with_defaults())
         .without_jwt()
         .build()
         .unwrap();
@@ -57,7 +48,7 @@ async fn stytch_outage_is_not_amplified_by_retries() {
         r.max_delay = Duration::from_millis(5);
         r
     };
-    let layer = StytchAuthLayer::builder(client(&w, retry))
+    let layer = StytchAuthLayer::builder(w.client_with_retry(retry))
         .without_jwt()
         .build()
         .unwrap();

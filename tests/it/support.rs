@@ -74,8 +74,14 @@ impl World {
     /// A client with the library's default timeouts and retry policy (3 s per call, 2 s per
     /// attempt, 3 attempts, the retry budget), as an app would have.
     pub fn client_with_defaults(&self) -> StytchClient {
+        self.client_with_retry(RetryPolicy::default())
+    }
+
+    /// A client with the library's default timeouts and `retry`.
+    pub fn client_with_retry(&self, retry: RetryPolicy) -> StytchClient {
         let config = StytchConfig::builder(self.emulator.project_id(), self.emulator.secret())
             .base_url(self.emulator.base_url())
+            .retry_policy(retry)
             .build()
             .unwrap();
         StytchClient::new(config).unwrap()
