@@ -300,6 +300,10 @@ pub(crate) struct UpstreamArgs {
     /// Address the echo upstream listens on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
     pub(crate) listen: SocketAddr,
+    /// Answer every request 204 with no body instead of echoing it (the no-op auth endpoint
+    /// the load run compares the auth-only endpoint with).
+    #[arg(long)]
+    pub(crate) no_content: bool,
 }
 
 /// A Redis URL as given on the command line; its `Debug` output hides it (it may hold a
@@ -427,14 +431,16 @@ pub(crate) async fn run(command: Command) -> Result<ExitCode, GatewayError> {
         }
         Command::Upstream(args) => {
             let listener = super::bind(args.listen).await?;
-            println!("echo upstream listening on http://{}", args.listen);
-            super::server::serve(
-                listener,
-                super::upstream::EchoUpstream,
-                shutdown_signal(),
-                Duration::from_secs(5),
-            )
-            .await;
+            let drain = Duration::from_secs(5);
+            if args.no_content {
+                println!("no-content upstream listening on http://{}", args.listen);
+                let service = super::upstream::NoContent;
+                super::server::serve(listener, service, shutdown_signal(), drain).await;
+            } else {
+                println!("echo upstream listening on http://{}", args.listen);
+                let service = super::upstream::EchoUpstream;
+                super::server::serve(listener, service, shutdown_signal(), drain).await;
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

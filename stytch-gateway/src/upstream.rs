@@ -1,7 +1,9 @@
-//! [`EchoUpstream`]: the small upstream app of the demo and the load run.
+//! [`EchoUpstream`]: the small upstream app of the demo and the load run, and [`NoContent`],
+//! the load run's no-op auth endpoint.
 //!
-//! It answers every request with a JSON page of what it received from the gateway: method,
-//! path, identity headers and `X-Forwarded-*`. It never echoes `Authorization` or cookies.
+//! The echo app answers every request with a JSON page of what it received from the gateway:
+//! method, path, identity headers and `X-Forwarded-*`. It never echoes `Authorization` or
+//! cookies.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -63,5 +65,26 @@ impl<B> tower_service::Service<Request<B>> for EchoUpstream {
             HeaderValue::from_static("application/json"),
         );
         Box::pin(async move { Ok(response) })
+    }
+}
+
+/// Answers every request `204 No Content` without reading it: the trivial auth endpoint
+/// nginx `auth_request` is pointed at in the load run, to compare ours with.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NoContent;
+
+impl<B> tower_service::Service<Request<B>> for NoContent {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Request<B>) -> Self::Future {
+        let mut response = Response::new(full_body(bytes::Bytes::new()));
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        std::future::ready(Ok(response))
     }
 }
