@@ -249,6 +249,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "10s",
           value_parser = parse_duration)]
     pub(crate) shutdown_timeout: Duration,
+    /// How long a `/readyz` result is reused before a probe checks Stytch again (0: every
+    /// probe checks).
+    #[arg(long, env = "GATEWAY_READINESS_MAX_AGE", value_name = "DURATION", default_value = "5s",
+          value_parser = humantime::parse_duration)]
+    pub(crate) readiness_max_age: Duration,
     /// The Stytch project.
     #[command(flatten)]
     pub(crate) stytch: StytchArgs,
@@ -486,6 +491,7 @@ mod tests {
         assert_eq!(args.forced_signout, ["DELETE /api/members/{member_id}"]);
         assert_eq!(args.upstream_timeout, Duration::from_millis(250));
         assert_eq!(args.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(args.readiness_max_age, Duration::from_secs(5));
         assert_eq!(args.stytch.stytch_deadline, Duration::from_secs(3));
         let trusted: Vec<String> = args.trusted_proxies.iter().map(|n| n.to_string()).collect();
         assert_eq!(trusted, ["10.0.0.0/8", "192.168.1.1/32"]);

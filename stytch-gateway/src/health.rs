@@ -3,6 +3,10 @@
 //! `/healthz` is 200 while the process serves requests. `/readyz` is 200 only when the
 //! readiness check passes (for the gateway: `StytchAuthLayer::ready`, i.e. Stytch reachable
 //! and, with local JWT verification, its JWKS loaded) and the gateway is not draining.
+//!
+//! The check's result is reused for a maximum age (`--readiness-max-age`), so probes do not
+//! call Stytch each time: however many probes arrive within that age, Stytch sees one call,
+//! and concurrent probes after it share the next one. Draining is never cached.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -30,11 +34,40 @@ pub(crate) const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) type ReadyCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
 
+/// How long a readiness result is reused by default (`--readiness-max-age`).
+pub(crate) const DEFAULT_READINESS_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// A [`ReadyCheck`] whose result is reused while younger than `max_age` (zero: never reused).
+/// The lock is held during a check, so concurrent probes wait for one check and share it.
+struct CachedCheck {
+    check: ReadyCheck,
+    max_age: Duration,
+    last: tokio::sync::Mutex<Option<(Instant, Result<String, String>)>>,
+}
+
+impl CachedCheck {
+    /// The last result if young enough, else a fresh one (a timeout counts as a failure).
+    async fn run(&self) -> Result<String, String> {
+        let mut last = self.last.lock().await;
+        if let Some((at, result)) = &*last
+            && at.elapsed() < self.max_age
+        {
+            return result.clone();
+        }
+        let result = match tokio::time::timeout(READY_CHECK_TIMEOUT, (self.check)()).await {
+            Ok(result) => result,
+            Err(_) => Err("check timed out".to_owned()),
+        };
+        *last = Some((Instant::now(), result.clone()));
+        result
+    }
+}
+
 /// Answers the health probes and passes every other request to `S`.
 #[derive(Clone)]
 pub(crate) struct Health<S> {
     inner: S,
-    check: ReadyCheck,
+    check: Arc<CachedCheck>,
     draining: Arc<AtomicBool>,
 }
 
@@ -47,11 +80,15 @@ impl<S> std::fmt::Debug for Health<S> {
 }
 
 impl<S> Health<S> {
-    /// Wraps `inner`; `/readyz` runs `check`.
-    pub(crate) fn new(inner: S, check: ReadyCheck) -> Self {
+    /// Wraps `inner`; `/readyz` runs `check`, whose result is reused for `max_age`.
+    pub(crate) fn new(inner: S, check: ReadyCheck, max_age: Duration) -> Self {
         Self {
             inner,
-            check,
+            check: Arc::new(CachedCheck {
+                check,
+                max_age,
+                last: tokio::sync::Mutex::new(None),
+            }),
             draining: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -106,24 +143,17 @@ where
     }
 }
 
-async fn readiness(draining: bool, check: ReadyCheck) -> Response<Body> {
+async fn readiness(draining: bool, check: Arc<CachedCheck>) -> Response<Body> {
     if draining {
         return text_response(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
     }
-    match tokio::time::timeout(READY_CHECK_TIMEOUT, check()).await {
-        Ok(Ok(body)) => text_response(StatusCode::OK, body),
-        Ok(Err(reason)) => {
+    match check.run().await {
+        Ok(body) => text_response(StatusCode::OK, body),
+        Err(reason) => {
             tracing::warn!(reason, "not ready");
             text_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("not ready: {reason}\n"),
-            )
-        }
-        Err(_) => {
-            tracing::warn!("readiness check timed out");
-            text_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: check timed out\n",
             )
         }
     }

@@ -17,7 +17,7 @@ use super::app::App;
 use super::cli::ServeArgs;
 use super::credentials::Credentials;
 use super::forwarded::TrustedProxies;
-use super::health::{Health, ReadyCheck};
+use super::health::{DEFAULT_READINESS_MAX_AGE, Health, ReadyCheck};
 use super::metrics::MetricsService;
 use super::proxy::{DEFAULT_UPSTREAM_TIMEOUT, Forwarding, Proxy, Transport};
 use super::server::{Drain, serve};
@@ -68,6 +68,8 @@ pub struct ServeOptions {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Budget for draining and flushing revocations on shutdown.
     pub shutdown_timeout: Duration,
+    /// How long a `/readyz` result is reused (zero: every probe checks Stytch).
+    pub readiness_max_age: Duration,
     /// Revocations shared with other instances through Redis, if any.
     pub redis: Option<RedisBus>,
     /// Path receiving Stytch's webhooks and the secrets they are signed with (off when
@@ -99,6 +101,7 @@ impl ServeOptions {
             pass_credentials: false,
             trusted_proxies: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
+            readiness_max_age: DEFAULT_READINESS_MAX_AGE,
             redis: None,
             webhook: None,
             stytch,
@@ -144,6 +147,7 @@ impl TryFrom<ServeArgs> for ServeOptions {
             pass_credentials: args.pass_credentials,
             trusted_proxies: args.trusted_proxies,
             shutdown_timeout: args.shutdown_timeout,
+            readiness_max_age: args.readiness_max_age,
             redis: args
                 .redis_url
                 .filter(|u| !u.0.trim().is_empty())
@@ -312,7 +316,7 @@ impl Gateway {
             let layer = ready_layer.clone();
             Box::pin(async move { readiness(&layer).await })
         });
-        let service = Health::new(layer.layer(app), check);
+        let service = Health::new(layer.layer(app), check, options.readiness_max_age);
         let metrics = match options.metrics_listen {
             Some(addr) => {
                 let handle = super::metrics::recorder()?;

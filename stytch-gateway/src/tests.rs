@@ -208,7 +208,8 @@ async fn spawn_gateway_with(
             }
         })
     });
-    spawn(Health::new(fake_auth, check)).await
+    // Max age zero: every probe runs the check, so flipping `ready` shows at once.
+    spawn(Health::new(fake_auth, check, Duration::ZERO)).await
 }
 
 /// The default stack: a recording upstream, and the gateway (stand-in auth, 5 s upstream
@@ -614,7 +615,7 @@ mod full_stack {
 
     use super::*;
     use crate::serve::{Gateway, ServeOptions};
-    use stytch_emulator::{Emulator, EmulatorConfig, SessionInfo};
+    use stytch_emulator::{Emulator, EmulatorConfig, EmulatorEndpoint, SessionInfo};
 
     struct Stack {
         emulator: Emulator,
@@ -850,7 +851,7 @@ mod full_stack {
     async fn readyz_is_503_when_stytch_is_unreachable() {
         // If this broke, /readyz would report ready while no request can be authenticated.
         bounded(async {
-            let stack = start(|_| {}).await;
+            let stack = start(|o| o.readiness_max_age = Duration::ZERO).await;
             assert_eq!(
                 get(stack.addr, "/readyz", &[]).await.status(),
                 StatusCode::OK
@@ -860,6 +861,69 @@ mod full_stack {
             let r = get(addr, "/readyz", &[]).await;
             assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
             assert_eq!(get(addr, "/healthz", &[]).await.status(), StatusCode::OK);
+        })
+        .await;
+    }
+
+    /// The start-up log line's readiness check has reached the emulator (its one JWKS call
+    /// without local JWT verification), so the counts below are the probes' alone.
+    async fn startup_check_done(emulator: &Emulator) -> usize {
+        while emulator.request_count(EmulatorEndpoint::Jwks) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        emulator.request_count(EmulatorEndpoint::Jwks)
+    }
+
+    #[tokio::test]
+    async fn readyz_probes_within_the_max_age_make_one_stytch_call() {
+        // If this broke, every readiness probe (every replica, every few seconds, from every
+        // load balancer) would call Stytch: a probe storm would become a Stytch call storm.
+        bounded(async {
+            let stack = start(|o| {
+                o.no_jwt = true;
+                o.readiness_max_age = Duration::from_secs(3600);
+            })
+            .await;
+            let before = startup_check_done(&stack.emulator).await;
+            for _ in 0..20 {
+                let r = get(stack.addr, "/readyz", &[]).await;
+                assert_eq!(r.status(), StatusCode::OK);
+            }
+            let concurrent = (0..20).map(|_| get(stack.addr, "/readyz", &[]));
+            for r in futures_util::future::join_all(concurrent).await {
+                assert_eq!(r.status(), StatusCode::OK);
+            }
+            let calls = stack.emulator.request_count(EmulatorEndpoint::Jwks) - before;
+            assert_eq!(calls, 1, "40 probes within the max age made {calls} Stytch calls");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_stale_readiness_result_is_checked_again() {
+        // If this broke, /readyz would keep answering from its first check forever: a gateway
+        // that lost Stytch would stay "ready".
+        bounded(async {
+            let max_age = Duration::from_millis(200);
+            let stack = start(|o| {
+                o.no_jwt = true;
+                o.readiness_max_age = max_age;
+            })
+            .await;
+            let before = startup_check_done(&stack.emulator).await;
+            for round in 1..=3 {
+                let r = get(stack.addr, "/readyz", &[]).await;
+                assert_eq!(r.status(), StatusCode::OK);
+                let calls = stack.emulator.request_count(EmulatorEndpoint::Jwks) - before;
+                assert_eq!(calls, round, "probe {round} after the max age");
+                tokio::time::sleep(max_age * 2).await;
+            }
+            // And a stale result follows Stytch's state: gone now, so not ready.
+            let Stack { emulator, addr, .. } = stack;
+            emulator.shutdown().await;
+            tokio::time::sleep(max_age * 2).await;
+            let r = get(addr, "/readyz", &[]).await;
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         })
         .await;
     }
