@@ -15,8 +15,11 @@ use tower_stytch::MemberSession;
 /// The service behind the auth layer.
 ///
 /// A request for the auth-only path (`--auth-only-path`, for nginx `auth_request` and
-/// Traefik `forwardAuth`) is answered 200 with the identity headers (any method, body not
-/// read); the auth layer in front has already answered 401 / 403 / 503 when it had to.
+/// Traefik `forwardAuth`) is answered 200 with the identity headers and an empty body (any
+/// method, body not read); the auth layer in front has already answered 401 / 403 / 503
+/// when it had to. The body is empty because nginx never reads an `auth_request` answer's
+/// body: one with a body cannot go back to nginx's keep-alive pool, so every check would
+/// open a new connection to the gateway.
 /// Everything else goes to the [`Proxy`].
 #[derive(Clone, Debug)]
 pub(crate) struct App {
@@ -36,7 +39,7 @@ impl App {
     fn auth_only<B>(req: &Request<B>) -> Response<Body> {
         match req.extensions().get::<MemberSession>() {
             Some(session) => {
-                let mut response = text_response(StatusCode::OK, "authenticated\n");
+                let mut response = Response::new(super::full_body(Bytes::new()));
                 insert_identity_headers(response.headers_mut(), session);
                 response
             }

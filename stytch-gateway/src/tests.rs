@@ -574,6 +574,10 @@ async fn auth_only_endpoint_answers_with_identity_headers() {
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["x-stytch-member-id"], "member-test-1");
         assert_eq!(r.headers()["x-stytch-roles"], "stytch_member,editor");
+        // An answer with a body costs nginx its keep-alive connection to the gateway on
+        // every check (it never reads auth_request bodies): a connection per request.
+        assert!(r.body().is_empty(), "{:?}", r.body());
+        assert_eq!(r.headers()["content-length"], "0");
         assert!(
             state.seen.lock().unwrap().is_empty(),
             "the auth-only request reached the upstream"
