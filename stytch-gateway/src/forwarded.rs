@@ -77,9 +77,10 @@ pub(crate) fn set_forwarding_headers(
         }
     }
     if let Some(ip) = peer {
-        append_forwarded_for(headers, ip);
+        let ip = ip_value(ip);
+        append_forwarded_for(headers, &ip);
         if !headers.contains_key(&X_REAL_IP) {
-            headers.insert(X_REAL_IP, ip_value(ip));
+            headers.insert(X_REAL_IP, ip);
         }
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -93,21 +94,30 @@ pub(crate) fn set_forwarding_headers(
 }
 
 /// Appends `ip` to the request's `X-Forwarded-For` chain (all copies merged into one).
-fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
-    let mut chain: Vec<String> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .collect();
-    chain.push(ip.to_string());
-    let value = HeaderValue::from_str(&chain.join(", ")).unwrap_or_else(|_| ip_value(ip));
+/// Without a chain (every untrusted peer's request), `ip` is the header, copied from no string.
+fn append_forwarded_for(headers: &mut HeaderMap, ip: &HeaderValue) {
+    let mut chain = String::new();
+    let copies = headers.get_all(&X_FORWARDED_FOR).iter();
+    for hop in copies.filter_map(|v| v.to_str().ok()).map(str::trim) {
+        if !hop.is_empty() {
+            chain.push_str(hop);
+            chain.push_str(", ");
+        }
+    }
+    let value = if chain.is_empty() {
+        ip.clone()
+    } else {
+        // `ip` is an address, so ASCII.
+        chain.push_str(ip.to_str().unwrap_or_default());
+        HeaderValue::from_str(&chain).unwrap_or_else(|_| ip.clone())
+    };
     headers.insert(X_FORWARDED_FOR, value);
 }
 
+/// The header value of an address: one allocation, shared by every header that holds it.
 fn ip_value(ip: IpAddr) -> HeaderValue {
-    HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header value")
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(ip.to_string()))
+        .expect("an IP address is a valid header value")
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
@@ -125,12 +125,20 @@ impl Upstream {
         self.scheme == Scheme::HTTPS
     }
 
-    /// The URI a request for `path_and_query` goes to.
-    fn uri_for(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+    /// The URI a request for `path_and_query` (`/` when `None`) goes to. Without a prefix
+    /// the request's own path and query are reused as they are (no copy, no parse).
+    fn uri_for(&self, path_and_query: Option<PathAndQuery>) -> Result<Uri, http::Error> {
+        let path_and_query = match path_and_query {
+            Some(pq) if self.prefix.is_empty() => pq,
+            pq => {
+                let pq = pq.as_ref().map_or("/", PathAndQuery::as_str);
+                PathAndQuery::try_from(format!("{}{pq}", self.prefix))?
+            }
+        };
         Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
-            .path_and_query(format!("{}{path_and_query}", self.prefix))
+            .path_and_query(path_and_query)
             .build()
     }
 }
@@ -265,7 +273,9 @@ impl Proxy {
     {
         let started = Instant::now();
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        // For the log lines: a reference-counted clone, not a copy.
+        let target = req.uri().path_and_query().cloned();
+        let path = target.as_ref().map_or("/", PathAndQuery::path);
         // An upgrade takes the client's connection over from hyper once answered 101.
         let upgrade = upgrade_protocol(&req).map(|protocol| {
             let on_upgrade = hyper::upgrade::on(&mut req);
@@ -375,11 +385,7 @@ impl Proxy {
         B::Error: Into<BoxError>,
     {
         let (mut parts, body) = req.into_parts();
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
+        let path_and_query = parts.uri.path_and_query().cloned();
         let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -403,7 +409,7 @@ impl Proxy {
         let trusted = &self.inner.forwarding.trusted_proxies;
         set_forwarding_headers(headers, peer, trusted, original_host);
         headers.insert(header::HOST, self.inner.upstream.host_header.clone());
-        parts.uri = self.inner.upstream.uri_for(&path_and_query)?;
+        parts.uri = self.inner.upstream.uri_for(path_and_query)?;
         parts.version = Version::HTTP_11;
         let seed = LiveSeed::take(&mut parts.extensions);
         let body = body.map_err(Into::into).boxed_unsync();
@@ -455,17 +461,27 @@ mod tests {
     #[test]
     fn upstream_urls_are_checked() {
         // If this broke, a typo in --upstream would only show up at the first request.
+        let pq = |raw: &'static str| Some(PathAndQuery::from_static(raw));
         let u = Upstream::parse("http://127.0.0.1:8081/app/").unwrap();
         assert_eq!(
-            u.uri_for("/x?y=1").unwrap().to_string(),
+            u.uri_for(pq("/x?y=1")).unwrap().to_string(),
             "http://127.0.0.1:8081/app/x?y=1"
         );
+        assert_eq!(
+            u.uri_for(None).unwrap().to_string(),
+            "http://127.0.0.1:8081/app/"
+        );
         let u = Upstream::parse("http://localhost:9").unwrap();
-        assert_eq!(u.uri_for("/").unwrap().to_string(), "http://localhost:9/");
+        assert_eq!(u.uri_for(pq("/")).unwrap().to_string(), "http://localhost:9/");
+        assert_eq!(
+            u.uri_for(pq("/a/b?c=d&e")).unwrap().to_string(),
+            "http://localhost:9/a/b?c=d&e"
+        );
+        assert_eq!(u.uri_for(None).unwrap().to_string(), "http://localhost:9/");
         let u = Upstream::parse("https://app.internal:8443").unwrap();
         assert!(u.is_https());
         assert_eq!(
-            u.uri_for("/").unwrap().to_string(),
+            u.uri_for(pq("/")).unwrap().to_string(),
             "https://app.internal:8443/"
         );
         for bad in [
