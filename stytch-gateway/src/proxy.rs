@@ -472,7 +472,10 @@ mod tests {
             "http://127.0.0.1:8081/app/"
         );
         let u = Upstream::parse("http://localhost:9").unwrap();
-        assert_eq!(u.uri_for(pq("/")).unwrap().to_string(), "http://localhost:9/");
+        assert_eq!(
+            u.uri_for(pq("/")).unwrap().to_string(),
+            "http://localhost:9/"
+        );
         assert_eq!(
             u.uri_for(pq("/a/b?c=d&e")).unwrap().to_string(),
             "http://localhost:9/a/b?c=d&e"

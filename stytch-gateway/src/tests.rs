@@ -898,7 +898,10 @@ mod full_stack {
                 assert_eq!(r.status(), StatusCode::OK);
             }
             let calls = stack.emulator.request_count(EmulatorEndpoint::Jwks) - before;
-            assert_eq!(calls, 1, "40 probes within the max age made {calls} Stytch calls");
+            assert_eq!(
+                calls, 1,
+                "40 probes within the max age made {calls} Stytch calls"
+            );
         })
         .await;
     }
