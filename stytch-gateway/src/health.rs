@@ -4,9 +4,10 @@
 //! readiness check passes (for the gateway: `StytchAuthLayer::ready`, i.e. Stytch reachable
 //! and, with local JWT verification, its JWKS loaded) and the gateway is not draining.
 //!
-//! The check's result is reused for a maximum age (`--readiness-max-age`), so probes do not
-//! call Stytch each time: however many probes arrive within that age, Stytch sees one call,
-//! and concurrent probes after it share the next one. Draining is never cached.
+//! The check's result is reused for a maximum age (`--readiness-max-age`; a failure for at
+//! most a second), so probes do not call Stytch each time: however many probes arrive within
+//! that age, Stytch sees one call, and concurrent probes after it share the next one.
+//! Draining is never cached.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -37,8 +38,14 @@ pub(crate) type ReadyCheck =
 /// How long a readiness result is reused by default (`--readiness-max-age`).
 pub(crate) const DEFAULT_READINESS_MAX_AGE: Duration = Duration::from_secs(5);
 
-/// A [`ReadyCheck`] whose result is reused while younger than `max_age` (zero: never reused).
-/// The lock is held during a check, so concurrent probes wait for one check and share it.
+/// How long a failed readiness result is reused at most, whatever `max_age` says: a gateway
+/// that was not ready yet (Stytch or the revocation bus still coming up) turns ready within
+/// a second, while an unreachable Stytch still sees at most one probe call a second.
+const FAILURE_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// A [`ReadyCheck`] whose result is reused while younger than `max_age` (zero: never
+/// reused; a failure at most [`FAILURE_MAX_AGE`]). The lock is held during a check, so
+/// concurrent probes wait for one check and share it.
 struct CachedCheck {
     check: ReadyCheck,
     max_age: Duration,
@@ -49,10 +56,14 @@ impl CachedCheck {
     /// The last result if young enough, else a fresh one (a timeout counts as a failure).
     async fn run(&self) -> Result<String, String> {
         let mut last = self.last.lock().await;
-        if let Some((at, result)) = &*last
-            && at.elapsed() < self.max_age
-        {
-            return result.clone();
+        if let Some((at, result)) = &*last {
+            let max_age = match result {
+                Ok(_) => self.max_age,
+                Err(_) => self.max_age.min(FAILURE_MAX_AGE),
+            };
+            if at.elapsed() < max_age {
+                return result.clone();
+            }
         }
         let result = match tokio::time::timeout(READY_CHECK_TIMEOUT, (self.check)()).await {
             Ok(result) => result,
@@ -156,5 +167,52 @@ async fn readiness(draining: bool, check: Arc<CachedCheck>) -> Response<Body> {
                 format!("not ready: {reason}\n"),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A check that fails while `ok` is false, counting its calls.
+    fn counting(ok: Arc<AtomicBool>, calls: Arc<AtomicUsize>) -> ReadyCheck {
+        Arc::new(move || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let ok = ok.load(Ordering::SeqCst);
+            Box::pin(async move {
+                if ok {
+                    Ok("ready\n".to_owned())
+                } else {
+                    Err("down".to_owned())
+                }
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_checked_again_within_a_second_whatever_the_max_age() {
+        // If this broke, a gateway probed once before Stytch (or its revocation bus) was up
+        // would answer "not ready" for the whole max age after it came up.
+        let ok = Arc::new(AtomicBool::new(false));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let cached = CachedCheck {
+            check: counting(ok.clone(), calls.clone()),
+            max_age: Duration::from_secs(3600),
+            last: tokio::sync::Mutex::new(None),
+        };
+        assert!(cached.run().await.is_err());
+        assert!(cached.run().await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "a fresh failure is reused");
+        ok.store(true, Ordering::SeqCst);
+        tokio::time::sleep(FAILURE_MAX_AGE + Duration::from_millis(100)).await;
+        assert!(cached.run().await.is_ok());
+        ok.store(false, Ordering::SeqCst);
+        tokio::time::sleep(FAILURE_MAX_AGE + Duration::from_millis(100)).await;
+        assert!(
+            cached.run().await.is_ok(),
+            "a success is reused for the max age"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }
