@@ -92,8 +92,8 @@ done
 REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT"
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-RUST_LOG=$LOG "$BIN" emulator --listen "127.0.0.1:$EMU_PORT" --project-id "$PROJECT_ID" \
-    --secret "$SECRET" --webhook-secret "$WEBHOOK_SECRET" \
+STYTCH_EMULATOR_WEBHOOK_SECRET=$WEBHOOK_SECRET RUST_LOG=$LOG "$BIN" emulator \
+    --listen "127.0.0.1:$EMU_PORT" --project-id "$PROJECT_ID" --secret "$SECRET" \
     --webhook-url "http://127.0.0.1:$GW0_PORT/stytch/webhooks" \
     --webhook-url "http://127.0.0.1:$GW1_PORT/stytch/webhooks" \
     >"$TMP/emulator.out" 2>"$TMP/emulator.err" &

@@ -236,7 +236,9 @@ impl Run {
                 match self.rule.deadline(at, by, on, &self.outage) {
                     Some(deadline) if started > deadline => {
                         Tally::add(&t.revoked_accepted);
-                        if t.printed.fetch_add(1, Ordering::Relaxed) < super::state::PRINT_CAP {
+                        if t.printed_accepted.fetch_add(1, Ordering::Relaxed)
+                            < super::state::PRINT_CAP
+                        {
                             println!(
                                 "revoked_accepted: instance={on} revoked_by={by} by={how} credential={kind} \
                                  session={} {} ms after the revocation answered; {}",

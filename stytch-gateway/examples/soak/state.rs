@@ -100,9 +100,11 @@ pub(crate) struct Tally {
     pub(crate) reconnects: AtomicU64,
     /// Details of unexpected answers printed so far (capped).
     pub(crate) printed: AtomicU64,
+    /// Details of revoked sessions accepted printed so far (capped apart).
+    pub(crate) printed_accepted: AtomicU64,
 }
 
-/// At most this many unexpected answers are printed.
+/// At most this many unexpected answers, and as many revoked sessions accepted, are printed.
 pub(crate) const PRINT_CAP: u64 = 50;
 
 impl Tally {
