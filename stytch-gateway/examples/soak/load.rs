@@ -236,6 +236,9 @@ impl Run {
                 match self.rule.deadline(at, by, on, &self.outage) {
                     Some(deadline) if started > deadline => {
                         Tally::add(&t.revoked_accepted);
+                        *lock(&t.accepted_by)
+                            .entry(format!("{how}/{kind}"))
+                            .or_default() += 1;
                         if t.printed_accepted.fetch_add(1, Ordering::Relaxed)
                             < super::state::PRINT_CAP
                         {

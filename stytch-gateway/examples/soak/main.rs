@@ -200,6 +200,15 @@ async fn report(
         Tally::get(&t.reconnects),
     );
     println!("soak: detail stytch_calls={counts}");
+    let accepted_by = t
+        .accepted_by
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let accepted_by: Vec<String> = accepted_by
+        .iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    println!("soak: detail revoked_accepted_by {}", accepted_by.join(" "));
     println!("{}", sampler.detail());
     println!(
         "shutdown: revocations_answered_2xx={} reached_stytch={} lost={}",

@@ -100,6 +100,9 @@ pub(crate) struct Tally {
     pub(crate) reconnects: AtomicU64,
     /// Details of unexpected answers printed so far (capped).
     pub(crate) printed: AtomicU64,
+    /// Revoked sessions accepted beyond the bound, by how they were revoked and the
+    /// credential accepted (`logout:pending/jwt` …).
+    pub(crate) accepted_by: Mutex<std::collections::BTreeMap<String, u64>>,
     /// Details of revoked sessions accepted printed so far (capped apart).
     pub(crate) printed_accepted: AtomicU64,
 }
