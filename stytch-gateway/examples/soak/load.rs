@@ -236,11 +236,16 @@ impl Run {
                 match self.rule.deadline(at, by, on, &self.outage) {
                     Some(deadline) if started > deadline => {
                         Tally::add(&t.revoked_accepted);
-                        *lock(&t.accepted_by)
-                            .entry(format!("{how}/{kind}"))
-                            .or_default() += 1;
-                        if t.printed_accepted.fetch_add(1, Ordering::Relaxed)
-                            < super::state::PRINT_CAP
+                        let seen = {
+                            let mut by = lock(&t.accepted_by);
+                            let n = by.entry(format!("{how}/{kind}")).or_default();
+                            *n += 1;
+                            *n
+                        };
+                        // The first few of each kind, so that a common kind hides no other.
+                        if seen <= 5
+                            && t.printed_accepted.fetch_add(1, Ordering::Relaxed)
+                                < super::state::PRINT_CAP
                         {
                             println!(
                                 "revoked_accepted: instance={on} revoked_by={by} by={how} credential={kind} \
