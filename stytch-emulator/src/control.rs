@@ -10,10 +10,10 @@
 //! | DELETE | `members/{member_id}` | `{source?}` → `{}` (its sessions end) |
 //! | POST | `sessions` | `{member_id, session_duration_minutes?, custom_claims?}` → `{member_id, organization_id, member_session_id, session_token, session_jwt}` |
 //! | GET / DELETE | `requests` | → `{requests: [{method, path, headers, body}]}` / clears |
-//! | POST / DELETE | `faults` | `{endpoint, fault: {type, …}, times?}` → `{}` / clears them all |
+//! | POST / DELETE | `faults` | `{endpoint, fault: {type, …}, times?}` or `{endpoint, fault, percent}` → `{}` / clears them all |
 //! | POST | `keys/rotate` | → `{kid}` |
 //! | POST | `clock` | `{offset_seconds}` → `{}` |
-//! | GET | `counts` | → `{authenticate, revoke, jwks, get_sessions}` |
+//! | GET | `counts` | → `{authenticate, revoke, jwks, get_sessions, injected: {…}}` (calls, and faults shown) |
 //! | GET | `webhooks` | → `{secret, endpoints: [{url, event_types}]}` |
 //! | POST | `webhooks` | `{secret?, endpoints?: [url or {url, event_types?}]}` → as GET |
 //! | GET | `webhooks/deliveries` | → `{deliveries: [{msg_id, event_id, event_type, endpoint, attempts, last_status, last_error, state}]}` |
@@ -28,7 +28,9 @@
 //! `{"type": "rst"}`, `{"type": "malformed_body"}`, `{"type": "truncated_body"}`,
 //! `{"type": "trickle", "interval_millis": 50}`, `{"type": "hang"}` and
 //! `{"type": "refused", "millis": 500}` (every endpoint at once; `endpoint` is still
-//! required but ignored).
+//! required but ignored). With `percent` instead of `times`, the fault is shown on that share
+//! of the endpoint's calls from then on, spread evenly (at 1: the 100th, 200th, … call),
+//! until `DELETE faults` or a `percent` of 0 (not for `refused`).
 
 use std::time::Duration;
 
@@ -232,12 +234,7 @@ fn run(shared: &Shared, op: Op, body: &Map<String, Value>) -> Out {
             shared.set_clock_offset(offset);
             Ok(Map::new())
         }
-        Op::Counts => Ok(shared
-            .faults
-            .counts()
-            .into_iter()
-            .map(|(endpoint, count)| (endpoint.name().to_owned(), count.into()))
-            .collect()),
+        Op::Counts => Ok(counts(shared)),
         Op::WebhookConfig => Ok(webhook_config(shared)),
         Op::SetWebhookConfig => set_webhook_config(shared, body),
         Op::WebhookDeliveries => Ok(webhook_deliveries(shared)),
@@ -411,6 +408,17 @@ fn inject_fault(shared: &Shared, body: &Map<String, Value>) -> Out {
         ApiError::bad_request("endpoint must be authenticate, revoke, jwks or get_sessions.")
     })?;
     let fault = parse_fault(body.get("fault").unwrap_or(&Value::Null))?;
+    if let Some(percent) = body.get("percent") {
+        let percent = percent
+            .as_f64()
+            .filter(|p| (0.0..=100.0).contains(p))
+            .ok_or_else(|| ApiError::bad_request("percent must be a number from 0 to 100."))?;
+        if matches!(fault, Fault::Refused { .. }) {
+            return Err(ApiError::bad_request("refused cannot be given a percent."));
+        }
+        shared.faults.set_rate(endpoint, fault, percent);
+        return Ok(Map::new());
+    }
     let times = body.get("times").and_then(Value::as_u64).unwrap_or(1);
     shared.inject_fault(
         endpoint,
@@ -418,6 +426,27 @@ fn inject_fault(shared: &Shared, body: &Map<String, Value>) -> Out {
         usize::try_from(times).unwrap_or(usize::MAX),
     );
     Ok(Map::new())
+}
+
+/// Calls per endpoint, and under `injected` the faults each showed.
+fn counts(shared: &Shared) -> Map<String, Value> {
+    let mut out: Map<String, Value> = shared
+        .faults
+        .counts()
+        .into_iter()
+        .map(|(endpoint, count)| (endpoint.name().to_owned(), count.into()))
+        .collect();
+    let injected: Map<String, Value> = shared
+        .faults
+        .counts()
+        .into_iter()
+        .map(|(endpoint, _)| {
+            let n = shared.faults.injected(endpoint);
+            (endpoint.name().to_owned(), n.into())
+        })
+        .collect();
+    out.insert("injected".into(), injected.into());
+    out
 }
 
 fn webhook_config(shared: &Shared) -> Map<String, Value> {

@@ -122,11 +122,27 @@ pub enum Fault {
     },
 }
 
-/// Queued faults and exact request counts, per endpoint.
+/// Parts per million: the unit of a fault rate.
+const MILLION: u64 = 1_000_000;
+
+/// A fault shown on a steady fraction of an endpoint's calls (after its queued faults).
+#[derive(Debug)]
+struct Rate {
+    fault: Fault,
+    /// Calls in a million that show it.
+    per_million: u64,
+    /// Calls of the endpoint since the rate was set: the `n`th shows the fault when
+    /// `n * per_million / MILLION` steps up, so the faults are spread evenly and exactly.
+    calls: u64,
+}
+
+/// Queued faults, fault rates and exact request counts, per endpoint.
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     queues: Mutex<[VecDeque<(Fault, usize)>; ENDPOINTS]>,
+    rates: Mutex<[Option<Rate>; ENDPOINTS]>,
     counts: [AtomicUsize; ENDPOINTS],
+    injected: [AtomicUsize; ENDPOINTS],
 }
 
 impl Faults {
@@ -142,7 +158,23 @@ impl Faults {
         queues[endpoint.index()].push_back((fault, times));
     }
 
-    /// Drops every queued fault (counts are kept).
+    /// Shows `fault` on `percent` % of the calls of `endpoint` from now on (0 stops it),
+    /// spread evenly: at 1 %, the 100th, 200th, … call. Queued faults come first.
+    pub(crate) fn set_rate(&self, endpoint: EmulatorEndpoint, fault: Fault, percent: f64) {
+        // `as` saturates, and NaN becomes 0: any input gives a rate within 0..=100 %.
+        let per_million = ((percent * 10_000.0).round() as u64).min(MILLION);
+        let mut rates = self
+            .rates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        rates[endpoint.index()] = (per_million > 0).then_some(Rate {
+            fault,
+            per_million,
+            calls: 0,
+        });
+    }
+
+    /// Drops every queued fault and fault rate (counts are kept).
     pub(crate) fn clear(&self) {
         let mut queues = self
             .queues
@@ -151,11 +183,27 @@ impl Faults {
         for queue in queues.iter_mut() {
             queue.clear();
         }
+        drop(queues);
+        let mut rates = self
+            .rates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *rates = Default::default();
     }
 
     /// Counts one call of `endpoint` and returns the fault it must show, if any.
     pub(crate) fn on_call(&self, endpoint: EmulatorEndpoint) -> Option<Fault> {
         self.counts[endpoint.index()].fetch_add(1, Ordering::Relaxed);
+        let fault = self
+            .next_queued(endpoint)
+            .or_else(|| self.next_rated(endpoint));
+        if fault.is_some() {
+            self.injected[endpoint.index()].fetch_add(1, Ordering::Relaxed);
+        }
+        fault
+    }
+
+    fn next_queued(&self, endpoint: EmulatorEndpoint) -> Option<Fault> {
         let mut queues = self
             .queues
             .lock()
@@ -168,6 +216,22 @@ impl Faults {
             queue.pop_front();
         }
         Some(fault)
+    }
+
+    fn next_rated(&self, endpoint: EmulatorEndpoint) -> Option<Fault> {
+        let mut rates = self
+            .rates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let rate = rates[endpoint.index()].as_mut()?;
+        let before = rate.calls * rate.per_million / MILLION;
+        rate.calls += 1;
+        (rate.calls * rate.per_million / MILLION > before).then(|| rate.fault.clone())
+    }
+
+    /// Faults shown so far on calls of `endpoint` (queued and rated; refusals not counted).
+    pub(crate) fn injected(&self, endpoint: EmulatorEndpoint) -> usize {
+        self.injected[endpoint.index()].load(Ordering::Relaxed)
     }
 
     /// Calls of `endpoint` received so far.
@@ -231,6 +295,38 @@ mod tests {
         assert_eq!(f.on_call(EmulatorEndpoint::Revoke), None);
         assert_eq!(f.count(EmulatorEndpoint::Revoke), 4);
         assert_eq!(f.count(EmulatorEndpoint::Authenticate), 1);
+    }
+
+    #[test]
+    fn a_fault_rate_fails_exactly_that_share_of_calls_spread_evenly() {
+        // If this broke, a soak's "1 % of Stytch calls fail" would fail another share, or
+        // in bursts, and its check of the 503s against the injected faults would be wrong.
+        let f = Faults::default();
+        let fault = Fault::Status {
+            status: 503,
+            retry_after: None,
+        };
+        f.set_rate(EmulatorEndpoint::Authenticate, fault.clone(), 1.0);
+        let shown: Vec<usize> = (1..=1000)
+            .filter(|_| f.on_call(EmulatorEndpoint::Authenticate).is_some())
+            .collect();
+        assert_eq!(shown, (1..=10).map(|k| k * 100).collect::<Vec<_>>());
+        assert_eq!(f.injected(EmulatorEndpoint::Authenticate), 10);
+        assert_eq!(
+            f.on_call(EmulatorEndpoint::Revoke),
+            None,
+            "other endpoints untouched"
+        );
+        // Queued faults come first and are counted too.
+        f.inject(EmulatorEndpoint::Authenticate, Fault::Rst, 1);
+        assert_eq!(f.on_call(EmulatorEndpoint::Authenticate), Some(Fault::Rst));
+        assert_eq!(f.injected(EmulatorEndpoint::Authenticate), 11);
+        // 100 % fails every call; clearing stops the rate.
+        f.set_rate(EmulatorEndpoint::Revoke, fault.clone(), 100.0);
+        assert_eq!(f.on_call(EmulatorEndpoint::Revoke), Some(fault));
+        f.clear();
+        assert!((0..1000).all(|_| f.on_call(EmulatorEndpoint::Revoke).is_none()));
+        assert!((0..1000).all(|_| f.on_call(EmulatorEndpoint::Authenticate).is_none()));
     }
 
     #[test]

@@ -789,8 +789,24 @@ impl Emulator {
         self.shared.inject_fault(endpoint, fault, times);
     }
 
-    /// Drops every queued fault and, if connections were being refused, listens again on the
-    /// same port.
+    /// Makes `percent` % of the calls of `endpoint` show `fault` from now on, spread evenly
+    /// (at 1 %: the 100th, 200th, … call), after any queued faults; 0 stops it, and so does
+    /// [`clear_faults`](Self::clear_faults). For load runs ("1 % of Stytch calls fail").
+    /// [`Fault::Refused`] is not a per-call fault: it is ignored here.
+    pub fn inject_fault_rate(&self, endpoint: EmulatorEndpoint, fault: Fault, percent: f64) {
+        if !matches!(fault, Fault::Refused { .. }) {
+            self.shared.faults.set_rate(endpoint, fault, percent);
+        }
+    }
+
+    /// Faults shown so far on calls of `endpoint`, queued and rated (refusals, which never
+    /// reach an endpoint, are not counted).
+    pub fn injected_fault_count(&self, endpoint: EmulatorEndpoint) -> usize {
+        self.shared.faults.injected(endpoint)
+    }
+
+    /// Drops every queued fault and fault rate and, if connections were being refused,
+    /// listens again on the same port.
     pub fn clear_faults(&self) {
         self.shared.clear_faults();
     }

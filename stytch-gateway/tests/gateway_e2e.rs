@@ -28,6 +28,8 @@ mod https;
 mod live;
 #[path = "../../tests/it/redis_server.rs"]
 mod redis_server;
+#[path = "e2e/trace.rs"]
+mod trace;
 #[path = "e2e/websocket.rs"]
 mod websocket;
 use redis_server::RedisServer;

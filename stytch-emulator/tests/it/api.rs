@@ -951,6 +951,40 @@ async fn http_control_api_injects_faults_and_counts_requests() {
 }
 
 #[tokio::test]
+async fn http_control_api_sets_a_fault_rate_and_counts_the_faults_shown() {
+    // If this failed, a load run (the gateway's soak) could not make a steady share of
+    // Stytch's calls fail, nor compare its 503s with the faults Stytch showed.
+    let f = fixture().await;
+    let (_, _, session) = control_api_session(&f).await;
+    let fault = json!({"type": "status", "status": 503});
+    let (status, _) = f
+        .post_json(
+            "emulator/v1/faults",
+            json!({"endpoint": "authenticate", "fault": fault, "percent": 25}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let body = json!({"session_token": session["session_token"]});
+        statuses.push(f.post_json(AUTHENTICATE, body).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 503, 200, 200, 200, 503]);
+    let (_, counts) = f
+        .call(f.authed(f.http.get(f.url("emulator/v1/counts"))))
+        .await;
+    assert_eq!(counts["injected"]["authenticate"], 2);
+    assert_eq!(counts["injected"]["revoke"], 0);
+    let (status, _) = f
+        .post_json(
+            "emulator/v1/faults",
+            json!({"endpoint": "authenticate", "fault": fault, "percent": 101}),
+        )
+        .await;
+    assert_eq!(status, 400, "a percent above 100 is refused");
+}
+
+#[tokio::test]
 async fn http_control_api_lists_and_clears_the_request_log() {
     // If this failed, non-Rust tests could not check what a client sent to Stytch.
     let f = fixture().await;

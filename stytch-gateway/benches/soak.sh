@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Soak: two stytch-gateway instances sharing a password-protected Redis, against the Stytch
+# emulator, under SOAK_REQUESTS requests (1,000,000) on SOAK_CONNECTIONS keep-alive
+# connections (1,000), with ~1 % logouts and admin revocations, 1 % of Stytch's authenticate
+# and revoke calls failing (the emulator's fault rate), Redis killed and restarted on the
+# same port at 40 %, and the second gateway sent SIGTERM at 60 % (its traffic moves to the
+# first). Every answer is checked against what its session's state allows (RELIABILITY.md,
+# "Soak"); at the end every revocation answered 2xx must have reached Stytch.
+#
+# The driver is `cargo run --release -p stytch-gateway --example soak`; it prints, last:
+#   shutdown: revocations_answered_2xx=N reached_stytch=N lost=N
+#   soak: requests=N unexpected=N revoked_accepted=N peak_rss_mb=N rss_growth_after_warmup_mb=N
+# and this script exits nonzero when anything was unexpected or lost.
+#
+# SOAK_TRACE=1: the gateways and the emulator log at RUST_LOG=trace, and their logs (and
+# redis-server's) are scanned for every session token, JWT signature, the project secret, the
+# webhook secret and the Redis password; prints `secrets: scanned_bytes=N leaks=N` and fails
+# on a leak. Use a shorter run with it (e.g. SOAK_REQUESTS=20000 SOAK_SESSIONS=2000).
+#
+# Environment: SOAK_REQUESTS, SOAK_CONNECTIONS, SOAK_SESSIONS (20000), SOAK_TRACE,
+# SOAK_PROPAGATION_MS (1000), SOAK_RECONNECT_MS (3000), SOAK_REDIS_OUTAGE_MS (2000),
+# BASE_PORT (18100), CARGO_TARGET_DIR (default ./target), KEEP_LOGS=1 keeps the temp dir.
+# Needs bash, curl and redis-server (installed with apt-get when missing, which needs root).
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."  # the workspace root
+BASE_PORT=${BASE_PORT:-18100}
+EMU_PORT=$((BASE_PORT + 0))
+UP_PORT=$((BASE_PORT + 1))
+GW0_PORT=$((BASE_PORT + 2))
+GW1_PORT=$((BASE_PORT + 3))
+REDIS_PORT=$((BASE_PORT + 4))
+PROJECT_ID=project-test-50a40000-0000-4000-8000-000000000000
+SECRET=secret-test-soak-run-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+REDIS_PASSWORD=redis-soak-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+WEBHOOK_SECRET=whsec_$(head -c 24 /dev/urandom | base64)
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+SOAK_TRACE=${SOAK_TRACE:-0}
+if [[ $SOAK_TRACE == 1 ]]; then LOG=trace; else LOG=warn; fi
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need redis-server || ! need redis-cli; then
+    echo "installing redis-server" >&2
+    (apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server)) >/dev/null
+fi
+
+echo "building stytch-gateway and the soak driver (release)" >&2
+timeout 1800 cargo build --release -p stytch-gateway --bin stytch-gateway --example soak >&2
+BIN="$TARGET_DIR/release/stytch-gateway"
+DRIVER="$TARGET_DIR/release/examples/soak"
+
+TMP=$(mktemp -d /tmp/gateway-soak.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    if [[ -f "$TMP/redis.pid" ]]; then kill "$(cat "$TMP/redis.pid")" 2>/dev/null || true; fi
+    wait 2>/dev/null || true
+    if [[ ${KEEP_LOGS:-0} == 1 ]]; then echo "logs kept in $TMP" >&2; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT INT TERM
+
+wait_http() { # url [expected status]
+    local url=$1 want=${2:-200} i
+    for i in $(seq 1 200); do
+        if [[ $(curl -s -o /dev/null -w '%{http_code}' "$url" || true) == "$want" ]]; then return 0; fi
+        sleep 0.1
+    done
+    echo "timed out waiting for $url" >&2
+    return 1
+}
+
+# redis-server, daemonized with a pid file so the driver can kill it and start it again on
+# the same port (no persistence: it comes back empty, the harder case for the bus).
+cat >"$TMP/redis.conf" <<REDIS
+port $REDIS_PORT
+bind 127.0.0.1
+requirepass $REDIS_PASSWORD
+daemonize yes
+pidfile $TMP/redis.pid
+logfile $TMP/redis.log
+dir $TMP
+save ""
+appendonly no
+maxclients 10000
+REDIS
+chmod 600 "$TMP/redis.conf"
+redis-server "$TMP/redis.conf"
+for _ in $(seq 1 100); do
+    REDISCLI_AUTH=$REDIS_PASSWORD redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+    sleep 0.1
+done
+REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT"
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+STYTCH_EMULATOR_WEBHOOK_SECRET=$WEBHOOK_SECRET RUST_LOG=$LOG "$BIN" emulator \
+    --listen "127.0.0.1:$EMU_PORT" --project-id "$PROJECT_ID" --secret "$SECRET" \
+    --webhook-url "http://127.0.0.1:$GW0_PORT/stytch/webhooks" \
+    --webhook-url "http://127.0.0.1:$GW1_PORT/stytch/webhooks" \
+    >"$TMP/emulator.out" 2>"$TMP/emulator.err" &
+PIDS+=($!)
+RUST_LOG=warn "$BIN" upstream --listen "127.0.0.1:$UP_PORT" >"$TMP/upstream.out" 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$UP_PORT/"
+wait_http "http://127.0.0.1:$EMU_PORT/" 404
+
+gateway() { # index port
+    STYTCH_PROJECT_ID=$PROJECT_ID STYTCH_SECRET=$SECRET STYTCH_BASE_URL="http://127.0.0.1:$EMU_PORT/" \
+        GATEWAY_REDIS_URL=$REDIS_URL STYTCH_WEBHOOK_SECRET=$WEBHOOK_SECRET RUST_LOG=$LOG \
+        "$BIN" serve --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$UP_PORT" \
+        --webhook-path /stytch/webhooks --redis-lease 5s \
+        >"$TMP/gateway$1.out" 2>"$TMP/gateway$1.err" &
+    PIDS+=($!)
+    GW_PIDS+=($!)
+}
+GW_PIDS=()
+gateway 0 "$GW0_PORT"
+gateway 1 "$GW1_PORT"
+wait_http "http://127.0.0.1:$GW0_PORT/readyz"
+wait_http "http://127.0.0.1:$GW1_PORT/readyz"
+for port in "$GW0_PORT" "$GW1_PORT"; do
+    curl -s "http://127.0.0.1:$port/readyz" | grep -q 'revocation bus: live' ||
+        { echo "gateway on $port: the revocation bus is not live" >&2; exit 1; }
+done
+
+echo "soak: ${SOAK_REQUESTS:-1000000} requests, ${SOAK_CONNECTIONS:-1000} connections, RUST_LOG=$LOG, nproc $(nproc)" >&2
+status=0
+STYTCH_PROJECT_ID=$PROJECT_ID STYTCH_SECRET=$SECRET SOAK_EMULATOR="http://127.0.0.1:$EMU_PORT" \
+    SOAK_GATEWAYS="127.0.0.1:$GW0_PORT,127.0.0.1:$GW1_PORT" \
+    SOAK_GATEWAY_PIDS="${GW_PIDS[0]},${GW_PIDS[1]}" \
+    SOAK_REDIS_PORT=$REDIS_PORT SOAK_REDIS_PIDFILE="$TMP/redis.pid" \
+    SOAK_REDIS_START="redis-server '$TMP/redis.conf'" \
+    SOAK_SECRETS_OUT="$TMP/credentials.txt" \
+    "$DRIVER" >"$TMP/driver.out" || status=$?
+
+# The SIGTERMed gateway's exit code: 0 only when none of its revocations was left pending.
+gw1_status=0
+wait "${GW_PIDS[1]}" || gw1_status=$?
+
+if [[ $SOAK_TRACE == 1 ]]; then
+    printf '%s\n' "$SECRET" "$WEBHOOK_SECRET" "$REDIS_PASSWORD" "${WEBHOOK_SECRET#whsec_}" >>"$TMP/credentials.txt"
+    # Stop everything so the logs are complete, then scan them.
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    kill "$(cat "$TMP/redis.pid")" 2>/dev/null || true
+    # Not the emulator's stdout: its start-up banner prints, by design, the project secret and
+    # webhook secret it was given, for a developer to point a gateway at it.
+    logs=("$TMP"/gateway*.err "$TMP"/gateway*.out "$TMP"/emulator.err "$TMP"/redis.log)
+    scanned=$(cat "${logs[@]}" | wc -c)
+    leaks=$(cat "${logs[@]}" | grep -F -o -f "$TMP/credentials.txt" | wc -l || true)
+    grep -v '^soak: requests=' "$TMP/driver.out" || true
+    echo "secrets: scanned_bytes=$scanned leaks=$leaks"
+    grep '^soak: requests=' "$TMP/driver.out" || true
+    [[ $leaks == 0 ]] || status=1
+else
+    cat "$TMP/driver.out"
+fi
+echo "gateway1 (SIGTERM) exit code: $gw1_status" >&2
+exit "$status"
