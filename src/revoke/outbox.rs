@@ -368,7 +368,11 @@ async fn retry(revoker: &Revoker, mut entry: Entry) -> Option<Entry> {
         return None;
     }
     while !entry.claims.is_empty() {
-        let answer = pipeline::ask(inner, &entry.claims[0].revocation, true).await;
+        let claim = &mut entry.claims[0];
+        let answer = match pipeline::resolve(inner, &claim.ids, &mut claim.revocation, true).await {
+            Some(answer) => answer,
+            None => pipeline::ask(inner, &claim.revocation, true).await,
+        };
         match answer {
             Answer::Confirmed { .. } => return confirm(inner, entry, "confirmed").await,
             Answer::AlreadyRevoked => return confirm(inner, entry, "already_revoked").await,

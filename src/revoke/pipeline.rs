@@ -36,11 +36,15 @@ pub(super) async fn run(
     id: RevocationId,
     revocation: Revocation,
 ) -> Result<RevokeOutcome, RevokeError> {
+    let mut revocation = revocation;
     let first = revocation.basis.applies_first() && reserve(revoker.inner(), &revocation);
     if first {
         apply(revoker.inner(), id, &revocation, false).await;
     }
-    let answer = ask(revoker.inner(), &revocation, false).await;
+    let answer = match resolve(revoker.inner(), &[id], &mut revocation, first).await {
+        Some(answer) => answer,
+        None => ask(revoker.inner(), &revocation, false).await,
+    };
     if !matches!(answer, Answer::Unavailable(_) | Answer::Misconfigured(_)) {
         // Stytch answers again: pending revocations need not wait for their backoff.
         revoker.inner().outbox.stytch_answered();
@@ -173,6 +177,49 @@ pub(super) async fn ask(inner: &Inner, revocation: &Revocation, pending: bool) -
                 tracing::error!(error = %err, "stytch refused our project credentials while revoking");
                 return Answer::Misconfigured(err);
             }
+        }
+    }
+}
+
+/// A logout by a credential that could not be looked up when it was decided (Stytch was
+/// unreachable) names no session: revoked at Stytch by the credential alone, the session
+/// would end there, but nothing here would know which session it was, and its other
+/// credentials (its JWT, verified locally) would be served until they expire. So before it
+/// is sent, Stytch's authenticate names the session, and the revocation becomes one of that
+/// session: held here and at peers (revocations `ids`, when `applied` here already), every
+/// credential of it refused, then revoked at Stytch by its id.
+///
+/// `None`: go on and ask Stytch to revoke the target; `Some`: the answer already (the
+/// credential is dead at Stytch: already revoked; or Stytch is still unreachable).
+pub(super) async fn resolve(
+    inner: &Inner,
+    ids: &[RevocationId],
+    revocation: &mut Revocation,
+    applied: bool,
+) -> Option<Answer> {
+    let Target::Credential(credential) = &revocation.target else {
+        return None;
+    };
+    let request = AuthenticateRequest::new(credential.clone());
+    match inner.client.authenticate(&request).await {
+        Ok(response) => {
+            let session = &response.member_session;
+            revocation.target = Target::Session(session.member_session_id.clone());
+            revocation.expires_at = Some(session.expires_at);
+            if applied {
+                for id in ids {
+                    apply(inner, *id, revocation, false).await;
+                }
+            }
+            tracing::debug!("the logged-out credential's session is known: revoking the session");
+            None
+        }
+        Err(err) if err.is_session_invalid() => Some(Answer::AlreadyRevoked),
+        Err(err) if err.is_misconfigured() => Some(Answer::Misconfigured(err)),
+        Err(err) if err.is_verdict_unknown() => Some(Answer::Unavailable(err)),
+        Err(err) => {
+            tracing::warn!(error = %err, "stytch refused to name the logged-out credential's session");
+            Some(Answer::Refused(RevokeError::Rejected(err)))
         }
     }
 }

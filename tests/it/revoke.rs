@@ -574,3 +574,38 @@ async fn unreadable_revoke_answer_keeps_the_revocation_pending_not_undone() {
         assert!(!w.emulator.is_session_live(&w.member.member_session_id));
     }
 }
+
+#[tokio::test]
+async fn jwt_of_a_session_logged_out_by_token_during_an_authenticate_outage_is_refused() {
+    // If this broke, a logout whose token could not be looked up (Stytch's authenticate
+    // failing) would revoke the session at Stytch by its token, but nothing here would know
+    // which session that was: its JWT, verified locally, would be served for up to 5 minutes
+    // after the user signed out (found by the soak, #15: 4,884 such answers in 1M requests).
+    let w = World::new().await;
+    let s = serve(w.builder().build().unwrap(), app()).await;
+    let token = w.member.session_token.expose_secret();
+    let jwt = w.member.session_jwt.expose_secret();
+    assert_eq!(s.whoami(jwt).await, StatusCode::OK);
+    // The logout's lookup of the (uncached) token fails: Stytch's authenticate is down.
+    w.emulator.inject_fault(
+        EmulatorEndpoint::Authenticate,
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        3,
+    );
+    let res = s.post_as("/logout", token).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_ne!(res.headers()["x-stytch-logout"], "failed");
+    assert!(
+        w.ended_at_stytch(&w.member.member_session_id, Duration::from_secs(10))
+            .await,
+        "the logout never reached Stytch"
+    );
+    let revoker = s.layer.revoker();
+    assert!(eventually(Duration::from_secs(10), || revoker.pending() == 0).await);
+    // The session is over: neither of its credentials is served here.
+    assert_eq!(s.whoami(token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.whoami(jwt).await, StatusCode::UNAUTHORIZED);
+}

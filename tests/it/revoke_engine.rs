@@ -432,8 +432,9 @@ async fn logout_header_tells_the_truth() {
     assert_eq!(header(&s.post_as("/logout", forged).await), "none");
     assert_eq!(revokes(&w).len(), before);
 
-    // Stytch cannot authenticate the credential and then refuses to revoke it: nothing is
-    // applied here, and the header must not say `local`.
+    // Stytch cannot authenticate the credential for the logout's lookup (three attempts,
+    // each a 503), names its session when asked again, and then refuses to revoke it: nothing
+    // stays applied here, and the header says `failed`.
     let member2 = w.member2.session_token.expose_secret();
     w.emulator.inject_fault(
         EmulatorEndpoint::Authenticate,
@@ -441,7 +442,7 @@ async fn logout_header_tells_the_truth() {
             status: 503,
             retry_after: None,
         },
-        100,
+        3,
     );
     w.emulator.inject_fault(
         EmulatorEndpoint::Revoke,
