@@ -360,7 +360,11 @@ pub(crate) mod tests {
         let cache = SessionCache::new(&CacheConfig::default());
         let hour = Duration::from_secs(3600);
         let mut other = entry("m3", "s3", hour);
-        Arc::get_mut(&mut other).unwrap().session.organization_id = "organization-test-2".into();
+        Arc::get_mut(&mut other)
+            .unwrap()
+            .session
+            .make_mut()
+            .organization_id = "organization-test-2".into();
         cache.insert(key(1), entry("m1", "s1", hour)).await;
         cache.insert(key(2), entry("m2", "s2", hour)).await;
         cache.insert(key(3), other).await;
