@@ -479,3 +479,70 @@ pub(crate) mod tests {
         assert!(cache.get(&key(10)).await.is_none());
     }
 }
+
+/// The memory a cached session costs, indexes included: `cargo test -p tower-stytch --lib
+/// --release -- --ignored --nocapture rss_per_cached_session` (see BENCHMARKS.md).
+#[cfg(all(test, target_os = "linux"))]
+mod memory {
+    use super::*;
+
+    /// This process's resident set size, in bytes (`VmRSS` of /proc/self/status).
+    fn rss() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kb * 1024
+    }
+
+    /// A session as Stytch's authenticate describes it, Stytch-sized ids, no custom claims.
+    fn session(n: u64) -> MemberSession {
+        serde_json::from_value(serde_json::json!({
+            "member_session_id": format!("member-session-test-{n:08x}-6286-479f-8a4f-b046a6c46509"),
+            "member_id": format!("member-test-{n:08x}-9c09-4da3-bd2e-c9ce4da9375f"),
+            "organization_id": format!("organization-test-{:08x}-ac8b-4cdb-9c15-63b17e653931", n % 1000),
+            "roles": ["stytch_member"],
+            "started_at": "2026-01-09T07:41:52Z",
+            "last_accessed_at": "2026-01-09T07:41:52Z",
+            "expires_at": "2099-01-10T07:41:52Z",
+            "authentication_factors": [{"delivery_method": "email", "type": "magic_link", "last_authenticated_at": "2026-01-09T07:41:52Z"}],
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "fills a million entries; run by hand for BENCHMARKS.md"]
+    async fn rss_per_cached_session() {
+        // If this broke (a panic), the figure in BENCHMARKS.md could not be reproduced.
+        const N: u64 = 1_000_000;
+        let cache = SessionCache::new(&CacheConfig {
+            max_ttl: Duration::from_secs(3600),
+            max_capacity: N + 1000,
+            ..CacheConfig::default()
+        });
+        cache.run_pending_tasks().await;
+        let before = rss();
+        for n in 0..N {
+            let key = crate::credential::Credential::parse(&format!("token-{n:040}"))
+                .unwrap()
+                .cache_key();
+            let entry = CachedSession {
+                session: session(n),
+                ttl: Duration::from_secs(3600),
+                refreshed_jwt: None,
+                request_id: Some(format!(
+                    "request-id-test-{n:08x}-89ce-45d5-8fd5-4b1a1a1a1a1a"
+                )),
+                stytch_checked_at: Some(SystemTime::now()),
+            };
+            cache.insert(key, Arc::new(entry)).await;
+        }
+        cache.run_pending_tasks().await;
+        let after = rss();
+        assert_eq!(cache.entry_count(), N);
+        println!(
+            "{N} cached sessions: RSS +{} MiB, {} bytes per session",
+            (after - before) >> 20,
+            (after - before) / N
+        );
+    }
+}
