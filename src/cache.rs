@@ -85,9 +85,10 @@ impl Expiry<CacheKey, Arc<CachedSession>> for SessionExpiry {
 
 /// The keys of one member's (or one session's) cached entries, and whose they are.
 struct Owned {
-    /// The member (for a session's entry) and the organization, as authenticated.
-    member_id: String,
-    organization_id: String,
+    /// A session of the member (for a session's entry: that session), as authenticated: it
+    /// tells the member and the organization. A handle on a cached session, not a copy of its
+    /// ids (an `Arc`, where two `String`s cost two allocations per index entry).
+    session: MemberSession,
     keys: HashSet<CacheKey>,
 }
 
@@ -95,7 +96,7 @@ struct Owned {
 struct Index {
     by_member: HashMap<String, Owned>,
     by_session: HashMap<String, Owned>,
-    /// Keys per organization (`member_id` there is the first member seen; unused).
+    /// Keys per organization (`session` there is the first one seen; unused).
     by_organization: HashMap<String, Owned>,
 }
 
@@ -108,8 +109,7 @@ impl Index {
         ] {
             map.entry(id.clone())
                 .or_insert_with(|| Owned {
-                    member_id: session.member_id.clone(),
-                    organization_id: session.organization_id.clone(),
+                    session: session.clone(),
                     keys: HashSet::new(),
                 })
                 .keys
@@ -238,7 +238,7 @@ impl SessionCache {
         lock(&self.index)
             .by_member
             .get(member_id)
-            .map(|owned| owned.organization_id.clone())
+            .map(|owned| owned.session.organization_id.clone())
     }
 
     /// The member and organization of a cached session, as authenticated.
@@ -246,7 +246,12 @@ impl SessionCache {
         lock(&self.index)
             .by_session
             .get(member_session_id)
-            .map(|owned| (owned.member_id.clone(), owned.organization_id.clone()))
+            .map(|owned| {
+                (
+                    owned.session.member_id.clone(),
+                    owned.session.organization_id.clone(),
+                )
+            })
     }
 
     /// Removes every entry of one session and returns their keys. Costs time proportional to
