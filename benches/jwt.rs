@@ -3,6 +3,10 @@
 //!
 //! The JWKS is fetched once, before timing, from a stand-in for Stytch on loopback
 //! (`support::StubStytch`); after that no verification touches the network.
+//!
+//! `jwt/raw_rsa2048_verify` is the floor: the same crypto library's bare RS256 signature
+//! check of the same JWT (`jsonwebtoken::crypto::verify`, aws-lc-rs), no claims, no key
+//! lookup; `jwt/verify_valid` / `jwt/raw_rsa2048_verify` is the verifier's overhead ratio.
 
 mod support;
 
@@ -79,6 +83,28 @@ fn bench(c: &mut Criterion) {
     c.bench_function("jwt/verify_valid", |b| {
         b.to_async(&runtime)
             .iter(|| async { black_box(verifier.verify_at(black_box(&jwt), now).await.unwrap()) });
+    });
+    let public: Value = serde_json::from_str(KEY_PUB).unwrap();
+    let raw_key = jsonwebtoken::DecodingKey::from_rsa_components(
+        public["n"].as_str().unwrap(),
+        public["e"].as_str().unwrap(),
+    )
+    .unwrap();
+    let (message, signature) = jwt.expose_secret().rsplit_once('.').unwrap();
+    assert!(
+        jsonwebtoken::crypto::verify(signature, message.as_bytes(), &raw_key, Algorithm::RS256)
+            .unwrap()
+    );
+    c.bench_function("jwt/raw_rsa2048_verify", |b| {
+        b.iter(|| {
+            jsonwebtoken::crypto::verify(
+                black_box(signature),
+                black_box(message.as_bytes()),
+                &raw_key,
+                Algorithm::RS256,
+            )
+            .unwrap()
+        });
     });
     c.bench_function("jwt/reject_undecodable_signature", |b| {
         b.to_async(&runtime).iter(|| async {

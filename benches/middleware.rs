@@ -206,5 +206,66 @@ fn revoke_member(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, request_path, revoke_member);
+/// 10 000 concurrent requests carrying one cold (never seen) session token: the time to
+/// serve them all, one Stytch round trip (the emulator on loopback) for the lot.
+fn coalescing(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (emulator, member, svc) = rt.block_on(async {
+        let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
+        let org = emulator.create_organization("Bench", "bench");
+        let member = emulator.create_member(&org, "bench@bench.test", &[]);
+        let client = StytchClient::new(
+            StytchConfig::builder(emulator.project_id(), emulator.secret())
+                .base_url(emulator.base_url())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let layer = StytchAuthLayer::builder(client)
+            .without_jwt()
+            .build()
+            .unwrap();
+        let svc = ServiceBuilder::new()
+            .layer(layer)
+            .service(tower::service_fn(echo));
+        (emulator, member, svc)
+    });
+    let mut group = c.benchmark_group("coalescing");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function("10000_requests_one_cold_token", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let tokens: Vec<String> = (0..iters)
+                .map(|_| {
+                    let session = emulator.create_session(&member);
+                    format!("Bearer {}", session.session_token.expose_secret())
+                })
+                .collect();
+            let svc = svc.clone();
+            async move {
+                let mut timed = Duration::ZERO;
+                for token in tokens {
+                    let start = std::time::Instant::now();
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for _ in 0..10_000 {
+                        let (mut svc, token) = (svc.clone(), token.clone());
+                        tasks.spawn(async move { call(&mut svc, &token).await });
+                    }
+                    while let Some(status) = tasks.join_next().await {
+                        assert_eq!(status.unwrap(), 200);
+                    }
+                    timed += start.elapsed();
+                }
+                timed
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, request_path, revoke_member, coalescing);
 criterion_main!(benches);

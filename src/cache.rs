@@ -85,9 +85,10 @@ impl Expiry<CacheKey, Arc<CachedSession>> for SessionExpiry {
 
 /// The keys of one member's (or one session's) cached entries, and whose they are.
 struct Owned {
-    /// The member (for a session's entry) and the organization, as authenticated.
-    member_id: String,
-    organization_id: String,
+    /// A session of the member (for a session's entry: that session), as authenticated: it
+    /// tells the member and the organization. A handle on a cached session, not a copy of its
+    /// ids (an `Arc`, where two `String`s cost two allocations per index entry).
+    session: MemberSession,
     keys: HashSet<CacheKey>,
 }
 
@@ -95,7 +96,7 @@ struct Owned {
 struct Index {
     by_member: HashMap<String, Owned>,
     by_session: HashMap<String, Owned>,
-    /// Keys per organization (`member_id` there is the first member seen; unused).
+    /// Keys per organization (`session` there is the first one seen; unused).
     by_organization: HashMap<String, Owned>,
 }
 
@@ -108,8 +109,7 @@ impl Index {
         ] {
             map.entry(id.clone())
                 .or_insert_with(|| Owned {
-                    member_id: session.member_id.clone(),
-                    organization_id: session.organization_id.clone(),
+                    session: session.clone(),
                     keys: HashSet::new(),
                 })
                 .keys
@@ -238,7 +238,7 @@ impl SessionCache {
         lock(&self.index)
             .by_member
             .get(member_id)
-            .map(|owned| owned.organization_id.clone())
+            .map(|owned| owned.session.organization_id.clone())
     }
 
     /// The member and organization of a cached session, as authenticated.
@@ -246,7 +246,12 @@ impl SessionCache {
         lock(&self.index)
             .by_session
             .get(member_session_id)
-            .map(|owned| (owned.member_id.clone(), owned.organization_id.clone()))
+            .map(|owned| {
+                (
+                    owned.session.member_id.clone(),
+                    owned.session.organization_id.clone(),
+                )
+            })
     }
 
     /// Removes every entry of one session and returns their keys. Costs time proportional to
@@ -360,7 +365,11 @@ pub(crate) mod tests {
         let cache = SessionCache::new(&CacheConfig::default());
         let hour = Duration::from_secs(3600);
         let mut other = entry("m3", "s3", hour);
-        Arc::get_mut(&mut other).unwrap().session.organization_id = "organization-test-2".into();
+        Arc::get_mut(&mut other)
+            .unwrap()
+            .session
+            .make_mut()
+            .organization_id = "organization-test-2".into();
         cache.insert(key(1), entry("m1", "s1", hour)).await;
         cache.insert(key(2), entry("m2", "s2", hour)).await;
         cache.insert(key(3), other).await;
@@ -473,5 +482,72 @@ pub(crate) mod tests {
             .await;
         assert!(err.is_err());
         assert!(cache.get(&key(10)).await.is_none());
+    }
+}
+
+/// The memory a cached session costs, indexes included: `cargo test -p tower-stytch --lib
+/// --release -- --ignored --nocapture rss_per_cached_session` (see BENCHMARKS.md).
+#[cfg(all(test, target_os = "linux"))]
+mod memory {
+    use super::*;
+
+    /// This process's resident set size, in bytes (`VmRSS` of /proc/self/status).
+    fn rss() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kb * 1024
+    }
+
+    /// A session as Stytch's authenticate describes it, Stytch-sized ids, no custom claims.
+    fn session(n: u64) -> MemberSession {
+        serde_json::from_value(serde_json::json!({
+            "member_session_id": format!("member-session-test-{n:08x}-6286-479f-8a4f-b046a6c46509"),
+            "member_id": format!("member-test-{n:08x}-9c09-4da3-bd2e-c9ce4da9375f"),
+            "organization_id": format!("organization-test-{:08x}-ac8b-4cdb-9c15-63b17e653931", n % 1000),
+            "roles": ["stytch_member"],
+            "started_at": "2026-01-09T07:41:52Z",
+            "last_accessed_at": "2026-01-09T07:41:52Z",
+            "expires_at": "2099-01-10T07:41:52Z",
+            "authentication_factors": [{"delivery_method": "email", "type": "magic_link", "last_authenticated_at": "2026-01-09T07:41:52Z"}],
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "fills a million entries; run by hand for BENCHMARKS.md"]
+    async fn rss_per_cached_session() {
+        // If this broke (a panic), the figure in BENCHMARKS.md could not be reproduced.
+        const N: u64 = 1_000_000;
+        let cache = SessionCache::new(&CacheConfig {
+            max_ttl: Duration::from_secs(3600),
+            max_capacity: N + 1000,
+            ..CacheConfig::default()
+        });
+        cache.run_pending_tasks().await;
+        let before = rss();
+        for n in 0..N {
+            let key = crate::credential::Credential::parse(&format!("token-{n:040}"))
+                .unwrap()
+                .cache_key();
+            let entry = CachedSession {
+                session: session(n),
+                ttl: Duration::from_secs(3600),
+                refreshed_jwt: None,
+                request_id: Some(format!(
+                    "request-id-test-{n:08x}-89ce-45d5-8fd5-4b1a1a1a1a1a"
+                )),
+                stytch_checked_at: Some(SystemTime::now()),
+            };
+            cache.insert(key, Arc::new(entry)).await;
+        }
+        cache.run_pending_tasks().await;
+        let after = rss();
+        assert_eq!(cache.entry_count(), N);
+        println!(
+            "{N} cached sessions: RSS +{} MiB, {} bytes per session",
+            (after - before) >> 20,
+            (after - before) / N
+        );
     }
 }

@@ -633,7 +633,7 @@ mod tests {
 
     fn started(member: &str, id: &str, at: SystemTime) -> MemberSession {
         let mut s = session(member, id);
-        s.started_at = Some(at);
+        s.make_mut().started_at = Some(at);
         s
     }
 
@@ -695,7 +695,7 @@ mod tests {
         let just_after = started("m1", "s3", at + skew);
         let after = started("m1", "s4", at + skew + Duration::from_secs(1));
         let mut unknown = session("m1", "s5");
-        unknown.started_at = None;
+        unknown.make_mut().started_at = None;
         assert_eq!(d.check(&before, None), Check::Deny);
         assert_eq!(d.check(&just_before, None), Check::Ask(vec![R1]));
         assert_eq!(d.check(&just_after, None), Check::Ask(vec![R1]));
@@ -804,7 +804,7 @@ mod tests {
         // here (or members of other organizations would be refused).
         let d = Denylist::default();
         let mut other = session("m2", "s2");
-        other.organization_id = "organization-test-2".to_owned();
+        other.make_mut().organization_id = "organization-test-2".to_owned();
         d.hold_organization(R1, "organization-test-1", later());
         assert_eq!(d.check(&session("m1", "s1"), None), Check::Deny);
         assert_eq!(d.check(&other, None), Check::Allow);
@@ -820,9 +820,9 @@ mod tests {
         let d = Denylist::default();
         let noted = SystemTime::now();
         let mut admin = session("m1", "s1");
-        admin.roles = vec!["stytch_member".to_owned(), "stytch_admin".to_owned()];
+        admin.make_mut().roles = vec!["stytch_member".to_owned(), "stytch_admin".to_owned()];
         let mut demoted = session("m1", "s2");
-        demoted.roles = vec!["stytch_member".to_owned()];
+        demoted.make_mut().roles = vec!["stytch_member".to_owned()];
         assert!(!d.needs_revalidation(&admin, None));
         assert!(d.mark_roles(
             "m1",
@@ -861,7 +861,7 @@ mod tests {
         let d = Denylist::default();
         let noted = SystemTime::now();
         let mut admin = session("m1", "s1");
-        admin.roles = vec!["stytch_admin".to_owned()];
+        admin.make_mut().roles = vec!["stytch_admin".to_owned()];
         let future = noted + Duration::from_secs(86_400);
         let old_roles = || vec!["stytch_admin".to_owned()];
         assert!(d.mark_roles("m1", MarkSource::Peer, future, noted, old_roles(), later()));

@@ -21,7 +21,7 @@
 //!     .build()?;
 //! let app: Router = Router::new()
 //!     // With feature `axum`, `MemberSession` is an extractor of its own.
-//!     .route("/whoami", get(|Extension(s): Extension<MemberSession>| async move { s.member_id }))
+//!     .route("/whoami", get(|Extension(s): Extension<MemberSession>| async move { s.member_id.clone() }))
 //!     .layer(auth);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app).await?;
@@ -203,7 +203,7 @@ pub use crate::middleware::{
 pub use crate::revoke::{
     RevocationEvent, RevokeConfig, RevokeError, RevokeOutcome, RevokedTarget, Revoker,
 };
-pub use crate::session::MemberSession;
+pub use crate::session::{MemberSession, MemberSessionData};
 pub use crate::webhook::WebhookSecrets;
 
 /// The README's examples, compiled as doctests.

@@ -502,9 +502,9 @@ mod tests {
         let mut f = Fixture::new();
         let now = SystemTime::now();
         let mut old = session("m1", "s1");
-        old.started_at = Some(now - Duration::from_secs(3600));
+        old.make_mut().started_at = Some(now - Duration::from_secs(3600));
         let mut new = session("m1", "s2");
-        new.started_at = Some(now + Duration::from_secs(3600));
+        new.make_mut().started_at = Some(now + Duration::from_secs(3600));
         let other = f.handle(&session("m2", "s3"), "tok-c");
         let old = f.handle(&old, "tok-a");
         let new = f.handle(&new, "tok-b");
@@ -523,11 +523,11 @@ mod tests {
         // members' WebSockets and streams open, or close another organization's.
         let mut f = Fixture::new();
         let mut a = session("m1", "s1");
-        a.organization_id = "organization-test-a".into();
+        a.make_mut().organization_id = "organization-test-a".into();
         let mut b = session("m2", "s2");
-        b.organization_id = "organization-test-a".into();
+        b.make_mut().organization_id = "organization-test-a".into();
         let mut c = session("m3", "s3");
-        c.organization_id = "organization-test-c".into();
+        c.make_mut().organization_id = "organization-test-c".into();
         let (a, b, c) = (
             f.handle(&a, "tok-a"),
             f.handle(&b, "tok-b"),
@@ -551,7 +551,7 @@ mod tests {
         let now = SystemTime::now();
         f.revoke(RevokedTarget::Member("m1".into()), Some(now));
         let mut fresh = session("m1", "s2");
-        fresh.started_at = Some(now + Duration::from_secs(1));
+        fresh.make_mut().started_at = Some(now + Duration::from_secs(1));
         let vouched = Arc::new(crate::cache::CachedSession {
             session: fresh.clone(),
             ttl: Duration::from_secs(60),
@@ -563,7 +563,7 @@ mod tests {
         f.cache.insert(key, vouched).await;
         let fresh = f.handle(&fresh, "tok-fresh");
         let mut unvouched = session("m1", "s1");
-        unvouched.started_at = Some(now - Duration::from_secs(1));
+        unvouched.make_mut().started_at = Some(now - Duration::from_secs(1));
         let unvouched = f.handle(&unvouched, "tok-old");
         assert!(
             fired(&unvouched).await,

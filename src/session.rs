@@ -1,19 +1,70 @@
 //! [`MemberSession`]: the authenticated Stytch member a request carries.
 
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The Stytch B2B member session behind a request, inserted into the request's extensions by
-/// [`StytchAuth`](crate::StytchAuth).
+/// [`StytchAuth`](crate::StytchAuth): a cheap handle (one `Arc`) on a [`MemberSessionData`].
+///
+/// Cloning it (or extracting it) copies a pointer, not the session: the layer hands the
+/// cached session to the inner service without a deep copy. Read its fields through `Deref`
+/// (`session.member_id`); [`MemberSession::make_mut`] gives a private, writable copy.
 ///
 /// Built either from Stytch's `member_session` object (remote authenticate) or from the claims
-/// of a locally verified session JWT. It holds no credential.
+/// of a locally verified session JWT. It holds no credential. It serializes (and
+/// deserializes) as the [`MemberSessionData`] it holds.
 ///
 /// With feature `axum`, `MemberSession` and `Option<MemberSession>` are extractors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberSession(Arc<MemberSessionData>);
+
+impl MemberSession {
+    /// Wraps `data` in a handle.
+    pub fn new(data: MemberSessionData) -> Self {
+        Self(Arc::new(data))
+    }
+
+    /// A writable view of the session: copies it first when other handles share it
+    /// (copy-on-write, as [`Arc::make_mut`]).
+    pub fn make_mut(&mut self) -> &mut MemberSessionData {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<MemberSessionData> for MemberSession {
+    fn from(data: MemberSessionData) -> Self {
+        Self::new(data)
+    }
+}
+
+impl Deref for MemberSession {
+    type Target = MemberSessionData;
+
+    fn deref(&self) -> &MemberSessionData {
+        &self.0
+    }
+}
+
+impl Serialize for MemberSession {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for MemberSession {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        MemberSessionData::deserialize(d).map(Self::new)
+    }
+}
+
+/// The fields of a [`MemberSession`]: Stytch's `member_session` object, or what a session
+/// JWT's claims say.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct MemberSession {
+pub struct MemberSessionData {
     /// The session's id (`member_session_id`; the JWT's `https://stytch.com/session`.`id`).
     pub member_session_id: String,
     /// The member's id (`member_id`; the JWT's `sub`).
@@ -43,7 +94,7 @@ pub struct MemberSession {
     pub custom_claims: serde_json::Map<String, serde_json::Value>,
 }
 
-impl MemberSession {
+impl MemberSessionData {
     /// Whether the session holds `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::jwt::JwtError;
-use crate::session::{MemberSession, rfc3339};
+use crate::session::{MemberSession, MemberSessionData, rfc3339};
 
 /// Stytch's session claim.
 pub(crate) const SESSION_CLAIM: &str = "https://stytch.com/session";
@@ -97,7 +97,7 @@ pub(crate) fn member_session(mut claims: Map<String, Value>) -> Result<MemberSes
     let expires_at = rfc3339::parse(&expires_at).ok_or(JwtError::Malformed)?;
     claims
         .retain(|name, _| !REGISTERED.contains(&name.as_str()) && !name.starts_with(STYTCH_PREFIX));
-    Ok(MemberSession {
+    Ok(MemberSession::new(MemberSessionData {
         member_session_id: required(session.id)?,
         member_id,
         organization_id: required(organization.organization_id)?,
@@ -108,5 +108,5 @@ pub(crate) fn member_session(mut claims: Map<String, Value>) -> Result<MemberSes
         expires_at,
         authentication_factors: session.authentication_factors.unwrap_or_default(),
         custom_claims: claims,
-    })
+    }))
 }

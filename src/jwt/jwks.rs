@@ -1,8 +1,9 @@
-//! The JWKS cache: parsed keys by `kid`, lazy load, periodic refresh, single-flight refetch
-//! on an unknown `kid` with a cooldown, and keys kept through rotation.
+//! The JWKS cache: parsed keys by `kid`, lazy load, periodic refresh in a background task
+//! (requests keep the current keys meanwhile), single-flight refetch on an unknown `kid` with
+//! a cooldown, and keys kept through rotation.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -111,6 +112,8 @@ pub(crate) struct KeyStore {
     fetch: tokio::sync::Mutex<FetchState>,
     /// Completed fetches; lets waiters see that a fetch ran while they queued.
     fetches: AtomicU64,
+    /// Whether a periodic refresh task is under way (at most one is spawned at a time).
+    refreshing: AtomicBool,
     /// How far tests have moved this store's clock forward, in nanoseconds.
     #[cfg(test)]
     advanced: AtomicU64,
@@ -129,6 +132,7 @@ impl KeyStore {
             keys: RwLock::new(Arc::new(KeySet::default())),
             fetch: tokio::sync::Mutex::new(FetchState::default()),
             fetches: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
             #[cfg(test)]
             advanced: AtomicU64::new(0),
         }
@@ -172,17 +176,23 @@ impl KeyStore {
         *guard = Arc::new(next);
     }
 
-    /// The key for `kid`: loads the JWKS on first use, refreshes it when due, refetches it
-    /// once on an unknown `kid` (single flight, cooldown).
-    pub(crate) async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwtError> {
+    /// Fetches completed so far (tests).
+    #[cfg(test)]
+    pub(crate) fn completed_fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Acquire)
+    }
+
+    /// The key for `kid`: loads the JWKS on first use, starts the periodic refresh in the
+    /// background when due (this request goes on with the current keys), refetches it once
+    /// on an unknown `kid` (single flight, cooldown).
+    pub(crate) async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<DecodingKey>, JwtError> {
         let mut set = self.snapshot();
         let now = self.now();
         if !set.loaded {
             self.load().await.map_err(JwtError::Jwks)?;
             set = self.snapshot();
         } else if set.refresh_due.is_some_and(|due| now >= due) {
-            self.periodic_refresh().await;
-            set = self.snapshot();
+            self.spawn_periodic_refresh();
         }
         if let Some(key) = set.get(kid, self.now(), self.refresh_interval) {
             return Ok(key);
@@ -205,6 +215,23 @@ impl KeyStore {
             return Err(replay(err));
         }
         self.fetch_locked(&mut state, "initial").await
+    }
+
+    /// Starts the due periodic refresh in a Tokio task, unless one is under way. Outside a
+    /// Tokio runtime (never the case under the layer, which needs one) nothing is started
+    /// and the current keys are kept; the next request on a runtime starts it.
+    fn spawn_periodic_refresh(self: &Arc<Self>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = Arc::clone(self);
+        handle.spawn(async move {
+            this.periodic_refresh().await;
+            this.refreshing.store(false, Ordering::Release);
+        });
     }
 
     /// A due periodic refresh, by whoever gets the lock first; everyone else goes on with the

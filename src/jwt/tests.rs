@@ -620,9 +620,11 @@ async fn key_rotation_keeps_old_keys_for_one_interval() {
     // The old key vanished from Stytch's set but stays usable for one interval.
     v.verify_at(&old, at(IAT + 1)).await.unwrap();
     assert_eq!(fetches(&server).await, 1);
-    // One interval later: the periodic refresh drops it.
+    // One interval later: the periodic refresh (in the background) drops it.
     tokio::time::sleep(interval + Duration::from_millis(50)).await;
     v.verify_at(&new, at(IAT + 1)).await.unwrap();
+    // (the store counts the first load and the refetch for KID2 too)
+    wait_for_fetches(&v, 3).await;
     assert_eq!(fetches(&server).await, 2);
     // Refetched on the unknown kid (cooldown zero), still unknown.
     let err = v.verify_at(&old, at(IAT + 1)).await.unwrap_err();
@@ -650,7 +652,50 @@ async fn failed_periodic_refresh_keeps_the_keys() {
         .await;
     tokio::time::sleep(interval + Duration::from_millis(50)).await;
     v.verify_at(&jwt, at(IAT + 1)).await.unwrap();
+    wait_for_fetches(&v, 2).await;
     // The failed refresh is not retried within the cooldown.
+    v.verify_at(&jwt, at(IAT + 2)).await.unwrap();
+    server.verify().await;
+}
+
+/// Waits (bounded: 5 s) until `v` has completed `n` JWKS fetches.
+async fn wait_for_fetches(v: &JwtVerifier, n: u64) {
+    for _ in 0..500 {
+        if v.jwks_fetches_completed() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} JWKS fetches not completed within 5 s");
+}
+
+#[tokio::test]
+async fn periodic_jwks_refresh_never_runs_inside_a_request() {
+    // If this broke, the request that finds the JWKS due for its periodic refresh would wait
+    // for Stytch's JWKS endpoint (seconds when Stytch is slow) instead of using the keys it has.
+    let server = server_with(vec![jwk(KID1, KEY1_PUB)], 1).await;
+    let interval = Duration::from_millis(100);
+    let v = verifier(
+        &server,
+        JwtConfig::builder().jwks_refresh_interval(interval).build(),
+    );
+    let jwt = sign(&claims());
+    v.verify_at(&jwt, at(IAT + 1)).await.unwrap();
+    assert_eq!(v.jwks_fetches_completed(), 1);
+    server.reset().await;
+    Mock::given(method("GET"))
+        .and(path(jwks_path()))
+        .respond_with(jwks_response(vec![jwk(KID1, KEY1_PUB)]).set_delay(Duration::from_secs(2)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    tokio::time::sleep(interval + Duration::from_millis(50)).await;
+    // The refresh is due: this request is served from the current keys while the (slow)
+    // refresh is still under way, so it returns before that fetch completed.
+    v.verify_at(&jwt, at(IAT + 1)).await.unwrap();
+    assert_eq!(v.jwks_fetches_completed(), 1);
+    // The refresh does happen, once, in the background.
+    wait_for_fetches(&v, 2).await;
     v.verify_at(&jwt, at(IAT + 2)).await.unwrap();
     server.verify().await;
 }

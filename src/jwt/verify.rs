@@ -33,8 +33,9 @@ pub struct VerifiedJwt {
 /// Only `RS256` is accepted; the header's `alg` is checked before any key is looked at. The
 /// JWKS (`GET /v1/b2b/sessions/jwks/{project_id}`) is fetched on the first verification (or in
 /// a background task spawned by [`new`](Self::new) with
-/// [`JwtConfigBuilder::fetch_jwks_at_start`](crate::jwt::JwtConfigBuilder::fetch_jwks_at_start)), refreshed on the first use after
-/// [`JwtConfig::jwks_refresh_interval`], and refetched when a JWT names an unknown `kid`, at
+/// [`JwtConfigBuilder::fetch_jwks_at_start`](crate::jwt::JwtConfigBuilder::fetch_jwks_at_start)), refreshed in a background task started by
+/// the first use after [`JwtConfig::jwks_refresh_interval`] (requests go on with the current
+/// keys meanwhile), and refetched when a JWT names an unknown `kid`, at
 /// most once per [`JwtConfig::unknown_kid_cooldown`] however many requests miss at once. Keys
 /// are parsed once per fetch.
 ///
@@ -51,7 +52,7 @@ struct Inner {
     audience: String,
     issuers: Vec<String>,
     validation: Validation,
-    keys: KeyStore,
+    keys: Arc<KeyStore>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -114,11 +115,11 @@ impl JwtVerifier {
         validation.set_audience(&[&audience]);
         validation.set_issuer(&issuers);
         validation.set_required_spec_claims(&["sub", "iss", "aud", "exp", "nbf"]);
-        let keys = KeyStore::new(
+        let keys = Arc::new(KeyStore::new(
             client,
             config.jwks_refresh_interval(),
             config.unknown_kid_cooldown(),
-        );
+        ));
         let verifier = Self {
             inner: Arc::new(Inner {
                 config,
@@ -151,6 +152,12 @@ impl JwtVerifier {
     #[cfg(test)]
     pub(crate) fn install_jwks(&self, jwks: &crate::client::Jwks) {
         self.inner.keys.install(jwks);
+    }
+
+    /// JWKS fetches completed so far (tests).
+    #[cfg(test)]
+    pub(crate) fn jwks_fetches_completed(&self) -> u64 {
+        self.inner.keys.completed_fetches()
     }
 
     /// Moves the JWKS cache's clock (cooldown, refresh interval) forward by `by` (tests).

@@ -581,8 +581,8 @@ mod tests {
 
     fn session(member: &str, id: &str, org: &str, roles: &[&str]) -> MemberSession {
         let mut s = crate::cache::tests::session(member, id);
-        s.organization_id = org.to_owned();
-        s.roles = roles.iter().map(|r| (*r).to_owned()).collect();
+        s.make_mut().organization_id = org.to_owned();
+        s.make_mut().roles = roles.iter().map(|r| (*r).to_owned()).collect();
         s
     }
 

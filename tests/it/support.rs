@@ -114,12 +114,12 @@ pub fn app() -> Router {
     Router::new()
         .route(
             "/whoami",
-            get(|session: MemberSession| async move { session.member_id }),
+            get(|session: MemberSession| async move { session.member_id.clone() }),
         )
         .route(
             "/optional",
             get(|session: Option<MemberSession>| async move {
-                session.map_or_else(|| "anonymous".to_owned(), |s| s.member_id)
+                session.map_or_else(|| "anonymous".to_owned(), |s| s.member_id.clone())
             }),
         )
         .route("/public/{*rest}", any(|| async { "public" }))
