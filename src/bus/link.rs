@@ -110,10 +110,20 @@ pub(crate) struct Held {
     pub(crate) done: bool,
 }
 
+/// A peer's revocation applied here.
+#[derive(Debug)]
+struct Mapped {
+    id: RevocationId,
+    forget_at: Instant,
+    /// Applied so far by a credential's hash alone: its origin may still name the
+    /// credential's session (see [`Link::map_applied`]).
+    by_key_only: bool,
+}
+
 /// Peers' revocations applied here, both ways, with when the mapping can be forgotten.
 #[derive(Debug, Default)]
 struct Ids {
-    local: HashMap<RevKey, (RevocationId, Instant)>,
+    local: HashMap<RevKey, Mapped>,
     remote: HashMap<RevocationId, RevKey>,
     inserts: usize,
 }
@@ -295,11 +305,39 @@ impl Link {
         if key.origin == self.me {
             return Some(RevocationId(key.rev));
         }
-        lock(&self.ids).local.get(key).map(|(id, _)| *id)
+        lock(&self.ids).local.get(key).map(|m| m.id)
     }
 
     /// Maps a peer's revocation `key` to a fresh local id; `None` when it has one already.
     pub(crate) fn map_new(&self, key: &RevKey, revoker: &Revoker) -> Option<RevocationId> {
+        self.map(key, false, revoker)
+    }
+
+    /// The local id under which a peer's `Applied` message about `target` is applied here:
+    /// a fresh one for a revocation new here; the one it has when its origin, having revoked
+    /// a credential known only by its hash, now names the credential's session (a logout
+    /// whose token could not be looked up when it was decided); `None` otherwise (a message
+    /// read again after a reconnect).
+    pub(crate) fn map_applied(
+        &self,
+        key: &RevKey,
+        target: &RemoteTarget,
+        revoker: &Revoker,
+    ) -> Option<RevocationId> {
+        if key.origin == self.me {
+            return None;
+        }
+        if let Some(mapped) = lock(&self.ids).local.get_mut(key) {
+            if mapped.by_key_only && matches!(target, RemoteTarget::Session(_)) {
+                mapped.by_key_only = false;
+                return Some(mapped.id);
+            }
+            return None;
+        }
+        self.map(key, matches!(target, RemoteTarget::Key(_)), revoker)
+    }
+
+    fn map(&self, key: &RevKey, by_key_only: bool, revoker: &Revoker) -> Option<RevocationId> {
         if key.origin == self.me {
             return None;
         }
@@ -309,16 +347,23 @@ impl Link {
         }
         let id = revoker.next_id();
         let forget_at = Instant::now() + revoker.longest_hold() + self.keep;
-        ids.local.insert(key.clone(), (id, forget_at));
+        ids.local.insert(
+            key.clone(),
+            Mapped {
+                id,
+                forget_at,
+                by_key_only,
+            },
+        );
         ids.remote.insert(id, key.clone());
         ids.inserts += 1;
         if ids.inserts.is_multiple_of(4096) {
             let now = Instant::now();
             let Ids { local, remote, .. } = &mut *ids;
-            local.retain(|_, (id, at)| {
-                let keep = *at > now;
+            local.retain(|_, mapped| {
+                let keep = mapped.forget_at > now;
                 if !keep {
-                    remote.remove(id);
+                    remote.remove(&mapped.id);
                 }
                 keep
             });
@@ -373,7 +418,7 @@ impl Link {
                 until,
                 revoked_at,
             } => {
-                if let Some(id) = self.map_new(&message.key, &revoker) {
+                if let Some(id) = self.map_applied(&message.key, &target, &revoker) {
                     revoker
                         .apply_remote(id, &target, confirmed, until, revoked_at)
                         .await;

@@ -75,6 +75,34 @@ async fn logout_on_a_is_refused_on_b_token_and_jwt() {
 }
 
 #[tokio::test]
+async fn jwt_of_a_session_logged_out_by_token_on_a_during_an_authenticate_outage_is_refused_on_b() {
+    // If this broke, a logout on A whose token could not be looked up (Stytch's
+    // authenticate failing) would be known to B only by the token's hash: A names the
+    // session once Stytch answers, but B would ignore that second message about the same
+    // revocation, and serve the session's JWT (verified locally) for up to five minutes
+    // (found by the soak, #15).
+    let w = World::new().await;
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&w, &redis).await, instance(&w, &redis).await);
+    let token = w.member.session_token.expose_secret();
+    let jwt = w.member.session_jwt.expose_secret();
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+    // A's lookup of the (uncached) token fails: three attempts, each a 503.
+    w.emulator.inject_fault(
+        EmulatorEndpoint::Authenticate,
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        3,
+    );
+    let res = a.post_as("/logout", token).await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert!(answers(&b, jwt, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    assert!(answers(&b, token, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+}
+
+#[tokio::test]
 async fn logout_on_a_closes_the_sessions_websocket_on_b() {
     // If this broke, a session logged out on one instance would keep its live WebSocket (or
     // stream) open on another: the bus's revocations would not reach live connections. The
