@@ -108,6 +108,7 @@ gateway() { # index port
         GATEWAY_REDIS_URL=$REDIS_URL STYTCH_WEBHOOK_SECRET=$WEBHOOK_SECRET RUST_LOG=$LOG \
         "$BIN" serve --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$UP_PORT" \
         --webhook-path /stytch/webhooks --redis-lease 5s \
+        --metrics-listen "127.0.0.1:$((BASE_PORT + 20 + $1))" \
         >"$TMP/gateway$1.out" 2>"$TMP/gateway$1.err" &
     PIDS+=($!)
     GW_PIDS+=($!)
@@ -131,6 +132,13 @@ STYTCH_PROJECT_ID=$PROJECT_ID STYTCH_SECRET=$SECRET SOAK_EMULATOR="http://127.0.
     SOAK_REDIS_START="redis-server '$TMP/redis.conf'" \
     SOAK_SECRETS_OUT="$TMP/credentials.txt" \
     "$DRIVER" >"$TMP/driver.out" || status=$?
+
+# How long peers' revocations took to reach gateway 0 over the bus (from the writer's clock
+# to applied here), as its histogram counts them: the soak's propagation bound is checked
+# against this.
+echo "bus propagation to gateway 0 (cumulative counts per bucket, seconds):" >&2
+curl -s "http://127.0.0.1:$((BASE_PORT + 20))/metrics" |
+    grep -E '^stytch_bus_propagation_seconds_(bucket|count)' >&2 || true
 
 # The SIGTERMed gateway's exit code: 0 only when none of its revocations was left pending.
 gw1_status=0
