@@ -42,13 +42,24 @@ pub(super) async fn run(link: Arc<Link>) {
         };
         let mut written = 0;
         let mut failed = false;
-        for out in &batch {
-            if let Err(err) = write(&link, connection, out).await {
+        while written < batch.len() {
+            // A run of log messages goes in one round trip: one at a time, a busy instance
+            // wrote fewer than its revocations made, and its peers heard of them seconds late.
+            let logs = batch[written..]
+                .iter()
+                .take_while(|out| matches!(out, Out::Log(_)))
+                .count();
+            let result = if logs > 1 {
+                write_logs(&link, connection, &batch[written..written + logs]).await
+            } else {
+                write(&link, connection, &batch[written]).await
+            };
+            if let Err(err) = result {
                 tracing::warn!(error = %describe(&err), "revocation bus: write failed; kept queued");
                 failed = true;
                 break;
             }
-            written += 1;
+            written += logs.max(1);
         }
         link.pop(written);
         if failed {
@@ -113,6 +124,33 @@ async fn write(link: &Link, conn: &mut MultiplexedConnection, out: &Out) -> redi
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(id);
         }
+    }
+    Ok(())
+}
+
+/// Log messages `outs` in one pipeline (one round trip). On an error none counts as written:
+/// all are written again, and peers ignore a message about a revocation they have applied.
+async fn write_logs(
+    link: &Link,
+    conn: &mut MultiplexedConnection,
+    outs: &[Out],
+) -> redis::RedisResult<()> {
+    let threshold = min_id(SystemTime::now(), link.keep);
+    let mut pipe = redis::pipe();
+    let messages: Vec<&Message> = outs
+        .iter()
+        .filter_map(|out| match out {
+            Out::Log(message) => Some(message),
+            _ => None,
+        })
+        .collect();
+    for message in &messages {
+        pipe.add_command(xadd(&link.keys.log, Some(&threshold), message))
+            .ignore();
+    }
+    let () = pipe.query_async(conn).await?;
+    for message in messages {
+        metrics::bus_published(message.body.kind());
     }
     Ok(())
 }
