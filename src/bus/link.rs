@@ -287,6 +287,17 @@ impl Link {
         }
     }
 
+    /// Puts `outs` back at the front of the queue, in their order, ahead of what waits
+    /// there (skipping any queued already): written before it, they go again first.
+    pub(crate) fn requeue_front(&self, outs: Vec<Out>) {
+        let mut queue = lock(&self.queue);
+        for out in outs.into_iter().rev() {
+            if queue.queued.insert(out.clone()) {
+                queue.items.push_front(out);
+            }
+        }
+    }
+
     /// Items waiting for Redis.
     pub(crate) fn queued(&self) -> usize {
         lock(&self.queue).items.len()

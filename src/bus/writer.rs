@@ -1,9 +1,15 @@
 //! Writes what the [`Link`]'s queue holds to Redis, in order: log messages (`XADD`, trimming
 //! the log to the window), pending entries (`XADD`), finished ones (`XACK` + `XDEL`). Redis
 //! unreachable: everything stays queued, and the writer reconnects with backoff.
+//!
+//! Redis may lose what it acknowledged just before it went (a restart without persistence, a
+//! failover to a replica that had not received it), before every peer read it. So the log
+//! messages written in the [`REWRITE_WINDOW`] before a lost connection are written again
+//! after it; a peer ignores a message about a revocation it has applied already.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use redis::aio::MultiplexedConnection;
 
@@ -13,12 +19,17 @@ use crate::metrics;
 
 /// Items written per round.
 const BATCH: usize = 64;
+/// Log messages written this recently are written again after a lost connection.
+const REWRITE_WINDOW: Duration = Duration::from_secs(10);
+/// At most this many of them.
+const REWRITE_MAX: usize = 4096;
 /// Longest idle wait before checking whether the layer is gone.
 const IDLE_CHECK: Duration = Duration::from_secs(10);
 
 pub(super) async fn run(link: Arc<Link>) {
     let mut conn: Option<MultiplexedConnection> = None;
     let mut backoff = Backoff::new(link.settings.max_backoff);
+    let mut recent: VecDeque<(Instant, Out)> = VecDeque::new();
     loop {
         let batch = link.peek(BATCH);
         if batch.is_empty() {
@@ -61,8 +72,11 @@ pub(super) async fn run(link: Arc<Link>) {
             }
             written += logs.max(1);
         }
+        remember(&mut recent, &batch[..written]);
         link.pop(written);
         if failed {
+            // Redis may have lost what it acknowledged last: it goes again, first.
+            link.requeue_front(recent.drain(..).map(|(_, out)| out).collect());
             conn = None;
             link.set_state(BusState::Down);
             tokio::time::sleep(backoff.next()).await;
@@ -126,6 +140,24 @@ async fn write(link: &Link, conn: &mut MultiplexedConnection, out: &Out) -> redi
         }
     }
     Ok(())
+}
+
+/// Keeps the log messages just written for [`REWRITE_WINDOW`] (at most [`REWRITE_MAX`]).
+fn remember(recent: &mut VecDeque<(Instant, Out)>, written: &[Out]) {
+    let now = Instant::now();
+    recent.extend(
+        written
+            .iter()
+            .filter(|out| matches!(out, Out::Log(_)))
+            .map(|out| (now, out.clone())),
+    );
+    while recent.len() > REWRITE_MAX
+        || recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > REWRITE_WINDOW)
+    {
+        recent.pop_front();
+    }
 }
 
 /// Log messages `outs` in one pipeline (one round trip). On an error none counts as written:

@@ -180,6 +180,54 @@ async fn an_instance_started_after_a_logout_refuses_its_still_valid_jwt() {
     );
 }
 
+#[tokio::test]
+async fn logout_acknowledged_by_redis_just_before_it_restarted_empty_still_reaches_b() {
+    // If this broke, a revocation Redis acknowledged and then lost (a restart without
+    // persistence, a failover) before a peer read it would never reach that peer, which
+    // would serve the session's JWT for up to five minutes (found by the soak, #15: a member
+    // revoked at the instant Redis was killed stayed signed in on the other instance).
+    let w = World::new().await;
+    let mut redis = RedisServer::start();
+    let a = instance(&w, &redis).await;
+    let res = a
+        .post_as("/logout", w.member.session_token.expose_secret())
+        .await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    assert!(
+        eventually(PROPAGATION, || redis
+            .integer(&["XLEN", &log_key(&w)])
+            .is_some_and(|n| n >= 1))
+        .await
+    );
+    // Redis loses everything before B ever reads it.
+    redis.kill();
+    redis.restart();
+    // A's next write finds the connection lost.
+    let res = a
+        .post_as("/logout", w.member2.session_token.expose_secret())
+        .await;
+    assert_eq!(res.headers()["x-stytch-logout"], "revoked");
+    let b = instance(&w, &redis).await;
+    assert!(
+        answers(
+            &b,
+            w.member.session_jwt.expose_secret(),
+            StatusCode::UNAUTHORIZED,
+            Duration::from_secs(10)
+        )
+        .await
+    );
+    assert!(
+        answers(
+            &b,
+            w.member2.session_jwt.expose_secret(),
+            StatusCode::UNAUTHORIZED,
+            Duration::from_secs(10)
+        )
+        .await
+    );
+}
+
 fn log_key(w: &World) -> String {
     format!("{{tower-stytch:{}}}:revocations", w.emulator.project_id())
 }
