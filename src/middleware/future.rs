@@ -112,16 +112,41 @@ where
         }
     }
 
-    pub(crate) fn lookup(service: S, req: Request<ReqBody>, ctx: Ctx, shared: Arc<Shared>) -> Self {
-        let credential = ctx.found.credential.clone();
-        let lookup_shared = Arc::clone(&shared);
+    pub(crate) fn lookup(
+        mut service: S,
+        mut req: Request<ReqBody>,
+        mut ctx: Ctx,
+        shared: Arc<Shared>,
+    ) -> Self {
         let span = tracing::debug_span!(
             "stytch_auth",
             path = %req.uri().path(),
-            credential = credential.kind(),
+            credential = ctx.found.credential.kind(),
             outcome = tracing::field::Empty,
             request_id = tracing::field::Empty,
         );
+        if let Some(entry) = span.in_scope(|| shared.lookup.cached(&ctx.found.credential)) {
+            // A plain cache hit: nothing to await, nothing boxed.
+            span.record("outcome", "authenticated");
+            if let Some(id) = &entry.request_id {
+                span.record("request_id", id.as_str());
+            }
+            if let Err(rejection) = admit(&shared, &mut ctx, &mut req, Ok(entry)) {
+                let res = shared.reject(rejection);
+                return Self::rejected(res, shared);
+            }
+            let fut = service.call(req);
+            return Self {
+                state: State::Inner {
+                    fut,
+                    ctx: Some(ctx),
+                },
+                service: None,
+                shared,
+            };
+        }
+        let credential = ctx.found.credential.clone();
+        let lookup_shared = Arc::clone(&shared);
         let lookup = Box::pin(
             async move {
                 let result = lookup_shared

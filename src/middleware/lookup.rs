@@ -3,6 +3,7 @@
 //! all concurrent requests carrying it. A session that started too close to a member-wide
 //! revocation to tell on which side is asked of Stytch.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -105,6 +106,43 @@ pub(crate) struct Lookup {
 }
 
 impl Lookup {
+    /// The cached session of `credential` when serving it needs nothing more than the cache
+    /// and the denylist: not revoked here, no revalidation due, not expired, no question to
+    /// Stytch. Synchronous, so that a cache hit builds no boxed future (the request path's
+    /// largest cost on a hit); `None` sends the request down [`authenticate`](Self::authenticate),
+    /// which decides every other case.
+    pub(crate) fn cached(&self, credential: &Credential) -> Option<Arc<CachedSession>> {
+        let key = credential.cache_key();
+        if self.denylist.is_key_denied(&key) {
+            return None;
+        }
+        // moka's read completes at once unless its housekeeping must wait for a lock: then the
+        // request takes the asynchronous path.
+        let mut get = std::pin::pin!(self.cache.get(&key));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let std::task::Poll::Ready(Some(entry)) = get.as_mut().poll(&mut cx) else {
+            return None;
+        };
+        if self
+            .denylist
+            .needs_revalidation(&entry.session, entry.stytch_checked_at)
+            || entry.session.expires_at <= SystemTime::now()
+            || !matches!(
+                self.denylist.check(&entry.session, entry.stytch_checked_at),
+                Check::Allow
+            )
+        {
+            return None;
+        }
+        metrics::cache_lookup("hit");
+        tracing::debug!(
+            request_id = entry.request_id.as_deref().unwrap_or(""),
+            member_id = %entry.session.member_id,
+            "authenticated"
+        );
+        Some(entry)
+    }
+
     /// Authenticates `credential`: refused if revoked here; served from the cache when
     /// possible; otherwise verified once for all concurrent requests carrying it.
     pub(crate) async fn authenticate(
