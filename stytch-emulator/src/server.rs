@@ -360,6 +360,12 @@ pub(crate) async fn handle(
     let path = parts.uri.path().to_owned();
     let method = parts.method.clone();
     let route = route(&method, &path);
+    if shared.gate.is_refusing() && !matches!(route, Route::Control(_)) {
+        // The gate closes open connections gracefully, but a request may reach one before
+        // its task has seen the gate change: a refusing server does not answer it. Reset.
+        abort.reset();
+        return std::future::pending().await;
+    }
     let response = dispatch(&shared, &abort, &request_id, route, parts, body).await?;
     tracing::debug!(%method, %path, status = response.status().as_u16(), "emulator");
     Ok(response)
