@@ -335,9 +335,7 @@ impl Link {
         target: &RemoteTarget,
         revoker: &Revoker,
     ) -> Option<RevocationId> {
-        if key.origin == self.me {
-            return None;
-        }
+        // This instance's own keys are never mapped: `map` refuses them.
         if let Some(mapped) = lock(&self.ids).local.get_mut(key) {
             if mapped.by_key_only && matches!(target, RemoteTarget::Session(_)) {
                 mapped.by_key_only = false;

@@ -60,10 +60,10 @@ pub(super) async fn run(link: Arc<Link>) {
                 .iter()
                 .take_while(|out| matches!(out, Out::Log(_)))
                 .count();
-            let result = if logs > 1 {
+            let result = if logs > 0 {
                 write_logs(&link, connection, &batch[written..written + logs]).await
             } else {
-                write(&link, connection, &batch[written]).await
+                write_pending(&link, connection, &batch[written]).await
             };
             if let Err(err) = result {
                 tracing::warn!(error = %describe(&err), "revocation bus: write failed; kept queued");
@@ -86,14 +86,15 @@ pub(super) async fn run(link: Arc<Link>) {
     }
 }
 
-async fn write(link: &Link, conn: &mut MultiplexedConnection, out: &Out) -> redis::RedisResult<()> {
+/// One pending-stream item (log messages go through [`write_logs`]).
+async fn write_pending(
+    link: &Link,
+    conn: &mut MultiplexedConnection,
+    out: &Out,
+) -> redis::RedisResult<()> {
     match out {
-        Out::Log(message) => {
-            let threshold = min_id(SystemTime::now(), link.keep);
-            let _: String = xadd(&link.keys.log, Some(&threshold), message)
-                .query_async(conn)
-                .await?;
-            metrics::bus_published(message.body.kind());
+        Out::Log(_) => {
+            write_logs(link, conn, std::slice::from_ref(out)).await?;
         }
         Out::PendingAdd(id) => {
             let message = {
