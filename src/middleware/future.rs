@@ -112,12 +112,7 @@ where
         }
     }
 
-    pub(crate) fn lookup(
-        mut service: S,
-        mut req: Request<ReqBody>,
-        mut ctx: Ctx,
-        shared: Arc<Shared>,
-    ) -> Self {
+    pub(crate) fn lookup(service: S, req: Request<ReqBody>, ctx: Ctx, shared: Arc<Shared>) -> Self {
         let span = tracing::debug_span!(
             "stytch_auth",
             path = %req.uri().path(),
@@ -131,18 +126,19 @@ where
             if let Some(id) = &entry.request_id {
                 span.record("request_id", id.as_str());
             }
-            if let Err(rejection) = admit(&shared, &mut ctx, &mut req, Ok(entry)) {
-                let res = shared.reject(rejection);
-                return Self::rejected(res, shared);
-            }
-            let fut = service.call(req);
-            return Self {
-                state: State::Inner {
-                    fut,
-                    ctx: Some(ctx),
+            return match call_inner(&shared, service, req, ctx, Ok(entry)) {
+                Ok((fut, ctx)) => Self {
+                    state: State::Inner {
+                        fut,
+                        ctx: Some(ctx),
+                    },
+                    service: None,
+                    shared,
                 },
-                service: None,
-                shared,
+                Err(rejection) => {
+                    let res = shared.reject(rejection);
+                    Self::rejected(res, shared)
+                }
             };
         }
         let credential = ctx.found.credential.clone();
@@ -236,6 +232,22 @@ fn admit<B>(
     }
 }
 
+/// After the lookup: the request admitted ([`admit`]) and the inner service called, or the
+/// rejection.
+fn call_inner<S, B>(
+    shared: &Shared,
+    mut service: S,
+    mut req: Request<B>,
+    mut ctx: Ctx,
+    result: Result<Arc<CachedSession>, Rejection>,
+) -> Result<(S::Future, Ctx), Rejection>
+where
+    S: Service<Request<B>>,
+{
+    admit(shared, &mut ctx, &mut req, result)?;
+    Ok((service.call(req), ctx))
+}
+
 /// After the inner service answered: sets the refreshed JWT cookie, and returns the forced
 /// sign-out to run when the route is hooked and the app answered 2xx.
 fn after_inner<B>(
@@ -269,20 +281,21 @@ where
             match this.state.as_mut().project() {
                 StateProj::Lookup { lookup, req, ctx } => {
                     let result = ready!(lookup.as_mut().poll(cx));
-                    let mut req = req.take().expect("ResponseFuture polled after completion");
-                    let mut ctx = ctx.take().expect("ResponseFuture polled after completion");
-                    if let Err(rejection) = admit(this.shared, &mut ctx, &mut req, result) {
-                        return Poll::Ready(Ok(own_body(this.shared.reject(rejection))));
-                    }
-                    let mut service = this
+                    let req = req.take().expect("ResponseFuture polled after completion");
+                    let ctx = ctx.take().expect("ResponseFuture polled after completion");
+                    let service = this
                         .service
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    let fut = service.call(req);
-                    this.state.set(State::Inner {
-                        fut,
-                        ctx: Some(ctx),
-                    });
+                    match call_inner(this.shared, service, req, ctx, result) {
+                        Ok((fut, ctx)) => this.state.set(State::Inner {
+                            fut,
+                            ctx: Some(ctx),
+                        }),
+                        Err(rejection) => {
+                            return Poll::Ready(Ok(own_body(this.shared.reject(rejection))));
+                        }
+                    }
                 }
                 StateProj::Inner { fut, ctx } => {
                     let res = ready!(fut.poll(cx))?;
