@@ -10,7 +10,7 @@ use super::{
     Basis, Inner, Revocation, RevocationEvent, RevocationId, RevokeError, RevokeOutcome,
     RevokedTarget, Revoker, Target,
 };
-use crate::client::AuthenticateRequest;
+use crate::client::{AuthenticateRequest, AuthenticateResponse};
 use crate::credential::Credential;
 use crate::error::StytchError;
 use crate::metrics;
@@ -200,9 +200,8 @@ pub(super) async fn resolve(
     let Target::Credential(credential) = &revocation.target else {
         return None;
     };
-    let request = AuthenticateRequest::new(credential.clone());
-    match inner.client.authenticate(&request).await {
-        Ok(response) => {
+    match ask_authenticate(inner, credential).await {
+        Ok(Some(response)) => {
             let session = &response.member_session;
             revocation.target = Target::Session(session.member_session_id.clone());
             revocation.expires_at = Some(session.expires_at);
@@ -214,7 +213,7 @@ pub(super) async fn resolve(
             tracing::debug!("the logged-out credential's session is known: revoking the session");
             None
         }
-        Err(err) if err.is_session_invalid() => Some(Answer::AlreadyRevoked),
+        Ok(None) => Some(Answer::AlreadyRevoked),
         Err(err) if err.is_misconfigured() => Some(Answer::Misconfigured(err)),
         Err(err) if err.is_verdict_unknown() => Some(Answer::Unavailable(err)),
         Err(err) => {
@@ -224,17 +223,25 @@ pub(super) async fn resolve(
     }
 }
 
-/// Whether Stytch's authenticate says `acting` is a live session. A dead one is evicted here
-/// and negatively cached.
+/// Whether Stytch's authenticate says `acting` is a live session (see [`ask_authenticate`]).
 async fn is_live(inner: &Inner, acting: &Credential) -> Result<bool, StytchError> {
-    let request = AuthenticateRequest::new(acting.clone());
+    Ok(ask_authenticate(inner, acting).await?.is_some())
+}
+
+/// Stytch's authenticate of `credential`: `None` when its session is dead, which is then
+/// evicted here and negatively cached.
+async fn ask_authenticate(
+    inner: &Inner,
+    credential: &Credential,
+) -> Result<Option<AuthenticateResponse>, StytchError> {
+    let request = AuthenticateRequest::new(credential.clone());
     match inner.client.authenticate(&request).await {
-        Ok(_) => Ok(true),
+        Ok(response) => Ok(Some(response)),
         Err(err) if err.is_session_invalid() => {
-            let key = acting.cache_key();
+            let key = credential.cache_key();
             inner.cache.evict_key(&key).await;
             inner.cache.insert_negative(key).await;
-            Ok(false)
+            Ok(None)
         }
         Err(err) => Err(err),
     }
