@@ -1,8 +1,20 @@
-//! Session JWT claims → [`MemberSession`] and the JWT's time claims.
+//! A verified session JWT's payload, parsed once: the registered claims, the time claims and
+//! the [`MemberSession`].
+//!
+//! The checks and their order are those of the `jsonwebtoken::decode` + `serde_json::Map`
+//! pipeline this replaced (the unit tests below hold that pipeline as an oracle): a payload
+//! that is not a JSON object, or names `sub`, `iss`, `aud`, `exp` or `nbf` twice, is
+//! malformed; those five must be present and well typed, then `iss` and `aud` are checked,
+//! then `iat`, `nbf` and `exp` are read, then the session. Stytch's session and organization
+//! claims are kept as raw JSON until they are needed, so that an error in them never hides
+//! an earlier one (an expired JWT stays [`Expired`](JwtError::Expired)).
 
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::jwt::JwtError;
@@ -25,30 +37,158 @@ pub(crate) struct TimeClaims {
     pub(crate) expires_at: SystemTime,
 }
 
-impl TimeClaims {
-    pub(crate) fn from_claims(claims: &Map<String, Value>) -> Result<Self, JwtError> {
-        Ok(Self {
-            issued_at: numeric_date(claims.get("iat"))?,
-            not_before: numeric_date(claims.get("nbf"))?,
-            expires_at: numeric_date(claims.get("exp"))?,
-        })
+/// A claim that must be present and of one type: absent (or `null`), present but of another
+/// type, or parsed.
+#[derive(Default)]
+enum Field<T> {
+    #[default]
+    Absent,
+    Invalid,
+    Parsed(T),
+}
+
+impl<T> Field<T> {
+    fn parsed(&self) -> Option<&T> {
+        match self {
+            Self::Parsed(value) => Some(value),
+            Self::Absent | Self::Invalid => None,
+        }
     }
 }
 
-/// A JWT NumericDate: seconds since the epoch, integer or not.
-fn numeric_date(value: Option<&Value>) -> Result<SystemTime, JwtError> {
-    let value = value.ok_or(JwtError::MissingClaims)?;
-    let since_epoch = if let Some(secs) = value.as_u64() {
-        Duration::from_secs(secs)
-    } else {
-        value
-            .as_f64()
-            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-            .ok_or(JwtError::Malformed)?
-    };
+/// A NumericDate as `exp` and `nbf` are accepted: a non-negative integer, or a finite
+/// non-negative number below 2^64.
+#[derive(Clone, Copy)]
+enum Seconds {
+    Int(u64),
+    Float(f64),
+}
+
+/// The payload of a session JWT whose signature verified, borrowing from its decoded bytes.
+#[derive(Default)]
+pub(crate) struct Payload<'a> {
+    sub: Field<String>,
+    iss: Field<Value>,
+    aud: Field<Value>,
+    exp: Field<Seconds>,
+    nbf: Field<Seconds>,
+    iat: Option<Value>,
+    session: Option<&'a RawValue>,
+    organization: Option<&'a RawValue>,
+    custom: Map<String, Value>,
+}
+
+impl<'a> Payload<'a> {
+    /// Parses the decoded payload; any JSON or shape error is [`JwtError::Malformed`].
+    pub(crate) fn parse(json: &'a [u8]) -> Result<Self, JwtError> {
+        serde_json::from_slice(json).map_err(|_| JwtError::Malformed)
+    }
+
+    /// `sub`, `iss`, `aud`, `exp` and `nbf` present and well typed; `iss` one of `issuers`
+    /// (a string, or an array holding one); `aud` holding `audience` (likewise).
+    pub(crate) fn check_registered(
+        &self,
+        issuers: &[String],
+        audience: &str,
+    ) -> Result<(), JwtError> {
+        let (Some(_), Some(iss), Some(aud), Some(_), Some(_)) = (
+            self.sub.parsed(),
+            self.iss.parsed(),
+            self.aud.parsed(),
+            self.exp.parsed(),
+            self.nbf.parsed(),
+        ) else {
+            return Err(JwtError::MissingClaims);
+        };
+        if !names_any(iss, |name| issuers.iter().any(|i| i == name)) {
+            return Err(JwtError::InvalidIssuer);
+        }
+        if !names_any(aud, |name| name == audience) {
+            return Err(JwtError::InvalidAudience);
+        }
+        Ok(())
+    }
+
+    /// The time claims, `iat` first (absent → [`JwtError::MissingClaims`]); call after
+    /// [`check_registered`](Self::check_registered).
+    pub(crate) fn times(&self) -> Result<TimeClaims, JwtError> {
+        let seconds = |field: &Field<Seconds>| match field.parsed() {
+            Some(Seconds::Int(secs)) => from_epoch(Duration::from_secs(*secs)),
+            Some(Seconds::Float(secs)) => from_secs_f64(*secs),
+            None => Err(JwtError::MissingClaims),
+        };
+        Ok(TimeClaims {
+            issued_at: numeric_date(self.iat.as_ref())?,
+            not_before: seconds(&self.nbf)?,
+            expires_at: seconds(&self.exp)?,
+        })
+    }
+
+    /// Builds the session: `sub` is the member, Stytch's session and organization claims give
+    /// the rest, and every other non-registered claim not under `https://stytch.com/` is a
+    /// custom claim.
+    pub(crate) fn into_session(self) -> Result<MemberSession, JwtError> {
+        let member_id = match self.sub {
+            Field::Parsed(sub) if !sub.is_empty() => sub,
+            _ => return Err(JwtError::MissingClaims),
+        };
+        let session: SessionClaim = claim(self.session)?;
+        let organization: OrganizationClaim = claim(self.organization)?;
+        let expires_at = required(session.expires_at)?;
+        let expires_at = rfc3339::parse(&expires_at).ok_or(JwtError::Malformed)?;
+        Ok(MemberSession::new(MemberSessionData {
+            member_session_id: required(session.id)?,
+            member_id,
+            organization_id: required(organization.organization_id)?,
+            organization_slug: organization.slug.unwrap_or_default(),
+            roles: session.roles.unwrap_or_default(),
+            started_at: session.started_at.as_deref().and_then(rfc3339::parse),
+            last_accessed_at: session.last_accessed_at.as_deref().and_then(rfc3339::parse),
+            expires_at,
+            authentication_factors: session.authentication_factors.unwrap_or_default(),
+            custom_claims: self.custom,
+        }))
+    }
+}
+
+/// Whether `names` (a string, or an array of strings) holds a name `matches` accepts.
+fn names_any(names: &Value, matches: impl Fn(&str) -> bool) -> bool {
+    match names {
+        Value::String(name) => matches(name),
+        Value::Array(names) => names.iter().filter_map(Value::as_str).any(matches),
+        _ => false,
+    }
+}
+
+/// `iss` and `aud`: a string or an array of strings; `null` is absent.
+fn names(value: Value) -> Field<Value> {
+    match value {
+        Value::Null => Field::Absent,
+        Value::String(_) => Field::Parsed(value),
+        Value::Array(ref items) if items.iter().all(Value::is_string) => Field::Parsed(value),
+        _ => Field::Invalid,
+    }
+}
+
+fn from_epoch(since_epoch: Duration) -> Result<SystemTime, JwtError> {
     UNIX_EPOCH
         .checked_add(since_epoch)
         .ok_or(JwtError::Malformed)
+}
+
+fn from_secs_f64(secs: f64) -> Result<SystemTime, JwtError> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| JwtError::Malformed)
+        .and_then(from_epoch)
+}
+
+/// A JWT NumericDate (`iat`): seconds since the epoch, integer or not.
+fn numeric_date(value: Option<&Value>) -> Result<SystemTime, JwtError> {
+    let value = value.ok_or(JwtError::MissingClaims)?;
+    match value.as_u64() {
+        Some(secs) => from_epoch(Duration::from_secs(secs)),
+        None => from_secs_f64(value.as_f64().ok_or(JwtError::Malformed)?),
+    }
 }
 
 #[derive(Deserialize)]
@@ -67,13 +207,10 @@ struct OrganizationClaim {
     slug: Option<String>,
 }
 
-/// Takes a claim out of `claims` and parses it; absent → [`JwtError::MissingClaims`].
-fn take<T: for<'de> Deserialize<'de>>(
-    claims: &mut Map<String, Value>,
-    name: &str,
-) -> Result<T, JwtError> {
-    let value = claims.remove(name).ok_or(JwtError::MissingClaims)?;
-    serde_json::from_value(value).map_err(|_| JwtError::Malformed)
+/// Parses one of Stytch's claims; absent → [`JwtError::MissingClaims`].
+fn claim<T: for<'de> Deserialize<'de>>(raw: Option<&RawValue>) -> Result<T, JwtError> {
+    let raw = raw.ok_or(JwtError::MissingClaims)?;
+    serde_json::from_str(raw.get()).map_err(|_| JwtError::Malformed)
 }
 
 fn required(value: Option<String>) -> Result<String, JwtError> {
@@ -82,31 +219,191 @@ fn required(value: Option<String>) -> Result<String, JwtError> {
         .ok_or(JwtError::MissingClaims)
 }
 
-/// Builds the session from verified claims: `sub` is the member, Stytch's session and
-/// organization claims give the rest, and every other non-registered claim not under
-/// `https://stytch.com/` is a custom claim.
-pub(crate) fn member_session(mut claims: Map<String, Value>) -> Result<MemberSession, JwtError> {
-    let member_id = match claims.get("sub") {
-        Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
-        Some(Value::String(_)) | None => return Err(JwtError::MissingClaims),
-        Some(_) => return Err(JwtError::Malformed),
-    };
-    let session: SessionClaim = take(&mut claims, SESSION_CLAIM)?;
-    let organization: OrganizationClaim = take(&mut claims, ORGANIZATION_CLAIM)?;
-    let expires_at = required(session.expires_at)?;
-    let expires_at = rfc3339::parse(&expires_at).ok_or(JwtError::Malformed)?;
-    claims
-        .retain(|name, _| !REGISTERED.contains(&name.as_str()) && !name.starts_with(STYTCH_PREFIX));
-    Ok(MemberSession::new(MemberSessionData {
-        member_session_id: required(session.id)?,
-        member_id,
-        organization_id: required(organization.organization_id)?,
-        organization_slug: organization.slug.unwrap_or_default(),
-        roles: session.roles.unwrap_or_default(),
-        started_at: session.started_at.as_deref().and_then(rfc3339::parse),
-        last_accessed_at: session.last_accessed_at.as_deref().and_then(rfc3339::parse),
-        expires_at,
-        authentication_factors: session.authentication_factors.unwrap_or_default(),
-        custom_claims: claims,
-    }))
+impl<'de> Deserialize<'de> for Payload<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(PayloadVisitor)
+    }
 }
+
+struct PayloadVisitor;
+
+impl<'de> Visitor<'de> for PayloadVisitor {
+    type Value = Payload<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JWT claims set")
+    }
+
+    /// One pass over the claims. Later duplicates of a claim replace earlier ones, except for
+    /// `sub`, `iss`, `aud`, `exp` and `nbf`, which may appear once.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Payload<'de>, A::Error> {
+        let mut payload = Payload::default();
+        let mut seen = [false; 5];
+        let mut once = |i: usize| {
+            if std::mem::replace(&mut seen[i], true) {
+                Err(de::Error::custom("duplicate registered claim"))
+            } else {
+                Ok(())
+            }
+        };
+        while let Some(Key(key)) = map.next_key()? {
+            match &*key {
+                "sub" => {
+                    once(0)?;
+                    payload.sub = map.next_value_seed(SubSeed)?;
+                }
+                "iss" => {
+                    once(1)?;
+                    payload.iss = names(map.next_value()?);
+                }
+                "aud" => {
+                    once(2)?;
+                    payload.aud = names(map.next_value()?);
+                }
+                "exp" => {
+                    once(3)?;
+                    payload.exp = map.next_value_seed(SecondsSeed)?;
+                }
+                "nbf" => {
+                    once(4)?;
+                    payload.nbf = map.next_value_seed(SecondsSeed)?;
+                }
+                "iat" => payload.iat = Some(map.next_value()?),
+                SESSION_CLAIM => payload.session = Some(map.next_value()?),
+                ORGANIZATION_CLAIM => payload.organization = Some(map.next_value()?),
+                name if REGISTERED.contains(&name) || name.starts_with(STYTCH_PREFIX) => {
+                    // Not used, but held to the same JSON limits as the claims that are.
+                    map.next_value::<Value>()?;
+                }
+                _ => {
+                    let value = map.next_value()?;
+                    payload.custom.insert(key.into_owned(), value);
+                }
+            }
+        }
+        Ok(payload)
+    }
+}
+
+/// A claim name, borrowed unless it holds escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a claim name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(v.into()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(v.to_owned().into()))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// `sub`: a string; `null` is absent; a number or a boolean is invalid; an array or an object
+/// makes the payload malformed (as it did the claims jsonwebtoken validated).
+struct SubSeed;
+
+impl<'de> DeserializeSeed<'de> for SubSeed {
+    type Value = Field<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SubSeed {
+    type Value = Field<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Field::Parsed(v.to_owned()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Field::Absent)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Field::Invalid)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Field::Invalid)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Field::Invalid)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Field::Invalid)
+    }
+}
+
+/// `exp` and `nbf`: a [`Seconds`]; anything else (`null`, a string, a negative number, an
+/// empty array or object) is invalid, and a non-empty array or object makes the payload
+/// malformed (as it did the claims jsonwebtoken validated).
+struct SecondsSeed;
+
+impl<'de> DeserializeSeed<'de> for SecondsSeed {
+    type Value = Field<Seconds>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SecondsSeed {
+    type Value = Field<Seconds>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a NumericDate")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Field::Parsed(Seconds::Int(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // `u64::MAX as f64` is 2^64: every smaller finite float is a u64 once rounded.
+        if v.is_finite() && v >= 0.0 && v < u64::MAX as f64 {
+            Ok(Field::Parsed(Seconds::Float(v)))
+        } else {
+            Ok(Field::Invalid)
+        }
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Field::Invalid)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Field::Invalid)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Field::Invalid)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Field::Invalid)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        match seq.next_element::<IgnoredAny>()? {
+            None => Ok(Field::Invalid),
+            Some(_) => Err(de::Error::custom(
+                "a NumericDate cannot be a non-empty array",
+            )),
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        match map.next_key::<IgnoredAny>()? {
+            None => Ok(Field::Invalid),
+            Some(_) => Err(de::Error::custom(
+                "a NumericDate cannot be a non-empty object",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -91,21 +91,4 @@ impl JwtError {
             Self::Jwks(_) => "jwks_unavailable",
         }
     }
-
-    pub(crate) fn from_jsonwebtoken(err: &jsonwebtoken::errors::Error) -> Self {
-        use jsonwebtoken::errors::ErrorKind;
-        match err.kind() {
-            ErrorKind::InvalidSignature => Self::InvalidSignature,
-            ErrorKind::InvalidAudience => Self::InvalidAudience,
-            ErrorKind::InvalidIssuer => Self::InvalidIssuer,
-            ErrorKind::MissingRequiredClaim(_) => Self::MissingClaims,
-            ErrorKind::ExpiredSignature => Self::Expired,
-            ErrorKind::ImmatureSignature => Self::NotYetValid,
-            ErrorKind::InvalidAlgorithm
-            | ErrorKind::MissingAlgorithm
-            | ErrorKind::UnsupportedAlgorithm
-            | ErrorKind::InvalidAlgorithmName => Self::UnsupportedAlgorithm,
-            _ => Self::Malformed,
-        }
-    }
 }

@@ -4,14 +4,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::Algorithm;
 use serde::Deserialize;
-use serde_json::{Map, Value};
 
 use crate::client::StytchClient;
 use crate::credential::{MAX_CREDENTIAL_LEN, SessionJwt};
 use crate::error::StytchError;
-use crate::jwt::claims::{TimeClaims, member_session};
+use crate::jwt::claims::{Payload, TimeClaims};
 use crate::jwt::jwks::KeyStore;
 use crate::jwt::{JwtConfig, JwtError};
 use crate::session::MemberSession;
@@ -51,7 +50,6 @@ struct Inner {
     config: JwtConfig,
     audience: String,
     issuers: Vec<String>,
-    validation: Validation,
     keys: Arc<KeyStore>,
 }
 
@@ -73,14 +71,23 @@ struct RawHeader {
     kid: Option<String>,
 }
 
-/// Decodes the header ourselves, so that `alg`s jsonwebtoken does not know (`none`) are told
-/// apart from malformed tokens.
-fn parse_header(jwt: &str) -> Result<RawHeader, JwtError> {
+/// A JWT split into its segments, with its header decoded.
+struct Parts<'a> {
+    header: RawHeader,
+    /// `header.payload`: what the signature covers.
+    signed: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+}
+
+/// Splits the JWT and decodes its header ourselves, so that `alg`s jsonwebtoken does not
+/// know (`none`) are told apart from malformed tokens.
+fn split(jwt: &str) -> Result<Parts<'_>, JwtError> {
     if jwt.len() > MAX_CREDENTIAL_LEN {
         return Err(JwtError::Malformed);
     }
     let mut parts = jwt.split('.');
-    let (Some(header), Some(_), Some(_), None) =
+    let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwtError::Malformed);
@@ -88,7 +95,13 @@ fn parse_header(jwt: &str) -> Result<RawHeader, JwtError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(header)
         .map_err(|_| JwtError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
+    let header = serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)?;
+    Ok(Parts {
+        header,
+        signed: &jwt[..jwt.len() - signature.len() - 1],
+        payload,
+        signature,
+    })
 }
 
 impl JwtVerifier {
@@ -106,15 +119,6 @@ impl JwtVerifier {
                 issuers.push(extra.clone());
             }
         }
-        let mut validation = Validation::new(Algorithm::RS256);
-        // Time claims are checked by us against the caller's `now`.
-        validation.leeway = 0;
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = true;
-        validation.set_audience(&[&audience]);
-        validation.set_issuer(&issuers);
-        validation.set_required_spec_claims(&["sub", "iss", "aud", "exp", "nbf"]);
         let keys = Arc::new(KeyStore::new(
             client,
             config.jwks_refresh_interval(),
@@ -125,7 +129,6 @@ impl JwtVerifier {
                 config,
                 audience,
                 issuers,
-                validation,
                 keys,
             }),
         };
@@ -186,45 +189,56 @@ impl JwtVerifier {
         jwt: &SessionJwt,
         now: SystemTime,
     ) -> Result<VerifiedJwt, JwtError> {
-        let header = match parse_header(jwt.expose_secret()) {
-            Ok(header) => header,
+        let parts = match split(jwt.expose_secret()) {
+            Ok(parts) => parts,
             Err(err) => {
                 tracing::debug!(reason = err.kind(), "session JWT rejected");
                 return Err(err);
             }
         };
-        let result = self.check(jwt.expose_secret(), &header, now).await;
+        let result = self.check(&parts, now).await;
         if let Err(err) = &result {
             tracing::debug!(
                 reason = err.kind(),
-                kid = header.kid.as_deref().unwrap_or(""),
+                kid = parts.header.kid.as_deref().unwrap_or(""),
                 "session JWT rejected"
             );
         }
         result
     }
 
-    async fn check(
-        &self,
-        jwt: &str,
-        header: &RawHeader,
-        now: SystemTime,
-    ) -> Result<VerifiedJwt, JwtError> {
-        if header.alg.as_deref() != Some("RS256") {
+    /// The checks in order: `alg` before any key is looked at, the signature before any claim
+    /// is read, then the claims (see [`Payload`]) and the times against `now`.
+    async fn check(&self, parts: &Parts<'_>, now: SystemTime) -> Result<VerifiedJwt, JwtError> {
+        if parts.header.alg.as_deref() != Some("RS256") {
             return Err(JwtError::UnsupportedAlgorithm);
         }
-        let kid = header
+        let kid = parts
+            .header
             .kid
             .as_deref()
             .filter(|kid| !kid.is_empty())
             .ok_or(JwtError::UnknownKey)?;
         let key = self.inner.keys.key(kid).await?;
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(jwt, &key, &self.inner.validation)
-            .map_err(|err| JwtError::from_jsonwebtoken(&err))?
-            .claims;
-        let times = TimeClaims::from_claims(&claims)?;
+        // The same call `jsonwebtoken::decode` makes; an undecodable signature is malformed.
+        let valid = jsonwebtoken::crypto::verify(
+            parts.signature,
+            parts.signed.as_bytes(),
+            &key,
+            Algorithm::RS256,
+        )
+        .map_err(|_| JwtError::Malformed)?;
+        if !valid {
+            return Err(JwtError::InvalidSignature);
+        }
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts.payload)
+            .map_err(|_| JwtError::Malformed)?;
+        let payload = Payload::parse(&json)?;
+        payload.check_registered(&self.inner.issuers, &self.inner.audience)?;
+        let times = payload.times()?;
         self.check_times(&times, now)?;
-        let session = member_session(claims)?;
+        let session = payload.into_session()?;
         if now >= session.expires_at {
             return Err(JwtError::Expired);
         }
