@@ -141,3 +141,13 @@ pub(crate) fn bus_dropped() {
 pub(crate) fn bus_propagation(elapsed: Duration) {
     metrics::histogram!(BUS_PROPAGATION).record(elapsed.as_secs_f64());
 }
+
+/// Counter of RSA signature checks run by the local JWT verifier, label `result` (`valid`,
+/// `invalid`) (feature `jwt`). A JWT served from the session cache runs none, so this counts
+/// distinct JWTs, not requests.
+pub const JWT_VERIFICATIONS: &str = "stytch_jwt_verifications_total";
+
+#[cfg(feature = "jwt")]
+pub(crate) fn jwt_verification(result: &'static str) {
+    metrics::counter!(JWT_VERIFICATIONS, "result" => result).increment(1);
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::support::{World, app, serve};
 use base64::Engine as _;
 use http::StatusCode;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use stytch_emulator::{EmulatorEndpoint, Fault};
 use tower_stytch::jwt::JwtConfig;
 
@@ -234,4 +235,72 @@ async fn jwks_outage_at_startup_falls_back_to_stytch_authenticate() {
     let forged = format!("{}x", w.member2.session_jwt.expose_secret());
     let res = s.get_as("/whoami", &forged).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The RSA checks the JWT verifier ran since the last call (`valid`, `invalid`): the debugging
+/// recorder's snapshot resets its counters.
+fn rsa_verifications(snapshotter: &Snapshotter) -> (u64, u64) {
+    let (mut valid, mut invalid) = (0, 0);
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        if key.name() != tower_stytch::metrics::JWT_VERIFICATIONS {
+            continue;
+        }
+        let DebugValue::Counter(n) = value else {
+            continue;
+        };
+        match key
+            .labels()
+            .find(|l| l.key() == "result")
+            .map(|l| l.value())
+        {
+            Some("valid") => valid += n,
+            Some("invalid") => invalid += n,
+            other => panic!("unexpected result label {other:?}"),
+        }
+    }
+    (valid, invalid)
+}
+
+#[test]
+fn a_repeated_jwt_runs_one_rsa_verification() {
+    // If this broke, a JWT already verified would pay the RSA check again on every request:
+    // the session cache keyed by something other than the JWT, JWT hits not served from it,
+    // or concurrent first requests no longer coalesced into one verification.
+    //
+    // The recorder is thread-local (`with_local_recorder`), so the emulator, the server and the
+    // requests all run on this thread's current-thread runtime (the layer verifies in the
+    // request's own task).
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let w = World::new().await;
+            let s = serve(w.builder().build().unwrap(), app()).await;
+            let jwt = w.member.session_jwt.expose_secret();
+            // 10 concurrent first requests, then 40 one after another.
+            let first = futures_util::future::join_all((0..10).map(|_| s.get_as("/whoami", jwt)));
+            for res in first.await {
+                assert_eq!(res.status(), StatusCode::OK);
+            }
+            for _ in 0..40 {
+                let res = s.get_as("/whoami", jwt).await;
+                assert_eq!(res.status(), StatusCode::OK);
+                assert_eq!(res.text().await.unwrap(), w.member.member_id);
+            }
+            assert_eq!(rsa_verifications(&snapshotter), (1, 0));
+            // Another JWT is another verification, once.
+            let other = w.member2.session_jwt.expose_secret();
+            for _ in 0..5 {
+                assert_eq!(s.whoami(other).await, StatusCode::OK);
+            }
+            assert_eq!(rsa_verifications(&snapshotter), (1, 0));
+            // Neither went to Stytch: the counts are of local verifications.
+            assert_eq!(w.emulator.request_count(EmulatorEndpoint::Authenticate), 0);
+        });
+    });
 }
