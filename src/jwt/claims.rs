@@ -207,10 +207,16 @@ struct OrganizationClaim {
     slug: Option<String>,
 }
 
-/// Parses one of Stytch's claims; absent → [`JwtError::MissingClaims`].
+/// Parses one of Stytch's claims; absent → [`JwtError::MissingClaims`]. One pass straight
+/// into `T`; should that fail, the claim is read as it was before, through a JSON value (where
+/// a duplicate key's last value wins instead of being an error), and that decides.
 fn claim<T: for<'de> Deserialize<'de>>(raw: Option<&RawValue>) -> Result<T, JwtError> {
     let raw = raw.ok_or(JwtError::MissingClaims)?;
-    serde_json::from_str(raw.get()).map_err(|_| JwtError::Malformed)
+    serde_json::from_str(raw.get()).or_else(|_| {
+        serde_json::from_str::<Value>(raw.get())
+            .and_then(serde_json::from_value)
+            .map_err(|_| JwtError::Malformed)
+    })
 }
 
 fn required(value: Option<String>) -> Result<String, JwtError> {

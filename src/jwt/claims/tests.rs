@@ -370,6 +370,11 @@ fn malformed_payload_text_is_judged_as_before() {
         genuine.replacen("\"sub\"", "\"sub\":[],\"x\"", 1),
         genuine.replacen("\"sub\"", "\"exp\":[1],\"x\"", 1),
         genuine.replacen("\"sub\"", "\"exp\":{\"a\":1},\"x\"", 1),
+        // Duplicate keys inside Stytch's claims: the last one wins, whatever the first.
+        genuine.replacen("\"id\":", "\"id\":5,\"id\":", 1),
+        genuine.replacen("\"id\":", "\"id\":\"first\",\"id\":", 1),
+        genuine.replacen("\"slug\":", "\"slug\":[],\"slug\":", 1),
+        genuine.replacen("\"id\":", "\"id\":\"first\",\"id\":[],\"x\":", 1),
     ] {
         assert_eq!(new(&text), old(&text), "{text}");
     }
