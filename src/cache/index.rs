@@ -215,7 +215,7 @@ mod tests {
 
         index.remove(&[1; 32], &a);
         index.remove(&[2; 32], &a);
-        assert!(index.by_session.get("session-a1").is_none());
+        assert!(!index.by_session.contains_key("session-a1"));
         assert_eq!(index.by_member.get("member-a").map(Keys::len), Some(1));
         index.remove(&[3; 32], &a2);
         index.remove(&[4; 32], &b);
