@@ -509,4 +509,43 @@ mod memory {
             (after - before) / N
         );
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "fills a million entries; run by hand for BENCHMARKS.md"]
+    async fn rss_per_entry_of_the_cache_library_alone() {
+        // The floor under `rss_per_cached_session`: moka built as the session cache is (per-entry
+        // expiry, the same hasher, the same key type), holding a one-word value. If this broke
+        // (a panic), the figure in BENCHMARKS.md could not be reproduced.
+        struct Hour;
+        impl Expiry<CacheKey, Arc<u64>> for Hour {
+            fn expire_after_create(
+                &self,
+                _key: &CacheKey,
+                _value: &Arc<u64>,
+                _created_at: Instant,
+            ) -> Option<Duration> {
+                Some(Duration::from_secs(3600))
+            }
+        }
+        const N: u64 = 1_000_000;
+        let cache: Cache<CacheKey, Arc<u64>, KeyHasher> = Cache::builder()
+            .max_capacity(N + 1000)
+            .expire_after(Hour)
+            .build_with_hasher(KeyHasher::default());
+        let before = rss();
+        for n in 0..N {
+            let key = crate::credential::Credential::parse(&format!("token-{n:040}"))
+                .unwrap()
+                .cache_key();
+            cache.insert(key, Arc::new(n)).await;
+        }
+        cache.run_pending_tasks().await;
+        let after = rss();
+        assert_eq!(cache.entry_count(), N);
+        println!(
+            "{N} moka entries alone: RSS +{} MiB, {} bytes per entry",
+            (after - before) >> 20,
+            (after - before) / N
+        );
+    }
 }
