@@ -1,5 +1,6 @@
 //! The request path's cost: a cache hit through the layer against the bare service and
-//! against tower-http's static bearer check; and revoking a member as the cache grows.
+//! against tower-http's static bearer check, and the SHA-256 of the credential every hit
+//! computes (its floor); and revoking a member as the cache grows.
 //!
 //! Everything goes through the public API: the request path against the emulator, the
 //! revocations against a stateless stand-in for Stytch (`support::StubStytch`) that makes
@@ -134,6 +135,14 @@ fn request_path(c: &mut Criterion) {
             async move { call(&mut svc, &jwt).await }
         })
     });
+    // The floor of a hit: the cache key is the SHA-256 of the whole credential, computed on
+    // every request (the cache never holds a credential itself).
+    for (name, auth) in [("sha256_of_the_token", &token), ("sha256_of_the_jwt", &jwt)] {
+        let raw = auth.trim_start_matches("Bearer ").as_bytes().to_vec();
+        group.bench_function(name, |b| {
+            b.iter(|| <sha2::Sha256 as sha2::Digest>::digest(std::hint::black_box(&raw)))
+        });
+    }
     group.finish();
     drop(emulator);
 }

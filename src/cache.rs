@@ -2,7 +2,8 @@
 //! a separate negative cache, and exact secondary indexes member → keys and session → keys
 //! (which also tell, for a member or session cached here, its organization).
 
-use std::collections::{HashMap, HashSet};
+mod index;
+
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -13,6 +14,8 @@ use moka::notification::RemovalCause;
 
 use crate::credential::{CacheKey, SessionJwt};
 use crate::session::MemberSession;
+
+use index::{Index, Keys};
 
 /// Settings of the session cache: start from [`CacheConfig::default`] and set fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,60 +86,15 @@ impl Expiry<CacheKey, Arc<CachedSession>> for SessionExpiry {
     }
 }
 
-/// The keys of one member's (or one session's) cached entries, and whose they are.
-struct Owned {
-    /// A session of the member (for a session's entry: that session), as authenticated: it
-    /// tells the member and the organization. A handle on a cached session, not a copy of its
-    /// ids (an `Arc`, where two `String`s cost two allocations per index entry).
-    session: MemberSession,
-    keys: HashSet<CacheKey>,
-}
-
-#[derive(Default)]
-struct Index {
-    by_member: HashMap<String, Owned>,
-    by_session: HashMap<String, Owned>,
-    /// Keys per organization (`session` there is the first one seen; unused).
-    by_organization: HashMap<String, Owned>,
-}
-
-impl Index {
-    fn add(&mut self, key: CacheKey, session: &MemberSession) {
-        for (map, id) in [
-            (&mut self.by_member, &session.member_id),
-            (&mut self.by_session, &session.member_session_id),
-            (&mut self.by_organization, &session.organization_id),
-        ] {
-            map.entry(id.clone())
-                .or_insert_with(|| Owned {
-                    session: session.clone(),
-                    keys: HashSet::new(),
-                })
-                .keys
-                .insert(key);
-        }
-    }
-
-    fn remove(&mut self, key: &CacheKey, session: &MemberSession) {
-        for (map, id) in [
-            (&mut self.by_member, &session.member_id),
-            (&mut self.by_session, &session.member_session_id),
-            (&mut self.by_organization, &session.organization_id),
-        ] {
-            if let Some(owned) = map.get_mut(id.as_str()) {
-                owned.keys.remove(key);
-                if owned.keys.is_empty() {
-                    map.remove(id.as_str());
-                }
-            }
-        }
-    }
-}
+/// The caches' hasher. A key is already a SHA-256 digest; foldhash (randomly seeded per
+/// process, so bucket placement stays unpredictable to whoever picks the credentials) costs a
+/// fraction of the default SipHash on every lookup.
+type KeyHasher = foldhash::fast::RandomState;
 
 /// The cache shared by every clone of a layer.
 pub(crate) struct SessionCache {
-    entries: Cache<CacheKey, Arc<CachedSession>>,
-    negative: Cache<CacheKey, ()>,
+    entries: Cache<CacheKey, Arc<CachedSession>, KeyHasher>,
+    negative: Cache<CacheKey, (), KeyHasher>,
     index: Arc<Mutex<Index>>,
 }
 
@@ -177,11 +135,11 @@ impl SessionCache {
                     crate::metrics::cache_eviction(cause);
                 },
             )
-            .build();
+            .build_with_hasher(KeyHasher::default());
         let negative = Cache::builder()
             .max_capacity(config.negative_capacity)
             .time_to_live(config.negative_ttl)
-            .build();
+            .build_with_hasher(KeyHasher::default());
         Self {
             entries,
             negative,
@@ -237,19 +195,19 @@ impl SessionCache {
     pub(crate) fn organization_of_member(&self, member_id: &str) -> Option<String> {
         lock(&self.index)
             .by_member
-            .get(member_id)
-            .map(|owned| owned.session.organization_id.clone())
+            .get_key_value(member_id)
+            .map(|(owner, _)| owner.session.organization_id.clone())
     }
 
     /// The member and organization of a cached session, as authenticated.
     pub(crate) fn owner_of_session(&self, member_session_id: &str) -> Option<(String, String)> {
         lock(&self.index)
             .by_session
-            .get(member_session_id)
-            .map(|owned| {
+            .get_key_value(member_session_id)
+            .map(|(owner, _)| {
                 (
-                    owned.session.member_id.clone(),
-                    owned.session.organization_id.clone(),
+                    owner.session.member_id.clone(),
+                    owner.session.organization_id.clone(),
                 )
             })
     }
@@ -257,22 +215,22 @@ impl SessionCache {
     /// Removes every entry of one session and returns their keys. Costs time proportional to
     /// that session's entries.
     pub(crate) async fn evict_session(&self, member_session_id: &str) -> Vec<CacheKey> {
-        let owned = lock(&self.index).by_session.remove(member_session_id);
-        self.invalidate(owned).await
+        let keys = lock(&self.index).by_session.remove(member_session_id);
+        self.invalidate(keys).await
     }
 
     /// Removes every entry of one member and returns their keys. Costs time proportional to
     /// that member's entries.
     pub(crate) async fn evict_member(&self, member_id: &str) -> Vec<CacheKey> {
-        let owned = lock(&self.index).by_member.remove(member_id);
-        self.invalidate(owned).await
+        let keys = lock(&self.index).by_member.remove(member_id);
+        self.invalidate(keys).await
     }
 
     /// Removes every entry of one organization's members and returns their keys. Costs time
     /// proportional to that organization's entries.
     pub(crate) async fn evict_organization(&self, organization_id: &str) -> Vec<CacheKey> {
-        let owned = lock(&self.index).by_organization.remove(organization_id);
-        self.invalidate(owned).await
+        let keys = lock(&self.index).by_organization.remove(organization_id);
+        self.invalidate(keys).await
     }
 
     /// Removes one entry.
@@ -280,14 +238,15 @@ impl SessionCache {
         self.entries.invalidate(key).await;
     }
 
-    async fn invalidate(&self, owned: Option<Owned>) -> Vec<CacheKey> {
-        let Some(Owned { keys, .. }) = owned else {
+    async fn invalidate(&self, keys: Option<Keys>) -> Vec<CacheKey> {
+        let Some(keys) = keys else {
             return Vec::new();
         };
+        let keys = keys.into_vec();
         for key in &keys {
             self.entries.invalidate(key).await;
         }
-        keys.into_iter().collect()
+        keys
     }
 
     /// Runs moka's pending maintenance (expiry, eviction listener calls).
@@ -307,7 +266,7 @@ impl SessionCache {
         lock(&self.index)
             .by_member
             .get(member_id)
-            .map_or(0, |owned| owned.keys.len())
+            .map_or(0, Keys::len)
     }
 }
 
@@ -546,6 +505,45 @@ mod memory {
         assert_eq!(cache.entry_count(), N);
         println!(
             "{N} cached sessions: RSS +{} MiB, {} bytes per session",
+            (after - before) >> 20,
+            (after - before) / N
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "fills a million entries; run by hand for BENCHMARKS.md"]
+    async fn rss_per_entry_of_the_cache_library_alone() {
+        // The floor under `rss_per_cached_session`: moka built as the session cache is (per-entry
+        // expiry, the same hasher, the same key type), holding a one-word value. If this broke
+        // (a panic), the figure in BENCHMARKS.md could not be reproduced.
+        struct Hour;
+        impl Expiry<CacheKey, Arc<u64>> for Hour {
+            fn expire_after_create(
+                &self,
+                _key: &CacheKey,
+                _value: &Arc<u64>,
+                _created_at: Instant,
+            ) -> Option<Duration> {
+                Some(Duration::from_secs(3600))
+            }
+        }
+        const N: u64 = 1_000_000;
+        let cache: Cache<CacheKey, Arc<u64>, KeyHasher> = Cache::builder()
+            .max_capacity(N + 1000)
+            .expire_after(Hour)
+            .build_with_hasher(KeyHasher::default());
+        let before = rss();
+        for n in 0..N {
+            let key = crate::credential::Credential::parse(&format!("token-{n:040}"))
+                .unwrap()
+                .cache_key();
+            cache.insert(key, Arc::new(n)).await;
+        }
+        cache.run_pending_tasks().await;
+        let after = rss();
+        assert_eq!(cache.entry_count(), N);
+        println!(
+            "{N} moka entries alone: RSS +{} MiB, {} bytes per entry",
             (after - before) >> 20,
             (after - before) / N
         );

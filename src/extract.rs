@@ -3,7 +3,7 @@
 use http::header::{AUTHORIZATION, COOKIE, HeaderName};
 use http::{HeaderMap, HeaderValue};
 
-use crate::credential::{Credential, CredentialError};
+use crate::credential::{Credential, CredentialError, Kind};
 use crate::error::ConfigError;
 
 /// Stytch's frontend SDK cookie holding the session JWT.
@@ -110,8 +110,20 @@ pub(crate) fn is_cookie_name(name: &str) -> bool {
 #[derive(Debug, Clone)]
 pub(crate) struct Found {
     pub(crate) credential: Credential,
-    /// The cookie it came from, when it came from a cookie.
-    pub(crate) cookie: Option<String>,
+    /// The cookie it came from, when it came from a cookie: the index of its
+    /// [`CredentialSource::Cookie`] in the sources searched (see [`Found::cookie_name`]).
+    cookie: Option<usize>,
+}
+
+impl Found {
+    /// The name of the cookie the credential came from, when it came from one; `sources` are
+    /// the ones [`extract`] searched.
+    pub(crate) fn cookie_name<'s>(&self, sources: &'s [CredentialSource]) -> Option<&'s str> {
+        match sources.get(self.cookie?)? {
+            CredentialSource::Cookie(name) => Some(name),
+            _ => None,
+        }
+    }
 }
 
 /// Why extraction failed.
@@ -128,7 +140,7 @@ pub(crate) fn extract(
     headers: &HeaderMap,
     sources: &[CredentialSource],
 ) -> Result<Option<Found>, ExtractError> {
-    for source in sources {
+    for (index, source) in sources.iter().enumerate() {
         let raw = match source {
             CredentialSource::Bearer(name) => bearer(headers, name)?,
             CredentialSource::Header(name) => single(headers, name)?.map(str::trim),
@@ -136,10 +148,7 @@ pub(crate) fn extract(
         };
         if let Some(raw) = raw {
             let credential = Credential::parse(raw).map_err(ExtractError::Invalid)?;
-            let cookie = match source {
-                CredentialSource::Cookie(name) => Some(name.clone()),
-                _ => None,
-            };
+            let cookie = matches!(source, CredentialSource::Cookie(_)).then_some(index);
             return Ok(Some(Found { credential, cookie }));
         }
     }
@@ -268,7 +277,7 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
                 continue;
             }
             // Duplicates (cookies set for several paths): prefer the first well-formed value.
-            if Credential::parse(value).is_ok() {
+            if Kind::of(value).is_ok() {
                 return Some(value);
             }
             fallback.get_or_insert(value);
@@ -296,9 +305,12 @@ mod tests {
     }
 
     fn found(h: &HeaderMap) -> Option<(String, Option<String>)> {
-        extract(h, &CredentialSource::defaults())
-            .unwrap()
-            .map(|f| (f.credential.expose_secret().to_owned(), f.cookie))
+        extract(h, &CredentialSource::defaults()).unwrap().map(|f| {
+            let cookie = f
+                .cookie_name(&CredentialSource::defaults())
+                .map(str::to_owned);
+            (f.credential.expose_secret().to_owned(), cookie)
+        })
     }
 
     #[test]
@@ -397,7 +409,10 @@ mod tests {
         let h = headers(&[("x-session", TOKEN.as_bytes())]);
         assert!(extract(&h, &sources).unwrap().is_some());
         let h = headers(&[("cookie", format!("sess={JWT}").as_bytes())]);
-        assert!(extract(&h, &sources).unwrap().unwrap().credential.is_jwt());
+        let found = extract(&h, &sources).unwrap().unwrap();
+        assert!(found.credential.is_jwt());
+        // The cookie it came from is named (a refreshed JWT is set back in it).
+        assert_eq!(found.cookie_name(&sources), Some("sess"));
         assert!(CredentialSource::cookie("a;b").is_err());
         assert!(CredentialSource::header("a b").is_err());
     }

@@ -203,7 +203,7 @@ pub use crate::middleware::{
 pub use crate::revoke::{
     RevocationEvent, RevokeConfig, RevokeError, RevokeOutcome, RevokedTarget, Revoker,
 };
-pub use crate::session::{MemberSession, MemberSessionData};
+pub use crate::session::{AuthenticationFactors, MemberSession, MemberSessionData};
 pub use crate::webhook::WebhookSecrets;
 
 /// The README's examples, compiled as doctests.

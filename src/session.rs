@@ -88,7 +88,7 @@ pub struct MemberSessionData {
     pub expires_at: SystemTime,
     /// The authentication factors, as Stytch sent them (the schema grows often).
     #[serde(default)]
-    pub authentication_factors: Vec<serde_json::Value>,
+    pub authentication_factors: AuthenticationFactors,
     /// Custom claims of the session (every non-reserved JWT claim).
     #[serde(default)]
     pub custom_claims: serde_json::Map<String, serde_json::Value>,
@@ -103,6 +103,75 @@ impl MemberSessionData {
     /// Time left until the session expires (zero when it has).
     pub fn remaining(&self, now: SystemTime) -> Duration {
         self.expires_at.duration_since(now).unwrap_or_default()
+    }
+}
+
+/// A session's authentication factors, as Stytch sent them: a JSON array of objects whose
+/// schema grows often, so kept as compact JSON text and parsed when asked
+/// ([`values`](Self::values)). A million cached sessions each holding its factors as parsed
+/// JSON maps would cost about 700 bytes more per session.
+///
+/// Serializes (and deserializes) as the JSON array.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthenticationFactors(Box<str>);
+
+impl AuthenticationFactors {
+    /// The factors, parsed.
+    pub fn values(&self) -> Vec<serde_json::Value> {
+        // The text was written by `serde_json` from a `Vec<Value>`: it parses back.
+        serde_json::from_str(&self.0).unwrap_or_default()
+    }
+
+    /// The factors as compact JSON text (an array).
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        &*self.0 == "[]"
+    }
+
+    /// Whether a factor has `"type": kind` (`"magic_link"`, `"sso"`, `"totp"`, …).
+    pub fn has_type(&self, kind: &str) -> bool {
+        self.values()
+            .iter()
+            .any(|factor| factor.get("type").and_then(serde_json::Value::as_str) == Some(kind))
+    }
+}
+
+impl Default for AuthenticationFactors {
+    fn default() -> Self {
+        Self("[]".into())
+    }
+}
+
+impl From<Vec<serde_json::Value>> for AuthenticationFactors {
+    fn from(values: Vec<serde_json::Value>) -> Self {
+        // Serializing a `Vec<Value>` cannot fail (every map key is a string).
+        Self(
+            serde_json::to_string(&values)
+                .unwrap_or_else(|_| "[]".to_owned())
+                .into_boxed_str(),
+        )
+    }
+}
+
+impl std::fmt::Debug for AuthenticationFactors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for AuthenticationFactors {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.values().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for AuthenticationFactors {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <Vec<serde_json::Value>>::deserialize(d).map(Self::from)
     }
 }
 
@@ -190,8 +259,19 @@ mod tests {
         );
         assert!(s.last_accessed_at.is_some());
         assert_eq!(s.custom_claims["claim1"], "value1");
+        assert!(s.authentication_factors.has_type("magic_link"));
+        assert!(!s.authentication_factors.has_type("sso"));
+        assert_eq!(
+            s.authentication_factors.values()[0]["sequence_order"],
+            "PRIMARY"
+        );
         let back = serde_json::to_value(&s).unwrap();
         assert_eq!(back["expires_at"], "2023-01-10T07:41:52Z");
+        // The factors go back out as the array Stytch sent.
+        assert_eq!(
+            back["authentication_factors"],
+            serde_json::json!([{"delivery_method": "email", "type": "magic_link", "sequence_order": "PRIMARY"}])
+        );
     }
 
     #[test]

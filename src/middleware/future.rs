@@ -113,19 +113,12 @@ where
     }
 
     pub(crate) fn lookup(service: S, req: Request<ReqBody>, ctx: Ctx, shared: Arc<Shared>) -> Self {
-        let span = tracing::debug_span!(
-            "stytch_auth",
-            path = %req.uri().path(),
-            credential = ctx.found.credential.kind(),
-            outcome = tracing::field::Empty,
-            request_id = tracing::field::Empty,
-        );
-        if let Some(entry) = span.in_scope(|| shared.lookup.cached(&ctx.found.credential)) {
-            // A plain cache hit: nothing to await, nothing boxed.
-            span.record("outcome", "authenticated");
-            if let Some(id) = &entry.request_id {
-                span.record("request_id", id.as_str());
-            }
+        if let Some(entry) = shared
+            .lookup
+            .cached(&ctx.found.credential, req.uri().path())
+        {
+            // A plain cache hit: nothing to await, nothing boxed, no span (`cached` logs the
+            // hit in one event carrying the span's fields).
             return match call_inner(&shared, service, req, ctx, Ok(entry)) {
                 Ok((fut, ctx)) => Self {
                     state: State::Inner {
@@ -141,6 +134,13 @@ where
                 }
             };
         }
+        let span = tracing::debug_span!(
+            "stytch_auth",
+            path = %req.uri().path(),
+            credential = ctx.found.credential.kind(),
+            outcome = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+        );
         let credential = ctx.found.credential.clone();
         let lookup_shared = Arc::clone(&shared);
         let lookup = Box::pin(
@@ -187,7 +187,7 @@ fn own_body<B>(res: Response<Bytes>) -> Response<ResponseBody<B>> {
 
 /// The refreshed JWT cookie, when Stytch minted a new JWT for a JWT that came from a cookie.
 fn refreshed_cookie(shared: &Shared, ctx: &Ctx, entry: &CachedSession) -> Option<HeaderValue> {
-    let cookie = ctx.found.cookie.as_deref()?;
+    let cookie = ctx.found.cookie_name(&shared.sources)?;
     let fresh = entry.refreshed_jwt.as_ref()?;
     if !ctx.found.credential.is_jwt()
         || fresh.expose_secret() == ctx.found.credential.expose_secret()
@@ -210,7 +210,7 @@ fn admit<B>(
 ) -> Result<(), Rejection> {
     match result {
         Ok(entry) => {
-            metrics::auth_request("authenticated");
+            metrics::authenticated();
             ctx.set_cookie = refreshed_cookie(shared, ctx, &entry);
             let ext = req.extensions_mut();
             ext.insert(entry.session.clone());

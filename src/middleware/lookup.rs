@@ -110,8 +110,8 @@ impl Lookup {
     /// and the denylist: not revoked here, no revalidation due, not expired, no question to
     /// Stytch. Synchronous, so that a cache hit builds no boxed future (the request path's
     /// largest cost on a hit); `None` sends the request down [`authenticate`](Self::authenticate),
-    /// which decides every other case.
-    pub(crate) fn cached(&self, credential: &Credential) -> Option<Arc<CachedSession>> {
+    /// which decides every other case. `path` is only logged.
+    pub(crate) fn cached(&self, credential: &Credential, path: &str) -> Option<Arc<CachedSession>> {
         let key = credential.cache_key();
         if self.denylist.is_key_denied(&key) {
             return None;
@@ -134,8 +134,13 @@ impl Lookup {
         {
             return None;
         }
-        metrics::cache_lookup("hit");
+        metrics::cache_hit();
+        // The fields of the `stytch_auth` span a lookup that awaits runs in: a hit makes no
+        // span (creating one costs more than the rest of the hit).
         tracing::debug!(
+            path,
+            credential = credential.kind(),
+            outcome = "authenticated",
             request_id = entry.request_id.as_deref().unwrap_or(""),
             member_id = %entry.session.member_id,
             "authenticated"
@@ -155,7 +160,7 @@ impl Lookup {
         }
         let mut entry = match self.cache.get(&key).await {
             Some(entry) => {
-                metrics::cache_lookup("hit");
+                metrics::cache_hit();
                 entry
             }
             None if self.cache.is_negative(&key).await => {

@@ -171,7 +171,10 @@ fn old_member_session(mut claims: Map<String, Value>) -> Result<MemberSession, J
         started_at: session.started_at.as_deref().and_then(rfc3339::parse),
         last_accessed_at: session.last_accessed_at.as_deref().and_then(rfc3339::parse),
         expires_at,
-        authentication_factors: session.authentication_factors.unwrap_or_default(),
+        authentication_factors: session
+            .authentication_factors
+            .map(Into::into)
+            .unwrap_or_default(),
         custom_claims: claims,
     }))
 }
