@@ -159,7 +159,12 @@ pub(crate) fn bus_propagation(elapsed: Duration) {
 /// distinct JWTs, not requests.
 pub const JWT_VERIFICATIONS: &str = "stytch_jwt_verifications_total";
 
+/// One RSA check of a session JWT; each label value a `static` key, as [`authenticated`].
 #[cfg(feature = "jwt")]
-pub(crate) fn jwt_verification(result: &'static str) {
-    metrics::counter!(JWT_VERIFICATIONS, "result" => result).increment(1);
+pub(crate) fn jwt_verification(valid: bool) {
+    if valid {
+        metrics::counter!(JWT_VERIFICATIONS, "result" => "valid").increment(1);
+    } else {
+        metrics::counter!(JWT_VERIFICATIONS, "result" => "invalid").increment(1);
+    }
 }

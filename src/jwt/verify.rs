@@ -228,7 +228,7 @@ impl JwtVerifier {
             Algorithm::RS256,
         )
         .map_err(|_| JwtError::Malformed)?;
-        crate::metrics::jwt_verification(if valid { "valid" } else { "invalid" });
+        crate::metrics::jwt_verification(valid);
         if !valid {
             return Err(JwtError::InvalidSignature);
         }
