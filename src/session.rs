@@ -111,9 +111,16 @@ impl MemberSessionData {
 /// ([`values`](Self::values)). A million cached sessions each holding its factors as parsed
 /// JSON maps would cost about 700 bytes more per session.
 ///
-/// Serializes (and deserializes) as the JSON array.
-#[derive(Clone, PartialEq, Eq)]
+/// Serializes (and deserializes) as the JSON array. Two are equal when their factors are.
+#[derive(Clone)]
 pub struct AuthenticationFactors(Box<str>);
+
+impl PartialEq for AuthenticationFactors {
+    fn eq(&self, other: &Self) -> bool {
+        // The text may differ (key order, spacing) for the same factors.
+        self.0 == other.0 || self.values() == other.values()
+    }
+}
 
 impl AuthenticationFactors {
     /// The factors, parsed.
@@ -122,14 +129,23 @@ impl AuthenticationFactors {
         serde_json::from_str(&self.0).unwrap_or_default()
     }
 
-    /// The factors as compact JSON text (an array).
+    /// The factors as JSON text (an array): as the session JWT carried it, or compact.
     pub fn as_json(&self) -> &str {
         &self.0
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        &*self.0 == "[]"
+        self.0
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+            .is_some_and(|inside| inside.trim().is_empty())
+    }
+
+    /// The factors from JSON text already parsed as valid JSON (a raw claim of a verified
+    /// JWT), kept as is: `None` unless it is an array. No round trip through JSON values.
+    pub(crate) fn from_json_array(raw: &serde_json::value::RawValue) -> Option<Self> {
+        raw.get().starts_with('[').then(|| Self(raw.get().into()))
     }
 
     /// Whether a factor has `"type": kind` (`"magic_link"`, `"sso"`, `"totp"`, …).

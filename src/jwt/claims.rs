@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::jwt::JwtError;
-use crate::session::{MemberSession, MemberSessionData, rfc3339};
+use crate::session::{AuthenticationFactors, MemberSession, MemberSessionData, rfc3339};
 
 /// Stytch's session claim.
 pub(crate) const SESSION_CLAIM: &str = "https://stytch.com/session";
@@ -145,10 +145,7 @@ impl<'a> Payload<'a> {
             started_at: session.started_at.as_deref().and_then(rfc3339::parse),
             last_accessed_at: session.last_accessed_at.as_deref().and_then(rfc3339::parse),
             expires_at,
-            authentication_factors: session
-                .authentication_factors
-                .map(Into::into)
-                .unwrap_or_default(),
+            authentication_factors: session.authentication_factors.unwrap_or_default(),
             custom_claims: self.custom,
         }))
     }
@@ -200,8 +197,24 @@ struct SessionClaim {
     started_at: Option<String>,
     last_accessed_at: Option<String>,
     expires_at: Option<String>,
-    authentication_factors: Option<Vec<Value>>,
+    /// Kept as the JWT's text: parsing the factors into JSON values only to write them back
+    /// as text cost 5 % of a verification.
+    #[serde(default, deserialize_with = "factors")]
+    authentication_factors: Option<AuthenticationFactors>,
     roles: Option<Vec<String>>,
+}
+
+/// `authentication_factors`: an array, kept as its JSON text (`null` is absent); anything
+/// else fails the claim, as a `Vec` of values would.
+fn factors<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<AuthenticationFactors>, D::Error> {
+    match Option::<Box<RawValue>>::deserialize(d)? {
+        None => Ok(None),
+        Some(raw) => AuthenticationFactors::from_json_array(&raw)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom("authentication_factors is not an array")),
+    }
 }
 
 #[derive(Deserialize)]
