@@ -7,6 +7,10 @@
 //! it) removes its holds and no other, so what another revocation refuses stays refused.
 
 use std::collections::{HashMap, HashSet};
+
+/// The hasher of the denylist's maps: read on every cache hit while anything is held, so not
+/// SipHash; randomly seeded per process.
+type Hasher = foldhash::fast::RandomState;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::{Instant, SystemTime};
@@ -61,7 +65,7 @@ struct MemberHold {
     /// session of the member is refused meanwhile: Stytch revokes those live when it runs it.
     revoked_at: Option<SystemTime>,
     /// Sessions Stytch said are alive after the revocation.
-    cleared: HashSet<String>,
+    cleared: HashSet<String, Hasher>,
 }
 
 /// What one revocation holds, to find its holds again.
@@ -127,19 +131,88 @@ impl Marks {
 
 #[derive(Debug, Default)]
 struct Entries {
-    sessions: HashMap<String, Vec<Hold>>,
-    members: HashMap<String, Vec<MemberHold>>,
-    keys: HashMap<CacheKey, Vec<KeyHold>>,
+    sessions: HashMap<String, Vec<Hold>, Hasher>,
+    members: HashMap<String, Vec<MemberHold>, Hasher>,
+    keys: HashMap<CacheKey, Vec<KeyHold>, Hasher>,
     /// Organizations deleted at Stytch: every session of theirs refused.
-    organizations: HashMap<String, Vec<Hold>>,
+    organizations: HashMap<String, Vec<Hold>, Hasher>,
     /// Members whose roles changed at Stytch.
-    marks: HashMap<String, Marks>,
-    by_id: HashMap<RevocationId, Touched>,
+    marks: HashMap<String, Marks, Hasher>,
+    by_id: HashMap<RevocationId, Touched, Hasher>,
     unverified: usize,
     purge_at_len: usize,
 }
 
 impl Entries {
+    /// [`Denylist::is_key_denied`] as of `now`.
+    fn is_key_denied(&self, key: &CacheKey, now: Instant) -> bool {
+        self.keys
+            .get(key)
+            .is_some_and(|holds| holds.iter().any(|h| h.until > now))
+    }
+
+    /// [`Denylist::needs_revalidation`] as of `now`.
+    fn needs_revalidation(
+        &self,
+        session: &MemberSession,
+        stytch_checked_at: Option<SystemTime>,
+        now: Instant,
+    ) -> bool {
+        let Some(marks) = self.marks.get(&session.member_id) else {
+            return false;
+        };
+        let mut roles: Vec<&str> = session.roles.iter().map(String::as_str).collect();
+        roles.sort_unstable();
+        roles.dedup();
+        // Any mark asking is enough: a needless re-validation costs a Stytch call, a missed
+        // one serves stale roles.
+        marks.iter().any(|mark| {
+            mark.until > now
+                && stytch_checked_at.is_none_or(|at| at < mark.noted_at)
+                && !roles
+                    .iter()
+                    .copied()
+                    .eq(mark.roles.iter().map(String::as_str))
+        })
+    }
+
+    /// [`Denylist::check`] as of `now`.
+    fn check(
+        &self,
+        session: &MemberSession,
+        stytch_checked_at: Option<SystemTime>,
+        now: Instant,
+    ) -> Check {
+        let held =
+            |holds: Option<&Vec<Hold>>| holds.is_some_and(|h| h.iter().any(|h| h.until > now));
+        if held(self.sessions.get(&session.member_session_id))
+            || held(self.organizations.get(&session.organization_id))
+        {
+            return Check::Deny;
+        }
+        let mut ask = Vec::new();
+        for hold in self.members.get(&session.member_id).into_iter().flatten() {
+            if hold.until <= now {
+                continue;
+            }
+            let Some(revoked_at) = hold.revoked_at else {
+                return Check::Deny;
+            };
+            match session.started_at {
+                Some(started) if started + CLOCK_SKEW < revoked_at => return Check::Deny,
+                Some(started) if started > revoked_at + CLOCK_SKEW => {}
+                _ if hold.cleared.contains(&session.member_session_id)
+                    || stytch_checked_at.is_some_and(|at| at >= revoked_at) => {}
+                _ => ask.push(hold.id),
+            }
+        }
+        if ask.is_empty() {
+            Check::Allow
+        } else {
+            Check::Ask(ask)
+        }
+    }
+
     /// Sessions, members and credentials held (0: nothing is refused).
     fn len(&self) -> usize {
         self.sessions.len()
@@ -354,7 +427,7 @@ impl Denylist {
                     id,
                     until,
                     revoked_at,
-                    cleared: HashSet::new(),
+                    cleared: HashSet::default(),
                 });
             e.coalesce_member(member_id, id);
         });
@@ -458,24 +531,8 @@ impl Denylist {
         if self.len.load(Ordering::Acquire) == 0 {
             return false;
         }
-        let entries = self.read();
-        let Some(marks) = entries.marks.get(&session.member_id) else {
-            return false;
-        };
-        let now = Instant::now();
-        let mut roles: Vec<&str> = session.roles.iter().map(String::as_str).collect();
-        roles.sort_unstable();
-        roles.dedup();
-        // Any mark asking is enough: a needless re-validation costs a Stytch call, a missed
-        // one serves stale roles.
-        marks.iter().any(|mark| {
-            mark.until > now
-                && stytch_checked_at.is_none_or(|at| at < mark.noted_at)
-                && !roles
-                    .iter()
-                    .copied()
-                    .eq(mark.roles.iter().map(String::as_str))
-        })
+        self.read()
+            .needs_revalidation(session, stytch_checked_at, Instant::now())
     }
 
     /// Stytch confirmed revocation `id` at `revoked_at`: its holds now end at `until` (only
@@ -531,11 +588,7 @@ impl Denylist {
         if self.len.load(Ordering::Acquire) == 0 {
             return false;
         }
-        let now = Instant::now();
-        self.read()
-            .keys
-            .get(key)
-            .is_some_and(|holds| holds.iter().any(|h| h.until > now))
+        self.read().is_key_denied(key, Instant::now())
     }
 
     /// What the revocations here say about `session`. `stytch_checked_at`: when Stytch last
@@ -554,48 +607,29 @@ impl Denylist {
         if self.len.load(Ordering::Acquire) == 0 {
             return Check::Allow;
         }
+        self.read()
+            .check(session, stytch_checked_at, Instant::now())
+    }
+
+    /// Whether a cache hit of credential `key` for `session` may be served as it is: the
+    /// credential not refused, no re-validation due
+    /// ([`needs_revalidation`](Self::needs_revalidation)) and [`Check::Allow`]
+    /// ([`check`](Self::check)). The three under one read lock and one clock reading: this
+    /// runs on every cache hit.
+    pub(crate) fn serves(
+        &self,
+        key: &CacheKey,
+        session: &MemberSession,
+        stytch_checked_at: Option<SystemTime>,
+    ) -> bool {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return true;
+        }
         let now = Instant::now();
         let entries = self.read();
-        if entries
-            .sessions
-            .get(&session.member_session_id)
-            .is_some_and(|holds| holds.iter().any(|h| h.until > now))
-        {
-            return Check::Deny;
-        }
-        if entries
-            .organizations
-            .get(&session.organization_id)
-            .is_some_and(|holds| holds.iter().any(|h| h.until > now))
-        {
-            return Check::Deny;
-        }
-        let mut ask = Vec::new();
-        for hold in entries
-            .members
-            .get(&session.member_id)
-            .into_iter()
-            .flatten()
-        {
-            if hold.until <= now {
-                continue;
-            }
-            let Some(revoked_at) = hold.revoked_at else {
-                return Check::Deny;
-            };
-            match session.started_at {
-                Some(started) if started + CLOCK_SKEW < revoked_at => return Check::Deny,
-                Some(started) if started > revoked_at + CLOCK_SKEW => {}
-                _ if hold.cleared.contains(&session.member_session_id)
-                    || stytch_checked_at.is_some_and(|at| at >= revoked_at) => {}
-                _ => ask.push(hold.id),
-            }
-        }
-        if ask.is_empty() {
-            Check::Allow
-        } else {
-            Check::Ask(ask)
-        }
+        !entries.is_key_denied(key, now)
+            && !entries.needs_revalidation(session, stytch_checked_at, now)
+            && matches!(entries.check(session, stytch_checked_at, now), Check::Allow)
     }
 
     /// Stytch said `member_session_id` is alive after the member revocations `ids`: it is not
@@ -635,6 +669,52 @@ mod tests {
         let mut s = session(member, id);
         s.make_mut().started_at = Some(at);
         s
+    }
+
+    #[test]
+    fn a_cache_hit_is_served_only_when_every_check_allows_it() {
+        // If this broke, the one-lock verdict of a cache hit (`serves`) would serve a
+        // credential, session, organization or member revoked here, or stale roles, that the
+        // separate checks refuse.
+        let d = Denylist::default();
+        let key = [7u8; 32];
+        let s1 = session("m1", "s1");
+        let separate = |d: &Denylist, key: &CacheKey, s: &MemberSession| {
+            !d.is_key_denied(key)
+                && !d.needs_revalidation(s, None)
+                && d.check(s, None) == Check::Allow
+        };
+        assert!(d.serves(&key, &s1, None), "nothing held");
+        d.hold_session(R2, "other-session", later(), false);
+        assert!(d.serves(&key, &s1, None), "someone else's revocation");
+        let other_key = [8u8; 32];
+        d.hold_key(R1, other_key, later(), false, false);
+        assert!(!d.serves(&other_key, &s1, None));
+        assert!(d.serves(&key, &s1, None));
+        d.release(R1);
+        d.hold_session(R1, "s1", later(), false);
+        assert!(!d.serves(&key, &s1, None));
+        d.release(R1);
+        d.hold_member(R1, "m1", later(), None);
+        assert!(!d.serves(&key, &s1, None));
+        d.release(R1);
+        d.hold_organization(R1, "organization-test-1", later());
+        assert!(!d.serves(&key, &s1, None));
+        d.release(R1);
+        assert!(d.serves(&key, &s1, None));
+        let now = SystemTime::now();
+        assert!(d.mark_roles(
+            "m1",
+            MarkSource::Here,
+            now,
+            now,
+            vec!["admin".into()],
+            later()
+        ));
+        assert!(!d.serves(&key, &s1, None), "roles changed at Stytch");
+        for (k, s) in [(&key, &s1), (&other_key, &session("m2", "s2"))] {
+            assert_eq!(d.serves(k, s, None), separate(&d, k, s));
+        }
     }
 
     #[test]

@@ -113,9 +113,6 @@ impl Lookup {
     /// which decides every other case. `path` is only logged.
     pub(crate) fn cached(&self, credential: &Credential, path: &str) -> Option<Arc<CachedSession>> {
         let key = credential.cache_key();
-        if self.denylist.is_key_denied(&key) {
-            return None;
-        }
         // moka's read completes at once unless its housekeeping must wait for a lock: then the
         // request takes the asynchronous path.
         let mut get = std::pin::pin!(self.cache.get(&key));
@@ -123,14 +120,10 @@ impl Lookup {
         let std::task::Poll::Ready(Some(entry)) = get.as_mut().poll(&mut cx) else {
             return None;
         };
-        if self
-            .denylist
-            .needs_revalidation(&entry.session, entry.stytch_checked_at)
-            || entry.session.expires_at <= SystemTime::now()
-            || !matches!(
-                self.denylist.check(&entry.session, entry.stytch_checked_at),
-                Check::Allow
-            )
+        if entry.session.expires_at <= SystemTime::now()
+            || !self
+                .denylist
+                .serves(&key, &entry.session, entry.stytch_checked_at)
         {
             return None;
         }
