@@ -18,48 +18,20 @@
 
 #[path = "../tests/it/redis_server.rs"]
 mod redis_server;
+mod support;
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::{Request, Response};
-use http_body_util::Full;
 use stytch_emulator::{Emulator, EmulatorConfig};
-use tower::{Layer, Service, ServiceExt};
+use support::request::{call, echo};
+use tower::Layer;
 use tower_stytch::{RedisBus, StytchAuthLayer, StytchClient, StytchConfig, WebhookSecrets};
 
 use redis_server::RedisServer;
 
 /// Sessions the peer revokes before timing.
 const PEER_REVOCATIONS: usize = 2_000;
-
-async fn echo(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
-}
-
-fn request(auth: &str) -> Request<Full<Bytes>> {
-    Request::get("/api/items")
-        .header("authorization", auth)
-        .header("cookie", "theme=dark; lang=en")
-        .body(Full::new(Bytes::new()))
-        .unwrap()
-}
-
-async fn call<S, B>(svc: &mut S, auth: &str) -> u16
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
-{
-    svc.ready()
-        .await
-        .unwrap()
-        .call(request(auth))
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
 
 fn bus_hit(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()

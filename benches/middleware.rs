@@ -21,36 +21,11 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Full;
 use stytch_emulator::{Emulator, EmulatorConfig};
+use support::request::{call, echo};
 use support::{StubStytch, member_id, token};
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 use tower_stytch::{CacheConfig, StytchAuthLayer, StytchClient, StytchConfig};
-
-async fn echo(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
-}
-
-fn request(auth: &str) -> Request<Full<Bytes>> {
-    Request::get("/api/items")
-        .header("authorization", auth)
-        .header("cookie", "theme=dark; lang=en")
-        .body(Full::new(Bytes::new()))
-        .unwrap()
-}
-
-async fn call<S, B>(svc: &mut S, auth: &str) -> u16
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
-{
-    svc.ready()
-        .await
-        .unwrap()
-        .call(request(auth))
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
 
 fn request_path(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -5,6 +5,8 @@
 //! nothing, so filling a cache of 100 000 entries through the layer takes seconds.
 #![allow(dead_code)]
 
+pub(crate) mod request;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
