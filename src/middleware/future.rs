@@ -113,9 +113,10 @@ where
     }
 
     pub(crate) fn lookup(service: S, req: Request<ReqBody>, ctx: Ctx, shared: Arc<Shared>) -> Self {
+        let key = ctx.found.credential.cache_key();
         if let Some(entry) = shared
             .lookup
-            .cached(&ctx.found.credential, req.uri().path())
+            .cached(&key, &ctx.found.credential, req.uri().path())
         {
             // A plain cache hit: nothing to await, nothing boxed, no span (`cached` logs the
             // hit in one event carrying the span's fields).
@@ -147,7 +148,7 @@ where
             async move {
                 let result = lookup_shared
                     .lookup
-                    .authenticate(&credential)
+                    .authenticate_keyed(key, &credential)
                     .await
                     .map_err(|err| Rejection::from(&*err));
                 let span = tracing::Span::current();

@@ -110,12 +110,19 @@ impl Lookup {
     /// and the denylist: not revoked here, no revalidation due, not expired, no question to
     /// Stytch. Synchronous, so that a cache hit builds no boxed future (the request path's
     /// largest cost on a hit); `None` sends the request down [`authenticate`](Self::authenticate),
-    /// which decides every other case. `path` is only logged.
-    pub(crate) fn cached(&self, credential: &Credential, path: &str) -> Option<Arc<CachedSession>> {
-        let key = credential.cache_key();
+    /// which decides every other case. `key` is `credential`'s
+    /// [`cache_key`](Credential::cache_key), computed once by the caller for both; `path` is
+    /// only logged.
+    pub(crate) fn cached(
+        &self,
+        key: &CacheKey,
+        credential: &Credential,
+        path: &str,
+    ) -> Option<Arc<CachedSession>> {
+        debug_assert_eq!(*key, credential.cache_key());
         // moka's read completes at once unless its housekeeping must wait for a lock: then the
         // request takes the asynchronous path.
-        let mut get = std::pin::pin!(self.cache.get(&key));
+        let mut get = std::pin::pin!(self.cache.get(key));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let std::task::Poll::Ready(Some(entry)) = get.as_mut().poll(&mut cx) else {
             return None;
@@ -123,7 +130,7 @@ impl Lookup {
         if entry.session.expires_at <= SystemTime::now()
             || !self
                 .denylist
-                .serves(&key, &entry.session, entry.stytch_checked_at)
+                .serves(key, &entry.session, entry.stytch_checked_at)
         {
             return None;
         }
@@ -147,7 +154,19 @@ impl Lookup {
         self: &Arc<Self>,
         credential: &Credential,
     ) -> Result<Arc<CachedSession>, Arc<LookupError>> {
-        let key = credential.cache_key();
+        self.authenticate_keyed(credential.cache_key(), credential)
+            .await
+    }
+
+    /// [`authenticate`](Self::authenticate) with `credential`'s
+    /// [`cache_key`](Credential::cache_key) already computed (a request that [`cached`](Self::cached)
+    /// declined: the SHA-256 of a 1 KB JWT is about a microsecond).
+    pub(crate) async fn authenticate_keyed(
+        self: &Arc<Self>,
+        key: CacheKey,
+        credential: &Credential,
+    ) -> Result<Arc<CachedSession>, Arc<LookupError>> {
+        debug_assert_eq!(key, credential.cache_key());
         if self.denylist.is_key_denied(&key) {
             return Err(Arc::new(LookupError::invalid()));
         }
