@@ -7,10 +7,6 @@
 //! it) removes its holds and no other, so what another revocation refuses stays refused.
 
 use std::collections::{HashMap, HashSet};
-
-/// The hasher of the denylist's maps: read on every cache hit while anything is held, so not
-/// SipHash; randomly seeded per process.
-type Hasher = foldhash::fast::RandomState;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::{Instant, SystemTime};
@@ -18,6 +14,10 @@ use std::time::{Instant, SystemTime};
 use crate::CLOCK_SKEW;
 use crate::credential::CacheKey;
 use crate::session::MemberSession;
+
+/// The hasher of the denylist's maps: read on every cache hit while anything is held, so not
+/// SipHash; randomly seeded per process.
+type Hasher = foldhash::fast::RandomState;
 
 /// Identifies one revocation decided in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -21,6 +21,10 @@ pub const API_REQUEST_DURATION: &str = "stytch_api_request_duration_seconds";
 pub const API_RETRY_BUDGET_EXHAUSTED: &str = "stytch_api_retry_budget_exhausted_total";
 /// Counter of JWKS fetches, labels `outcome` and `reason`.
 pub const JWKS_FETCHES: &str = "stytch_jwks_fetches_total";
+/// Counter of RSA signature checks run by the local JWT verifier, label `result` (`valid`,
+/// `invalid`) (feature `jwt`). A JWT served from the session cache runs none, so this counts
+/// distinct JWTs, not requests.
+pub const JWT_VERIFICATIONS: &str = "stytch_jwt_verifications_total";
 /// Counter of revocations, labels `target` (`session`, `member`, `credential`) and `result`.
 pub const REVOCATIONS: &str = "stytch_revocations_total";
 /// Gauge of revocations Stytch has not confirmed yet.
@@ -74,6 +78,16 @@ pub(crate) fn retry_budget_exhausted(endpoint: &'static str) {
 #[cfg(feature = "jwt")]
 pub(crate) fn jwks_fetch(outcome: &'static str, reason: &'static str) {
     metrics::counter!(JWKS_FETCHES, "outcome" => outcome, "reason" => reason).increment(1);
+}
+
+/// One RSA check of a session JWT; each label value a `static` key, as [`authenticated`].
+#[cfg(feature = "jwt")]
+pub(crate) fn jwt_verification(valid: bool) {
+    if valid {
+        metrics::counter!(JWT_VERIFICATIONS, "result" => "valid").increment(1);
+    } else {
+        metrics::counter!(JWT_VERIFICATIONS, "result" => "invalid").increment(1);
+    }
 }
 
 pub(crate) fn revocation(target: &'static str, result: &'static str) {
@@ -152,19 +166,4 @@ pub(crate) fn bus_dropped() {
 #[cfg(feature = "redis")]
 pub(crate) fn bus_propagation(elapsed: Duration) {
     metrics::histogram!(BUS_PROPAGATION).record(elapsed.as_secs_f64());
-}
-
-/// Counter of RSA signature checks run by the local JWT verifier, label `result` (`valid`,
-/// `invalid`) (feature `jwt`). A JWT served from the session cache runs none, so this counts
-/// distinct JWTs, not requests.
-pub const JWT_VERIFICATIONS: &str = "stytch_jwt_verifications_total";
-
-/// One RSA check of a session JWT; each label value a `static` key, as [`authenticated`].
-#[cfg(feature = "jwt")]
-pub(crate) fn jwt_verification(valid: bool) {
-    if valid {
-        metrics::counter!(JWT_VERIFICATIONS, "result" => "valid").increment(1);
-    } else {
-        metrics::counter!(JWT_VERIFICATIONS, "result" => "invalid").increment(1);
-    }
 }
