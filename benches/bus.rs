@@ -16,38 +16,20 @@
 
 #[path = "../tests/it/redis_server.rs"]
 mod redis_server;
+mod support;
 
-use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::Full;
 use stytch_emulator::{Emulator, EmulatorConfig};
-use tower::{Layer, Service, ServiceExt};
-use tower_stytch::{RedisBus, StytchAuthLayer, StytchClient, StytchConfig};
+use support::request::{call, client_for, echo};
+use tower::Layer;
+use tower_stytch::{RedisBus, StytchAuthLayer};
 
 use redis_server::RedisServer;
 
 const REVOCATIONS: usize = 1_000;
 /// A refusal slower than this is a failure (the goal is 50 ms at p99).
 const GIVE_UP: Duration = Duration::from_secs(1);
-
-async fn echo(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
-}
-
-async fn status<S, B>(svc: &mut S, auth: &str) -> u16
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
-{
-    let request = Request::get("/api/items")
-        .header("authorization", auth)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = svc.ready().await.unwrap().call(request).await.unwrap();
-    response.status().as_u16()
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((sorted.len() as f64) * p).ceil() as usize;
@@ -68,11 +50,7 @@ async fn run() {
     let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
     let org = emulator.create_organization("Acme", "acme");
     let member = emulator.create_member(&org, "member@acme.test", &[]);
-    let config = StytchConfig::builder(emulator.project_id(), emulator.secret())
-        .base_url(emulator.base_url())
-        .build()
-        .unwrap();
-    let client = StytchClient::new(config).unwrap();
+    let client = client_for(&emulator);
     let instance = || {
         let bus = RedisBus::new(&redis.url()).unwrap();
         StytchAuthLayer::builder(client.clone())
@@ -92,18 +70,14 @@ async fn run() {
     for _ in 0..REVOCATIONS {
         let session = emulator.create_session(&member);
         let auth = format!("Bearer {}", session.session_jwt.expose_secret());
-        assert_eq!(
-            status(&mut svc_b, &auth).await,
-            200,
-            "B must accept it first"
-        );
+        assert_eq!(call(&mut svc_b, &auth).await, 200, "B must accept it first");
         let started = Instant::now();
         a.revoker()
             .revoke_session(&session.member_session_id, None)
             .await
             .unwrap();
         let responded = Instant::now();
-        while status(&mut svc_b, &auth).await != 401 {
+        while call(&mut svc_b, &auth).await != 401 {
             assert!(responded.elapsed() < GIVE_UP, "B never refused the session");
             tokio::task::yield_now().await;
         }

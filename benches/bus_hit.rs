@@ -24,9 +24,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use stytch_emulator::{Emulator, EmulatorConfig};
-use support::request::{call, echo};
+use support::request::{call, client_for, echo};
 use tower::Layer;
-use tower_stytch::{RedisBus, StytchAuthLayer, StytchClient, StytchConfig, WebhookSecrets};
+use tower_stytch::{RedisBus, StytchAuthLayer, WebhookSecrets};
 
 use redis_server::RedisServer;
 
@@ -45,13 +45,7 @@ fn bus_hit(c: &mut Criterion) {
         let org = emulator.create_organization("Bench", "bench");
         let member = emulator.create_member(&org, "bench@bench.test", &[]);
         let session = emulator.create_session(&member);
-        let client = StytchClient::new(
-            StytchConfig::builder(emulator.project_id(), emulator.secret())
-                .base_url(emulator.base_url())
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+        let client = client_for(&emulator);
         let plain = StytchAuthLayer::builder(client.clone()).build().unwrap();
         let secrets = WebhookSecrets::parse(emulator.webhook_secret().expose_secret()).unwrap();
         let with_bus = StytchAuthLayer::builder(client.clone())

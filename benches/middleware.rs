@@ -21,11 +21,11 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Full;
 use stytch_emulator::{Emulator, EmulatorConfig};
-use support::request::{call, echo};
+use support::request::{call, client_for, echo};
 use support::{StubStytch, member_id, token};
 use tower::{Service, ServiceBuilder};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
-use tower_stytch::{CacheConfig, StytchAuthLayer, StytchClient, StytchConfig};
+use tower_stytch::{CacheConfig, StytchAuthLayer, StytchClient};
 
 fn request_path(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -38,13 +38,7 @@ fn request_path(c: &mut Criterion) {
         let org = emulator.create_organization("Bench", "bench");
         let member = emulator.create_member(&org, "bench@bench.test", &[]);
         let session = emulator.create_session(&member);
-        let client = StytchClient::new(
-            StytchConfig::builder(emulator.project_id(), emulator.secret())
-                .base_url(emulator.base_url())
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+        let client = client_for(&emulator);
         let layer = StytchAuthLayer::builder(client.clone()).build().unwrap();
         let layer_nojwt = StytchAuthLayer::builder(client)
             .without_jwt()
@@ -213,13 +207,7 @@ fn coalescing(c: &mut Criterion) {
         let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
         let org = emulator.create_organization("Bench", "bench");
         let member = emulator.create_member(&org, "bench@bench.test", &[]);
-        let client = StytchClient::new(
-            StytchConfig::builder(emulator.project_id(), emulator.secret())
-                .base_url(emulator.base_url())
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+        let client = client_for(&emulator);
         let layer = StytchAuthLayer::builder(client)
             .without_jwt()
             .build()
