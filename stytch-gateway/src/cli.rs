@@ -440,11 +440,11 @@ pub(crate) async fn run(command: Command) -> Result<ExitCode, GatewayError> {
             if args.no_content {
                 println!("no-content upstream listening on http://{}", args.listen);
                 let service = super::upstream::NoContent;
-                super::server::serve(listener, service, shutdown_signal(), drain).await;
+                super::server::serve("upstream", listener, service, shutdown_signal(), drain).await;
             } else {
                 println!("echo upstream listening on http://{}", args.listen);
                 let service = super::upstream::EchoUpstream;
-                super::server::serve(listener, service, shutdown_signal(), drain).await;
+                super::server::serve("upstream", listener, service, shutdown_signal(), drain).await;
             }
             Ok(ExitCode::SUCCESS)
         }

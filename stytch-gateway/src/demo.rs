@@ -427,6 +427,7 @@ async fn start_demo() -> Result<Running, GatewayError> {
     let upstream = bind_preferred(UPSTREAM_PORT).await?;
     let upstream_addr = upstream.local_addr().map_err(GatewayError::LocalAddr)?;
     let upstream_task = tokio::spawn(serve(
+        "upstream",
         upstream,
         demo_app(&emulator, &seed)?,
         wait(stop_rx.clone()),

@@ -8,8 +8,8 @@
 //! to this crate; its in-process tests live in `src/tests.rs`.
 //!
 //! The service stack, outermost first: `health` (`/healthz`, `/readyz`, before auth) →
-//! `StytchAuth` (logout, admin revoke, forced sign-out hooks, public routes,
-//! authentication) → `app` (auth-only endpoint, else `proxy`), served by `server` (hyper-util
+//! `auth_only` (the auth-only endpoint's refusals without a body) → `StytchAuth` (logout,
+//! admin revoke, forced sign-out hooks, public routes, authentication) → `app` (auth-only endpoint, else `proxy`), served by `server` (hyper-util
 //! auto HTTP/1 + HTTP/2, graceful shutdown). `cli` parses the command line, `demo` runs the
 //! emulator, the echo `upstream` and the gateway together, `metrics` serves Prometheus,
 //! `identity` owns the headers the upstream receives, `credentials` what of the client's
@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod auth_only;
 mod cli;
 mod credentials;
 mod demo;

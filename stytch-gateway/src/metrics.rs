@@ -19,6 +19,11 @@ pub(crate) const UPSTREAM_RESPONSES: &str = "stytch_gateway_upstream_responses_t
 /// Histogram of the time until the upstream's response headers (or the failure), in seconds.
 pub(crate) const UPSTREAM_DURATION: &str = "stytch_gateway_upstream_duration_seconds";
 
+/// Counter of connections accepted, label `listener` (`proxy`, `metrics`, or `upstream` for
+/// the bench servers). A number close to the requests served means clients (or nginx in
+/// front) are not keeping their connections alive.
+pub(crate) const CONNECTIONS: &str = "stytch_gateway_connections_accepted_total";
+
 /// Histogram buckets (seconds) of [`UPSTREAM_DURATION`] and of every other histogram.
 const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -35,6 +40,11 @@ pub(crate) fn record_upstream(status: StatusCode, elapsed: Duration) {
     };
     metrics::counter!(UPSTREAM_RESPONSES, "class" => class).increment(1);
     metrics::histogram!(UPSTREAM_DURATION, "class" => class).record(elapsed.as_secs_f64());
+}
+
+/// Records one connection accepted by `listener`.
+pub(crate) fn record_connection(listener: &'static str) {
+    metrics::counter!(CONNECTIONS, "listener" => listener).increment(1);
 }
 
 /// Records an upstream failure (`unavailable` or `timeout`).

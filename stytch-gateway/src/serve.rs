@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tower_layer::Layer as _;
 
 use super::app::App;
+use super::auth_only::BodylessRefusals;
 use super::cli::ServeArgs;
 use super::credentials::Credentials;
 use super::forwarded::TrustedProxies;
@@ -280,7 +281,7 @@ impl ShutdownReport {
 pub struct Gateway {
     listener: TcpListener,
     metrics: Option<(TcpListener, MetricsService)>,
-    service: Health<tower_stytch::StytchAuth<App>>,
+    service: Health<BodylessRefusals<tower_stytch::StytchAuth<App>>>,
     layer: StytchAuthLayer,
     /// A handle on the proxy inside `service`, to close its tunnels at shutdown.
     proxy: Proxy,
@@ -316,7 +317,11 @@ impl Gateway {
             let layer = ready_layer.clone();
             Box::pin(async move { readiness(&layer).await })
         });
-        let service = Health::new(layer.layer(app), check, options.readiness_max_age);
+        let service = Health::new(
+            BodylessRefusals::new(layer.layer(app), options.auth_only_path.clone()),
+            check,
+            options.readiness_max_age,
+        );
         let metrics = match options.metrics_listen {
             Some(addr) => {
                 let handle = super::metrics::recorder()?;
@@ -390,7 +395,7 @@ impl Gateway {
             draining.store(true, Ordering::Relaxed);
         };
         let budget = options.shutdown_timeout;
-        let drain = serve(listener, service, shutdown, budget).await;
+        let drain = serve("proxy", listener, service, shutdown, budget).await;
         // Upgraded connections (WebSockets) are no longer hyper's: close them now.
         proxy.close_tunnels();
         let started = signalled.get().copied().unwrap_or_else(Instant::now);
@@ -425,6 +430,7 @@ fn spawn_metrics(
         tracing::info!(%addr, "metrics listening on /metrics");
     }
     tokio::spawn(serve(
+        "metrics",
         listener,
         service,
         async move {

@@ -31,8 +31,10 @@ pub enum Drain {
 /// `shutdown` completes; then stops accepting, lets in-flight requests finish (idle
 /// keep-alive connections are closed) for at most `drain_timeout`, and reports how that went.
 ///
-/// Every request carries a [`PeerAddr`] extension.
+/// Every request carries a [`PeerAddr`] extension; every accepted connection is counted
+/// under the listener's `name` (`stytch_gateway_connections_accepted_total`).
 pub(crate) async fn serve<S>(
+    name: &'static str,
     listener: TcpListener,
     service: S,
     shutdown: impl Future<Output = ()>,
@@ -56,6 +58,7 @@ where
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    super::metrics::record_connection(name);
                     let _ = stream.set_nodelay(true);
                     let service = service.clone();
                     let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {

@@ -135,6 +135,7 @@ where
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(serve(
+        "proxy",
         listener,
         service,
         async move {
@@ -740,10 +741,20 @@ mod full_stack {
         // If this broke, --auth-only-path would be ignored (nginx auth_request would fail).
         bounded(async {
             let (stack, _, bob) = start_with_flags().await;
-            assert_eq!(
-                get(stack.addr, "/auth", &[]).await.status(),
-                StatusCode::UNAUTHORIZED
+            let refused = call(stack.addr, "GET", "/auth", "junk-credential-0123456789").await;
+            assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+            // No body, so nginx keeps the connection (see `auth_only`); the reason stays.
+            assert!(refused.body().is_empty(), "{:?}", refused.body());
+            assert_eq!(refused.headers()["content-length"], "0");
+            assert!(
+                refused.headers()["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .contains("invalid_token")
             );
+            let elsewhere = call(stack.addr, "GET", "/app", "junk-credential-0123456789").await;
+            assert_eq!(elsewhere.status(), StatusCode::UNAUTHORIZED);
+            assert!(!elsewhere.body().is_empty(), "other paths keep the JSON");
             let auth = call(
                 stack.addr,
                 "GET",

@@ -26,6 +26,8 @@ mod browser;
 mod https;
 #[path = "e2e/live.rs"]
 mod live;
+#[path = "e2e/nginx.rs"]
+mod nginx;
 #[path = "../../tests/it/redis_server.rs"]
 mod redis_server;
 #[path = "e2e/trace.rs"]
