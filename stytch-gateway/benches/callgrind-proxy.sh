@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied cache-hit request through the gateway, with callgrind:
+# the gateway (`--worker-threads 1`) under valgrind, the emulator and the echo upstream
+# native, one keep-alive connection from a Python loop. Counters are zeroed after WARM
+# requests, then N requests are counted. Deterministic (instructions, not time), so it
+# resolves changes the shared machine's noise hides in wrk runs.
+#
+#   stytch-gateway/benches/callgrind-proxy.sh [BIN]   # default: this workspace's release build
+#
+# valgrind hides SHA-NI, so the credential's SHA-256 runs sha2's software rounds here
+# (~3,300 instructions for a 44-character token; natively a few hundred). Prints the total
+# and per-request figure, and the top self-cost functions to $OUT (callgrind-proxy.txt).
+# Environment: N (3000), WARM (500), BASE_PORT (19500), OUT.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${N:-3000}
+WARM=${WARM:-500}
+P=${BASE_PORT:-19500}
+OUT=${OUT:-callgrind-proxy.txt}
+PROJECT_ID=project-test-10ad0000-0000-4000-8000-000000000000
+SECRET=secret-test-load-run-000000000000000000000000
+if [[ $# -eq 0 ]]; then
+    echo "building stytch-gateway (release)" >&2
+    cargo build --release -p stytch-gateway >&2
+    set -- "${CARGO_TARGET_DIR:-target}/release/stytch-gateway"
+fi
+BIN=$1
+command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+TMP=$(mktemp -d /tmp/callgrind-proxy.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+wait_port() { for _ in $(seq 600); do curl -s -o /dev/null "http://127.0.0.1:$1/$2" && return; sleep 0.1; done; echo "port $1 never answered" >&2; exit 1; }
+
+RUST_LOG=warn "$BIN" emulator --listen "127.0.0.1:$P" --project-id "$PROJECT_ID" --secret "$SECRET" >/dev/null 2>&1 &
+PIDS+=($!)
+RUST_LOG=warn "$BIN" upstream --listen "127.0.0.1:$((P + 1))" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port "$P" ""
+wait_port "$((P + 1))" ""
+control() { curl -sf -u "$PROJECT_ID:$SECRET" -H 'content-type: application/json' -d "$2" "http://127.0.0.1:$P/emulator/v1/$1"; }
+field() { sed -E "s/.*\"$1\" *: *\"([^\"]+)\".*/\\1/"; }
+ORG=$(control organizations '{"organization_name":"Cg","organization_slug":"cg"}' | field organization_id)
+MEMBER=$(control members "{\"organization_id\":\"$ORG\",\"email_address\":\"cg@cg.test\",\"roles\":[]}" | field member_id)
+TOKEN=$(control sessions "{\"member_id\":\"$MEMBER\"}" | field session_token)
+
+STYTCH_PROJECT_ID=$PROJECT_ID STYTCH_SECRET=$SECRET STYTCH_BASE_URL="http://127.0.0.1:$P/" RUST_LOG=warn \
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
+    "$BIN" --worker-threads 1 serve --listen "127.0.0.1:$((P + 2))" --upstream "http://127.0.0.1:$((P + 1))" \
+    >/dev/null 2>"$TMP/valgrind.err" &
+PIDS+=($!)
+wait_port "$((P + 2))" healthz
+requests() {
+    python3 - "$((P + 2))" "$1" "$TOKEN" <<'PY'
+import http.client, sys
+port, n, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+c = http.client.HTTPConnection("127.0.0.1", port)
+for _ in range(n):
+    c.request("GET", "/whoami", headers={"Authorization": "Bearer " + token})
+    r = c.getresponse()
+    r.read()
+    assert r.status == 200, r.status
+PY
+}
+requests "$WARM"
+callgrind_control -z >/dev/null
+requests "$N"
+callgrind_control -d >/dev/null
+sleep 1
+dump=$(ls -t "$TMP"/cg.out.* | head -1)
+total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+callgrind_annotate --threshold=100 --inclusive=no "$dump" >"$TMP/annotate.txt" 2>/dev/null
+head -80 "$TMP/annotate.txt" >"$OUT"
+echo "requests=$N instructions=$total per_request=$((total / N)) (top self costs in $OUT)"
