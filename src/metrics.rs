@@ -129,6 +129,9 @@ pub const BUS_MALFORMED: &str = "stytch_bus_malformed_total";
 pub const BUS_RECONNECTS: &str = "stytch_bus_reconnects_total";
 /// Counter of messages dropped because the bus's queue was full while Redis was down.
 pub const BUS_DROPPED: &str = "stytch_bus_dropped_total";
+/// Counter of messages written to the revocation bus again because Redis lost its data (its
+/// epoch key changed): every revocation of the window an instance knew.
+pub const BUS_RESTORED: &str = "stytch_bus_restored_total";
 /// Histogram of the time from a peer's write to this instance's read of a message, in
 /// seconds (wall clocks of the two hosts).
 pub const BUS_PROPAGATION: &str = "stytch_bus_propagation_seconds";
@@ -161,6 +164,11 @@ pub(crate) fn bus_reconnect() {
 #[cfg(feature = "redis")]
 pub(crate) fn bus_dropped() {
     metrics::counter!(BUS_DROPPED).increment(1);
+}
+
+#[cfg(feature = "redis")]
+pub(crate) fn bus_restored(messages: usize) {
+    metrics::counter!(BUS_RESTORED).increment(messages as u64);
 }
 
 #[cfg(feature = "redis")]

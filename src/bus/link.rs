@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Notify;
 
+use super::history::History;
 use super::message::{Body, InstanceId, Message, RevKey, WireTarget, unix_ms};
 use crate::credential::Credential;
 use crate::metrics;
@@ -134,6 +135,8 @@ pub(crate) struct Keys {
     pub(crate) log: String,
     pub(crate) pending: String,
     pub(crate) group: &'static str,
+    /// A random value set once (`SET NX`): another value later means Redis lost its data.
+    pub(crate) epoch: String,
 }
 
 /// State shared by the bus's tasks and the revocation pipeline.
@@ -157,6 +160,10 @@ pub(crate) struct Link {
     ids: Mutex<Ids>,
     /// Pending revocations this instance keeps claimed: its own and those it took over.
     pub(crate) mine: Mutex<HashMap<RevocationId, Held>>,
+    /// The log messages of the window this instance knows, its own and its peers'.
+    pub(crate) history: History,
+    /// Redis lost the log: the writer writes [`Link::history`] again.
+    restore: AtomicBool,
 }
 
 /// Margin over the denylist's window for the log's trimming (clocks of instances and Redis).
@@ -176,6 +183,7 @@ impl Link {
         revoker: &Revoker,
     ) -> Arc<Self> {
         let keep = revoker.inner().window + KEEP_MARGIN;
+        let history = History::new(keep, settings.max_queued);
         let link = Arc::new(Self {
             me: InstanceId::random(),
             client,
@@ -184,6 +192,7 @@ impl Link {
                 log: format!("{{{namespace}}}:revocations"),
                 pending: format!("{{{namespace}}}:pending"),
                 group: "tower-stytch",
+                epoch: format!("{{{namespace}}}:epoch"),
             },
             settings,
             keep,
@@ -196,6 +205,8 @@ impl Link {
             out_work: Notify::new(),
             ids: Mutex::default(),
             mine: Mutex::default(),
+            history,
+            restore: AtomicBool::new(false),
         });
         metrics::bus_state(BusState::Connecting.as_u8());
         link
@@ -251,9 +262,36 @@ impl Link {
             .await
     }
 
+    /// Asks the writer to write every message of [`Link::history`] again (Redis lost the
+    /// log).
+    pub(crate) fn request_restore(&self) {
+        self.restore.store(true, Ordering::SeqCst);
+        self.out_work.notify_one();
+    }
+
+    /// Whether a restore waits (see [`Link::request_restore`]).
+    pub(crate) fn restore_requested(&self) -> bool {
+        self.restore.load(Ordering::SeqCst)
+    }
+
+    /// The messages to write again, when a restore was requested (the request is taken):
+    /// the history, but for what is still queued (written next anyway).
+    pub(crate) fn take_restore(&self) -> Option<Vec<Message>> {
+        if !self.restore.swap(false, Ordering::SeqCst) {
+            return None;
+        }
+        let mut history = self.history.snapshot();
+        let queue = lock(&self.queue);
+        history.retain(|m| !queue.queued.contains(&Out::Log(m.clone())));
+        Some(history)
+    }
+
     /// Queues `out` for the writer, unless the same is queued already. When the queue is
-    /// full the oldest goes.
+    /// full the oldest goes. A log message is also noted in [`Link::history`].
     pub(crate) fn push(&self, out: Out) {
+        if let Out::Log(message) = &out {
+            self.history.record(message);
+        }
         {
             let mut queue = lock(&self.queue);
             if queue.queued.contains(&out) {
@@ -415,6 +453,7 @@ impl Link {
         let Some(revoker) = self.revoker() else {
             return;
         };
+        self.history.record(&message);
         metrics::bus_received(message.body.kind());
         if let Some(written) = written_ms {
             let now = unix_ms(SystemTime::now());

@@ -9,9 +9,12 @@
 //! cannot be written while Redis is down waits in a bounded queue (`link`) for the writer
 //! (`writer`). Revocations Stytch has not confirmed are also kept in a second Stream read
 //! through a consumer group (`pending`), so another instance completes them if their own dies.
+//! Each instance also keeps the window's messages it knows (`history`): when the project's
+//! epoch key changes (Redis lost its data), it writes them all again.
 //!
 //! Redis is never in a request's path: requests read the local denylist and cache only.
 
+mod history;
 mod link;
 mod message;
 mod pending;

@@ -3,6 +3,10 @@
 //! reconnect it goes on from the last id read (from the window's start if that was trimmed).
 //! Once the log is read to its end, the pending revocations too are applied (some may be
 //! older than the log's window), and the bus is caught up.
+//!
+//! On every connection it first checks the project's epoch key ([`check_epoch`]): a value
+//! other than the one it saw before means Redis lost its data, log included, and the writer
+//! writes what this instance knows of the window again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +17,7 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 
 use super::link::{Backoff, BusState, Link, describe, id_before, id_ms, min_id};
-use super::message::{Body, Decoded, Message};
+use super::message::{Body, Decoded, InstanceId, Message};
 use crate::metrics;
 
 /// Entries read per call.
@@ -25,6 +29,7 @@ pub(super) async fn run(link: Arc<Link>) {
     let mut last: Option<String> = None;
     let mut backoff = Backoff::new(link.settings.max_backoff);
     let mut connected_before = false;
+    let mut epoch: Option<String> = None;
     while link.revoker().is_some() {
         let mut conn = match link.connect(BLOCK + Duration::from_secs(3)).await {
             Ok(conn) => conn,
@@ -40,6 +45,12 @@ pub(super) async fn run(link: Arc<Link>) {
         }
         connected_before = true;
         link.set_state(BusState::CatchingUp);
+        if let Err(err) = check_epoch(&link, &mut conn, &mut epoch).await {
+            tracing::warn!(error = %describe(&err), "revocation bus: connection lost; revocations still apply here");
+            link.set_state(BusState::Down);
+            tokio::time::sleep(backoff.next()).await;
+            continue;
+        }
         match follow(&link, &mut conn, &mut last, &mut backoff).await {
             Ok(()) => return,
             Err(err) => {
@@ -49,6 +60,37 @@ pub(super) async fn run(link: Arc<Link>) {
             }
         }
     }
+}
+
+/// Sets the project's epoch key if it is missing (`SET NX` a random value) and reads it. A
+/// value other than `seen` (the last one read here) means Redis lost its data since: the
+/// log, with the revocations an instance starting now would catch up from. Then the writer
+/// writes again every message this instance knows of the window. Redis without
+/// persistence restarted, flushed, or failed over to an empty replica: all look the same.
+async fn check_epoch(
+    link: &Link,
+    conn: &mut MultiplexedConnection,
+    seen: &mut Option<String>,
+) -> redis::RedisResult<()> {
+    let candidate = InstanceId::random();
+    let (current,): (Option<String>,) = redis::pipe()
+        .cmd("SET")
+        .arg(&link.keys.epoch)
+        .arg(candidate.as_str())
+        .arg("NX")
+        .ignore()
+        .cmd("GET")
+        .arg(&link.keys.epoch)
+        .query_async(conn)
+        .await?;
+    if seen.is_some() && *seen != current {
+        tracing::warn!(
+            "revocation bus: Redis lost its data; the revocations of the window known here are written again"
+        );
+        link.request_restore();
+    }
+    *seen = current;
+    Ok(())
 }
 
 /// Reads until the connection fails (`Err`) or the layer is gone (`Ok`).

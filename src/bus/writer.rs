@@ -5,7 +5,9 @@
 //! Redis may lose what it acknowledged just before it went (a restart without persistence, a
 //! failover to a replica that had not received it), before every peer read it. So the log
 //! messages written in the [`REWRITE_WINDOW`] before a lost connection are written again
-//! after it; a peer ignores a message about a revocation it has applied already.
+//! after it; a peer ignores a message about a revocation it has applied already. When Redis
+//! lost everything (the reader saw the epoch key change), every message of the window this
+//! instance knows is written again, its peers' included, before anything else.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -32,7 +34,7 @@ pub(super) async fn run(link: Arc<Link>) {
     let mut recent: VecDeque<(Instant, Out)> = VecDeque::new();
     loop {
         let batch = link.peek(BATCH);
-        if batch.is_empty() {
+        if batch.is_empty() && !link.restore_requested() {
             if link.revoker().is_none() {
                 return;
             }
@@ -51,6 +53,25 @@ pub(super) async fn run(link: Arc<Link>) {
                 }
             },
         };
+        if let Some(history) = link.take_restore() {
+            match restore(&link, connection, &history).await {
+                Ok(()) => {
+                    tracing::info!(
+                        messages = history.len(),
+                        "revocation bus: the window's revocations written again"
+                    );
+                    backoff.reset();
+                }
+                Err(err) => {
+                    tracing::warn!(error = %describe(&err), "revocation bus: writing the window again failed; will retry");
+                    link.request_restore();
+                    conn = None;
+                    link.set_state(BusState::Down);
+                    tokio::time::sleep(backoff.next()).await;
+                }
+            }
+            continue;
+        }
         let mut written = 0;
         let mut failed = false;
         while written < batch.len() {
@@ -84,6 +105,20 @@ pub(super) async fn run(link: Arc<Link>) {
             backoff.reset();
         }
     }
+}
+
+/// Writes `history` to the log again, `BATCH` messages per round trip, in order.
+async fn restore(
+    link: &Link,
+    conn: &mut MultiplexedConnection,
+    history: &[Message],
+) -> redis::RedisResult<()> {
+    for chunk in history.chunks(BATCH) {
+        let outs: Vec<Out> = chunk.iter().cloned().map(Out::Log).collect();
+        write_logs(link, conn, &outs).await?;
+        metrics::bus_restored(chunk.len());
+    }
+    Ok(())
 }
 
 /// One pending-stream item (log messages go through [`write_logs`]).

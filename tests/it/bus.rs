@@ -228,6 +228,63 @@ async fn logout_acknowledged_by_redis_just_before_it_restarted_empty_still_reach
     );
 }
 
+#[tokio::test]
+async fn logout_survives_redis_restarting_empty_after_the_instance_that_made_it_died() {
+    // If this broke, Redis restarted without persistence would take every revocation of the
+    // window with it: an instance started afterwards catches up from an empty log and serves
+    // the revoked session's JWT (verified locally) for up to five minutes. The instance that
+    // made this revocation is gone (it is written here as that instance wrote it), and the
+    // one still running (B) writes nothing of its own: only B's copy of the window is left.
+    let w = World::new().await;
+    let mut redis = RedisServer::start();
+    let b = instance(&w, &redis).await;
+    let jwt = w.member.session_jwt.expose_secret();
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let (revoked_at, until) = (now_ms.to_string(), (now_ms + 600_000).to_string());
+    let dead = "fedcba9876543210fedcba9876543210";
+    let key = log_key(&w);
+    let applied = [
+        "XADD",
+        &key,
+        "*",
+        "v",
+        "1",
+        "kind",
+        "session",
+        "from",
+        dead,
+        "origin",
+        dead,
+        "rev",
+        "1",
+        "id",
+        &w.member.member_session_id,
+        "confirmed",
+        "1",
+        "until",
+        &until,
+        "revoked_at",
+        &revoked_at,
+    ];
+    assert!(redis.command(&applied).is_some_and(|r| r.starts_with('$')));
+    assert!(answers(&b, jwt, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    // Redis loses everything. B reconnects, finds the epoch key changed, and writes what it
+    // knows of the window again.
+    redis.kill();
+    redis.restart();
+    let c = instance(&w, &redis).await;
+    assert!(answers(&c, jwt, StatusCode::UNAUTHORIZED, Duration::from_secs(10)).await);
+    // Only that session: another member's JWT is served on C.
+    assert_eq!(
+        c.whoami(w.member2.session_jwt.expose_secret()).await,
+        StatusCode::OK
+    );
+}
+
 fn log_key(w: &World) -> String {
     format!("{{tower-stytch:{}}}:revocations", w.emulator.project_id())
 }
