@@ -4,8 +4,9 @@
 //! Once the log is read to its end, the pending revocations too are applied (some may be
 //! older than the log's window), and the bus is caught up.
 //!
-//! On every connection it first checks the project's epoch key ([`check_epoch`]): a value
-//! other than the one it saw before means Redis lost its data, log included, and the writer
+//! On every connection it first checks whether Redis lost the log ([`check_lost`]): the
+//! project's epoch key changed (Redis came back empty), or the log's newest entry is older
+//! than the last one read here (Redis came back from an older snapshot). Then the writer
 //! writes what this instance knows of the window again.
 
 use std::collections::HashMap;
@@ -45,7 +46,7 @@ pub(super) async fn run(link: Arc<Link>) {
         }
         connected_before = true;
         link.set_state(BusState::CatchingUp);
-        if let Err(err) = check_epoch(&link, &mut conn, &mut epoch).await {
+        if let Err(err) = check_lost(&link, &mut conn, &mut epoch, last.as_deref()).await {
             tracing::warn!(error = %describe(&err), "revocation bus: connection lost; revocations still apply here");
             link.set_state(BusState::Down);
             tokio::time::sleep(backoff.next()).await;
@@ -62,18 +63,24 @@ pub(super) async fn run(link: Arc<Link>) {
     }
 }
 
-/// Sets the project's epoch key if it is missing (`SET NX` a random value) and reads it. A
-/// value other than `seen` (the last one read here) means Redis lost its data since: the
-/// log, with the revocations an instance starting now would catch up from. Then the writer
-/// writes again every message this instance knows of the window. Redis without
-/// persistence restarted, flushed, or failed over to an empty replica: all look the same.
-async fn check_epoch(
+/// Whether Redis lost the log since this instance last read it, and if so a restore for
+/// the writer ([`Link::request_restore`]). Two signs, read in one round trip:
+///
+/// - the project's epoch key, set if missing (`SET NX` a random value), holds another value
+///   than `seen` (the last one read here): Redis lost its data (restarted without
+///   persistence, flushed, failed over to an empty replica);
+/// - the log's newest entry is older than `last_read` (or the log is gone): Redis came back
+///   from a snapshot older than what this instance read, the epoch key included.
+///
+/// Either way the log lacks revocations an instance starting now would need.
+async fn check_lost(
     link: &Link,
     conn: &mut MultiplexedConnection,
     seen: &mut Option<String>,
+    last_read: Option<&str>,
 ) -> redis::RedisResult<()> {
     let candidate = InstanceId::random();
-    let (current,): (Option<String>,) = redis::pipe()
+    let (current, newest): (Option<String>, StreamRangeReply) = redis::pipe()
         .cmd("SET")
         .arg(&link.keys.epoch)
         .arg(candidate.as_str())
@@ -81,11 +88,26 @@ async fn check_epoch(
         .ignore()
         .cmd("GET")
         .arg(&link.keys.epoch)
+        .cmd("XREVRANGE")
+        .arg(&link.keys.log)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
         .query_async(conn)
         .await?;
-    if seen.is_some() && *seen != current {
+    let emptied = seen.is_some() && *seen != current;
+    let went_back = match (last_read, newest.ids.first()) {
+        (Some(last), Some(entry)) => id_before(&entry.id, last),
+        // Never empty once written: trimming keeps the entry just added.
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if emptied || went_back {
         tracing::warn!(
-            "revocation bus: Redis lost its data; the revocations of the window known here are written again"
+            emptied,
+            went_back,
+            "revocation bus: Redis lost revocations; those of the window known here are written again"
         );
         link.request_restore();
     }

@@ -139,6 +139,10 @@ STYTCH_PROJECT_ID=$PROJECT_ID STYTCH_SECRET=$SECRET SOAK_EMULATOR="http://127.0.
 echo "bus propagation to gateway 0 (cumulative counts per bucket, seconds):" >&2
 curl -s "http://127.0.0.1:$((BASE_PORT + 20))/metrics" |
     grep -E '^stytch_bus_propagation_seconds_(bucket|count)' >&2 || true
+# What gateway 0 wrote again after Redis came back empty (the window it knew).
+echo "bus messages gateway 0 restored after Redis lost its data:" >&2
+curl -s "http://127.0.0.1:$((BASE_PORT + 20))/metrics" |
+    grep -E '^stytch_bus_restored_total' >&2 || echo "stytch_bus_restored_total 0" >&2
 
 # The SIGTERMed gateway's exit code: 0 only when none of its revocations was left pending.
 gw1_status=0

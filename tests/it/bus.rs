@@ -228,25 +228,16 @@ async fn logout_acknowledged_by_redis_just_before_it_restarted_empty_still_reach
     );
 }
 
-#[tokio::test]
-async fn logout_survives_redis_restarting_empty_after_the_instance_that_made_it_died() {
-    // If this broke, Redis restarted without persistence would take every revocation of the
-    // window with it: an instance started afterwards catches up from an empty log and serves
-    // the revoked session's JWT (verified locally) for up to five minutes. The instance that
-    // made this revocation is gone (it is written here as that instance wrote it), and the
-    // one still running (B) writes nothing of its own: only B's copy of the window is left.
-    let w = World::new().await;
-    let mut redis = RedisServer::start();
-    let b = instance(&w, &redis).await;
-    let jwt = w.member.session_jwt.expose_secret();
-    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+/// Writes to the log, as an instance that has died since wrote it, its revocation of the
+/// member's session (confirmed by Stytch, held ten minutes).
+fn revoked_by_a_dead_instance(w: &World, redis: &RedisServer) {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis();
     let (revoked_at, until) = (now_ms.to_string(), (now_ms + 600_000).to_string());
     let dead = "fedcba9876543210fedcba9876543210";
-    let key = log_key(&w);
+    let key = log_key(w);
     let applied = [
         "XADD",
         &key,
@@ -271,6 +262,21 @@ async fn logout_survives_redis_restarting_empty_after_the_instance_that_made_it_
         &revoked_at,
     ];
     assert!(redis.command(&applied).is_some_and(|r| r.starts_with('$')));
+}
+
+#[tokio::test]
+async fn logout_survives_redis_restarting_empty_after_the_instance_that_made_it_died() {
+    // If this broke, Redis restarted without persistence would take every revocation of the
+    // window with it: an instance started afterwards catches up from an empty log and serves
+    // the revoked session's JWT (verified locally) for up to five minutes. The instance that
+    // made this revocation is gone, and the one still running (B) writes nothing of its
+    // own: only B's copy of the window is left.
+    let w = World::new().await;
+    let mut redis = RedisServer::start();
+    let b = instance(&w, &redis).await;
+    let jwt = w.member.session_jwt.expose_secret();
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+    revoked_by_a_dead_instance(&w, &redis);
     assert!(answers(&b, jwt, StatusCode::UNAUTHORIZED, PROPAGATION).await);
     // Redis loses everything. B reconnects, finds the epoch key changed, and writes what it
     // knows of the window again.
@@ -283,6 +289,44 @@ async fn logout_survives_redis_restarting_empty_after_the_instance_that_made_it_
         c.whoami(w.member2.session_jwt.expose_secret()).await,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn logout_survives_redis_coming_back_from_an_older_snapshot() {
+    // If this broke, Redis restarted from a snapshot taken before a revocation (RDB saved
+    // every few minutes, then a crash) would come back with the same epoch key and a log
+    // without that revocation: an instance started afterwards would serve the session's JWT.
+    let w = World::new().await;
+    let mut redis = RedisServer::start();
+    let b = instance(&w, &redis).await;
+    let jwt = w.member.session_jwt.expose_secret();
+    assert_eq!(b.whoami(jwt).await, StatusCode::OK);
+    // The snapshot: B's epoch key, a marker, and a log whose newest entry is older than the
+    // revocation (an `undo` of a revocation nobody here knows: ignored).
+    let key = log_key(&w);
+    let dead = "fedcba9876543210fedcba9876543210";
+    let older = [
+        "XADD", &key, "*", "v", "1", "kind", "undo", "from", dead, "origin", dead, "rev", "99",
+    ];
+    assert!(redis.command(&older).is_some_and(|r| r.starts_with('$')));
+    assert_eq!(
+        redis.command(&["SET", "snapshot-marker", "1"]).as_deref(),
+        Some("+OK")
+    );
+    assert_eq!(redis.command(&["SAVE"]).as_deref(), Some("+OK"));
+    revoked_by_a_dead_instance(&w, &redis);
+    assert!(answers(&b, jwt, StatusCode::UNAUTHORIZED, PROPAGATION).await);
+    // A crash; Redis loads the snapshot. B reconnects, finds the log's newest entry older
+    // than what it read, and writes what it knows of the window again.
+    redis.kill();
+    redis.restart();
+    assert_eq!(
+        redis.integer(&["EXISTS", "snapshot-marker"]),
+        Some(1),
+        "Redis came back empty, not from the snapshot: the other test's case"
+    );
+    let c = instance(&w, &redis).await;
+    assert!(answers(&c, jwt, StatusCode::UNAUTHORIZED, Duration::from_secs(10)).await);
 }
 
 fn log_key(w: &World) -> String {
