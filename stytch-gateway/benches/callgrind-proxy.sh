@@ -13,35 +13,17 @@
 # Environment: N (3000), WARM (500), BASE_PORT (19500), OUT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=common.sh
+. stytch-gateway/benches/common.sh
 N=${N:-3000}
 WARM=${WARM:-500}
 P=${BASE_PORT:-19500}
 OUT=${OUT:-callgrind-proxy.txt}
-PROJECT_ID=project-test-10ad0000-0000-4000-8000-000000000000
-SECRET=secret-test-load-run-000000000000000000000000
-if [[ $# -eq 0 ]]; then
-    echo "building stytch-gateway (release)" >&2
-    cargo build --release -p stytch-gateway >&2
-    set -- "${CARGO_TARGET_DIR:-target}/release/stytch-gateway"
-fi
+if [[ $# -eq 0 ]]; then set -- "$(release_bin)"; fi
 BIN=$1
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/callgrind-proxy.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-wait_port() { for _ in $(seq 600); do curl -s -o /dev/null "http://127.0.0.1:$1/$2" && return; sleep 0.1; done; echo "port $1 never answered" >&2; exit 1; }
-
-RUST_LOG=warn "$BIN" emulator --listen "127.0.0.1:$P" --project-id "$PROJECT_ID" --secret "$SECRET" >/dev/null 2>&1 &
-PIDS+=($!)
-RUST_LOG=warn "$BIN" upstream --listen "127.0.0.1:$((P + 1))" >/dev/null 2>&1 &
-PIDS+=($!)
-wait_port "$P" ""
-wait_port "$((P + 1))" ""
+bench_tmp callgrind-proxy
+start_emulator_and_upstream "$BIN" "$P" "$((P + 1))"
 control() { curl -sf -u "$PROJECT_ID:$SECRET" -H 'content-type: application/json' -d "$2" "http://127.0.0.1:$P/emulator/v1/$1"; }
 field() { sed -E "s/.*\"$1\" *: *\"([^\"]+)\".*/\\1/"; }
 ORG=$(control organizations '{"organization_name":"Cg","organization_slug":"cg"}' | field organization_id)

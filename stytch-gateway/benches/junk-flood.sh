@@ -15,36 +15,18 @@
 # Environment: REPS (3), DURATION (5s), BASE_PORT (19000).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=common.sh
+. stytch-gateway/benches/common.sh
 REPS=${REPS:-3}
 DURATION=${DURATION:-5s}
 P=${BASE_PORT:-19000}
-PROJECT_ID=project-test-10ad0000-0000-4000-8000-000000000000
-SECRET=secret-test-load-run-000000000000000000000000
 JUNK=junk-credential-0000000000000000000000000000
-if [[ $# -eq 0 ]]; then
-    echo "building stytch-gateway (release)" >&2
-    cargo build --release -p stytch-gateway >&2
-    set -- "${CARGO_TARGET_DIR:-target}/release/stytch-gateway"
-fi
+if [[ $# -eq 0 ]]; then set -- "$(release_bin)"; fi
 BINS=("$@")
 LAST=${BINS[$((${#BINS[@]} - 1))]}
 
-TMP=$(mktemp -d /tmp/junk-flood.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return; sleep 0.1; done; echo "port $1 never answered" >&2; exit 1; }
-
-RUST_LOG=warn "$LAST" emulator --listen "127.0.0.1:$P" --project-id "$PROJECT_ID" --secret "$SECRET" >/dev/null 2>&1 &
-PIDS+=($!)
-RUST_LOG=warn "$LAST" upstream --listen "127.0.0.1:$((P + 1))" >/dev/null 2>&1 &
-PIDS+=($!)
-wait_port "$P"
-wait_port "$((P + 1))"
+bench_tmp junk-flood
+start_emulator_and_upstream "$LAST" "$P" "$((P + 1))"
 blocks=""
 upstreams=""
 for i in "${!BINS[@]}"; do

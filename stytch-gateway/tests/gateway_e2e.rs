@@ -375,6 +375,18 @@ impl Gateway {
     }
 }
 
+/// What the gateway's `--metrics-listen` address serves at `/metrics`.
+async fn metrics_text(addr: &str) -> String {
+    http()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn bounded<F: std::future::Future>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(60), f)
         .await
@@ -422,14 +434,7 @@ async fn identity_headers_reach_the_upstream_and_spoofed_ones_do_not() {
                 .contains("stytch_admin")
         );
         assert_eq!(seen[0]["x-forwarded-for"], "127.0.0.1");
-        let rendered = http()
-            .get(format!("http://{metrics}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let rendered = metrics_text(&metrics).await;
         assert!(
             rendered.contains("stytch_gateway_upstream_responses_total{class=\"2xx\"} 1"),
             "{rendered}"
@@ -1360,14 +1365,7 @@ async fn duplicate_foreign_and_forged_webhooks_are_counted_and_change_nothing() 
             401
         );
         assert_eq!(gw.call(Method::GET, "/whoami", &kept).await, StatusCode::OK);
-        let rendered = http()
-            .get(format!("http://{metrics}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let rendered = metrics_text(&metrics).await;
         let count = |kind: &str, outcome: &str| {
             rendered
                 .lines()

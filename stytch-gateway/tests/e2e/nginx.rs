@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 
 use http::StatusCode;
 
-use super::{Gateway, Stytch, bounded, free_port, http, upstream, wait_connectable};
+use super::{Gateway, Stytch, bounded, free_port, http, metrics_text, upstream, wait_connectable};
 
 const NGINX: &str = "/usr/sbin/nginx";
 const AUTH_PATH: &str = "/_stytch_auth";
@@ -118,15 +118,9 @@ impl Drop for Nginx {
 
 /// The gateway's `stytch_gateway_connections_accepted_total{listener="proxy"}`.
 async fn connections_accepted(metrics: &str) -> u64 {
-    let text = http()
-        .get(format!("http://{metrics}/metrics"))
-        .send()
+    metrics_text(metrics)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|line| {
             line.strip_prefix("stytch_gateway_connections_accepted_total{listener=\"proxy\"} ")
         })
@@ -153,13 +147,8 @@ async fn a_junk_credential_flood_through_nginx_auth_request_reuses_one_connectio
         let through = format!("http://{}/whoami", nginx.addr);
 
         // nginx works in front of the gateway: a member passes, a missing credential does not.
-        let ok = http()
-            .get(&through)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(ok.status(), StatusCode::OK);
+        let member = || http().get(&through).bearer_auth(&token).send();
+        assert_eq!(member().await.unwrap().status(), StatusCode::OK);
         let before = connections_accepted(&metrics).await;
         assert!(before >= 1, "the metric counts nothing");
 
@@ -170,13 +159,11 @@ async fn a_junk_credential_flood_through_nginx_auth_request_reuses_one_connectio
             let refused = client.get(&through).bearer_auth(junk).send().await.unwrap();
             assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
         }
-        let ok = http()
-            .get(&through)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(ok.status(), StatusCode::OK, "a member is still served");
+        assert_eq!(
+            member().await.unwrap().status(),
+            StatusCode::OK,
+            "a member is still served"
+        );
 
         let opened = connections_accepted(&metrics).await - before;
         // One nginx worker, sequential checks: its kept-alive connection serves them all.
