@@ -153,7 +153,8 @@ impl RedisBusBuilder {
 
     /// Most messages waiting for Redis while it is unreachable (default 10 000); beyond it
     /// the oldest are dropped (logged and counted), and peers learn those revocations when
-    /// their cache entries expire.
+    /// their cache entries expire. Also the most messages of the log's window this instance
+    /// keeps to write again if Redis loses its data (the oldest go first).
     pub fn max_queued(mut self, max: usize) -> Self {
         self.settings.max_queued = max.max(1);
         self
