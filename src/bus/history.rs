@@ -1,9 +1,9 @@
 //! [`History`]: every log message this instance knows within the log's window, its own and
 //! its peers', in the order it learnt them: what it writes again when Redis lost the log
-//! (see `reader::check_epoch` and `writer`).
+//! (see `reader::check_lost` and `writer`).
 //!
-//! A Redis restarted without persistence (or flushed, or failed over to an empty replica)
-//! loses the whole log, not only its last seconds: an instance started afterwards would
+//! A Redis restarted without persistence (or flushed, failed over to an empty replica, or
+//! back from an older snapshot) loses the whole log, or minutes of it, not only its last seconds: an instance started afterwards would
 //! catch up from nothing, and serve locally verified JWTs of sessions revoked before. Any
 //! instance still running knows the window's revocations, including those of peers that
 //! have died since, so each writes them all again; readers ignore what they applied already.

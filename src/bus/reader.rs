@@ -46,13 +46,11 @@ pub(super) async fn run(link: Arc<Link>) {
         }
         connected_before = true;
         link.set_state(BusState::CatchingUp);
-        if let Err(err) = check_lost(&link, &mut conn, &mut epoch, last.as_deref()).await {
-            tracing::warn!(error = %describe(&err), "revocation bus: connection lost; revocations still apply here");
-            link.set_state(BusState::Down);
-            tokio::time::sleep(backoff.next()).await;
-            continue;
-        }
-        match follow(&link, &mut conn, &mut last, &mut backoff).await {
+        let read = match check_lost(&link, &mut conn, &mut epoch, last.as_deref()).await {
+            Ok(()) => follow(&link, &mut conn, &mut last, &mut backoff).await,
+            Err(err) => Err(err),
+        };
+        match read {
             Ok(()) => return,
             Err(err) => {
                 tracing::warn!(error = %describe(&err), "revocation bus: connection lost; revocations still apply here");

@@ -6,8 +6,9 @@
 //! failover to a replica that had not received it), before every peer read it. So the log
 //! messages written in the [`REWRITE_WINDOW`] before a lost connection are written again
 //! after it; a peer ignores a message about a revocation it has applied already. When Redis
-//! lost everything (the reader saw the epoch key change), every message of the window this
-//! instance knows is written again, its peers' included, before anything else.
+//! lost more (the reader saw the epoch key change, or the log go back in time), every message
+//! of the window this instance knows is written again, its peers' included, before anything
+//! else.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
