@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use stytch_emulator::{Emulator, EmulatorConfig};
 use support::request::{call, client_for, echo};
 use tower::Layer;
-use tower_stytch::{RedisBus, StytchAuthLayer};
+use tower_stytch::{StytchAuthLayer, bus::RedisBus};
 
 use redis_server::RedisServer;
 

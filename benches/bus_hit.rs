@@ -26,7 +26,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use stytch_emulator::{Emulator, EmulatorConfig};
 use support::request::{call, client_for, echo};
 use tower::Layer;
-use tower_stytch::{RedisBus, StytchAuthLayer, WebhookSecrets};
+use tower_stytch::{StytchAuthLayer, bus::RedisBus, webhook::WebhookSecrets};
 
 use redis_server::RedisServer;
 

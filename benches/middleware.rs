@@ -25,7 +25,7 @@ use support::request::{call, client_for, echo};
 use support::{StubStytch, member_id, token};
 use tower::{Service, ServiceBuilder};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
-use tower_stytch::{CacheConfig, StytchAuthLayer, StytchClient};
+use tower_stytch::{StytchAuthLayer, StytchClient, config::CacheConfig};
 
 fn request_path(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()

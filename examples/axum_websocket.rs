@@ -15,7 +15,9 @@ use axum::routing::get;
 use futures_util::StreamExt as _;
 use stytch_emulator::{Emulator, EmulatorConfig};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tower_stytch::{MemberSession, SessionLiveness, StytchAuthLayer, StytchClient, StytchConfig};
+use tower_stytch::{
+    MemberSession, StytchAuthLayer, StytchClient, StytchConfig, live::SessionLiveness,
+};
 
 /// The close code of a socket whose session was revoked: in the range RFC 6455 leaves to
 /// applications (4000-4999), read as "401": authenticate again.

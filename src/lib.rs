@@ -11,7 +11,7 @@
 //! # axum
 //!
 //! ```no_run
-//! use axum::{Extension, Router, routing::get};
+//! use axum::{Router, routing::get};
 //! use tower_stytch::{MemberSession, StytchAuthLayer, StytchClient};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,8 +20,8 @@
 //!     .forced_signout("DELETE /api/members/{member_id}")
 //!     .build()?;
 //! let app: Router = Router::new()
-//!     // With feature `axum`, `MemberSession` is an extractor of its own.
-//!     .route("/whoami", get(|Extension(s): Extension<MemberSession>| async move { s.member_id.clone() }))
+//!     // With feature `axum`, `MemberSession` is an extractor.
+//!     .route("/whoami", get(|s: MemberSession| async move { s.member_id.clone() }))
 //!     .layer(auth);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app).await?;
@@ -63,7 +63,7 @@
 //!
 //! One cache per layer, **shared by every clone of the layer**, keyed by SHA-256 of the
 //! credential. Concurrent misses of one credential make one Stytch call. Entries live
-//! min(session expiry, [`CacheConfig::max_ttl`]) for tokens and until the JWT's `exp` (or
+//! min(session expiry, [`CacheConfig::max_ttl`](config::CacheConfig::max_ttl)) for tokens and until the JWT's `exp` (or
 //! `max_token_age`) for locally verified JWTs. A revocation through this crate (logout, admin
 //! route, hook, [`Revoker`]) runs in a task of its own, so a dropped request never cancels
 //! it. It evicts every entry of the session or member and puts it on a denylist checked by
@@ -77,7 +77,7 @@
 //!
 //! # Webhooks: revocations made outside the app
 //!
-//! With [`StytchAuthLayerBuilder::webhook`]`("/stytch/webhooks", `[`WebhookSecrets`]`::parse(…)?)`
+//! With [`StytchAuthLayerBuilder::webhook`]`("/stytch/webhooks", `[`WebhookSecrets`](webhook::WebhookSecrets)`::parse(…)?)`
 //! the layer answers Stytch's (Svix-signed) webhooks itself, before authentication, gated by
 //! the signature alone: a member deleted or no longer `active` (dashboard, API, SCIM) is
 //! signed out here at once, token and JWT; an organization deleted signs out all its members;
@@ -90,8 +90,9 @@
 //! # Live connections
 //!
 //! A WebSocket, server-sent-event or long-poll handler outlives the request that
-//! authenticated it. [`SessionLiveness`] (an axum extractor with feature `axum`, or
-//! [`SessionLiveness::from_extensions`]) resolves [`revoked`](SessionLiveness::revoked) when
+//! authenticated it. [`SessionLiveness`](live::SessionLiveness) (an axum extractor with feature `axum`, or
+//! [`SessionLiveness::from_extensions`](live::SessionLiveness::from_extensions)) resolves
+//! [`revoked`](live::SessionLiveness::revoked) when
 //! that session is revoked, whatever revoked it (logout, logout everywhere, admin route,
 //! forced sign-out hook, [`Revoker`] call): every revocation is applied by the one pipeline,
 //! which tells [`Revoker::events`] subscribers, and the handles are one. Nothing is registered
@@ -104,7 +105,7 @@
 //! # mod example {
 //! use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 //! use axum::response::Response;
-//! use tower_stytch::SessionLiveness;
+//! use tower_stytch::live::SessionLiveness;
 //!
 //! async fn live(ws: WebSocketUpgrade, liveness: SessionLiveness) -> Response {
 //!     ws.on_upgrade(move |socket| serve(socket, liveness))
@@ -141,70 +142,90 @@
 //!
 //! # Where things are
 //!
-//! The crate root exports what an app touches: [`StytchAuthLayer`] and its builder, the
-//! [`StytchAuth`] service with its [`ResponseFuture`] and [`ResponseBody`], the
-//! [`MemberSession`] and [`SessionCredential`] it hands the app, [`SessionLiveness`] for
-//! live connections, the [`Revoker`], the
-//! [`Rejection`]s, [`StytchClient`] and [`StytchConfig`], the errors, and [`CacheConfig`].
-//! The rest lives in public modules: [`client`] (Stytch's requests and responses, the JWKS,
-//! [`RetryPolicy`](client::RetryPolicy), header names), `jwt` (local verification, feature `jwt`),
-//! [`credential`], [`extract`] (where credentials are read, and
-//! [`strip_credentials`](extract::strip_credentials) for proxies), [`cookies`] (the cookies
-//! the layer writes), [`error`] and [`metrics`] (every metric name).
+//! The crate root holds what an app writes: [`StytchAuthLayer`] and its builder, the
+//! [`MemberSession`] and [`SessionCredential`] it hands the app (axum extractors with feature
+//! `axum`), the [`Revoker`] with its [`RevokeOutcome`] and [`RevokeError`], the
+//! [`StytchClient`] and its [`StytchConfig`], and the errors ([`ConfigError`],
+//! [`StytchError`]). The rest, by job:
+//!
+//! | module | what is in it |
+//! |---|---|
+//! | [`config`] | every knob of the layer's builder: cache, revocation, cookies, credential sources, JWT |
+//! | [`service`] | the tower types: the [`StytchAuth`](service::StytchAuth) service, its future and body, rejections and the headers the layer writes |
+//! | [`session`] | what a session holds ([`MemberSessionData`](session::MemberSessionData), its authentication factors) |
+//! | [`revoke`] | revocation's events, for subscribers |
+//! | [`live`] | [`SessionLiveness`](live::SessionLiveness), for WebSocket, SSE and long-poll handlers |
+//! | [`webhook`] | the secrets of Stytch's webhooks |
+//! | `bus` | the Redis revocation bus (feature `redis`) |
+//! | [`client`] | Stytch's requests and responses, the JWKS, retries |
+//! | `jwt` | local JWT verification (feature `jwt`) |
+//! | [`credential`], [`extract`] | credentials, and where the layer reads them ([`strip_credentials`](extract::strip_credentials) for proxies) |
+//! | [`error`], [`metrics`] | every error type; every metric name |
 //!
 //! # Features
 //!
 //! `jwt` (default): local JWT verification. `axum`: extractors (`MemberSession`,
-//! `Option<MemberSession>`, `SessionLiveness`). The Stytch emulator and the
-//! reverse proxy are packages of their own: `stytch-emulator` and `stytch-gateway`.
+//! `Option<MemberSession>`, `SessionLiveness`). `redis`: the revocation bus shared by several
+//! instances (`bus::RedisBus`). The Stytch emulator and the reverse proxy are packages of
+//! their own: `stytch-emulator` and `stytch-gateway`.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+// The engine: the session store, its read side and its write side.
+mod authenticator;
+mod engine;
+mod store;
 
 #[cfg(feature = "axum")]
 mod axum;
 #[cfg(feature = "redis")]
-mod bus;
-mod cache;
+pub mod bus;
 pub mod client;
-pub mod cookies;
+mod cookies;
 pub mod credential;
-mod denylist;
 pub mod error;
 pub mod extract;
 #[cfg(feature = "jwt")]
 pub mod jwt;
-mod live;
+pub mod live;
 pub mod metrics;
 mod middleware;
-mod revoke;
-mod session;
-mod webhook;
+pub mod revoke;
+pub mod session;
+pub mod webhook;
 
-/// How far this host's clock and Stytch's may be apart. Session starts within this of a
-/// member-wide revocation are asked of Stytch rather than guessed (the denylist).
-pub(crate) const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(30);
-
-// What an app touches: the layer and what it hands the app, the client and its
-// configuration, and the errors. Everything else lives in the public modules above.
+// What an app writes.
 #[cfg(feature = "axum")]
 pub use crate::axum::{MissingMemberSession, MissingSessionLiveness};
-#[cfg(feature = "redis")]
-pub use crate::bus::{BusError, BusHandle, BusState, RedisBus, RedisBusBuilder};
-pub use crate::cache::CacheConfig;
-pub use crate::client::{StytchClient, StytchConfig, StytchConfigBuilder};
+pub use crate::client::{StytchClient, StytchConfig};
 pub use crate::credential::SessionCredential;
 pub use crate::error::{ConfigError, StytchError};
-pub use crate::live::SessionLiveness;
-pub use crate::middleware::{
-    BoxError, DefaultRejection, FORCED_SIGNOUT_HEADER, LOGOUT_HEADER, Rejection, RejectionHandler,
-    RejectionKind, ResponseBody, ResponseFuture, StytchAuth, StytchAuthLayer,
-    StytchAuthLayerBuilder,
-};
-pub use crate::revoke::{
-    RevocationEvent, RevokeConfig, RevokeError, RevokeOutcome, RevokedTarget, Revoker,
-};
-pub use crate::session::{AuthenticationFactors, MemberSession, MemberSessionData};
-pub use crate::webhook::WebhookSecrets;
+pub use crate::middleware::{StytchAuthLayer, StytchAuthLayerBuilder};
+pub use crate::revoke::{RevokeError, RevokeOutcome, Revoker};
+pub use crate::session::MemberSession;
+
+/// Every knob of [`StytchAuthLayerBuilder`]: what the layer caches and for how long, how it
+/// revokes, the cookies it writes, where it reads credentials, how it verifies JWTs.
+pub mod config {
+    pub use crate::cookies::{CookieSameSite, CookieSettings};
+    pub use crate::extract::CredentialSource;
+    #[cfg(feature = "jwt")]
+    pub use crate::jwt::{JwtConfig, JwtConfigBuilder};
+    pub use crate::revoke::RevokeConfig;
+    pub use crate::store::cache::CacheConfig;
+}
+
+/// The tower types of the layer: the [`StytchAuth`](service::StytchAuth) service that
+/// [`StytchAuthLayer`] builds, its [`ResponseFuture`](service::ResponseFuture) and
+/// [`ResponseBody`](service::ResponseBody), the [`Rejection`](service::Rejection)s it answers
+/// with (and a [`RejectionHandler`](service::RejectionHandler) to answer them your way), and
+/// the headers it writes on its own routes.
+pub mod service {
+    pub use crate::middleware::{
+        BoxError, DefaultRejection, FORCED_SIGNOUT_HEADER, LOGOUT_HEADER, Rejection,
+        RejectionHandler, RejectionKind, ResponseBody, ResponseFuture, StytchAuth,
+    };
+}
 
 /// The README's examples, compiled as doctests.
 #[cfg(all(doctest, feature = "axum"))]

@@ -4,17 +4,17 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Notify;
 
 use super::history::History;
-use super::message::{Body, InstanceId, Message, RevKey, WireTarget, unix_ms};
-use crate::credential::Credential;
+use super::message::{Body, InstanceId, Message, RevKey, unix_ms};
 use crate::metrics;
-use crate::revoke::{MadeByStytch, Peers, RemoteTarget, Revocation, RevocationId, Revoker, Target};
+use crate::revoke::inbound::Live;
+use crate::revoke::{Inbound, MadeByStytch, Peers, RemoteTarget, RevocationId};
 
 /// The bus's settings.
 #[derive(Debug, Clone)]
@@ -150,7 +150,7 @@ pub(crate) struct Link {
     /// How long the log is kept: the denylist's window, plus a margin for clocks.
     pub(crate) keep: Duration,
     pub(crate) started: Instant,
-    revoker: Weak<crate::revoke::Inner>,
+    inbound: Inbound,
     state: AtomicU8,
     caught_up: AtomicBool,
     caught_up_notify: Notify,
@@ -180,9 +180,9 @@ impl Link {
         url: String,
         namespace: &str,
         settings: Settings,
-        revoker: &Revoker,
+        inbound: Inbound,
     ) -> Arc<Self> {
-        let keep = revoker.inner().window + KEEP_MARGIN;
+        let keep = inbound.window() + KEEP_MARGIN;
         let history = History::new(keep, settings.max_queued);
         let link = Arc::new(Self {
             me: InstanceId::random(),
@@ -197,7 +197,7 @@ impl Link {
             settings,
             keep,
             started: Instant::now(),
-            revoker: revoker.downgrade(),
+            inbound,
             state: AtomicU8::new(BusState::Connecting.as_u8()),
             caught_up: AtomicBool::new(false),
             caught_up_notify: Notify::new(),
@@ -213,8 +213,18 @@ impl Link {
     }
 
     /// The layer's revoker, while the layer lives.
-    pub(crate) fn revoker(&self) -> Option<Revoker> {
-        self.revoker.upgrade().map(Revoker::from_inner)
+    pub(crate) fn revoker(&self) -> Option<Live> {
+        self.inbound.live()
+    }
+
+    /// Whether the layer still lives (the bus's tasks end with it).
+    pub(crate) fn is_live(&self) -> bool {
+        self.inbound.is_live()
+    }
+
+    /// The handle on the layer's revoker.
+    pub(crate) fn inbound(&self) -> &Inbound {
+        &self.inbound
     }
 
     pub(crate) fn state(&self) -> BusState {
@@ -358,7 +368,7 @@ impl Link {
     }
 
     /// Maps a peer's revocation `key` to a fresh local id; `None` when it has one already.
-    pub(crate) fn map_new(&self, key: &RevKey, revoker: &Revoker) -> Option<RevocationId> {
+    pub(crate) fn map_new(&self, key: &RevKey, revoker: &Live) -> Option<RevocationId> {
         self.map(key, false, revoker)
     }
 
@@ -371,7 +381,7 @@ impl Link {
         &self,
         key: &RevKey,
         target: &RemoteTarget,
-        revoker: &Revoker,
+        revoker: &Live,
     ) -> Option<RevocationId> {
         // This instance's own keys are never mapped: `map` refuses them.
         if let Some(mapped) = lock(&self.ids).local.get_mut(key) {
@@ -384,7 +394,7 @@ impl Link {
         self.map(key, matches!(target, RemoteTarget::Key(_)), revoker)
     }
 
-    fn map(&self, key: &RevKey, by_key_only: bool, revoker: &Revoker) -> Option<RevocationId> {
+    fn map(&self, key: &RevKey, by_key_only: bool, revoker: &Live) -> Option<RevocationId> {
         if key.origin == self.me {
             return None;
         }
@@ -518,26 +528,17 @@ impl Link {
     }
 }
 
-/// The wire form of a local target.
-fn wire(target: &Target) -> WireTarget {
-    match target {
-        Target::Session(id) => RemoteTarget::Session(id.clone()),
-        Target::Member(id) => RemoteTarget::Member(id.clone()),
-        Target::Credential(c) => RemoteTarget::Key(Credential::cache_key(c)),
-    }
-}
-
 impl Peers for Link {
     fn applied(
         &self,
         id: RevocationId,
-        target: &Target,
+        target: &RemoteTarget,
         confirmed: bool,
         until: SystemTime,
         revoked_at: Option<SystemTime>,
     ) {
         let body = Body::Applied {
-            target: wire(target),
+            target: target.clone(),
             confirmed,
             until,
             revoked_at,
@@ -556,14 +557,14 @@ impl Peers for Link {
         self.finish_pending(id);
     }
 
-    fn pending(&self, id: RevocationId, revocation: &Revocation, give_up_at: SystemTime) {
+    fn pending(&self, id: RevocationId, target: &RemoteTarget, give_up_at: SystemTime) {
         // Only a session or member id lets another instance complete it; a credential known
         // by its hash alone stays with this instance (its peers refuse the hash meanwhile).
-        if matches!(revocation.target, Target::Credential(_)) {
+        if matches!(target, RemoteTarget::Key(_)) {
             return;
         }
         let body = Body::Applied {
-            target: wire(&revocation.target),
+            target: target.clone(),
             confirmed: false,
             until: give_up_at,
             revoked_at: None,

@@ -105,8 +105,10 @@ impl RedisBus {
             .namespace
             .clone()
             .unwrap_or_else(|| format!("tower-stytch:{project_id}"));
-        let link = Link::new(self.client, self.url, &namespace, self.settings, revoker);
-        revoker.set_peers(Arc::clone(&link) as Arc<dyn crate::revoke::Peers>);
+        let inbound = revoker.inbound();
+        let link = Link::new(self.client, self.url, &namespace, self.settings, inbound);
+        link.inbound()
+            .connect(Arc::clone(&link) as Arc<dyn crate::revoke::Peers>);
         tokio::spawn(reader::run(Arc::clone(&link)));
         tokio::spawn(writer::run(Arc::clone(&link)));
         tokio::spawn(pending::run(Arc::clone(&link)));

@@ -21,7 +21,8 @@ use super::link::{Held, Link, Out, describe};
 use super::message::Decoded;
 use super::message::{Body, Message, WireTarget};
 use super::reader::decode_entry;
-use crate::revoke::{RevocationId, Revoker, Target};
+use crate::revoke::RevocationId;
+use crate::revoke::inbound::Live;
 
 /// Entries handled per call.
 const COUNT: usize = 64;
@@ -50,7 +51,7 @@ pub(super) async fn run(link: Arc<Link>) {
 
 async fn round(
     link: &Link,
-    revoker: &Revoker,
+    revoker: &Live,
     conn: &mut MultiplexedConnection,
 ) -> redis::RedisResult<()> {
     ensure_group(link, conn).await?;
@@ -193,7 +194,7 @@ async fn rewrite_if_lost(
 /// Takes over the entries of instances silent for longer than the lease.
 async fn take_over(
     link: &Link,
-    revoker: &Revoker,
+    revoker: &Live,
     conn: &mut MultiplexedConnection,
 ) -> redis::RedisResult<()> {
     let lease_ms = link.settings.lease.as_millis() as u64;
@@ -226,7 +227,7 @@ async fn take_over(
 /// Completes a claimed entry here (see the module's doc).
 async fn adopt(
     link: &Link,
-    revoker: &Revoker,
+    revoker: &Live,
     conn: &mut MultiplexedConnection,
     stream_id: String,
     message: Message,
@@ -240,11 +241,10 @@ async fn adopt(
         return delete(link, conn, &stream_id).await;
     };
     let give_up_at = *give_up_at;
-    let target = match target {
-        WireTarget::Session(id) => Target::Session(id.clone()),
-        WireTarget::Member(id) => Target::Member(id.clone()),
-        WireTarget::Key(_) => return delete(link, conn, &stream_id).await,
-    };
+    if matches!(target, WireTarget::Key(_)) {
+        return delete(link, conn, &stream_id).await;
+    }
+    let target = target.clone();
     if SystemTime::now() > give_up_at {
         return delete(link, conn, &stream_id).await;
     }
@@ -268,7 +268,7 @@ async fn adopt(
         done: false,
     };
     lock(&link.mine).insert(id, held);
-    if revoker.take_over(id, target, give_up_at) {
+    if revoker.take_over(id, &target, give_up_at) {
         tracing::info!("revocation bus: took over a pending revocation of an instance gone silent");
     } else {
         // No room here: left to expire its claim again, for another instance.
@@ -280,22 +280,17 @@ async fn adopt(
 /// The local id of a peer's pending revocation, applied here first if it was not yet.
 async fn held_here(
     link: &Link,
-    revoker: &Revoker,
+    revoker: &Live,
     message: &Message,
-    target: &Target,
+    target: &WireTarget,
     give_up_at: SystemTime,
 ) -> Option<RevocationId> {
     if let Some(id) = link.local_id(&message.key) {
         return Some(id);
     }
-    let remote = match target {
-        Target::Session(s) => WireTarget::Session(s.clone()),
-        Target::Member(m) => WireTarget::Member(m.clone()),
-        Target::Credential(_) => return None,
-    };
     let id = link.map_new(&message.key, revoker)?;
     revoker
-        .apply_remote(id, &remote, false, give_up_at + link.keep, None)
+        .apply_remote(id, target, false, give_up_at + link.keep, None)
         .await;
     Some(id)
 }

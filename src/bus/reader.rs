@@ -31,7 +31,7 @@ pub(super) async fn run(link: Arc<Link>) {
     let mut backoff = Backoff::new(link.settings.max_backoff);
     let mut connected_before = false;
     let mut epoch: Option<String> = None;
-    while link.revoker().is_some() {
+    while link.is_live() {
         let mut conn = match link.connect(BLOCK + Duration::from_secs(3)).await {
             Ok(conn) => conn,
             Err(err) => {
@@ -126,7 +126,7 @@ async fn follow(
         _ => threshold,
     };
     let mut live = false;
-    while link.revoker().is_some() {
+    while link.is_live() {
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT").arg(COUNT);
         if live {

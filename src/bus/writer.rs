@@ -36,7 +36,7 @@ pub(super) async fn run(link: Arc<Link>) {
     loop {
         let batch = link.peek(BATCH);
         if batch.is_empty() && !link.restore_requested() {
-            if link.revoker().is_none() {
+            if !link.is_live() {
                 return;
             }
             let _ = tokio::time::timeout(IDLE_CHECK, link.out_work.notified()).await;

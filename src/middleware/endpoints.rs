@@ -8,13 +8,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, Uri, header};
 
-use super::lookup::LookupError;
 use super::origin::{is_allowed_redirect, return_to};
 use super::rejection::{Rejection, RejectionKind, json_response};
 use super::shared::Shared;
 use crate::extract::{Found, extract};
 use crate::metrics;
-use crate::revoke::{Basis, Revocation, RevokeError, RevokeOutcome, Source, Target};
+use crate::revoke::{LogoutResult, RevokeError, RevokeOutcome, Target};
 use crate::session::{MemberSession, is_stytch_id};
 
 /// Reports what a logout did: `revoked` (Stytch confirmed), `already_revoked` (Stytch said
@@ -48,69 +47,13 @@ pub(crate) async fn logout(
     // cross-site request never gets here: `StytchAuth::call` refuses it.)
     let found = extract(&headers, &shared.sources).ok().flatten();
     let result = match found {
-        Some(found) => revoke_own(&shared, &found, everywhere).await,
-        None => "none",
-    };
+        Some(found) => shared.engine.logout(&found.credential, everywhere).await,
+        None => LogoutResult::Nothing,
+    }
+    .as_str();
     metrics::logout(result, everywhere);
     tracing::info!(result, everywhere, "logout");
     logout_response(&shared, redirect, result)
-}
-
-/// Revokes the session behind the caller's credential (or every session of its member) and
-/// says what happened, for [`LOGOUT_HEADER`].
-///
-/// The caller's own session (authenticated here) is revoked here at once and at Stytch
-/// acting as the caller. A credential nothing here can authenticate (Stytch unreachable, not
-/// cached, no locally verifiable JWT) is held here by its hash and sent to Stytch as soon as
-/// it answers: holding it is the right to revoke it. A credential refused here without asking
-/// Stytch (forged, expired, revoked here before) is no session to revoke.
-async fn revoke_own(shared: &Arc<Shared>, found: &Found, everywhere: bool) -> &'static str {
-    let credential = &found.credential;
-    let revocation = match shared.lookup.authenticate(credential).await {
-        Ok(entry) => {
-            let session = &entry.session;
-            let target = if everywhere {
-                Target::Member(session.member_id.clone())
-            } else {
-                Target::Session(session.member_session_id.clone())
-            };
-            Revocation {
-                target,
-                acting: Some(credential.clone()),
-                acting_is_target: !everywhere,
-                basis: Basis::Own,
-                source: if everywhere {
-                    Source::LogoutEverywhere
-                } else {
-                    Source::Logout
-                },
-                expires_at: Some(session.expires_at),
-            }
-        }
-        Err(err) => match &*err {
-            LookupError::Unavailable { .. } | LookupError::Misconfigured { .. } => Revocation {
-                target: Target::Credential(credential.clone()),
-                acting: None,
-                acting_is_target: false,
-                basis: Basis::Possession,
-                source: Source::Logout,
-                expires_at: None,
-            },
-            LookupError::Invalid { error_type, .. }
-                if error_type.as_deref() == Some("session_not_found") =>
-            {
-                return "already_revoked";
-            }
-            LookupError::Invalid { .. } => return "none",
-        },
-    };
-    match shared.revoker.submit(revocation).await {
-        Ok(outcome) => outcome.as_str(),
-        Err(err) => {
-            tracing::warn!(error = %err, "logout: not revoked");
-            "failed"
-        }
-    }
 }
 
 /// 204 (or 303 to the allowed `return_to`), every session cookie cleared, the outcome in
@@ -165,19 +108,20 @@ pub(crate) async fn admin(
         Ok(None) => return shared.reject(Rejection::new(RejectionKind::MissingCredential)),
         Err(err) => return shared.reject(Rejection::from(err)),
     };
-    let entry = match shared.lookup.authenticate(&found.credential).await {
+    let entry = match shared
+        .engine
+        .authenticator
+        .authenticate(&found.credential)
+        .await
+    {
         Ok(entry) => entry,
         Err(err) => return shared.reject(Rejection::from(&*err)),
     };
-    let revocation = Revocation {
-        basis: shared.revoker.basis_for(&target, &entry.session),
-        acting_is_target: target == Target::Session(entry.session.member_session_id.clone()),
-        acting: Some(found.credential),
-        target,
-        source: Source::AdminRoute,
-        expires_at: None,
-    };
-    let result = shared.revoker.submit(revocation).await;
+    let result = shared
+        .engine
+        .revoker
+        .revoke_as_admin(target, found.credential, &entry.session)
+        .await;
     let body = |status: &str| serde_json::json!({ "status": status, field: &id });
     match result {
         Ok(RevokeOutcome::Revoked { request_id }) => {
@@ -205,16 +149,10 @@ pub(crate) fn forced_signout(
 ) -> Pin<Box<dyn Future<Output = &'static str> + Send + 'static>> {
     // `member_id` is a Stytch id: the route table refused the request before the app ran
     // otherwise.
-    let target = Target::Member(member_id);
-    let basis = caller.map_or(Basis::Stytch, |c| shared.revoker.basis_for(&target, c));
-    let done = shared.revoker.submit(Revocation {
-        target,
-        acting: Some(found.credential),
-        acting_is_target: false,
-        basis,
-        source: Source::Hook,
-        expires_at: None,
-    });
+    let done = shared
+        .engine
+        .revoker
+        .force_signout(member_id, found.credential, caller);
     Box::pin(async move {
         signed_out(match done.await {
             Ok(outcome) => outcome.as_str(),

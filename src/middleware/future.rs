@@ -17,10 +17,10 @@ use super::body::ResponseBody;
 use super::endpoints::{FORCED_SIGNOUT_HEADER, forced_signout};
 use super::rejection::Rejection;
 use super::shared::Shared;
-use crate::cache::CachedSession;
 use crate::credential::SessionCredential;
 use crate::extract::Found;
 use crate::metrics;
+use crate::store::cache::CachedSession;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -114,9 +114,11 @@ where
 
     pub(crate) fn lookup(service: S, req: Request<ReqBody>, ctx: Ctx, shared: Arc<Shared>) -> Self {
         let key = ctx.found.credential.cache_key();
-        if let Some(entry) = shared
-            .lookup
-            .cached(&key, &ctx.found.credential, req.uri().path())
+        if let Some(entry) =
+            shared
+                .engine
+                .authenticator
+                .cached(&key, &ctx.found.credential, req.uri().path())
         {
             // A plain cache hit: nothing to await, nothing boxed, no span (`cached` logs the
             // hit in one event carrying the span's fields).
@@ -147,7 +149,8 @@ where
         let lookup = Box::pin(
             async move {
                 let result = lookup_shared
-                    .lookup
+                    .engine
+                    .authenticator
                     .authenticate_keyed(key, &credential)
                     .await
                     .map_err(|err| Rejection::from(&*err));
@@ -215,7 +218,7 @@ fn admit<B>(
             ctx.set_cookie = refreshed_cookie(shared, ctx, &entry);
             let ext = req.extensions_mut();
             ext.insert(entry.session.clone());
-            ext.insert(shared.revoker.clone());
+            ext.insert(shared.engine.revoker.clone());
             ext.insert(SessionCredential(ctx.found.credential.clone()));
             if ctx.hook.is_some() {
                 ctx.caller = Some(entry);

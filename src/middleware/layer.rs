@@ -6,19 +6,18 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use super::lookup::Lookup;
 use super::rejection::{DefaultRejection, RejectionHandler, SharedRejectionHandler};
 use super::route_pattern::RoutePattern;
 use super::route_table::RouteTable;
 use super::service::StytchAuth;
 use super::shared::Shared;
-use crate::cache::{CacheConfig, SessionCache};
 use crate::client::StytchClient;
 use crate::cookies::CookieSettings;
-use crate::denylist::Denylist;
+use crate::engine::Engine;
 use crate::error::{ConfigError, StytchError};
 use crate::extract::CredentialSource;
 use crate::revoke::{RevokeConfig, Revoker};
+use crate::store::cache::CacheConfig;
 use crate::webhook::{Receiver, WebhookSecrets};
 
 /// A tower [`Layer`] that authenticates requests with Stytch B2B sessions, serves logout and
@@ -40,11 +39,17 @@ impl fmt::Debug for StytchAuthLayer {
         f.debug_struct("StytchAuthLayer")
             .field(
                 "project_id",
-                &self.shared.lookup.client.config().project_id(),
+                &self
+                    .shared
+                    .engine
+                    .authenticator
+                    .client()
+                    .config()
+                    .project_id(),
             )
             .field("routes", &self.shared.routes)
             .field("sources", &self.shared.sources)
-            .field("cache", &self.shared.lookup.cache)
+            .field("store", &self.shared.engine.store)
             .finish_non_exhaustive()
     }
 }
@@ -62,12 +67,12 @@ impl StytchAuthLayer {
 
     /// The revoker of this layer (shared with every clone).
     pub fn revoker(&self) -> Revoker {
-        self.shared.revoker.clone()
+        self.shared.engine.revoker.clone()
     }
 
     /// The Stytch client of this layer.
     pub fn client(&self) -> &StytchClient {
-        &self.shared.lookup.client
+        self.shared.engine.authenticator.client()
     }
 
     /// Readiness: Stytch is reachable (its JWKS endpoint answers) and, with local JWT
@@ -77,12 +82,12 @@ impl StytchAuthLayer {
     ///
     /// The error of the JWKS call.
     pub async fn ready(&self) -> Result<(), StytchError> {
-        let lookup = &self.shared.lookup;
+        let authenticator = &self.shared.engine.authenticator;
         #[cfg(feature = "jwt")]
-        if let Some(verifier) = &lookup.verifier {
+        if let Some(verifier) = authenticator.verifier() {
             return verifier.refresh_jwks().await;
         }
-        lookup.client.jwks().await.map(|_| ())
+        authenticator.client().jwks().await.map(|_| ())
     }
 
     /// The revocation bus, when one was configured
@@ -94,12 +99,12 @@ impl StytchAuthLayer {
 
     /// Approximate number of cached sessions.
     pub fn cached_sessions(&self) -> u64 {
-        self.shared.lookup.cache.entry_count()
+        self.shared.engine.store.cache.entry_count()
     }
 
     /// Runs the cache's pending maintenance (expiry, eviction bookkeeping) now.
     pub async fn run_pending_tasks(&self) {
-        self.shared.lookup.cache.run_pending_tasks().await;
+        self.shared.engine.store.cache.run_pending_tasks().await;
     }
 }
 
@@ -460,19 +465,12 @@ impl StytchAuthLayerBuilder {
             public: self.public,
             optional: self.optional,
         };
-        let cache = Arc::new(SessionCache::new(&self.cache));
-        let denylist = Arc::new(Denylist::default());
-        #[cfg(feature = "jwt")]
-        let (jwt_clock_skew, verifier) = jwt_verifier(&self.client, self.jwt);
-        #[cfg(not(feature = "jwt"))]
-        let jwt_clock_skew = Duration::ZERO;
-        let revoker = Revoker::new(
-            self.client.clone(),
-            Arc::clone(&cache),
-            Arc::clone(&denylist),
+        let engine = Engine::new(
+            self.client,
+            &self.cache,
             self.revoke,
-            jwt_clock_skew,
-            self.cache.max_ttl,
+            #[cfg(feature = "jwt")]
+            self.jwt,
         );
         #[cfg(feature = "redis")]
         let bus = match self.bus {
@@ -483,23 +481,14 @@ impl StytchAuthLayerBuilder {
                         reason: "the layer must be built inside a Tokio runtime",
                     });
                 }
-                Some(bus.attach(&revoker, self.client.config().project_id()))
+                let project_id = engine.authenticator.client().config().project_id();
+                Some(bus.attach(&engine.revoker, project_id))
             }
             None => None,
         };
-        let lookup = Arc::new(Lookup {
-            client: self.client,
-            cache,
-            denylist,
-            max_ttl: self.cache.max_ttl,
-            rechecks: Lookup::recheck_cache(),
-            #[cfg(feature = "jwt")]
-            verifier,
-        });
         Ok(StytchAuthLayer {
             shared: Arc::new(Shared {
-                lookup,
-                revoker,
+                engine,
                 routes,
                 sources: self.sources,
                 cookies: self.cookies,
@@ -511,22 +500,6 @@ impl StytchAuthLayerBuilder {
                 bus,
             }),
         })
-    }
-}
-
-/// The local JWT verifier, if any, and its clock skew (which lengthens how long a revoked
-/// session is refused: a JWT from a clock that far ahead expires that much later).
-#[cfg(feature = "jwt")]
-fn jwt_verifier(
-    client: &StytchClient,
-    config: Option<crate::jwt::JwtConfig>,
-) -> (Duration, Option<crate::jwt::JwtVerifier>) {
-    match config {
-        Some(config) => (
-            config.clock_skew(),
-            Some(crate::jwt::JwtVerifier::new(client.clone(), config)),
-        ),
-        None => (Duration::ZERO, None),
     }
 }
 
@@ -581,12 +554,12 @@ mod tests {
             .unwrap();
         let max_ttl = CacheConfig::default().max_ttl;
         assert_eq!(
-            layer.shared.revoker.window(),
+            layer.shared.engine.revoker.window(),
             crate::revoke::JWT_LIFETIME + skew + max_ttl
         );
         let default = StytchAuthLayer::builder(client()).build().unwrap();
         assert_eq!(
-            default.shared.revoker.window(),
+            default.shared.engine.revoker.window(),
             crate::revoke::JWT_LIFETIME + crate::jwt::CLOCK_SKEW + max_ttl
         );
     }

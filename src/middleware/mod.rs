@@ -1,24 +1,26 @@
 //! The tower middleware: [`StytchAuthLayer`] builds [`StytchAuth`], whose
 //! [`ResponseFuture`] authenticates a request and calls the inner service.
 //!
+//! This module maps HTTP to the engine's verbs and their outcomes to responses; it holds no
+//! session state of its own (that is the [`Engine`](crate::engine::Engine)'s).
+//!
 //! The modules form a DAG: an arrow goes from a module to one it uses, and no module uses
 //! one drawn to its left or above it. Modules also use others further along directly
-//! (`service` uses `origin` and `route_table`, `endpoints` uses `lookup`, `shared` uses
-//! `rejection`, …); `body` is used by `service` and `future`.
+//! (`service` uses `origin` and `route_table`, `shared` uses `rejection`, …); `body` is used
+//! by `service` and `future`.
 //!
 //! ```text
 //! layer ─► service ─► future ─► endpoints ─► shared ─► origin ─► route_table ─┬─► route_pattern
 //!                                                                             ├─► path
-//!                                                                             └─► rejection ─► lookup
+//!                                                                             └─► rejection
 //! ```
 //!
 //! | module | its one job |
 //! |---|---|
-//! | `layer` | [`StytchAuthLayer`] and its builder: check every setting, build [`Shared`](shared) |
+//! | `layer` | [`StytchAuthLayer`] and its builder: check every setting, build the engine and [`Shared`](shared) |
 //! | `service` | [`StytchAuth::call`]: classify the route, refuse cross-site requests, extract the credential, pick what to run |
-//! | `future` | [`ResponseFuture`]: await the lookup, call the inner service, run a forced sign-out hook |
+//! | `future` | [`ResponseFuture`]: await the authenticator, call the inner service, run a forced sign-out hook |
 //! | `endpoints` | the routes the layer answers itself: logout, admin revocation, forced sign-out |
-//! | `lookup` | one credential to a session: denylist, cache, local JWT verification, Stytch |
 //! | `shared` | the state shared by every clone of a layer and its services |
 //! | `rejection` | [`Rejection`]s and the one mapping from every error to a response |
 //! | `origin` | which routes refuse cross-site requests, the check itself, and the `return_to` redirect allowlist |
@@ -31,7 +33,6 @@ mod body;
 mod endpoints;
 mod future;
 mod layer;
-mod lookup;
 mod origin;
 mod path;
 mod rejection;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use super::lookup::LookupError;
+use crate::authenticator::AuthError;
 use crate::error::StytchError;
 use crate::extract::ExtractError;
 use crate::revoke::RevokeError;
@@ -248,24 +248,24 @@ impl From<ExtractError> for Rejection {
     }
 }
 
-impl From<&LookupError> for Rejection {
+impl From<&AuthError> for Rejection {
     /// A credential the lookup refused, or could not check.
-    fn from(err: &LookupError) -> Self {
+    fn from(err: &AuthError) -> Self {
         match err {
-            LookupError::Invalid {
+            AuthError::Invalid {
                 error_type,
                 request_id,
                 ..
             } => Self::new(RejectionKind::SessionInvalid)
                 .with_stytch(error_type.as_deref(), request_id.as_deref()),
-            LookupError::Unavailable {
+            AuthError::Unavailable {
                 retry_after: asked,
                 error_type,
                 request_id,
             } => Self::new(RejectionKind::StytchUnavailable)
                 .with_retry_after(retry_after(*asked))
                 .with_stytch(error_type.as_deref(), request_id.as_deref()),
-            LookupError::Misconfigured {
+            AuthError::Misconfigured {
                 error_type,
                 request_id,
             } => Self::new(RejectionKind::Misconfigured)

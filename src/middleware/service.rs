@@ -154,7 +154,7 @@ where
         let rejection = Rejection::new(RejectionKind::MethodNotAllowed).with_allow("POST");
         return ResponseFuture::rejected(shared.reject(rejection), shared);
     }
-    let revoker = shared.revoker.clone();
+    let revoker = shared.engine.revoker.clone();
     let fut = async move { receiver.receive(&revoker, req).await };
     ResponseFuture::own(Box::pin(fut), shared)
 }

@@ -5,21 +5,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::Response;
 
-use super::lookup::Lookup;
 use super::rejection::{Rejection, SharedRejectionHandler};
 use super::route_table::RouteTable;
 use crate::cookies::CookieSettings;
+use crate::engine::Engine;
 use crate::extract::CredentialSource;
-use crate::revoke::Revoker;
 
 /// Everything a request needs besides itself, built once by
 /// [`StytchAuthLayerBuilder::build`](super::StytchAuthLayerBuilder::build) and shared behind
 /// one `Arc`.
 pub(crate) struct Shared {
-    /// Credential → session: denylist, cache, local JWT verification, Stytch.
-    pub(crate) lookup: Arc<Lookup>,
-    /// The one revocation path (logout, admin routes, hooks).
-    pub(crate) revoker: Revoker,
+    /// The session store, the authenticator and the revoker.
+    pub(crate) engine: Engine,
     /// What the layer does with each route.
     pub(crate) routes: RouteTable,
     /// Where credentials are looked for, in order.

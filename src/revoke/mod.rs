@@ -9,36 +9,31 @@
 //! ([`Basis`]); a revocation Stytch refuses is undone here; no "already revoked" is recorded
 //! unless Stytch said so about the target.
 
-mod events;
 mod external;
+pub(crate) mod inbound;
 mod outbox;
 mod peers;
 mod pipeline;
+mod retry;
+mod revoker;
+mod state;
+mod verbs;
 mod verdict;
 
-use std::fmt;
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Notify, broadcast, oneshot};
-use tracing::Instrument;
-
-use crate::cache::SessionCache;
-use crate::client::{RevokeSelector, StytchClient};
+use crate::client::RevokeSelector;
 use crate::credential::Credential;
-use crate::denylist::Denylist;
-pub(crate) use crate::denylist::RevocationId;
 use crate::error::StytchError;
-use crate::session::{MemberSession, is_stytch_id};
+pub(crate) use crate::store::denylist::RevocationId;
+pub use crate::store::events::{RevocationEvent, RevokedTarget};
 
-pub use self::events::{RevocationEvent, RevokedTarget};
 pub(crate) use self::external::MadeByStytch;
-pub(crate) use self::outbox::Outbox;
-pub(crate) use self::peers::Peers;
 #[cfg(feature = "redis")]
-pub(crate) use self::peers::RemoteTarget;
+pub(crate) use self::inbound::Inbound;
+pub(crate) use self::peers::{Peers, RemoteTarget};
+pub use self::revoker::Revoker;
+pub(crate) use self::verbs::{Caller, LogoutResult};
 
 /// A session JWT verifies for at most this long after it was minted.
 pub(crate) const JWT_LIFETIME: Duration = Duration::from_secs(300);
@@ -61,6 +56,24 @@ impl Target {
             Self::Member(id) => RevokeSelector::MemberId(id.clone()),
             Self::Credential(Credential::Token(t)) => RevokeSelector::SessionToken(t.clone()),
             Self::Credential(Credential::Jwt(j)) => RevokeSelector::SessionJwt(j.clone()),
+        }
+    }
+
+    /// The target as told to peers: ids, or a credential's hash.
+    pub(crate) fn remote(&self) -> RemoteTarget {
+        match self {
+            Self::Session(id) => RemoteTarget::Session(id.clone()),
+            Self::Member(id) => RemoteTarget::Member(id.clone()),
+            Self::Credential(c) => RemoteTarget::Key(c.cache_key()),
+        }
+    }
+
+    /// The target as told to [`Revoker::events`] subscribers.
+    fn revoked(&self) -> RevokedTarget {
+        match self {
+            Self::Session(id) => RevokedTarget::Session(id.clone()),
+            Self::Member(id) => RevokedTarget::Member(id.clone()),
+            Self::Credential(c) => RevokedTarget::Credential(c.cache_key()),
         }
     }
 
@@ -206,7 +219,7 @@ pub enum RevokeError {
 ///
 /// How long a revoked session stays refused here is derived by the layer, not set: every JWT
 /// minted before the revocation must have expired (5 min plus the JWT clock skew) and every cache
-/// entry created meanwhile too (plus [`CacheConfig::max_ttl`](crate::CacheConfig::max_ttl)).
+/// entry created meanwhile too (plus [`CacheConfig::max_ttl`](crate::config::CacheConfig::max_ttl)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RevokeConfig {
@@ -240,424 +253,6 @@ impl Default for RevokeConfig {
             max_pending: 10_000,
             max_pending_unverified: 1_000,
             max_retry_backoff: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Revokes sessions at Stytch and here. Cheap to clone; every clone of a layer shares one.
-///
-/// Available from [`StytchAuthLayer::revoker`](crate::StytchAuthLayer::revoker) and in the
-/// extensions of every authenticated request. Each revocation runs in a task of its own:
-/// dropping the future of [`revoke_session`](Self::revoke_session) or
-/// [`revoke_member`](Self::revoke_member) does not cancel it.
-#[derive(Clone)]
-pub struct Revoker {
-    inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) client: StytchClient,
-    pub(crate) cache: Arc<SessionCache>,
-    pub(crate) denylist: Arc<Denylist>,
-    pub(crate) config: RevokeConfig,
-    /// How long a revoked session is refused after Stytch confirmed (see [`Revoker::new`]).
-    pub(crate) window: Duration,
-    pub(crate) outbox: Outbox,
-    next_id: AtomicU64,
-    in_flight: InFlight,
-    events: broadcast::Sender<RevocationEvent>,
-    /// Live connections, closed by the revocations that cover them.
-    live: Arc<crate::live::LiveSessions>,
-    /// Other instances to tell (the Redis bus), when configured.
-    peers: OnceLock<Arc<dyn Peers>>,
-}
-
-impl Inner {
-    fn allocate_id(&self) -> RevocationId {
-        RevocationId(self.next_id.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// The peers to tell, if any.
-    pub(crate) fn peers(&self) -> Option<&dyn Peers> {
-        self.peers.get().map(|p| &**p)
-    }
-}
-
-impl fmt::Debug for Revoker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Revoker")
-            .field("pending", &self.pending())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Events kept for a subscriber that lags behind.
-const EVENTS_CAPACITY: usize = 1024;
-
-impl Revoker {
-    /// A revoker over the layer's cache and denylist. A revoked session is refused after
-    /// Stytch confirmed until every JWT minted before the revocation has expired
-    /// (`JWT_LIFETIME + jwt_clock_skew`: Stytch's clock may run that far ahead of ours) and
-    /// every cache entry created meanwhile too
-    /// (`cache_max_ttl`).
-    pub(crate) fn new(
-        client: StytchClient,
-        cache: Arc<SessionCache>,
-        denylist: Arc<Denylist>,
-        config: RevokeConfig,
-        jwt_clock_skew: Duration,
-        cache_max_ttl: Duration,
-    ) -> Self {
-        let outbox = Outbox::new(&config);
-        let events = broadcast::channel(EVENTS_CAPACITY).0;
-        let live = crate::live::LiveSessions::new(denylist.clone(), cache.clone(), events.clone());
-        Self {
-            inner: Arc::new(Inner {
-                client,
-                cache,
-                denylist,
-                config,
-                window: JWT_LIFETIME + jwt_clock_skew + cache_max_ttl,
-                outbox,
-                next_id: AtomicU64::new(1),
-                in_flight: InFlight::default(),
-                events,
-                live,
-                peers: OnceLock::new(),
-            }),
-        }
-    }
-
-    /// Revokes one session, acting as `acting` (Stytch checks that member's permission:
-    /// `revoke-sessions` on `stytch.self` for their own session, on `stytch.member` for
-    /// another's). Without `acting`, the project secret alone authorizes it.
-    ///
-    /// Applied here at once when this process can verify the right to it: no `acting` (the
-    /// app decided), `acting` is a cached session of the same member, or `acting` is a cached
-    /// session holding an [outage admin role](RevokeConfig::outage_admin_roles) and the target
-    /// is a cached session of the same organization. Otherwise applied here once Stytch
-    /// confirms.
-    ///
-    /// # Errors
-    ///
-    /// See [`RevokeError`]. When Stytch is unreachable this answers
-    /// [`RevokeOutcome::Pending`] if the revocation was applied here, and
-    /// `Err(Unavailable)` (nothing changed here) otherwise.
-    pub async fn revoke_session(
-        &self,
-        member_session_id: &str,
-        acting: Option<&Credential>,
-    ) -> Result<RevokeOutcome, RevokeError> {
-        if !is_stytch_id(member_session_id) {
-            return Err(RevokeError::InvalidId {
-                field: "member_session_id",
-            });
-        }
-        self.revoke_as(Target::Session(member_session_id.to_owned()), acting)
-            .await
-    }
-
-    /// Revokes every session of a member, acting as `acting`. See
-    /// [`revoke_session`](Self::revoke_session) (the target's organization is known here when
-    /// one of the member's sessions is cached).
-    ///
-    /// # Errors
-    ///
-    /// See [`revoke_session`](Self::revoke_session).
-    pub async fn revoke_member(
-        &self,
-        member_id: &str,
-        acting: Option<&Credential>,
-    ) -> Result<RevokeOutcome, RevokeError> {
-        if !is_stytch_id(member_id) {
-            return Err(RevokeError::InvalidId { field: "member_id" });
-        }
-        self.revoke_as(Target::Member(member_id.to_owned()), acting)
-            .await
-    }
-
-    /// Revocations applied here that Stytch has not confirmed yet.
-    pub fn pending(&self) -> usize {
-        self.inner.outbox.len()
-    }
-
-    /// Lets revocations still deciding finish, then tries every pending revocation now,
-    /// repeatedly, until none is left or `deadline` has passed (graceful shutdown). Returns
-    /// how many are still pending.
-    pub async fn flush(&self, deadline: Duration) -> usize {
-        let end = Instant::now() + deadline;
-        self.inner.in_flight.settled(end).await;
-        outbox::flush(self, end).await
-    }
-
-    /// What happens to revocations here from now on: applied (evicted and refused here) and
-    /// undone (Stytch refused), including, with a revocation bus (feature `redis`), other
-    /// instances' revocations as they are applied here. Events carry ids and credential
-    /// hashes, never a credential. A subscriber that falls more than 1 024 events behind loses the oldest
-    /// ([`broadcast::error::RecvError::Lagged`]).
-    pub fn events(&self) -> broadcast::Receiver<RevocationEvent> {
-        self.inner.events.subscribe()
-    }
-
-    /// The live connections following this revoker's revocations.
-    pub(crate) fn live(&self) -> &Arc<crate::live::LiveSessions> {
-        &self.inner.live
-    }
-
-    /// The revocation `target`, acting as `acting` (the credential of a cached session, or
-    /// the project secret), decided and run.
-    async fn revoke_as(
-        &self,
-        target: Target,
-        acting: Option<&Credential>,
-    ) -> Result<RevokeOutcome, RevokeError> {
-        let caller = match acting {
-            Some(acting) => self.inner.cache.get(&acting.cache_key()).await,
-            None => None,
-        };
-        let (basis, acting_is_target) = match (&caller, acting) {
-            (_, None) => (Basis::Project, false),
-            (Some(entry), Some(_)) => (
-                self.basis_for(&target, &entry.session),
-                target == Target::Session(entry.session.member_session_id.clone()),
-            ),
-            // Not cached: nothing here can say who this is.
-            (None, Some(_)) => (Basis::Stytch, false),
-        };
-        self.submit(Revocation {
-            target,
-            acting: acting.cloned(),
-            acting_is_target,
-            basis,
-            source: Source::Api,
-            expires_at: None,
-        })
-        .await
-    }
-
-    /// On what basis `caller` (authenticated here) may revoke `target` (see [`Basis`]).
-    pub(crate) fn basis_for(&self, target: &Target, caller: &MemberSession) -> Basis {
-        let cache = &self.inner.cache;
-        let organization = match target {
-            Target::Member(id) if *id == caller.member_id => return Basis::Own,
-            Target::Member(id) => cache.organization_of_member(id),
-            Target::Session(id) if *id == caller.member_session_id => return Basis::Own,
-            Target::Session(id) => match cache.owner_of_session(id) {
-                Some((member, _)) if member == caller.member_id => return Basis::Own,
-                Some((_, organization)) => Some(organization),
-                None => None,
-            },
-            Target::Credential(_) => return Basis::Stytch,
-        };
-        if self.is_outage_admin(caller) && organization.as_deref() == Some(&caller.organization_id)
-        {
-            Basis::OrgAdmin
-        } else {
-            Basis::Stytch
-        }
-    }
-
-    fn is_outage_admin(&self, session: &MemberSession) -> bool {
-        self.inner
-            .config
-            .outage_admin_roles
-            .iter()
-            .any(|r| session.has_role(r))
-    }
-
-    /// Runs a decided revocation in a task of its own and returns a future of its outcome.
-    /// The task is spawned before this returns: dropping the future never cancels the
-    /// revocation.
-    pub(crate) fn submit(
-        &self,
-        revocation: Revocation,
-    ) -> impl Future<Output = Result<RevokeOutcome, RevokeError>> + Send + 'static {
-        let id = self.inner.allocate_id();
-        let span = tracing::info_span!(
-            "revocation",
-            id = id.0,
-            target_kind = revocation.target.kind(),
-            source = revocation.source.as_str(),
-        );
-        let (tx, rx) = oneshot::channel();
-        let guard = InFlightGuard::new(self.clone());
-        tokio::spawn(
-            async move {
-                let result = pipeline::run(&guard.revoker, id, revocation).await;
-                // The request may be gone; the revocation is complete all the same.
-                let _ = tx.send(result);
-                drop(guard);
-            }
-            .instrument(span),
-        );
-        async move { rx.await.unwrap_or(Err(RevokeError::Interrupted)) }
-    }
-
-    pub(crate) fn inner(&self) -> &Inner {
-        &self.inner
-    }
-
-    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
-        Arc::downgrade(&self.inner)
-    }
-
-    /// How long a revocation is held on the denylist after Stytch confirms it: until every
-    /// JWT minted before it has expired (5 min + clock skew + the cache's `max_ttl`).
-    #[cfg(test)]
-    pub(crate) fn window(&self) -> Duration {
-        self.inner.window
-    }
-
-    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
-        Self { inner }
-    }
-}
-
-/// Revocations deciding right now (their tasks running), for [`Revoker::flush`].
-#[derive(Debug, Default)]
-struct InFlight {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
-impl InFlight {
-    /// Waits until no revocation is deciding, or `end`.
-    async fn settled(&self, end: Instant) {
-        loop {
-            let idle = self.idle.notified();
-            if self.count.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() || tokio::time::timeout(left, idle).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-/// Counts one revocation as deciding while it lives (a panicking task still uncounts).
-struct InFlightGuard {
-    revoker: Revoker,
-}
-
-impl InFlightGuard {
-    fn new(revoker: Revoker) -> Self {
-        revoker.inner.in_flight.count.fetch_add(1, Ordering::AcqRel);
-        Self { revoker }
-    }
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        let in_flight = &self.revoker.inner.in_flight;
-        if in_flight.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            in_flight.idle.notify_waiters();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::CacheConfig;
-    use crate::cache::CachedSession;
-    use crate::client::StytchConfig;
-
-    fn revoker(cache: Arc<SessionCache>) -> Revoker {
-        let config = StytchConfig::builder("project-test-1", "secret-test-abc")
-            .base_url("http://127.0.0.1:9/")
-            .build()
-            .unwrap();
-        Revoker::new(
-            StytchClient::new(config).unwrap(),
-            cache,
-            Arc::default(),
-            RevokeConfig::default(),
-            Duration::ZERO,
-            Duration::from_secs(60),
-        )
-    }
-
-    fn session(member: &str, id: &str, org: &str, roles: &[&str]) -> MemberSession {
-        let mut s = crate::cache::tests::session(member, id);
-        s.make_mut().organization_id = org.to_owned();
-        s.make_mut().roles = roles.iter().map(|r| (*r).to_owned()).collect();
-        s
-    }
-
-    async fn cache_of(sessions: &[MemberSession]) -> Arc<SessionCache> {
-        let cache = Arc::new(SessionCache::new(&CacheConfig::default()));
-        for (n, s) in sessions.iter().enumerate() {
-            let entry = CachedSession {
-                session: s.clone(),
-                ttl: Duration::from_secs(60),
-                refreshed_jwt: None,
-                request_id: None,
-                stytch_checked_at: None,
-            };
-            cache.insert([n as u8; 32], Arc::new(entry)).await;
-        }
-        cache
-    }
-
-    #[tokio::test]
-    async fn basis_table() {
-        // If this broke, a revocation would be applied here on a right this process cannot
-        // verify (an admin of another organization during an outage), or a caller's own
-        // logout would wait for Stytch.
-        let cache = cache_of(&[
-            session("m-a", "s-a", "org-a", &[]),
-            session("m-b", "s-b", "org-b", &[]),
-        ])
-        .await;
-        let r = revoker(cache);
-        let admin_a = session("admin-a", "s-admin-a", "org-a", &["stytch_admin"]);
-        let member_a = session("m-a2", "s-a2", "org-a", &[]);
-        let member = |id: &str| Target::Member(id.to_owned());
-        let one = |id: &str| Target::Session(id.to_owned());
-        let cases = [
-            ("own member", member("admin-a"), &admin_a, Basis::Own),
-            ("own session", one("s-admin-a"), &admin_a, Basis::Own),
-            (
-                "admin, member of own org",
-                member("m-a"),
-                &admin_a,
-                Basis::OrgAdmin,
-            ),
-            (
-                "admin, session of own org",
-                one("s-a"),
-                &admin_a,
-                Basis::OrgAdmin,
-            ),
-            (
-                "admin, member of other org",
-                member("m-b"),
-                &admin_a,
-                Basis::Stytch,
-            ),
-            (
-                "admin, session of other org",
-                one("s-b"),
-                &admin_a,
-                Basis::Stytch,
-            ),
-            (
-                "admin, member unknown here",
-                member("m-x"),
-                &admin_a,
-                Basis::Stytch,
-            ),
-            (
-                "not an admin, same org",
-                member("m-a"),
-                &member_a,
-                Basis::Stytch,
-            ),
-        ];
-        for (name, target, caller, want) in cases {
-            assert_eq!(r.basis_for(&target, caller), want, "{name}");
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Revocations applied here that Stytch has not confirmed, retried in the background until
-//! Stytch answers for good or the session has expired. Never dropped silently: every end is
-//! logged and counted.
+//! The outbox: revocations applied here that Stytch has not confirmed, queued for the
+//! background retries (`retry`) until Stytch answers for good or the session has expired.
+//! Never dropped silently: every end is logged and counted.
 //!
 //! Bounded and fair. Entries are deduplicated per target (one session id, member id or
 //! credential hash is one entry, tried with one Stytch call per pass; the revocations merged
@@ -8,35 +8,28 @@
 //! ([`RevokeConfig::max_pending`](super::RevokeConfig::max_pending) and
 //! [`max_pending_unverified`](super::RevokeConfig::max_pending_unverified)): revocations whose
 //! caller was verified here, all tried first in every pass, then credentials nothing here
-//! could authenticate, at most [`UNVERIFIED_PER_PASS`] per pass. A pass makes at most
-//! [`CONCURRENCY`] Stytch calls at a time and stops at the first sign that Stytch is still
+//! could authenticate, at most `retry::UNVERIFIED_PER_PASS` per pass. A pass makes at most
+//! `retry::CONCURRENCY` Stytch calls at a time and stops at the first sign that Stytch is still
 //! unreachable; the next one comes after a backoff (0.5 s doubling to
 //! [`max_retry_backoff`](super::RevokeConfig::max_retry_backoff)), or at once when a
 //! revocation in the request path finds Stytch answering again.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 
-use super::pipeline::{self, Answer};
-use super::{Basis, Inner, Revocation, RevocationId, RevokeConfig, Revoker, Target};
+use super::{Basis, Revocation, RevocationId, RevokeConfig, Target};
 use crate::credential::CacheKey;
 use crate::metrics;
 
-/// Stytch calls in flight at once in one retry pass.
-const CONCURRENCY: usize = 8;
-/// Unverified entries tried per background pass, after every verified one.
-const UNVERIFIED_PER_PASS: usize = 64;
-/// First wait after a pass found Stytch unreachable.
-const MIN_BACKOFF: Duration = Duration::from_millis(500);
-/// Longest idle wait before the worker checks whether the layer is gone.
-const IDLE_CHECK: Duration = Duration::from_secs(60);
+/// First wait after a retry pass found Stytch unreachable (the backoff's floor).
+pub(super) const MIN_BACKOFF: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
+pub(super) enum Class {
     Verified = 0,
     Unverified = 1,
 }
@@ -71,9 +64,9 @@ impl TargetKey {
 
 /// Revocations of one target by one caller: one Stytch call answers for all of them.
 #[derive(Debug)]
-struct Claim {
-    ids: Vec<RevocationId>,
-    revocation: Revocation,
+pub(super) struct Claim {
+    pub(super) ids: Vec<RevocationId>,
+    pub(super) revocation: Revocation,
 }
 
 impl Claim {
@@ -85,15 +78,15 @@ impl Claim {
 
 /// Every pending revocation of one target.
 #[derive(Debug)]
-struct Entry {
+pub(super) struct Entry {
     key: TargetKey,
-    class: Class,
-    claims: Vec<Claim>,
-    give_up_at: SystemTime,
+    pub(super) class: Class,
+    pub(super) claims: Vec<Claim>,
+    pub(super) give_up_at: SystemTime,
 }
 
 impl Entry {
-    fn target(&self) -> Option<&Target> {
+    pub(super) fn target(&self) -> Option<&Target> {
         self.claims.first().map(|c| &c.revocation.target)
     }
 
@@ -111,7 +104,7 @@ impl Entry {
         }
     }
 
-    fn ids(&self) -> impl Iterator<Item = RevocationId> + '_ {
+    pub(super) fn ids(&self) -> impl Iterator<Item = RevocationId> + '_ {
         self.claims.iter().flat_map(|c| c.ids.iter().copied())
     }
 }
@@ -147,17 +140,17 @@ impl Queue {
     }
 }
 
-/// The queue of pending revocations and its background worker.
+/// The queue of pending revocations, and the signals of its background worker.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     queue: Mutex<Queue>,
     limits: [usize; 2],
-    max_backoff: Duration,
+    pub(super) max_backoff: Duration,
     /// New work for an idle worker.
-    work: Notify,
+    pub(super) work: Notify,
     /// Stytch answered in the request path: a backing-off worker tries again at once.
-    recovered: Notify,
-    worker_started: AtomicBool,
+    pub(super) recovered: Notify,
+    pub(super) worker_started: AtomicBool,
 }
 
 impl Outbox {
@@ -191,7 +184,7 @@ impl Outbox {
 
     /// Reserves room for one pending revocation of `basis`'s class, before it is applied
     /// here: `false` when the class is full. The reservation counts as pending until it is
-    /// [`push`](Self::push)ed or [`unreserve`](Self::unreserve)d.
+    /// queued ([`enqueue`](Self::enqueue)) or [`unreserve`](Self::unreserve)d.
     pub(crate) fn reserve(&self, basis: Basis) -> bool {
         let class = Class::of(basis) as usize;
         let mut queue = self.queue();
@@ -208,21 +201,8 @@ impl Outbox {
     }
 
     /// Keeps revocation `id` (its room reserved) for retry until `give_up_at`, merged with
-    /// the target's entry if there is one, and wakes the worker (started on first use).
-    pub(crate) fn push(
-        &self,
-        id: RevocationId,
-        revocation: Revocation,
-        give_up_at: SystemTime,
-        revoker: &Revoker,
-    ) {
-        self.enqueue(id, revocation, give_up_at);
-        self.start_worker(revoker);
-        self.work.notify_one();
-    }
-
-    /// [`push`](Self::push) without the worker.
-    fn enqueue(&self, id: RevocationId, revocation: Revocation, give_up_at: SystemTime) {
+    /// the target's entry if there is one (the worker is `retry::keep`'s).
+    pub(super) fn enqueue(&self, id: RevocationId, revocation: Revocation, give_up_at: SystemTime) {
         let class = Class::of(revocation.basis);
         let len = {
             let mut queue = self.queue();
@@ -246,21 +226,8 @@ impl Outbox {
         }
     }
 
-    fn start_worker(&self, revoker: &Revoker) {
-        if self.worker_started.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(worker(revoker.downgrade()));
-            }
-            // No runtime: stays queued for `flush`.
-            Err(_) => self.worker_started.store(false, Ordering::Release),
-        }
-    }
-
     /// Takes every verified entry, then up to `unverified` unverified ones, in order.
-    fn take(&self, unverified: usize) -> VecDeque<Entry> {
+    pub(super) fn take(&self, unverified: usize) -> VecDeque<Entry> {
         let mut queue = self.queue();
         let mut batch = VecDeque::new();
         while let Some(entry) = queue.pop(Class::Verified) {
@@ -275,12 +242,12 @@ impl Outbox {
         batch
     }
 
-    fn put_back(&self, entry: Entry) {
+    pub(super) fn put_back(&self, entry: Entry) {
         self.queue().insert(entry);
     }
 
     /// `n` revocations of `class` ended.
-    fn finished(&self, class: Class, n: usize) {
+    pub(super) fn finished(&self, class: Class, n: usize) {
         let len = {
             let mut queue = self.queue();
             let count = &mut queue.counts[class as usize];
@@ -288,197 +255,6 @@ impl Outbox {
             queue.counts[0] + queue.counts[1]
         };
         metrics::revocations_pending(len);
-    }
-}
-
-/// One pass's shared state: what is left to try, and whether Stytch looked unreachable.
-struct Pass {
-    batch: Mutex<VecDeque<Entry>>,
-    down: AtomicBool,
-    end: Option<Instant>,
-}
-
-/// What one pass did.
-#[derive(Debug, Clone, Copy)]
-struct Tried {
-    /// Entries taken (0: nothing was queued).
-    entries: usize,
-    /// Stytch looked unreachable.
-    down: bool,
-}
-
-/// Tries every verified entry and up to `unverified` unverified ones with [`CONCURRENCY`]
-/// lanes. The lanes are tasks of their own that put back whatever they do not finish, so
-/// nothing taken is lost if this future is dropped.
-async fn pass(revoker: &Revoker, unverified: usize, end: Option<Instant>) -> Tried {
-    let batch = revoker.inner().outbox.take(unverified);
-    let entries = batch.len();
-    if entries == 0 {
-        return Tried {
-            entries,
-            down: false,
-        };
-    }
-    let lanes = batch.len().min(CONCURRENCY);
-    let pass = Arc::new(Pass {
-        batch: Mutex::new(batch),
-        down: AtomicBool::new(false),
-        end,
-    });
-    let handles: Vec<_> = (0..lanes)
-        .map(|_| tokio::spawn(lane(revoker.clone(), Arc::clone(&pass))))
-        .collect();
-    for handle in handles {
-        let _ = handle.await;
-    }
-    Tried {
-        entries,
-        down: pass.down.load(Ordering::Acquire),
-    }
-}
-
-async fn lane(revoker: Revoker, pass: Arc<Pass>) {
-    let outbox = &revoker.inner().outbox;
-    loop {
-        let next = pass
-            .batch
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop_front();
-        let Some(entry) = next else { return };
-        let stop =
-            pass.down.load(Ordering::Acquire) || pass.end.is_some_and(|end| Instant::now() >= end);
-        if stop {
-            outbox.put_back(entry);
-            continue;
-        }
-        if let Some(kept) = retry(&revoker, entry).await {
-            pass.down.store(true, Ordering::Release);
-            outbox.put_back(kept);
-        }
-    }
-}
-
-/// Tries one entry: its claims in order until Stytch answers for the target. Returns the
-/// entry when Stytch could not be reached.
-async fn retry(revoker: &Revoker, mut entry: Entry) -> Option<Entry> {
-    let inner = revoker.inner();
-    if SystemTime::now() > entry.give_up_at {
-        expire(inner, entry);
-        return None;
-    }
-    while !entry.claims.is_empty() {
-        let claim = &mut entry.claims[0];
-        let answer = match pipeline::resolve(inner, &claim.ids, &mut claim.revocation, true).await {
-            Some(answer) => answer,
-            None => pipeline::ask(inner, &claim.revocation, true).await,
-        };
-        match answer {
-            Answer::Confirmed { .. } => return confirm(inner, entry, "confirmed").await,
-            Answer::AlreadyRevoked => return confirm(inner, entry, "already_revoked").await,
-            Answer::Refused(err) => {
-                let claim = entry.claims.remove(0);
-                tracing::warn!(
-                    target_kind = claim.revocation.target.kind(),
-                    error = %err,
-                    "stytch refused a pending revocation: undone here"
-                );
-                for id in &claim.ids {
-                    pipeline::undo(inner, *id);
-                }
-                inner.outbox.finished(entry.class, claim.ids.len());
-                metrics::revocation_retried("refused");
-            }
-            Answer::Unavailable(err) | Answer::Misconfigured(err) => {
-                tracing::debug!(error = %err, "pending revocation still not accepted by stytch");
-                return Some(entry);
-            }
-        }
-    }
-    None
-}
-
-/// Stytch revoked the target: every revocation merged into the entry is confirmed.
-async fn confirm(inner: &Inner, entry: Entry, result: &'static str) -> Option<Entry> {
-    for claim in &entry.claims {
-        for id in &claim.ids {
-            pipeline::confirmed(inner, *id, &claim.revocation, true).await;
-        }
-    }
-    let n = entry.ids().count();
-    inner.outbox.finished(entry.class, n);
-    tracing::info!(
-        target_kind = entry.target().map_or("", Target::kind),
-        result,
-        "pending revocation confirmed by stytch"
-    );
-    metrics::revocation_retried(result);
-    None
-}
-
-/// The target's session has expired at Stytch meanwhile (or the horizon passed): retrying
-/// ends. Verified holds run out on their own (they end with the retrying plus the JWT
-/// window); an unverified credential's hold lives only as long as its entry.
-fn expire(inner: &Inner, entry: Entry) {
-    tracing::warn!(
-        target_kind = entry.target().map_or("", Target::kind),
-        "pending revocation dropped: the session has expired at Stytch meanwhile"
-    );
-    if entry.class == Class::Unverified {
-        for id in entry.ids() {
-            inner.denylist.release(id);
-        }
-    }
-    if let Some(peers) = inner.peers() {
-        entry.ids().for_each(|id| peers.expired(id));
-    }
-    inner.outbox.finished(entry.class, entry.ids().count());
-    metrics::revocation_retried("expired");
-}
-
-async fn worker(weak: Weak<Inner>) {
-    let mut backoff = MIN_BACKOFF;
-    // Started by the first revocation Stytch could not take: its first retry waits a backoff
-    // too (see below).
-    if let Some(inner) = weak.upgrade() {
-        let _ = tokio::time::timeout(MIN_BACKOFF, inner.outbox.recovered.notified()).await;
-    }
-    loop {
-        let Some(inner) = weak.upgrade() else { return };
-        let revoker = Revoker::from_inner(inner);
-        let tried = pass(&revoker, UNVERIFIED_PER_PASS, None).await;
-        let outbox = &revoker.inner().outbox;
-        if tried.entries == 0 {
-            backoff = MIN_BACKOFF;
-            // Nothing queued (revocations still deciding in the request path count as
-            // pending, but are not queued): wake on new work, or now and then to notice that
-            // the layer was dropped.
-            let _ = tokio::time::timeout(IDLE_CHECK, outbox.work.notified()).await;
-            // New work is queued because Stytch just failed it (its call already spent its
-            // attempts): the first retry waits a backoff too, unless Stytch answers again
-            // meanwhile, so an outage is not met with an immediate second round of calls.
-            let _ = tokio::time::timeout(MIN_BACKOFF, outbox.recovered.notified()).await;
-        } else if tried.down {
-            let _ = tokio::time::timeout(backoff, outbox.recovered.notified()).await;
-            backoff = (backoff * 2).min(outbox.max_backoff);
-        } else {
-            // Stytch answers; unverified entries beyond this pass's budget remain.
-            backoff = MIN_BACKOFF;
-            tokio::task::yield_now().await;
-        }
-    }
-}
-
-/// Retries until nothing is pending or `end` has passed. Returns how many are still pending.
-pub(crate) async fn flush(revoker: &Revoker, end: Instant) -> usize {
-    let outbox = &revoker.inner().outbox;
-    loop {
-        pass(revoker, usize::MAX, Some(end)).await;
-        let remaining = outbox.len();
-        if remaining == 0 || Instant::now() + Duration::from_millis(200) >= end {
-            return remaining;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -5,11 +5,9 @@
 
 use std::time::{Instant, SystemTime};
 
+use super::state::Inner;
 use super::verdict::Verdict;
-use super::{
-    Basis, Inner, Revocation, RevocationEvent, RevocationId, RevokeError, RevokeOutcome,
-    RevokedTarget, Revoker, Target,
-};
+use super::{Basis, Revocation, RevocationEvent, RevocationId, RevokeError, RevokeOutcome, Target};
 use crate::client::{AuthenticateRequest, AuthenticateResponse};
 use crate::credential::Credential;
 use crate::error::StytchError;
@@ -30,30 +28,41 @@ pub(super) enum Answer {
     Misconfigured(StytchError),
 }
 
-/// Runs `revocation` to the end and says how it went.
-pub(super) async fn run(
-    revoker: &Revoker,
-    id: RevocationId,
-    revocation: Revocation,
-) -> Result<RevokeOutcome, RevokeError> {
+/// How a revocation ended in the request path.
+#[derive(Debug)]
+pub(super) enum Settled {
+    /// Stytch answered (or nothing was applied here): the outcome.
+    Done(Result<RevokeOutcome, RevokeError>),
+    /// Applied here, Stytch unreachable: to keep in the outbox for retry until `give_up_at`
+    /// (its room is reserved; the peers were told). Its outcome is
+    /// [`RevokeOutcome::Pending`].
+    Keep {
+        revocation: Revocation,
+        give_up_at: SystemTime,
+    },
+}
+
+/// Runs `revocation` to the end (or to the outbox) and says how it went.
+pub(super) async fn run(inner: &Inner, id: RevocationId, revocation: Revocation) -> Settled {
     let mut revocation = revocation;
-    let first = revocation.basis.applies_first() && reserve(revoker.inner(), &revocation);
+    let first = revocation.basis.applies_first() && reserve(inner, &revocation);
     if first {
-        apply(revoker.inner(), id, &revocation, false).await;
+        apply(inner, id, &revocation, false).await;
     }
-    let answer = match resolve(revoker.inner(), &[id], &mut revocation, first).await {
+    let answer = match resolve(inner, &[id], &mut revocation, first).await {
         Some(answer) => answer,
-        None => ask(revoker.inner(), &revocation, false).await,
+        None => ask(inner, &revocation, false).await,
     };
     if !matches!(answer, Answer::Unavailable(_) | Answer::Misconfigured(_)) {
         // Stytch answers again: pending revocations need not wait for their backoff.
-        revoker.inner().outbox.stytch_answered();
+        inner.outbox.stytch_answered();
     }
     let target_kind = revocation.target.kind();
-    let result = settle(revoker, id, revocation, first, answer).await;
+    let result = settle(inner, id, revocation, first, answer).await;
     let label = match &result {
-        Ok(outcome) => outcome.as_str(),
-        Err(err) => error_label(err),
+        Settled::Done(Ok(outcome)) => outcome.as_str(),
+        Settled::Done(Err(err)) => error_label(err),
+        Settled::Keep { .. } => RevokeOutcome::Pending.as_str(),
     };
     metrics::revocation(target_kind, label);
     tracing::info!(outcome = label, applied_first = first, "revocation decided");
@@ -66,7 +75,7 @@ pub(super) async fn run(
 /// [`RevokeConfig::max_pending_unverified`](super::RevokeConfig::max_pending_unverified)).
 fn reserve(inner: &Inner, revocation: &Revocation) -> bool {
     if revocation.basis == Basis::Possession
-        && inner.denylist.unverified_holds() >= inner.config.max_pending_unverified
+        && inner.store.denylist.unverified_holds() >= inner.config.max_pending_unverified
     {
         return false;
     }
@@ -76,13 +85,12 @@ fn reserve(inner: &Inner, revocation: &Revocation) -> bool {
 /// Makes local state follow Stytch's `answer`; `first`: the revocation was applied here
 /// before asking.
 async fn settle(
-    revoker: &Revoker,
+    inner: &Inner,
     id: RevocationId,
     revocation: Revocation,
     first: bool,
     answer: Answer,
-) -> Result<RevokeOutcome, RevokeError> {
-    let inner = revoker.inner();
+) -> Settled {
     let outcome = match answer {
         Answer::Confirmed { request_id } => RevokeOutcome::Revoked { request_id },
         Answer::AlreadyRevoked => RevokeOutcome::AlreadyRevoked,
@@ -92,26 +100,28 @@ async fn settle(
                 undo(inner, id);
             }
             tracing::info!(error = %err, "stytch refused the revocation");
-            return Err(err);
+            return Settled::Done(Err(err));
         }
         Answer::Unavailable(err) | Answer::Misconfigured(err) => {
             if !first {
-                return Err(unreachable(err));
+                return Settled::Done(Err(unreachable(err)));
             }
             let give_up_at = give_up_at(inner, &revocation);
             if let Some(peers) = inner.peers() {
-                peers.pending(id, &revocation, give_up_at);
+                peers.pending(id, &revocation.target.remote(), give_up_at);
             }
-            inner.outbox.push(id, revocation, give_up_at, revoker);
             tracing::warn!(error = %err, "stytch unreachable: revoked here, kept for retry");
-            return Ok(RevokeOutcome::Pending);
+            return Settled::Keep {
+                revocation,
+                give_up_at,
+            };
         }
     };
     if first {
         inner.outbox.unreserve(revocation.basis);
     }
     confirmed(inner, id, &revocation, first).await;
-    Ok(outcome)
+    Settled::Done(Ok(outcome))
 }
 
 fn unreachable(err: StytchError) -> RevokeError {
@@ -239,8 +249,7 @@ async fn ask_authenticate(
         Ok(response) => Ok(Some(response)),
         Err(err) if err.is_session_invalid() => {
             let key = credential.cache_key();
-            inner.cache.evict_key(&key).await;
-            inner.cache.insert_negative(key).await;
+            inner.store.forget_dead(key).await;
             Ok(None)
         }
         Err(err) => Err(err),
@@ -258,22 +267,22 @@ async fn apply(inner: &Inner, id: RevocationId, revocation: &Revocation, confirm
             .unwrap_or_default();
         (Instant::now() + left + inner.window, None)
     };
-    let denylist = &inner.denylist;
+    let denylist = &inner.store.denylist;
     // Held before evicted: a request between the two finds the hold, never a fresh entry.
     let keys = match &revocation.target {
         Target::Session(session) => {
             denylist.hold_session(id, session, until, confirmed);
-            inner.cache.evict_session(session).await
+            inner.store.cache.evict_session(session).await
         }
         Target::Member(member) => {
             denylist.hold_member(id, member, until, revoked_at);
-            inner.cache.evict_member(member).await
+            inner.store.cache.evict_member(member).await
         }
         Target::Credential(credential) => {
             let key = credential.cache_key();
             let unverified = revocation.basis == Basis::Possession;
             denylist.hold_key(id, key, until, confirmed, unverified);
-            inner.cache.evict_key(&key).await;
+            inner.store.cache.evict_key(&key).await;
             Vec::new()
         }
     };
@@ -285,11 +294,17 @@ async fn apply(inner: &Inner, id: RevocationId, revocation: &Revocation, confirm
     tracing::debug!(evicted = keys.len(), confirmed, "applied here");
     if let Some(peers) = inner.peers() {
         let until = super::peers::system_time_of(until);
-        peers.applied(id, &revocation.target, confirmed, until, revoked_at);
+        peers.applied(
+            id,
+            &revocation.target.remote(),
+            confirmed,
+            until,
+            revoked_at,
+        );
     }
-    let _ = inner.events.send(RevocationEvent::Applied {
+    inner.publish(RevocationEvent::Applied {
         revocation: id.0,
-        target: RevokedTarget::of(&revocation.target),
+        target: revocation.target.revoked(),
     });
 }
 
@@ -310,14 +325,13 @@ pub(super) async fn confirmed(
         // Stytch: the negative cache refuses it from now on, and its hold (counted against
         // the bound on unverified credentials) can go.
         let key = credential.cache_key();
-        inner.cache.evict_key(&key).await;
-        inner.cache.insert_negative(key).await;
-        inner.denylist.release(id);
+        inner.store.forget_dead(key).await;
+        inner.store.denylist.release(id);
         return;
     }
     if applied {
         let until = Instant::now() + inner.window;
-        inner.denylist.confirm(id, until, SystemTime::now());
+        inner.store.denylist.confirm(id, until, SystemTime::now());
     } else {
         apply(inner, id, revocation, true).await;
     }
@@ -326,13 +340,11 @@ pub(super) async fn confirmed(
 /// Undoes revocation `id` here: its holds go (evictions stay: the next request
 /// authenticates again).
 pub(super) fn undo(inner: &Inner, id: RevocationId) {
-    inner.denylist.release(id);
+    inner.store.denylist.release(id);
     if let Some(peers) = inner.peers() {
         peers.undone(id);
     }
-    let _ = inner
-        .events
-        .send(RevocationEvent::Undone { revocation: id.0 });
+    inner.publish(RevocationEvent::Undone { revocation: id.0 });
     tracing::info!(revocation = id.0, "revocation undone here");
 }
 

@@ -24,8 +24,8 @@ use super::serve::{Gateway, ServeOptions};
 use super::server::serve;
 use super::{Body, GatewayError, full_body};
 use stytch_emulator::{Emulator, EmulatorConfig, SessionInfo, WebhookEndpoint, WebhookSecret};
-use tower_stytch::WebhookSecrets;
-use tower_stytch::cookies::CookieSettings;
+use tower_stytch::config::CookieSettings;
+use tower_stytch::webhook::WebhookSecrets;
 
 /// Preferred demo ports; each falls back to an ephemeral port when taken.
 const EMULATOR_PORT: u16 = 4010;

@@ -33,7 +33,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_stytch::StytchClient;
-use tower_stytch::cookies::CookieSettings;
+use tower_stytch::config::CookieSettings;
 
 use super::identity::{MEMBER_ID, MEMBER_SESSION_ID, ORGANIZATION_ID, ROLES};
 use super::upstream::EchoUpstream;

@@ -3,7 +3,7 @@
 use std::error::Error as StdError;
 use std::net::SocketAddr;
 
-use tower_stytch::{BoxError, ConfigError, StytchError};
+use tower_stytch::{ConfigError, StytchError, service::BoxError};
 
 /// Why the gateway could not start or run. Never holds the project secret or a credential.
 ///
@@ -91,7 +91,7 @@ pub enum GatewayError {
     DemoTimeout,
     /// The Redis URL or a bus setting is invalid (the message holds no password).
     #[error(transparent)]
-    Bus(#[from] tower_stytch::BusError),
+    Bus(#[from] tower_stytch::bus::BusError),
     /// A task of the gateway panicked or was cancelled.
     #[error("a gateway task failed")]
     Task(#[source] tokio::task::JoinError),

@@ -47,7 +47,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full};
 
-pub(crate) use tower_stytch::BoxError;
+pub(crate) use tower_stytch::service::BoxError;
 
 /// The future of the gateway's own services: boxed, infallible.
 pub(crate) type ServiceFuture = std::pin::Pin<

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::Extensions;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use tower_stytch::{MemberSession, Revoker, SessionCredential, SessionLiveness};
+use tower_stytch::{MemberSession, Revoker, SessionCredential, live::SessionLiveness};
 
 use super::{Body, BoxError};
 

@@ -34,7 +34,7 @@ use super::live::{LiveSeed, revocable};
 use super::tls::{UpstreamRoots, client_config};
 use super::upgrade::{keep_upgrade_headers, tunnel, upgrade_protocol};
 use super::{Body, BoxError, GatewayError, metrics as gw_metrics, text_response};
-use tower_stytch::{MemberSession, SessionLiveness};
+use tower_stytch::{MemberSession, live::SessionLiveness};
 
 /// Default time the upstream has to send its response headers.
 pub(crate) const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,7 +1,7 @@
 //! [`Gateway`]: the assembled reverse proxy, from options to a running server.
 //!
 //! The service stack, outermost first: [`Health`] (`/healthz`, `/readyz`, before auth) →
-//! [`StytchAuth`](tower_stytch::StytchAuth) (logout, admin revoke, forced sign-out hooks, public
+//! [`StytchAuth`](tower_stytch::service::StytchAuth) (logout, admin revoke, forced sign-out hooks, public
 //! routes, authentication) → [`App`] (auth-only endpoint, then the [`Proxy`]).
 
 use std::future::Future;
@@ -24,9 +24,11 @@ use super::proxy::{DEFAULT_UPSTREAM_TIMEOUT, Forwarding, Proxy, Transport};
 use super::server::{Drain, serve};
 use super::tls::UpstreamRoots;
 use super::{GatewayError, bind};
-use tower_stytch::cookies::CookieSettings;
-use tower_stytch::extract::CredentialSource;
-use tower_stytch::{RedisBus, StytchAuthLayer, StytchClient, StytchConfig, WebhookSecrets};
+use tower_stytch::config::CookieSettings;
+use tower_stytch::config::CredentialSource;
+use tower_stytch::{
+    StytchAuthLayer, StytchClient, StytchConfig, bus::RedisBus, webhook::WebhookSecrets,
+};
 
 /// Everything `stytch-gateway serve` is configured with.
 #[derive(Debug, Clone)]
@@ -281,7 +283,7 @@ impl ShutdownReport {
 pub struct Gateway {
     listener: TcpListener,
     metrics: Option<(TcpListener, MetricsService)>,
-    service: Health<BodylessRefusals<tower_stytch::StytchAuth<App>>>,
+    service: Health<BodylessRefusals<tower_stytch::service::StytchAuth<App>>>,
     layer: StytchAuthLayer,
     /// A handle on the proxy inside `service`, to close its tunnels at shutdown.
     proxy: Proxy,

@@ -178,7 +178,7 @@ async fn spawn_gateway(upstream: &str, timeout: Duration, ready: Arc<AtomicBool>
 /// trusted from nobody.
 fn default_forwarding() -> Forwarding {
     Forwarding {
-        credentials: Credentials::Strip(tower_stytch::extract::CredentialSource::defaults()),
+        credentials: Credentials::Strip(tower_stytch::config::CredentialSource::defaults()),
         trusted_proxies: TrustedProxies::default(),
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::routing::get;
 use http::StatusCode;
 use stytch_emulator::{EmulatorEndpoint, EventSource, Fault, MemberUpdate, WebhookEndpoint};
-use tower_stytch::{BusState, MemberSession, RedisBus, WebhookSecrets};
+use tower_stytch::{MemberSession, bus::BusState, bus::RedisBus, webhook::WebhookSecrets};
 
 use crate::redis_server::RedisServer;
 use crate::support::{Served, World, app, eventually, serve};
@@ -48,7 +48,7 @@ async fn answers(s: &Served, credential: &str, want: StatusCode, timeout: Durati
     }
 }
 
-fn bus_of(s: &Served) -> &tower_stytch::BusHandle {
+fn bus_of(s: &Served) -> &tower_stytch::bus::BusHandle {
     s.layer.revocation_bus().unwrap()
 }
 
@@ -857,7 +857,9 @@ async fn forged_roles_mark_in_redis_cannot_hide_a_demotion_received_here() {
     assert!(
         matches!(
             applied,
-            Ok(Ok(tower_stytch::RevocationEvent::RolesChanged { .. }))
+            Ok(Ok(
+                tower_stytch::revoke::RevocationEvent::RolesChanged { .. }
+            ))
         ),
         "the forged mark was not read: {applied:?}"
     );

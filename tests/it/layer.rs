@@ -11,9 +11,9 @@ use crate::support::{World, app, serve};
 use http::StatusCode;
 use stytch_emulator::{EmulatorEndpoint, Fault};
 use tower_stytch::client::{AuthenticateRequest, RevokeSelector};
+use tower_stytch::config::CredentialSource;
 use tower_stytch::credential::{Credential, SessionToken};
-use tower_stytch::extract::CredentialSource;
-use tower_stytch::{CacheConfig, RejectionKind};
+use tower_stytch::{config::CacheConfig, service::RejectionKind};
 
 #[tokio::test]
 async fn a_valid_token_reaches_the_handler_and_the_second_request_is_cached() {
@@ -366,7 +366,7 @@ async fn custom_sources_and_rejection_handler() {
         .builder()
         .without_jwt()
         .credential_sources(vec![CredentialSource::header("x-session").unwrap()])
-        .on_rejection(|rejection: &tower_stytch::Rejection| {
+        .on_rejection(|rejection: &tower_stytch::service::Rejection| {
             let mut res =
                 http::Response::new(bytes::Bytes::from(format!("custom {}", rejection.kind())));
             *res.status_mut() = rejection.status();
@@ -404,7 +404,10 @@ async fn rejection_kind_is_in_the_response_extensions() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let rejection = res.extensions().get::<tower_stytch::Rejection>().unwrap();
+    let rejection = res
+        .extensions()
+        .get::<tower_stytch::service::Rejection>()
+        .unwrap();
     assert_eq!(rejection.kind(), RejectionKind::MissingCredential);
 }
 
@@ -432,11 +435,16 @@ fn layer_service_and_future_are_send_sync_and_clone() {
     fn clone<T: Clone>() {}
     send_sync::<tower_stytch::StytchAuthLayer>();
     clone::<tower_stytch::StytchAuthLayer>();
-    send_sync::<tower_stytch::StytchAuth<axum::Router>>();
-    clone::<tower_stytch::StytchAuth<axum::Router>>();
+    send_sync::<tower_stytch::service::StytchAuth<axum::Router>>();
+    clone::<tower_stytch::service::StytchAuth<axum::Router>>();
     fn send<T: Send>() {}
-    send::<tower_stytch::ResponseFuture<axum::routing::Route, axum::body::Body, axum::body::Body>>(
-    );
+    send::<
+        tower_stytch::service::ResponseFuture<
+            axum::routing::Route,
+            axum::body::Body,
+            axum::body::Body,
+        >,
+    >();
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use axum::response::Response;
 use axum::routing::get;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _};
-use tower_stytch::SessionLiveness;
+use tower_stytch::live::SessionLiveness;
 
 use crate::support::{World, bearer, serve};
 
@@ -137,7 +137,7 @@ async fn a_websocket_closes_when_stytch_deletes_the_member_or_the_organization()
     // revocation would not reach live connections.
     let w = World::new().await;
     let secret = w.emulator.webhook_secret();
-    let secrets = tower_stytch::WebhookSecrets::parse(secret.expose_secret()).unwrap();
+    let secrets = tower_stytch::webhook::WebhookSecrets::parse(secret.expose_secret()).unwrap();
     let s = serve(
         w.builder()
             .webhook("/stytch/webhooks", secrets)

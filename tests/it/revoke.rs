@@ -13,7 +13,7 @@ use base64::Engine as _;
 use http::StatusCode;
 use stytch_emulator::{EmulatorEndpoint, Fault, RecordedRequest};
 use tower_stytch::client::RevokeSelector;
-use tower_stytch::cookies::CookieSettings;
+use tower_stytch::config::CookieSettings;
 use tower_stytch::{MemberSession, Revoker, SessionCredential};
 
 fn revokes(w: &World) -> Vec<RecordedRequest> {

@@ -177,7 +177,7 @@ async fn stytch_refusal_undoes_local_revocation() {
     // If this broke, a revocation applied here during an outage (the caller looked like an
     // admin of the member's organization) would stay in force after Stytch refused it: a
     // member signed out here on a right Stytch says the caller does not have.
-    use tower_stytch::{RevocationEvent, RevokeConfig, RevokedTarget};
+    use tower_stytch::{config::RevokeConfig, revoke::RevocationEvent, revoke::RevokedTarget};
     let w = World::new().await;
     // "support" may see members but not revoke their sessions; this app trusts it as an
     // outage admin all the same.
@@ -236,7 +236,7 @@ fn junk_token(n: usize) -> String {
 async fn junk_logout_flood_during_outage_is_bounded_and_does_not_delay_real_revocation() {
     // If this broke, anyone could fill memory with random-token logouts during an outage, and
     // after Stytch recovered a real user's logout would wait behind every junk retry.
-    use tower_stytch::RevokeConfig;
+    use tower_stytch::config::RevokeConfig;
     let w = World::new().await;
     let mut config = RevokeConfig::default();
     config.max_pending_unverified = 100;

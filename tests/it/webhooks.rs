@@ -15,7 +15,9 @@ use stytch_emulator::{
     DeliveryState, EventSource, MemberUpdate, WebhookDelivery, WebhookEndpoint, WebhookMessage,
     WebhookSecret,
 };
-use tower_stytch::{MemberSession, RevocationEvent, RevokedTarget, WebhookSecrets};
+use tower_stytch::{
+    MemberSession, revoke::RevocationEvent, revoke::RevokedTarget, webhook::WebhookSecrets,
+};
 
 use crate::support::{Served, World, app, eventually, serve};
 

@@ -1,4 +1,4 @@
-//! [`Lookup`]: one credential to a session. Refused if revoked here; served from the cache
+//! [`Authenticator`]: the read side of the engine, one credential to a session. Refused if revoked here; served from the cache
 //! when possible; otherwise verified (locally for a fresh JWT, by Stytch otherwise) once for
 //! all concurrent requests carrying it. A session that started too close to a member-wide
 //! revocation to tell on which side is asked of Stytch.
@@ -7,17 +7,18 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::cache::{CachedSession, SessionCache};
 use crate::client::{AuthenticateRequest, StytchClient};
 use crate::credential::{CacheKey, Credential};
-use crate::denylist::{Check, Denylist, RevocationId};
 use crate::error::StytchError;
 use crate::metrics;
+use crate::store::SessionStore;
+use crate::store::cache::CachedSession;
+use crate::store::denylist::{Check, RevocationId};
 
 /// Why a lookup failed; the error type shared by coalesced lookups. The `rejection` module
 /// turns it into a response.
 #[derive(Debug)]
-pub(crate) enum LookupError {
+pub(crate) enum AuthError {
     /// The credential is dead, forged or revoked here.
     Invalid {
         error_type: Option<String>,
@@ -39,7 +40,18 @@ pub(crate) enum LookupError {
     },
 }
 
-impl LookupError {
+impl AuthError {
+    /// Stytch could not say (unreachable, or refusing our project credentials): nothing here
+    /// knows whether the credential is a live session.
+    pub(crate) fn is_undecided(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Misconfigured { .. })
+    }
+
+    /// Stytch said the credential's session does not exist (any more).
+    pub(crate) fn is_session_not_found(&self) -> bool {
+        matches!(self, Self::Invalid { error_type: Some(t), .. } if t == "session_not_found")
+    }
+
     /// Refused without asking Stytch (revoked here, expired, negative cache, local JWT check).
     fn invalid() -> Self {
         Self::Invalid {
@@ -92,20 +104,56 @@ impl LookupError {
 
 /// What authenticating a credential needs: the cache, the denylist, the JWT verifier and the
 /// Stytch client. Shared by every clone of a layer.
-pub(crate) struct Lookup {
-    pub(crate) client: StytchClient,
-    pub(crate) cache: Arc<SessionCache>,
-    pub(crate) denylist: Arc<Denylist>,
+pub(crate) struct Authenticator {
+    client: StytchClient,
+    store: Arc<SessionStore>,
     /// Longest a remotely authenticated session is trusted without asking Stytch again.
-    pub(crate) max_ttl: Duration,
+    max_ttl: Duration,
     /// Coalesces the questions to Stytch about sessions near a member-wide revocation: one
-    /// per credential and revocation at a time (see [`Lookup::recheck_cache`]).
-    pub(crate) rechecks: moka::future::Cache<(CacheKey, RevocationId), ()>,
+    /// per credential and revocation at a time (see [`Authenticator::recheck_cache`]).
+    rechecks: moka::future::Cache<(CacheKey, RevocationId), ()>,
     #[cfg(feature = "jwt")]
-    pub(crate) verifier: Option<crate::jwt::JwtVerifier>,
+    verifier: Option<crate::jwt::JwtVerifier>,
 }
 
-impl Lookup {
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("max_ttl", &self.max_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// An authenticator over `store`, asking `client`'s Stytch project; `max_ttl`: longest a
+    /// remotely authenticated session is trusted without asking Stytch again.
+    pub(crate) fn new(
+        client: StytchClient,
+        store: Arc<SessionStore>,
+        max_ttl: Duration,
+        #[cfg(feature = "jwt")] verifier: Option<crate::jwt::JwtVerifier>,
+    ) -> Self {
+        Self {
+            client,
+            store,
+            max_ttl,
+            rechecks: Self::recheck_cache(),
+            #[cfg(feature = "jwt")]
+            verifier,
+        }
+    }
+
+    /// The Stytch client.
+    pub(crate) fn client(&self) -> &StytchClient {
+        &self.client
+    }
+
+    /// The local JWT verifier, when local verification is on.
+    #[cfg(feature = "jwt")]
+    pub(crate) fn verifier(&self) -> Option<&crate::jwt::JwtVerifier> {
+        self.verifier.as_ref()
+    }
+
     /// The cached session of `credential` when serving it needs nothing more than the cache
     /// and the denylist: not revoked here, no revalidation due, not expired, no question to
     /// Stytch. Synchronous, so that a cache hit builds no boxed future (the request path's
@@ -122,13 +170,14 @@ impl Lookup {
         debug_assert_eq!(*key, credential.cache_key());
         // moka's read completes at once unless its housekeeping must wait for a lock: then the
         // request takes the asynchronous path.
-        let mut get = std::pin::pin!(self.cache.get(key));
+        let mut get = std::pin::pin!(self.store.cache.get(key));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let std::task::Poll::Ready(Some(entry)) = get.as_mut().poll(&mut cx) else {
             return None;
         };
         if entry.session.expires_at <= SystemTime::now()
             || !self
+                .store
                 .denylist
                 .serves(key, &entry.session, entry.stytch_checked_at)
         {
@@ -153,7 +202,7 @@ impl Lookup {
     pub(crate) async fn authenticate(
         self: &Arc<Self>,
         credential: &Credential,
-    ) -> Result<Arc<CachedSession>, Arc<LookupError>> {
+    ) -> Result<Arc<CachedSession>, Arc<AuthError>> {
         self.authenticate_keyed(credential.cache_key(), credential)
             .await
     }
@@ -165,33 +214,34 @@ impl Lookup {
         self: &Arc<Self>,
         key: CacheKey,
         credential: &Credential,
-    ) -> Result<Arc<CachedSession>, Arc<LookupError>> {
+    ) -> Result<Arc<CachedSession>, Arc<AuthError>> {
         debug_assert_eq!(key, credential.cache_key());
-        if self.denylist.is_key_denied(&key) {
-            return Err(Arc::new(LookupError::invalid()));
+        if self.store.denylist.is_key_denied(&key) {
+            return Err(Arc::new(AuthError::invalid()));
         }
-        let mut entry = match self.cache.get(&key).await {
+        let mut entry = match self.store.cache.get(&key).await {
             Some(entry) => {
                 metrics::cache_hit();
                 entry
             }
-            None if self.cache.is_negative(&key).await => {
+            None if self.store.cache.is_negative(&key).await => {
                 metrics::cache_lookup("negative_hit");
-                return Err(Arc::new(LookupError::invalid()));
+                return Err(Arc::new(AuthError::invalid()));
             }
             None => {
                 metrics::cache_lookup("miss");
                 let verify = Arc::clone(self).verify(credential.clone());
-                let result = self.cache.get_or_try_insert(key, verify).await;
+                let result = self.store.cache.get_or_try_insert(key, verify).await;
                 if let Err(err) = &result
-                    && matches!(**err, LookupError::Invalid { remember: true, .. })
+                    && matches!(**err, AuthError::Invalid { remember: true, .. })
                 {
-                    self.cache.insert_negative(key).await;
+                    self.store.cache.insert_negative(key).await;
                 }
                 result?
             }
         };
         if self
+            .store
             .denylist
             .needs_revalidation(&entry.session, entry.stytch_checked_at)
         {
@@ -200,13 +250,17 @@ impl Lookup {
         }
         if entry.session.expires_at <= SystemTime::now() {
             tracing::debug!("session expired");
-            return Err(Arc::new(LookupError::invalid()));
+            return Err(Arc::new(AuthError::invalid()));
         }
-        match self.denylist.check(&entry.session, entry.stytch_checked_at) {
+        match self
+            .store
+            .denylist
+            .check(&entry.session, entry.stytch_checked_at)
+        {
             Check::Allow => {}
             Check::Deny => {
                 tracing::debug!("session revoked here");
-                return Err(Arc::new(LookupError::invalid()));
+                return Err(Arc::new(AuthError::invalid()));
             }
             Check::Ask(revocations) => {
                 self.ask_stytch(key, credential, &entry, revocations)
@@ -228,25 +282,26 @@ impl Lookup {
         self: &Arc<Self>,
         key: CacheKey,
         credential: &Credential,
-    ) -> Result<Arc<CachedSession>, Arc<LookupError>> {
-        self.cache.evict_key(&key).await;
+    ) -> Result<Arc<CachedSession>, Arc<AuthError>> {
+        self.store.cache.evict_key(&key).await;
         let this = Arc::clone(self);
         let credential = credential.clone();
         let result = self
+            .store
             .cache
             .get_or_try_insert(key, async move { this.remote(credential).await })
             .await;
         if let Err(err) = &result
-            && matches!(**err, LookupError::Invalid { remember: true, .. })
+            && matches!(**err, AuthError::Invalid { remember: true, .. })
         {
-            self.cache.insert_negative(key).await;
+            self.store.cache.insert_negative(key).await;
         }
         result
     }
 
     /// The cache behind [`rechecks`](Self::rechecks): an answer is kept a few seconds, keyed
     /// by the revocation too, so a later revocation always asks again.
-    pub(crate) fn recheck_cache() -> moka::future::Cache<(CacheKey, RevocationId), ()> {
+    fn recheck_cache() -> moka::future::Cache<(CacheKey, RevocationId), ()> {
         moka::future::Cache::builder()
             .max_capacity(10_000)
             .time_to_live(Duration::from_secs(5))
@@ -264,7 +319,7 @@ impl Lookup {
         credential: &Credential,
         entry: &CachedSession,
         revocations: Vec<RevocationId>,
-    ) -> Result<(), Arc<LookupError>> {
+    ) -> Result<(), Arc<AuthError>> {
         let latest = revocations.iter().copied().max().unwrap_or(RevocationId(0));
         let client = &self.client;
         let answer = self
@@ -273,7 +328,7 @@ impl Lookup {
                 let request = AuthenticateRequest::new(credential.clone());
                 match client.authenticate(&request).await {
                     Ok(_) => Ok(()),
-                    Err(err) => Err(LookupError::from_stytch(&err)),
+                    Err(err) => Err(AuthError::from_stytch(&err)),
                 }
             })
             .await;
@@ -281,15 +336,17 @@ impl Lookup {
         match answer {
             Ok(()) => {
                 tracing::debug!("stytch says the session survived the member's revocation");
-                self.denylist
-                    .clear(&revocations, &session.member_id, &session.member_session_id);
+                self.store.denylist.clear(
+                    &revocations,
+                    &session.member_id,
+                    &session.member_session_id,
+                );
                 Ok(())
             }
             Err(err) => {
-                if matches!(*err, LookupError::Invalid { .. }) {
+                if matches!(*err, AuthError::Invalid { .. }) {
                     tracing::debug!("stytch says the session ended with the member's revocation");
-                    self.cache.evict_key(&key).await;
-                    self.cache.insert_negative(key).await;
+                    self.store.forget_dead(key).await;
                 }
                 Err(err)
             }
@@ -300,7 +357,7 @@ impl Lookup {
     async fn verify(
         self: Arc<Self>,
         credential: Credential,
-    ) -> Result<Arc<CachedSession>, LookupError> {
+    ) -> Result<Arc<CachedSession>, AuthError> {
         #[cfg(feature = "jwt")]
         if let (Credential::Jwt(jwt), Some(verifier)) = (&credential, &self.verifier) {
             use crate::jwt::JwtError;
@@ -325,10 +382,7 @@ impl Lookup {
                     // This host's clock may be behind Stytch's by more than the skew: Stytch
                     // decides, and its refusal is not remembered either.
                     tracing::debug!("session JWT not yet valid here: authenticating remotely");
-                    return self
-                        .remote(credential)
-                        .await
-                        .map_err(LookupError::forgotten);
+                    return self.remote(credential).await.map_err(AuthError::forgotten);
                 }
                 Err(err) if err.is_unavailable() => {
                     tracing::warn!(error = %err, "JWKS unavailable: authenticating remotely");
@@ -338,7 +392,7 @@ impl Lookup {
                 }
                 Err(err) => {
                     tracing::debug!(reason = %err, "session JWT rejected locally");
-                    return Err(LookupError::invalid());
+                    return Err(AuthError::invalid());
                 }
             }
         }
@@ -346,14 +400,14 @@ impl Lookup {
     }
 
     /// `POST /v1/b2b/sessions/authenticate`.
-    async fn remote(&self, credential: Credential) -> Result<Arc<CachedSession>, LookupError> {
+    async fn remote(&self, credential: Credential) -> Result<Arc<CachedSession>, AuthError> {
         let is_jwt = credential.is_jwt();
         let asked_at = SystemTime::now();
         let response = self
             .client
             .authenticate(&AuthenticateRequest::new(credential))
             .await
-            .map_err(|err| LookupError::from_stytch(&err))?;
+            .map_err(|err| AuthError::from_stytch(&err))?;
         let now = SystemTime::now();
         let ttl = response
             .member_session

@@ -185,7 +185,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::tests::session;
+    use crate::store::cache::tests::session;
 
     #[test]
     fn keys_are_found_by_id_and_go_with_their_last_entry() {

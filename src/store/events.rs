@@ -1,4 +1,4 @@
-//! [`RevocationEvent`]: what [`Revoker::events`](super::Revoker::events) tells subscribers
+//! [`RevocationEvent`]: what [`Revoker::events`](crate::Revoker::events) tells subscribers
 //! (peers to notify, live connections to close). Ids and hashes only, never a credential.
 
 use std::time::SystemTime;
@@ -63,14 +63,4 @@ pub enum RevokedTarget {
     /// Every session of every member of an organization, by `organization_id` (only ever
     /// made by Stytch: [`RevocationEvent::AppliedByStytch`]).
     Organization(String),
-}
-
-impl RevokedTarget {
-    pub(super) fn of(target: &super::Target) -> Self {
-        match target {
-            super::Target::Session(id) => Self::Session(id.clone()),
-            super::Target::Member(id) => Self::Member(id.clone()),
-            super::Target::Credential(c) => Self::Credential(c.cache_key()),
-        }
-    }
 }
