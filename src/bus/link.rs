@@ -14,16 +14,16 @@ use super::history::History;
 use super::message::{Body, InstanceId, Message, RevKey, unix_ms};
 use crate::metrics;
 use crate::revoke::inbound::Live;
-use crate::revoke::{Inbound, MadeByStytch, Peers, RemoteTarget, RevocationId};
+use crate::revoke::{Inbound, RemoteTarget, RevocationId};
 
 /// The bus's settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub(crate) namespace: Option<String>,
-    pub(crate) startup_wait: Duration,
-    pub(crate) lease: Duration,
-    pub(crate) max_backoff: Duration,
-    pub(crate) max_queued: usize,
+    pub(super) namespace: Option<String>,
+    pub(super) startup_wait: Duration,
+    pub(super) lease: Duration,
+    pub(super) max_backoff: Duration,
+    pub(super) max_queued: usize,
 }
 
 impl Default for Settings {
@@ -104,11 +104,11 @@ struct Queue {
 #[derive(Debug)]
 pub(crate) struct Held {
     /// Its entry's id, once written (or claimed).
-    pub(crate) stream_id: Option<String>,
+    pub(super) stream_id: Option<String>,
     /// What the entry holds (written again if Redis lost it).
-    pub(crate) message: Message,
+    pub(super) message: Message,
     /// Stytch answered (here or elsewhere): the entry goes.
-    pub(crate) done: bool,
+    pub(super) done: bool,
 }
 
 /// A peer's revocation applied here.
@@ -132,36 +132,36 @@ struct Ids {
 /// Redis keys of one project.
 #[derive(Debug)]
 pub(crate) struct Keys {
-    pub(crate) log: String,
-    pub(crate) pending: String,
-    pub(crate) group: &'static str,
+    pub(super) log: String,
+    pub(super) pending: String,
+    pub(super) group: &'static str,
     /// A random value set once (`SET NX`): another value later means Redis lost its data.
-    pub(crate) epoch: String,
+    pub(super) epoch: String,
 }
 
 /// State shared by the bus's tasks and the revocation pipeline.
 pub(crate) struct Link {
-    pub(crate) me: InstanceId,
-    pub(crate) client: redis::Client,
+    pub(super) me: InstanceId,
+    pub(super) client: redis::Client,
     /// The URL without user or password.
-    pub(crate) url: String,
-    pub(crate) keys: Keys,
-    pub(crate) settings: Settings,
+    pub(super) url: String,
+    pub(super) keys: Keys,
+    pub(super) settings: Settings,
     /// How long the log is kept: the denylist's window, plus a margin for clocks.
-    pub(crate) keep: Duration,
-    pub(crate) started: Instant,
+    pub(super) keep: Duration,
+    pub(super) started: Instant,
     inbound: Inbound,
     state: AtomicU8,
     caught_up: AtomicBool,
     caught_up_notify: Notify,
     queue: Mutex<Queue>,
     /// New work for the writer.
-    pub(crate) out_work: Notify,
+    pub(super) out_work: Notify,
     ids: Mutex<Ids>,
     /// Pending revocations this instance keeps claimed: its own and those it took over.
-    pub(crate) mine: Mutex<HashMap<RevocationId, Held>>,
+    pub(super) mine: Mutex<HashMap<RevocationId, Held>>,
     /// The log messages of the window this instance knows, its own and its peers'.
-    pub(crate) history: History,
+    pub(super) history: History,
     /// Redis lost the log: the writer writes [`Link::history`] again.
     restore: AtomicBool,
 }
@@ -169,7 +169,7 @@ pub(crate) struct Link {
 /// Margin over the denylist's window for the log's trimming (clocks of instances and Redis).
 const KEEP_MARGIN: Duration = Duration::from_secs(60);
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Nothing here is left half-updated by a panic elsewhere.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -428,7 +428,7 @@ impl Link {
         Some(id)
     }
 
-    fn message(&self, id: RevocationId, body: Body) -> Message {
+    pub(super) fn message(&self, id: RevocationId, body: Body) -> Message {
         Message {
             from: self.me.clone(),
             key: self.key_of(id),
@@ -525,183 +525,5 @@ impl Link {
                 }
             }
         }
-    }
-}
-
-impl Peers for Link {
-    fn applied(
-        &self,
-        id: RevocationId,
-        target: &RemoteTarget,
-        confirmed: bool,
-        until: SystemTime,
-        revoked_at: Option<SystemTime>,
-    ) {
-        let body = Body::Applied {
-            target: target.clone(),
-            confirmed,
-            until,
-            revoked_at,
-        };
-        self.push(Out::Log(self.message(id, body)));
-    }
-
-    fn confirmed(&self, id: RevocationId, until: SystemTime, revoked_at: SystemTime) {
-        let body = Body::Confirmed { until, revoked_at };
-        self.push(Out::Log(self.message(id, body)));
-        self.finish_pending(id);
-    }
-
-    fn undone(&self, id: RevocationId) {
-        self.push(Out::Log(self.message(id, Body::Undone)));
-        self.finish_pending(id);
-    }
-
-    fn pending(&self, id: RevocationId, target: &RemoteTarget, give_up_at: SystemTime) {
-        // Only a session or member id lets another instance complete it; a credential known
-        // by its hash alone stays with this instance (its peers refuse the hash meanwhile).
-        if matches!(target, RemoteTarget::Key(_)) {
-            return;
-        }
-        let body = Body::Applied {
-            target: target.clone(),
-            confirmed: false,
-            until: give_up_at,
-            revoked_at: None,
-        };
-        let held = Held {
-            stream_id: None,
-            message: self.message(id, body),
-            done: false,
-        };
-        lock(&self.mine).insert(id, held);
-        self.push(Out::PendingAdd(id));
-    }
-
-    fn expired(&self, id: RevocationId) {
-        self.finish_pending(id);
-    }
-
-    fn made_by_stytch(
-        &self,
-        id: RevocationId,
-        target: &MadeByStytch,
-        revoked_at: SystemTime,
-        until: SystemTime,
-    ) {
-        let body = Body::MadeByStytch {
-            target: target.clone(),
-            revoked_at,
-            until,
-        };
-        self.push(Out::Log(self.message(id, body)));
-    }
-
-    fn roles_changed(
-        &self,
-        id: RevocationId,
-        member_id: &str,
-        changed_at: SystemTime,
-        roles: &[String],
-        until: SystemTime,
-    ) {
-        let body = Body::RolesChanged {
-            member: member_id.to_owned(),
-            changed_at,
-            roles: roles.to_vec(),
-            until,
-        };
-        self.push(Out::Log(self.message(id, body)));
-    }
-}
-
-/// Exponential backoff with jitter, from 50 ms to `max`.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
-
-impl Backoff {
-    pub(crate) fn new(max: Duration) -> Self {
-        Self {
-            next: MIN_BACKOFF,
-            max,
-        }
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.next = MIN_BACKOFF;
-    }
-
-    /// The next wait: the current step, jittered to between half and all of it.
-    pub(crate) fn next(&mut self) -> Duration {
-        let step = self.next.min(self.max);
-        self.next = (self.next * 2).min(self.max);
-        step.mul_f64(0.5 + fastrand::f64() * 0.5)
-    }
-}
-
-/// A Redis error for logs: its kind or server code only (never a URL or a reply's text).
-pub(crate) fn describe(err: &redis::RedisError) -> String {
-    match err.code() {
-        Some(code) => code.to_owned(),
-        None => format!("{:?}", err.kind()),
-    }
-}
-
-/// The Stream id below which log entries are trimmed: everything older than `keep`.
-pub(crate) fn min_id(now: SystemTime, keep: Duration) -> String {
-    let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
-    format!("{}-0", unix_ms(now).saturating_sub(keep_ms))
-}
-
-/// The milliseconds part of a Stream id.
-pub(crate) fn id_ms(id: &str) -> Option<u64> {
-    id.split_once('-').map_or(id, |(ms, _)| ms).parse().ok()
-}
-
-/// Whether Stream id `a` is before `b` (ids compare as (ms, seq) pairs).
-pub(crate) fn id_before(a: &str, b: &str) -> bool {
-    let parse = |id: &str| -> (u64, u64) {
-        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-        (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-    };
-    parse(a) < parse(b)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::UNIX_EPOCH;
-
-    #[test]
-    fn trimming_keeps_the_window() {
-        // If this broke, the log would be trimmed of revocations whose JWTs still verify (an
-        // instance starting then would accept them), or never trimmed at all.
-        let now = UNIX_EPOCH + Duration::from_millis(1_700_000_400_000);
-        assert_eq!(min_id(now, Duration::from_secs(400)), "1700000000000-0");
-        assert_eq!(min_id(UNIX_EPOCH, Duration::from_secs(400)), "0-0");
-        let threshold = min_id(now, Duration::from_secs(400));
-        assert!(id_before("1699999999999-7", &threshold));
-        assert!(!id_before("1700000000000-0", &threshold));
-        assert!(!id_before("1700000000001-0", &threshold));
-        assert!(id_before("1700000000000-2", "1700000000000-10"));
-        assert_eq!(id_ms("1700000000000-3"), Some(1_700_000_000_000));
-    }
-
-    #[test]
-    fn backoff_grows_to_its_bound_with_jitter() {
-        // If this broke, every instance would hammer a Redis that just came back at once, or
-        // wait without bound.
-        let mut backoff = Backoff::new(Duration::from_secs(2));
-        let waits: Vec<_> = (0..10).map(|_| backoff.next()).collect();
-        assert!(waits[0] >= MIN_BACKOFF / 2 && waits[0] <= MIN_BACKOFF);
-        assert!(waits.iter().all(|w| *w <= Duration::from_secs(2)));
-        assert!(waits[9] >= Duration::from_secs(1));
-        backoff.reset();
-        assert!(backoff.next() <= MIN_BACKOFF);
     }
 }

@@ -17,8 +17,10 @@
 mod history;
 mod link;
 mod message;
+mod outbound;
 mod pending;
 mod reader;
+mod util;
 mod writer;
 
 use std::fmt;

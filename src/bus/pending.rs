@@ -17,10 +17,11 @@ use std::time::{Duration, SystemTime};
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
 
-use super::link::{Held, Link, Out, describe};
+use super::link::{Held, Link, Out};
 use super::message::Decoded;
 use super::message::{Body, Message, WireTarget};
 use super::reader::decode_entry;
+use super::util::describe;
 use crate::revoke::RevocationId;
 use crate::revoke::inbound::Live;
 

@@ -17,8 +17,9 @@ use redis::Value;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 
-use super::link::{Backoff, BusState, Link, describe, id_before, id_ms, min_id};
+use super::link::{BusState, Link};
 use super::message::{Body, Decoded, InstanceId, Message};
+use super::util::{Backoff, describe, id_before, id_ms, min_id};
 use crate::metrics;
 
 /// Entries read per call.

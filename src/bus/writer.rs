@@ -16,8 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use redis::aio::MultiplexedConnection;
 
-use super::link::{Backoff, BusState, Link, Out, describe, min_id};
+use super::link::{BusState, Link, Out};
 use super::message::Message;
+use super::util::{Backoff, describe, min_id};
 use crate::metrics;
 
 /// Items written per round.
