@@ -3,7 +3,7 @@
 use http::header::{AUTHORIZATION, COOKIE, HeaderName};
 use http::{HeaderMap, HeaderValue};
 
-use crate::credential::{Credential, CredentialError, Kind};
+use crate::credential::{Credential, CredentialError};
 use crate::error::ConfigError;
 
 /// Stytch's frontend SDK cookie holding the session JWT.
@@ -133,6 +133,9 @@ pub(crate) enum ExtractError {
     BadRequest,
     /// A credential was present but is not a well-formed Stytch credential.
     Invalid(CredentialError),
+    /// Several different values of one credential cookie: which one the browser sent first
+    /// is up to whoever set them (a sibling domain can plant one), so none is trusted.
+    Ambiguous,
 }
 
 /// Finds the first credential in `sources` order. `Ok(None)` when there is none.
@@ -144,7 +147,7 @@ pub(crate) fn extract(
         let raw = match source {
             CredentialSource::Bearer(name) => bearer(headers, name)?,
             CredentialSource::Header(name) => single(headers, name)?.map(str::trim),
-            CredentialSource::Cookie(name) => cookie(headers, name),
+            CredentialSource::Cookie(name) => cookie(headers, name)?,
         };
         if let Some(raw) = raw {
             let credential = Credential::parse(raw).map_err(ExtractError::Invalid)?;
@@ -255,8 +258,15 @@ fn bearer<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h st
 
 /// The first well-formed value of cookie `name` over every `Cookie` header (HTTP/2 splits
 /// them). Junk pairs and non-UTF-8 headers are skipped; surrounding double quotes are removed.
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    let mut fallback = None;
+/// The value of cookie `name`: `Ok(None)` when absent, [`ExtractError::Ambiguous`] when the
+/// request carries several different values of it. Browsers send every cookie that matches
+/// the request, longest path first, whatever domain set it: a sibling subdomain (or one that
+/// can write cookies for the parent domain) can plant `stytch_session` for a longer path and
+/// have it sent first, signing the member into the planter's session (cookie tossing). So
+/// two different values are refused (400, and logout, which clears the cookies, still works),
+/// the same value twice is one. `__Host-` cookie names rule tossing out altogether.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ExtractError> {
+    let mut found: Option<&str> = None;
     for header in headers.get_all(COOKIE) {
         let Ok(header) = header.to_str() else {
             continue;
@@ -276,14 +286,13 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
             if value.is_empty() {
                 continue;
             }
-            // Duplicates (cookies set for several paths): prefer the first well-formed value.
-            if Kind::of(value).is_ok() {
-                return Some(value);
+            match found {
+                Some(first) if first != value => return Err(ExtractError::Ambiguous),
+                _ => found = Some(value),
             }
-            fallback.get_or_insert(value);
         }
     }
-    fallback
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -351,13 +360,45 @@ mod tests {
             ("cookie", format!("stytch_session={TOKEN}").as_bytes()),
         ]);
         assert_eq!(found(&h).map(|f| f.0), Some(TOKEN.into()));
+        // An empty value is no value; the same value twice is one.
         let h = headers(&[(
             "cookie",
-            format!("stytch_session=; stytch_session=bad value; stytch_session={TOKEN}").as_bytes(),
+            format!("stytch_session=; stytch_session={TOKEN}; stytch_session=\"{TOKEN}\"")
+                .as_bytes(),
         )]);
         assert_eq!(found(&h).map(|f| f.0), Some(TOKEN.into()));
         let h = headers(&[("cookie", format!("xstytch_session={TOKEN}").as_bytes())]);
         assert_eq!(found(&h), None);
+    }
+
+    #[test]
+    fn a_session_cookie_tossed_by_a_sibling_domain_is_refused_not_chosen() {
+        // If this broke, a sibling subdomain that plants `stytch_session` for a longer path
+        // (sent first by the browser) would sign the member into the planter's session, or a
+        // junk copy would decide which credential counts.
+        let planted = "Xq8aY2bLEqKUlZ_Ad9U_fWr38GaAQ1oFAhT8ds245v7Q";
+        for layout in [
+            vec![format!("stytch_session={planted}; stytch_session={TOKEN}")],
+            vec![
+                format!("stytch_session={planted}"),
+                format!("stytch_session={TOKEN}"),
+            ],
+            vec![format!("stytch_session=bad value; stytch_session={TOKEN}")],
+        ] {
+            let pairs: Vec<(&str, &[u8])> =
+                layout.iter().map(|v| ("cookie", v.as_bytes())).collect();
+            assert_eq!(
+                extract(&headers(&pairs), &CredentialSource::defaults()).unwrap_err(),
+                ExtractError::Ambiguous,
+                "{layout:?}"
+            );
+        }
+        // A token and a JWT are different cookies: no ambiguity (the JWT cookie is read first).
+        let h = headers(&[(
+            "cookie",
+            format!("stytch_session={TOKEN}; stytch_session_jwt={JWT}").as_bytes(),
+        )]);
+        assert_eq!(found(&h).map(|f| f.0), Some(JWT.into()));
     }
 
     #[test]

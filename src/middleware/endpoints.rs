@@ -137,7 +137,7 @@ pub(crate) async fn admin(
     }
 }
 
-/// After the app answered a forced sign-out route with 2xx: revokes every session of
+/// After the app acted on a forced sign-out route (2xx or a redirect): revokes every session of
 /// `member_id`, acting as `caller`, and returns the future of what happened (for
 /// [`FORCED_SIGNOUT_HEADER`]). The revocation is decided and started before this returns:
 /// dropping the future does not cancel it.

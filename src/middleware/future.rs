@@ -252,18 +252,26 @@ where
     Ok((service.call(req), ctx))
 }
 
-/// After the inner service answered: sets the refreshed JWT cookie, and returns the forced
-/// sign-out to run when the route is hooked and the app answered 2xx.
+/// After the inner service answered: sets the refreshed JWT cookie (and makes the response
+/// uncacheable: a shared cache must never hand one member's session to another, whatever the
+/// app said), and returns the forced sign-out to run when the route is hooked and the app
+/// [acted](fires_hook).
 fn after_inner<B>(
     shared: &Arc<Shared>,
     mut ctx: Ctx,
     res: &mut Response<ResponseBody<B>>,
 ) -> Option<BoxFuture<&'static str>> {
     if let Some(cookie) = ctx.set_cookie.take() {
-        res.headers_mut().append(header::SET_COOKIE, cookie);
+        let headers = res.headers_mut();
+        headers.append(header::SET_COOKIE, cookie);
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+        headers.remove(header::EXPIRES);
     }
     match ctx.hook {
-        Some(member_id) if res.status().is_success() => Some(forced_signout(
+        Some(member_id) if fires_hook(res.status()) => Some(forced_signout(
             shared,
             member_id,
             ctx.found,
@@ -271,6 +279,16 @@ fn after_inner<B>(
         )),
         _ => None,
     }
+}
+
+/// Whether the app's answer to a hooked route means it acted: a success (2xx), or a
+/// redirect (Rails and Turbo answer a completed action 303, Django 302; a 301, 307 or 308
+/// sends the action elsewhere, where the hook matches again). A redirect that means "not
+/// allowed" also fires: the revocation still acts as the caller, so Stytch refuses it for a
+/// caller without the permission, and one who has it signs the member out a request early,
+/// never the reverse. 304 is a cache answer to a read, never an action.
+fn fires_hook(status: http::StatusCode) -> bool {
+    status.is_success() || (status.is_redirection() && status != http::StatusCode::NOT_MODIFIED)
 }
 
 impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>

@@ -327,14 +327,19 @@ impl StytchAuthLayerBuilder {
     }
 
     /// A forced-sign-out hook on one of the app's own routes, e.g.
-    /// `"DELETE /api/members/{member_id}"`: when the app answers it with 2xx, every session of
-    /// that member is revoked, acting as the caller, and evicted here. The pattern needs a
+    /// `"DELETE /api/members/{member_id}"`: when the app acts on it (answers 2xx, or a
+    /// redirect other than 304, as Rails, Turbo and Django do after an action), every session
+    /// of that member is revoked, acting as the caller, and evicted here. The pattern needs a
     /// method and a `{member_id}` capture.
     ///
     /// Paths are matched the way the app's router reads them: segments percent-decoded once,
-    /// empty segments and a trailing slash ignored. A decoded member id that is not a Stytch
-    /// id, or a path with dot segments, `;` parameters or encoded separators that some server
-    /// would resolve to the route, is refused (400) before the app runs.
+    /// empty segments and a trailing slash ignored, literal segments in any ASCII case. The
+    /// method is the one the app acts on: a POST's `X-HTTP-Method-Override`, `X-HTTP-Method`,
+    /// `X-Method-Override` or `?_method=` counts as that method (conflicting overrides are
+    /// refused, 400). A `_method` field in a form body is not read by the layer: put a
+    /// method-override middleware outside it. A decoded member id that is not a Stytch id, or
+    /// a path with dot segments, `;` parameters or encoded separators that some server would
+    /// resolve to the route, is refused (400) before the app runs.
     pub fn forced_signout(self, pattern: &str) -> Self {
         let parsed = RoutePattern::parse(pattern).and_then(|p| {
             if !p.capture_names().any(|n| n == "member_id") {

@@ -7,6 +7,57 @@ use std::borrow::Cow;
 
 use percent_encoding::percent_decode;
 
+/// Characters that some servers fold into `.`, `/` or `\` (Unicode compatibility forms:
+/// fullwidth, small and dot-leader forms, NFKC-normalised by IIS, some Java and Python
+/// stacks).
+const LOOKALIKES: &[char] = &[
+    '\u{FF0E}', // FULLWIDTH FULL STOP → .
+    '\u{FF0F}', // FULLWIDTH SOLIDUS → /
+    '\u{FF3C}', // FULLWIDTH REVERSE SOLIDUS → \
+    '\u{FE52}', // SMALL FULL STOP → .
+    '\u{FE68}', // SMALL REVERSE SOLIDUS → \
+    '\u{2024}', // ONE DOT LEADER → .
+    '\u{2025}', // TWO DOT LEADER → ..
+    '\u{2026}', // HORIZONTAL ELLIPSIS → ...
+    '\u{2215}', // DIVISION SLASH, folded to / by some
+    '\u{2044}', // FRACTION SLASH, folded to / by some
+];
+
+/// Whether `path` holds an encoding that only some servers decode, and so can never be
+/// classified safely: IIS's `%uXXXX` escapes, a NUL, bytes that are not UTF-8 once
+/// percent-decoded (overlong forms such as `%c0%af` for `/` and `%c0%ae` for `.` among them),
+/// or Unicode look-alikes of `.`, `/` and `\` ([`LOOKALIKES`]), at any depth of decoding.
+/// Such a request is refused (400) on every route.
+pub(crate) fn is_malformed(path: &str) -> bool {
+    // Fast path: nothing escaped, and hyper only lets visible ASCII into a path.
+    if !path.contains('%') {
+        return false;
+    }
+    let mut bytes = Cow::Borrowed(path.as_bytes());
+    loop {
+        if has_unicode_escape(&bytes) || bytes.contains(&0) {
+            return true;
+        }
+        match std::str::from_utf8(&bytes) {
+            Ok(text) if text.contains(LOOKALIKES) => return true,
+            Ok(_) => {}
+            Err(_) => return true,
+        }
+        let next: Cow<'_, [u8]> = percent_decode(&bytes).into();
+        if next == bytes {
+            return false;
+        }
+        bytes = Cow::Owned(next.into_owned());
+    }
+}
+
+/// Whether `bytes` holds `%u` followed by four hex digits (IIS's non-standard escape).
+fn has_unicode_escape(bytes: &[u8]) -> bool {
+    bytes.windows(6).any(|w| {
+        w[0] == b'%' && matches!(w[1], b'u' | b'U') && w[2..].iter().all(u8::is_ascii_hexdigit)
+    })
+}
+
 /// Whether another server could read `path` as a different path: a segment with `;` (a path
 /// parameter), a backslash, an encoded `/`, `\` or `;`, a `%25` escape of a dot, slash or
 /// backslash (`%252e`, `%252f`, `%255c`, any case), or a segment that decodes, once or
@@ -105,6 +156,40 @@ fn resolve(path: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encodings_only_some_servers_decode_are_malformed() {
+        // If this broke, `/assets/%u002e%u002e/admin` (IIS), `/assets/%c0%ae%c0%ae/admin`
+        // (overlong UTF-8), `/assets/%ef%bc%8e%ef%bc%8e/admin` (fullwidth dots) or a NUL would
+        // be classified like an ordinary path, and inherit a public prefix's status on a
+        // server that decodes them into `..`.
+        for odd in [
+            "/assets/%u002e%u002e/admin",
+            "/assets/%U002F/admin",
+            "/assets/%25u002e%25u002e/admin",
+            "/assets/%c0%ae%c0%ae/admin",
+            "/assets/%c0%af../admin",
+            "/assets/%e0%80%af/admin",
+            "/assets/%ef%bc%8e%ef%bc%8e/admin",
+            "/assets/%EF%BC%8F/admin",
+            "/assets/x%00.css",
+            "/assets/%2500.css",
+            "/assets/%e2%80%a5/admin",
+            "/assets/%ff",
+        ] {
+            assert!(is_malformed(odd), "{odd}");
+        }
+        for plain in [
+            "/assets/app.css",
+            "/assets/caf%C3%A9.png",
+            "/assets/%20space",
+            "/api/members/member-test-1",
+            "/search/%2525",
+            "/u/%75ser",
+        ] {
+            assert!(!is_malformed(plain), "{plain}");
+        }
+    }
 
     #[test]
     fn ambiguous_paths() {

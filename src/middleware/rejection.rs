@@ -37,6 +37,9 @@ pub enum RejectionKind {
     MalformedRequest,
     /// A credential was present but is not a well-formed Stytch credential (401).
     InvalidCredential,
+    /// Several different values of one credential cookie (400): which one is the member's
+    /// cannot be told, as a sibling domain can plant one. Logging out clears them.
+    AmbiguousCredential,
     /// The session is unknown, expired or revoked, or the JWT does not verify (401).
     SessionInvalid,
     /// Stytch forbade the action (RBAC or tenancy, 403).
@@ -66,9 +69,10 @@ impl RejectionKind {
             Self::MissingCredential | Self::InvalidCredential | Self::SessionInvalid => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::MalformedRequest | Self::InvalidParameter | Self::RedirectNotAllowed => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::MalformedRequest
+            | Self::AmbiguousCredential
+            | Self::InvalidParameter
+            | Self::RedirectNotAllowed => StatusCode::BAD_REQUEST,
             Self::Forbidden | Self::CrossOrigin => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -83,6 +87,7 @@ impl RejectionKind {
             Self::MissingCredential => "missing_credential",
             Self::MalformedRequest => "malformed_request",
             Self::InvalidCredential => "invalid_credential",
+            Self::AmbiguousCredential => "ambiguous_credential",
             Self::SessionInvalid => "session_invalid",
             Self::Forbidden => "forbidden",
             Self::CrossOrigin => "cross_origin",
@@ -100,6 +105,7 @@ impl RejectionKind {
             Self::MissingCredential => "authentication required",
             Self::MalformedRequest => "malformed request",
             Self::InvalidCredential => "the session credential is malformed",
+            Self::AmbiguousCredential => "several different session cookies: sign in again",
             Self::SessionInvalid => "the session is invalid, expired or revoked",
             Self::Forbidden => "not allowed",
             Self::CrossOrigin => "cross-origin request refused",
@@ -244,6 +250,7 @@ impl From<ExtractError> for Rejection {
         match err {
             ExtractError::BadRequest => Self::new(RejectionKind::MalformedRequest),
             ExtractError::Invalid(_) => Self::new(RejectionKind::InvalidCredential),
+            ExtractError::Ambiguous => Self::new(RejectionKind::AmbiguousCredential),
         }
     }
 }

@@ -141,8 +141,18 @@ impl RoutePattern {
 
     /// Matches already split (and decoded) path segments, the way a lenient router does:
     /// the pattern's empty segments (a trailing slash) are ignored, as the caller dropped the
-    /// path's. Captures are the segments as given.
-    pub(crate) fn match_segments<S: AsRef<str>>(&self, path: &[S]) -> Option<Captures> {
+    /// path's. Literal segments are compared ASCII case-insensitively, the way Express,
+    /// ASP.NET and IIS route (a case-sensitive app answers a path of another case 404);
+    /// captures are the segments as given.
+    pub(crate) fn match_segments_ignore_case<S: AsRef<str>>(&self, path: &[S]) -> Option<Captures> {
+        self.match_segments_by(path, str::eq_ignore_ascii_case)
+    }
+
+    fn match_segments_by<S: AsRef<str>>(
+        &self,
+        path: &[S],
+        eq: impl Fn(&str, &str) -> bool,
+    ) -> Option<Captures> {
         if self.prefix {
             return None;
         }
@@ -153,7 +163,7 @@ impl RoutePattern {
                 Segment::Rest => return Some(captures),
                 Segment::Literal(lit) if lit.is_empty() => {}
                 Segment::Literal(lit) => {
-                    if parts.next()? != lit {
+                    if !eq(parts.next()?, lit) {
                         return None;
                     }
                 }
@@ -210,16 +220,22 @@ mod tests {
         // If this broke, a forced sign-out hook would miss a path the app's router accepts.
         let p = RoutePattern::parse("DELETE /api/members/{member_id}/").unwrap();
         assert_eq!(
-            p.match_segments(&["api", "members", "member-test-1"]),
+            p.match_segments_ignore_case(&["api", "members", "member-test-1"]),
             Some(vec![("member_id".into(), "member-test-1".into())])
         );
-        assert_eq!(p.match_segments(&["api", "members"]), None);
-        assert_eq!(p.match_segments(&["api", "members", "a", "b"]), None);
-        assert_eq!(p.match_segments(&["api", "users", "a"]), None);
+        assert_eq!(p.match_segments_ignore_case(&["api", "members"]), None);
+        assert_eq!(
+            p.match_segments_ignore_case(&["api", "members", "a", "b"]),
+            None
+        );
+        assert_eq!(p.match_segments_ignore_case(&["api", "users", "a"]), None);
         let rest = RoutePattern::parse("POST /orgs/{member_id}/{*rest}").unwrap();
-        assert!(rest.match_segments(&["orgs", "m", "x", "y"]).is_some());
+        assert!(
+            rest.match_segments_ignore_case(&["orgs", "m", "x", "y"])
+                .is_some()
+        );
         let prefix = RoutePattern::prefix("/api/").unwrap();
-        assert_eq!(prefix.match_segments(&["api"]), None);
+        assert_eq!(prefix.match_segments_ignore_case(&["api"]), None);
     }
 
     #[test]

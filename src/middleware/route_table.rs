@@ -4,7 +4,7 @@
 
 use http::Method;
 
-use super::path::{is_ambiguous, readings, router_segments};
+use super::path::{is_ambiguous, is_malformed, readings, router_segments};
 use super::rejection::RejectionKind;
 use super::route_pattern::RoutePattern;
 use crate::revoke::Target;
@@ -20,7 +20,7 @@ pub(crate) enum Route {
     Admin(Target),
     /// A route of the layer, with a method it does not serve.
     MethodNotAllowed(&'static str),
-    /// The host app's route: authenticate, call it, and on 2xx force the member out. The
+    /// The host app's route: authenticate, call it, and when it acted (2xx, a redirect) force the member out. The
     /// member id is the capture as the app's router decodes it, and a Stytch id.
     Hook(String),
     /// Refused before anything else runs: a hooked route whose member id is not a Stytch id
@@ -49,16 +49,21 @@ pub(crate) struct RouteTable {
 }
 
 impl RouteTable {
-    /// What the layer does with `method path`: the layer's own routes first (logout, admin),
-    /// then the app's hooked routes, then public, optional, and everything else protected.
-    pub(crate) fn classify(&self, method: &Method, path: &str) -> Route {
+    /// What the layer does with `method path`: a path only some servers decode is refused;
+    /// then the layer's own routes (logout, admin), the app's hooked routes (matched with
+    /// `hook_method`, the method the app will act on: see [`effective_method`]), public,
+    /// optional, and everything else protected.
+    pub(crate) fn classify(&self, method: &Method, hook_method: &Method, path: &str) -> Route {
+        if is_malformed(path) {
+            return Route::Refused(RejectionKind::MalformedRequest);
+        }
         if let Some(route) = self.logout(method, path) {
             return route;
         }
         if let Some(route) = self.admin(method, path) {
             return route;
         }
-        if let Some(route) = self.hook(method, path) {
+        if let Some(route) = self.hook(hook_method, path) {
             return route;
         }
         // A path that another server could normalise differently (dot segments, encoded
@@ -116,22 +121,26 @@ impl RouteTable {
 
     /// A forced-sign-out hook, matched the way the app's router may read the path: segments
     /// percent-decoded (axum decodes `member%2Dtest%2D…` into `member-test-…`), empty ones and
-    /// a trailing slash ignored. Either the hook fires when the app answers 2xx, or the
-    /// request is refused before the app runs; never "the app acts and the member stays
-    /// signed in".
+    /// a trailing slash ignored, literal segments ASCII case-insensitively (Express, ASP.NET
+    /// and IIS route `/API/Members/…` to `/api/members/…`; a case-sensitive app answers such a
+    /// path 404, which fires nothing). Either the hook fires when the app answers with
+    /// success or a redirect, or the request is refused before the app runs; never "the app
+    /// acts and the member stays signed in".
     fn hook(&self, method: &Method, path: &str) -> Option<Route> {
         let mut hooks = self.hooks.iter().filter(|h| h.method_matches(method));
         hooks.clone().next()?;
         if is_ambiguous(path) {
             // Dot segments, `;` parameters, encoded separators: some server could resolve the
             // path to a hooked route that the router reading does not show.
-            let hooked = readings(path)
-                .iter()
-                .any(|reading| hooks.clone().any(|h| h.match_segments(reading).is_some()));
+            let hooked = readings(path).iter().any(|reading| {
+                hooks
+                    .clone()
+                    .any(|h| h.match_segments_ignore_case(reading).is_some())
+            });
             return hooked.then_some(Route::Refused(RejectionKind::MalformedRequest));
         }
         let segments = router_segments(path);
-        let captures = hooks.find_map(|hook| hook.match_segments(&segments))?;
+        let captures = hooks.find_map(|hook| hook.match_segments_ignore_case(&segments))?;
         let member_id = captures
             .into_iter()
             .find(|(name, _)| name == "member_id")
@@ -143,6 +152,47 @@ impl RouteTable {
             Route::Refused(RejectionKind::InvalidParameter)
         })
     }
+}
+
+/// Headers through which Rails (Rack), Laravel, Symfony, ASP.NET and Express apps let a POST
+/// stand for another method.
+const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// The method the app behind will act on: a POST's method override (one of
+/// [`METHOD_OVERRIDE_HEADERS`], or a `_method` query parameter, as Laravel and Symfony read
+/// it), else the request's own method. Only a POST is overridden, as those frameworks do.
+/// Several different overrides are ambiguous: `None`, and the request is refused (400: no
+/// honest client sends two). A `_method` in a form body is not seen here (the body is the
+/// app's); put a method-override middleware outside this layer, or use the gateway, which
+/// reads it.
+pub(crate) fn effective_method(
+    method: &Method,
+    headers: &http::HeaderMap,
+    query: Option<&str>,
+) -> Option<Method> {
+    if method != Method::POST {
+        return Some(method.clone());
+    }
+    let mut overrides = METHOD_OVERRIDE_HEADERS
+        .iter()
+        .flat_map(|name| headers.get_all(*name))
+        .map(|v| v.as_bytes().trim_ascii().to_ascii_uppercase())
+        .chain(
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .filter(|(k, _)| k == "_method")
+                .map(|(_, v)| v.trim().to_ascii_uppercase().into_bytes()),
+        );
+    let Some(first) = overrides.next() else {
+        return Some(Method::POST);
+    };
+    if overrides.any(|other| other != first) {
+        return None;
+    }
+    Method::from_bytes(&first).ok()
 }
 
 #[cfg(test)]
@@ -175,47 +225,66 @@ mod tests {
         // If this broke, logout/admin/hook routes would reach the app unauthenticated or unhandled.
         let t = table();
         assert_eq!(
-            t.classify(&Method::POST, "/logout"),
+            t.classify(&Method::POST, &Method::POST, "/logout"),
             Route::Logout { everywhere: false }
         );
         assert_eq!(
-            t.classify(&Method::GET, "/logout"),
+            t.classify(&Method::GET, &Method::GET, "/logout"),
             Route::MethodNotAllowed("POST")
         );
         assert_eq!(
-            t.classify(&Method::POST, "/logout/everywhere"),
+            t.classify(&Method::POST, &Method::POST, "/logout/everywhere"),
             Route::Logout { everywhere: true }
         );
         assert_eq!(
             t.classify(
+                &Method::POST,
                 &Method::POST,
                 "/admin/members/member-test-1/revoke-sessions"
             ),
             Route::Admin(Target::Member("member-test-1".into()))
         );
         assert_eq!(
-            t.classify(&Method::GET, "/admin/members/member-test-1/revoke-sessions"),
+            t.classify(
+                &Method::GET,
+                &Method::GET,
+                "/admin/members/member-test-1/revoke-sessions"
+            ),
             Route::MethodNotAllowed("POST")
         );
         assert_eq!(
-            t.classify(&Method::POST, "/admin/sessions/session-test-1/revoke"),
+            t.classify(
+                &Method::POST,
+                &Method::POST,
+                "/admin/sessions/session-test-1/revoke"
+            ),
             Route::Admin(Target::Session("session-test-1".into()))
         );
         assert_eq!(
-            t.classify(&Method::DELETE, "/api/members/member-test-2"),
+            t.classify(
+                &Method::DELETE,
+                &Method::DELETE,
+                "/api/members/member-test-2"
+            ),
             Route::Hook("member-test-2".into())
         );
         assert_eq!(
-            t.classify(&Method::GET, "/api/members/member-test-2"),
+            t.classify(&Method::GET, &Method::GET, "/api/members/member-test-2"),
             Route::Protected
         );
-        assert_eq!(t.classify(&Method::GET, "/assets/app.js"), Route::Public);
-        assert_eq!(t.classify(&Method::GET, "/"), Route::Optional);
-        assert_eq!(t.classify(&Method::GET, "/secret"), Route::Protected);
+        assert_eq!(
+            t.classify(&Method::GET, &Method::GET, "/assets/app.js"),
+            Route::Public
+        );
+        assert_eq!(t.classify(&Method::GET, &Method::GET, "/"), Route::Optional);
+        assert_eq!(
+            t.classify(&Method::GET, &Method::GET, "/secret"),
+            Route::Protected
+        );
         let mut get = table();
         get.logout_allow_get = true;
         assert_eq!(
-            get.classify(&Method::GET, "/logout"),
+            get.classify(&Method::GET, &Method::GET, "/logout"),
             Route::Logout { everywhere: false }
         );
     }
@@ -239,13 +308,20 @@ mod tests {
             "/assets/a%252fb",
             "/assets/x;a=b",
         ] {
-            assert_eq!(t.classify(&Method::GET, odd), Route::Protected, "{odd}");
+            assert_eq!(
+                t.classify(&Method::GET, &Method::GET, odd),
+                Route::Protected,
+                "{odd}"
+            );
         }
         assert_eq!(
-            t.classify(&Method::GET, "/assets/.well-known"),
+            t.classify(&Method::GET, &Method::GET, "/assets/.well-known"),
             Route::Public
         );
-        assert_eq!(t.classify(&Method::GET, "/assets/v1..2.js"), Route::Public);
+        assert_eq!(
+            t.classify(&Method::GET, &Method::GET, "/assets/v1..2.js"),
+            Route::Public
+        );
     }
 
     #[test]
@@ -253,7 +329,7 @@ mod tests {
         // If this broke, the app could act on a member (delete, suspend) while the member
         // stays signed in: the hook missed a path the app's router accepted.
         let t = table();
-        let hook = |path: &str| t.classify(&Method::DELETE, path);
+        let hook = |path: &str| t.classify(&Method::DELETE, &Method::DELETE, path);
         let id = Route::Hook("member-test-2".into());
         for path in [
             "/api/members/member-test-2",
@@ -270,7 +346,6 @@ mod tests {
         for path in [
             "/api/members/member%20test",
             "/api/members/member%2Btest%3F",
-            "/api/members/%ff",
         ] {
             assert_eq!(
                 hook(path),
@@ -278,6 +353,11 @@ mod tests {
                 "{path}"
             );
         }
+        // Not UTF-8 once decoded: refused on every route, hooked or not.
+        assert_eq!(
+            hook("/api/members/%ff"),
+            Route::Refused(RejectionKind::MalformedRequest)
+        );
         // Paths some server resolves to a hooked route: refused before the app runs.
         for path in [
             "/api/members/x/../member-test-2",
@@ -298,7 +378,11 @@ mod tests {
         // Not a hooked route under any reading: authenticated like any other route.
         assert_eq!(hook("/api/other/../x"), Route::Protected);
         assert_eq!(
-            t.classify(&Method::GET, "/api/members/x/../member-test-2"),
+            t.classify(
+                &Method::GET,
+                &Method::GET,
+                "/api/members/x/../member-test-2"
+            ),
             Route::Protected
         );
     }
@@ -330,7 +414,7 @@ mod proptests {
             let path = format!("/assets/{}", pieces.concat());
             let mut t = tests::table_for_proptest();
             t.optional.clear();
-            let route = t.classify(&method, &path);
+            let route = t.classify(&method, &method, &path);
             if route == Route::Public {
                 for reading in readings(&path) {
                     prop_assert_eq!(reading.first().map(String::as_str), Some("assets"), "{}", path);
@@ -347,7 +431,7 @@ mod proptests {
             // reads as the hooked route, while the layer let it through without the hook.
             let path = format!("/api/members/{}{}", pieces.concat(), tail);
             let t = tests::table_for_proptest();
-            let route = t.classify(&Method::DELETE, &path);
+            let route = t.classify(&Method::DELETE, &Method::DELETE, &path);
             let hooked = readings(&path).iter().any(|r| {
                 r.len() == 3 && r[0] == "api" && r[1] == "members"
             });

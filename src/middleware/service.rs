@@ -15,7 +15,7 @@ use super::endpoints;
 use super::future::{Ctx, ResponseFuture};
 use super::origin::{self, SiteRule};
 use super::rejection::{Rejection, RejectionKind};
-use super::route_table::Route;
+use super::route_table::{Route, effective_method};
 use super::shared::Shared;
 use crate::extract::extract;
 use crate::metrics;
@@ -98,7 +98,15 @@ where
         {
             return webhook(Arc::clone(receiver), req, shared);
         }
-        let route = shared.routes.classify(req.method(), req.uri().path());
+        let Some(hook_method) = effective_method(req.method(), req.headers(), req.uri().query())
+        else {
+            tracing::info!(path = %req.uri().path(), "conflicting method overrides refused");
+            let rejection = Rejection::new(RejectionKind::MalformedRequest);
+            return ResponseFuture::rejected(shared.reject(rejection), shared);
+        };
+        let route = shared
+            .routes
+            .classify(req.method(), &hook_method, req.uri().path());
         // Before any endpoint future exists or the app is called: a refused cross-site request
         // has no side effect by construction.
         if !origin::allows(
@@ -137,6 +145,12 @@ where
         };
         app_route(inner, req, shared, optional, hook)
     }
+}
+
+/// Whether `req` asks to switch protocols: an HTTP/1.1 `Upgrade` (WebSocket), or an HTTP/2
+/// extended `CONNECT` (RFC 8441 WebSocket).
+fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.headers().contains_key(http::header::UPGRADE) || req.method() == http::Method::CONNECT
 }
 
 /// The webhook path: a delivery is `POST`; anything else is refused 405.
@@ -187,6 +201,17 @@ where
             return ResponseFuture::rejected(shared.reject(rejection), shared);
         }
     };
+    if found.cookie_name(&shared.sources).is_some()
+        && is_upgrade(&req)
+        && !origin::allows(SiteRule::NotCrossOrigin, &req, &shared.trusted_origins)
+    {
+        // Cross-site WebSocket hijacking: a page on another site (or a sibling subdomain)
+        // opening a socket that the browser authenticates with the member's cookie.
+        tracing::info!(path = %req.uri().path(), "cross-origin upgrade with a session cookie refused");
+        let rejection = Rejection::new(RejectionKind::CrossOrigin);
+        metrics::auth_request(rejection.kind().as_str());
+        return ResponseFuture::rejected(shared.reject(rejection), shared);
+    }
     let ctx = Ctx {
         optional,
         hook,
