@@ -1,0 +1,197 @@
+//! Routing: which handler a method and path go to, for Stytch's endpoints and the control
+//! API under `/emulator/v1/`.
+//!
+//! Uses only [`faults`](crate::faults) (to name the endpoint a route counts as).
+
+use http::Method;
+
+use crate::faults::EmulatorEndpoint;
+
+/// Which handler a request goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    Authenticate,
+    GetSessions,
+    Revoke,
+    Jwks(String),
+    Control(Op),
+    MethodNotAllowed(&'static str),
+    NotFound,
+}
+
+impl Route {
+    pub(crate) fn endpoint(&self) -> Option<EmulatorEndpoint> {
+        match self {
+            Self::Authenticate => Some(EmulatorEndpoint::Authenticate),
+            Self::GetSessions => Some(EmulatorEndpoint::GetSessions),
+            Self::Revoke => Some(EmulatorEndpoint::Revoke),
+            Self::Jwks(_) => Some(EmulatorEndpoint::Jwks),
+            _ => None,
+        }
+    }
+}
+
+/// Routes a method and path.
+pub(crate) fn route(method: &Method, path: &str) -> Route {
+    let expect = |m: Method, allow: &'static str, r: Route| {
+        if *method == m {
+            r
+        } else {
+            Route::MethodNotAllowed(allow)
+        }
+    };
+    match path {
+        "/v1/b2b/sessions/authenticate" => expect(Method::POST, "POST", Route::Authenticate),
+        "/v1/b2b/sessions/revoke" => expect(Method::POST, "POST", Route::Revoke),
+        "/v1/b2b/sessions" => expect(Method::GET, "GET", Route::GetSessions),
+        _ => {
+            if let Some(project) = path.strip_prefix("/v1/b2b/sessions/jwks/")
+                && !project.is_empty()
+                && !project.contains('/')
+            {
+                // Clients may percent-encode the id (Stytch's official SDKs encode every
+                // non-alphanumeric character).
+                let project = percent_encoding::percent_decode_str(project)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                return expect(Method::GET, "GET", Route::Jwks(project));
+            }
+            if let Some(rest) = path.strip_prefix("/emulator/v1/") {
+                return control_route(method, rest);
+            }
+            Route::NotFound
+        }
+    }
+}
+
+/// A control operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Op {
+    CreateOrganization,
+    DeleteOrganization(String),
+    CreateRole,
+    CreateMember,
+    UpdateMember(String),
+    DeleteMember(String),
+    CreateSession,
+    ListRequests,
+    ClearRequests,
+    InjectFault,
+    ClearFaults,
+    RotateKey,
+    SetClock,
+    Counts,
+    WebhookConfig,
+    SetWebhookConfig,
+    WebhookDeliveries,
+    RedeliverWebhook,
+    SendWebhook,
+}
+
+/// Routes `members/{id}` and `organizations/{id}`.
+fn route_item(method: &Method, collection: &str, id: &str) -> Option<Route> {
+    if id.is_empty() || id.contains('/') {
+        return None;
+    }
+    let id = id.to_owned();
+    Some(match (collection, method) {
+        ("members", &Method::PUT) => Route::Control(Op::UpdateMember(id)),
+        ("members", &Method::DELETE) => Route::Control(Op::DeleteMember(id)),
+        ("members", _) => Route::MethodNotAllowed("PUT, DELETE"),
+        ("organizations", &Method::DELETE) => Route::Control(Op::DeleteOrganization(id)),
+        ("organizations", _) => Route::MethodNotAllowed("DELETE"),
+        _ => return None,
+    })
+}
+
+/// Routes `rest`, the path after `/emulator/v1/`.
+fn control_route(method: &Method, rest: &str) -> Route {
+    if let Some((collection, id)) = rest.split_once('/')
+        && let Some(route) = route_item(method, collection, id)
+    {
+        return route;
+    }
+    let op = match (rest, method) {
+        ("organizations", &Method::POST) => Op::CreateOrganization,
+        ("roles", &Method::POST) => Op::CreateRole,
+        ("members", &Method::POST) => Op::CreateMember,
+        ("sessions", &Method::POST) => Op::CreateSession,
+        ("requests", &Method::GET) => Op::ListRequests,
+        ("requests", &Method::DELETE) => Op::ClearRequests,
+        ("faults", &Method::POST) => Op::InjectFault,
+        ("faults", &Method::DELETE) => Op::ClearFaults,
+        ("keys/rotate", &Method::POST) => Op::RotateKey,
+        ("clock", &Method::POST) => Op::SetClock,
+        ("counts", &Method::GET) => Op::Counts,
+        ("webhooks", &Method::GET) => Op::WebhookConfig,
+        ("webhooks", &Method::POST) => Op::SetWebhookConfig,
+        ("webhooks/deliveries", &Method::GET) => Op::WebhookDeliveries,
+        ("webhooks/redeliver", &Method::POST) => Op::RedeliverWebhook,
+        ("webhooks/send", &Method::POST) => Op::SendWebhook,
+        (
+            "organizations" | "roles" | "members" | "sessions" | "keys/rotate" | "clock"
+            | "webhooks/redeliver" | "webhooks/send",
+            _,
+        ) => return Route::MethodNotAllowed("POST"),
+        ("faults", _) => return Route::MethodNotAllowed("POST, DELETE"),
+        ("requests", _) => return Route::MethodNotAllowed("GET, DELETE"),
+        ("webhooks", _) => return Route::MethodNotAllowed("GET, POST"),
+        ("counts" | "webhooks/deliveries", _) => return Route::MethodNotAllowed("GET"),
+        _ => return Route::NotFound,
+    };
+    Route::Control(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_follow_stytch_paths_and_methods() {
+        // If this broke, clients would hit 404/405 on valid Stytch paths.
+        assert_eq!(
+            route(&Method::POST, "/v1/b2b/sessions/authenticate"),
+            Route::Authenticate
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/b2b/sessions/revoke"),
+            Route::Revoke
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/b2b/sessions/jwks/project-test-1"),
+            Route::Jwks("project-test-1".into())
+        );
+        assert_eq!(route(&Method::GET, "/v1/b2b/sessions"), Route::GetSessions);
+        assert_eq!(
+            route(&Method::POST, "/v1/b2b/sessions"),
+            Route::MethodNotAllowed("GET")
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/b2b/sessions/revoke"),
+            Route::MethodNotAllowed("POST")
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/b2b/sessions/jwks/"),
+            Route::NotFound
+        );
+        assert_eq!(route(&Method::GET, "/nope"), Route::NotFound);
+    }
+
+    #[test]
+    fn control_routes() {
+        // If this broke, control calls would 404.
+        assert_eq!(
+            control_route(&Method::POST, "organizations"),
+            Route::Control(Op::CreateOrganization)
+        );
+        assert_eq!(
+            control_route(&Method::DELETE, "requests"),
+            Route::Control(Op::ClearRequests)
+        );
+        assert_eq!(
+            control_route(&Method::GET, "sessions"),
+            Route::MethodNotAllowed("POST")
+        );
+        assert_eq!(control_route(&Method::GET, "nope"), Route::NotFound);
+    }
+}
