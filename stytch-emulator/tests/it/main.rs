@@ -8,6 +8,7 @@
 //! says more.
 
 mod api;
+mod cli;
 mod faults;
 mod official_sdk;
 mod webhooks;
