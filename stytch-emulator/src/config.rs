@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::policy::RbacPolicy;
 use crate::webhooks::{RetryPolicy, WebhookEndpoint, WebhookSecret};
 
 /// Default project id of the emulator's test project.
@@ -31,6 +32,7 @@ pub struct EmulatorConfig {
     pub(crate) webhook_endpoints: Vec<WebhookEndpoint>,
     pub(crate) webhook_secret: Option<WebhookSecret>,
     pub(crate) webhook_policy: RetryPolicy,
+    pub(crate) rbac_policy: RbacPolicy,
 }
 
 impl fmt::Debug for EmulatorConfig {
@@ -52,6 +54,7 @@ impl Default for EmulatorConfig {
             webhook_endpoints: Vec::new(),
             webhook_secret: None,
             webhook_policy: RetryPolicy::default(),
+            rbac_policy: RbacPolicy::default(),
         }
     }
 }
@@ -111,6 +114,14 @@ impl EmulatorConfig {
     #[must_use]
     pub fn webhook_timeout(mut self, timeout: Duration) -> Self {
         self.webhook_policy.timeout = timeout;
+        self
+    }
+
+    /// The project's RBAC policy (default: [`RbacPolicy::default`], Stytch's defaults plus
+    /// the demo resource `documents` and the roles `editor` and `viewer`).
+    #[must_use]
+    pub fn rbac_policy(mut self, policy: RbacPolicy) -> Self {
+        self.rbac_policy = policy;
         self
     }
 }

@@ -17,10 +17,14 @@ pub enum EmulatorEndpoint {
     Jwks,
     /// `GET /v1/b2b/sessions?organization_id=…&member_id=…` (Get Sessions).
     GetSessions,
+    /// `GET /v1/b2b/rbac/policy`.
+    RbacPolicy,
+    /// `GET /v1/b2b/rbac/organizations/{organization_id}`.
+    RbacOrganization,
 }
 
 /// How many endpoints there are (the size of the per-endpoint arrays).
-const ENDPOINTS: usize = 4;
+const ENDPOINTS: usize = 6;
 
 impl EmulatorEndpoint {
     const ALL: [Self; ENDPOINTS] = [
@@ -28,6 +32,8 @@ impl EmulatorEndpoint {
         Self::Revoke,
         Self::Jwks,
         Self::GetSessions,
+        Self::RbacPolicy,
+        Self::RbacOrganization,
     ];
 
     fn index(self) -> usize {
@@ -36,17 +42,21 @@ impl EmulatorEndpoint {
             Self::Revoke => 1,
             Self::Jwks => 2,
             Self::GetSessions => 3,
+            Self::RbacPolicy => 4,
+            Self::RbacOrganization => 5,
         }
     }
 
-    /// The name used by the HTTP control API: `authenticate`, `revoke`, `jwks` or
-    /// `get_sessions`.
+    /// The name used by the HTTP control API: `authenticate`, `revoke`, `jwks`,
+    /// `get_sessions`, `rbac_policy` or `rbac_organization`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Authenticate => "authenticate",
             Self::Revoke => "revoke",
             Self::Jwks => "jwks",
             Self::GetSessions => "get_sessions",
+            Self::RbacPolicy => "rbac_policy",
+            Self::RbacOrganization => "rbac_organization",
         }
     }
 

@@ -12,6 +12,9 @@
 //!   `GET /v1/b2b/sessions?organization_id=…&member_id=…` (Get Sessions) and
 //!   `GET /v1/b2b/sessions/jwks/{project_id}` with Stytch's field names, error JSON, RBAC
 //!   rules (`stytch_member`, `stytch_admin`, custom roles) and RS256 session JWTs;
+//! - `GET /v1/b2b/rbac/policy` and `GET`/`PUT /v1/b2b/rbac/organizations/{id}`: the RBAC
+//!   policy ([`RbacPolicy`]) that the SDKs fetch to authorize locally, with organizations'
+//!   custom roles; sessions carry [`AuthenticationFactor`]s (MFA step included);
 //! - a control API under `/emulator/v1/` (same Basic auth) mirroring the Rust methods of
 //!   [`Emulator`]: organizations, members (create, update, delete), roles, sessions, request
 //!   log, faults, key rotation, clock offset and webhooks (see the crate's README for the
@@ -96,14 +99,17 @@
 //! |---|---|---|
 //! | `server` (+ `dispatch`, `faulty`) | accept loop, connections, per-request steps (body limit, log, faults, Basic auth), fault answers | `route`, `api`, `control`, `wire`, `shared`, `gate` |
 //! | `route` | method + path → `Route` (Stytch endpoints) or control `Op` | `faults` |
-//! | `api` (+ `sessions`, `revoke`) | the emulated Stytch endpoints | `wire`, `render`, `shared`, `state`, `keys` |
-//! | `control` (+ `directory`, `ops`, `webhooks`) | the control API under `/emulator/v1/` | `route` (`Op`), `wire`, `render`, `shared`, `lifecycle` |
-//! | `emulator` | the [`Emulator`] handle: starts the tasks, mirrors the control API | `shared`, `lifecycle`, `server` (to spawn it) |
+//! | `api` (+ `sessions`, `revoke`, `rbac`) | the emulated Stytch endpoints | `wire`, `parse`, `render`, `shared`, `state`, `keys` |
+//! | `control` (+ `directory`, `ops`, `webhooks`, `rbac`) | the control API under `/emulator/v1/` | `route` (`Op`), `wire`, `parse`, `render`, `shared`, `lifecycle` |
+//! | `emulator` (+ `rbac`) | the [`Emulator`] handle: starts the tasks, mirrors the control API | `shared`, `lifecycle`, `server` (to spawn it) |
+//! | `parse` | request-body fields, roles, resources, scopes, factors in Stytch's names | `wire`, `policy`, `factors` |
+//! | `rbac` | policy, organization-role and factor operations on `Shared` | `shared`, `policy` |
 //! | `lifecycle` | members and organizations created, updated, deleted, with webhook events | `shared`, `render`, `state`, `webhooks` |
 //! | `shared` | `Shared`, the state the handle and the tasks share; JWT minting | `state`, `keys`, `gate`, `render`, `webhooks` |
 //! | `render` | Stytch's JSON shapes and JWT claims from state snapshots | `state` |
 //! | `wire` | Stytch's error JSON (`ApiError`), success bodies, the body type and parser | nothing |
-//! | `state` | organizations, members, roles, sessions and the RBAC rules, behind one lock | nothing |
+//! | `state` | organizations, members, roles, sessions and the RBAC rules, behind one lock | `policy`, `factors` |
+//! | `policy`, `factors` | the RBAC policy and its rule; authentication factors | nothing |
 //! | `keys`, `gate`, `faults` | signing keys, the refused-connections gate, injected faults and counts | nothing |
 //! | `webhooks` (+ `log`, `deliver`, `sign`) | Svix-signed webhook events, their log and delivery task | `types` |
 //! | `config`, `types` | constants, [`EmulatorConfig`]; public plain types and [`EmulatorError`] | `webhooks` (config) |
@@ -113,10 +119,14 @@ mod api;
 mod config;
 mod control;
 mod emulator;
+mod factors;
 mod faults;
 mod gate;
 mod keys;
 mod lifecycle;
+mod parse;
+mod policy;
+mod rbac;
 mod render;
 mod route;
 mod server;
@@ -131,8 +141,12 @@ pub use self::config::{
     MEMBER_SESSION_HEADER, MEMBER_SESSION_JWT_HEADER, REQUEST_LOG_CAPACITY,
 };
 pub use self::emulator::Emulator;
+pub use self::factors::{AuthenticationFactor, FactorKind};
 pub use self::faults::{EmulatorEndpoint, Fault};
 pub use self::lifecycle::{MEMBER_STATUSES, MemberUpdate, Via};
+pub use self::policy::{
+    ADMIN_ROLE, MEMBER_ROLE, RbacPermission, RbacPolicy, RbacResource, RbacRole, RbacScope,
+};
 pub use self::types::{EmulatorError, RecordedRequest, SessionInfo, SessionJwt, SessionToken};
 pub use self::webhooks::{
     DEFAULT_WEBHOOK_RETRY_DELAYS, DEFAULT_WEBHOOK_TIMEOUT, DELIVERY_LOG_CAPACITY, DeliveryState,

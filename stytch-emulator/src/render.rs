@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::factors::{FactorKind, SessionFactor};
 use crate::state::{ADMIN_ROLE, Member, Organization, SessionView, effective_roles, rfc3339};
 
 /// Lifetime of a session JWT (seconds), as Stytch.
@@ -21,19 +22,51 @@ pub(crate) fn without_reserved_claims(mut claims: Map<String, Value>) -> Map<Str
     claims
 }
 
+/// One authentication factor as Stytch lists it.
+pub(crate) fn factor_json(factor: &SessionFactor, member: &Member) -> Value {
+    let mut out = Map::new();
+    out.insert("type".into(), factor.kind.factor_type().into());
+    out.insert(
+        "delivery_method".into(),
+        factor.kind.delivery_method().into(),
+    );
+    out.insert(
+        "last_authenticated_at".into(),
+        rfc3339(factor.last_authenticated_at).into(),
+    );
+    out.insert("created_at".into(), rfc3339(factor.created_at).into());
+    out.insert(
+        "updated_at".into(),
+        rfc3339(factor.last_authenticated_at).into(),
+    );
+    let email = || json!({"email_id": member.email_id, "email_address": member.email});
+    let sso = || json!({"id": factor.id, "provider_id": factor.id, "external_id": member.email});
+    let (key, value) = match &factor.kind {
+        FactorKind::MagicLink | FactorKind::EmailOtp | FactorKind::Password => {
+            ("email_factor", email())
+        }
+        FactorKind::SamlSso => ("saml_sso_factor", sso()),
+        FactorKind::OidcSso => ("oidc_sso_factor", sso()),
+        FactorKind::SmsOtp { phone_number } => (
+            "phone_number_factor",
+            json!({"phone_id": factor.id, "phone_number": phone_number}),
+        ),
+        FactorKind::Totp => ("authenticator_app_factor", json!({"totp_id": factor.id})),
+        FactorKind::RecoveryCode => (
+            "recovery_code_factor",
+            json!({"totp_recovery_code_id": factor.id}),
+        ),
+    };
+    out.insert(key.into(), value);
+    Value::Object(out)
+}
+
 fn authentication_factors(view: &SessionView) -> Value {
-    let at = rfc3339(view.session.started_at);
-    json!([{
-        "type": "magic_link",
-        "delivery_method": "email",
-        "last_authenticated_at": at,
-        "created_at": at,
-        "updated_at": at,
-        "email_factor": {
-            "email_id": view.member.email_id,
-            "email_address": view.member.email,
-        },
-    }])
+    view.session
+        .factors
+        .iter()
+        .map(|f| factor_json(f, &view.member))
+        .collect()
 }
 
 /// The `member_session` object.
@@ -170,6 +203,12 @@ mod tests {
                         .unwrap()
                         .clone(),
                 ),
+                factors: vec![SessionFactor {
+                    kind: FactorKind::MagicLink,
+                    id: "email-test-1".into(),
+                    created_at: 1_704_067_200,
+                    last_authenticated_at: 1_704_067_200,
+                }],
             },
             member: Member {
                 id: "member-test-1".into(),

@@ -14,6 +14,9 @@ pub(crate) enum Route {
     GetSessions,
     Revoke,
     Jwks(String),
+    RbacPolicy,
+    RbacOrganization(String),
+    SetOrgPolicy(String),
     Control(Op),
     MethodNotAllowed(&'static str),
     NotFound,
@@ -26,9 +29,27 @@ impl Route {
             Self::GetSessions => Some(EmulatorEndpoint::GetSessions),
             Self::Revoke => Some(EmulatorEndpoint::Revoke),
             Self::Jwks(_) => Some(EmulatorEndpoint::Jwks),
+            Self::RbacPolicy => Some(EmulatorEndpoint::RbacPolicy),
+            Self::RbacOrganization(_) | Self::SetOrgPolicy(_) => {
+                Some(EmulatorEndpoint::RbacOrganization)
+            }
             _ => None,
         }
     }
+}
+
+/// The one path segment after `prefix`, percent-decoded: clients may percent-encode ids
+/// (Stytch's official SDKs encode every non-alphanumeric character).
+fn path_id(path: &str, prefix: &str) -> Option<String> {
+    let id = path.strip_prefix(prefix)?;
+    if id.is_empty() || id.contains('/') {
+        return None;
+    }
+    Some(
+        percent_encoding::percent_decode_str(id)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 /// Routes a method and path.
@@ -44,17 +65,17 @@ pub(crate) fn route(method: &Method, path: &str) -> Route {
         "/v1/b2b/sessions/authenticate" => expect(Method::POST, "POST", Route::Authenticate),
         "/v1/b2b/sessions/revoke" => expect(Method::POST, "POST", Route::Revoke),
         "/v1/b2b/sessions" => expect(Method::GET, "GET", Route::GetSessions),
+        "/v1/b2b/rbac/policy" => expect(Method::GET, "GET", Route::RbacPolicy),
         _ => {
-            if let Some(project) = path.strip_prefix("/v1/b2b/sessions/jwks/")
-                && !project.is_empty()
-                && !project.contains('/')
-            {
-                // Clients may percent-encode the id (Stytch's official SDKs encode every
-                // non-alphanumeric character).
-                let project = percent_encoding::percent_decode_str(project)
-                    .decode_utf8_lossy()
-                    .into_owned();
+            if let Some(project) = path_id(path, "/v1/b2b/sessions/jwks/") {
                 return expect(Method::GET, "GET", Route::Jwks(project));
+            }
+            if let Some(org) = path_id(path, "/v1/b2b/rbac/organizations/") {
+                return match *method {
+                    Method::GET => Route::RbacOrganization(org),
+                    Method::PUT => Route::SetOrgPolicy(org),
+                    _ => Route::MethodNotAllowed("GET, PUT"),
+                };
             }
             if let Some(rest) = path.strip_prefix("/emulator/v1/") {
                 return control_route(method, rest);
@@ -86,6 +107,11 @@ pub(crate) enum Op {
     WebhookDeliveries,
     RedeliverWebhook,
     SendWebhook,
+    SetPolicy,
+    /// `roles`, `resources` or `scopes`.
+    SetPolicyItem(&'static str),
+    SetOrganizationRoles(String),
+    AddSessionFactor(String),
 }
 
 /// Routes `members/{id}` and `organizations/{id}`.
@@ -104,11 +130,48 @@ fn route_item(method: &Method, collection: &str, id: &str) -> Option<Route> {
     })
 }
 
+/// Routes the RBAC and factor control paths: `rbac/policy`, `rbac/{roles,resources,scopes}`,
+/// `rbac/organizations/{id}`, `sessions/{id}/factors`.
+fn rbac_route(method: &Method, rest: &str) -> Option<Route> {
+    let expect = |m: Method, allow: &'static str, op: Op| {
+        Some(if *method == m {
+            Route::Control(op)
+        } else {
+            Route::MethodNotAllowed(allow)
+        })
+    };
+    match rest {
+        "rbac/policy" => return expect(Method::PUT, "PUT", Op::SetPolicy),
+        "rbac/roles" => return expect(Method::POST, "POST", Op::SetPolicyItem("roles")),
+        "rbac/resources" => return expect(Method::POST, "POST", Op::SetPolicyItem("resources")),
+        "rbac/scopes" => return expect(Method::POST, "POST", Op::SetPolicyItem("scopes")),
+        _ => {}
+    }
+    if let Some(org) = rest.strip_prefix("rbac/organizations/")
+        && !org.is_empty()
+        && !org.contains('/')
+    {
+        return expect(Method::PUT, "PUT", Op::SetOrganizationRoles(org.to_owned()));
+    }
+    let session = rest.strip_prefix("sessions/")?.strip_suffix("/factors")?;
+    if session.is_empty() || session.contains('/') {
+        return None;
+    }
+    expect(
+        Method::POST,
+        "POST",
+        Op::AddSessionFactor(session.to_owned()),
+    )
+}
+
 /// Routes `rest`, the path after `/emulator/v1/`.
 fn control_route(method: &Method, rest: &str) -> Route {
     if let Some((collection, id)) = rest.split_once('/')
         && let Some(route) = route_item(method, collection, id)
     {
+        return route;
+    }
+    if let Some(route) = rbac_route(method, rest) {
         return route;
     }
     let op = match (rest, method) {

@@ -11,13 +11,26 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Map, Value};
 
 use crate::config::{EmulatorConfig, REQUEST_LOG_CAPACITY};
+use crate::factors::{AuthenticationFactor, FactorKind, add_factor};
 use crate::faults::{EmulatorEndpoint, Fault, Faults};
 use crate::gate::Gate;
 use crate::keys::KeyRing;
 use crate::render::{jwt_claims, without_reserved_claims};
 use crate::state::{self, SessionView, State};
-use crate::types::{RecordedRequest, SessionInfo, SessionJwt, SessionToken};
+use crate::types::{EmulatorError, RecordedRequest, SessionInfo, SessionJwt, SessionToken};
 use crate::webhooks::{Job, WebhookSecret, Webhooks};
+
+/// The id prefix of a factor's method-specific id, as Stytch names them (`totp-test-…`).
+fn factor_id_kind(kind: &FactorKind) -> &'static str {
+    match kind {
+        FactorKind::MagicLink | FactorKind::EmailOtp | FactorKind::Password => "email",
+        FactorKind::SamlSso => "saml-registration",
+        FactorKind::OidcSso => "oidc-registration",
+        FactorKind::SmsOtp { .. } => "phone-number",
+        FactorKind::Totp => "totp",
+        FactorKind::RecoveryCode => "totp-recovery-code",
+    }
+}
 
 /// State shared by the handle and the server tasks.
 #[derive(Debug)]
@@ -54,7 +67,10 @@ impl Shared {
             project_id: config.project_id,
             secret: config.secret,
             env,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                policy: config.rbac_policy,
+                ..State::default()
+            }),
             keys: KeyRing::new(env),
             faults: Faults::default(),
             gate: Gate::default(),
@@ -145,37 +161,36 @@ impl Shared {
         self.clock_offset.store(seconds, Ordering::Relaxed);
     }
 
-    /// Defines (or replaces) a custom role; `false` when the organization is unknown.
-    pub(crate) fn create_role(
-        &self,
-        organization_id: &str,
-        role_id: &str,
-        permissions: Vec<(String, Vec<String>)>,
-    ) -> bool {
-        let mut st = self.lock();
-        if !st.organizations.contains_key(organization_id) {
-            return false;
-        }
-        st.roles.insert(
-            (organization_id.to_owned(), role_id.to_owned()),
-            permissions,
-        );
-        true
-    }
-
-    /// Creates a session; `None` when the member is unknown.
+    /// Creates a session with these factors (none: a magic link, now); `None` when the
+    /// member is unknown.
     pub(crate) fn create_session(
         &self,
         member_id: &str,
         duration_secs: i64,
         custom_claims: Map<String, Value>,
+        factors: Vec<AuthenticationFactor>,
     ) -> Option<SessionInfo> {
         let now = self.now();
         let id = self.new_id("session");
         let claims = without_reserved_claims(custom_claims);
-        let view = self
-            .lock()
-            .create_session(id, member_id, now, duration_secs, claims)?;
+        let factors = if factors.is_empty() {
+            vec![AuthenticationFactor::magic_link()]
+        } else {
+            factors
+        };
+        let mut session_factors = Vec::with_capacity(factors.len());
+        for factor in factors {
+            let id = self.new_id(factor_id_kind(&factor.kind));
+            add_factor(&mut session_factors, factor, id, now);
+        }
+        let view = self.lock().create_session(
+            id,
+            member_id,
+            now,
+            duration_secs,
+            claims,
+            session_factors,
+        )?;
         let jwt = self.mint(&view, now);
         Some(SessionInfo {
             member_id: view.member.id.clone(),
@@ -184,6 +199,29 @@ impl Shared {
             session_token: SessionToken(view.session.token.clone()),
             session_jwt: SessionJwt(jwt),
         })
+    }
+
+    /// Adds a factor to a live session, or refreshes the time of the one it has with that
+    /// method (Stytch's MFA step), and returns the session as it is now.
+    pub(crate) fn add_session_factor(
+        &self,
+        member_session_id: &str,
+        factor: AuthenticationFactor,
+    ) -> Result<SessionView, EmulatorError> {
+        let now = self.now();
+        let id = self.new_id(factor_id_kind(&factor.kind));
+        let mut st = self.lock();
+        if st.live_session(member_session_id, now).is_none() {
+            return Err(EmulatorError::UnknownSession);
+        }
+        let session = st
+            .sessions
+            .get_mut(member_session_id)
+            .ok_or(EmulatorError::UnknownSession)?;
+        add_factor(&mut session.factors, factor, id, now);
+        session.last_accessed_at = now;
+        st.view(member_session_id)
+            .ok_or(EmulatorError::UnknownSession)
     }
 
     pub(crate) fn mint_jwt(&self, member_session_id: &str) -> Option<String> {

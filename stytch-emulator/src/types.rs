@@ -47,6 +47,12 @@ pub enum EmulatorError {
     /// No member has this id.
     #[error("unknown member")]
     UnknownMember,
+    /// No live session has this id.
+    #[error("unknown session")]
+    UnknownSession,
+    /// No M2M client has this id.
+    #[error("unknown M2M client")]
+    UnknownM2mClient,
     /// A member status other than those in [`MEMBER_STATUSES`](crate::MEMBER_STATUSES).
     #[error("invalid member status: one of active, invited, pending, deleted")]
     InvalidStatus,

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use super::{Out, api_error, optional_str, source, str_field, string_list};
 use crate::config::DEFAULT_SESSION_DURATION;
 use crate::lifecycle::MemberUpdate;
+use crate::parse;
 use crate::render::member_json;
 use crate::shared::Shared;
 use crate::wire::{ApiError, one};
@@ -18,24 +19,8 @@ pub(super) fn create_organization(shared: &Shared, body: &Map<String, Value>) ->
 
 pub(super) fn create_role(shared: &Shared, body: &Map<String, Value>) -> Out {
     let org = str_field(body, "organization_id")?;
-    let role = str_field(body, "role_id")?;
-    let mut permissions = Vec::new();
-    if let Some(list) = body.get("permissions") {
-        let list = list
-            .as_array()
-            .ok_or_else(|| ApiError::bad_request("permissions must be an array."))?;
-        for p in list {
-            let resource = p
-                .get("resource_id")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::bad_request("permissions[].resource_id is required."))?;
-            permissions.push((
-                resource.to_owned(),
-                string_list(p.get("actions"), "actions")?,
-            ));
-        }
-    }
-    if !shared.create_role(org, role, permissions) {
+    let role = parse::role(&Value::Object(body.clone()))?;
+    if !shared.create_role(org, role) {
         return Err(ApiError::organization_not_found());
     }
     Ok(Map::new())
@@ -85,7 +70,7 @@ pub(super) fn create_session(shared: &Shared, body: &Map<String, Value>) -> Out 
         Some(_) => return Err(ApiError::bad_request("custom_claims must be an object.")),
     };
     let info = shared
-        .create_session(member, secs, claims)
+        .create_session(member, secs, claims, parse::factors(body)?)
         .ok_or_else(ApiError::member_not_found)?;
     let mut out = Map::new();
     out.insert("member_id".into(), info.member_id.into());

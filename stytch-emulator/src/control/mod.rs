@@ -12,12 +12,16 @@
 //! | POST | `members` | `{organization_id, email_address, roles?, name?, source?}` → `{member_id}` |
 //! | PUT | `members/{member_id}` | `{roles?, status?, name?, source?}` → `{member}` |
 //! | DELETE | `members/{member_id}` | `{source?}` → `{}` (its sessions end) |
-//! | POST | `sessions` | `{member_id, session_duration_minutes?, custom_claims?}` → `{member_id, organization_id, member_session_id, session_token, session_jwt}` |
+//! | POST | `sessions` | `{member_id, session_duration_minutes?, custom_claims?, authentication_factors?}` → `{member_id, organization_id, member_session_id, session_token, session_jwt}` |
+//! | POST | `sessions/{member_session_id}/factors` | `{type, delivery_method, phone_number?, last_authenticated_at?}` → `{member_session, session_jwt}` (the MFA step) |
+//! | PUT | `rbac/policy` | `{roles?, resources?, scopes?}` (each given list replaces the project's) → `{policy}` |
+//! | POST | `rbac/roles`, `rbac/resources`, `rbac/scopes` | one role, resource or scope (added or replaced by id) → `{policy}` |
+//! | PUT | `rbac/organizations/{organization_id}` | `{roles}` → `{org_policy}` (the organization's custom roles) |
 //! | GET / DELETE | `requests` | → `{requests: [{method, path, headers, body}]}` / clears |
 //! | POST / DELETE | `faults` | `{endpoint, fault: {type, …}, times?}` or `{endpoint, fault, percent}` → `{}` / clears them all |
 //! | POST | `keys/rotate` | → `{kid}` |
 //! | POST | `clock` | `{offset_seconds}` → `{}` |
-//! | GET | `counts` | → `{authenticate, revoke, jwks, get_sessions, injected: {…}}` (calls, and faults shown) |
+//! | GET | `counts` | → `{authenticate, revoke, jwks, get_sessions, rbac_policy, rbac_organization, injected: {…}}` (calls, and faults shown) |
 //! | GET | `webhooks` | → `{secret, endpoints: [{url, event_types}]}` |
 //! | POST | `webhooks` | `{secret?, endpoints?: [url or {url, event_types?}]}` → as GET |
 //! | GET | `webhooks/deliveries` | → `{deliveries: [{msg_id, event_id, event_type, endpoint, attempts, last_status, last_error, state}]}` |
@@ -38,40 +42,18 @@
 
 mod directory;
 mod ops;
+mod rbac;
 mod webhooks;
 
 use http::Response;
 use serde_json::{Map, Value};
 
+pub(crate) use crate::parse::{optional_str, str_field, string_list};
 use crate::route::Op;
 use crate::shared::Shared;
 use crate::types::EmulatorError;
 use crate::webhooks::EventSource;
 use crate::wire::{ApiError, Body, error_response, json_object, ok_response, one};
-
-pub(crate) fn str_field<'a>(
-    body: &'a Map<String, Value>,
-    field: &str,
-) -> Result<&'a str, ApiError> {
-    body.get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request(format!("{field} is required and must be a string.")))
-}
-
-pub(crate) fn string_list(value: Option<&Value>, what: &str) -> Result<Vec<String>, ApiError> {
-    match value {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| ApiError::bad_request(format!("{what} must be strings.")))
-            })
-            .collect(),
-        Some(_) => Err(ApiError::bad_request(format!("{what} must be an array."))),
-    }
-}
 
 /// The answer's fields.
 pub(crate) type Out = Result<Map<String, Value>, ApiError>;
@@ -126,6 +108,10 @@ fn run(shared: &Shared, op: Op, body: &Map<String, Value>) -> Out {
             }
         }
         Op::SendWebhook => webhooks::send_webhook(shared, body),
+        Op::SetPolicy => rbac::set_policy(shared, body),
+        Op::SetPolicyItem(kind) => rbac::set_policy_item(shared, kind, body),
+        Op::SetOrganizationRoles(id) => rbac::set_organization_roles(shared, &id, body),
+        Op::AddSessionFactor(id) => rbac::add_session_factor(shared, &id, body),
     }
 }
 
@@ -134,6 +120,7 @@ pub(crate) fn api_error(error: EmulatorError) -> ApiError {
     match error {
         EmulatorError::UnknownOrganization => ApiError::organization_not_found(),
         EmulatorError::UnknownMember => ApiError::member_not_found(),
+        EmulatorError::UnknownSession => ApiError::session_not_found(),
         EmulatorError::UnknownMessage => ApiError::new(
             404,
             "message_not_found",
@@ -150,17 +137,6 @@ pub(crate) fn source(body: &Map<String, Value>) -> Result<EventSource, ApiError>
         Some(Value::String(name)) => EventSource::from_name(name)
             .ok_or_else(|| ApiError::bad_request("source must be DIRECT, DASHBOARD or SCIM.")),
         Some(_) => Err(ApiError::bad_request("source must be a string.")),
-    }
-}
-
-pub(crate) fn optional_str(
-    body: &Map<String, Value>,
-    field: &str,
-) -> Result<Option<String>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::bad_request(format!("{field} must be a string."))),
     }
 }
 

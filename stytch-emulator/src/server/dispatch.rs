@@ -211,6 +211,11 @@ fn answer(shared: &Shared, request: Answerable<'_>) -> Response<Body> {
             json_object(bytes).and_then(|b| api::sessions::authenticate(shared, &b))
         }
         Route::Revoke => json_object(bytes).and_then(|b| api::revoke::revoke(shared, headers, &b)),
+        Route::RbacPolicy => Ok(api::rbac::policy(shared)),
+        Route::RbacOrganization(id) => api::rbac::organization(shared, &id),
+        Route::SetOrgPolicy(id) => {
+            json_object(bytes).and_then(|b| api::rbac::set_organization(shared, &id, &b))
+        }
         Route::GetSessions => api::sessions::get_sessions(shared, query.unwrap_or_default()),
         Route::Control(op) => return control::handle(shared, request_id, op, bytes),
     };

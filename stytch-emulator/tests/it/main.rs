@@ -9,6 +9,20 @@
 
 mod api;
 mod cli;
+mod factors;
 mod faults;
 mod official_sdk;
+mod rbac;
 mod webhooks;
+
+/// The claims of a JWT, not verified (the tests that need verification do it themselves).
+pub(crate) fn decode_claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let claims = jwt.split('.').nth(1).expect("a JWT has three parts");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .expect("base64url claims"),
+    )
+    .expect("JSON claims")
+}

@@ -5,8 +5,14 @@
 //! If this fails, the emulator has drifted from Stytch's real API: code proven against the
 //! emulator could fail against Stytch.
 
-use stytch::b2b::sessions::{AuthenticateRequest, GetJWKSRequest, GetRequest, RevokeRequest};
-use stytch_emulator::{Emulator, EmulatorConfig};
+use std::time::Duration;
+
+use stytch::b2b::rbac::PolicyRequest;
+use stytch::b2b::rbac_organizations::{GetOrgPolicyRequest, SetOrgPolicyRequest};
+use stytch::b2b::sessions::{
+    AuthenticateRequest, AuthorizationCheck, GetJWKSRequest, GetRequest, RevokeRequest,
+};
+use stytch_emulator::{AuthenticationFactor, Emulator, EmulatorConfig};
 
 fn official_client(emulator: &Emulator) -> stytch::b2b::client::Client {
     let base = reqwest::Url::parse(&emulator.base_url()).unwrap();
@@ -141,4 +147,94 @@ async fn the_official_rust_sdk_lists_a_members_sessions() {
         .unwrap_err();
     let shown = format!("{err:?}");
     assert!(shown.contains("member_not_found"), "{shown}");
+}
+
+#[tokio::test]
+async fn the_official_rust_sdk_reads_and_sets_rbac_policies() {
+    // If this broke, the emulator's policy JSON would not decode as Stytch's does, so an
+    // SDK's (or the library's) cached policy could not be loaded from it.
+    let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let org = emulator.create_organization("Acme", "acme");
+    let client = official_client(&emulator);
+
+    let res = client
+        .rbac
+        .policy(PolicyRequest {})
+        .await
+        .expect("the official SDK decodes the emulator's policy");
+    let policy = res.policy.expect("a policy");
+    let roles: Vec<&str> = policy.roles.iter().map(|r| r.role_id.as_str()).collect();
+    assert_eq!(roles, ["stytch_member", "stytch_admin", "editor", "viewer"]);
+    assert_eq!(policy.resources.len(), 5);
+
+    let mut org_policy = client
+        .rbac
+        .organizations
+        .get_org_policy(GetOrgPolicyRequest {
+            organization_id: org.clone(),
+        })
+        .await
+        .expect("the official SDK decodes an organization policy")
+        .org_policy;
+    assert!(org_policy.roles.is_empty());
+    let mut owner = policy.roles[2].clone();
+    owner.role_id = "owner".to_owned();
+    org_policy.roles.push(owner);
+    let set = client
+        .rbac
+        .organizations
+        .set_org_policy(SetOrgPolicyRequest {
+            organization_id: org.clone(),
+            org_policy,
+        })
+        .await
+        .expect("Set Org Policy");
+    assert_eq!(set.org_policy.roles[0].role_id, "owner");
+    assert_eq!(
+        emulator.organization_roles(&org).unwrap()[0].role_id,
+        "owner"
+    );
+}
+
+#[tokio::test]
+async fn the_official_rust_sdk_decodes_factors_and_a_verdict() {
+    // If this broke, a factor type or delivery method of the emulator would be outside the
+    // SDK's strict enums, or the verdict of an authorization check in another shape.
+    let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let org = emulator.create_organization("Acme", "acme");
+    let member = emulator.create_member(&org, "ada@acme.test", &["editor"]);
+    let every_kind = vec![
+        AuthenticationFactor::magic_link(),
+        AuthenticationFactor::email_otp(),
+        AuthenticationFactor::password(),
+        AuthenticationFactor::sms_otp("+15555550123"),
+        AuthenticationFactor::totp(),
+        AuthenticationFactor::recovery_code(),
+    ];
+    let session = emulator
+        .create_session_with_factors(
+            &member,
+            Duration::from_secs(600),
+            Default::default(),
+            every_kind,
+        )
+        .unwrap();
+    let client = official_client(&emulator);
+    let res = client
+        .sessions
+        .authenticate(AuthenticateRequest {
+            session_token: Some(session.session_token.expose_secret().to_owned()),
+            authorization_check: Some(AuthorizationCheck {
+                organization_id: org.clone(),
+                resource_id: "documents".to_owned(),
+                action: "create".to_owned(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("the official SDK decodes every factor kind and the verdict");
+    assert_eq!(res.member_session.authentication_factors.len(), 6);
+    let verdict = res.verdict.expect("a verdict");
+    assert!(verdict.authorized);
+    assert_eq!(verdict.granting_roles, ["editor"]);
 }

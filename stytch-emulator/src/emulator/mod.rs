@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::config::{DEFAULT_SESSION_DURATION, EmulatorConfig};
 use crate::faults::{EmulatorEndpoint, Fault};
 use crate::lifecycle::{MemberUpdate, Via};
+use crate::policy::{RbacPermission, RbacRole};
 use crate::shared::Shared;
 use crate::types::{EmulatorError, RecordedRequest, SessionInfo, SessionJwt};
 use crate::webhooks::{
@@ -23,9 +24,11 @@ use crate::webhooks::{
 };
 use crate::{server, webhooks};
 
+mod rbac;
+
 /// A running emulator. Dropping it (or [`shutdown`](Self::shutdown)) stops the server.
 pub struct Emulator {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -41,16 +44,15 @@ impl fmt::Debug for Emulator {
     }
 }
 
-fn owned_permissions(permissions: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
-    permissions
-        .iter()
-        .map(|(r, actions)| {
-            (
-                (*r).to_owned(),
-                actions.iter().map(|a| (*a).to_owned()).collect(),
-            )
-        })
-        .collect()
+/// An organization's custom role with these `(resource_id, actions)` permissions.
+fn custom_role(role_id: &str, permissions: &[(&str, &[&str])]) -> RbacRole {
+    RbacRole::new(
+        role_id,
+        permissions
+            .iter()
+            .map(|(resource, actions)| RbacPermission::new(*resource, actions))
+            .collect(),
+    )
 }
 
 impl Emulator {
@@ -137,7 +139,7 @@ impl Emulator {
     ) {
         assert!(
             self.shared
-                .create_role(organization_id, role_id, owned_permissions(permissions)),
+                .create_role(organization_id, custom_role(role_id, permissions)),
             "unknown organization {organization_id}"
         );
     }
@@ -264,7 +266,7 @@ impl Emulator {
     ) -> SessionInfo {
         let secs = i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
         self.shared
-            .create_session(member_id, secs, custom_claims)
+            .create_session(member_id, secs, custom_claims, Vec::new())
             .unwrap_or_else(|| panic!("unknown member {member_id}"))
     }
 
