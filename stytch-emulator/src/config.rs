@@ -17,6 +17,9 @@ pub const REQUEST_LOG_CAPACITY: usize = 10_000;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Default session length of [`Emulator::create_session`](crate::Emulator::create_session).
 pub const DEFAULT_SESSION_DURATION: Duration = Duration::from_secs(60 * 60);
+/// Lifetime of an M2M access token by default: one hour, as Stytch ("valid for one hour
+/// after issuance", python `stytch/consumer/api/m2m.py` `token`; node `lib/b2c/m2m.ts`).
+pub const DEFAULT_M2M_TOKEN_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// Header carrying the acting member's session token on a revoke (Stytch then enforces that
 /// member's RBAC).
 pub const MEMBER_SESSION_HEADER: &str = "x-stytch-member-session";
@@ -33,6 +36,7 @@ pub struct EmulatorConfig {
     pub(crate) webhook_secret: Option<WebhookSecret>,
     pub(crate) webhook_policy: RetryPolicy,
     pub(crate) rbac_policy: RbacPolicy,
+    pub(crate) m2m_token_lifetime: Duration,
 }
 
 impl fmt::Debug for EmulatorConfig {
@@ -55,6 +59,7 @@ impl Default for EmulatorConfig {
             webhook_secret: None,
             webhook_policy: RetryPolicy::default(),
             rbac_policy: RbacPolicy::default(),
+            m2m_token_lifetime: DEFAULT_M2M_TOKEN_LIFETIME,
         }
     }
 }
@@ -122,6 +127,13 @@ impl EmulatorConfig {
     #[must_use]
     pub fn rbac_policy(mut self, policy: RbacPolicy) -> Self {
         self.rbac_policy = policy;
+        self
+    }
+
+    /// How long M2M access tokens live (default [`DEFAULT_M2M_TOKEN_LIFETIME`], one hour).
+    #[must_use]
+    pub fn m2m_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.m2m_token_lifetime = lifetime;
         self
     }
 }

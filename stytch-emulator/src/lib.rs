@@ -15,6 +15,9 @@
 //! - `GET /v1/b2b/rbac/policy` and `GET`/`PUT /v1/b2b/rbac/organizations/{id}`: the RBAC
 //!   policy ([`RbacPolicy`]) that the SDKs fetch to authorize locally, with organizations'
 //!   custom roles; sessions carry [`AuthenticationFactor`]s (MFA step included);
+//! - Stytch's M2M API: clients (`/v1/m2m/clients…`, secret rotation) and the OAuth token
+//!   endpoint `POST /v1/public/{project_id}/oauth2/token`, whose access tokens
+//!   ([`M2mAccessToken`]) verify against the same JWKS;
 //! - a control API under `/emulator/v1/` (same Basic auth) mirroring the Rust methods of
 //!   [`Emulator`]: organizations, members (create, update, delete), roles, sessions, request
 //!   log, faults, key rotation, clock offset and webhooks (see the crate's README for the
@@ -99,17 +102,18 @@
 //! |---|---|---|
 //! | `server` (+ `dispatch`, `faulty`) | accept loop, connections, per-request steps (body limit, log, faults, Basic auth), fault answers | `route`, `api`, `control`, `wire`, `shared`, `gate` |
 //! | `route` | method + path → `Route` (Stytch endpoints) or control `Op` | `faults` |
-//! | `api` (+ `sessions`, `revoke`, `rbac`) | the emulated Stytch endpoints | `wire`, `parse`, `render`, `shared`, `state`, `keys` |
-//! | `control` (+ `directory`, `ops`, `webhooks`, `rbac`) | the control API under `/emulator/v1/` | `route` (`Op`), `wire`, `parse`, `render`, `shared`, `lifecycle` |
-//! | `emulator` (+ `rbac`) | the [`Emulator`] handle: starts the tasks, mirrors the control API | `shared`, `lifecycle`, `server` (to spawn it) |
+//! | `api` (+ `sessions`, `revoke`, `rbac`, `m2m`) | the emulated Stytch endpoints | `wire`, `parse`, `render`, `shared`, `state`, `keys` |
+//! | `control` (+ `directory`, `ops`, `webhooks`, `rbac`, `m2m`) | the control API under `/emulator/v1/` | `route` (`Op`), `wire`, `parse`, `render`, `shared`, `lifecycle`, `api::m2m` (client creation) |
+//! | `emulator` (+ `rbac`, `m2m`) | the [`Emulator`] handle: starts the tasks, mirrors the control API | `shared`, `lifecycle`, `server` (to spawn it) |
 //! | `parse` | request-body fields, roles, resources, scopes, factors in Stytch's names | `wire`, `policy`, `factors` |
 //! | `rbac` | policy, organization-role and factor operations on `Shared` | `shared`, `policy` |
 //! | `lifecycle` | members and organizations created, updated, deleted, with webhook events | `shared`, `render`, `state`, `webhooks` |
-//! | `shared` | `Shared`, the state the handle and the tasks share; JWT minting | `state`, `keys`, `gate`, `render`, `webhooks` |
+//! | `shared` | `Shared`, the state the handle and the tasks share; JWT minting (sessions, M2M) | `state`, `keys`, `gate`, `render`, `webhooks`, `m2m` |
 //! | `render` | Stytch's JSON shapes and JWT claims from state snapshots | `state` |
 //! | `wire` | Stytch's error JSON (`ApiError`), success bodies, the body type and parser | nothing |
 //! | `state` | organizations, members, roles, sessions and the RBAC rules, behind one lock | `policy`, `factors` |
 //! | `policy`, `factors` | the RBAC policy and its rule; authentication factors | nothing |
+//! | `m2m` (+ `registry`) | M2M clients, secret rotation, what a token request is granted | nothing |
 //! | `keys`, `gate`, `faults` | signing keys, the refused-connections gate, injected faults and counts | nothing |
 //! | `webhooks` (+ `log`, `deliver`, `sign`) | Svix-signed webhook events, their log and delivery task | `types` |
 //! | `config`, `types` | constants, [`EmulatorConfig`]; public plain types and [`EmulatorError`] | `webhooks` (config) |
@@ -124,6 +128,7 @@ mod faults;
 mod gate;
 mod keys;
 mod lifecycle;
+mod m2m;
 mod parse;
 mod policy;
 mod rbac;
@@ -137,13 +142,15 @@ mod webhooks;
 mod wire;
 
 pub use self::config::{
-    DEFAULT_PROJECT_ID, DEFAULT_SECRET, DEFAULT_SESSION_DURATION, EmulatorConfig, MAX_BODY_BYTES,
-    MEMBER_SESSION_HEADER, MEMBER_SESSION_JWT_HEADER, REQUEST_LOG_CAPACITY,
+    DEFAULT_M2M_TOKEN_LIFETIME, DEFAULT_PROJECT_ID, DEFAULT_SECRET, DEFAULT_SESSION_DURATION,
+    EmulatorConfig, MAX_BODY_BYTES, MEMBER_SESSION_HEADER, MEMBER_SESSION_JWT_HEADER,
+    REQUEST_LOG_CAPACITY,
 };
 pub use self::emulator::Emulator;
 pub use self::factors::{AuthenticationFactor, FactorKind};
 pub use self::faults::{EmulatorEndpoint, Fault};
 pub use self::lifecycle::{MEMBER_STATUSES, MemberUpdate, Via};
+pub use self::m2m::{ClientSecret, M2mAccessToken, M2mClient, M2mCredentials, NewM2mClient};
 pub use self::policy::{
     ADMIN_ROLE, MEMBER_ROLE, RbacPermission, RbacPolicy, RbacResource, RbacRole, RbacScope,
 };

@@ -17,6 +17,9 @@ pub(crate) enum Route {
     RbacPolicy,
     RbacOrganization(String),
     SetOrgPolicy(String),
+    M2m(M2mOp),
+    /// The OAuth token endpoint of this project id.
+    M2mToken(String),
     Control(Op),
     MethodNotAllowed(&'static str),
     NotFound,
@@ -33,6 +36,8 @@ impl Route {
             Self::RbacOrganization(_) | Self::SetOrgPolicy(_) => {
                 Some(EmulatorEndpoint::RbacOrganization)
             }
+            Self::M2m(_) => Some(EmulatorEndpoint::M2mClients),
+            Self::M2mToken(_) => Some(EmulatorEndpoint::M2mToken),
             _ => None,
         }
     }
@@ -52,6 +57,69 @@ fn path_id(path: &str, prefix: &str) -> Option<String> {
     )
 }
 
+/// A call of Stytch's M2M client API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum M2mOp {
+    Create,
+    Search,
+    Get(String),
+    Update(String),
+    Delete(String),
+    RotateStart(String),
+    RotateCancel(String),
+    Rotate(String),
+}
+
+/// Routes `/v1/m2m/clients…` and `/v1/public/{project_id}/oauth2/token` (paths of python
+/// `stytch/consumer/api/m2m_clients.py`, `m2m_clients_secrets.py`, `m2m.py`).
+fn m2m_route(method: &Method, path: &str) -> Option<Route> {
+    let post = |op: M2mOp| {
+        if *method == Method::POST {
+            Route::M2m(op)
+        } else {
+            Route::MethodNotAllowed("POST")
+        }
+    };
+    if let Some(project) = path
+        .strip_prefix("/v1/public/")
+        .and_then(|rest| rest.strip_suffix("/oauth2/token"))
+        .filter(|p| !p.is_empty() && !p.contains('/'))
+    {
+        return Some(if *method == Method::POST {
+            Route::M2mToken(project.to_owned())
+        } else {
+            Route::MethodNotAllowed("POST")
+        });
+    }
+    let rest = path.strip_prefix("/v1/m2m/clients")?;
+    if rest.is_empty() {
+        return Some(post(M2mOp::Create));
+    }
+    let rest = rest.strip_prefix('/')?;
+    if rest == "search" {
+        return Some(post(M2mOp::Search));
+    }
+    let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    if id.is_empty() {
+        return None;
+    }
+    let id = percent_encoding::percent_decode_str(id)
+        .decode_utf8_lossy()
+        .into_owned();
+    Some(match tail {
+        "" => match *method {
+            Method::GET => Route::M2m(M2mOp::Get(id)),
+            Method::PUT => Route::M2m(M2mOp::Update(id)),
+            Method::DELETE => Route::M2m(M2mOp::Delete(id)),
+            _ => Route::MethodNotAllowed("GET, PUT, DELETE"),
+        },
+        "secrets/rotate/start" => post(M2mOp::RotateStart(id)),
+        "secrets/rotate/cancel" => post(M2mOp::RotateCancel(id)),
+        "secrets/rotate" => post(M2mOp::Rotate(id)),
+        _ => return None,
+    })
+}
+
 /// Routes a method and path.
 pub(crate) fn route(method: &Method, path: &str) -> Route {
     let expect = |m: Method, allow: &'static str, r: Route| {
@@ -67,8 +135,15 @@ pub(crate) fn route(method: &Method, path: &str) -> Route {
         "/v1/b2b/sessions" => expect(Method::GET, "GET", Route::GetSessions),
         "/v1/b2b/rbac/policy" => expect(Method::GET, "GET", Route::RbacPolicy),
         _ => {
-            if let Some(project) = path_id(path, "/v1/b2b/sessions/jwks/") {
+            // The consumer path too: Stytch's SDKs of the consumer vertical verify M2M tokens
+            // against it (official Rust SDK `src/client.rs`), and it serves the same keys.
+            if let Some(project) = path_id(path, "/v1/b2b/sessions/jwks/")
+                .or_else(|| path_id(path, "/v1/sessions/jwks/"))
+            {
                 return expect(Method::GET, "GET", Route::Jwks(project));
+            }
+            if let Some(route) = m2m_route(method, path) {
+                return route;
             }
             if let Some(org) = path_id(path, "/v1/b2b/rbac/organizations/") {
                 return match *method {
@@ -112,6 +187,8 @@ pub(crate) enum Op {
     SetPolicyItem(&'static str),
     SetOrganizationRoles(String),
     AddSessionFactor(String),
+    CreateM2mClient,
+    SetM2mTokenLifetime,
 }
 
 /// Routes `members/{id}` and `organizations/{id}`.
@@ -130,8 +207,9 @@ fn route_item(method: &Method, collection: &str, id: &str) -> Option<Route> {
     })
 }
 
-/// Routes the RBAC and factor control paths: `rbac/policy`, `rbac/{roles,resources,scopes}`,
-/// `rbac/organizations/{id}`, `sessions/{id}/factors`.
+/// Routes the RBAC, factor and M2M control paths: `rbac/policy`,
+/// `rbac/{roles,resources,scopes}`, `rbac/organizations/{id}`, `sessions/{id}/factors`,
+/// `m2m/clients`, `m2m/token_lifetime`.
 fn rbac_route(method: &Method, rest: &str) -> Option<Route> {
     let expect = |m: Method, allow: &'static str, op: Op| {
         Some(if *method == m {
@@ -145,6 +223,8 @@ fn rbac_route(method: &Method, rest: &str) -> Option<Route> {
         "rbac/roles" => return expect(Method::POST, "POST", Op::SetPolicyItem("roles")),
         "rbac/resources" => return expect(Method::POST, "POST", Op::SetPolicyItem("resources")),
         "rbac/scopes" => return expect(Method::POST, "POST", Op::SetPolicyItem("scopes")),
+        "m2m/clients" => return expect(Method::POST, "POST", Op::CreateM2mClient),
+        "m2m/token_lifetime" => return expect(Method::PUT, "PUT", Op::SetM2mTokenLifetime),
         _ => {}
     }
     if let Some(org) = rest.strip_prefix("rbac/organizations/")
@@ -256,5 +336,44 @@ mod tests {
             Route::MethodNotAllowed("POST")
         );
         assert_eq!(control_route(&Method::GET, "nope"), Route::NotFound);
+    }
+
+    #[test]
+    fn m2m_routes_follow_the_sdks_paths() {
+        // If this broke, the SDKs' M2M calls would get 404 or 405 from the emulator.
+        let m2m = |m: Method, p: &str| route(&m, p);
+        assert_eq!(
+            m2m(Method::POST, "/v1/m2m/clients"),
+            Route::M2m(M2mOp::Create)
+        );
+        assert_eq!(
+            m2m(Method::POST, "/v1/m2m/clients/search"),
+            Route::M2m(M2mOp::Search)
+        );
+        assert_eq!(
+            m2m(Method::DELETE, "/v1/m2m/clients/m2m-client-test-1"),
+            Route::M2m(M2mOp::Delete("m2m-client-test-1".into()))
+        );
+        assert_eq!(
+            m2m(Method::POST, "/v1/m2m/clients/c%2B1/secrets/rotate/start"),
+            Route::M2m(M2mOp::RotateStart("c+1".into()))
+        );
+        assert_eq!(
+            m2m(Method::POST, "/v1/m2m/clients/c/secrets/rotate"),
+            Route::M2m(M2mOp::Rotate("c".into()))
+        );
+        assert_eq!(
+            m2m(Method::POST, "/v1/public/project-test-1/oauth2/token"),
+            Route::M2mToken("project-test-1".into())
+        );
+        assert_eq!(
+            m2m(Method::GET, "/v1/public/project-test-1/oauth2/token"),
+            Route::MethodNotAllowed("POST")
+        );
+        assert_eq!(
+            m2m(Method::GET, "/v1/sessions/jwks/project-test-1"),
+            Route::Jwks("project-test-1".into())
+        );
+        assert_eq!(m2m(Method::GET, "/v1/m2m/clients/c/other"), Route::NotFound);
     }
 }

@@ -15,6 +15,7 @@ use crate::factors::{AuthenticationFactor, FactorKind, add_factor};
 use crate::faults::{EmulatorEndpoint, Fault, Faults};
 use crate::gate::Gate;
 use crate::keys::KeyRing;
+use crate::m2m::registry::{Grant, M2mRegistry};
 use crate::render::{jwt_claims, without_reserved_claims};
 use crate::state::{self, SessionView, State};
 use crate::types::{EmulatorError, RecordedRequest, SessionInfo, SessionJwt, SessionToken};
@@ -46,6 +47,10 @@ pub(crate) struct Shared {
     log: Mutex<VecDeque<RecordedRequest>>,
     clock_offset: AtomicI64,
     pub(crate) webhooks: Arc<Webhooks>,
+    /// The M2M clients (a lock of their own: token requests do not wait for sessions).
+    pub(crate) m2m: Mutex<M2mRegistry>,
+    /// Lifetime of M2M access tokens, seconds.
+    m2m_token_lifetime: AtomicI64,
 }
 
 impl Shared {
@@ -77,6 +82,10 @@ impl Shared {
             log: Mutex::new(VecDeque::new()),
             clock_offset: AtomicI64::new(0),
             webhooks: Arc::new(webhooks),
+            m2m: Mutex::new(M2mRegistry::default()),
+            m2m_token_lifetime: AtomicI64::new(
+                i64::try_from(config.m2m_token_lifetime.as_secs()).unwrap_or(i64::MAX),
+            ),
         };
         (shared, queue)
     }
@@ -244,6 +253,46 @@ impl Shared {
         self.keys
             .current()
             .sign(&jwt_claims(&self.project_id, view, now))
+    }
+
+    /// The M2M clients.
+    pub(crate) fn m2m(&self) -> MutexGuard<'_, M2mRegistry> {
+        self.m2m
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Lifetime of new M2M access tokens, seconds.
+    pub(crate) fn m2m_token_lifetime(&self) -> i64 {
+        self.m2m_token_lifetime.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_m2m_token_lifetime(&self, seconds: i64) {
+        self.m2m_token_lifetime.store(seconds, Ordering::Relaxed);
+    }
+
+    /// Signs an M2M access token for `grant` with the current key: `sub` the client id,
+    /// `scope` space-separated, `aud` `[project_id]`, `iss` `stytch.com/{project_id}`, `iat`
+    /// = `nbf` = now, `exp` = now + the token lifetime, and the client's custom claims (the
+    /// claims of node `lib/b2c/m2m.ts`'s documented example). Returns it and its lifetime.
+    pub(crate) fn mint_m2m(&self, grant: &Grant) -> (String, i64) {
+        let now = self.now();
+        let lifetime = self.m2m_token_lifetime();
+        let mut claims = grant.custom_claims.clone();
+        claims.insert("sub".into(), grant.client_id.clone().into());
+        claims.insert(
+            "iss".into(),
+            format!("stytch.com/{}", self.project_id).into(),
+        );
+        claims.insert(
+            "aud".into(),
+            Value::Array(vec![self.project_id.clone().into()]),
+        );
+        claims.insert("scope".into(), grant.scopes.join(" ").into());
+        claims.insert("iat".into(), now.into());
+        claims.insert("nbf".into(), now.into());
+        claims.insert("exp".into(), now.saturating_add(lifetime).into());
+        (self.keys.current().sign(&Value::Object(claims)), lifetime)
     }
 }
 

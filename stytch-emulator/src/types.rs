@@ -53,6 +53,24 @@ pub enum EmulatorError {
     /// No M2M client has this id.
     #[error("unknown M2M client")]
     UnknownM2mClient,
+    /// An M2M client with this id exists already.
+    #[error("an M2M client with this id exists")]
+    DuplicateM2mClient,
+    /// An M2M client's secret shorter than 8 characters, a scope empty or with whitespace,
+    /// or a status other than `active` and `inactive`.
+    #[error(
+        "invalid M2M client: secret of 8 characters or more, scopes without whitespace, status active or inactive"
+    )]
+    InvalidM2mClient,
+    /// A secret rotation started twice, or completed or cancelled when none runs.
+    #[error("the M2M client is already rotating its secret, or is not rotating it")]
+    M2mSecretRotation,
+    /// A token request from an unknown, deleted or inactive client, or with a wrong secret.
+    #[error("M2M token refused: unknown or inactive client, or wrong secret")]
+    M2mClientRefused,
+    /// A token request for a scope the client does not have.
+    #[error("M2M token refused: a requested scope is not the client's")]
+    M2mScopeNotAllowed,
     /// A member status other than those in [`MEMBER_STATUSES`](crate::MEMBER_STATUSES).
     #[error("invalid member status: one of active, invited, pending, deleted")]
     InvalidStatus,

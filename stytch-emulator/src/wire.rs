@@ -22,6 +22,9 @@ pub(crate) struct ApiError {
     pub(crate) status: u16,
     pub(crate) error_type: &'static str,
     pub(crate) message: String,
+    /// Rendered with OAuth 2.0's field names (`error`, `error_description`, `error_uri`), as
+    /// Stytch's OAuth token endpoint answers (stytch-node issue #314, PR #315).
+    pub(crate) oauth: bool,
 }
 
 impl ApiError {
@@ -30,6 +33,15 @@ impl ApiError {
             status,
             error_type,
             message: message.into(),
+            oauth: false,
+        }
+    }
+
+    /// An error of the OAuth token endpoint (`invalid_client`, `invalid_scope`, …).
+    pub(crate) fn oauth(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            oauth: true,
+            ..Self::new(status, error, description)
         }
     }
 
@@ -80,8 +92,21 @@ pub(crate) fn json_response(status: u16, value: &Value) -> Response<Body> {
     response
 }
 
-/// Stytch's error JSON.
+/// Stytch's error JSON (OAuth 2.0's field names for an OAuth error).
 pub(crate) fn error_response(request_id: &str, error: &ApiError) -> Response<Body> {
+    let url = format!("https://stytch.com/docs/api/errors/{}", error.status);
+    if error.oauth {
+        return json_response(
+            error.status,
+            &json!({
+                "status_code": error.status,
+                "request_id": request_id,
+                "error": error.error_type,
+                "error_description": error.message,
+                "error_uri": url,
+            }),
+        );
+    }
     json_response(
         error.status,
         &json!({
@@ -89,7 +114,7 @@ pub(crate) fn error_response(request_id: &str, error: &ApiError) -> Response<Bod
             "request_id": request_id,
             "error_type": error.error_type,
             "error_message": error.message,
-            "error_url": format!("https://stytch.com/docs/api/errors/{}", error.status),
+            "error_url": url,
         }),
     )
 }

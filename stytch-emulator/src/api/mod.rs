@@ -1,10 +1,11 @@
 //! The emulated Stytch endpoints, one module per job: [`sessions`] (authenticate, Get
-//! Sessions), [`revoke`], [`rbac`] (policies), and here the JWKS and what they share (finding a session from a
+//! Sessions), [`revoke`], [`rbac`] (policies), [`m2m`] (clients, tokens), and here the JWKS and what they share (finding a session from a
 //! token or JWT, RBAC errors).
 //!
 //! Handlers use [`wire`](crate::wire), [`render`](crate::render),
 //! [`shared`](crate::shared) and [`state`](crate::state); never the dispatcher.
 
+pub(crate) mod m2m;
 pub(crate) mod rbac;
 pub(crate) mod revoke;
 pub(crate) mod sessions;

@@ -17,6 +17,8 @@
 //! | PUT | `rbac/policy` | `{roles?, resources?, scopes?}` (each given list replaces the project's) → `{policy}` |
 //! | POST | `rbac/roles`, `rbac/resources`, `rbac/scopes` | one role, resource or scope (added or replaced by id) → `{policy}` |
 //! | PUT | `rbac/organizations/{organization_id}` | `{roles}` → `{org_policy}` (the organization's custom roles) |
+//! | POST | `m2m/clients` | Stytch's Create M2M Client body plus `custom_claims` → `{m2m_client}` with `client_secret` |
+//! | PUT | `m2m/token_lifetime` | `{seconds}` → `{}`: lifetime of M2M tokens minted from now on |
 //! | GET / DELETE | `requests` | → `{requests: [{method, path, headers, body}]}` / clears |
 //! | POST / DELETE | `faults` | `{endpoint, fault: {type, …}, times?}` or `{endpoint, fault, percent}` → `{}` / clears them all |
 //! | POST | `keys/rotate` | → `{kid}` |
@@ -41,6 +43,7 @@
 //! until `DELETE faults` or a `percent` of 0 (not for `refused`).
 
 mod directory;
+mod m2m;
 mod ops;
 mod rbac;
 mod webhooks;
@@ -112,6 +115,8 @@ fn run(shared: &Shared, op: Op, body: &Map<String, Value>) -> Out {
         Op::SetPolicyItem(kind) => rbac::set_policy_item(shared, kind, body),
         Op::SetOrganizationRoles(id) => rbac::set_organization_roles(shared, &id, body),
         Op::AddSessionFactor(id) => rbac::add_session_factor(shared, &id, body),
+        Op::CreateM2mClient => m2m::create_client(shared, body),
+        Op::SetM2mTokenLifetime => m2m::set_token_lifetime(shared, body),
     }
 }
 
@@ -121,6 +126,11 @@ pub(crate) fn api_error(error: EmulatorError) -> ApiError {
         EmulatorError::UnknownOrganization => ApiError::organization_not_found(),
         EmulatorError::UnknownMember => ApiError::member_not_found(),
         EmulatorError::UnknownSession => ApiError::session_not_found(),
+        EmulatorError::UnknownM2mClient => ApiError::new(
+            404,
+            "m2m_client_not_found",
+            "M2M client could not be found.",
+        ),
         EmulatorError::UnknownMessage => ApiError::new(
             404,
             "message_not_found",

@@ -83,7 +83,7 @@ pub(super) fn list_requests(shared: &Shared) -> Map<String, Value> {
 pub(super) fn inject_fault(shared: &Shared, body: &Map<String, Value>) -> Out {
     let endpoint = str_field(body, "endpoint")?;
     let endpoint = EmulatorEndpoint::from_name(endpoint).ok_or_else(|| {
-        ApiError::bad_request("endpoint must be authenticate, revoke, jwks, get_sessions, rbac_policy or rbac_organization.")
+        ApiError::bad_request("endpoint must be authenticate, revoke, jwks, get_sessions, rbac_policy, rbac_organization, m2m_clients or m2m_token.")
     })?;
     let fault = parse_fault(body.get("fault").unwrap_or(&Value::Null))?;
     if let Some(percent) = body.get("percent") {

@@ -24,6 +24,7 @@ use crate::webhooks::{
 };
 use crate::{server, webhooks};
 
+mod m2m;
 mod rbac;
 
 /// A running emulator. Dropping it (or [`shutdown`](Self::shutdown)) stops the server.

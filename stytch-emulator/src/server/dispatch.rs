@@ -201,6 +201,8 @@ fn answer(shared: &Shared, request: Answerable<'_>) -> Response<Body> {
                 api::jwks(shared, &project)
             }
         }
+        // Public, like Stytch's: clients authenticate with their own credentials.
+        Route::M2mToken(project) => api::m2m::token(shared, &project, headers, bytes),
         _ if !headers
             .get(header::AUTHORIZATION)
             .is_some_and(|v| shared.basic_auth_ok(v)) =>
@@ -212,6 +214,7 @@ fn answer(shared: &Shared, request: Answerable<'_>) -> Response<Body> {
         }
         Route::Revoke => json_object(bytes).and_then(|b| api::revoke::revoke(shared, headers, &b)),
         Route::RbacPolicy => Ok(api::rbac::policy(shared)),
+        Route::M2m(op) => json_object(bytes).and_then(|b| api::m2m::clients(shared, op, &b)),
         Route::RbacOrganization(id) => api::rbac::organization(shared, &id),
         Route::SetOrgPolicy(id) => {
             json_object(bytes).and_then(|b| api::rbac::set_organization(shared, &id, &b))

@@ -11,6 +11,7 @@ mod api;
 mod cli;
 mod factors;
 mod faults;
+mod m2m;
 mod official_sdk;
 mod rbac;
 mod webhooks;

@@ -12,6 +12,8 @@ use stytch::b2b::rbac_organizations::{GetOrgPolicyRequest, SetOrgPolicyRequest};
 use stytch::b2b::sessions::{
     AuthenticateRequest, AuthorizationCheck, GetJWKSRequest, GetRequest, RevokeRequest,
 };
+use stytch::consumer::m2m::{AuthenticateTokenRequest, TokenRequest};
+use stytch::consumer::m2m_clients::CreateRequest;
 use stytch_emulator::{AuthenticationFactor, Emulator, EmulatorConfig};
 
 fn official_client(emulator: &Emulator) -> stytch::b2b::client::Client {
@@ -237,4 +239,53 @@ async fn the_official_rust_sdk_decodes_factors_and_a_verdict() {
     let verdict = res.verdict.expect("a verdict");
     assert!(verdict.authorized);
     assert_eq!(verdict.granting_roles, ["editor"]);
+}
+
+#[tokio::test]
+async fn the_official_rust_sdk_creates_a_client_gets_and_authenticates_a_token() {
+    // If this broke, the emulator's M2M client JSON, token endpoint or token claims would
+    // differ from what Stytch's SDK expects, and M2M code proven here could fail there.
+    let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let client = official_client(&emulator);
+    let created = client
+        .m2m
+        .clients
+        .create(CreateRequest {
+            scopes: vec!["read:documents".to_owned(), "write:*".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .expect("the official SDK creates an M2M client")
+        .m2m_client;
+    let token = client
+        .m2m
+        .token(TokenRequest {
+            client_id: created.client_id.clone(),
+            client_secret: created.client_secret.clone(),
+            scopes: None,
+            grant_type: "client_credentials".to_owned(),
+        })
+        .await
+        .expect("the official SDK gets a token");
+    assert_eq!(token.token_type, "bearer");
+    let verified = client
+        .m2m
+        .authenticate_token(AuthenticateTokenRequest {
+            access_token: token.access_token.clone(),
+            required_scopes: Some(vec!["write:documents".to_owned()]),
+            ..Default::default()
+        })
+        .await
+        .expect("the official SDK verifies the token against the emulator's JWKS");
+    assert_eq!(verified.client_id, created.client_id);
+    assert_eq!(verified.scopes, ["read:documents", "write:*"]);
+    let denied = client
+        .m2m
+        .authenticate_token(AuthenticateTokenRequest {
+            access_token: token.access_token,
+            required_scopes: Some(vec!["delete:documents".to_owned()]),
+            ..Default::default()
+        })
+        .await;
+    assert!(denied.is_err(), "a scope the token lacks");
 }
