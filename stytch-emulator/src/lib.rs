@@ -3,8 +3,10 @@
 //!
 //! It is an independent implementation of Stytch's wire format: it shares no types with
 //! `tower-stytch`, so that a misunderstanding of Stytch's API cannot pass on both sides.
-//! Stytch's official Rust SDK is the check on the emulator (`tests/it/official_sdk.rs`), and
-//! Svix's published test vectors the check on its webhook signatures.
+//! Stytch's official Rust SDK is the check on the emulator (`tests/it/official_sdk.rs`), so is
+//! its official Python SDK's local RBAC and M2M verdicts (`tests/it/python_sdk.rs` with
+//! `tests/sdk/verdict.py`), and Svix's published test vectors the check on its webhook
+//! signatures.
 //!
 //! [`Emulator::start`] binds a loopback port and serves, over HTTP/1 and HTTP/2:
 //!

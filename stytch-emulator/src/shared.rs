@@ -34,7 +34,6 @@ fn factor_id_kind(kind: &FactorKind) -> &'static str {
 }
 
 /// State shared by the handle and the server tasks.
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) project_id: String,
     pub(crate) secret: String,
@@ -51,6 +50,16 @@ pub(crate) struct Shared {
     pub(crate) m2m: Mutex<M2mRegistry>,
     /// Lifetime of M2M access tokens, seconds.
     m2m_token_lifetime: AtomicI64,
+}
+
+impl std::fmt::Debug for Shared {
+    /// Never the secret: only the project id and the environment.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("project_id", &self.project_id)
+            .field("env", &self.env)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -334,5 +343,16 @@ mod tests {
         assert!(!shared.basic_auth_ok(&header("p:x")));
         assert!(!shared.basic_auth_ok(&header("q:s")));
         assert!(!shared.basic_auth_ok(&http::HeaderValue::from_static("Bearer p:s")));
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_project_secret() {
+        // If this broke, a panic or log line printing the shared state would leak the
+        // project secret.
+        let config = EmulatorConfig::new().secret("secret-test-never-shown");
+        let (shared, _) = Shared::new(config);
+        let shown = format!("{shared:?}");
+        assert!(!shown.contains("never-shown"), "{shown}");
+        assert!(shown.contains("project-test-"), "{shown}");
     }
 }
