@@ -17,10 +17,19 @@ pub enum EmulatorEndpoint {
     Jwks,
     /// `GET /v1/b2b/sessions?organization_id=…&member_id=…` (Get Sessions).
     GetSessions,
+    /// `GET /v1/b2b/rbac/policy`.
+    RbacPolicy,
+    /// `GET` / `PUT /v1/b2b/rbac/organizations/{organization_id}`.
+    RbacOrganization,
+    /// Stytch's M2M client API: `/v1/m2m/clients…` (create, get, update, delete, search,
+    /// secret rotation).
+    M2mClients,
+    /// `POST /v1/public/{project_id}/oauth2/token`, the M2M token endpoint.
+    M2mToken,
 }
 
 /// How many endpoints there are (the size of the per-endpoint arrays).
-const ENDPOINTS: usize = 4;
+const ENDPOINTS: usize = 8;
 
 impl EmulatorEndpoint {
     const ALL: [Self; ENDPOINTS] = [
@@ -28,6 +37,10 @@ impl EmulatorEndpoint {
         Self::Revoke,
         Self::Jwks,
         Self::GetSessions,
+        Self::RbacPolicy,
+        Self::RbacOrganization,
+        Self::M2mClients,
+        Self::M2mToken,
     ];
 
     fn index(self) -> usize {
@@ -36,17 +49,25 @@ impl EmulatorEndpoint {
             Self::Revoke => 1,
             Self::Jwks => 2,
             Self::GetSessions => 3,
+            Self::RbacPolicy => 4,
+            Self::RbacOrganization => 5,
+            Self::M2mClients => 6,
+            Self::M2mToken => 7,
         }
     }
 
-    /// The name used by the HTTP control API: `authenticate`, `revoke`, `jwks` or
-    /// `get_sessions`.
+    /// The name used by the HTTP control API: `authenticate`, `revoke`, `jwks`,
+    /// `get_sessions`, `rbac_policy`, `rbac_organization`, `m2m_clients` or `m2m_token`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Authenticate => "authenticate",
             Self::Revoke => "revoke",
             Self::Jwks => "jwks",
             Self::GetSessions => "get_sessions",
+            Self::RbacPolicy => "rbac_policy",
+            Self::RbacOrganization => "rbac_organization",
+            Self::M2mClients => "m2m_clients",
+            Self::M2mToken => "m2m_token",
         }
     }
 

@@ -9,10 +9,11 @@
 //! `active` also ends the member's sessions (the emulator's choice: Stytch does not document
 //! what a deactivated member's sessions do; it does not let them authenticate).
 
-use crate::api::{member_json, organization_json};
+use crate::render::{member_json, organization_json};
+use crate::shared::Shared;
 use crate::state::{Member, Organization};
+use crate::types::EmulatorError;
 use crate::webhooks::{Action, Event, EventSource};
-use crate::{EmulatorError, Shared};
 
 /// The statuses a member can have at Stytch.
 pub const MEMBER_STATUSES: [&str; 4] = ["active", "invited", "pending", "deleted"];

@@ -10,11 +10,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
-/// The role every member has implicitly; grants every action on `stytch.self`.
-pub(crate) const MEMBER_ROLE: &str = "stytch_member";
-/// The default admin role; grants every action on `stytch.member`, `stytch.organization`,
-/// `stytch.sso`.
-pub(crate) const ADMIN_ROLE: &str = "stytch_admin";
+use crate::factors::SessionFactor;
+pub(crate) use crate::policy::{ADMIN_ROLE, MEMBER_ROLE};
+use crate::policy::{RbacPolicy, RbacRole, granting_roles};
 
 /// Unix seconds → RFC 3339 UTC with second precision (`2024-01-01T00:00:00Z`).
 pub(crate) fn rfc3339(unix: i64) -> String {
@@ -39,29 +37,6 @@ pub(crate) fn new_session_token() -> String {
     let mut bytes = [0u8; 33];
     aws_lc_rs::rand::fill(&mut bytes).expect("system RNG failed");
     URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Does a role with these permissions grant `action` on `resource`?
-pub(crate) fn permissions_grant(
-    permissions: &[(String, Vec<String>)],
-    resource: &str,
-    action: &str,
-) -> bool {
-    permissions
-        .iter()
-        .any(|(r, actions)| r == resource && actions.iter().any(|a| a == "*" || a == action))
-}
-
-/// Does a built-in role grant `action` on `resource`? `None` for custom roles.
-pub(crate) fn builtin_grants(role: &str, resource: &str) -> Option<bool> {
-    match role {
-        MEMBER_ROLE => Some(resource == "stytch.self"),
-        ADMIN_ROLE => Some(matches!(
-            resource,
-            "stytch.member" | "stytch.organization" | "stytch.sso"
-        )),
-        _ => None,
-    }
 }
 
 /// `stytch_member` followed by the assigned roles, without duplicates.
@@ -108,6 +83,8 @@ pub(crate) struct Session {
     pub(crate) last_accessed_at: i64,
     pub(crate) expires_at: i64,
     pub(crate) custom_claims: Map<String, Value>,
+    /// How the member authenticated, oldest first.
+    pub(crate) factors: Vec<SessionFactor>,
 }
 
 impl std::fmt::Debug for Session {
@@ -145,31 +122,35 @@ pub(crate) enum Authz {
 pub(crate) struct State {
     pub(crate) organizations: HashMap<String, Organization>,
     pub(crate) members: HashMap<String, Member>,
-    /// Custom roles: (organization_id, role_id) → permissions.
-    pub(crate) roles: HashMap<(String, String), Vec<(String, Vec<String>)>>,
+    /// The project's RBAC policy.
+    pub(crate) policy: RbacPolicy,
+    /// Each organization's custom roles (added to the project's roles).
+    pub(crate) org_roles: HashMap<String, Vec<RbacRole>>,
     pub(crate) sessions: HashMap<String, Session>,
     /// Opaque token → member_session_id.
     pub(crate) by_token: HashMap<String, String>,
 }
 
 impl State {
-    /// The roles of `member` granting `action` on `resource`.
+    /// The roles of `member` granting `action` on `resource`: the project's roles and its
+    /// organization's custom roles, as the SDKs merge them.
     pub(crate) fn granting_roles(
         &self,
         member: &Member,
         resource: &str,
         action: &str,
     ) -> Vec<String> {
-        effective_roles(&member.roles)
-            .into_iter()
-            .filter(|role| match builtin_grants(role, resource) {
-                Some(granted) => granted,
-                None => self
-                    .roles
-                    .get(&(member.organization_id.clone(), role.clone()))
-                    .is_some_and(|p| permissions_grant(p, resource, action)),
-            })
-            .collect()
+        let organization = self
+            .org_roles
+            .get(&member.organization_id)
+            .map_or(&[][..], Vec::as_slice);
+        granting_roles(
+            &self.policy,
+            organization,
+            &effective_roles(&member.roles),
+            resource,
+            action,
+        )
     }
 
     /// RBAC check of `member` acting on `resource`/`action` inside `organization_id`.
@@ -230,6 +211,7 @@ impl State {
         now: i64,
         duration_secs: i64,
         custom_claims: Map<String, Value>,
+        factors: Vec<SessionFactor>,
     ) -> Option<SessionView> {
         if !self.members.contains_key(member_id) {
             return None;
@@ -246,6 +228,7 @@ impl State {
                 last_accessed_at: now,
                 expires_at: now.saturating_add(duration_secs),
                 custom_claims,
+                factors,
             },
         );
         self.view(&id)
@@ -281,7 +264,7 @@ impl State {
         for member in members {
             self.delete_member(&member);
         }
-        self.roles.retain(|(org, _), _| org != organization_id);
+        self.org_roles.remove(organization_id);
         Some(organization)
     }
 
@@ -303,6 +286,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::RbacPermission;
 
     fn member(org: &str, roles: &[&str]) -> Member {
         Member {
@@ -364,13 +348,15 @@ mod tests {
     fn custom_roles_grant_listed_actions_and_star() {
         // If this broke, custom roles created by tests would grant too much or nothing.
         let mut state = State::default();
-        state.roles.insert(
-            ("org-1".into(), "editor".into()),
-            vec![("documents".into(), vec!["read".into(), "write".into()])],
-        );
-        state.roles.insert(
-            ("org-1".into(), "owner".into()),
-            vec![("documents".into(), vec!["*".into()])],
+        state.org_roles.insert(
+            "org-1".into(),
+            vec![
+                RbacRole::new(
+                    "editor",
+                    vec![RbacPermission::new("documents", &["read", "write"])],
+                ),
+                RbacRole::new("owner", vec![RbacPermission::new("documents", &["*"])]),
+            ],
         );
         let editor = member("org-1", &["editor"]);
         let owner = member("org-1", &["owner", "editor"]);
@@ -408,7 +394,7 @@ mod tests {
         }
         for (sid, mid) in [("s1", "m1"), ("s2", "m1"), ("s3", "m2")] {
             state
-                .create_session(sid.into(), mid, 0, 60, Map::new())
+                .create_session(sid.into(), mid, 0, 60, Map::new(), Vec::new())
                 .unwrap();
         }
         assert_eq!(state.revoke_member("m1"), 2);
@@ -433,15 +419,15 @@ mod tests {
                 },
             );
             state
-                .roles
-                .insert((org.into(), "editor".into()), Vec::new());
+                .org_roles
+                .insert(org.into(), vec![RbacRole::new("editor", Vec::new())]);
         }
         for (id, org) in [("m1", "o1"), ("m2", "o1"), ("m3", "o2")] {
             let mut m = member(org, &[]);
             m.id = id.into();
             state.members.insert(id.into(), m);
             state
-                .create_session(format!("s-{id}"), id, 0, 60, Map::new())
+                .create_session(format!("s-{id}"), id, 0, 60, Map::new(), Vec::new())
                 .unwrap();
         }
         assert!(state.delete_organization("o1").is_some());
@@ -450,6 +436,6 @@ mod tests {
         assert_eq!(left, ["m3"]);
         assert_eq!(state.sessions.len(), 1);
         assert_eq!(state.by_token.len(), 1);
-        assert_eq!(state.roles.len(), 1);
+        assert_eq!(state.org_roles.len(), 1);
     }
 }

@@ -7,11 +7,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{Job, unix_now};
-use crate::Shared;
+use super::{Job, Webhooks, unix_now};
 
 /// Runs deliveries until the task is aborted (when the emulator stops).
-pub(crate) async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Job>) {
+pub(crate) async fn run(webhooks: Arc<Webhooks>, mut queue: mpsc::UnboundedReceiver<Job>) {
     let client = match reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("stytch-emulator/", env!("CARGO_PKG_VERSION")))
@@ -28,7 +27,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<
         tokio::select! {
             job = queue.recv() => match job {
                 Some(job) => {
-                    deliveries.spawn(deliver(client.clone(), shared.clone(), job));
+                    deliveries.spawn(deliver(client.clone(), webhooks.clone(), job));
                 }
                 None => break,
             },
@@ -38,8 +37,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<
 }
 
 /// Attempts one delivery: at once, then after each retry delay, until a 2xx answer.
-async fn deliver(client: reqwest::Client, shared: Arc<Shared>, job: Job) {
-    let webhooks = &shared.webhooks;
+async fn deliver(client: reqwest::Client, webhooks: Arc<Webhooks>, job: Job) {
     let schedule = std::iter::once(Duration::ZERO).chain(webhooks.policy.delays.iter().copied());
     for delay in schedule {
         if !delay.is_zero() {
