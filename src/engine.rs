@@ -79,3 +79,24 @@ impl Engine {
         self.revoker.logout(credential, caller, everywhere).await
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::client::StytchConfig;
+
+    /// An engine whose Stytch is a closed port (nothing here reaches it).
+    pub(crate) fn engine() -> Engine {
+        let config = StytchConfig::builder("project-test-1", "secret-test-abc")
+            .base_url("http://127.0.0.1:9/")
+            .build()
+            .unwrap();
+        Engine::new(
+            StytchClient::new(config).unwrap(),
+            &CacheConfig::default(),
+            RevokeConfig::default(),
+            #[cfg(feature = "jwt")]
+            None,
+        )
+    }
+}

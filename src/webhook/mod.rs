@@ -4,8 +4,12 @@
 //!
 //! Configured with [`StytchAuthLayerBuilder::webhook`](crate::StytchAuthLayerBuilder::webhook);
 //! off otherwise. The layer answers `POST {path}` itself, before authentication and without
-//! the cross-site check: its only gate is the Svix signature (`verify`). The body (at most
-//! [`MAX_BODY`]) is read on this route only, and parsed only once the signature is verified.
+//! the cross-site check: its only gate is the Svix signature (`verify`). The signature
+//! headers are checked first (present, well-formed, timestamp within five minutes): a
+//! delivery that fails is refused 401 before a byte of its body is read. Then the body (at
+//! most [`MAX_BODY`], within [`BODY_TIMEOUT`], at most [`MAX_READING`] bodies at once: 503
+//! beyond, which Svix retries) is read on this route only, and parsed only once the signature
+//! is verified.
 //!
 //! | event | here |
 //! |---|---|
@@ -43,6 +47,13 @@ use crate::revoke::{MadeByStytch, Revoker};
 /// Largest webhook body read (1 MiB): a larger one is answered 413 without reading more.
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
+/// Longest a delivery's body may take to arrive: a slower one is answered 408.
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most webhook bodies read at once (at most [`MAX_BODY`] each): the memory a flood of
+/// well-formed but unsigned deliveries can hold is bounded.
+pub(crate) const MAX_READING: usize = 16;
+
 /// How long a delivered message id is remembered (Svix retries over hours; a redelivery
 /// after this is applied again, harmlessly).
 pub(crate) const RECENT_FOR: Duration = Duration::from_secs(3600);
@@ -56,6 +67,8 @@ pub(crate) struct Receiver {
     path: String,
     secrets: WebhookSecrets,
     project_id: String,
+    /// Room for the bodies being read ([`MAX_READING`]).
+    reading: tokio::sync::Semaphore,
     recent: Mutex<Recent>,
 }
 
@@ -92,6 +105,7 @@ impl Receiver {
             path,
             secrets,
             project_id: project_id.to_owned(),
+            reading: tokio::sync::Semaphore::new(MAX_READING),
             recent: Mutex::default(),
         }
     }
@@ -103,7 +117,12 @@ impl Receiver {
         B: Body,
     {
         let (parts, body) = req.into_parts();
-        let body = match read_limited(body, MAX_BODY).await {
+        let now = SystemTime::now();
+        let signed = match verify::check_headers(&parts.headers, now) {
+            Ok(signed) => signed,
+            Err(refusal) => return refused(refusal),
+        };
+        let body = match self.read(body).await {
             Ok(body) => body,
             Err(status) => {
                 metrics::webhook("unverified", "rejected");
@@ -111,17 +130,9 @@ impl Receiver {
                 return status_only(status);
             }
         };
-        let now = SystemTime::now();
-        let id = match verify::verify(&self.secrets, &parts.headers, &body, now) {
+        let id = match verify::check_body(&self.secrets, &signed, &body) {
             Ok(id) => id,
-            Err(refusal) => {
-                metrics::webhook("unverified", "rejected");
-                tracing::warn!(
-                    reason = refusal.as_str(),
-                    "webhook refused: signature not verified"
-                );
-                return status_only(StatusCode::UNAUTHORIZED);
-            }
+            Err(refusal) => return refused(refusal),
         };
         let event = Event::parse(&body, &self.project_id, now);
         metrics::webhook(event.kind, "verified");
@@ -137,6 +148,17 @@ impl Receiver {
         metrics::webhook(event.kind, outcome);
         tracing::info!(kind = event.kind, outcome, "webhook received");
         status_only(StatusCode::NO_CONTENT)
+    }
+
+    /// Reads a delivery's body: at most [`MAX_BODY`], within [`BODY_TIMEOUT`], while fewer
+    /// than [`MAX_READING`] others are being read (503 otherwise, which Svix retries).
+    async fn read<B: Body>(&self, body: B) -> Result<Bytes, StatusCode> {
+        let Ok(_permit) = self.reading.try_acquire() else {
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        tokio::time::timeout(BODY_TIMEOUT, read_limited(body, MAX_BODY))
+            .await
+            .unwrap_or(Err(StatusCode::REQUEST_TIMEOUT))
     }
 
     /// The path deliveries are posted to.
@@ -210,6 +232,16 @@ async fn read_limited<B: Body>(body: B, limit: usize) -> Result<Bytes, StatusCod
     Ok(buf.freeze())
 }
 
+/// 401 for a delivery whose signature does not verify (nothing else looked at).
+fn refused(refusal: verify::Refusal) -> Response<Bytes> {
+    metrics::webhook("unverified", "rejected");
+    tracing::warn!(
+        reason = refusal.as_str(),
+        "webhook refused: signature not verified"
+    );
+    status_only(StatusCode::UNAUTHORIZED)
+}
+
 fn status_only(status: StatusCode) -> Response<Bytes> {
     let mut res = Response::new(Bytes::new());
     *res.status_mut() = status;
@@ -281,5 +313,94 @@ mod tests {
             read_limited(Endless, 25).await,
             Err(StatusCode::PAYLOAD_TOO_LARGE)
         );
+    }
+
+    /// A body that never sends anything, and counts the times it was polled.
+    struct Silent(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Body for Silent {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Poll::Pending
+        }
+    }
+
+    fn receiver() -> Receiver {
+        let secrets = WebhookSecrets::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        Receiver::new("/stytch/webhooks".into(), secrets, "project-test-1")
+    }
+
+    fn delivery(
+        signature: &str,
+        polled: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Request<Silent> {
+        let now = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut req = Request::post("/stytch/webhooks")
+            .body(Silent(std::sync::Arc::clone(polled)))
+            .unwrap();
+        let headers = verify::tests::headers("svix", "msg_1", now, signature);
+        *req.headers_mut() = headers;
+        req
+    }
+
+    fn revoker() -> Revoker {
+        crate::engine::tests::engine().revoker
+    }
+
+    #[tokio::test]
+    async fn an_unsigned_slow_body_is_refused_on_its_headers_without_being_read() {
+        // If this broke, a flood of unsigned deliveries trickling 1 MiB bodies would each be
+        // read (memory, and a connection held) before anything about them was checked.
+        let polled = std::sync::Arc::default();
+        for junk in ["", "v2,abc", "v1,not-base64!!", "v1,g0hM9SsE"] {
+            let res = receiver()
+                .receive(&revoker(), delivery(junk, &polled))
+                .await;
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{junk:?}");
+        }
+        assert_eq!(
+            polled.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "a body was read"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn well_formed_deliveries_that_never_finish_are_bounded_in_time_and_number() {
+        // If this broke, deliveries with plausible (forged) signature headers and bodies that
+        // never end would hold memory and tasks without limit.
+        let receiver = std::sync::Arc::new(receiver());
+        let revoker = revoker();
+        let forged = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+        let polled = std::sync::Arc::default();
+        let mut slow = Vec::new();
+        for _ in 0..MAX_READING {
+            let (receiver, revoker, req) = (
+                std::sync::Arc::clone(&receiver),
+                revoker.clone(),
+                delivery(forged, &polled),
+            );
+            slow.push(tokio::spawn(async move {
+                receiver.receive(&revoker, req).await
+            }));
+        }
+        tokio::task::yield_now().await;
+        let over = receiver.receive(&revoker, delivery(forged, &polled)).await;
+        assert_eq!(over.status(), StatusCode::SERVICE_UNAVAILABLE);
+        for task in slow {
+            assert_eq!(task.await.unwrap().status(), StatusCode::REQUEST_TIMEOUT);
+        }
+        // Room again once they timed out.
+        let again = receiver.receive(&revoker, delivery(forged, &polled)).await;
+        assert_eq!(again.status(), StatusCode::REQUEST_TIMEOUT);
     }
 }

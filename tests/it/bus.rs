@@ -538,11 +538,11 @@ async fn flush_reports_what_redis_has_not_received_and_waits_for_it() {
     assert!(bus_of(&a).flush(Duration::from_millis(100)).await >= 1);
     redis.restart();
     assert_eq!(bus_of(&a).flush(Duration::from_secs(10)).await, 0);
-    assert_eq!(
-        redis.integer(&["XLEN", &log_key(&w)]),
-        Some(2),
-        "applied, then confirmed"
-    );
+    // Applied, then confirmed. Redis came back empty: when the instance notices (its epoch
+    // key is gone) after writing them, it writes the window again, so each may be there
+    // twice (applying a message twice is harmless); never fewer.
+    let written = redis.integer(&["XLEN", &log_key(&w)]).unwrap_or(0);
+    assert!((2..=4).contains(&written), "{written} messages in the log");
 }
 
 #[tokio::test]

@@ -15,6 +15,8 @@ mod client;
 #[cfg(feature = "axum")]
 mod csrf;
 #[cfg(feature = "axum")]
+mod edge;
+#[cfg(feature = "axum")]
 mod fail_fast;
 #[cfg(all(feature = "axum", feature = "jwt"))]
 mod fault_matrix;
