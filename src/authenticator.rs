@@ -15,6 +15,10 @@ use crate::store::SessionStore;
 use crate::store::cache::CachedSession;
 use crate::store::denylist::{Check, RevocationId};
 
+/// A session refused for a missing step-up is asked of Stytch again on its next request when
+/// Stytch vouched for it longer ago than this (see [`Authenticator::recheck_soon`]).
+const RECHECK_AFTER: Duration = Duration::from_secs(5);
+
 /// Why a lookup failed; the error type shared by coalesced lookups. The `rejection` module
 /// turns it into a response.
 #[derive(Debug)]
@@ -297,6 +301,20 @@ impl Authenticator {
             self.store.cache.insert_negative(key).await;
         }
         result
+    }
+
+    /// The session of `key` (`entry`) lacked a step-up a route asked for: if Stytch vouched
+    /// for it more than [`RECHECK_AFTER`] ago, its entry goes, so that the next request asks
+    /// Stytch and sees a step-up done since (an opaque token keeps its key when the member
+    /// steps up; a JWT is minted anew, with a key of its own).
+    pub(crate) fn recheck_soon(&self, key: CacheKey, entry: &CachedSession) {
+        let stale = entry
+            .stytch_checked_at
+            .is_some_and(|at| at.elapsed().unwrap_or_default() > RECHECK_AFTER);
+        if stale && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let store = Arc::clone(&self.store);
+            runtime.spawn(async move { store.cache.evict_key(&key).await });
+        }
     }
 
     /// The cache behind [`rechecks`](Self::rechecks): an answer is kept a few seconds, keyed

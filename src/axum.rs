@@ -68,3 +68,67 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionLiveness {
         SessionLiveness::from_extensions(&parts.extensions).ok_or(MissingSessionLiveness)
     }
 }
+
+impl<S: Send + Sync> FromRequestParts<S> for crate::authz::Authorizer {
+    type Rejection = MissingMemberSession;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<crate::authz::Authorizer>()
+            .cloned()
+            .ok_or(MissingMemberSession)
+    }
+}
+
+/// Rejection of the [`Authorized`](crate::authz::Authorized) guard: 403 (the member's roles
+/// do not grant the permission), 503 (the policy was never loaded), or 500 (no
+/// authenticated session: the layer is missing in front of this handler).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AuthorizationRejection(AuthorizationFailure);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum AuthorizationFailure {
+    #[error(transparent)]
+    Denied(#[from] crate::authz::Denied),
+    #[error(transparent)]
+    Missing(#[from] MissingMemberSession),
+}
+
+impl IntoResponse for AuthorizationRejection {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            AuthorizationFailure::Denied(crate::authz::Denied::Unavailable) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            AuthorizationFailure::Denied(_) => StatusCode::FORBIDDEN,
+            AuthorizationFailure::Missing(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, self.to_string()).into_response()
+    }
+}
+
+impl<S, P> FromRequestParts<S> for crate::authz::Authorized<P>
+where
+    S: Send + Sync,
+    P: crate::authz::Permission,
+{
+    type Rejection = AuthorizationRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let fail = |f: AuthorizationFailure| AuthorizationRejection(f);
+        let session = <MemberSession as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map_err(|m| fail(m.into()))?;
+        let authorizer =
+            <crate::authz::Authorizer as FromRequestParts<S>>::from_request_parts(parts, state)
+                .await
+                .map_err(|m| fail(m.into()))?;
+        authorizer
+            .check(&session, P::RESOURCE, P::ACTION)
+            .await
+            .map_err(|d| fail(d.into()))?;
+        Ok(Self::new(session))
+    }
+}

@@ -99,16 +99,23 @@ pub enum Endpoint {
     Jwks,
     /// `GET /v1/b2b/sessions?organization_id=…&member_id=…` (Get Sessions)
     GetSessions,
+    /// `GET /v1/b2b/rbac/policy`
+    RbacPolicy,
+    /// `GET /v1/b2b/rbac/organizations/{organization_id}`
+    RbacOrganization,
 }
 
 impl Endpoint {
-    /// A short stable name: `authenticate`, `revoke`, `jwks`, `get_sessions`.
+    /// A short stable name: `authenticate`, `revoke`, `jwks`, `get_sessions`,
+    /// `rbac_policy`, `rbac_organization`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Authenticate => "authenticate",
             Self::Revoke => "revoke",
             Self::Jwks => "jwks",
             Self::GetSessions => "get_sessions",
+            Self::RbacPolicy => "rbac_policy",
+            Self::RbacOrganization => "rbac_organization",
         }
     }
 }

@@ -173,6 +173,7 @@
 
 // The engine: the session store, its read side and its write side.
 mod authenticator;
+pub mod authz;
 mod engine;
 mod store;
 
@@ -191,12 +192,14 @@ pub mod live;
 pub mod metrics;
 mod middleware;
 pub mod revoke;
+mod routing;
 pub mod session;
 pub mod webhook;
 
 // What an app writes.
+pub use crate::authz::Authorizer;
 #[cfg(feature = "axum")]
-pub use crate::axum::{MissingMemberSession, MissingSessionLiveness};
+pub use crate::axum::{AuthorizationRejection, MissingMemberSession, MissingSessionLiveness};
 pub use crate::client::{StytchClient, StytchConfig};
 pub use crate::credential::SessionCredential;
 pub use crate::error::{ConfigError, StytchError};
@@ -207,6 +210,7 @@ pub use crate::session::MemberSession;
 /// Every knob of [`StytchAuthLayerBuilder`]: what the layer caches and for how long, how it
 /// revokes, the cookies it writes, where it reads credentials, how it verifies JWTs.
 pub mod config {
+    pub use crate::authz::{PolicyConfig, Rule};
     pub use crate::cookies::{CookieSameSite, CookieSettings};
     pub use crate::extract::CredentialSource;
     #[cfg(feature = "jwt")]

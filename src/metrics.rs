@@ -41,6 +41,17 @@ pub const FORCED_SIGNOUTS: &str = "stytch_forced_signouts_total";
 /// `duplicate`).
 pub const WEBHOOKS: &str = "stytch_webhooks_total";
 
+/// Counter of authorization decisions on routes with a rule, labels `rule` (the route
+/// pattern as configured) and `outcome` (`allowed`, `permission_denied`,
+/// `wrong_organization`, `mfa_required`, `reauthentication_required`, `unavailable`).
+pub const AUTHZ_DECISIONS: &str = "stytch_authz_decisions_total";
+/// Counter of RBAC policy fetches, labels `kind` (`project`, `organization`) and `result`
+/// (`ok`, `error`).
+pub const AUTHZ_POLICY_REFRESHES: &str = "stytch_authz_policy_refresh_total";
+/// Gauge of how old the project's RBAC policy is, in seconds (updated by the background
+/// refresh at least every 30 s).
+pub const AUTHZ_POLICY_AGE: &str = "stytch_authz_policy_age_seconds";
+
 pub(crate) fn auth_request(outcome: &'static str) {
     metrics::counter!(AUTH_REQUESTS, "outcome" => outcome).increment(1);
 }
@@ -174,4 +185,17 @@ pub(crate) fn bus_restored(messages: usize) {
 #[cfg(feature = "redis")]
 pub(crate) fn bus_propagation(elapsed: Duration) {
     metrics::histogram!(BUS_PROPAGATION).record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn authz_decision(rule: &std::sync::Arc<str>, outcome: &'static str) {
+    let rule = metrics::SharedString::from(std::sync::Arc::clone(rule));
+    metrics::counter!(AUTHZ_DECISIONS, "rule" => rule, "outcome" => outcome).increment(1);
+}
+
+pub(crate) fn policy_refresh(kind: &'static str, result: &'static str) {
+    metrics::counter!(AUTHZ_POLICY_REFRESHES, "kind" => kind, "result" => result).increment(1);
+}
+
+pub(crate) fn policy_age(age: Duration) {
+    metrics::gauge!(AUTHZ_POLICY_AGE).set(age.as_secs_f64());
 }

@@ -58,7 +58,8 @@ pub enum BusError {
 ///
 /// ```no_run
 /// # fn run(client: tower_stytch::StytchClient) -> Result<(), Box<dyn std::error::Error>> {
-/// use tower_stytch::{RedisBus, StytchAuthLayer};
+/// use tower_stytch::StytchAuthLayer;
+/// use tower_stytch::bus::RedisBus;
 ///
 /// let bus = RedisBus::new("redis://127.0.0.1:6379/")?;
 /// // Inside a Tokio runtime: the bus's tasks start with the layer.

@@ -1,6 +1,7 @@
 //! [`StytchClient`]: the calls this crate makes to Stytch's B2B sessions API.
 
 mod config;
+mod rbac;
 mod retry;
 mod types;
 
@@ -14,6 +15,10 @@ use serde::de::DeserializeOwned;
 pub use self::config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, LIVE_BASE_URL, Secret, StytchConfig,
     StytchConfigBuilder, TEST_BASE_URL, default_base_url,
+};
+pub use self::rbac::{
+    OrgPolicy, OrgPolicyResponse, RbacPermission, RbacPolicy, RbacPolicyResponse, RbacResource,
+    RbacRole, RbacScope,
 };
 use self::retry::RetryBudget;
 pub use self::retry::{RetryDecision, RetryPolicy};
@@ -52,6 +57,8 @@ struct Inner {
     revoke_url: Url,
     jwks_url: Url,
     sessions_url: Url,
+    rbac_policy_url: Url,
+    rbac_organizations_url: Url,
 }
 
 impl std::fmt::Debug for StytchClient {
@@ -97,6 +104,8 @@ impl StytchClient {
         let revoke_url = join("v1/b2b/sessions/revoke")?;
         let jwks_url = join(&format!("v1/b2b/sessions/jwks/{}", config.project_id))?;
         let sessions_url = join("v1/b2b/sessions")?;
+        let rbac_policy_url = join("v1/b2b/rbac/policy")?;
+        let rbac_organizations_url = join("v1/b2b/rbac/organizations/")?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -107,6 +116,8 @@ impl StytchClient {
                 revoke_url,
                 jwks_url,
                 sessions_url,
+                rbac_policy_url,
+                rbac_organizations_url,
             }),
         })
     }
@@ -226,6 +237,48 @@ impl StytchClient {
             HeaderMap::new(),
         )
         .await
+    }
+
+    /// Stytch's RBAC policy of the project, `GET /v1/b2b/rbac/policy`.
+    ///
+    /// # Errors
+    ///
+    /// A [`StytchError`].
+    pub async fn rbac_policy(&self) -> Result<RbacPolicyResponse, StytchError> {
+        let url = &self.inner.rbac_policy_url;
+        let headers = HeaderMap::new();
+        self.send(Endpoint::RbacPolicy, Method::GET, url, None, headers)
+            .await
+    }
+
+    /// An organization's custom roles, `GET /v1/b2b/rbac/organizations/{organization_id}`.
+    ///
+    /// # Errors
+    ///
+    /// A [`StytchError`] (`404 organization_not_found` for an unknown organization).
+    /// [`StytchError::InvalidRequest`] when `organization_id` is not a Stytch id (nothing is
+    /// sent).
+    pub async fn organization_policy(
+        &self,
+        organization_id: &str,
+    ) -> Result<OrgPolicyResponse, StytchError> {
+        if !crate::session::is_stytch_id(organization_id) {
+            return Err(StytchError::InvalidRequest {
+                endpoint: Endpoint::RbacOrganization,
+                reason: "organization_id is not a Stytch id",
+            });
+        }
+        let url = self
+            .inner
+            .rbac_organizations_url
+            .join(organization_id)
+            .map_err(|_| StytchError::InvalidRequest {
+                endpoint: Endpoint::RbacOrganization,
+                reason: "organization_id cannot be joined to the URL",
+            })?;
+        let headers = HeaderMap::new();
+        self.send(Endpoint::RbacOrganization, Method::GET, &url, None, headers)
+            .await
     }
 
     async fn send<T: DeserializeOwned>(

@@ -117,10 +117,31 @@ pub(crate) async fn admin(
         Ok(entry) => entry,
         Err(err) => return shared.reject(Rejection::from(&*err)),
     };
+    // Stytch enforces its RBAC on the revocation; refused here first, without a call, when
+    // the policy loaded here already says no (nothing loaded: Stytch decides).
+    shared.authorizer.start();
+    let session = &entry.session;
+    let own = match &target {
+        Target::Member(id) => *id == session.member_id,
+        Target::Session(id) => *id == session.member_session_id,
+        Target::Credential(_) => false,
+    };
+    let resource = if own { "stytch.self" } else { "stytch.member" };
+    if shared
+        .authorizer
+        .allows_now(session, resource, "revoke-sessions")
+        == Some(false)
+    {
+        tracing::info!(
+            resource,
+            "admin route refused by the RBAC policy, without asking stytch"
+        );
+        return shared.reject(Rejection::new(RejectionKind::InsufficientPermission));
+    }
     let result = shared
         .engine
         .revoker
-        .revoke_as_admin(target, found.credential, &entry.session)
+        .revoke_as_admin(target, found.credential, session)
         .await;
     let body = |status: &str| serde_json::json!({ "status": status, field: &id });
     match result {

@@ -15,19 +15,32 @@ use tracing::Instrument;
 
 use super::body::ResponseBody;
 use super::endpoints::{FORCED_SIGNOUT_HEADER, forced_signout};
-use super::rejection::Rejection;
+use super::rejection::{Rejection, RejectionKind};
 use super::shared::Shared;
-use crate::credential::SessionCredential;
+use crate::authz::Decision;
+use crate::authz::rules::RouteRule;
+use crate::credential::{CacheKey, SessionCredential};
 use crate::extract::Found;
 use crate::metrics;
 use crate::store::cache::CachedSession;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// A request's authorization rule, and what deciding it needs from the request.
+pub(crate) struct RuleCtx {
+    pub(crate) rule: Arc<RouteRule>,
+    /// The value of the rule's organization parameter.
+    pub(crate) organization: Option<String>,
+    /// Where a browser is sent for a step-up (`return_to` included): a browser navigation on
+    /// a rule with a step-up page.
+    pub(crate) step_up_page: Option<String>,
+}
+
 /// What the future needs to finish a request after the lookup.
 pub(crate) struct Ctx {
     pub(crate) optional: bool,
     pub(crate) hook: Option<String>,
+    pub(crate) rule: Option<RuleCtx>,
     pub(crate) found: Found,
     pub(crate) set_cookie: Option<HeaderValue>,
     /// The authenticated caller, kept for a forced sign-out hook.
@@ -114,15 +127,22 @@ where
 
     pub(crate) fn lookup(service: S, req: Request<ReqBody>, ctx: Ctx, shared: Arc<Shared>) -> Self {
         let key = ctx.found.credential.cache_key();
-        if let Some(entry) =
-            shared
-                .engine
-                .authenticator
-                .cached(&key, &ctx.found.credential, req.uri().path())
-        {
+        let hit = shared
+            .engine
+            .authenticator
+            .cached(&key, &ctx.found.credential, req.uri().path());
+        // A rule whose policy is not loaded yet needs the asynchronous path (it fetches).
+        let decided = hit.and_then(|entry| match &ctx.rule {
+            None => Some(Ok(entry)),
+            Some(rule) => shared
+                .authorizer
+                .decide_now(&rule.rule, &entry.session, rule.organization.as_deref())
+                .map(|decision| authorized(&shared, rule, key, entry, decision)),
+        });
+        if let Some(result) = decided {
             // A plain cache hit: nothing to await, nothing boxed, no span (`cached` logs the
             // hit in one event carrying the span's fields).
-            return match call_inner(&shared, service, req, ctx, Ok(entry)) {
+            return match call_inner(&shared, service, req, ctx, result) {
                 Ok((fut, ctx)) => Self {
                     state: State::Inner {
                         fut,
@@ -146,6 +166,7 @@ where
         );
         let credential = ctx.found.credential.clone();
         let lookup_shared = Arc::clone(&shared);
+        let rule = ctx.rule.as_ref().map(RuleCtx::clone_for_lookup);
         let lookup = Box::pin(
             async move {
                 let result = lookup_shared
@@ -154,6 +175,16 @@ where
                     .authenticate_keyed(key, &credential)
                     .await
                     .map_err(|err| Rejection::from(&*err));
+                let result = match (result, &rule) {
+                    (Ok(entry), Some(rule)) => {
+                        let decision = lookup_shared
+                            .authorizer
+                            .decide(&rule.rule, &entry.session, rule.organization.as_deref())
+                            .await;
+                        authorized(&lookup_shared, rule, key, entry, decision)
+                    }
+                    (result, _) => result,
+                };
                 let span = tracing::Span::current();
                 match &result {
                     Ok(entry) => {
@@ -183,6 +214,49 @@ where
             shared,
         }
     }
+}
+
+impl RuleCtx {
+    /// A copy for the lookup future (the rule is shared).
+    fn clone_for_lookup(&self) -> Self {
+        Self {
+            rule: Arc::clone(&self.rule),
+            organization: self.organization.clone(),
+            step_up_page: self.step_up_page.clone(),
+        }
+    }
+}
+
+/// The authenticated `entry` admitted by `decision` on its route's rule, or the rejection;
+/// the decision counted. A session refused for a missing step-up is asked of Stytch again on
+/// its next request (an opaque token keeps its key when the member steps up), at most once
+/// every few seconds.
+fn authorized(
+    shared: &Shared,
+    rule: &RuleCtx,
+    key: CacheKey,
+    entry: Arc<CachedSession>,
+    decision: Decision,
+) -> Result<Arc<CachedSession>, Rejection> {
+    metrics::authz_decision(&rule.rule.label, decision.as_str());
+    let rejection = match decision {
+        Decision::Allow => return Ok(entry),
+        Decision::PermissionDenied => Rejection::new(RejectionKind::InsufficientPermission),
+        Decision::WrongOrganization => Rejection::new(RejectionKind::WrongOrganization),
+        Decision::Unavailable => Rejection::new(RejectionKind::StytchUnavailable)
+            .with_retry_after(super::rejection::retry_after(None)),
+        Decision::StepUp { max_age } => {
+            shared.engine.authenticator.recheck_soon(key, &entry);
+            Rejection::step_up(max_age, rule.step_up_page.clone())
+        }
+    };
+    tracing::info!(
+        rule = &*rule.rule.label,
+        outcome = decision.as_str(),
+        member_id = %entry.session.member_id,
+        "refused by the route's rule"
+    );
+    Err(rejection)
 }
 
 fn own_body<B>(res: Response<Bytes>) -> Response<ResponseBody<B>> {
@@ -219,6 +293,7 @@ fn admit<B>(
             let ext = req.extensions_mut();
             ext.insert(entry.session.clone());
             ext.insert(shared.engine.revoker.clone());
+            ext.insert(shared.authorizer.clone());
             ext.insert(SessionCredential(ctx.found.credential.clone()));
             if ctx.hook.is_some() {
                 ctx.caller = Some(entry);

@@ -6,17 +6,20 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use super::origin::is_allowed_redirect;
 use super::rejection::{DefaultRejection, RejectionHandler, SharedRejectionHandler};
-use super::route_pattern::RoutePattern;
 use super::route_table::RouteTable;
 use super::service::StytchAuth;
 use super::shared::Shared;
+use crate::authz::rules::{RouteRule, RouteRules};
+use crate::authz::{Authorizer, PolicyConfig, Rule};
 use crate::client::StytchClient;
 use crate::cookies::CookieSettings;
 use crate::engine::Engine;
 use crate::error::{ConfigError, StytchError};
 use crate::extract::CredentialSource;
 use crate::revoke::{RevokeConfig, Revoker};
+use crate::routing::pattern::RoutePattern;
 use crate::store::cache::CacheConfig;
 use crate::webhook::{Receiver, WebhookSecrets};
 
@@ -68,6 +71,12 @@ impl StytchAuthLayer {
     /// The revoker of this layer (shared with every clone).
     pub fn revoker(&self) -> Revoker {
         self.shared.engine.revoker.clone()
+    }
+
+    /// The authorizer of this layer: Stytch RBAC checks against its cached policy (shared
+    /// with every clone).
+    pub fn authorizer(&self) -> Authorizer {
+        self.shared.authorizer.clone()
     }
 
     /// The Stytch client of this layer.
@@ -138,6 +147,8 @@ pub struct StytchAuthLayerBuilder {
     redirect_allowlist: Vec<String>,
     trusted_origins: Vec<String>,
     webhook: Option<(String, WebhookSecrets)>,
+    rules: Vec<RouteRule>,
+    policy: PolicyConfig,
     #[cfg(feature = "jwt")]
     jwt: Option<crate::jwt::JwtConfig>,
     #[cfg(feature = "redis")]
@@ -176,6 +187,8 @@ impl StytchAuthLayerBuilder {
             redirect_allowlist: Vec::new(),
             trusted_origins: Vec::new(),
             webhook: None,
+            rules: Vec::new(),
+            policy: PolicyConfig::default(),
             #[cfg(feature = "jwt")]
             jwt: Some(crate::jwt::JwtConfig::default()),
             #[cfg(feature = "redis")]
@@ -348,7 +361,7 @@ impl StytchAuthLayerBuilder {
                     reason: "a forced sign-out route needs a {member_id} capture",
                 });
             }
-            if p.as_str().starts_with('/') {
+            if !p.has_method() {
                 return Err(ConfigError::InvalidRoute {
                     pattern: pattern.to_owned(),
                     reason: "a forced sign-out route needs a method",
@@ -357,6 +370,39 @@ impl StytchAuthLayerBuilder {
             Ok(p)
         });
         self.pattern(parsed, |b, p| b.hooks.push(p))
+    }
+
+    /// Authorization on one of the app's routes: `pattern` is `"METHOD /path"` (or `"* /path"`
+    /// for every method) with `{name}` captures and a trailing `{*rest}`, as the other route
+    /// settings; `rule` what the member needs beyond authentication (see [`Rule`]). A route
+    /// with a rule needs a credential even under a public prefix. Rules are tried in the order
+    /// given; the first that matches applies. Paths are matched as the app's router may read
+    /// them (see [`crate::authz`]); a path some server could resolve to a ruled route
+    /// differently is refused (400).
+    pub fn authorize(self, pattern: &str, rule: Rule) -> Self {
+        let parsed = RoutePattern::parse(pattern).and_then(|p| {
+            let captures: Vec<&str> = p.capture_names().collect();
+            rule.check(pattern, &captures)?;
+            Ok(RouteRule {
+                label: Arc::from(p.as_str()),
+                pattern: p,
+                rule,
+            })
+        });
+        match parsed {
+            Ok(rule) => {
+                let mut this = self;
+                this.rules.push(rule);
+                this
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// How the RBAC policy is cached (see [`PolicyConfig`]).
+    pub fn policy(mut self, config: PolicyConfig) -> Self {
+        self.policy = config;
+        self
     }
 
     /// Attributes of the session cookies (see [`CookieSettings`]).
@@ -470,6 +516,22 @@ impl StytchAuthLayerBuilder {
             public: self.public,
             optional: self.optional,
         };
+        for rule in &self.rules {
+            if let Some(page) = &rule.rule.step_up_page
+                && !is_allowed_redirect(page, &self.redirect_allowlist)
+            {
+                return Err(ConfigError::InvalidRoute {
+                    pattern: rule.label.to_string(),
+                    reason: "the step-up page is not on the redirect allowlist",
+                });
+            }
+        }
+        let authorizer = Authorizer::new(self.client.clone(), &self.policy);
+        if !self.rules.is_empty() {
+            // Loaded at start: a route with a rule never waits for the first fetch when Stytch
+            // answers.
+            authorizer.start();
+        }
         let engine = Engine::new(
             self.client,
             &self.cache,
@@ -494,6 +556,8 @@ impl StytchAuthLayerBuilder {
         Ok(StytchAuthLayer {
             shared: Arc::new(Shared {
                 engine,
+                authorizer,
+                rules: RouteRules::new(self.rules),
                 routes,
                 sources: self.sources,
                 cookies: self.cookies,

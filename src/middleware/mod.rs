@@ -10,9 +10,7 @@
 //! by `service` and `future`.
 //!
 //! ```text
-//! layer ─► service ─► future ─► endpoints ─► shared ─► origin ─► route_table ─┬─► route_pattern
-//!                                                                             ├─► path
-//!                                                                             └─► rejection
+//! layer ─► service ─► future ─► endpoints ─► shared ─► origin ─► route_table ─► rejection
 //! ```
 //!
 //! | module | its one job |
@@ -25,8 +23,6 @@
 //! | `rejection` | [`Rejection`]s and the one mapping from every error to a response |
 //! | `origin` | which routes refuse cross-site requests, the check itself, and the `return_to` redirect allowlist |
 //! | `route_table` | which [`Route`](route_table) a request is: logout, admin, hook, public, optional, protected, refused |
-//! | `route_pattern` | parsed route patterns (`DELETE /api/members/{member_id}`) and their matching |
-//! | `path` | how servers may read a path: ambiguous paths, the router's decoded segments, every resolution |
 //! | `body` | [`ResponseBody`]: the inner body, or one the layer wrote |
 
 mod body;
@@ -34,9 +30,7 @@ mod endpoints;
 mod future;
 mod layer;
 mod origin;
-mod path;
 mod rejection;
-mod route_pattern;
 mod route_table;
 mod service;
 mod shared;

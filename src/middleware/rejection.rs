@@ -44,6 +44,16 @@ pub enum RejectionKind {
     SessionInvalid,
     /// Stytch forbade the action (RBAC or tenancy, 403).
     Forbidden,
+    /// A route's [`Rule`](crate::authz::Rule) asks for a permission the member's roles do
+    /// not grant (403; `error_type` `session_authorization_error`, as Stytch's).
+    InsufficientPermission,
+    /// A route's rule asks for the organization in the path, and it is not the member's
+    /// (403; `error_type` `session_authorization_tenancy_error`, as Stytch's).
+    WrongOrganization,
+    /// A route's rule asks for a second factor, or a recent authentication, the session
+    /// lacks (401 with `WWW-Authenticate: Bearer error="insufficient_user_authentication"`,
+    /// RFC 9470; or 303 to the rule's step-up page for a browser).
+    StepUpRequired,
     /// A request to a route with a side effect (logout, admin revocation, forced sign-out
     /// hook) came from another site or origin, or a GET logout without a same-origin signal
     /// (403). Nothing was done.
@@ -66,14 +76,18 @@ impl RejectionKind {
     /// The status of the default response.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::MissingCredential | Self::InvalidCredential | Self::SessionInvalid => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::MissingCredential
+            | Self::InvalidCredential
+            | Self::SessionInvalid
+            | Self::StepUpRequired => StatusCode::UNAUTHORIZED,
             Self::MalformedRequest
             | Self::AmbiguousCredential
             | Self::InvalidParameter
             | Self::RedirectNotAllowed => StatusCode::BAD_REQUEST,
-            Self::Forbidden | Self::CrossOrigin => StatusCode::FORBIDDEN,
+            Self::Forbidden
+            | Self::CrossOrigin
+            | Self::InsufficientPermission
+            | Self::WrongOrganization => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::StytchUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -90,6 +104,9 @@ impl RejectionKind {
             Self::AmbiguousCredential => "ambiguous_credential",
             Self::SessionInvalid => "session_invalid",
             Self::Forbidden => "forbidden",
+            Self::InsufficientPermission => "insufficient_permission",
+            Self::WrongOrganization => "wrong_organization",
+            Self::StepUpRequired => "insufficient_user_authentication",
             Self::CrossOrigin => "cross_origin",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::InvalidParameter => "invalid_parameter",
@@ -108,6 +125,9 @@ impl RejectionKind {
             Self::AmbiguousCredential => "several different session cookies: sign in again",
             Self::SessionInvalid => "the session is invalid, expired or revoked",
             Self::Forbidden => "not allowed",
+            Self::InsufficientPermission => "the member's roles do not grant this action",
+            Self::WrongOrganization => "the organization in the request is not the member's",
+            Self::StepUpRequired => "a second factor or a more recent authentication is required",
             Self::CrossOrigin => "cross-origin request refused",
             Self::MethodNotAllowed => "method not allowed",
             Self::InvalidParameter => "invalid path parameter",
@@ -134,6 +154,15 @@ pub struct Rejection {
     error_type: Option<String>,
     request_id: Option<String>,
     allow: Option<&'static str>,
+    /// For [`RejectionKind::StepUpRequired`] (boxed: rare, and the rejection stays small).
+    step_up: Option<Box<StepUp>>,
+}
+
+/// What a step-up refusal asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StepUp {
+    max_age: Option<Duration>,
+    page: Option<String>,
 }
 
 impl Rejection {
@@ -144,7 +173,16 @@ impl Rejection {
             error_type: None,
             request_id: None,
             allow: None,
+            step_up: None,
         }
+    }
+
+    /// A step-up refusal: `max_age` when the rule's age limit was exceeded; `page`: where a
+    /// browser is sent instead (the step-up page, its `return_to` included).
+    pub(crate) fn step_up(max_age: Option<Duration>, page: Option<String>) -> Self {
+        let mut rejection = Self::new(RejectionKind::StepUpRequired);
+        rejection.step_up = Some(Box::new(StepUp { max_age, page }));
+        rejection
     }
 
     pub(crate) fn with_retry_after(mut self, retry_after: Duration) -> Self {
@@ -172,9 +210,24 @@ impl Rejection {
         self.kind
     }
 
-    /// The status of the default response.
+    /// The status of the default response (303 for a step-up sent to its page).
     pub fn status(&self) -> StatusCode {
+        if self.step_up_page().is_some() {
+            return StatusCode::SEE_OTHER;
+        }
         self.kind.status()
+    }
+
+    /// For [`RejectionKind::StepUpRequired`]: the most recent the member's newest
+    /// authentication must be, when that was the reason.
+    pub fn step_up_max_age(&self) -> Option<Duration> {
+        self.step_up.as_ref()?.max_age
+    }
+
+    /// For [`RejectionKind::StepUpRequired`] on a browser route: where the browser is sent
+    /// (the rule's step-up page, with `?return_to=`).
+    pub fn step_up_page(&self) -> Option<&str> {
+        self.step_up.as_ref()?.page.as_deref()
     }
 
     /// For [`RejectionKind::StytchUnavailable`]: when to try again.
@@ -200,8 +253,14 @@ impl Rejection {
             "error": self.kind.as_str(),
             "message": self.kind.message(),
         });
-        if let Some(t) = &self.error_type {
-            body["error_type"] = t.as_str().into();
+        // Refusals made here by a route's rule carry Stytch's own `error_type` for them.
+        let local = match self.kind {
+            RejectionKind::InsufficientPermission => Some("session_authorization_error"),
+            RejectionKind::WrongOrganization => Some("session_authorization_tenancy_error"),
+            _ => None,
+        };
+        if let Some(t) = self.error_type.as_deref().or(local) {
+            body["error_type"] = t.into();
         }
         if let Some(id) = &self.request_id {
             body["request_id"] = id.as_str().into();
@@ -221,6 +280,15 @@ impl Rejection {
                     HeaderValue::from_static("Bearer realm=\"stytch\", error=\"invalid_token\""),
                 );
             }
+            RejectionKind::StepUpRequired => {
+                headers.insert(header::WWW_AUTHENTICATE, self.step_up_challenge());
+                if let Some(page) = self
+                    .step_up_page()
+                    .and_then(|p| HeaderValue::from_str(p).ok())
+                {
+                    headers.insert(header::LOCATION, page);
+                }
+            }
             _ => {}
         }
         if let Some(after) = self.retry_after {
@@ -233,6 +301,27 @@ impl Rejection {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         res
+    }
+}
+
+impl Rejection {
+    /// RFC 9470's challenge: `Bearer error="insufficient_user_authentication"`, with
+    /// `max_age` (in seconds) when a recent authentication is what is missing.
+    fn step_up_challenge(&self) -> HeaderValue {
+        let mut challenge = String::from(
+            "Bearer realm=\"stytch\", error=\"insufficient_user_authentication\", error_description=\"",
+        );
+        match self.step_up_max_age() {
+            Some(max_age) => {
+                challenge.push_str("A more recent authentication is required\", max_age=\"");
+                challenge.push_str(&max_age.as_secs().to_string());
+                challenge.push('"');
+            }
+            None => challenge.push_str("A second factor is required\""),
+        }
+        HeaderValue::from_str(&challenge).unwrap_or_else(|_| {
+            HeaderValue::from_static("Bearer error=\"insufficient_user_authentication\"")
+        })
     }
 }
 

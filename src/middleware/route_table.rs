@@ -4,10 +4,10 @@
 
 use http::Method;
 
-use super::path::{is_ambiguous, is_malformed, readings, router_segments};
 use super::rejection::RejectionKind;
-use super::route_pattern::RoutePattern;
 use crate::revoke::Target;
+use crate::routing::path::{is_ambiguous, is_malformed, readings, router_segments};
+use crate::routing::pattern::RoutePattern;
 use crate::session::is_stytch_id;
 
 /// What the layer does with a request.
@@ -393,7 +393,7 @@ mod proptests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::middleware::path::readings;
+    use crate::routing::path::readings;
 
     /// Path pieces that servers read in different ways.
     fn piece() -> impl Strategy<Value = &'static str> {

@@ -7,16 +7,17 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use tower_service::Service;
 
 use super::body::ResponseBody;
 use super::endpoints;
-use super::future::{Ctx, ResponseFuture};
+use super::future::{Ctx, ResponseFuture, RuleCtx};
 use super::origin::{self, SiteRule};
 use super::rejection::{Rejection, RejectionKind};
 use super::route_table::{Route, effective_method};
 use super::shared::Shared;
+use crate::authz::rules::Matched;
 use crate::extract::extract;
 use crate::metrics;
 use crate::webhook::Receiver;
@@ -120,7 +121,28 @@ where
             return ResponseFuture::rejected(shared.reject(rejection), shared);
         }
         let (optional, hook) = match route {
-            Route::Public => return ResponseFuture::inner(inner, req, shared),
+            Route::Public | Route::Optional | Route::Protected | Route::Hook(_) => {
+                match ruled(&shared, &hook_method, &req) {
+                    Err(rejection) => {
+                        return ResponseFuture::rejected(shared.reject(rejection), shared);
+                    }
+                    // A route with a rule needs a member, whatever else covers it.
+                    Ok(Some(rule)) => {
+                        let hook = match route {
+                            Route::Hook(member_id) => Some(member_id),
+                            _ => None,
+                        };
+                        return app_route(inner, req, shared, false, hook, Some(rule));
+                    }
+                    Ok(None) => {}
+                }
+                match route {
+                    Route::Public => return ResponseFuture::inner(inner, req, shared),
+                    Route::Hook(member_id) => (false, Some(member_id)),
+                    Route::Optional => (true, None),
+                    _ => (false, None),
+                }
+            }
 
             Route::Logout { everywhere } => {
                 let (headers, uri) = (req.headers().clone(), req.uri().clone());
@@ -139,12 +161,59 @@ where
                 tracing::info!(path = %req.uri().path(), reason = kind.as_str(), "hooked route refused before the app");
                 return ResponseFuture::rejected(shared.reject(Rejection::new(kind)), shared);
             }
-            Route::Hook(member_id) => (false, Some(member_id)),
-            Route::Optional => (true, None),
-            Route::Protected => (false, None),
         };
-        app_route(inner, req, shared, optional, hook)
+        app_route(inner, req, shared, optional, hook, None)
     }
+}
+
+/// The authorization rule covering `req` (matched on `method`, the one the app acts on), with
+/// what deciding it needs from the request; a path some server could resolve to a ruled
+/// route is refused.
+fn ruled<B>(
+    shared: &Shared,
+    method: &Method,
+    req: &Request<B>,
+) -> Result<Option<RuleCtx>, Rejection> {
+    match shared.rules.find(method, req.uri().path()) {
+        None => Ok(None),
+        Some(Matched::Ambiguous) => {
+            tracing::info!(path = %req.uri().path(), "path some server could resolve to a route with a rule refused");
+            Err(Rejection::new(RejectionKind::MalformedRequest))
+        }
+        Some(Matched::Rule { rule, organization }) => {
+            let step_up_page = rule
+                .rule
+                .step_up_page
+                .as_deref()
+                .filter(|_| is_browser_navigation(req))
+                .map(|page| with_return_to(page, req.uri()));
+            Ok(Some(RuleCtx {
+                rule,
+                organization,
+                step_up_page,
+            }))
+        }
+    }
+}
+
+/// A browser loading a page: `GET` or `HEAD` accepting HTML.
+fn is_browser_navigation<B>(req: &Request<B>) -> bool {
+    (req.method() == Method::GET || req.method() == Method::HEAD)
+        && req.headers().get_all(http::header::ACCEPT).iter().any(|v| {
+            v.as_bytes()
+                .windows(9)
+                .any(|w| w.eq_ignore_ascii_case(b"text/html"))
+        })
+}
+
+/// `page?return_to=<the request's path and query>` (or `&return_to=` when `page` has a query).
+fn with_return_to(page: &str, uri: &http::Uri) -> String {
+    let here = uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let encoded: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+    let separator = if page.contains('?') { '&' } else { '?' };
+    format!("{page}{separator}return_to={encoded}")
 }
 
 /// Whether `req` asks to switch protocols: an HTTP/1.1 `Upgrade` (WebSocket), or an HTTP/2
@@ -181,6 +250,7 @@ fn app_route<S, ReqBody, ResBody>(
     shared: Arc<Shared>,
     optional: bool,
     hook: Option<String>,
+    rule: Option<RuleCtx>,
 ) -> ResponseFuture<S, ReqBody, ResBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -215,6 +285,7 @@ where
     let ctx = Ctx {
         optional,
         hook,
+        rule,
         found,
         set_cookie: None,
         caller: None,

@@ -7,6 +7,8 @@ use http::Response;
 
 use super::rejection::{Rejection, SharedRejectionHandler};
 use super::route_table::RouteTable;
+use crate::authz::Authorizer;
+use crate::authz::rules::RouteRules;
 use crate::cookies::CookieSettings;
 use crate::engine::Engine;
 use crate::extract::CredentialSource;
@@ -17,6 +19,10 @@ use crate::extract::CredentialSource;
 pub(crate) struct Shared {
     /// The session store, the authenticator and the revoker.
     pub(crate) engine: Engine,
+    /// Stytch RBAC checks against the cached policy.
+    pub(crate) authorizer: Authorizer,
+    /// The routes' authorization rules.
+    pub(crate) rules: RouteRules,
     /// What the layer does with each route.
     pub(crate) routes: RouteTable,
     /// Where credentials are looked for, in order.

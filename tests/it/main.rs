@@ -9,6 +9,8 @@
 //! The TRACE-capturing secrets test installs a global subscriber, so it has a binary of its
 //! own (`tests/secrets.rs`), sharing `support.rs`.
 
+#[cfg(all(feature = "axum", feature = "jwt"))]
+mod authz;
 #[cfg(all(feature = "axum", feature = "jwt", feature = "redis"))]
 mod bus;
 mod client;

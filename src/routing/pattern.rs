@@ -33,6 +33,8 @@ impl RoutePattern {
         };
         let trimmed = raw.trim();
         let (method, path) = match trimmed.split_once(char::is_whitespace) {
+            // `*`: any method, as no method at all.
+            Some(("*", p)) => (None, p.trim()),
             Some((m, p)) => {
                 let method = Method::from_bytes(m.to_ascii_uppercase().as_bytes())
                     .map_err(|_| bad("invalid method"))?;
@@ -100,6 +102,11 @@ impl RoutePattern {
             Segment::Capture(n) => Some(n.as_str()),
             _ => None,
         })
+    }
+
+    /// Whether the pattern names one method (not none, not `*`).
+    pub(crate) fn has_method(&self) -> bool {
+        self.method.is_some()
     }
 
     /// Whether the method matches (a pattern without method matches all).
