@@ -15,76 +15,34 @@
 //! `identity` owns the headers the upstream receives, `credentials` what of the client's
 //! credentials it receives, and `forwarded` the forwarding headers and trusted proxies.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod app;
 mod auth_only;
+mod body;
 mod cli;
 mod credentials;
+#[cfg(feature = "demo")]
 mod demo;
-mod demo_app;
 mod error;
 mod forwarded;
 mod health;
 mod identity;
 mod live;
 mod metrics;
+mod options;
 mod proxy;
 mod serve;
 mod server;
+mod service;
 mod tls;
 mod upgrade;
-mod upstream;
 
 #[cfg(test)]
 mod tests;
 
 pub use self::cli::main;
 pub use self::error::GatewayError;
-pub use self::serve::{Gateway, ServeOptions, ShutdownReport};
+pub use self::options::ServeOptions;
+pub use self::serve::{Gateway, ShutdownReport};
 pub use self::server::Drain;
-
-use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, Full};
-
-pub(crate) use tower_stytch::service::BoxError;
-
-/// The future of the gateway's own services: boxed, infallible.
-pub(crate) type ServiceFuture = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>,
->;
-
-/// The body of every response the gateway sends: the upstream's streamed body, or a short
-/// body of its own.
-pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
-
-/// A complete body from bytes.
-pub(crate) fn full_body(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// A response with a short `text/plain` body.
-pub(crate) fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut response = Response::new(full_body(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-/// Binds a TCP listener, naming the address on failure.
-///
-/// # Errors
-///
-/// [`GatewayError::Bind`].
-pub(crate) async fn bind(
-    addr: std::net::SocketAddr,
-) -> Result<tokio::net::TcpListener, GatewayError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| GatewayError::Bind { addr, source })
-}

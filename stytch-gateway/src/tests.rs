@@ -29,12 +29,13 @@ use tokio::sync::{Notify, oneshot};
 use tower_stytch::MemberSession;
 
 use crate::app::App;
+use crate::body::{Body, BoxError, full_body, text_response};
 use crate::credentials::Credentials;
 use crate::forwarded::{TrustedProxies, parse_trusted_proxy};
 use crate::health::{Health, ReadyCheck};
 use crate::proxy::{Forwarding, Proxy, Transport};
 use crate::server::serve;
-use crate::{Body, BoxError, full_body, text_response};
+use crate::service::ServiceFn;
 
 /// A streaming body fed through a channel: `send(bytes)` on the sender, drop it to end.
 fn channel_body() -> (tokio::sync::mpsc::Sender<Bytes>, Body) {
@@ -191,7 +192,7 @@ async fn spawn_gateway_with(
     forwarding: Forwarding,
 ) -> Server {
     let proxy = Proxy::new(upstream, timeout, forwarding, &Transport::default()).unwrap();
-    let app = App::new(proxy, Some("/auth".to_owned()));
+    let app = ServiceFn(App::new(proxy, Some("/auth".to_owned())));
     let fake_auth = tower::service_fn(move |mut req: Request<Incoming>| {
         let mut app = app.clone();
         if req.headers_mut().remove("x-test-authenticated").is_some() {
@@ -592,7 +593,7 @@ async fn upstream_metrics_are_rendered() {
     // If this broke, the gateway's own upstream metrics would be missing from /metrics.
     bounded(async {
         let handle = crate::metrics::recorder().unwrap();
-        let metrics = spawn(crate::metrics::MetricsService::new(handle)).await;
+        let metrics = spawn(ServiceFn(crate::metrics::MetricsService::new(handle))).await;
         let (_up, _state, gw) = default_gateway().await;
         assert_eq!(get(gw.addr, "/echo", &[]).await.status(), StatusCode::OK);
         let r = get(metrics.addr, "/metrics", &[]).await;
@@ -619,7 +620,8 @@ mod full_stack {
     //! in-process emulator, configured like the command line's flags.
 
     use super::*;
-    use crate::serve::{Gateway, ServeOptions};
+    use crate::options::ServeOptions;
+    use crate::serve::{Gateway, ShutdownReport};
     use stytch_emulator::{Emulator, EmulatorConfig, EmulatorEndpoint, SessionInfo};
 
     struct Stack {
@@ -627,14 +629,14 @@ mod full_stack {
         upstream: (Server, Arc<UpstreamState>),
         addr: SocketAddr,
         stop: Option<oneshot::Sender<()>>,
-        done: tokio::task::JoinHandle<crate::serve::ShutdownReport>,
+        done: tokio::task::JoinHandle<ShutdownReport>,
     }
 
     async fn start(configure: impl FnOnce(&mut ServeOptions)) -> Stack {
         let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
         let upstream = spawn_upstream().await;
         let mut options = ServeOptions::new(
-            crate::demo::stytch_config(&emulator).unwrap(),
+            stytch_config(&emulator),
             format!("http://{}", upstream.0.addr),
         );
         configure(&mut options);
@@ -651,6 +653,14 @@ mod full_stack {
             stop: Some(stop),
             done,
         }
+    }
+
+    /// The Stytch configuration pointing at `emulator`.
+    fn stytch_config(emulator: &Emulator) -> tower_stytch::StytchConfig {
+        tower_stytch::StytchConfig::builder(emulator.project_id(), emulator.secret())
+            .base_url(emulator.base_url())
+            .build()
+            .unwrap()
     }
 
     async fn call(addr: SocketAddr, method: &str, path: &str, token: &str) -> Response<Bytes> {
