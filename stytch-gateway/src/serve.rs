@@ -1,9 +1,9 @@
 //! [`Gateway`]: the assembled reverse proxy, from [`ServeOptions`] to a running server.
 //!
 //! The service stack, outermost first: [`Health`] (`/healthz`, `/readyz`, before auth) →
-//! [`BodylessRefusals`] (the auth-only endpoint's refusals without a body) →
-//! [`StytchAuth`](tower_stytch::service::StytchAuth) (logout, admin revoke, forced sign-out
-//! hooks, public routes, authentication) → [`App`] (auth-only endpoint, then the [`Proxy`]).
+//! [`BodylessRefusals`] (the auth-only endpoint's refusals without a body) → [`StytchAuth`]
+//! (logout, admin revoke, forced sign-out hooks, public routes, authentication) → [`App`]
+//! (auth-only endpoint, then the [`Proxy`]).
 
 use std::future::Future;
 use std::net::SocketAddr;

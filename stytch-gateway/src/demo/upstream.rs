@@ -109,7 +109,7 @@ impl<B> Handler<B> for EchoUpstream {
 
 /// Answers every request `204 No Content` without reading it: the trivial auth endpoint
 /// nginx `auth_request` is pointed at in the load run, to compare ours with. Not a
-/// [`ServiceFn`](crate::service::ServiceFn): its future is not boxed, so it stays the
+/// [`ServiceFn`]: its future is not boxed, so it stays the
 /// cheapest answer the load run can measure against.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct NoContent;
