@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use futures_util::FutureExt as _;
 use http::{Request, Response};
 
 use crate::body::Body;
@@ -27,7 +28,7 @@ pub(crate) trait Handler<B> {
 }
 
 /// An always-ready, infallible `Service` answering with a [`Handler`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct ServiceFn<H>(pub(crate) H);
 
 impl<H, B> tower_service::Service<Request<B>> for ServiceFn<H>
@@ -43,7 +44,6 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let response = self.0.handle(req);
-        Box::pin(async move { Ok(response.await) })
+        Box::pin(self.0.handle(req).map(Ok))
     }
 }
