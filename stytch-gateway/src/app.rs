@@ -1,18 +1,19 @@
 //! [`App`]: what runs behind the auth layer: the auth-only endpoint, then the proxy.
 
-use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::{Request, Response, StatusCode};
-
-use super::identity::insert_identity_headers;
-use super::proxy::Proxy;
-use super::{Body, BoxError, text_response};
 use tower_stytch::MemberSession;
 
-/// The service behind the auth layer.
+use crate::body::{Body, BoxError, full_body, text_response};
+use crate::identity::insert_identity_headers;
+use crate::proxy::Proxy;
+use crate::service::Handler;
+
+/// The handler behind the auth layer (served as a [`ServiceFn`](crate::service::ServiceFn)).
 ///
 /// A request for the auth-only path (`--auth-only-path`, for nginx `auth_request` and
 /// Traefik `forwardAuth`) is answered 200 with the identity headers and an empty body (any
@@ -39,7 +40,7 @@ impl App {
     fn auth_only<B>(req: &Request<B>) -> Response<Body> {
         match req.extensions().get::<MemberSession>() {
             Some(session) => {
-                let mut response = Response::new(super::full_body(Bytes::new()));
+                let mut response = Response::new(full_body(Bytes::new()));
                 insert_identity_headers(response.headers_mut(), session);
                 response
             }
@@ -49,25 +50,16 @@ impl App {
     }
 }
 
-impl<B> tower_service::Service<Request<B>> for App
+impl<B> Handler<B> for App
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = super::ServiceFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn handle(&self, req: Request<B>) -> impl Future<Output = Response<Body>> + Send + 'static {
         if self.auth_only_path.as_deref() == Some(req.uri().path()) {
-            let response = Self::auth_only(&req);
-            return Box::pin(async move { Ok(response) });
+            return Either::Left(std::future::ready(Self::auth_only(&req)));
         }
         let proxy = self.proxy.clone();
-        Box::pin(async move { Ok(proxy.forward(req).await) })
+        Either::Right(async move { proxy.forward(req).await })
     }
 }

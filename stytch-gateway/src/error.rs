@@ -3,7 +3,7 @@
 use std::error::Error as StdError;
 use std::net::SocketAddr;
 
-use tower_stytch::{ConfigError, StytchError, service::BoxError};
+use tower_stytch::ConfigError;
 
 /// Why the gateway could not start or run. Never holds the project secret or a credential.
 ///
@@ -50,6 +50,8 @@ pub enum GatewayError {
     },
     /// An emulator setting (`--webhook-url`, `--webhook-secret`) is invalid; the message
     /// never repeats a secret.
+    #[cfg(feature = "demo")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "demo")))]
     #[error("invalid emulator --{name}")]
     Emulator {
         /// The flag's name.
@@ -81,12 +83,18 @@ pub enum GatewayError {
     #[error("cannot install the Prometheus metrics recorder")]
     Metrics(#[source] metrics_exporter_prometheus::BuildError),
     /// The demo's gateway cannot reach the demo's emulator.
+    #[cfg(feature = "demo")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "demo")))]
     #[error("the demo gateway is not ready")]
-    NotReady(#[source] StytchError),
+    NotReady(#[source] tower_stytch::StytchError),
     /// A demo request could not be sent or its answer read.
+    #[cfg(feature = "demo")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "demo")))]
     #[error("the demo request failed")]
-    DemoRequest(#[source] BoxError),
+    DemoRequest(#[source] tower_stytch::service::BoxError),
     /// A demo request got no answer in time.
+    #[cfg(feature = "demo")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "demo")))]
     #[error("the demo request timed out")]
     DemoTimeout,
     /// The Redis URL or a bus setting is invalid (the message holds no password).
@@ -101,17 +109,18 @@ impl GatewayError {
     /// Whether the error is a configuration problem (exit code 2) rather than a run-time
     /// failure (exit code 1).
     pub fn is_config(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Self::Config(_)
-                | Self::Missing { .. }
-                | Self::InvalidUpstream { .. }
-                | Self::UpstreamCa { .. }
-                | Self::InvalidPath { .. }
-                | Self::Emulator { .. }
-                | Self::ZeroTimeout { .. }
-                | Self::Bus(_)
-        )
+            | Self::Missing { .. }
+            | Self::InvalidUpstream { .. }
+            | Self::UpstreamCa { .. }
+            | Self::InvalidPath { .. }
+            | Self::ZeroTimeout { .. }
+            | Self::Bus(_) => true,
+            #[cfg(feature = "demo")]
+            Self::Emulator { .. } => true,
+            _ => false,
+        }
     }
 }
 

@@ -21,7 +21,8 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 
-use super::{Body, BoxError, text_response};
+use crate::body::{Body, BoxError, text_response};
+use crate::service::ServiceFuture;
 
 /// Path of the liveness probe.
 pub(crate) const HEALTHZ: &str = "/healthz";
@@ -124,7 +125,7 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = super::ServiceFuture;
+    type Future = ServiceFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)

@@ -1,90 +1,79 @@
 //! `stytch-gateway`: an authenticating reverse proxy for Stytch B2B sessions, built on
-//! [`tower_stytch::StytchAuthLayer`], with health and metrics endpoints, graceful shutdown,
-//! and the `emulator` / `demo` commands.
+//! [`tower_stytch::StytchAuthLayer`], with health and metrics endpoints and graceful
+//! shutdown; with the default feature `demo`, also the `emulator` and `demo` commands.
 //!
 //! The binary (`src/main.rs`) calls [`main`]. The library exposes only what an embedder
 //! needs to run the proxy in-process: [`Gateway`] built from [`ServeOptions`], and how it
 //! ended ([`ShutdownReport`], [`Drain`], [`GatewayError`]). Every other module is private
-//! to this crate; its in-process tests live in `src/tests.rs`.
+//! to this crate; its in-process tests live in `src/tests/`.
+//!
+//! # Features
+//!
+//! `demo` (default): the `emulator` and `demo` commands (and the hidden `upstream` of the
+//! load runs), with the Stytch emulator, the demo web app and its WebSocket. Without it
+//! (`cargo install stytch-gateway --no-default-features`) the binary is the proxy alone:
+//! `serve`, linking no test double (`stytch-emulator` is not even in its dependency tree).
+//!
+//! # Modules
 //!
 //! The service stack, outermost first: `health` (`/healthz`, `/readyz`, before auth) →
 //! `auth_only` (the auth-only endpoint's refusals without a body) → `StytchAuth` (logout,
-//! admin revoke, forced sign-out hooks, public routes, authentication) → `app` (auth-only endpoint, else `proxy`), served by `server` (hyper-util
-//! auto HTTP/1 + HTTP/2, graceful shutdown). `cli` parses the command line, `demo` runs the
-//! emulator, the echo `upstream` and the gateway together, `metrics` serves Prometheus,
-//! `identity` owns the headers the upstream receives, `credentials` what of the client's
-//! credentials it receives, and `forwarded` the forwarding headers and trusted proxies.
+//! admin revoke, forced sign-out hooks, webhooks, public routes, authentication) → `app`
+//! (the auth-only endpoint, else `proxy`), served by `server`.
+//!
+//! Bottom up, each module may use only the crate's modules listed on its line (the import
+//! graph is a DAG; `lib.rs` only declares the modules and re-exports the public types):
+//!
+//! | module | job | may use |
+//! |---|---|---|
+//! | `body` | `Body` of every response, `full_body`, `text_response` | — |
+//! | `error` | [`GatewayError`], and its one-line cause chain | — |
+//! | `identity` | the identity headers the upstream receives | — |
+//! | `credentials` | which of the client's credentials reach the upstream | — |
+//! | `forwarded` | forwarding headers, trusted proxies | — |
+//! | `upgrade` | which requests are upgrades; the tunnel | — |
+//! | `auth_only` | the auth-only endpoint's refusals, without a body | — |
+//! | `service` | `ServiceFn`: the one always-ready `Service` over a `Handler` | `body` |
+//! | `live` | streamed bodies ended when their session is revoked | `body` |
+//! | `tls` | the upstream's TLS roots (system or `--upstream-ca`) | `error` |
+//! | `metrics` | the Prometheus recorder, `/metrics`, the upstream metrics | `body`, `error`, `service` |
+//! | `health` | `/healthz`, `/readyz` (cached readiness) | `body`, `service` |
+//! | `server` | the accept loop (HTTP/1 + HTTP/2, graceful drain), `bind`, the signals | `body`, `error`, `metrics` |
+//! | `proxy` | forwarding to the upstream over a pooled client; 502 / 504 | `body`, `credentials`, `error`, `forwarded`, `identity`, `live`, `metrics`, `server`, `service`, `tls`, `upgrade` |
+//! | `app` | behind the auth layer: the auth-only endpoint, else the proxy | `body`, `identity`, `proxy`, `service` |
+//! | `options` | `serve`'s flags and [`ServeOptions`] (checked) | `error`, `forwarded`, `health`, `proxy` (their defaults) |
+//! | `serve` | [`Gateway`]: options → the stack, its listeners, the shutdown | all of the above |
+//! | `demo` | (feature `demo`) the `emulator`, `demo` and `upstream` commands | `body`, `error`, `identity`, `options`, `serve`, `server`, `service`, `upgrade` |
+//! | `cli` | [`main`]: parsing, logging, runtime, dispatch, exit codes | `demo`, `error`, `options`, `serve`, `server` |
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod app;
 mod auth_only;
+mod body;
 mod cli;
 mod credentials;
+#[cfg(feature = "demo")]
 mod demo;
-mod demo_app;
 mod error;
 mod forwarded;
 mod health;
 mod identity;
 mod live;
 mod metrics;
+mod options;
 mod proxy;
 mod serve;
 mod server;
+mod service;
 mod tls;
 mod upgrade;
-mod upstream;
 
 #[cfg(test)]
 mod tests;
 
 pub use self::cli::main;
 pub use self::error::GatewayError;
-pub use self::serve::{Gateway, ServeOptions, ShutdownReport};
+pub use self::options::ServeOptions;
+pub use self::serve::{Gateway, ShutdownReport};
 pub use self::server::Drain;
-
-use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, Full};
-
-pub(crate) use tower_stytch::service::BoxError;
-
-/// The future of the gateway's own services: boxed, infallible.
-pub(crate) type ServiceFuture = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>,
->;
-
-/// The body of every response the gateway sends: the upstream's streamed body, or a short
-/// body of its own.
-pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
-
-/// A complete body from bytes.
-pub(crate) fn full_body(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// A response with a short `text/plain` body.
-pub(crate) fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut response = Response::new(full_body(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-/// Binds a TCP listener, naming the address on failure.
-///
-/// # Errors
-///
-/// [`GatewayError::Bind`].
-pub(crate) async fn bind(
-    addr: std::net::SocketAddr,
-) -> Result<tokio::net::TcpListener, GatewayError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| GatewayError::Bind { addr, source })
-}

@@ -1,7 +1,7 @@
 //! Revocation reaches live connections: a response body still streaming (server-sent
 //! events, a long poll, any chunked body) ends with an error when its session is revoked, so
 //! hyper closes the connection (HTTP/1.1) or resets the stream (HTTP/2). Upgraded
-//! connections are stopped by [`Proxy`](super::proxy::Proxy) the same way.
+//! connections are stopped by [`Proxy`](crate::proxy::Proxy) the same way.
 //!
 //! The session's [`SessionLiveness`] is only made when the body first has to wait for the
 //! upstream: a response the upstream sends at once never registers anything.
@@ -15,7 +15,7 @@ use http::Extensions;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tower_stytch::{MemberSession, Revoker, SessionCredential, live::SessionLiveness};
 
-use super::{Body, BoxError};
+use crate::body::{Body, BoxError};
 
 /// What an authenticated request's liveness handle is made from, taken out of its
 /// extensions (no clone) when it is sent upstream.

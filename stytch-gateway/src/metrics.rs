@@ -4,15 +4,16 @@
 //! gateway installs the Prometheus recorder, adds the upstream metrics below, and serves the
 //! rendering on a separate listener (`--metrics-listen`).
 
-use std::convert::Infallible;
+use std::future::Future;
 use std::sync::OnceLock;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode, header};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use super::{Body, GatewayError, text_response};
+use crate::body::{Body, text_response};
+use crate::error::GatewayError;
+use crate::service::Handler;
 
 /// Counter of upstream answers, label `class` (`2xx` … `5xx`, `unavailable`, `timeout`).
 pub(crate) const UPSTREAM_RESPONSES: &str = "stytch_gateway_upstream_responses_total";
@@ -88,7 +89,8 @@ pub(crate) fn recorder() -> Result<PrometheusHandle, GatewayError> {
     Ok(handle)
 }
 
-/// The `/metrics` endpoint: `GET /metrics` renders the recorder, everything else is 404.
+/// The `/metrics` endpoint (a [`Handler`]): `GET /metrics` renders the recorder, everything
+/// else is 404.
 #[derive(Clone)]
 pub(crate) struct MetricsService {
     handle: PrometheusHandle,
@@ -122,17 +124,8 @@ impl MetricsService {
     }
 }
 
-impl<B> tower_service::Service<Request<B>> for MetricsService {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = super::ServiceFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let response = self.answer(&req);
-        Box::pin(async move { Ok(response) })
+impl<B> Handler<B> for MetricsService {
+    fn handle(&self, req: Request<B>) -> impl Future<Output = Response<Body>> + Send + 'static {
+        std::future::ready(self.answer(&req))
     }
 }

@@ -7,12 +7,10 @@
 //! the peer is a [trusted proxy](TrustedProxies)), and answers 502 when the upstream cannot
 //! be reached and 504 when it does not answer within the timeout. `https://` upstreams are
 //! reached over rustls (HTTP/2 when ALPN picks it), and HTTP/1.1 upgrades (WebSocket) are
-//! tunnelled ([`upgrade`](super::upgrade)).
+//! tunnelled ([`upgrade`](crate::upgrade)).
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -26,23 +24,22 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-
-use super::credentials::Credentials;
-use super::forwarded::{TrustedProxies, set_forwarding_headers};
-use super::identity::{insert_identity_headers, strip_identity_headers};
-use super::live::{LiveSeed, revocable};
-use super::tls::{UpstreamRoots, client_config};
-use super::upgrade::{keep_upgrade_headers, tunnel, upgrade_protocol};
-use super::{Body, BoxError, GatewayError, metrics as gw_metrics, text_response};
 use tower_stytch::{MemberSession, live::SessionLiveness};
+
+use crate::body::{Body, BoxError, full_body, text_response};
+use crate::credentials::Credentials;
+use crate::error::GatewayError;
+use crate::forwarded::{TrustedProxies, set_forwarding_headers};
+use crate::identity::{insert_identity_headers, strip_identity_headers};
+use crate::live::{LiveSeed, revocable};
+use crate::metrics as gw_metrics;
+use crate::server::PeerAddr;
+use crate::service::Handler;
+use crate::tls::{UpstreamRoots, client_config};
+use crate::upgrade::{keep_upgrade_headers, tunnel, upgrade_protocol};
 
 /// Default time the upstream has to send its response headers.
 pub(crate) const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The address of the client that opened the connection, inserted into every request's
-/// extensions by [`serve`](super::server::serve).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PeerAddr(pub SocketAddr);
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -155,7 +152,7 @@ pub(crate) struct Transport {
 
 /// The reverse proxy towards one upstream. Cheap to clone (one shared connection pool).
 ///
-/// As a `tower_service::Service` it never fails: upstream errors become 502 / 504 responses.
+/// As a [`Handler`] it never fails: upstream errors become 502 / 504 responses.
 #[derive(Clone)]
 pub(crate) struct Proxy {
     inner: Arc<Inner>,
@@ -207,7 +204,7 @@ impl Proxy {
     ///
     /// [`GatewayError::InvalidUpstream`] for a bad URL (or h2c asked of an `https://` one),
     /// [`GatewayError::ZeroTimeout`] for a zero timeout, the errors of
-    /// [`tls::client_config`](super::tls::client_config) for the TLS settings.
+    /// [`tls::client_config`](crate::tls::client_config) for the TLS settings.
     pub(crate) fn new(
         upstream: &str,
         timeout: Duration,
@@ -364,7 +361,7 @@ impl Proxy {
             }
         };
         tokio::spawn(tunnel(client_side, upstream_side, stop));
-        Response::from_parts(parts, super::full_body(Bytes::new()))
+        Response::from_parts(parts, full_body(Bytes::new()))
     }
 
     /// Closes every upgraded connection (at shutdown, once in-flight requests finished).
@@ -417,22 +414,14 @@ impl Proxy {
     }
 }
 
-impl<B> tower_service::Service<Request<B>> for Proxy
+impl<B> Handler<B> for Proxy
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = super::ServiceFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn handle(&self, req: Request<B>) -> impl Future<Output = Response<Body>> + Send + 'static {
         let proxy = self.clone();
-        Box::pin(async move { Ok(proxy.forward(req).await) })
+        async move { proxy.forward(req).await }
     }
 }
 

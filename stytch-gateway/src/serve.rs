@@ -1,8 +1,9 @@
-//! [`Gateway`]: the assembled reverse proxy, from options to a running server.
+//! [`Gateway`]: the assembled reverse proxy, from [`ServeOptions`] to a running server.
 //!
 //! The service stack, outermost first: [`Health`] (`/healthz`, `/readyz`, before auth) →
-//! [`StytchAuth`](tower_stytch::service::StytchAuth) (logout, admin revoke, forced sign-out hooks, public
-//! routes, authentication) → [`App`] (auth-only endpoint, then the [`Proxy`]).
+//! [`BodylessRefusals`] (the auth-only endpoint's refusals without a body) → [`StytchAuth`]
+//! (logout, admin revoke, forced sign-out hooks, public routes, authentication) → [`App`]
+//! (auth-only endpoint, then the [`Proxy`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,165 +14,29 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tower_layer::Layer as _;
 
-use super::app::App;
-use super::auth_only::BodylessRefusals;
-use super::cli::ServeArgs;
-use super::credentials::Credentials;
-use super::forwarded::TrustedProxies;
-use super::health::{DEFAULT_READINESS_MAX_AGE, Health, ReadyCheck};
-use super::metrics::MetricsService;
-use super::proxy::{DEFAULT_UPSTREAM_TIMEOUT, Forwarding, Proxy, Transport};
-use super::server::{Drain, serve};
-use super::tls::UpstreamRoots;
-use super::{GatewayError, bind};
-use tower_stytch::config::CookieSettings;
-use tower_stytch::config::CredentialSource;
-use tower_stytch::{
-    StytchAuthLayer, StytchClient, StytchConfig, bus::RedisBus, webhook::WebhookSecrets,
-};
+use tower_stytch::config::{CookieSettings, CredentialSource};
+use tower_stytch::service::StytchAuth;
+use tower_stytch::{StytchAuthLayer, StytchClient};
 
-/// Everything `stytch-gateway serve` is configured with.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ServeOptions {
-    /// Address of the proxy.
-    pub listen: SocketAddr,
-    /// Upstream URL (`http://host:port[/prefix]` or `https://…`).
-    pub upstream: String,
-    /// PEM file of the CA certificates an `https://` upstream must chain to (the system's
-    /// trust store when `None`).
-    pub upstream_ca: Option<std::path::PathBuf>,
-    /// HTTP/2 with prior knowledge (h2c) to an `http://` upstream.
-    pub upstream_h2c: bool,
-    /// Time the upstream has to send response headers (504 after).
-    pub upstream_timeout: Duration,
-    /// Address of the Prometheus endpoint, if any.
-    pub metrics_listen: Option<SocketAddr>,
-    /// Path of the auth-only endpoint, if any.
-    pub auth_only_path: Option<String>,
-    /// Logout path (layer default when `None`).
-    pub logout_path: Option<String>,
-    /// Admin prefix (layer default when `None`).
-    pub admin_prefix: Option<String>,
-    /// Forced sign-out hook patterns.
-    pub forced_signout: Vec<String>,
-    /// Public path prefixes.
-    pub public: Vec<String>,
-    /// Routes where a credential is optional.
-    pub optional: Vec<String>,
-    /// Session cookies written without `Secure` (plain-http development).
-    pub insecure_cookies: bool,
-    /// Disable local JWT verification.
-    pub no_jwt: bool,
-    /// Forward the credentials the layer consumed (bearer token, Stytch session cookies) to
-    /// the upstream; by default they are removed.
-    pub pass_credentials: bool,
-    /// Networks of the proxies in front of the gateway, whose forwarding headers are kept
-    /// (appended to); every other peer's are replaced.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Budget for draining and flushing revocations on shutdown.
-    pub shutdown_timeout: Duration,
-    /// How long a `/readyz` result is reused (zero: every probe checks Stytch).
-    pub readiness_max_age: Duration,
-    /// Revocations shared with other instances through Redis, if any.
-    pub redis: Option<RedisBus>,
-    /// Path receiving Stytch's webhooks and the secrets they are signed with (off when
-    /// `None`).
-    pub webhook: Option<(String, WebhookSecrets)>,
-    /// The Stytch project.
-    pub stytch: StytchConfig,
-}
-
-impl ServeOptions {
-    /// Options with the defaults of the command line, for `stytch` and `upstream`, listening
-    /// on an ephemeral loopback port.
-    pub fn new(stytch: StytchConfig, upstream: impl Into<String>) -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            upstream: upstream.into(),
-            upstream_ca: None,
-            upstream_h2c: false,
-            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
-            metrics_listen: None,
-            auth_only_path: None,
-            logout_path: None,
-            admin_prefix: None,
-            forced_signout: Vec::new(),
-            public: Vec::new(),
-            optional: Vec::new(),
-            insecure_cookies: false,
-            no_jwt: false,
-            pass_credentials: false,
-            trusted_proxies: Vec::new(),
-            shutdown_timeout: Duration::from_secs(10),
-            readiness_max_age: DEFAULT_READINESS_MAX_AGE,
-            redis: None,
-            webhook: None,
-            stytch,
-        }
-    }
-}
-
-impl TryFrom<ServeArgs> for ServeOptions {
-    type Error = GatewayError;
-
-    fn try_from(args: ServeArgs) -> Result<Self, GatewayError> {
-        let upstream =
-            args.upstream
-                .filter(|u| !u.trim().is_empty())
-                .ok_or(GatewayError::Missing {
-                    setting: "GATEWAY_UPSTREAM (or --upstream)",
-                })?;
-        if let Some(path) = &args.auth_only_path
-            && !path.starts_with('/')
-        {
-            return Err(GatewayError::InvalidPath {
-                name: "auth-only-path",
-                path: path.clone(),
-            });
-        }
-        let webhook = webhook(args.webhook_path, args.webhook_secret)?;
-        Ok(Self {
-            webhook,
-            listen: args.listen,
-            upstream,
-            upstream_ca: args.upstream_ca,
-            upstream_h2c: args.upstream_h2c,
-            upstream_timeout: args.upstream_timeout,
-            metrics_listen: args.metrics_listen,
-            auth_only_path: args.auth_only_path,
-            logout_path: args.logout_path,
-            admin_prefix: args.admin_prefix,
-            forced_signout: args.forced_signout,
-            public: args.public,
-            optional: args.optional,
-            insecure_cookies: args.insecure_cookies,
-            no_jwt: args.no_jwt,
-            pass_credentials: args.pass_credentials,
-            trusted_proxies: args.trusted_proxies,
-            shutdown_timeout: args.shutdown_timeout,
-            readiness_max_age: args.readiness_max_age,
-            redis: args
-                .redis_url
-                .filter(|u| !u.0.trim().is_empty())
-                .map(|url| {
-                    RedisBus::builder(&url.0)
-                        .lease(args.redis_lease)
-                        .startup_wait(args.redis_startup_wait)
-                        .build()
-                })
-                .transpose()?,
-            stytch: args.stytch.stytch_config()?,
-        })
-    }
-}
+use crate::app::App;
+use crate::auth_only::BodylessRefusals;
+use crate::credentials::Credentials;
+use crate::error::GatewayError;
+use crate::forwarded::TrustedProxies;
+use crate::health::{Health, ReadyCheck};
+use crate::metrics::{MetricsService, recorder};
+use crate::options::ServeOptions;
+use crate::proxy::{Forwarding, Proxy, Transport};
+use crate::server::{Drain, bind, serve};
+use crate::service::ServiceFn;
+use crate::tls::UpstreamRoots;
 
 /// Builds the auth layer the options describe.
 ///
 /// # Errors
 ///
 /// [`GatewayError::Config`] for a bad route pattern or client setting.
-pub(crate) fn build_layer(options: &ServeOptions) -> Result<StytchAuthLayer, GatewayError> {
+fn build_layer(options: &ServeOptions) -> Result<StytchAuthLayer, GatewayError> {
     let client = StytchClient::new(options.stytch.clone())?;
     let mut builder = StytchAuthLayer::builder(client).credential_sources(credential_sources());
     for prefix in &options.public {
@@ -204,33 +69,6 @@ pub(crate) fn build_layer(options: &ServeOptions) -> Result<StytchAuthLayer, Gat
         builder = builder.webhook(path, secrets.clone());
     }
     Ok(builder.build()?)
-}
-
-/// The webhook receiver's path and secrets: both given, or neither (off).
-fn webhook(
-    path: Option<String>,
-    secret: Option<String>,
-) -> Result<Option<(String, WebhookSecrets)>, GatewayError> {
-    let path = path.filter(|p| !p.trim().is_empty());
-    let secret = secret.filter(|s| !s.trim().is_empty());
-    match (path, secret) {
-        (None, None) => Ok(None),
-        (Some(path), Some(secret)) => {
-            if !path.starts_with('/') {
-                return Err(GatewayError::InvalidPath {
-                    name: "webhook-path",
-                    path,
-                });
-            }
-            Ok(Some((path, WebhookSecrets::parse(&secret)?)))
-        }
-        (Some(_), None) => Err(GatewayError::Missing {
-            setting: "STYTCH_WEBHOOK_SECRET (or --webhook-secret), needed by --webhook-path",
-        }),
-        (None, Some(_)) => Err(GatewayError::Missing {
-            setting: "GATEWAY_WEBHOOK_PATH (or --webhook-path), for STYTCH_WEBHOOK_SECRET",
-        }),
-    }
 }
 
 /// Where the layer reads credentials, and so what the proxy removes (Stytch's defaults).
@@ -282,8 +120,8 @@ impl ShutdownReport {
 /// A gateway with its listeners bound, ready to [`run`](Self::run).
 pub struct Gateway {
     listener: TcpListener,
-    metrics: Option<(TcpListener, MetricsService)>,
-    service: Health<BodylessRefusals<tower_stytch::service::StytchAuth<App>>>,
+    metrics: Option<(TcpListener, ServiceFn<MetricsService>)>,
+    service: Health<BodylessRefusals<StytchAuth<ServiceFn<App>>>>,
     layer: StytchAuthLayer,
     /// A handle on the proxy inside `service`, to close its tunnels at shutdown.
     proxy: Proxy,
@@ -313,7 +151,7 @@ impl Gateway {
             &transport(&options),
         )?;
         let layer = build_layer(&options)?;
-        let app = App::new(proxy.clone(), options.auth_only_path.clone());
+        let app = ServiceFn(App::new(proxy.clone(), options.auth_only_path.clone()));
         let ready_layer = layer.clone();
         let check: ReadyCheck = Arc::new(move || {
             let layer = ready_layer.clone();
@@ -326,8 +164,8 @@ impl Gateway {
         );
         let metrics = match options.metrics_listen {
             Some(addr) => {
-                let handle = super::metrics::recorder()?;
-                Some((bind(addr).await?, MetricsService::new(handle)))
+                let handle = recorder()?;
+                Some((bind(addr).await?, ServiceFn(MetricsService::new(handle))))
             }
             None => None,
         };
@@ -425,7 +263,7 @@ impl Gateway {
 /// Serves `/metrics` on its own listener until `stop` turns true.
 fn spawn_metrics(
     listener: TcpListener,
-    service: MetricsService,
+    service: ServiceFn<MetricsService>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<Drain> {
     if let Ok(addr) = listener.local_addr() {

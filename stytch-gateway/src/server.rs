@@ -1,7 +1,9 @@
-//! [`serve`]: the accept loop with graceful shutdown (hyper-util `GracefulShutdown`).
+//! [`serve`]: the accept loop with graceful shutdown (hyper-util `GracefulShutdown`), the
+//! listener it accepts on ([`bind`]), and the signal that stops it ([`shutdown_signal`]).
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -11,11 +13,16 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use super::Body;
-use super::proxy::PeerAddr;
+use crate::body::Body;
+use crate::error::GatewayError;
 
 /// How long a client may take to send a request's headers.
 pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The address of the client that opened the connection, inserted into every request's
+/// extensions by [`serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PeerAddr(pub SocketAddr);
 
 /// How the drain after the shutdown signal ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +65,7 @@ where
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    super::metrics::record_connection(name);
+                    crate::metrics::record_connection(name);
                     let _ = stream.set_nodelay(true);
                     let service = service.clone();
                     let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
@@ -93,6 +100,17 @@ where
         Ok(()) => Drain::Complete,
         Err(_) => Drain::TimedOut,
     }
+}
+
+/// Binds a TCP listener, naming the address on failure.
+///
+/// # Errors
+///
+/// [`GatewayError::Bind`].
+pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { addr, source })
 }
 
 /// Completes on SIGTERM or ctrl-c (SIGINT).

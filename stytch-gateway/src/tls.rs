@@ -14,7 +14,7 @@ use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 
-use super::GatewayError;
+use crate::error::GatewayError;
 
 /// Which certificates an `https://` upstream's certificate must chain to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

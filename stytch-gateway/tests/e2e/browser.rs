@@ -371,47 +371,10 @@ async fn the_demo_in_a_browser_signs_in_refuses_cross_site_posts_and_closes_revo
     let evil = evil_site().await;
     let base = demo.base.as_str();
 
-    // Sign in by cookie; the identity shown is the gateway's.
     let bob = Browser::open(&driver, "bob", &shots).await;
-    bob.goto(&format!("{base}/")).await;
-    bob.wait_state("signed-out").await;
-    bob.shot("01-sign-in-page").await;
-    bob.sign_in(base, "Bob").await;
-    assert_eq!(bob.text("dd[data-field='member_id']").await, demo.bob);
-    assert_eq!(bob.text("dd[data-field='name']").await, "Bob");
-    let cookies = bob.cookies().await;
-    assert!(
-        cookies.contains("stytch_session=") && cookies.contains("stytch_session_jwt="),
-        "{cookies}"
-    );
-    let session = bob.text("dd[data-field='session_id']").await;
-    bob.shot("02-signed-in").await;
-
-    // A cross-site form post to logout, and to an admin route, is refused; the session works.
-    assert_cross_site_post_refused(&bob, &evil, &format!("{base}/logout")).await;
-    bob.shot("03-cross-site-logout-refused").await;
-    let admin_route = format!("{base}/admin/members/{}/revoke-sessions", demo.carol);
-    assert_cross_site_post_refused(&bob, &evil, &admin_route).await;
-    bob.goto(&format!("{base}/")).await;
-    bob.wait_state("signed-in").await;
-    assert_eq!(bob.text("dd[data-field='session_id']").await, session);
-
-    // Log out in another tab: both cookies are cleared (same Path, no Secure on http: else
-    // they would stay), and the first tab's live socket is closed, so it signs out too.
-    let first_tab = bob.client.window().await.unwrap();
-    let second_tab = bob.client.new_window(true).await.unwrap().handle;
-    bob.client.switch_to_window(second_tab).await.unwrap();
-    bob.goto(&format!("{base}/")).await;
-    bob.wait_state("signed-in").await;
-    bob.click("#logout").await;
-    bob.wait_state("signed-out").await;
-    let cookies = bob.cookies().await;
-    assert!(!cookies.contains("stytch_session"), "{cookies}");
-    bob.shot("04-logged-out").await;
-    bob.client.close_window().await.unwrap();
-    bob.client.switch_to_window(first_tab).await.unwrap();
-    bob.wait_state("signed-out").await;
-    bob.shot("04b-other-tab-signed-out").await;
+    let session = sign_in_by_cookie(&bob, &demo).await;
+    cross_site_posts_are_refused(&bob, &evil, &demo, &session).await;
+    log_out_in_another_tab(&bob, base).await;
 
     // Signed in again, Bob is forced out by Alice, an admin in another browser context.
     bob.sign_in(base, "Bob").await;
@@ -439,4 +402,55 @@ async fn the_demo_in_a_browser_signs_in_refuses_cross_site_posts_and_closes_revo
         started.elapsed().as_secs_f64(),
         shots.display()
     );
+}
+
+/// Bob signs in by cookie; the identity shown is the gateway's. Returns his session id.
+async fn sign_in_by_cookie(bob: &Browser, demo: &Demo) -> String {
+    let base = demo.base.as_str();
+    bob.goto(&format!("{base}/")).await;
+    bob.wait_state("signed-out").await;
+    bob.shot("01-sign-in-page").await;
+    bob.sign_in(base, "Bob").await;
+    assert_eq!(bob.text("dd[data-field='member_id']").await, demo.bob);
+    assert_eq!(bob.text("dd[data-field='name']").await, "Bob");
+    let cookies = bob.cookies().await;
+    assert!(
+        cookies.contains("stytch_session=") && cookies.contains("stytch_session_jwt="),
+        "{cookies}"
+    );
+    let session = bob.text("dd[data-field='session_id']").await;
+    bob.shot("02-signed-in").await;
+    session
+}
+
+/// A cross-site form post to logout, and to an admin route, is refused; Bob's `session`
+/// still works.
+async fn cross_site_posts_are_refused(bob: &Browser, evil: &EvilSite, demo: &Demo, session: &str) {
+    let base = demo.base.as_str();
+    assert_cross_site_post_refused(bob, evil, &format!("{base}/logout")).await;
+    bob.shot("03-cross-site-logout-refused").await;
+    let admin_route = format!("{base}/admin/members/{}/revoke-sessions", demo.carol);
+    assert_cross_site_post_refused(bob, evil, &admin_route).await;
+    bob.goto(&format!("{base}/")).await;
+    bob.wait_state("signed-in").await;
+    assert_eq!(bob.text("dd[data-field='session_id']").await, session);
+}
+
+/// Bob logs out in another tab: both cookies are cleared (same Path, no Secure on http: else
+/// they would stay), and the first tab's live socket is closed, so it signs out too.
+async fn log_out_in_another_tab(bob: &Browser, base: &str) {
+    let first_tab = bob.client.window().await.unwrap();
+    let second_tab = bob.client.new_window(true).await.unwrap().handle;
+    bob.client.switch_to_window(second_tab).await.unwrap();
+    bob.goto(&format!("{base}/")).await;
+    bob.wait_state("signed-in").await;
+    bob.click("#logout").await;
+    bob.wait_state("signed-out").await;
+    let cookies = bob.cookies().await;
+    assert!(!cookies.contains("stytch_session"), "{cookies}");
+    bob.shot("04-logged-out").await;
+    bob.client.close_window().await.unwrap();
+    bob.client.switch_to_window(first_tab).await.unwrap();
+    bob.wait_state("signed-out").await;
+    bob.shot("04b-other-tab-signed-out").await;
 }

@@ -50,7 +50,7 @@ async fn fault(stytch: &Stytch, endpoint: &str, fault: serde_json::Value, times:
         .await;
 }
 
-/// Long on purpose (one set of processes, as the soak): it follows the soak's events in order.
+/// One set of processes, as the soak: it follows the soak's events in order, one step each.
 #[tokio::test(flavor = "multi_thread")]
 async fn trace_logs_through_stytch_faults_and_a_redis_restart_hold_no_secret() {
     // If this broke, a credential or secret would reach the logs on an error or reconnect
@@ -60,40 +60,14 @@ async fn trace_logs_through_stytch_faults_and_a_redis_restart_hold_no_secret() {
     bounded(async {
         let mut redis = RedisServer::start_with_password(REDIS_PASSWORD);
         let up = upstream().await;
-        let a_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let hook = format!("http://{a_addr}{WEBHOOK_PATH}");
-        let stytch =
-            Stytch::start_with(&["--webhook-url", &hook, "--webhook-secret", WEBHOOK_SECRET]);
-        let url = redis.url();
-        let args = [
-            "--redis-url",
-            url.as_str(),
-            "--redis-lease",
-            "1s",
-            "--webhook-path",
-            WEBHOOK_PATH,
-        ];
-        let env = [("STYTCH_WEBHOOK_SECRET", WEBHOOK_SECRET)];
-        let upstream_url = format!("http://{}", up.addr);
-        let a = Gateway::start_on(a_addr, &stytch, &upstream_url, &args, &env).await;
-        let b_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let b = Gateway::start_on(b_addr, &stytch, &upstream_url, &args, &env).await;
+        let (stytch, a, b) = start_pair(&redis, up.addr).await;
 
         let org = stytch.organization("acme").await;
         let mut sessions = vec![session(&stytch, &org, "admin@acme.test", &["stytch_admin"]).await];
         for n in 0..5 {
             sessions.push(session(&stytch, &org, &format!("m{n}@acme.test"), &[]).await);
         }
-        let credentials: Vec<String> = sessions
-            .iter()
-            .flat_map(|(_, token, jwt)| {
-                [
-                    token.clone(),
-                    jwt.clone(),
-                    jwt.rsplit('.').next().unwrap().to_owned(),
-                ]
-            })
-            .collect();
+        let credentials = credentials(&sessions);
         let (_, admin, admin_jwt) = sessions[0].clone();
         let [
             _,
@@ -112,37 +86,7 @@ async fn trace_logs_through_stytch_faults_and_a_redis_restart_hold_no_secret() {
             }
         }
 
-        // A burst of Stytch faults on uncached credentials: 503 (fail closed), never 200/401.
-        fault(
-            &stytch,
-            "authenticate",
-            json!({"type": "status", "status": 503}),
-            3,
-        )
-        .await;
-        fault(&stytch, "authenticate", json!({"type": "rst"}), 3).await;
-        fault(
-            &stytch,
-            "authenticate",
-            json!({"type": "malformed_body"}),
-            3,
-        )
-        .await;
-        fault(
-            &stytch,
-            "revoke",
-            json!({"type": "status", "status": 500}),
-            3,
-        )
-        .await;
-        for token in [&t3, &t4, &t5] {
-            let status = a.call(Method::GET, "/whoami", token).await;
-            assert_ne!(
-                status,
-                StatusCode::UNAUTHORIZED,
-                "a live session refused under faults"
-            );
-        }
+        stytch_faults(&stytch, &a, [&t3, &t4, &t5]).await;
         // A logout whose revoke call fails: kept pending, delivered later.
         assert!(a.call(Method::POST, "/logout", &t1).await.is_success());
 
@@ -162,34 +106,112 @@ async fn trace_logs_through_stytch_faults_and_a_redis_restart_hold_no_secret() {
             );
         }
 
-        // A signed webhook: member 2 deleted at Stytch.
-        let deleted = super::http()
-            .delete(format!("{}emulator/v1/members/{m2}", stytch.base_url))
-            .basic_auth(super::PROJECT_ID, Some(SECRET))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert!(deleted.status().is_success());
-        assert!(
-            a.refused_soon(&t2).await,
-            "the webhook did not sign member 2 out"
-        );
-
-        let mut secrets: Vec<&str> = credentials.iter().map(String::as_str).collect();
-        let webhook_key = WEBHOOK_SECRET.trim_start_matches("whsec_");
-        secrets.extend([REDIS_PASSWORD, WEBHOOK_SECRET, webhook_key]);
-        for gw in [&a, &b] {
-            gw.assert_logs_clean(&secrets);
-        }
-        // Its stderr: its stdout is the start-up banner, which prints the secrets it was given.
-        let emulator_logs = stytch.proc.stderr();
-        for secret in secrets.iter().chain([&SECRET]) {
-            assert!(
-                !emulator_logs.contains(secret),
-                "a credential appeared in the emulator's logs"
-            );
-        }
+        webhook_signs_out(&stytch, &a, &m2, &t2).await;
+        assert_logs_hold_no_secret(&stytch, [&a, &b], &credentials);
     })
     .await;
+}
+
+/// The emulator, sending its webhooks to gateway A, and gateways A and B sharing `redis`,
+/// in front of the upstream at `up`.
+async fn start_pair(redis: &RedisServer, up: SocketAddr) -> (Stytch, Gateway, Gateway) {
+    let a_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let hook = format!("http://{a_addr}{WEBHOOK_PATH}");
+    let stytch = Stytch::start_with(&["--webhook-url", &hook, "--webhook-secret", WEBHOOK_SECRET]);
+    let url = redis.url();
+    let args = [
+        "--redis-url",
+        url.as_str(),
+        "--redis-lease",
+        "1s",
+        "--webhook-path",
+        WEBHOOK_PATH,
+    ];
+    let env = [("STYTCH_WEBHOOK_SECRET", WEBHOOK_SECRET)];
+    let upstream_url = format!("http://{up}");
+    let a = Gateway::start_on(a_addr, &stytch, &upstream_url, &args, &env).await;
+    let b_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let b = Gateway::start_on(b_addr, &stytch, &upstream_url, &args, &env).await;
+    (stytch, a, b)
+}
+
+/// What no log may hold of `sessions`: each token, JWT and JWT signature.
+fn credentials(sessions: &[(String, String, String)]) -> Vec<String> {
+    sessions
+        .iter()
+        .flat_map(|(_, token, jwt)| {
+            [
+                token.clone(),
+                jwt.clone(),
+                jwt.rsplit('.').next().unwrap().to_owned(),
+            ]
+        })
+        .collect()
+}
+
+/// A burst of Stytch faults on the uncached `tokens` through `gw`: 503 (fail closed), never
+/// 200/401. The revoke faults are left for the next revocation.
+async fn stytch_faults(stytch: &Stytch, gw: &Gateway, tokens: [&String; 3]) {
+    fault(
+        stytch,
+        "authenticate",
+        json!({"type": "status", "status": 503}),
+        3,
+    )
+    .await;
+    fault(stytch, "authenticate", json!({"type": "rst"}), 3).await;
+    fault(stytch, "authenticate", json!({"type": "malformed_body"}), 3).await;
+    fault(
+        stytch,
+        "revoke",
+        json!({"type": "status", "status": 500}),
+        3,
+    )
+    .await;
+    for token in tokens {
+        let status = gw.call(Method::GET, "/whoami", token).await;
+        assert_ne!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "a live session refused under faults"
+        );
+    }
+}
+
+/// A signed webhook: `member_id` deleted at Stytch, and its `token` refused by `gw`.
+async fn webhook_signs_out(stytch: &Stytch, gw: &Gateway, member_id: &str, token: &str) {
+    let deleted = super::http()
+        .delete(format!(
+            "{}emulator/v1/members/{member_id}",
+            stytch.base_url
+        ))
+        .basic_auth(super::PROJECT_ID, Some(SECRET))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    assert!(
+        gw.refused_soon(token).await,
+        "the webhook did not sign member 2 out"
+    );
+}
+
+/// No credential, project secret, webhook secret or Redis password in the gateways' logs or
+/// the emulator's.
+fn assert_logs_hold_no_secret(stytch: &Stytch, gateways: [&Gateway; 2], credentials: &[String]) {
+    let mut secrets: Vec<&str> = credentials.iter().map(String::as_str).collect();
+    let webhook_key = WEBHOOK_SECRET.trim_start_matches("whsec_");
+    secrets.extend([REDIS_PASSWORD, WEBHOOK_SECRET, webhook_key]);
+    for gw in gateways {
+        gw.assert_logs_clean(&secrets);
+    }
+    // Its stderr: its stdout is the start-up banner, which prints the secrets it was given.
+    let emulator_logs = stytch.proc.stderr();
+    for secret in secrets.iter().chain([&SECRET]) {
+        assert!(
+            !emulator_logs.contains(secret),
+            "a credential appeared in the emulator's logs"
+        );
+    }
 }

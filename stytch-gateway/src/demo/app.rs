@@ -22,8 +22,8 @@
 
 mod live;
 
+use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -35,9 +35,10 @@ use hyper_util::rt::TokioExecutor;
 use tower_stytch::StytchClient;
 use tower_stytch::config::CookieSettings;
 
-use super::identity::{MEMBER_ID, MEMBER_SESSION_ID, ORGANIZATION_ID, ROLES};
 use super::upstream::EchoUpstream;
-use super::{Body, BoxError, full_body, text_response};
+use crate::body::{Body, BoxError, full_body, text_response};
+use crate::identity::{MEMBER_ID, MEMBER_SESSION_ID, ORGANIZATION_ID, ROLES};
+use crate::service::Handler;
 
 /// How long a session minted by the sign-in route lasts.
 const SESSION_MINUTES: u64 = 60;
@@ -88,7 +89,7 @@ impl ControlApi {
     }
 }
 
-/// The demo web app (cheap to clone).
+/// The demo web app (cheap to clone; a [`Handler`]).
 #[derive(Clone)]
 pub(crate) struct DemoApp {
     inner: Arc<Inner>,
@@ -344,9 +345,9 @@ fn is_cross_site(headers: &HeaderMap) -> bool {
     }
 }
 
-const INDEX_HTML: &str = include_str!("demo_app/index.html");
-const APP_JS: &str = include_str!("demo_app/app.js");
-const STYLE_CSS: &str = include_str!("demo_app/style.css");
+const INDEX_HTML: &str = include_str!("app/index.html");
+const APP_JS: &str = include_str!("app/app.js");
+const STYLE_CSS: &str = include_str!("app/style.css");
 
 fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {
     let mut response = Response::new(full_body(body));
@@ -372,22 +373,13 @@ fn unauthenticated() -> Response<Body> {
     text_response(StatusCode::UNAUTHORIZED, "no identity headers\n")
 }
 
-impl<B> tower_service::Service<Request<B>> for DemoApp
+impl<B> Handler<B> for DemoApp
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<Body>;
-    type Error = std::convert::Infallible;
-    type Future = super::ServiceFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let app = self.clone();
-        Box::pin(async move { Ok(app.route(req).await) })
+    fn handle(&self, req: Request<B>) -> impl Future<Output = Response<Body>> + Send + 'static {
+        self.clone().route(req)
     }
 }
 

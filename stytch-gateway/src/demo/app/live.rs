@@ -13,8 +13,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::Identity;
+use crate::body::{Body, full_body, text_response};
 use crate::upgrade::upgrade_protocol;
-use crate::{Body, full_body, text_response};
 
 /// How often the socket says it is still there.
 const TICK: Duration = Duration::from_secs(10);

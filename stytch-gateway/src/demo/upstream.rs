@@ -1,19 +1,66 @@
 //! [`EchoUpstream`]: the small upstream app of the demo and the load run, and [`NoContent`],
-//! the load run's no-op auth endpoint.
+//! the load run's no-op auth endpoint; `stytch-gateway upstream` serves either on its own.
 //!
 //! The echo app answers every request with a JSON page of what it received from the gateway:
 //! method, path, identity headers and `X-Forwarded-*`. It never echoes `Authorization` or
 //! cookies.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use clap::Args;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 
-use super::identity::{MEMBER_ID, MEMBER_SESSION_ID, ORGANIZATION_ID, ROLES};
-use super::{Body, full_body};
+use crate::body::{Body, full_body};
+use crate::error::GatewayError;
+use crate::identity::{MEMBER_ID, MEMBER_SESSION_ID, ORGANIZATION_ID, ROLES};
+use crate::server::{bind, serve};
+use crate::service::{Handler, ServiceFn};
 
-/// The echo app (stateless, always ready).
+/// `upstream`'s flags: the echo upstream on its own.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct UpstreamArgs {
+    /// Address the echo upstream listens on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub(crate) listen: SocketAddr,
+    /// Answer every request 204 with no body instead of echoing it (the no-op auth endpoint
+    /// the load run compares the auth-only endpoint with).
+    #[arg(long)]
+    pub(crate) no_content: bool,
+}
+
+/// Serves the echo app (or, with `--no-content`, [`NoContent`]) until `shutdown`.
+///
+/// # Errors
+///
+/// When the address cannot be bound.
+pub(crate) async fn run_upstream(
+    args: UpstreamArgs,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), GatewayError> {
+    let listener = bind(args.listen).await?;
+    let drain = Duration::from_secs(5);
+    if args.no_content {
+        println!("no-content upstream listening on http://{}", args.listen);
+        serve("upstream", listener, NoContent, shutdown, drain).await;
+    } else {
+        println!("echo upstream listening on http://{}", args.listen);
+        serve(
+            "upstream",
+            listener,
+            ServiceFn(EchoUpstream),
+            shutdown,
+            drain,
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// The echo app (stateless; a [`Handler`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct EchoUpstream;
 
@@ -46,16 +93,8 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-impl<B> tower_service::Service<Request<B>> for EchoUpstream {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = super::ServiceFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+impl<B> Handler<B> for EchoUpstream {
+    fn handle(&self, req: Request<B>) -> impl Future<Output = Response<Body>> + Send + 'static {
         let mut body = serde_json::to_vec_pretty(&Self::page(&req)).unwrap_or_default();
         body.push(b'\n');
         let mut response = Response::new(full_body(body));
@@ -64,12 +103,14 @@ impl<B> tower_service::Service<Request<B>> for EchoUpstream {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        Box::pin(async move { Ok(response) })
+        std::future::ready(response)
     }
 }
 
 /// Answers every request `204 No Content` without reading it: the trivial auth endpoint
-/// nginx `auth_request` is pointed at in the load run, to compare ours with.
+/// nginx `auth_request` is pointed at in the load run, to compare ours with. Not a
+/// [`ServiceFn`]: its future is not boxed, so it stays the
+/// cheapest answer the load run can measure against.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct NoContent;
 

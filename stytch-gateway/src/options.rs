@@ -1,0 +1,404 @@
+//! The `serve` command's flags and what they become: [`ServeArgs`] (clap, with the Stytch
+//! project's [`StytchArgs`]) is checked into [`ServeOptions`], what a
+//! [`Gateway`](crate::serve::Gateway) is built from (in-process embedders build it directly).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use tower_stytch::{StytchConfig, bus::RedisBus, webhook::WebhookSecrets};
+
+use crate::error::GatewayError;
+use crate::forwarded::parse_trusted_proxy;
+use crate::health::DEFAULT_READINESS_MAX_AGE;
+use crate::proxy::DEFAULT_UPSTREAM_TIMEOUT;
+
+/// Everything `stytch-gateway serve` is configured with.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// Address of the proxy.
+    pub listen: SocketAddr,
+    /// Upstream URL (`http://host:port[/prefix]` or `https://…`).
+    pub upstream: String,
+    /// PEM file of the CA certificates an `https://` upstream must chain to (the system's
+    /// trust store when `None`).
+    pub upstream_ca: Option<std::path::PathBuf>,
+    /// HTTP/2 with prior knowledge (h2c) to an `http://` upstream.
+    pub upstream_h2c: bool,
+    /// Time the upstream has to send response headers (504 after).
+    pub upstream_timeout: Duration,
+    /// Address of the Prometheus endpoint, if any.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Path of the auth-only endpoint, if any.
+    pub auth_only_path: Option<String>,
+    /// Logout path (layer default when `None`).
+    pub logout_path: Option<String>,
+    /// Admin prefix (layer default when `None`).
+    pub admin_prefix: Option<String>,
+    /// Forced sign-out hook patterns.
+    pub forced_signout: Vec<String>,
+    /// Public path prefixes.
+    pub public: Vec<String>,
+    /// Routes where a credential is optional.
+    pub optional: Vec<String>,
+    /// Session cookies written without `Secure` (plain-http development).
+    pub insecure_cookies: bool,
+    /// Disable local JWT verification.
+    pub no_jwt: bool,
+    /// Forward the credentials the layer consumed (bearer token, Stytch session cookies) to
+    /// the upstream; by default they are removed.
+    pub pass_credentials: bool,
+    /// Networks of the proxies in front of the gateway, whose forwarding headers are kept
+    /// (appended to); every other peer's are replaced.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Budget for draining and flushing revocations on shutdown.
+    pub shutdown_timeout: Duration,
+    /// How long a `/readyz` result is reused (zero: every probe checks Stytch).
+    pub readiness_max_age: Duration,
+    /// Revocations shared with other instances through Redis, if any.
+    pub redis: Option<RedisBus>,
+    /// Path receiving Stytch's webhooks and the secrets they are signed with (off when
+    /// `None`).
+    pub webhook: Option<(String, WebhookSecrets)>,
+    /// The Stytch project.
+    pub stytch: StytchConfig,
+}
+
+impl ServeOptions {
+    /// Options with the defaults of the command line, for `stytch` and `upstream`, listening
+    /// on an ephemeral loopback port.
+    pub fn new(stytch: StytchConfig, upstream: impl Into<String>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream: upstream.into(),
+            upstream_ca: None,
+            upstream_h2c: false,
+            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            metrics_listen: None,
+            auth_only_path: None,
+            logout_path: None,
+            admin_prefix: None,
+            forced_signout: Vec::new(),
+            public: Vec::new(),
+            optional: Vec::new(),
+            insecure_cookies: false,
+            no_jwt: false,
+            pass_credentials: false,
+            trusted_proxies: Vec::new(),
+            shutdown_timeout: Duration::from_secs(10),
+            readiness_max_age: DEFAULT_READINESS_MAX_AGE,
+            redis: None,
+            webhook: None,
+            stytch,
+        }
+    }
+}
+
+impl TryFrom<ServeArgs> for ServeOptions {
+    type Error = GatewayError;
+
+    fn try_from(args: ServeArgs) -> Result<Self, GatewayError> {
+        let upstream =
+            args.upstream
+                .filter(|u| !u.trim().is_empty())
+                .ok_or(GatewayError::Missing {
+                    setting: "GATEWAY_UPSTREAM (or --upstream)",
+                })?;
+        if let Some(path) = &args.auth_only_path
+            && !path.starts_with('/')
+        {
+            return Err(GatewayError::InvalidPath {
+                name: "auth-only-path",
+                path: path.clone(),
+            });
+        }
+        let webhook = webhook(args.webhook_path, args.webhook_secret)?;
+        Ok(Self {
+            webhook,
+            listen: args.listen,
+            upstream,
+            upstream_ca: args.upstream_ca,
+            upstream_h2c: args.upstream_h2c,
+            upstream_timeout: args.upstream_timeout,
+            metrics_listen: args.metrics_listen,
+            auth_only_path: args.auth_only_path,
+            logout_path: args.logout_path,
+            admin_prefix: args.admin_prefix,
+            forced_signout: args.forced_signout,
+            public: args.public,
+            optional: args.optional,
+            insecure_cookies: args.insecure_cookies,
+            no_jwt: args.no_jwt,
+            pass_credentials: args.pass_credentials,
+            trusted_proxies: args.trusted_proxies,
+            shutdown_timeout: args.shutdown_timeout,
+            readiness_max_age: args.readiness_max_age,
+            redis: args
+                .redis_url
+                .filter(|u| !u.0.trim().is_empty())
+                .map(|url| {
+                    RedisBus::builder(&url.0)
+                        .lease(args.redis_lease)
+                        .startup_wait(args.redis_startup_wait)
+                        .build()
+                })
+                .transpose()?,
+            stytch: args.stytch.stytch_config()?,
+        })
+    }
+}
+
+/// The webhook receiver's path and secrets: both given, or neither (off).
+fn webhook(
+    path: Option<String>,
+    secret: Option<String>,
+) -> Result<Option<(String, WebhookSecrets)>, GatewayError> {
+    let path = path.filter(|p| !p.trim().is_empty());
+    let secret = secret.filter(|s| !s.trim().is_empty());
+    match (path, secret) {
+        (None, None) => Ok(None),
+        (Some(path), Some(secret)) => {
+            if !path.starts_with('/') {
+                return Err(GatewayError::InvalidPath {
+                    name: "webhook-path",
+                    path,
+                });
+            }
+            Ok(Some((path, WebhookSecrets::parse(&secret)?)))
+        }
+        (Some(_), None) => Err(GatewayError::Missing {
+            setting: "STYTCH_WEBHOOK_SECRET (or --webhook-secret), needed by --webhook-path",
+        }),
+        (None, Some(_)) => Err(GatewayError::Missing {
+            setting: "GATEWAY_WEBHOOK_PATH (or --webhook-path), for STYTCH_WEBHOOK_SECRET",
+        }),
+    }
+}
+
+/// `serve`'s flags: the reverse proxy.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServeArgs {
+    /// Address the proxy listens on.
+    #[arg(
+        long,
+        env = "GATEWAY_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub(crate) listen: SocketAddr,
+    /// The upstream every authenticated request is forwarded to
+    /// (`http://host:port[/prefix]` or `https://…`; over https, HTTP/2 when the upstream
+    /// offers it).
+    #[arg(long, env = "GATEWAY_UPSTREAM", value_name = "URL")]
+    pub(crate) upstream: Option<String>,
+    /// PEM file of the CA certificates an `https://` upstream's certificate must chain to,
+    /// instead of the system's trust store.
+    #[arg(long, env = "GATEWAY_UPSTREAM_CA", value_name = "FILE")]
+    pub(crate) upstream_ca: Option<std::path::PathBuf>,
+    /// Speak HTTP/2 without TLS (h2c, prior knowledge) to an `http://` upstream; by default
+    /// plain-http upstreams get HTTP/1.1.
+    #[arg(long, env = "GATEWAY_UPSTREAM_H2C")]
+    pub(crate) upstream_h2c: bool,
+    /// How long the upstream has to send its response headers before the client gets a 504.
+    #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT", value_name = "DURATION", default_value = "30s",
+          value_parser = parse_duration)]
+    pub(crate) upstream_timeout: Duration,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off when unset).
+    #[arg(long, env = "GATEWAY_METRICS_LISTEN", value_name = "ADDR")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
+    /// Path answering 200 with the identity headers, or the auth layer's 401, for nginx
+    /// `auth_request` and Traefik `forwardAuth` (e.g. `/auth`; off when unset).
+    #[arg(long, env = "GATEWAY_AUTH_ONLY_PATH", value_name = "PATH")]
+    pub(crate) auth_only_path: Option<String>,
+    /// Logout path (POST); log-out-everywhere is `{PATH}/everywhere`. Default `/logout`.
+    #[arg(long, env = "GATEWAY_LOGOUT_PATH", value_name = "PATH")]
+    pub(crate) logout_path: Option<String>,
+    /// Prefix of the admin revoke routes: `{PREFIX}/members/{member_id}/revoke-sessions` and
+    /// `{PREFIX}/sessions/{member_session_id}/revoke`. Default `/admin`.
+    #[arg(long, env = "GATEWAY_ADMIN_PREFIX", value_name = "PREFIX")]
+    pub(crate) admin_prefix: Option<String>,
+    /// Upstream route that, when answered 2xx, signs the member out everywhere, e.g.
+    /// 'DELETE /api/members/{member_id}'. Repeatable; comma separated in the environment.
+    #[arg(
+        long = "forced-signout",
+        env = "GATEWAY_FORCED_SIGNOUT",
+        value_name = "PATTERN",
+        value_delimiter = ','
+    )]
+    pub(crate) forced_signout: Vec<String>,
+    /// Path prefix served without authentication, e.g. '/assets/'. Repeatable; comma
+    /// separated in the environment.
+    #[arg(
+        long = "public",
+        env = "GATEWAY_PUBLIC",
+        value_name = "PREFIX",
+        value_delimiter = ','
+    )]
+    pub(crate) public: Vec<String>,
+    /// Route where a credential is optional: with a valid one the upstream gets the identity
+    /// headers, without (or with an invalid one) the request passes anonymously, e.g. '/'.
+    /// Repeatable; comma separated in the environment.
+    #[arg(
+        long = "optional",
+        env = "GATEWAY_OPTIONAL",
+        value_name = "ROUTE",
+        value_delimiter = ','
+    )]
+    pub(crate) optional: Vec<String>,
+    /// Write the session cookies (a refreshed JWT, logout's clearing) without `Secure`, for
+    /// a gateway served over plain http in development. Off by default.
+    #[arg(long, env = "GATEWAY_INSECURE_COOKIES")]
+    pub(crate) insecure_cookies: bool,
+    /// Disable local verification of session JWTs (every cache miss asks Stytch).
+    #[arg(long, env = "GATEWAY_NO_JWT")]
+    pub(crate) no_jwt: bool,
+    /// Forward the credentials the gateway consumed (the `Authorization: Bearer` token and the
+    /// Stytch session cookies) to the upstream. Off by default: the upstream gets the identity
+    /// headers, not the member's credential.
+    #[arg(long, env = "GATEWAY_PASS_CREDENTIALS")]
+    pub(crate) pass_credentials: bool,
+    /// A proxy in front of the gateway (network like 10.0.0.0/8, or one address): from it,
+    /// X-Forwarded-For is appended to and X-Forwarded-Proto/-Host, Forwarded and X-Real-IP
+    /// are kept; from any other peer they are replaced. Repeatable; comma separated in the
+    /// environment.
+    #[arg(
+        long = "trusted-proxy",
+        env = "GATEWAY_TRUSTED_PROXY",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = parse_trusted_proxy
+    )]
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    /// Share revocations with every gateway (and app) using this Redis and Stytch project:
+    /// `redis://[user:password@]host:port[/db]` or `rediss://` (TLS). The password is never
+    /// logged. Off when unset.
+    #[arg(long, env = "GATEWAY_REDIS_URL", value_name = "URL")]
+    pub(crate) redis_url: Option<RedisUrl>,
+    /// How long a gateway holding revocations Stytch has not confirmed may stay silent
+    /// before another takes them over.
+    #[arg(long, env = "GATEWAY_REDIS_LEASE", value_name = "DURATION", default_value = "15s",
+          value_parser = parse_duration)]
+    pub(crate) redis_lease: Duration,
+    /// Longest wait at startup for the shared revocations to be read before `/readyz`
+    /// answers 200 anyway (Redis down must not keep every gateway out of the load balancer).
+    #[arg(long, env = "GATEWAY_REDIS_STARTUP_WAIT", value_name = "DURATION", default_value = "5s",
+          value_parser = parse_duration)]
+    pub(crate) redis_startup_wait: Duration,
+    /// Path receiving Stytch's webhooks (POST, Svix-signed), e.g. `/stytch/webhooks`: members
+    /// deleted, deprovisioned or demoted at Stytch are signed out (or re-validated) at once.
+    /// Needs STYTCH_WEBHOOK_SECRET. Off when unset.
+    #[arg(long, env = "GATEWAY_WEBHOOK_PATH", value_name = "PATH")]
+    pub(crate) webhook_path: Option<String>,
+    /// The webhook endpoint's signing secret(s) from Stytch's dashboard (`whsec_…`; several
+    /// comma separated during a rotation). Prefer the environment variable.
+    #[arg(
+        long,
+        env = "STYTCH_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub(crate) webhook_secret: Option<String>,
+    /// On SIGTERM / ctrl-c: how long in-flight requests and pending revocations get.
+    #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "10s",
+          value_parser = parse_duration)]
+    pub(crate) shutdown_timeout: Duration,
+    /// How long a `/readyz` result is reused before a probe checks Stytch again (0: every
+    /// probe checks).
+    #[arg(long, env = "GATEWAY_READINESS_MAX_AGE", value_name = "DURATION", default_value = "5s",
+          value_parser = humantime::parse_duration)]
+    pub(crate) readiness_max_age: Duration,
+    /// The Stytch project.
+    #[command(flatten)]
+    pub(crate) stytch: StytchArgs,
+}
+
+/// The Stytch project the gateway authenticates against.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StytchArgs {
+    /// Stytch project id (`project-live-…` talks to api.stytch.com, others to test.stytch.com).
+    #[arg(long, env = "STYTCH_PROJECT_ID", value_name = "ID")]
+    pub(crate) project_id: Option<String>,
+    /// Stytch project secret. Prefer the environment variable: flags are visible in `ps`.
+    #[arg(
+        long,
+        env = "STYTCH_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub(crate) secret: Option<String>,
+    /// Override of Stytch's API base URL (custom domain or emulator); plain http only for
+    /// loopback hosts.
+    #[arg(long, env = "STYTCH_BASE_URL", value_name = "URL")]
+    pub(crate) base_url: Option<String>,
+    /// Longest time one call to Stytch may take, retries included: past it, the request gets
+    /// 503 with `Retry-After` (fail closed).
+    #[arg(long, env = "GATEWAY_STYTCH_DEADLINE", value_name = "DURATION", default_value = "3s",
+          value_parser = parse_duration)]
+    pub(crate) stytch_deadline: Duration,
+}
+
+impl StytchArgs {
+    /// The validated Stytch configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`GatewayError::Missing`] or [`GatewayError::Config`] naming the missing or invalid
+    /// input (never the secret).
+    pub(crate) fn stytch_config(&self) -> Result<tower_stytch::StytchConfig, GatewayError> {
+        let project_id = self
+            .project_id
+            .clone()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(GatewayError::Missing {
+                setting: "STYTCH_PROJECT_ID (or --project-id)",
+            })?;
+        let secret =
+            self.secret
+                .clone()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(GatewayError::Missing {
+                    setting: "STYTCH_SECRET (or --secret)",
+                })?;
+        let mut builder = tower_stytch::StytchConfig::builder(project_id, secret);
+        if let Some(url) = self.base_url.as_deref().filter(|v| !v.trim().is_empty()) {
+            builder = builder.base_url(url);
+        }
+        let mut retry = tower_stytch::client::RetryPolicy::default();
+        retry.deadline = self.stytch_deadline;
+        builder = builder
+            .request_timeout(
+                self.stytch_deadline
+                    .min(tower_stytch::client::DEFAULT_REQUEST_TIMEOUT),
+            )
+            .retry_policy(retry);
+        Ok(builder.build()?)
+    }
+}
+
+/// A Redis URL as given on the command line; its `Debug` output hides it (it may hold a
+/// password).
+#[derive(Clone)]
+pub(crate) struct RedisUrl(pub(crate) String);
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisUrl(***)")
+    }
+}
+
+impl std::str::FromStr for RedisUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be greater than zero".to_owned());
+    }
+    Ok(d)
+}
