@@ -36,6 +36,8 @@ mod redis_server;
 mod revoke;
 #[cfg(all(feature = "axum", feature = "jwt"))]
 mod revoke_engine;
+#[cfg(all(feature = "axum", feature = "jwt"))]
+mod sdk_verdicts;
 #[cfg(feature = "axum")]
 mod support;
 #[cfg(all(feature = "axum", feature = "jwt"))]
