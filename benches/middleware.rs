@@ -25,7 +25,8 @@ use support::request::{call, client_for, echo};
 use support::{StubStytch, member_id, token};
 use tower::{Service, ServiceBuilder};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
-use tower_stytch::{StytchAuthLayer, StytchClient, config::CacheConfig};
+use tower_stytch::config::{CacheConfig, Rule};
+use tower_stytch::{StytchAuthLayer, StytchClient};
 
 fn request_path(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -33,15 +34,23 @@ fn request_path(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let (emulator, token, jwt, layer, layer_nojwt) = rt.block_on(async {
+    let (emulator, token, jwt, layer, layer_nojwt, layer_rule) = rt.block_on(async {
         let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
         let org = emulator.create_organization("Bench", "bench");
-        let member = emulator.create_member(&org, "bench@bench.test", &[]);
+        let member = emulator.create_member(&org, "bench@bench.test", &["viewer"]);
         let session = emulator.create_session(&member);
         let client = client_for(&emulator);
         let layer = StytchAuthLayer::builder(client.clone()).build().unwrap();
-        let layer_nojwt = StytchAuthLayer::builder(client)
+        let layer_nojwt = StytchAuthLayer::builder(client.clone())
             .without_jwt()
+            .build()
+            .unwrap();
+        let layer_rule = StytchAuthLayer::builder(client)
+            .without_jwt()
+            .authorize(
+                "* /api/{*rest}",
+                Rule::new().permission("documents", "read"),
+            )
             .build()
             .unwrap();
         (
@@ -50,6 +59,7 @@ fn request_path(c: &mut Criterion) {
             format!("Bearer {}", session.session_jwt.expose_secret()),
             layer,
             layer_nojwt,
+            layer_rule,
         )
     });
 
@@ -98,6 +108,33 @@ fn request_path(c: &mut Criterion) {
     group.bench_function("stytch_token_cache_hit", |b| {
         b.to_async(&rt).iter(|| {
             let mut svc = stytch.clone();
+            let token = token.clone();
+            async move { call(&mut svc, &token).await }
+        })
+    });
+
+    // The same hit on a route with an authorization rule (a permission the member's role
+    // grants, by the emulator's policy): what checking it adds to the hit.
+    let ruled = ServiceBuilder::new()
+        .layer(layer_rule.clone())
+        .service(tower::service_fn(echo));
+    let mut warm = ruled.clone();
+    rt.block_on(async {
+        for _ in 0..100 {
+            if call(&mut warm, &token).await == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    assert_eq!(
+        rt.block_on(call(&mut warm, &token)),
+        200,
+        "the policy never loaded"
+    );
+    group.bench_function("stytch_token_cache_hit_with_rule", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut svc = ruled.clone();
             let token = token.clone();
             async move { call(&mut svc, &token).await }
         })

@@ -187,9 +187,17 @@ pub(crate) fn bus_propagation(elapsed: Duration) {
     metrics::histogram!(BUS_PROPAGATION).record(elapsed.as_secs_f64());
 }
 
-pub(crate) fn authz_decision(rule: &std::sync::Arc<str>, outcome: &'static str) {
-    let rule = metrics::SharedString::from(std::sync::Arc::clone(rule));
-    metrics::counter!(AUTHZ_DECISIONS, "rule" => rule, "outcome" => outcome).increment(1);
+/// The decision counters of one rule, one per outcome in `outcomes`' order, registered with
+/// the recorder installed now (a rule registers them on its first decision: counting one is
+/// then an increment, not a key built and looked up).
+pub(crate) fn authz_decision_counters<const N: usize>(
+    rule: &std::sync::Arc<str>,
+    outcomes: [&'static str; N],
+) -> [metrics::Counter; N] {
+    outcomes.map(|outcome| {
+        let rule = metrics::SharedString::from(std::sync::Arc::clone(rule));
+        metrics::counter!(AUTHZ_DECISIONS, "rule" => rule, "outcome" => outcome)
+    })
 }
 
 pub(crate) fn policy_refresh(kind: &'static str, result: &'static str) {

@@ -18,6 +18,9 @@ use super::policy::Compiled;
 use crate::client::{OrgPolicy, StytchClient};
 use crate::metrics;
 
+/// The hasher of the organizations' map: read on every authorized request.
+type Hasher = foldhash::fast::RandomState;
+
 /// After a failed fetch, a missing policy is not asked for again for this long.
 const COOLDOWN: Duration = Duration::from_secs(1);
 /// Longest wait between two tries while the project's policy was never loaded.
@@ -28,6 +31,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 struct Loaded {
     policy: Arc<Compiled>,
     at: Instant,
+}
+
+/// What is loaded.
+#[derive(Debug, Default)]
+struct Policies {
+    project: Option<Loaded>,
+    organizations: HashMap<String, Loaded, Hasher>,
 }
 
 /// The policy could not be loaded (Stytch unreachable, or refusing) and none was before.
@@ -41,8 +51,9 @@ pub(crate) struct PolicyCache {
     client: StytchClient,
     refresh_every: Duration,
     max_organizations: usize,
-    project: RwLock<Option<Loaded>>,
-    organizations: RwLock<HashMap<String, Loaded>>,
+    /// The project's policy and the organizations' roles, under one lock (one read per
+    /// decision).
+    policies: RwLock<Policies>,
     /// One fetch at a time.
     fetching: tokio::sync::Mutex<()>,
     /// When a fetch of a missing policy last failed, by key (`""` for the project's).
@@ -60,8 +71,7 @@ impl PolicyCache {
             client,
             refresh_every,
             max_organizations,
-            project: RwLock::default(),
-            organizations: RwLock::default(),
+            policies: RwLock::default(),
             fetching: tokio::sync::Mutex::new(()),
             failed: RwLock::default(),
             started: AtomicBool::new(false),
@@ -84,12 +94,16 @@ impl PolicyCache {
 
     /// The project's policy, if loaded.
     pub(crate) fn project_now(&self) -> Option<Arc<Compiled>> {
-        read(&self.project).as_ref().map(|l| Arc::clone(&l.policy))
+        read(&self.policies)
+            .project
+            .as_ref()
+            .map(|l| Arc::clone(&l.policy))
     }
 
     /// An organization's custom roles, if loaded.
     pub(crate) fn organization_now(&self, organization_id: &str) -> Option<Arc<Compiled>> {
-        read(&self.organizations)
+        read(&self.policies)
+            .organizations
             .get(organization_id)
             .map(|l| Arc::clone(&l.policy))
     }
@@ -115,9 +129,32 @@ impl PolicyCache {
         self.load_organization(organization_id, false).await
     }
 
+    /// Whether `roles` grant `action` on `resource` by what is loaded, under the read lock:
+    /// `None` when that cannot be told yet (the project's policy not loaded, or, when the
+    /// project's roles do not grant it, `organization_id`'s custom roles not loaded). A grant
+    /// by the project's roles needs no organization lookup: an organization's roles only add.
+    pub(crate) fn allows_loaded(
+        &self,
+        organization_id: &str,
+        roles: &[String],
+        resource: &str,
+        action: &str,
+    ) -> Option<bool> {
+        let policies = read(&self.policies);
+        let project = &policies.project.as_ref()?.policy;
+        if super::policy::allows(project, None, roles, resource, action) {
+            return Some(true);
+        }
+        let org = &policies.organizations.get(organization_id)?.policy;
+        Some(super::policy::allows(org, None, roles, resource, action))
+    }
+
     /// How long ago the project's policy was loaded (`None`: never).
     pub(crate) fn age(&self) -> Option<Duration> {
-        read(&self.project).as_ref().map(|l| l.at.elapsed())
+        read(&self.policies)
+            .project
+            .as_ref()
+            .map(|l| l.at.elapsed())
     }
 
     /// Loads the project's policy (`refresh`: even if one is loaded).
@@ -132,7 +169,7 @@ impl PolicyCache {
         match self.client.rbac_policy().await {
             Ok(response) => {
                 let policy = Arc::new(Compiled::project(&response.policy));
-                *write(&self.project) = Some(Loaded {
+                write(&self.policies).project = Some(Loaded {
                     policy: Arc::clone(&policy),
                     at: Instant::now(),
                 });
@@ -207,7 +244,8 @@ impl PolicyCache {
     /// Keeps `policy` for `organization_id`; beyond the bound, the one loaded longest ago
     /// goes (it is fetched again on its next use).
     fn keep_organization(&self, organization_id: &str, policy: Arc<Compiled>) {
-        let mut organizations = write(&self.organizations);
+        let mut policies = write(&self.policies);
+        let organizations = &mut policies.organizations;
         if organizations.len() >= self.max_organizations
             && !organizations.contains_key(organization_id)
             && let Some(oldest) = organizations
@@ -230,7 +268,8 @@ impl PolicyCache {
     /// Refreshes the project's policy and every organization's roles loaded here.
     async fn refresh_all(&self) {
         let _ = self.load_project(true).await;
-        let organizations: Vec<String> = read(&self.organizations).keys().cloned().collect();
+        let organizations: Vec<String> =
+            read(&self.policies).organizations.keys().cloned().collect();
         for organization_id in organizations {
             let _ = self.load_organization(&organization_id, true).await;
         }

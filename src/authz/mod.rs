@@ -237,16 +237,47 @@ pub(crate) enum Decision {
 }
 
 impl Decision {
+    /// How many outcomes there are.
+    pub(crate) const COUNT: usize = 6;
+    /// Every `outcome` label, by [`index`](Self::index).
+    pub(crate) const OUTCOMES: [&'static str; Self::COUNT] = [
+        "allowed",
+        "permission_denied",
+        "wrong_organization",
+        "mfa_required",
+        "reauthentication_required",
+        "unavailable",
+    ];
+
+    /// This outcome's place in [`OUTCOMES`](Self::OUTCOMES).
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Self::Allow => 0,
+            Self::PermissionDenied => 1,
+            Self::WrongOrganization => 2,
+            Self::StepUp { max_age: None } => 3,
+            Self::StepUp { max_age: Some(_) } => 4,
+            Self::Unavailable => 5,
+        }
+    }
+
     /// The `outcome` label of the decision metric.
     pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allowed",
-            Self::PermissionDenied => "permission_denied",
-            Self::WrongOrganization => "wrong_organization",
-            Self::StepUp { max_age: None } => "mfa_required",
-            Self::StepUp { max_age: Some(_) } => "reauthentication_required",
-            Self::Unavailable => "unavailable",
-        }
+        Self::OUTCOMES[self.index()]
+    }
+
+    #[cfg(test)]
+    fn all() -> [Self; Self::COUNT] {
+        [
+            Self::Allow,
+            Self::PermissionDenied,
+            Self::WrongOrganization,
+            Self::StepUp { max_age: None },
+            Self::StepUp {
+                max_age: Some(Duration::ZERO),
+            },
+            Self::Unavailable,
+        ]
     }
 }
 
@@ -322,15 +353,8 @@ impl Authorizer {
         resource: &str,
         action: &str,
     ) -> Option<bool> {
-        let project = self.cache.project_now()?;
-        let org = self.cache.organization_now(&session.organization_id)?;
-        Some(policy::allows(
-            &project,
-            Some(&org),
-            &session.roles,
-            resource,
-            action,
-        ))
+        self.cache
+            .allows_loaded(&session.organization_id, &session.roles, resource, action)
     }
 
     /// The decision on a request covered by `rule`, with only what is loaded (`None`: a
@@ -347,12 +371,10 @@ impl Authorizer {
         {
             return Some(Decision::WrongOrganization);
         }
-        if let Some((resource, action)) = &rule.permission {
-            let project = self.cache.project_now()?;
-            let org = self.cache.organization_now(&session.organization_id)?;
-            if !policy::allows(&project, Some(&org), &session.roles, resource, action) {
-                return Some(Decision::PermissionDenied);
-            }
+        if let Some((resource, action)) = &rule.permission
+            && !self.allows_now(session, resource, action)?
+        {
+            return Some(Decision::PermissionDenied);
         }
         Some(step_up(rule, session))
     }
@@ -399,5 +421,17 @@ fn step_up(rule: &Rule, session: &MemberSession) -> Decision {
             max_age: Some(max_age),
         },
         _ => Decision::Allow,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_has_its_own_label() {
+        // If this broke, two outcomes would be counted under one label (or one not at all).
+        let labels: std::collections::HashSet<_> = Decision::all().map(Decision::as_str).into();
+        assert_eq!(labels.len(), Decision::COUNT);
     }
 }

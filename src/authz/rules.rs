@@ -11,12 +11,14 @@
 //!
 //! The first rule whose pattern matches applies (rules are tried in the order given).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::Method;
 
-use super::Rule;
-use crate::routing::path::{is_ambiguous, readings, router_segments};
+use super::{Decision, Rule};
+#[cfg(test)]
+use crate::routing::path::is_ambiguous;
+use crate::routing::path::readings;
 use crate::routing::pattern::RoutePattern;
 
 /// A rule with its pattern, as configured.
@@ -26,6 +28,27 @@ pub(crate) struct RouteRule {
     pub(crate) rule: Rule,
     /// The pattern as configured: the `rule` label of the decision metric.
     pub(crate) label: Arc<str>,
+    /// Its decision counters, by outcome (registered on the first decision).
+    counters: OnceLock<[metrics::Counter; Decision::COUNT]>,
+}
+
+impl RouteRule {
+    pub(crate) fn new(pattern: RoutePattern, rule: Rule) -> Self {
+        Self {
+            label: Arc::from(pattern.as_str()),
+            pattern,
+            rule,
+            counters: OnceLock::new(),
+        }
+    }
+
+    /// Counts `decision` (`stytch_authz_decisions_total{rule, outcome}`).
+    pub(crate) fn count(&self, decision: Decision) {
+        let counters = self.counters.get_or_init(|| {
+            crate::metrics::authz_decision_counters(&self.label, Decision::OUTCOMES)
+        });
+        counters[decision.index()].increment(1);
+    }
 }
 
 /// What a request's rule is.
@@ -54,8 +77,9 @@ impl RouteRules {
         }
     }
 
-    /// The rule covering `method path`, if any.
-    pub(crate) fn find(&self, method: &Method, path: &str) -> Option<Matched> {
+    /// The rule covering `method path`, if any; `ambiguous`: whether the path is
+    /// [ambiguous](crate::routing::path::is_ambiguous).
+    pub(crate) fn find(&self, method: &Method, path: &str, ambiguous: bool) -> Option<Matched> {
         if self.rules.is_empty() {
             return None;
         }
@@ -63,7 +87,7 @@ impl RouteRules {
             .rules
             .iter()
             .filter(|r| r.pattern.method_matches(method));
-        if is_ambiguous(path) {
+        if ambiguous {
             let ruled = readings(path).iter().any(|reading| {
                 candidates
                     .clone()
@@ -71,15 +95,10 @@ impl RouteRules {
             });
             return ruled.then_some(Matched::Ambiguous);
         }
-        let segments = router_segments(path);
         candidates.find_map(|rule| {
-            let captures = rule.pattern.match_segments_ignore_case(&segments)?;
-            let organization = rule.rule.organization.as_ref().and_then(|param| {
-                captures
-                    .iter()
-                    .find(|(name, _)| name == param)
-                    .map(|(_, value)| value.clone())
-            });
+            let organization = rule
+                .pattern
+                .match_router_path(path, rule.rule.organization.as_deref())?;
             Some(Matched::Rule {
                 rule: Arc::clone(rule),
                 organization,
@@ -93,11 +112,8 @@ mod tests {
     use super::*;
 
     fn rules() -> RouteRules {
-        let rule = |pattern: &str, rule: Rule| RouteRule {
-            pattern: RoutePattern::parse(pattern).unwrap(),
-            label: Arc::from(pattern),
-            rule,
-        };
+        let rule =
+            |pattern: &str, rule: Rule| RouteRule::new(RoutePattern::parse(pattern).unwrap(), rule);
         RouteRules::new(vec![
             rule(
                 "DELETE /api/orgs/{organization_id}/documents/{document_id}",
@@ -131,15 +147,34 @@ mod tests {
             "/api/orgs/organization%2Dtest%2D1/documents/d1",
         ] {
             assert_eq!(
-                organization_of(r.find(&Method::DELETE, path)).as_deref(),
+                organization_of(r.find(&Method::DELETE, path, is_ambiguous(path))).as_deref(),
                 Some("organization-test-1"),
                 "{path}"
             );
         }
-        assert!(r.find(&Method::GET, "/api/orgs/o/documents/d1").is_none());
-        assert!(r.find(&Method::DELETE, "/api/orgs/o/documents").is_none());
         assert!(
-            r.find(&Method::POST, "/api/admin/x/y").is_some(),
+            r.find(
+                &Method::GET,
+                "/api/orgs/o/documents/d1",
+                is_ambiguous("/api/orgs/o/documents/d1")
+            )
+            .is_none()
+        );
+        assert!(
+            r.find(
+                &Method::DELETE,
+                "/api/orgs/o/documents",
+                is_ambiguous("/api/orgs/o/documents")
+            )
+            .is_none()
+        );
+        assert!(
+            r.find(
+                &Method::POST,
+                "/api/admin/x/y",
+                is_ambiguous("/api/admin/x/y")
+            )
+            .is_some(),
             "* matches any method"
         );
     }
@@ -156,11 +191,21 @@ mod tests {
             "/api/x/..;/orgs/o/documents/d1",
         ] {
             assert!(
-                matches!(r.find(&Method::DELETE, path), Some(Matched::Ambiguous)),
+                matches!(
+                    r.find(&Method::DELETE, path, is_ambiguous(path)),
+                    Some(Matched::Ambiguous)
+                ),
                 "{path}"
             );
         }
         // Ambiguous but nowhere near a rule: not this module's business.
-        assert!(r.find(&Method::DELETE, "/assets/../x").is_none());
+        assert!(
+            r.find(
+                &Method::DELETE,
+                "/assets/../x",
+                is_ambiguous("/assets/../x")
+            )
+            .is_none()
+        );
     }
 }

@@ -238,7 +238,7 @@ fn authorized(
     entry: Arc<CachedSession>,
     decision: Decision,
 ) -> Result<Arc<CachedSession>, Rejection> {
-    metrics::authz_decision(&rule.rule.label, decision.as_str());
+    rule.rule.count(decision);
     let rejection = match decision {
         Decision::Allow => return Ok(entry),
         Decision::PermissionDenied => Rejection::new(RejectionKind::InsufficientPermission),

@@ -383,11 +383,7 @@ impl StytchAuthLayerBuilder {
         let parsed = RoutePattern::parse(pattern).and_then(|p| {
             let captures: Vec<&str> = p.capture_names().collect();
             rule.check(pattern, &captures)?;
-            Ok(RouteRule {
-                label: Arc::from(p.as_str()),
-                pattern: p,
-                rule,
-            })
+            Ok(RouteRule::new(p, rule))
         });
         match parsed {
             Ok(rule) => {

@@ -6,7 +6,9 @@ use http::Method;
 
 use super::rejection::RejectionKind;
 use crate::revoke::Target;
-use crate::routing::path::{is_ambiguous, is_malformed, readings, router_segments};
+#[cfg(test)]
+use crate::routing::path::is_ambiguous;
+use crate::routing::path::{is_malformed, readings, router_segments};
 use crate::routing::pattern::RoutePattern;
 use crate::session::is_stytch_id;
 
@@ -53,7 +55,20 @@ impl RouteTable {
     /// then the layer's own routes (logout, admin), the app's hooked routes (matched with
     /// `hook_method`, the method the app will act on: see [`effective_method`]), public,
     /// optional, and everything else protected.
+    #[cfg(test)]
     pub(crate) fn classify(&self, method: &Method, hook_method: &Method, path: &str) -> Route {
+        self.classify_with(method, hook_method, path, is_ambiguous(path))
+    }
+
+    /// [`classify`](Self::classify), with whether `path` is [ambiguous](is_ambiguous)
+    /// computed once by the caller (the authorization rules need it too).
+    pub(crate) fn classify_with(
+        &self,
+        method: &Method,
+        hook_method: &Method,
+        path: &str,
+        ambiguous: bool,
+    ) -> Route {
         if is_malformed(path) {
             return Route::Refused(RejectionKind::MalformedRequest);
         }
@@ -63,13 +78,13 @@ impl RouteTable {
         if let Some(route) = self.admin(method, path) {
             return route;
         }
-        if let Some(route) = self.hook(hook_method, path) {
+        if let Some(route) = self.hook(hook_method, path, ambiguous) {
             return route;
         }
         // A path that another server could normalise differently (dot segments, encoded
         // slashes, backslashes) is never public: behind a proxy, `/assets/../admin` must not
         // inherit the public status of `/assets/`.
-        if is_ambiguous(path) {
+        if ambiguous {
             return Route::Protected;
         }
         let matches =
@@ -126,10 +141,10 @@ impl RouteTable {
     /// path 404, which fires nothing). Either the hook fires when the app answers with
     /// success or a redirect, or the request is refused before the app runs; never "the app
     /// acts and the member stays signed in".
-    fn hook(&self, method: &Method, path: &str) -> Option<Route> {
+    fn hook(&self, method: &Method, path: &str, ambiguous: bool) -> Option<Route> {
         let mut hooks = self.hooks.iter().filter(|h| h.method_matches(method));
         hooks.clone().next()?;
-        if is_ambiguous(path) {
+        if ambiguous {
             // Dot segments, `;` parameters, encoded separators: some server could resolve the
             // path to a hooked route that the router reading does not show.
             let hooked = readings(path).iter().any(|reading| {

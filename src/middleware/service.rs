@@ -20,6 +20,7 @@ use super::shared::Shared;
 use crate::authz::rules::Matched;
 use crate::extract::extract;
 use crate::metrics;
+use crate::routing::path::is_ambiguous;
 use crate::webhook::Receiver;
 
 /// Authenticates requests before they reach `S`. Built by
@@ -105,9 +106,11 @@ where
             let rejection = Rejection::new(RejectionKind::MalformedRequest);
             return ResponseFuture::rejected(shared.reject(rejection), shared);
         };
-        let route = shared
-            .routes
-            .classify(req.method(), &hook_method, req.uri().path());
+        let ambiguous = is_ambiguous(req.uri().path());
+        let route =
+            shared
+                .routes
+                .classify_with(req.method(), &hook_method, req.uri().path(), ambiguous);
         // Before any endpoint future exists or the app is called: a refused cross-site request
         // has no side effect by construction.
         if !origin::allows(
@@ -122,7 +125,7 @@ where
         }
         let (optional, hook) = match route {
             Route::Public | Route::Optional | Route::Protected | Route::Hook(_) => {
-                match ruled(&shared, &hook_method, &req) {
+                match ruled(&shared, &hook_method, &req, ambiguous) {
                     Err(rejection) => {
                         return ResponseFuture::rejected(shared.reject(rejection), shared);
                     }
@@ -173,8 +176,9 @@ fn ruled<B>(
     shared: &Shared,
     method: &Method,
     req: &Request<B>,
+    ambiguous: bool,
 ) -> Result<Option<RuleCtx>, Rejection> {
-    match shared.rules.find(method, req.uri().path()) {
+    match shared.rules.find(method, req.uri().path(), ambiguous) {
         None => Ok(None),
         Some(Matched::Ambiguous) => {
             tracing::info!(path = %req.uri().path(), "path some server could resolve to a route with a rule refused");

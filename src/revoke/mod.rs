@@ -31,7 +31,9 @@ pub use crate::store::events::{RevocationEvent, RevokedTarget};
 pub(crate) use self::external::MadeByStytch;
 #[cfg(feature = "redis")]
 pub(crate) use self::inbound::Inbound;
-pub(crate) use self::peers::{Peers, RemoteTarget};
+#[cfg(feature = "redis")]
+pub(crate) use self::peers::Peers;
+pub(crate) use self::peers::RemoteTarget;
 pub use self::revoker::Revoker;
 pub(crate) use self::verbs::{Caller, LogoutResult};
 

@@ -109,14 +109,10 @@ fn has_escaped_separator(bytes: &[u8]) -> bool {
 /// The path's segments the way an app's router sees them (axum's captures, and routers that
 /// ignore empty segments and a trailing slash): split on `/`, empty segments dropped, each
 /// percent-decoded once (invalid UTF-8 replaced, so it matches no Stytch id).
-pub(crate) fn router_segments(path: &str) -> Vec<String> {
+pub(crate) fn router_segments(path: &str) -> Vec<Cow<'_, str>> {
     path.split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_decode(s.as_bytes())
-                .decode_utf8_lossy()
-                .into_owned()
-        })
+        .map(|s| percent_decode(s.as_bytes()).decode_utf8_lossy())
         .collect()
 }
 
@@ -125,7 +121,12 @@ pub(crate) fn router_segments(path: &str) -> Vec<String> {
 /// each with backslashes as slashes, `;` parameters cut, empty and `.` segments dropped and
 /// `..` resolved.
 pub(crate) fn readings(path: &str) -> Vec<Vec<String>> {
-    let mut readings = vec![router_segments(path)];
+    let mut readings = vec![
+        router_segments(path)
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect(),
+    ];
     let mut bytes = Cow::Borrowed(path.as_bytes());
     loop {
         readings.push(resolve(&String::from_utf8_lossy(&bytes)));

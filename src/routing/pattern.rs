@@ -182,6 +182,40 @@ impl RoutePattern {
         parts.next().is_none().then_some(captures)
     }
 
+    /// [`match_segments_ignore_case`](Self::match_segments_ignore_case) on `path` read the
+    /// way a lenient router reads it (empty segments dropped, each percent-decoded once),
+    /// without collecting its segments: the request path's form of it. `Some(capture)` when
+    /// the path matches, with the value of the capture named `wanted`, if asked.
+    pub(crate) fn match_router_path(
+        &self,
+        path: &str,
+        wanted: Option<&str>,
+    ) -> Option<Option<String>> {
+        if self.prefix {
+            return None;
+        }
+        let mut parts = path.split('/').filter(|s| !s.is_empty()).map(decoded);
+        let mut captured = None;
+        for segment in &self.segments {
+            match segment {
+                Segment::Rest => return Some(captured),
+                Segment::Literal(lit) if lit.is_empty() => {}
+                Segment::Literal(lit) => {
+                    if !parts.next()?.eq_ignore_ascii_case(lit) {
+                        return None;
+                    }
+                }
+                Segment::Capture(name) => {
+                    let part = parts.next()?;
+                    if wanted == Some(name.as_str()) {
+                        captured = Some(part.into_owned());
+                    }
+                }
+            }
+        }
+        parts.next().is_none().then_some(captured)
+    }
+
     /// Matches method and path.
     pub(crate) fn matches(&self, method: &Method, path: &str) -> Option<Captures> {
         if !self.method_matches(method) {
@@ -191,9 +225,60 @@ impl RoutePattern {
     }
 }
 
+/// A path segment percent-decoded once (invalid UTF-8 replaced), borrowed when it holds no
+/// escape.
+fn decoded(segment: &str) -> std::borrow::Cow<'_, str> {
+    if segment.contains('%') {
+        percent_encoding::percent_decode(segment.as_bytes()).decode_utf8_lossy()
+    } else {
+        std::borrow::Cow::Borrowed(segment)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_request_paths_matching_equals_matching_the_routers_segments() {
+        // If this broke, an authorization rule would match (or miss) a path differently from
+        // the hooks and from how the app's router reads it, and could be dodged.
+        let patterns = [
+            "DELETE /api/orgs/{organization_id}/documents/{document_id}",
+            "* /api/admin/{*rest}",
+            "GET /a/",
+        ];
+        let paths = [
+            "/api/orgs/o1/documents/d1",
+            "/API/orgs/o%2D1/Documents/d1/",
+            "//api//orgs/o1/documents/d1",
+            "/api/orgs/o1/documents",
+            "/api/orgs/o1/documents/d1/x",
+            "/api/admin",
+            "/api/admin/x/y",
+            "/a",
+            "/a/",
+            "/b",
+            "/api/orgs/%ff/documents/d",
+        ];
+        for raw in patterns {
+            let p = RoutePattern::parse(raw).unwrap();
+            for path in paths {
+                let segments = crate::routing::path::router_segments(path);
+                let slow = p.match_segments_ignore_case(&segments).map(|captures| {
+                    captures
+                        .into_iter()
+                        .find(|(n, _)| n == "organization_id")
+                        .map(|(_, v)| v)
+                });
+                assert_eq!(
+                    p.match_router_path(path, Some("organization_id")),
+                    slow,
+                    "{raw} on {path}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn matches_methods_literals_captures_and_wildcards() {

@@ -1,0 +1,119 @@
+//! A fixed number of cache hits through the layer, for instruction counts under callgrind
+//! (`benches/callgrind-hit.sh`): instructions are the same run after run whatever the
+//! machine is doing, so two builds compare exactly where timings on a shared machine do not.
+//!
+//! ```text
+//! hit_instructions SCENARIO N     # SCENARIO: bare | token | jwt | token-rule
+//! ```
+//!
+//! Runs `N` requests of the scenario on a current-thread runtime after one warm-up request
+//! (which fills the cache and, for `token-rule`, loads the RBAC policy). The script runs it
+//! with `N` and with 0 and divides the difference by `N`: the cost of one request.
+
+mod support;
+
+use std::future::Future as _;
+use std::time::Duration;
+
+use stytch_emulator::{Emulator, EmulatorConfig};
+use support::request::{call, client_for, echo};
+use tower::ServiceBuilder;
+use tower_stytch::StytchAuthLayer;
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
+    let scenario = args.next().unwrap_or_else(|| "token".to_owned());
+    let n: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    // The emulator runs on a runtime of its own (its own thread): only the layer's work is
+    // on the measured one.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (emulator, session) = server.block_on(async {
+        let emulator = Emulator::start(EmulatorConfig::new()).await.unwrap();
+        let org = emulator.create_organization("Bench", "bench");
+        let member = emulator.create_member(&org, "bench@bench.test", &["viewer"]);
+        let session = emulator.create_session(&member);
+        (emulator, session)
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let token = format!("Bearer {}", session.session_token.expose_secret());
+    let jwt = format!("Bearer {}", session.session_jwt.expose_secret());
+    rt.block_on(async {
+        let client = client_for(&emulator);
+        let (layer, auth) = match scenario.as_str() {
+            "bare" => {
+                let mut svc = tower::service_fn(echo);
+                measured_requests(&mut svc, &token, n);
+                return;
+            }
+            "token" => (
+                StytchAuthLayer::builder(client)
+                    .without_jwt()
+                    .build()
+                    .unwrap(),
+                &token,
+            ),
+            "jwt" => (StytchAuthLayer::builder(client).build().unwrap(), &jwt),
+            // rule-scenario-start
+            "token-rule" => (
+                StytchAuthLayer::builder(client)
+                    .without_jwt()
+                    .authorize(
+                        "* /api/{*rest}",
+                        tower_stytch::config::Rule::new().permission("documents", "read"),
+                    )
+                    .build()
+                    .unwrap(),
+                &token,
+            ),
+            // rule-scenario-end
+            other => panic!("unknown scenario {other}"),
+        };
+        let mut svc = ServiceBuilder::new()
+            .layer(layer)
+            .service(tower::service_fn(echo));
+        // Warm: the cache filled, the policy loaded.
+        for _ in 0..50 {
+            if call(&mut svc, auth).await == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            call(&mut svc, auth).await,
+            200,
+            "the warm-up request failed"
+        );
+        measured_requests(&mut svc, auth, n);
+    });
+    drop(emulator);
+}
+
+/// The measured loop: the script counts instructions inside this function only
+/// (`--toggle-collect`), so setup, the emulator's thread and background tasks do not count.
+/// A cache hit completes without waiting: each request's future is polled once, and must be
+/// ready (else the measure would include a lookup, and it stops).
+#[inline(never)]
+fn measured_requests<S, B>(svc: &mut S, auth: &str, n: usize)
+where
+    S: tower::Service<
+            http::Request<http_body_util::Full<bytes::Bytes>>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        >,
+{
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..n {
+        let mut fut = std::pin::pin!(call(svc, auth));
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(status) => assert_eq!(std::hint::black_box(status), 200),
+            std::task::Poll::Pending => panic!("not a cache hit: the request waited"),
+        }
+    }
+}
