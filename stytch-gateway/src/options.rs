@@ -517,3 +517,60 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
     }
     Ok(d)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec![
+            "stytch-gateway",
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:1",
+        ];
+        argv.extend_from_slice(extra);
+        #[cfg_attr(not(feature = "demo"), allow(irrefutable_let_patterns))]
+        let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not serve")
+        };
+        *args
+    }
+
+    #[test]
+    fn the_edge_flags_default_like_nginx_and_accumulate() {
+        // If this broke, the gateway would start without the timeouts, the connection cap or
+        // the WebSocket default the README promises, or repeated flags would keep only one.
+        let args = serve_args(&[]);
+        assert_eq!(args.upgrade_protocols, ["websocket"]);
+        assert!(!args.public_upgrades);
+        assert!(args.allow_underscore_headers.is_empty());
+        assert_eq!(args.client_header_timeout, Duration::from_secs(60));
+        assert_eq!(args.client_body_timeout, Duration::from_secs(60));
+        assert_eq!(args.keepalive_timeout, Duration::from_secs(75));
+        assert_eq!(args.max_connections, 400);
+        assert_eq!(args.form_body_limit, 64 * 1024);
+        assert_eq!(args.stream_revocation_grace, Duration::from_secs(10));
+        let args = serve_args(&[
+            "--upgrade-protocol",
+            "websocket",
+            "--upgrade-protocol",
+            "x-custom/2",
+            "--allow-underscore-header",
+            "X_A,X_B",
+            "--max-connections",
+            "1000",
+        ]);
+        assert_eq!(args.upgrade_protocols, ["websocket", "x-custom/2"]);
+        assert_eq!(args.allow_underscore_headers, ["X_A", "X_B"]);
+        assert_eq!(args.max_connections, 1000);
+        for zero in [["--max-connections", "0"], ["--client-body-timeout", "0s"]] {
+            let mut argv = vec!["stytch-gateway", "serve"];
+            argv.extend_from_slice(&zero);
+            assert!(Cli::try_parse_from(argv).is_err(), "{zero:?}");
+        }
+    }
+}

@@ -74,13 +74,16 @@ impl Upgrades {
         let mut names = Vec::new();
         for raw in protocols {
             let name = raw.trim().to_ascii_lowercase();
-            if name == "none" && protocols.len() == 1 {
-                break;
-            }
             let invalid = |reason: &'static str| GatewayError::UpgradeProtocol {
                 name: raw.clone(),
                 reason,
             };
+            if name == "none" {
+                if protocols.len() > 1 {
+                    return Err(invalid("`none` tunnels nothing: it cannot be combined"));
+                }
+                break;
+            }
             if name.is_empty() || !name.bytes().all(is_token_char) {
                 return Err(invalid("not a protocol name (a token like `websocket`)"));
             }
@@ -286,6 +289,8 @@ mod tests {
             let err = Upgrades::new(&[refused.to_owned()], false).unwrap_err();
             assert!(err.is_config(), "{refused}");
         }
+        let both = ["none".to_owned(), "websocket".to_owned()];
+        assert!(Upgrades::new(&both, false).is_err());
         let upgrades = Upgrades::default();
         let ask = |upgrade: &str, session: bool| {
             let mut req = request(
