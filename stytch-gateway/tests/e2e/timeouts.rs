@@ -26,6 +26,10 @@ const SHORT: [&str; 6] = [
     "1s",
 ];
 
+/// HTTP/2's connection preface and an empty SETTINGS frame.
+const PREFACE_AND_SETTINGS: &[u8] =
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
 /// When `stream` closes, reading (and dropping) whatever comes, waiting at most `patience`
 /// from now: `None` if it is still open then.
 async fn closed_within(stream: &mut TcpStream, patience: Duration) -> Option<Instant> {
@@ -108,8 +112,9 @@ async fn silent_idle_and_half_sent_http1_connections_are_closed_after_their_time
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http2_connection_sending_only_the_preface_or_idle_is_closed() {
-    // If this broke, an HTTP/2 client sending the connection preface and then nothing (or
-    // answering pings and never asking for anything) would hold its connection forever.
+    // If this broke, an HTTP/2 client sending the connection preface and then nothing, half
+    // a header block, or answering pings and never asking for anything, would hold its
+    // connection forever.
     bounded(async {
         let stytch = Stytch::start();
         let up = recorder().await;
@@ -117,12 +122,18 @@ async fn an_http2_connection_sending_only_the_preface_or_idle_is_closed() {
         args.extend(["--public", "/"]);
         let gw = Gateway::start(&stytch, up.addr, &args).await;
         let mut preface_only = connect(&gw).await;
-        preface_only
-            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        preface_only.write_all(PREFACE_AND_SETTINGS).await.unwrap();
+        // A header block never finished: HEADERS without END_HEADERS, no CONTINUATION.
+        let mut unfinished = connect(&gw).await;
+        unfinished.write_all(PREFACE_AND_SETTINGS).await.unwrap();
+        unfinished
+            .write_all(b"\x00\x00\x03\x01\x00\x00\x00\x00\x01\x82\x84\x86")
             .await
             .unwrap();
         let closed = closed_within(&mut preface_only, Duration::from_secs(5)).await;
         assert!(closed.is_some(), "a preface-only connection is still open");
+        let closed = closed_within(&mut unfinished, Duration::from_secs(5)).await;
+        assert!(closed.is_some(), "an unfinished header block is still open");
         // A client that made one request and then idles (hyper answers the gateway's pings).
         let tcp = connect(&gw).await;
         let (mut send, conn) =
