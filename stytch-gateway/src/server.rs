@@ -1,5 +1,5 @@
 //! [`serve`]: the accept loop with graceful shutdown (hyper-util `GracefulShutdown`), each
-//! connection held to its timeouts and the cap ([`conn`](crate::conn)), the listener it
+//! connection held to its timeouts and the cap ([`conn`]), the listener it
 //! accepts on ([`bind`]), and the signal that stops it ([`shutdown_signal`]).
 
 use std::convert::Infallible;
@@ -65,7 +65,7 @@ where
 ///
 /// Every request carries a [`PeerAddr`] extension; every accepted connection is counted
 /// under the listener's `name` (`stytch_gateway_connections_accepted_total`), and held to
-/// `limits` ([`conn`](crate::conn): timeouts, the cap on open connections).
+/// `limits` ([`conn`]: timeouts, the cap on open connections).
 pub(crate) async fn serve_limited<S>(
     name: &'static str,
     listener: TcpListener,
