@@ -15,6 +15,13 @@ pub(crate) enum Credentials {
     Pass,
 }
 
+impl Default for Credentials {
+    /// Stytch's credential sources stripped: the command line's default.
+    fn default() -> Self {
+        Self::Strip(CredentialSource::defaults())
+    }
+}
+
 impl Credentials {
     /// Joins the cookie crumbs, then removes the credentials unless they pass.
     pub(crate) fn apply(&self, headers: &mut HeaderMap) {

@@ -60,6 +60,28 @@ pub enum GatewayError {
         #[source]
         source: stytch_emulator::EmulatorError,
     },
+    /// An `--upgrade-protocol` value cannot be tunnelled.
+    #[error("invalid --upgrade-protocol {name:?}: {reason}")]
+    UpgradeProtocol {
+        /// The value as given.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// An `--allow-underscore-header` value cannot be let through.
+    #[error("invalid --allow-underscore-header {name:?}: {reason}")]
+    UnderscoreHeader {
+        /// The value as given.
+        name: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A size setting is zero.
+    #[error("{name} must be greater than zero")]
+    ZeroSize {
+        /// The setting (flag) name.
+        name: &'static str,
+    },
     /// A timeout is zero.
     #[error("{name} must be greater than zero")]
     ZeroTimeout {
@@ -116,6 +138,9 @@ impl GatewayError {
             | Self::UpstreamCa { .. }
             | Self::InvalidPath { .. }
             | Self::ZeroTimeout { .. }
+            | Self::UpgradeProtocol { .. }
+            | Self::UnderscoreHeader { .. }
+            | Self::ZeroSize { .. }
             | Self::Bus(_) => true,
             #[cfg(feature = "demo")]
             Self::Emulator { .. } => true,

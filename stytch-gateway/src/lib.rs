@@ -16,7 +16,8 @@
 //!
 //! # Modules
 //!
-//! The service stack, outermost first: `health` (`/healthz`, `/readyz`, before auth) →
+//! The service stack, outermost first: `form` (a POST form's `_method` shown to the layer)
+//! → `health` (`/healthz`, `/readyz`, before auth) →
 //! `auth_only` (the auth-only endpoint's refusals without a body) → `StytchAuth` (logout,
 //! admin revoke, forced sign-out hooks, webhooks, public routes, authentication) → `app`
 //! (the auth-only endpoint, else `proxy`), served by `server`.
@@ -31,17 +32,22 @@
 //! | `identity` | the identity headers the upstream receives | — |
 //! | `credentials` | which of the client's credentials reach the upstream | — |
 //! | `forwarded` | forwarding headers, trusted proxies | — |
-//! | `upgrade` | which requests are upgrades; the tunnel | — |
+//! | `upgrade` | which requests are upgrades, which are tunnelled (allowed protocols, never `h2c`; authenticated routes); the tunnel | `error` |
+//! | `underscore` | request headers with `_` in their names: dropped unless allowed | `error`, `forwarded`, `identity` |
+//! | `target` | the upstream's URL; a path under its prefix (dot segments resolved, an escape refused) | `error` |
+//! | `request_body` | the client's request body under the body timeout | `body` |
 //! | `auth_only` | the auth-only endpoint's refusals, without a body | — |
 //! | `service` | `ServiceFn`: the one always-ready `Service` over a `Handler` | `body` |
-//! | `live` | streamed bodies ended when their session is revoked | `body` |
+//! | `live` | streams (server-sent events, unknown-length bodies and long polls past a grace period) ended when their session is revoked | `body` |
 //! | `tls` | the upstream's TLS roots (system or `--upstream-ca`) | `error` |
-//! | `metrics` | the Prometheus recorder, `/metrics`, the upstream metrics | `body`, `error`, `service` |
+//! | `metrics` | the Prometheus recorder, `/metrics`, the upstream and connection metrics | `body`, `error`, `service` |
+//! | `conn` | each connection's timeouts (first request, header, keep-alive) and the cap on open connections | `metrics` |
+//! | `form` | a POST form's `_method`, read (bounded) and shown to the auth layer | `body`, `metrics`, `service` |
 //! | `health` | `/healthz`, `/readyz` (cached readiness) | `body`, `service` |
-//! | `server` | the accept loop (HTTP/1 + HTTP/2, graceful drain), `bind`, the signals | `body`, `error`, `metrics` |
-//! | `proxy` | forwarding to the upstream over a pooled client; 502 / 504 | `body`, `credentials`, `error`, `forwarded`, `identity`, `live`, `metrics`, `server`, `service`, `tls`, `upgrade` |
+//! | `server` | the accept loop (HTTP/1 + HTTP/2, graceful drain), `bind`, the signals | `body`, `conn`, `error`, `metrics` |
+//! | `proxy` | forwarding to the upstream over a pooled client; 400 / 403 / 408 / 502 / 504 | `body`, `credentials`, `error`, `form`, `forwarded`, `identity`, `live`, `metrics`, `request_body`, `server`, `service`, `target`, `tls`, `underscore`, `upgrade` |
 //! | `app` | behind the auth layer: the auth-only endpoint, else the proxy | `body`, `identity`, `proxy`, `service` |
-//! | `options` | `serve`'s flags and [`ServeOptions`] (checked) | `error`, `forwarded`, `health`, `proxy` (their defaults) |
+//! | `options` | `serve`'s flags and [`ServeOptions`] (checked) | `error`, `forwarded`, `health`, `proxy`; `conn`, `form`, `live`, `request_body`, `upgrade` (their defaults) |
 //! | `serve` | [`Gateway`]: options → the stack, its listeners, the shutdown | all of the above |
 //! | `demo` | (feature `demo`) the `emulator`, `demo` and `upstream` commands | `body`, `error`, `identity`, `options`, `serve`, `server`, `service`, `upgrade` |
 //! | `cli` | [`main`]: parsing, logging, runtime, dispatch, exit codes | `demo`, `error`, `options`, `serve`, `server` |
@@ -52,10 +58,12 @@ mod app;
 mod auth_only;
 mod body;
 mod cli;
+mod conn;
 mod credentials;
 #[cfg(feature = "demo")]
 mod demo;
 mod error;
+mod form;
 mod forwarded;
 mod health;
 mod identity;
@@ -63,10 +71,13 @@ mod live;
 mod metrics;
 mod options;
 mod proxy;
+mod request_body;
 mod serve;
 mod server;
 mod service;
+mod target;
 mod tls;
+mod underscore;
 mod upgrade;
 
 #[cfg(test)]

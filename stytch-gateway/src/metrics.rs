@@ -25,6 +25,20 @@ pub(crate) const UPSTREAM_DURATION: &str = "stytch_gateway_upstream_duration_sec
 /// front) are not keeping their connections alive.
 pub(crate) const CONNECTIONS: &str = "stytch_gateway_connections_accepted_total";
 
+/// Gauge of client connections open, label `listener` (upgraded ones included).
+pub(crate) const CONNECTIONS_OPEN: &str = "stytch_gateway_connections_open";
+
+/// Counter of connections closed as soon as accepted, labels `listener` and `reason`
+/// (`max_connections`: the cap was reached).
+pub(crate) const CONNECTIONS_REFUSED: &str = "stytch_gateway_connections_refused_total";
+
+/// Counter of connections closed by a timeout, labels `listener` and `phase`
+/// (`first_request`, `header`, `idle`).
+pub(crate) const CONNECTIONS_TIMED_OUT: &str = "stytch_gateway_connections_timed_out_total";
+
+/// Counter of requests whose body the client did not send in time (answered 408).
+pub(crate) const BODY_TIMEOUTS: &str = "stytch_gateway_request_body_timeouts_total";
+
 /// Histogram buckets (seconds) of [`UPSTREAM_DURATION`] and of every other histogram.
 const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -46,6 +60,31 @@ pub(crate) fn record_upstream(status: StatusCode, elapsed: Duration) {
 /// Records one connection accepted by `listener`.
 pub(crate) fn record_connection(listener: &'static str) {
     metrics::counter!(CONNECTIONS, "listener" => listener).increment(1);
+}
+
+/// Records a connection given a slot by `listener`.
+pub(crate) fn record_connection_opened(listener: &'static str) {
+    metrics::gauge!(CONNECTIONS_OPEN, "listener" => listener).increment(1.0);
+}
+
+/// Records a connection of `listener` closed (its slot given back).
+pub(crate) fn record_connection_closed(listener: &'static str) {
+    metrics::gauge!(CONNECTIONS_OPEN, "listener" => listener).decrement(1.0);
+}
+
+/// Records a connection closed as soon as `listener` accepted it, for `reason`.
+pub(crate) fn record_connection_refused(listener: &'static str, reason: &'static str) {
+    metrics::counter!(CONNECTIONS_REFUSED, "listener" => listener, "reason" => reason).increment(1);
+}
+
+/// Records a connection of `listener` closed by the timeout of `phase`.
+pub(crate) fn record_connection_timeout(listener: &'static str, phase: &'static str) {
+    metrics::counter!(CONNECTIONS_TIMED_OUT, "listener" => listener, "phase" => phase).increment(1);
+}
+
+/// Records a request body the client did not send within the body timeout.
+pub(crate) fn record_body_timeout() {
+    metrics::counter!(BODY_TIMEOUTS).increment(1);
 }
 
 /// Records an upstream failure (`unavailable` or `timeout`).

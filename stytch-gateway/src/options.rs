@@ -8,10 +8,15 @@ use std::time::Duration;
 use clap::Args;
 use tower_stytch::{StytchConfig, bus::RedisBus, webhook::WebhookSecrets};
 
+use crate::conn::{DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 use crate::error::GatewayError;
+use crate::form::DEFAULT_FORM_BODY_LIMIT;
 use crate::forwarded::parse_trusted_proxy;
 use crate::health::DEFAULT_READINESS_MAX_AGE;
+use crate::live::DEFAULT_REVOCATION_GRACE;
 use crate::proxy::DEFAULT_UPSTREAM_TIMEOUT;
+use crate::request_body::DEFAULT_BODY_TIMEOUT;
+use crate::upgrade::DEFAULT_UPGRADE_PROTOCOL;
 
 /// Everything `stytch-gateway serve` is configured with.
 #[derive(Debug, Clone)]
@@ -63,6 +68,29 @@ pub struct ServeOptions {
     pub webhook: Option<(String, WebhookSecrets)>,
     /// The Stytch project.
     pub stytch: StytchConfig,
+    /// The `Upgrade` protocols tunnelled (`websocket` by default; none when empty); `h2c`
+    /// is refused.
+    pub upgrade_protocols: Vec<String>,
+    /// Tunnel upgrades for requests without a session (public routes, optional ones without
+    /// a credential) too; by default they are refused (403).
+    pub public_upgrades: bool,
+    /// Request headers with `_` in their names that reach the upstream (every other one is
+    /// dropped).
+    pub allow_underscore_headers: Vec<String>,
+    /// Time a client has to send a request's headers (on a new connection: from the accept).
+    pub client_header_timeout: Duration,
+    /// Longest wait for the next piece of a request body (408 after).
+    pub client_body_timeout: Duration,
+    /// Time a connection with no request in flight stays open.
+    pub keepalive_timeout: Duration,
+    /// Client connections open at once on the proxy's listener.
+    pub max_connections: usize,
+    /// Largest `application/x-www-form-urlencoded` POST body read for a `_method` field
+    /// (413 beyond).
+    pub form_body_limit: usize,
+    /// How long a response of unknown length, or a long poll, of a revoked session may
+    /// still run.
+    pub stream_revocation_grace: Duration,
 }
 
 impl ServeOptions {
@@ -91,6 +119,15 @@ impl ServeOptions {
             redis: None,
             webhook: None,
             stytch,
+            upgrade_protocols: vec![DEFAULT_UPGRADE_PROTOCOL.to_owned()],
+            public_upgrades: false,
+            allow_underscore_headers: Vec::new(),
+            client_header_timeout: DEFAULT_HEADER_TIMEOUT,
+            client_body_timeout: DEFAULT_BODY_TIMEOUT,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            form_body_limit: DEFAULT_FORM_BODY_LIMIT,
+            stream_revocation_grace: DEFAULT_REVOCATION_GRACE,
         }
     }
 }
@@ -145,6 +182,15 @@ impl TryFrom<ServeArgs> for ServeOptions {
                 })
                 .transpose()?,
             stytch: args.stytch.stytch_config()?,
+            upgrade_protocols: args.upgrade_protocols,
+            public_upgrades: args.public_upgrades,
+            allow_underscore_headers: args.allow_underscore_headers,
+            client_header_timeout: args.client_header_timeout,
+            client_body_timeout: args.client_body_timeout,
+            keepalive_timeout: args.keepalive_timeout,
+            max_connections: args.max_connections,
+            form_body_limit: args.form_body_limit,
+            stream_revocation_grace: args.stream_revocation_grace,
         })
     }
 }
@@ -311,6 +357,67 @@ pub(crate) struct ServeArgs {
     /// The Stytch project.
     #[command(flatten)]
     pub(crate) stytch: StytchArgs,
+    /// An HTTP/1.1 `Upgrade` protocol the gateway tunnels (WebSocket: `websocket`, the
+    /// default). Repeatable; comma separated in the environment; `none` tunnels nothing.
+    /// `h2c` is refused: an upstream switched to HTTP/2 would take requests for any path,
+    /// with any identity headers, straight from the client. Other protocols' `Upgrade` is
+    /// dropped and the request forwarded as an ordinary one.
+    #[arg(
+        long = "upgrade-protocol",
+        env = "GATEWAY_UPGRADE_PROTOCOL",
+        value_name = "NAME",
+        value_delimiter = ',',
+        default_value = DEFAULT_UPGRADE_PROTOCOL
+    )]
+    pub(crate) upgrade_protocols: Vec<String>,
+    /// Tunnel upgrades (WebSocket) for requests without a session too: public routes, and
+    /// optional ones without a credential. Off by default: such a handshake gets 403.
+    #[arg(long, env = "GATEWAY_PUBLIC_UPGRADES")]
+    pub(crate) public_upgrades: bool,
+    /// A request header with `_` in its name that reaches the upstream; every other one is
+    /// dropped (CGI, WSGI, PHP and Rack read `_` as `-`). Names that read as a header the
+    /// gateway strips or writes are refused. Repeatable; comma separated in the environment.
+    #[arg(
+        long = "allow-underscore-header",
+        env = "GATEWAY_ALLOW_UNDERSCORE_HEADER",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub(crate) allow_underscore_headers: Vec<String>,
+    /// Time a client has to send a request's headers; on a new connection, from the accept
+    /// (a silent connection, or HTTP/2's preface alone, is closed after it). nginx's
+    /// `client_header_timeout`.
+    #[arg(long, env = "GATEWAY_CLIENT_HEADER_TIMEOUT", value_name = "DURATION",
+          default_value = "60s", value_parser = parse_duration)]
+    pub(crate) client_header_timeout: Duration,
+    /// Longest wait for the next piece of a request body: past it the request gets 408 and
+    /// the connection closes. nginx's `client_body_timeout`.
+    #[arg(long, env = "GATEWAY_CLIENT_BODY_TIMEOUT", value_name = "DURATION",
+          default_value = "60s", value_parser = parse_duration)]
+    pub(crate) client_body_timeout: Duration,
+    /// Time a connection (HTTP/1.1 or HTTP/2) with no request in flight stays open. nginx's
+    /// `keepalive_timeout`.
+    #[arg(long, env = "GATEWAY_KEEPALIVE_TIMEOUT", value_name = "DURATION",
+          default_value = "75s", value_parser = parse_duration)]
+    pub(crate) keepalive_timeout: Duration,
+    /// Client connections open at once (upgraded ones included); past it new connections
+    /// are closed at once (stytch_gateway_connections_refused_total). Keep it under half
+    /// the open-file limit: a proxied connection may use a second one towards the upstream.
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", value_name = "N", default_value = "400",
+          value_parser = parse_positive)]
+    pub(crate) max_connections: usize,
+    /// Largest `application/x-www-form-urlencoded` POST body the gateway reads, in bytes,
+    /// for a `_method` field (Rails, Laravel, Symfony forms) that forced sign-out hooks
+    /// match on; a larger one gets 413.
+    #[arg(long, env = "GATEWAY_FORM_BODY_LIMIT", value_name = "BYTES", default_value = "65536",
+          value_parser = parse_positive)]
+    pub(crate) form_body_limit: usize,
+    /// How long a revoked session's response of unknown length (chunked), or long poll,
+    /// may still run, from the moment it was sent upstream. Server-sent events end at the
+    /// revocation; responses with a Content-Length arrive whole.
+    #[arg(long, env = "GATEWAY_STREAM_REVOCATION_GRACE", value_name = "DURATION",
+          default_value = "10s", value_parser = parse_duration)]
+    pub(crate) stream_revocation_grace: Duration,
 }
 
 /// The Stytch project the gateway authenticates against.
@@ -395,10 +502,75 @@ impl std::str::FromStr for RedisUrl {
     }
 }
 
+fn parse_positive(raw: &str) -> Result<usize, String> {
+    match raw.trim().parse::<usize>() {
+        Ok(0) => Err("must be greater than zero".to_owned()),
+        Ok(n) => Ok(n),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 fn parse_duration(raw: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("must be greater than zero".to_owned());
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec![
+            "stytch-gateway",
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:1",
+        ];
+        argv.extend_from_slice(extra);
+        #[cfg_attr(not(feature = "demo"), allow(irrefutable_let_patterns))]
+        let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not serve")
+        };
+        *args
+    }
+
+    #[test]
+    fn the_edge_flags_default_like_nginx_and_accumulate() {
+        // If this broke, the gateway would start without the timeouts, the connection cap or
+        // the WebSocket default the README promises, or repeated flags would keep only one.
+        let args = serve_args(&[]);
+        assert_eq!(args.upgrade_protocols, ["websocket"]);
+        assert!(!args.public_upgrades);
+        assert!(args.allow_underscore_headers.is_empty());
+        assert_eq!(args.client_header_timeout, Duration::from_secs(60));
+        assert_eq!(args.client_body_timeout, Duration::from_secs(60));
+        assert_eq!(args.keepalive_timeout, Duration::from_secs(75));
+        assert_eq!(args.max_connections, 400);
+        assert_eq!(args.form_body_limit, 64 * 1024);
+        assert_eq!(args.stream_revocation_grace, Duration::from_secs(10));
+        let args = serve_args(&[
+            "--upgrade-protocol",
+            "websocket",
+            "--upgrade-protocol",
+            "x-custom/2",
+            "--allow-underscore-header",
+            "X_A,X_B",
+            "--max-connections",
+            "1000",
+        ]);
+        assert_eq!(args.upgrade_protocols, ["websocket", "x-custom/2"]);
+        assert_eq!(args.allow_underscore_headers, ["X_A", "X_B"]);
+        assert_eq!(args.max_connections, 1000);
+        for zero in [["--max-connections", "0"], ["--client-body-timeout", "0s"]] {
+            let mut argv = vec!["stytch-gateway", "serve"];
+            argv.extend_from_slice(&zero);
+            assert!(Cli::try_parse_from(argv).is_err(), "{zero:?}");
+        }
+    }
 }

@@ -6,8 +6,13 @@
 //! [`MemberSession`] (if any), sets the forwarding headers (replacing the client's unless
 //! the peer is a [trusted proxy](TrustedProxies)), and answers 502 when the upstream cannot
 //! be reached and 504 when it does not answer within the timeout. `https://` upstreams are
-//! reached over rustls (HTTP/2 when ALPN picks it), and HTTP/1.1 upgrades (WebSocket) are
-//! tunnelled ([`upgrade`](crate::upgrade)).
+//! reached over rustls (HTTP/2 when ALPN picks it), and the allowed HTTP/1.1 upgrades
+//! (WebSocket) are tunnelled ([`upgrade`](crate::upgrade)).
+//!
+//! Before a request leaves, the headers with `_` in their names go
+//! ([`underscore`](crate::underscore)), the path is resolved under the upstream's prefix
+//! ([`target`](crate::target)), and the client's body is read under the body timeout
+//! ([`request_body`](crate::request_body): 408 when the client stops sending it).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -29,20 +34,25 @@ use tower_stytch::{MemberSession, live::SessionLiveness};
 use crate::body::{Body, BoxError, full_body, text_response};
 use crate::credentials::Credentials;
 use crate::error::GatewayError;
+use crate::form::restore_client_overrides;
 use crate::forwarded::{TrustedProxies, set_forwarding_headers};
 use crate::identity::{insert_identity_headers, strip_identity_headers};
-use crate::live::{LiveSeed, revocable};
+use crate::live::{DEFAULT_REVOCATION_GRACE, LiveSeed, Streams, revocable, revoked_past};
 use crate::metrics as gw_metrics;
+use crate::request_body::{DEFAULT_BODY_TIMEOUT, is_body_timeout, timed};
 use crate::server::PeerAddr;
 use crate::service::Handler;
+use crate::target::{BadTarget, Upstream};
 use crate::tls::{UpstreamRoots, client_config};
-use crate::upgrade::{keep_upgrade_headers, tunnel, upgrade_protocol};
+use crate::underscore::UnderscoreHeaders;
+use crate::upgrade::{Decision, Upgrades, keep_upgrade_headers, tunnel};
 
 /// Default time the upstream has to send its response headers.
 pub(crate) const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// `HTTP2-Settings` is one too (RFC 9113 §3.2.1: h2c's upgrade, never tunnelled).
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -51,6 +61,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    HeaderName::from_static("http2-settings"),
 ];
 
 /// Removes hop-by-hop headers: the fixed list, `Upgrade`, and every header named in
@@ -67,77 +78,6 @@ pub(crate) fn remove_hop_by_hop_headers(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     headers.remove(header::UPGRADE);
-}
-
-/// The upstream a [`Proxy`] forwards to: an `http://` or `https://` `host[:port][/prefix]`
-/// URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Upstream {
-    scheme: Scheme,
-    authority: Authority,
-    host_header: HeaderValue,
-    prefix: String,
-}
-
-impl Upstream {
-    /// Parses and checks an upstream URL: `http` or `https`, a host, no credentials, no
-    /// query; a path becomes a prefix of every forwarded path.
-    ///
-    /// # Errors
-    ///
-    /// [`GatewayError::InvalidUpstream`] naming the URL and the reason.
-    pub(crate) fn parse(raw: &str) -> Result<Self, GatewayError> {
-        let invalid = |reason: &'static str| GatewayError::InvalidUpstream {
-            url: raw.to_owned(),
-            reason,
-        };
-        let uri: Uri = raw.trim().parse().map_err(|_| invalid("not a URL"))?;
-        let scheme = match uri.scheme() {
-            Some(s) if *s == Scheme::HTTP || *s == Scheme::HTTPS => s.clone(),
-            _ => return Err(invalid("the scheme must be http or https")),
-        };
-        let authority = uri.authority().ok_or_else(|| invalid("no host"))?.clone();
-        if authority.as_str().contains('@') {
-            return Err(invalid("credentials in the URL are not allowed"));
-        }
-        if authority.host().is_empty() {
-            return Err(invalid("no host"));
-        }
-        if uri.query().is_some() {
-            return Err(invalid("a query is not allowed"));
-        }
-        let host_header =
-            HeaderValue::from_str(authority.as_str()).map_err(|_| invalid("invalid host"))?;
-        let prefix = uri.path().trim_end_matches('/').to_owned();
-        Ok(Self {
-            scheme,
-            authority,
-            host_header,
-            prefix,
-        })
-    }
-
-    /// Whether the upstream is reached over TLS.
-    pub(crate) fn is_https(&self) -> bool {
-        self.scheme == Scheme::HTTPS
-    }
-
-    /// The URI a request for `path_and_query` (`/` when `None`) goes to. Without a prefix
-    /// the request's own path and query are reused as they are (no copy, no parse).
-    fn uri_for(&self, path_and_query: Option<PathAndQuery>) -> Result<Uri, http::Error> {
-        let path_and_query = match path_and_query {
-            Some(pq) if self.prefix.is_empty() => pq,
-            pq => {
-                let pq = pq.as_ref().map_or("/", PathAndQuery::as_str);
-                PathAndQuery::try_from(format!("{}{pq}", self.prefix))?
-            }
-        };
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-    }
 }
 
 /// How the proxy reaches the upstream: which roots an `https://` upstream's certificate
@@ -176,13 +116,62 @@ struct Inner {
     closing: tokio::sync::watch::Sender<bool>,
 }
 
-/// What the proxy hands the upstream besides the request itself.
+/// What the proxy lets through from the client, and how long it waits for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Forwarding {
     /// What happens to the credentials the auth layer reads.
     pub(crate) credentials: Credentials,
     /// Peers whose forwarding headers are kept.
     pub(crate) trusted_proxies: TrustedProxies,
+    /// The request headers with `_` in their names that pass (all others go).
+    pub(crate) underscore_headers: UnderscoreHeaders,
+    /// Which upgrades are tunnelled, and where.
+    pub(crate) upgrades: Upgrades,
+    /// The longest wait for the next piece of the client's request body (408 after).
+    pub(crate) body_timeout: Duration,
+    /// How long a response of unknown length, or a long poll, of a revoked session may
+    /// still run ([`live`](crate::live)).
+    pub(crate) revocation_grace: Duration,
+}
+
+impl Default for Forwarding {
+    /// The command line's defaults.
+    fn default() -> Self {
+        Self {
+            credentials: Credentials::default(),
+            trusted_proxies: TrustedProxies::default(),
+            underscore_headers: UnderscoreHeaders::default(),
+            upgrades: Upgrades::default(),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            revocation_grace: DEFAULT_REVOCATION_GRACE,
+        }
+    }
+}
+
+/// What the upstream made of a request.
+enum Sent {
+    /// It answered (response headers).
+    Answered(Response<Incoming>),
+    /// It could not be reached, or the request failed (the client's body too).
+    Failed(hyper_util::client::legacy::Error),
+    /// No response headers within the upstream timeout.
+    TimedOut,
+    /// A long poll whose session was revoked past the grace period.
+    Revoked,
+}
+
+/// What a request's log lines and answer need to know of it.
+struct Sending {
+    method: Method,
+    version: Version,
+    target: Option<PathAndQuery>,
+    started: Instant,
+    /// The `Upgrade` value forwarded and the client's side, for a tunnelled upgrade.
+    upgrade: Option<(HeaderValue, OnUpgrade)>,
+    liveness: Option<SessionLiveness>,
+    seed: Option<LiveSeed>,
+    /// When the request was sent upstream.
+    sent_at: tokio::time::Instant,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -217,9 +206,14 @@ impl Proxy {
                 name: "upstream-timeout",
             });
         }
+        if forwarding.body_timeout.is_zero() {
+            return Err(GatewayError::ZeroTimeout {
+                name: "client-body-timeout",
+            });
+        }
         if transport.h2c && upstream.is_https() {
             return Err(GatewayError::InvalidUpstream {
-                url: format!("{}://{}", upstream.scheme, upstream.authority),
+                url: upstream.origin(),
                 reason: "--upstream-h2c is for http:// upstreams (https negotiates HTTP/2 itself)",
             });
         }
@@ -261,24 +255,25 @@ impl Proxy {
         })
     }
 
-    /// Forwards `req` and returns the upstream's response (body streamed), or a plain-text
-    /// 502 / 504.
+    /// Forwards `req` and returns the upstream's response (body streamed), or the proxy's
+    /// own answer: 400 (no target at the upstream), 403 (an upgrade without a session),
+    /// 408 (the client's body stopped coming), 401 (a long poll of a revoked session), 502,
+    /// 504.
     pub(crate) async fn forward<B>(&self, mut req: Request<B>) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         let started = Instant::now();
-        let method = req.method().clone();
-        // For the log lines: a reference-counted clone, not a copy.
-        let target = req.uri().path_and_query().cloned();
-        let path = target.as_ref().map_or("/", PathAndQuery::path);
-        // An upgrade takes the client's connection over from hyper once answered 101.
-        let upgrade = upgrade_protocol(&req).map(|protocol| {
-            let on_upgrade = hyper::upgrade::on(&mut req);
-            (protocol, on_upgrade)
-        });
-        let protocol = upgrade.as_ref().map(|(protocol, _)| protocol.clone());
+        let upgrade = match self.inner.forwarding.upgrades.decide(&req) {
+            Decision::Ordinary => None,
+            Decision::Refused => {
+                let refusal = "upgrades need a session on this route\n";
+                return text_response(StatusCode::FORBIDDEN, refusal);
+            }
+            // An upgrade takes the client's connection over from hyper once answered 101.
+            Decision::Tunnel(protocol) => Some((protocol, hyper::upgrade::on(&mut req))),
+        };
         // An upgrade is watched from the handshake on (a revocation meanwhile closes it).
         let liveness = upgrade
             .as_ref()
@@ -287,42 +282,127 @@ impl Proxy {
             Some(_) => &self.inner.upgrade_client,
             None => &self.inner.client,
         };
+        let (method, version) = (req.method().clone(), req.version());
+        // For the log lines: a reference-counted clone, not a copy.
+        let target = req.uri().path_and_query().cloned();
+        let protocol = upgrade.as_ref().map(|(protocol, _)| protocol.clone());
         let (upstream_req, seed) = match self.prepare(req, protocol) {
             Ok(prepared) => prepared,
-            Err(_) => return text_response(StatusCode::BAD_REQUEST, "bad request target\n"),
+            Err(bad) => return text_response(StatusCode::BAD_REQUEST, format!("{bad}\n")),
         };
-        let result = tokio::time::timeout(self.inner.timeout, client.request(upstream_req)).await;
-        let elapsed = started.elapsed();
-        match result {
-            Ok(Ok(response)) => {
-                gw_metrics::record_upstream(response.status(), elapsed);
-                tracing::debug!(%method, path, status = response.status().as_u16(),
-                    elapsed_ms = elapsed.as_millis() as u64, "proxied");
-                match upgrade {
-                    Some((_, client_side))
-                        if response.status() == StatusCode::SWITCHING_PROTOCOLS =>
-                    {
-                        self.switch_protocols(client_side, response, liveness)
-                    }
-                    _ => {
-                        let (mut parts, body) = response.into_parts();
-                        remove_hop_by_hop_headers(&mut parts.headers);
-                        let body = body.map_err(BoxError::from).boxed_unsync();
-                        Response::from_parts(parts, revocable(body, seed))
-                    }
-                }
+        let sending = Sending {
+            method,
+            version,
+            target,
+            started,
+            upgrade,
+            liveness,
+            seed,
+            sent_at: tokio::time::Instant::now(),
+        };
+        let long_poll = sending.seed.as_ref().filter(|_| {
+            sending.upgrade.is_none() && matches!(sending.method, Method::GET | Method::HEAD)
+        });
+        let sent = self.send(client, upstream_req, long_poll).await;
+        self.answer(sent, sending)
+    }
+
+    /// Sends `req` and waits for the response headers, at most the upstream timeout; for a
+    /// `long_poll`, only until its session is revoked past the grace period.
+    async fn send(
+        &self,
+        client: &Client<Connector, Body>,
+        req: Request<Body>,
+        long_poll: Option<&LiveSeed>,
+    ) -> Sent {
+        let request = async {
+            match tokio::time::timeout(self.inner.timeout, client.request(req)).await {
+                Ok(Ok(response)) => Sent::Answered(response),
+                Ok(Err(err)) => Sent::Failed(err),
+                Err(_) => Sent::TimedOut,
             }
-            Ok(Err(err)) => {
+        };
+        let Some(seed) = long_poll else {
+            return request.await;
+        };
+        tokio::select! {
+            sent = request => sent,
+            () = revoked_past(seed, self.inner.forwarding.revocation_grace) => Sent::Revoked,
+        }
+    }
+
+    /// The client's answer to what the upstream made of the request.
+    fn answer(&self, sent: Sent, sending: Sending) -> Response<Body> {
+        let Sending {
+            method,
+            version,
+            target,
+            started,
+            upgrade,
+            liveness,
+            seed,
+            sent_at,
+        } = sending;
+        let elapsed = started.elapsed();
+        let path = target.as_ref().map_or("/", PathAndQuery::path);
+        let response = match sent {
+            Sent::Answered(response) => response,
+            Sent::Failed(err) if is_body_timeout(&err) => {
+                gw_metrics::record_body_timeout();
+                tracing::info!(%method, path, "the client stopped sending the request body");
+                let mut timed_out =
+                    text_response(StatusCode::REQUEST_TIMEOUT, "request body timed out\n");
+                if version < Version::HTTP_2 {
+                    let close = HeaderValue::from_static("close");
+                    timed_out.headers_mut().insert(header::CONNECTION, close);
+                }
+                return timed_out;
+            }
+            Sent::Failed(err) => {
                 gw_metrics::record_upstream_failure("unavailable", elapsed);
                 tracing::warn!(%method, path, error = %err, source = ?std::error::Error::source(&err).map(ToString::to_string),
                     "upstream unavailable");
-                text_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n")
+                return text_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n");
             }
-            Err(_) => {
+            Sent::TimedOut => {
                 gw_metrics::record_upstream_failure("timeout", elapsed);
                 tracing::warn!(%method, path, timeout_ms = self.inner.timeout.as_millis() as u64,
                     "upstream timed out");
-                text_response(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+                return text_response(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n");
+            }
+            Sent::Revoked => {
+                tracing::info!(%method, path, "long poll ended: the session was revoked");
+                return text_response(StatusCode::UNAUTHORIZED, "the session was revoked\n");
+            }
+        };
+        gw_metrics::record_upstream(response.status(), elapsed);
+        tracing::debug!(%method, path, status = response.status().as_u16(),
+            elapsed_ms = elapsed.as_millis() as u64, "proxied");
+        let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let streams = Streams {
+            sent: sent_at,
+            grace: self.inner.forwarding.revocation_grace,
+        };
+        match upgrade {
+            Some((asked, client_side)) if switched => {
+                let upgrades = &self.inner.forwarding.upgrades;
+                if !upgrades.switched_as_asked(response.headers().get(header::UPGRADE), &asked) {
+                    tracing::warn!(path, "the upstream switched to a protocol not asked for");
+                    return text_response(StatusCode::BAD_GATEWAY, "upstream switched protocols\n");
+                }
+                self.switch_protocols(client_side, response, liveness)
+            }
+            // A 101 to a request that was not a tunnelled upgrade: never passed on.
+            _ if switched => {
+                tracing::warn!(path, "the upstream switched protocols unasked");
+                text_response(StatusCode::BAD_GATEWAY, "upstream switched protocols\n")
+            }
+            _ => {
+                let (mut parts, body) = response.into_parts();
+                remove_hop_by_hop_headers(&mut parts.headers);
+                let body = body.map_err(BoxError::from).boxed_unsync();
+                let body = revocable(body, &parts.headers, seed, streams);
+                Response::from_parts(parts, body)
             }
         }
     }
@@ -370,32 +450,47 @@ impl Proxy {
     }
 
     /// Rewrites the request for the upstream: URI, version, headers (`Upgrade` and
-    /// `Connection: upgrade` kept for an upgrade to `protocol`), and what the response's
-    /// liveness is made of on an authenticated route.
+    /// `Connection: upgrade` kept for an upgrade to `protocol`), the body under the body
+    /// timeout, and what the response's liveness is made of on an authenticated route; or
+    /// why the request has no target at the upstream.
     fn prepare<B>(
         &self,
         req: Request<B>,
         protocol: Option<HeaderValue>,
-    ) -> Result<(Request<Body>, Option<LiveSeed>), http::Error>
+    ) -> Result<(Request<Body>, Option<LiveSeed>), BadTarget>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         let (mut parts, body) = req.into_parts();
-        let path_and_query = parts.uri.path_and_query().cloned();
         let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
+        parts.uri = self
+            .inner
+            .upstream
+            .uri_for(parts.uri.path_and_query().cloned())
+            .inspect_err(|bad| {
+                if let BadTarget::EscapesPrefix(_) = bad {
+                    tracing::info!(
+                        path = parts.uri.path(),
+                        "path above the upstream's prefix refused"
+                    );
+                }
+            })?;
+        restore_client_overrides(&mut parts.headers, &mut parts.extensions);
         let headers = &mut parts.headers;
         remove_hop_by_hop_headers(headers);
         if let Some(protocol) = protocol {
             keep_upgrade_headers(headers, protocol);
         }
+        let forwarding = &self.inner.forwarding;
+        forwarding.underscore_headers.strip(headers);
         strip_identity_headers(headers);
-        self.inner.forwarding.credentials.apply(headers);
+        forwarding.credentials.apply(headers);
         if let Some(session) = parts.extensions.get::<MemberSession>() {
             insert_identity_headers(headers, session);
         }
@@ -403,13 +498,14 @@ impl Proxy {
             .extensions
             .get::<PeerAddr>()
             .map(|PeerAddr(peer)| peer.ip());
-        let trusted = &self.inner.forwarding.trusted_proxies;
-        set_forwarding_headers(headers, peer, trusted, original_host);
-        headers.insert(header::HOST, self.inner.upstream.host_header.clone());
-        parts.uri = self.inner.upstream.uri_for(path_and_query)?;
+        set_forwarding_headers(headers, peer, &forwarding.trusted_proxies, original_host);
+        headers.insert(header::HOST, self.inner.upstream.host_header().clone());
         parts.version = Version::HTTP_11;
         let seed = LiveSeed::take(&mut parts.extensions);
-        let body = body.map_err(Into::into).boxed_unsync();
+        let body = timed(
+            body.map_err(Into::into).boxed_unsync(),
+            forwarding.body_timeout,
+        );
         Ok((Request::from_parts(parts, body), seed))
     }
 }
@@ -445,45 +541,5 @@ mod tests {
         remove_hop_by_hop_headers(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-kept"));
-    }
-
-    #[test]
-    fn upstream_urls_are_checked() {
-        // If this broke, a typo in --upstream would only show up at the first request.
-        let pq = |raw: &'static str| Some(PathAndQuery::from_static(raw));
-        let u = Upstream::parse("http://127.0.0.1:8081/app/").unwrap();
-        assert_eq!(
-            u.uri_for(pq("/x?y=1")).unwrap().to_string(),
-            "http://127.0.0.1:8081/app/x?y=1"
-        );
-        assert_eq!(
-            u.uri_for(None).unwrap().to_string(),
-            "http://127.0.0.1:8081/app/"
-        );
-        let u = Upstream::parse("http://localhost:9").unwrap();
-        assert_eq!(
-            u.uri_for(pq("/")).unwrap().to_string(),
-            "http://localhost:9/"
-        );
-        assert_eq!(
-            u.uri_for(pq("/a/b?c=d&e")).unwrap().to_string(),
-            "http://localhost:9/a/b?c=d&e"
-        );
-        assert_eq!(u.uri_for(None).unwrap().to_string(), "http://localhost:9/");
-        let u = Upstream::parse("https://app.internal:8443").unwrap();
-        assert!(u.is_https());
-        assert_eq!(
-            u.uri_for(pq("/")).unwrap().to_string(),
-            "https://app.internal:8443/"
-        );
-        for bad in [
-            "ftp://x",
-            "127.0.0.1:80",
-            "http://u:p@x/",
-            "http://x/?q",
-            "nope nope",
-        ] {
-            assert!(Upstream::parse(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -1,6 +1,7 @@
 //! [`Gateway`]: the assembled reverse proxy, from [`ServeOptions`] to a running server.
 //!
-//! The service stack, outermost first: [`Health`] (`/healthz`, `/readyz`, before auth) →
+//! The service stack, outermost first: [`FormMethodOverride`] (a POST form's `_method`
+//! shown to the layer) → [`Health`] (`/healthz`, `/readyz`, before auth) →
 //! [`BodylessRefusals`] (the auth-only endpoint's refusals without a body) → [`StytchAuth`]
 //! (logout, admin revoke, forced sign-out hooks, public routes, authentication) → [`App`]
 //! (auth-only endpoint, then the [`Proxy`]).
@@ -20,16 +21,20 @@ use tower_stytch::{StytchAuthLayer, StytchClient};
 
 use crate::app::App;
 use crate::auth_only::BodylessRefusals;
+use crate::conn::{self, ConnectionLimits};
 use crate::credentials::Credentials;
 use crate::error::GatewayError;
+use crate::form::FormMethodOverride;
 use crate::forwarded::TrustedProxies;
 use crate::health::{Health, ReadyCheck};
 use crate::metrics::{MetricsService, recorder};
 use crate::options::ServeOptions;
 use crate::proxy::{Forwarding, Proxy, Transport};
-use crate::server::{Drain, bind, serve};
+use crate::server::{Drain, bind, serve, serve_limited};
 use crate::service::ServiceFn;
 use crate::tls::UpstreamRoots;
+use crate::underscore::UnderscoreHeaders;
+use crate::upgrade::Upgrades;
 
 /// Builds the auth layer the options describe.
 ///
@@ -77,16 +82,55 @@ fn credential_sources() -> Vec<CredentialSource> {
 }
 
 /// What the proxy hands the upstream besides the request: credentials only with
-/// `pass_credentials`, forwarding headers kept only from trusted proxies.
-fn forwarding(options: &ServeOptions) -> Forwarding {
-    Forwarding {
+/// `pass_credentials`, forwarding headers kept only from trusted proxies, headers with `_`
+/// only when allowed, the allowed upgrades; and how long it waits for the client's body.
+///
+/// # Errors
+///
+/// [`GatewayError::UpgradeProtocol`], [`GatewayError::UnderscoreHeader`].
+fn forwarding(options: &ServeOptions) -> Result<Forwarding, GatewayError> {
+    Ok(Forwarding {
         credentials: if options.pass_credentials {
             Credentials::Pass
         } else {
             Credentials::Strip(credential_sources())
         },
         trusted_proxies: TrustedProxies::new(options.trusted_proxies.clone()),
+        underscore_headers: UnderscoreHeaders::new(&options.allow_underscore_headers)?,
+        upgrades: Upgrades::new(&options.upgrade_protocols, options.public_upgrades)?,
+        body_timeout: options.client_body_timeout,
+        revocation_grace: options.stream_revocation_grace,
+    })
+}
+
+/// The proxy listener's connection timeouts and cap.
+///
+/// # Errors
+///
+/// [`GatewayError::ZeroTimeout`], [`GatewayError::ZeroSize`].
+fn connection_limits(options: &ServeOptions) -> Result<ConnectionLimits, GatewayError> {
+    for (name, timeout) in [
+        ("client-header-timeout", options.client_header_timeout),
+        ("keepalive-timeout", options.keepalive_timeout),
+        ("stream-revocation-grace", options.stream_revocation_grace),
+    ] {
+        if timeout.is_zero() {
+            return Err(GatewayError::ZeroTimeout { name });
+        }
     }
+    for (name, size) in [
+        ("max-connections", options.max_connections),
+        ("form-body-limit", options.form_body_limit),
+    ] {
+        if size == 0 {
+            return Err(GatewayError::ZeroSize { name });
+        }
+    }
+    Ok(ConnectionLimits {
+        header_timeout: options.client_header_timeout,
+        keepalive_timeout: options.keepalive_timeout,
+        max_connections: options.max_connections,
+    })
 }
 
 /// How the proxy reaches the upstream: TLS roots and h2c.
@@ -121,7 +165,8 @@ impl ShutdownReport {
 pub struct Gateway {
     listener: TcpListener,
     metrics: Option<(TcpListener, ServiceFn<MetricsService>)>,
-    service: Health<BodylessRefusals<StytchAuth<ServiceFn<App>>>>,
+    service: FormMethodOverride<Health<BodylessRefusals<StytchAuth<ServiceFn<App>>>>>,
+    limits: ConnectionLimits,
     layer: StytchAuthLayer,
     /// A handle on the proxy inside `service`, to close its tunnels at shutdown.
     proxy: Proxy,
@@ -144,10 +189,11 @@ impl Gateway {
     ///
     /// Configuration errors, bind failures, and a metrics recorder that cannot be installed.
     pub async fn bind(options: ServeOptions) -> Result<Self, GatewayError> {
+        let limits = connection_limits(&options)?;
         let proxy = Proxy::new(
             &options.upstream,
             options.upstream_timeout,
-            forwarding(&options),
+            forwarding(&options)?,
             &transport(&options),
         )?;
         let layer = build_layer(&options)?;
@@ -162,6 +208,9 @@ impl Gateway {
             check,
             options.readiness_max_age,
         );
+        let webhook_path = options.webhook.as_ref().map(|(path, _)| path.clone());
+        let (limit, timeout) = (options.form_body_limit, options.client_body_timeout);
+        let service = FormMethodOverride::new(service, limit, timeout, webhook_path);
         let metrics = match options.metrics_listen {
             Some(addr) => {
                 let handle = recorder()?;
@@ -170,10 +219,12 @@ impl Gateway {
             None => None,
         };
         let listener = bind(options.listen).await?;
+        conn::check_open_file_limit(limits.max_connections);
         Ok(Self {
             listener,
             metrics,
             service,
+            limits,
             layer,
             proxy,
             options,
@@ -205,6 +256,7 @@ impl Gateway {
             listener,
             metrics,
             service,
+            limits,
             layer,
             proxy,
             options,
@@ -226,7 +278,7 @@ impl Gateway {
             tracing::info!(?bus, "sharing revocations through Redis");
         }
         log_readiness(layer.clone());
-        let draining = service.draining_flag();
+        let draining = service.get_ref().draining_flag();
         let signalled = Arc::new(std::sync::OnceLock::<Instant>::new());
         let signalled_at = signalled.clone();
         let shutdown = async move {
@@ -235,7 +287,7 @@ impl Gateway {
             draining.store(true, Ordering::Relaxed);
         };
         let budget = options.shutdown_timeout;
-        let drain = serve("proxy", listener, service, shutdown, budget).await;
+        let drain = serve_limited("proxy", listener, service, shutdown, budget, limits).await;
         // Upgraded connections (WebSockets) are no longer hyper's: close them now.
         proxy.close_tunnels();
         let started = signalled.get().copied().unwrap_or_else(Instant::now);

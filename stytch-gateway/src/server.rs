@@ -1,23 +1,29 @@
-//! [`serve`]: the accept loop with graceful shutdown (hyper-util `GracefulShutdown`), the
-//! listener it accepts on ([`bind`]), and the signal that stops it ([`shutdown_signal`]).
+//! [`serve`]: the accept loop with graceful shutdown (hyper-util `GracefulShutdown`), each
+//! connection held to its timeouts and the cap ([`conn`]), the listener it
+//! accepts on ([`bind`]), and the signal that stops it ([`shutdown_signal`]).
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
 
-use crate::body::Body;
+use crate::body::{Body, BoxError};
+use crate::conn::{self, Activity, ConnectionLimits, InFlight, Slot, Slots, Tracked};
 use crate::error::GatewayError;
 
-/// How long a client may take to send a request's headers.
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// HTTP/2 pings on a connection with requests in flight, to find a peer that vanished
+/// (a stream to a dead client would otherwise wait for TCP to give up).
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long an HTTP/2 ping may go unanswered before the connection is closed.
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The address of the client that opened the connection, inserted into every request's
 /// extensions by [`serve`].
@@ -33,13 +39,7 @@ pub enum Drain {
     TimedOut,
 }
 
-/// Serves HTTP/1.1 (with upgrades: WebSocket) and HTTP/2 (prior knowledge) on `listener`
-/// with `service` until
-/// `shutdown` completes; then stops accepting, lets in-flight requests finish (idle
-/// keep-alive connections are closed) for at most `drain_timeout`, and reports how that went.
-///
-/// Every request carries a [`PeerAddr`] extension; every accepted connection is counted
-/// under the listener's `name` (`stytch_gateway_connections_accepted_total`).
+/// [`serve_limited`] with the default [`ConnectionLimits`].
 pub(crate) async fn serve<S>(
     name: &'static str,
     listener: TcpListener,
@@ -54,37 +54,58 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
+    let limits = ConnectionLimits::default();
+    serve_limited(name, listener, service, shutdown, drain_timeout, limits).await
+}
+
+/// Serves HTTP/1.1 (with upgrades: WebSocket) and HTTP/2 (prior knowledge) on `listener`
+/// with `service` until `shutdown` completes; then stops accepting, lets in-flight requests
+/// finish (idle keep-alive connections are closed) for at most `drain_timeout`, and reports
+/// how that went.
+///
+/// Every request carries a [`PeerAddr`] extension; every accepted connection is counted
+/// under the listener's `name` (`stytch_gateway_connections_accepted_total`), and held to
+/// `limits` ([`conn`]: timeouts, the cap on open connections).
+pub(crate) async fn serve_limited<S>(
+    name: &'static str,
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+    drain_timeout: Duration,
+    limits: ConnectionLimits,
+) -> Drain
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The header timeout is `conn::guard`'s (hyper's would also cut idle keep-alive
+    // connections at the header timeout).
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(None);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
+    let mut slots = Slots::new(name, limits.max_connections);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     crate::metrics::record_connection(name);
+                    // Past the cap: dropping the stream closes it at once.
+                    let Some(slot) = slots.take(peer) else { continue };
                     let _ = stream.set_nodelay(true);
-                    let service = service.clone();
-                    let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                        req.extensions_mut().insert(PeerAddr(peer));
-                        let mut service = service.clone();
-                        async move {
-                            poll_fn(|cx| service.poll_ready(cx)).await?;
-                            service.call(req).await
-                        }
-                    });
-                    let builder = builder.clone();
-                    let watcher = graceful.watcher();
-                    tokio::spawn(async move {
-                        let conn = builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
-                        if let Err(err) = watcher.watch(conn).await {
-                            tracing::debug!(%peer, error = %err, "connection ended with an error");
-                        }
-                    });
+                    let connection = Connection { name, peer, limits, slot };
+                    connection.spawn(stream, service.clone(), builder.clone(), graceful.watcher());
                 }
                 Err(err) => {
                     // Typically EMFILE: back off instead of spinning.
@@ -99,6 +120,91 @@ where
     match tokio::time::timeout(drain_timeout, graceful.shutdown()).await {
         Ok(()) => Drain::Complete,
         Err(_) => Drain::TimedOut,
+    }
+}
+
+/// A connection just accepted, with its slot.
+struct Connection {
+    name: &'static str,
+    peer: SocketAddr,
+    limits: ConnectionLimits,
+    slot: Slot,
+}
+
+impl Connection {
+    /// Serves the connection in a task of its own, under its timeouts: every request carries
+    /// a [`PeerAddr`] and is in flight until its response body is sent.
+    fn spawn<S>(
+        self,
+        stream: TcpStream,
+        service: S,
+        builder: auto::Builder<TokioExecutor>,
+        watcher: Watcher,
+    ) where
+        S: tower_service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let Self {
+            name,
+            peer,
+            limits,
+            slot,
+        } = self;
+        let activity = Activity::new();
+        let requests = Arc::clone(&activity);
+        let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            let in_flight = requests.start(req.version());
+            req.extensions_mut().insert(PeerAddr(peer));
+            let mut service = service.clone();
+            async move {
+                poll_fn(|cx| service.poll_ready(cx)).await?;
+                let response = service.call(req).await?;
+                Ok::<_, Infallible>(response.map(|body| InFlightBody::new(body, in_flight)))
+            }
+        });
+        let io = Tracked::new(TokioIo::new(stream), Arc::clone(&activity), slot);
+        tokio::spawn(async move {
+            let conn = builder.serve_connection_with_upgrades(io, hyper_service);
+            conn::guard(watcher.watch(conn), &activity, &limits, name, peer).await;
+        });
+    }
+}
+
+/// A response body that keeps its request [in flight](InFlight) until it is sent or dropped.
+struct InFlightBody {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl InFlightBody {
+    fn new(inner: Body, in_flight: InFlight) -> Self {
+        Self {
+            inner,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl http_body::Body for InFlightBody {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, BoxError>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

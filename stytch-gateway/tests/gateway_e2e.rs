@@ -7,7 +7,8 @@
 //!
 //! One test binary (the helpers compile once): the processes and helpers shared by every
 //! topic are here; the tests are in `e2e/`, one module per topic: `headers`, `routes`,
-//! `process`, `redis`, `webhooks`, `https`, `websocket`, `live`, `nginx`, `browser`, `trace`.
+//! `process`, `redis`, `webhooks`, `https`, `websocket`, `live`, `nginx`, `browser`, `trace`,
+//! and issue #24's `edge`, `smuggling`, `timeouts`, `grace`, `inherited`.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
@@ -26,10 +27,16 @@ use tokio::sync::oneshot;
 
 #[path = "e2e/browser.rs"]
 mod browser;
+#[path = "e2e/edge.rs"]
+mod edge;
+#[path = "e2e/grace.rs"]
+mod grace;
 #[path = "e2e/headers.rs"]
 mod headers;
 #[path = "e2e/https.rs"]
 mod https;
+#[path = "e2e/inherited.rs"]
+mod inherited;
 #[path = "e2e/live.rs"]
 mod live;
 #[path = "e2e/nginx.rs"]
@@ -42,6 +49,10 @@ mod redis;
 mod redis_server;
 #[path = "e2e/routes.rs"]
 mod routes;
+#[path = "e2e/smuggling.rs"]
+mod smuggling;
+#[path = "e2e/timeouts.rs"]
+mod timeouts;
 #[path = "e2e/trace.rs"]
 mod trace;
 #[path = "e2e/webhooks.rs"]

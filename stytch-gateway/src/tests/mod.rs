@@ -185,6 +185,7 @@ fn default_forwarding() -> Forwarding {
     Forwarding {
         credentials: Credentials::Strip(tower_stytch::config::CredentialSource::defaults()),
         trusted_proxies: TrustedProxies::default(),
+        ..Forwarding::default()
     }
 }
 

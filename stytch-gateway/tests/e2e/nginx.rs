@@ -19,7 +19,7 @@ const NGINX: &str = "/usr/sbin/nginx";
 const AUTH_PATH: &str = "/_stytch_auth";
 
 /// Whether nginx is here; without it the test fails in CI and skips elsewhere.
-fn nginx_or_skip() -> bool {
+pub(crate) fn nginx_or_skip() -> bool {
     let present = Path::new(NGINX).exists();
     if !present {
         assert!(
@@ -33,10 +33,10 @@ fn nginx_or_skip() -> bool {
 
 /// One nginx process (no master, no daemon), configured and run in its own temporary
 /// directory, killed on drop.
-struct Nginx {
+pub(crate) struct Nginx {
     child: Child,
     dir: std::path::PathBuf,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Nginx {
@@ -44,30 +44,10 @@ impl Nginx {
     /// gateway's auth-only endpoint (kept-alive connections, as the load script and the
     /// README configure it), then proxied to `upstream`.
     fn start(gateway: &str, upstream: SocketAddr) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "stytch-gateway-e2e-nginx-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let gateway = gateway.trim_start_matches("http://");
-        let d = dir.display();
-        let conf = format!(
-            "daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    upstream gateway_auth {{ server {gateway}; keepalive 16; }}
+        Self::run(|addr| {
+            format!(
+                "upstream gateway_auth {{ server {gateway}; keepalive 16; }}
     upstream app {{ server {upstream}; keepalive 16; }}
     server {{
         listen {addr};
@@ -85,7 +65,44 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection \"\";
         }}
-    }}
+    }}"
+            )
+        })
+    }
+
+    /// nginx on a free port serving one `server` whose body (its `location`s) is
+    /// `locations` (nginx as an upstream).
+    pub(crate) fn serve(locations: &str) -> Self {
+        Self::run(|addr| format!("server {{ listen {addr}; {locations} }}"))
+    }
+
+    /// nginx on a free port with the `http` block's servers and upstreams `servers` makes
+    /// of the address.
+    fn run(servers: impl FnOnce(SocketAddr) -> String) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "stytch-gateway-e2e-nginx-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let servers = servers(addr);
+        let d = dir.display();
+        let conf = format!(
+            "daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    {servers}
 }}
 "
         );
