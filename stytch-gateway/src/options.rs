@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
+use tower_stytch::config::{PolicyConfig, Rule};
 use tower_stytch::{StytchConfig, bus::RedisBus, webhook::WebhookSecrets};
 
 use crate::error::GatewayError;
@@ -63,6 +64,17 @@ pub struct ServeOptions {
     pub webhook: Option<(String, WebhookSecrets)>,
     /// The Stytch project.
     pub stytch: StytchConfig,
+    /// Authorization rules, `(pattern, rule)`: each one
+    /// [`authorize`](tower_stytch::StytchAuthLayerBuilder::authorize) in this order (the
+    /// routes file of `--routes`).
+    pub routes: Vec<(String, Rule)>,
+    /// The file `routes` were read from, named in configuration errors.
+    pub routes_file: Option<std::path::PathBuf>,
+    /// How often the RBAC policy is fetched again in the background.
+    pub policy_refresh: Duration,
+    /// Where logout's `return_to` and the routes' step-up pages may redirect (local path
+    /// prefixes or absolute URL prefixes; nowhere when empty).
+    pub redirect_allowlist: Vec<String>,
 }
 
 impl ServeOptions {
@@ -91,6 +103,10 @@ impl ServeOptions {
             redis: None,
             webhook: None,
             stytch,
+            routes: Vec::new(),
+            routes_file: None,
+            policy_refresh: PolicyConfig::default().refresh_every,
+            redirect_allowlist: Vec::new(),
         }
     }
 }
@@ -114,6 +130,11 @@ impl TryFrom<ServeArgs> for ServeOptions {
             });
         }
         let webhook = webhook(args.webhook_path, args.webhook_secret)?;
+        let routes_file = args.routes.filter(|p| !p.as_os_str().is_empty());
+        let routes = match &routes_file {
+            Some(file) => crate::routes::load(file)?,
+            None => Vec::new(),
+        };
         Ok(Self {
             webhook,
             listen: args.listen,
@@ -145,6 +166,10 @@ impl TryFrom<ServeArgs> for ServeOptions {
                 })
                 .transpose()?,
             stytch: args.stytch.stytch_config()?,
+            routes,
+            routes_file,
+            policy_refresh: args.policy_refresh,
+            redirect_allowlist: args.redirect_allowlist,
         })
     }
 }
@@ -308,6 +333,27 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "GATEWAY_READINESS_MAX_AGE", value_name = "DURATION", default_value = "5s",
           value_parser = humantime::parse_duration)]
     pub(crate) readiness_max_age: Duration,
+    /// TOML file of authorization rules, one `[[route]]` table each: `match` ('METHOD
+    /// /path/{param}'), and any of `permission = { resource, action }` (Stytch RBAC),
+    /// `organization` (a capture that must be the member's organization), `mfa = true`,
+    /// `max_age` ('10m'), `step_up` (a page for browsers). Off when unset.
+    #[arg(long, env = "GATEWAY_ROUTES", value_name = "FILE")]
+    pub(crate) routes: Option<std::path::PathBuf>,
+    /// How often the RBAC policy (and the organizations' custom roles) is fetched again from
+    /// Stytch in the background.
+    #[arg(long, env = "GATEWAY_POLICY_REFRESH", value_name = "DURATION", default_value = "5m",
+          value_parser = parse_duration)]
+    pub(crate) policy_refresh: Duration,
+    /// Where logout's `return_to` and the routes' step-up pages may redirect: a local path
+    /// prefix ('/account/') or an absolute URL prefix ('https://app.example.com/').
+    /// Repeatable; comma separated in the environment. Nowhere when unset.
+    #[arg(
+        long = "redirect-allowlist",
+        env = "GATEWAY_REDIRECT_ALLOWLIST",
+        value_name = "PREFIX",
+        value_delimiter = ','
+    )]
+    pub(crate) redirect_allowlist: Vec<String>,
     /// The Stytch project.
     #[command(flatten)]
     pub(crate) stytch: StytchArgs,
