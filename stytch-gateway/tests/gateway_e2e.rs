@@ -7,7 +7,8 @@
 //!
 //! One test binary (the helpers compile once): the processes and helpers shared by every
 //! topic are here; the tests are in `e2e/`, one module per topic: `headers`, `routes`,
-//! `process`, `redis`, `webhooks`, `https`, `websocket`, `live`, `nginx`, `browser`, `trace`.
+//! `process`, `redis`, `webhooks`, `https`, `websocket`, `live`, `nginx`, `browser`, `trace`,
+//! `authz`.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
@@ -24,6 +25,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::sync::oneshot;
 
+#[path = "e2e/authz.rs"]
+mod authz;
 #[path = "e2e/browser.rs"]
 mod browser;
 #[path = "e2e/headers.rs"]
