@@ -8,7 +8,7 @@
 //! One test binary (the helpers compile once): the processes and helpers shared by every
 //! topic are here; the tests are in `e2e/`, one module per topic: `headers`, `routes`,
 //! `process`, `redis`, `webhooks`, `https`, `websocket`, `live`, `nginx`, `browser`, `trace`,
-//! `authz`.
+//! `authz`, `browser_authz`.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
@@ -29,6 +29,8 @@ use tokio::sync::oneshot;
 mod authz;
 #[path = "e2e/browser.rs"]
 mod browser;
+#[path = "e2e/browser_authz.rs"]
+mod browser_authz;
 #[path = "e2e/headers.rs"]
 mod headers;
 #[path = "e2e/https.rs"]
