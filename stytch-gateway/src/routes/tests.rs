@@ -234,3 +234,61 @@ async fn a_valid_file_builds_a_layer() {
     );
     assert!(builder.build().is_ok());
 }
+
+#[test]
+// Without the `demo` feature, `serve` is the only command.
+#[cfg_attr(not(feature = "demo"), allow(irrefutable_let_patterns))]
+fn the_flags_reach_the_options() {
+    // If this broke, `--routes`, `--policy-refresh` or `--redirect-allowlist` would be
+    // parsed and then dropped: the gateway would run with no rule, the default refresh, or
+    // no step-up page allowed.
+    use clap::Parser as _;
+
+    use crate::cli::{Cli, Command};
+    use crate::options::ServeOptions;
+
+    let file = std::env::temp_dir().join(format!("routes-flags-{}.toml", std::process::id()));
+    std::fs::write(&file, "[[route]]\nmatch = \"GET /billing\"\nmfa = true\n").unwrap();
+    let parse = |extra: &[&str]| {
+        let mut args = vec![
+            "stytch-gateway",
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--project-id",
+            "project-test-11111111-2222-4333-8444-555555555555",
+            "--secret",
+            "secret-test-routes-unit-aaaaaaaaaaaaaaaaaaaa",
+        ];
+        args.extend_from_slice(extra);
+        let Command::Serve(args) = Cli::try_parse_from(args).unwrap().command else {
+            panic!("not serve")
+        };
+        ServeOptions::try_from(*args).unwrap()
+    };
+    let defaults = parse(&[]);
+    assert!(defaults.routes.is_empty() && defaults.routes_file.is_none());
+    assert_eq!(defaults.policy_refresh, Duration::from_secs(300));
+    assert!(defaults.redirect_allowlist.is_empty());
+    let given = parse(&[
+        "--routes",
+        file.to_str().unwrap(),
+        "--policy-refresh",
+        "30s",
+        "--redirect-allowlist",
+        "/step-up",
+        "--redirect-allowlist",
+        "https://app.example.com/",
+    ]);
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(
+        given.routes,
+        [("GET /billing".to_owned(), Rule::new().mfa())]
+    );
+    assert_eq!(given.routes_file.as_deref(), Some(file.as_path()));
+    assert_eq!(given.policy_refresh, Duration::from_secs(30));
+    assert_eq!(
+        given.redirect_allowlist,
+        ["/step-up", "https://app.example.com/"]
+    );
+}

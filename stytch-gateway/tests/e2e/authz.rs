@@ -99,8 +99,9 @@ async fn ask(
 async fn a_routes_file_enforces_permissions_organizations_and_mfa_with_metrics() {
     // If this broke, the shipped binary would ignore its routes file (an editor could delete
     // documents, or a member read another organization's), a route asking for MFA would let a
-    // one-factor session through (or never let a stepped-up one in), or operators would not
-    // see the decisions in /metrics.
+    // one-factor session through (or never let a stepped-up one in), operators would not see
+    // the decisions in /metrics, or a role changed at Stytch would not reach the gateway at
+    // the --policy-refresh interval.
     bounded(async {
         let stytch = Stytch::start();
         let up = upstream().await;
@@ -109,7 +110,14 @@ async fn a_routes_file_enforces_permissions_organizations_and_mfa_with_metrics()
         let gw = Gateway::start(
             &stytch,
             up.addr,
-            &["--routes", routes.path(), "--metrics-listen", &metrics],
+            &[
+                "--routes",
+                routes.path(),
+                "--metrics-listen",
+                &metrics,
+                "--policy-refresh",
+                "300ms",
+            ],
         )
         .await;
         let org = stytch.organization("acme").await;
@@ -141,6 +149,7 @@ async fn a_routes_file_enforces_permissions_organizations_and_mfa_with_metrics()
         assert!(denied, "no permission_denied decision in:\n{text}");
         assert!(text.contains("outcome=\"mfa_required\""), "{text}");
         assert!(text.contains("stytch_authz_policy_age_seconds"), "{text}");
+        policy_change_seen(&stytch, &gw, &format!("{docs}/d1"), &editor).await;
         gw.assert_logs_clean(&[&editor]);
     })
     .await;
@@ -165,6 +174,21 @@ async fn mfa_until_stepped_up(stytch: &Stytch, gw: &Gateway, session_id: &str, t
     let jwt = stepped["session_jwt"].as_str().unwrap();
     let (status, _, _) = ask(gw, Method::GET, "/api/secure/report", jwt).await;
     assert_eq!(status, StatusCode::OK, "the stepped-up JWT passes");
+}
+
+/// Stytch grants editors `documents:delete`: with `--policy-refresh 300ms` the gateway sees
+/// it within seconds, and `token`'s delete at `path` passes.
+async fn policy_change_seen(stytch: &Stytch, gw: &Gateway, path: &str, token: &str) {
+    let editor = serde_json::json!({
+        "role_id": "editor",
+        "permissions": [{"resource_id": "documents", "actions": ["read", "create", "delete"]}],
+    });
+    stytch.control("rbac/roles", editor).await;
+    let seen = within(Duration::from_secs(5), || async {
+        gw.call(Method::DELETE, path, token).await == StatusCode::OK
+    })
+    .await;
+    assert!(seen, "the changed policy was never fetched again");
 }
 
 #[tokio::test(flavor = "multi_thread")]
