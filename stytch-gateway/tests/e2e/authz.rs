@@ -28,6 +28,11 @@ organization = "organization_id"
 [[route]]
 match = "GET /api/secure/{*rest}"
 mfa = true
+
+[[route]]
+match = "GET /billing"
+mfa = true
+step_up = "/step-up"
 "#;
 
 /// A file in the temporary directory, removed on drop.
@@ -117,6 +122,8 @@ async fn a_routes_file_enforces_permissions_organizations_and_mfa_with_metrics()
                 &metrics,
                 "--policy-refresh",
                 "300ms",
+                "--redirect-allowlist",
+                "/step-up",
             ],
         )
         .await;
@@ -155,9 +162,24 @@ async fn a_routes_file_enforces_permissions_organizations_and_mfa_with_metrics()
     .await;
 }
 
-/// The MFA route answers RFC 9470's 401 to `token`'s one-factor session; once the session
-/// has a TOTP factor (the emulator's control API), its fresh JWT passes.
+/// The MFA route answers RFC 9470's 401 to `token`'s one-factor session (a browser is sent
+/// to the step-up page); once the session has a TOTP factor (the emulator's control API),
+/// its fresh JWT passes.
 async fn mfa_until_stepped_up(stytch: &Stytch, gw: &Gateway, session_id: &str, token: &str) {
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = browser
+        .get(format!("{}/billing", gw.base))
+        .header("accept", "text/html,application/xhtml+xml")
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/step-up?return_to=%2Fbilling");
     let (status, challenge, _) = ask(gw, Method::GET, "/api/secure/report", token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
