@@ -231,7 +231,13 @@ async fn a_policy_never_loaded_answers_503_and_nothing_reaches_the_upstream() {
             .await;
         let up = upstream().await;
         let routes = TempFile::new("routes.toml", ROUTES);
-        let gw = Gateway::start(&stytch, up.addr, &["--routes", routes.path()]).await;
+        let args = [
+            "--routes",
+            routes.path(),
+            "--redirect-allowlist",
+            "/step-up",
+        ];
+        let gw = Gateway::start(&stytch, up.addr, &args).await;
         let org = stytch.organization("acme").await;
         let (_, editor) = member(&stytch, &org, "ed@acme.test", &["editor"]).await;
         let docs = format!("/api/orgs/{org}/documents");
