@@ -111,10 +111,16 @@ async fn a_routes_file_enforces_permissions_organizations_and_mfa_with_metrics()
         let stytch = Stytch::start();
         let up = upstream().await;
         let routes = TempFile::new("routes.toml", ROUTES);
-        let metrics = format!("127.0.0.1:{}", free_port());
-        let gw = Gateway::start(
+        // Two different ports (a port just released may be handed out again).
+        let listen = free_port();
+        let metrics = std::iter::repeat_with(free_port)
+            .find(|port| *port != listen)
+            .map(|port| format!("127.0.0.1:{port}"))
+            .unwrap();
+        let gw = Gateway::start_on(
+            std::net::SocketAddr::from(([127, 0, 0, 1], listen)),
             &stytch,
-            up.addr,
+            &format!("http://{}", up.addr),
             &[
                 "--routes",
                 routes.path(),
@@ -125,6 +131,7 @@ async fn a_routes_file_enforces_permissions_organizations_and_mfa_with_metrics()
                 "--redirect-allowlist",
                 "/step-up",
             ],
+            &[],
         )
         .await;
         let org = stytch.organization("acme").await;
