@@ -125,6 +125,37 @@ pub enum GatewayError {
     /// A task of the gateway panicked or was cancelled.
     #[error("a gateway task failed")]
     Task(#[source] tokio::task::JoinError),
+    /// The routes file (`--routes`) cannot be read, or is not a routes file.
+    #[error("routes file {}: {problem}", .file.display())]
+    RoutesFile {
+        /// The file as given.
+        file: std::path::PathBuf,
+        /// What is wrong (a TOML error names its line).
+        problem: String,
+    },
+    /// An authorization route is invalid.
+    #[error("{}route #{index}{}: {problem}", routes_origin(.file.as_deref()), pattern_label(.pattern.as_deref()))]
+    InvalidRoute {
+        /// The routes file, when the route was read from one.
+        file: Option<std::path::PathBuf>,
+        /// The route's position, counted from 1 in file order.
+        index: usize,
+        /// The route's `match`, when it has one.
+        pattern: Option<String>,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// `routes file F: ` before a route's error, when it was read from a file.
+fn routes_origin(file: Option<&std::path::Path>) -> String {
+    file.map(|f| format!("routes file {}: ", f.display()))
+        .unwrap_or_default()
+}
+
+/// ` ("GET /x")` after a route's number, when it has a pattern.
+fn pattern_label(pattern: Option<&str>) -> String {
+    pattern.map(|p| format!(" ({p:?})")).unwrap_or_default()
 }
 
 impl GatewayError {
@@ -141,7 +172,9 @@ impl GatewayError {
             | Self::UpgradeProtocol { .. }
             | Self::UnderscoreHeader { .. }
             | Self::ZeroSize { .. }
-            | Self::Bus(_) => true,
+            | Self::Bus(_)
+            | Self::RoutesFile { .. }
+            | Self::InvalidRoute { .. } => true,
             #[cfg(feature = "demo")]
             Self::Emulator { .. } => true,
             _ => false,

@@ -47,9 +47,10 @@
 //! | `server` | the accept loop (HTTP/1 + HTTP/2, graceful drain), `bind`, the signals | `body`, `conn`, `error`, `metrics` |
 //! | `proxy` | forwarding to the upstream over a pooled client; 400 / 403 / 408 / 502 / 504 | `body`, `credentials`, `error`, `form`, `forwarded`, `identity`, `live`, `metrics`, `request_body`, `server`, `service`, `target`, `tls`, `underscore`, `upgrade` |
 //! | `app` | behind the auth layer: the auth-only endpoint, else the proxy | `body`, `identity`, `proxy`, `service` |
-//! | `options` | `serve`'s flags and [`ServeOptions`] (checked) | `error`, `forwarded`, `health`, `proxy`; `conn`, `form`, `live`, `request_body`, `upgrade` (their defaults) |
+//! | `routes` | the routes file (`--routes`): authorization rules onto the layer's builder | `error` |
+//! | `options` | `serve`'s flags and [`ServeOptions`] (checked) | `error`, `forwarded`, `health`, `proxy`, `routes`; `conn`, `form`, `live`, `request_body`, `upgrade` (their defaults) |
 //! | `serve` | [`Gateway`]: options → the stack, its listeners, the shutdown | all of the above |
-//! | `demo` | (feature `demo`) the `emulator`, `demo` and `upstream` commands | `body`, `error`, `identity`, `options`, `serve`, `server`, `service`, `upgrade` |
+//! | `demo` | (feature `demo`) the `emulator`, `demo` and `upstream` commands | `body`, `error`, `identity`, `options`, `routes`, `serve`, `server`, `service`, `upgrade` |
 //! | `cli` | [`main`]: parsing, logging, runtime, dispatch, exit codes | `demo`, `error`, `options`, `serve`, `server` |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -72,6 +73,7 @@ mod metrics;
 mod options;
 mod proxy;
 mod request_body;
+mod routes;
 mod serve;
 mod server;
 mod service;

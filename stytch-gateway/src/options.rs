@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
+use tower_stytch::config::{PolicyConfig, Rule};
 use tower_stytch::{StytchConfig, bus::RedisBus, webhook::WebhookSecrets};
 
 use crate::conn::{DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
@@ -91,6 +92,17 @@ pub struct ServeOptions {
     /// How long a response of unknown length, or a long poll, of a revoked session may
     /// still run.
     pub stream_revocation_grace: Duration,
+    /// Authorization rules, `(pattern, rule)`: each one
+    /// [`authorize`](tower_stytch::StytchAuthLayerBuilder::authorize) in this order (the
+    /// routes file of `--routes`).
+    pub routes: Vec<(String, Rule)>,
+    /// The file `routes` were read from, named in configuration errors.
+    pub routes_file: Option<std::path::PathBuf>,
+    /// How often the RBAC policy is fetched again in the background.
+    pub policy_refresh: Duration,
+    /// Where logout's `return_to` and the routes' step-up pages may redirect (local path
+    /// prefixes or absolute URL prefixes; nowhere when empty).
+    pub redirect_allowlist: Vec<String>,
 }
 
 impl ServeOptions {
@@ -128,6 +140,10 @@ impl ServeOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             form_body_limit: DEFAULT_FORM_BODY_LIMIT,
             stream_revocation_grace: DEFAULT_REVOCATION_GRACE,
+            routes: Vec::new(),
+            routes_file: None,
+            policy_refresh: PolicyConfig::default().refresh_every,
+            redirect_allowlist: Vec::new(),
         }
     }
 }
@@ -151,6 +167,11 @@ impl TryFrom<ServeArgs> for ServeOptions {
             });
         }
         let webhook = webhook(args.webhook_path, args.webhook_secret)?;
+        let routes_file = args.routes.filter(|p| !p.as_os_str().is_empty());
+        let routes = match &routes_file {
+            Some(file) => crate::routes::load(file)?,
+            None => Vec::new(),
+        };
         Ok(Self {
             webhook,
             listen: args.listen,
@@ -191,6 +212,10 @@ impl TryFrom<ServeArgs> for ServeOptions {
             max_connections: args.max_connections,
             form_body_limit: args.form_body_limit,
             stream_revocation_grace: args.stream_revocation_grace,
+            routes,
+            routes_file,
+            policy_refresh: args.policy_refresh,
+            redirect_allowlist: args.redirect_allowlist,
         })
     }
 }
@@ -354,6 +379,27 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "GATEWAY_READINESS_MAX_AGE", value_name = "DURATION", default_value = "5s",
           value_parser = humantime::parse_duration)]
     pub(crate) readiness_max_age: Duration,
+    /// TOML file of authorization rules, one `[[route]]` table each: `match` ('METHOD
+    /// /path/{param}'), and any of `permission = { resource, action }` (Stytch RBAC),
+    /// `organization` (a capture that must be the member's organization), `mfa = true`,
+    /// `max_age` ('10m'), `step_up` (a page for browsers). Off when unset.
+    #[arg(long, env = "GATEWAY_ROUTES", value_name = "FILE")]
+    pub(crate) routes: Option<std::path::PathBuf>,
+    /// How often the RBAC policy (and the organizations' custom roles) is fetched again from
+    /// Stytch in the background.
+    #[arg(long, env = "GATEWAY_POLICY_REFRESH", value_name = "DURATION", default_value = "5m",
+          value_parser = parse_duration)]
+    pub(crate) policy_refresh: Duration,
+    /// Where logout's `return_to` and the routes' step-up pages may redirect: a local path
+    /// prefix ('/account/') or an absolute URL prefix ('https://app.example.com/').
+    /// Repeatable; comma separated in the environment. Nowhere when unset.
+    #[arg(
+        long = "redirect-allowlist",
+        env = "GATEWAY_REDIRECT_ALLOWLIST",
+        value_name = "PREFIX",
+        value_delimiter = ','
+    )]
+    pub(crate) redirect_allowlist: Vec<String>,
     /// The Stytch project.
     #[command(flatten)]
     pub(crate) stytch: StytchArgs,

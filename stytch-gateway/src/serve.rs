@@ -30,6 +30,7 @@ use crate::health::{Health, ReadyCheck};
 use crate::metrics::{MetricsService, recorder};
 use crate::options::ServeOptions;
 use crate::proxy::{Forwarding, Proxy, Transport};
+use crate::routes;
 use crate::server::{Drain, bind, serve, serve_limited};
 use crate::service::ServiceFn;
 use crate::tls::UpstreamRoots;
@@ -73,7 +74,15 @@ fn build_layer(options: &ServeOptions) -> Result<StytchAuthLayer, GatewayError> 
     if let Some((path, secrets)) = &options.webhook {
         builder = builder.webhook(path, secrets.clone());
     }
-    Ok(builder.build()?)
+    builder = routes::apply(
+        builder,
+        &options.routes,
+        options.policy_refresh,
+        &options.redirect_allowlist,
+    );
+    builder
+        .build()
+        .map_err(|err| routes::attribute(err, &options.routes, options.routes_file.as_deref()))
 }
 
 /// Where the layer reads credentials, and so what the proxy removes (Stytch's defaults).

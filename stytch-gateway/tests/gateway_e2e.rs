@@ -8,7 +8,8 @@
 //! One test binary (the helpers compile once): the processes and helpers shared by every
 //! topic are here; the tests are in `e2e/`, one module per topic: `headers`, `routes`,
 //! `process`, `redis`, `webhooks`, `https`, `websocket`, `live`, `nginx`, `browser`, `trace`,
-//! and issue #24's `edge`, `smuggling`, `timeouts`, `grace`, `inherited`.
+//! issue #24's `edge`, `smuggling`, `timeouts`, `grace`, `inherited`, and issue #29's `authz`,
+//! `browser_authz`.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
@@ -25,8 +26,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::sync::oneshot;
 
+#[path = "e2e/authz.rs"]
+mod authz;
 #[path = "e2e/browser.rs"]
 mod browser;
+#[path = "e2e/browser_authz.rs"]
+mod browser_authz;
 #[path = "e2e/edge.rs"]
 mod edge;
 #[path = "e2e/grace.rs"]

@@ -13,6 +13,10 @@
 //! | `GET /api/me` | protected | who you are, from the identity headers |
 //! | `GET /api/sessions` | protected | your active sessions (Stytch's Get Sessions, through [`StytchClient::sessions`]) |
 //! | `GET /live` | protected | a WebSocket ([`live`]) that the gateway closes when the session is revoked |
+//! | `GET /api/orgs/{organization_id}/documents` | rule: `documents:read`, own organization | the organization's documents ([`documents`]) |
+//! | `DELETE /api/orgs/{organization_id}/documents/{document_id}` | rule: `documents:delete`, own organization | deletes one |
+//! | `GET /billing` | rule: `mfa = true`, `step_up = "/step-up"` | a page behind MFA ([`step_up`]) |
+//! | `GET /step-up`, `POST /step-up` | protected | the step-up page, and its "verify" button adding a TOTP factor |
 //! | anything else | protected | the [`EchoUpstream`] JSON page (the curl steps use `/whoami`) |
 //!
 //! The cookies are written with the gateway's own cookie settings (`SameSite=Lax`, `Path=/`,
@@ -20,7 +24,9 @@
 //! not `HttpOnly`: Stytch's frontend SDK writes and reads them from JavaScript, and the layer
 //! clears them the same way; an app that sets them from its backend may prefer `HttpOnly`.
 
+mod documents;
 mod live;
+mod step_up;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +41,7 @@ use hyper_util::rt::TokioExecutor;
 use tower_stytch::StytchClient;
 use tower_stytch::config::CookieSettings;
 
+use self::documents::Documents;
 use super::upstream::EchoUpstream;
 use crate::body::{Body, BoxError, full_body, text_response};
 use crate::identity::{MEMBER_ID, MEMBER_SESSION_ID, ORGANIZATION_ID, ROLES};
@@ -101,6 +108,7 @@ struct Inner {
     control: ControlApi,
     http: Client<HttpConnector, Body>,
     cookies: CookieSettings,
+    documents: Documents,
 }
 
 impl std::fmt::Debug for DemoApp {
@@ -127,6 +135,7 @@ impl DemoApp {
                 control,
                 http: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
                 cookies,
+                documents: Documents::default(),
             }),
         }
     }
@@ -149,6 +158,12 @@ impl DemoApp {
                 Some(identity) => live::accept(&mut req, identity),
                 None => unauthenticated(),
             },
+            (Method::GET, "/billing") => step_up::billing(),
+            (Method::GET, "/step-up") => step_up::page(req.uri()),
+            (Method::POST, "/step-up") => self.step_up(req).await,
+            (method, path) if path.starts_with(documents::PREFIX) => {
+                self.inner.documents.route(&method, path, req.headers())
+            }
             _ => json(StatusCode::OK, &EchoUpstream::page(&req)),
         }
     }
@@ -163,16 +178,9 @@ impl DemoApp {
         if is_cross_site(req.headers()) {
             return text_response(StatusCode::FORBIDDEN, "cross-site sign-in refused\n");
         }
-        let body = match http_body_util::Limited::new(req.into_body(), FORM_LIMIT)
-            .collect()
-            .await
-        {
-            Ok(body) => body.to_bytes(),
-            Err(_) => return text_response(StatusCode::BAD_REQUEST, "bad form\n"),
+        let Ok(member_id) = form_field(req, "member_id").await else {
+            return text_response(StatusCode::BAD_REQUEST, "bad form\n");
         };
-        let member_id = form_urlencoded::parse(&body)
-            .find(|(key, _)| key == "member_id")
-            .map(|(_, value)| value.into_owned());
         let Some(member) = member_id.and_then(|id| self.member(&id)) else {
             return text_response(StatusCode::BAD_REQUEST, "not a demo member\n");
         };
@@ -269,15 +277,23 @@ impl DemoApp {
 
     /// Mints a session for `member_id` through the emulator's control API.
     async fn mint(&self, member_id: &str) -> Result<Minted, BoxError> {
-        let control = &self.inner.control;
         let body = serde_json::json!({
             "member_id": member_id,
             "session_duration_minutes": SESSION_MINUTES,
         });
-        let request = Request::post(control.sessions_url.clone())
+        let url = self.inner.control.sessions_url.clone();
+        Ok(serde_json::from_slice(
+            &self.control_post(url, &body).await?,
+        )?)
+    }
+
+    /// Posts `body` to the control API's `url`; its answer's body when it succeeded.
+    async fn control_post(&self, url: Uri, body: &serde_json::Value) -> Result<Bytes, BoxError> {
+        let control = &self.inner.control;
+        let request = Request::post(url)
             .header(header::AUTHORIZATION, control.authorization.clone())
             .header(header::CONTENT_TYPE, "application/json")
-            .body(full_body(serde_json::to_vec(&body)?))?;
+            .body(full_body(serde_json::to_vec(body)?))?;
         let exchange = async {
             let response = self.inner.http.request(request).await?;
             let status = response.status();
@@ -288,8 +304,25 @@ impl DemoApp {
         if !status.is_success() {
             return Err(format!("control API answered {status}").into());
         }
-        Ok(serde_json::from_slice(&bytes)?)
+        Ok(bytes)
     }
+}
+
+/// The form field `name` of a small `application/x-www-form-urlencoded` body (`Err` when the
+/// body cannot be read or is too large).
+async fn form_field<B>(req: Request<B>, name: &str) -> Result<Option<String>, ()>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let body = http_body_util::Limited::new(req.into_body(), FORM_LIMIT)
+        .collect()
+        .await
+        .map_err(|_| ())?
+        .to_bytes();
+    Ok(form_urlencoded::parse(&body)
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned()))
 }
 
 /// What the control API answers for a new session (the ids are not needed here).

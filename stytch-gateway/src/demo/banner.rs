@@ -1,7 +1,8 @@
 //! What the demo prints at start: where everything is, the seeded members, each step as a
 //! curl command, and how to see a revocation made outside the app.
 
-use super::stack::{Running, WEBHOOK_PATH};
+use super::seed::ROLES;
+use super::stack::{ROUTES_TOML, Running, WEBHOOK_PATH};
 use super::steps::DemoStep;
 
 /// Prints the banner of `run`, with `steps` as curl commands.
@@ -9,6 +10,7 @@ pub(crate) fn print_banner(run: &Running, steps: &[DemoStep]) {
     let base = format!("http://{}", run.gateway_addr);
     print_components(run, &base);
     print_members(run);
+    print_routes();
     for (i, step) in steps.iter().enumerate() {
         println!(
             "{}. {} (expect {}):",
@@ -38,19 +40,46 @@ fn print_components(run: &Running, base: &str) {
     println!("  probes           {base}/healthz  {base}/readyz");
     println!();
     println!("Open {base}/ in a browser: sign in as a demo member, log out, force a member out,");
-    println!("and watch the live panel close when the session is revoked from another tab.");
+    println!("and watch the live panel close when the session is revoked from another tab;");
+    println!("read and delete documents (as the member's roles allow), and open the billing page,");
+    println!("which asks for a second factor.");
     println!();
 }
 
-/// The seeded organizations and members.
+/// The seeded organizations and members, with their roles.
 fn print_members(run: &Running) {
     let s = &run.seed;
+    let roles = |name: &str| {
+        ROLES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map_or(String::new(), |(_, roles)| roles.join(","))
+    };
+    let line = |name: &str, id: &str| println!("  {name:<6} {:<30} member {id}", roles(name));
     println!("Organization Acme ({}):", s.organization_id);
-    println!("  alice  stytch_admin  member {}", s.admin.member_id);
-    println!("  bob    member        member {}", s.bob.member_id);
-    println!("  carol  member        member {}", s.carol.member_id);
+    line("alice", &s.admin.member_id);
+    line("bob", &s.bob.member_id);
+    line("carol", &s.carol.member_id);
     println!("Organization Globex ({}):", s.other_organization_id);
-    println!("  dave   stytch_admin  member {}", s.other_admin.member_id);
+    line("dave", &s.other_admin.member_id);
+    println!(
+        "Roles: viewer reads documents; editor reads and creates; documents_admin (a project role the demo"
+    );
+    println!(
+        "adds) and Globex's custom role archivist also delete; stytch_admin alone grants nothing on documents."
+    );
+    println!();
+}
+
+/// The demo gateway's authorization rules (its routes file, without the comments).
+fn print_routes() {
+    println!("Authorization rules (the demo's routes file, as `serve --routes FILE` reads it):");
+    for line in ROUTES_TOML
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        println!("  {line}");
+    }
     println!();
 }
 

@@ -10,7 +10,7 @@
 //!
 //! Its modules, each using only those listed before it (and the gateway's own modules):
 //! `upstream` (the echo app, and the `upstream` command), `app` (the demo web app),
-//! `seed` (the demo's organizations, members and sessions), `steps` (the curl steps),
+//! `seed` (the demo's organizations, roles, members and sessions), `steps` (the curl steps),
 //! `stack` (the running emulator, app and gateway), `banner` (what the demo prints),
 //! `self_test` (`--self-test`), `emulator` (the `emulator` command).
 
@@ -35,8 +35,8 @@ pub(crate) use self::upstream::{UpstreamArgs, run_upstream};
 /// `demo`: everything on loopback, with curl commands.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct DemoArgs {
-    /// Run the demo's five steps against itself, print each status, and exit 0 only if all
-    /// are as expected.
+    /// Run the demo's steps against itself, print each status, and exit 0 only if all are as
+    /// expected.
     #[arg(long)]
     pub(crate) self_test: bool,
 }

@@ -10,7 +10,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::steps::DemoStep;
+use super::steps::{DemoStep, StepCheck, cookie};
 use crate::body::{Body, BoxError, full_body};
 use crate::error::{GatewayError, chain};
 
@@ -24,9 +24,17 @@ pub(crate) async fn self_test(gateway: SocketAddr, steps: &[DemoStep]) -> bool {
     let client: Client<HttpConnector, Body> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let mut all_ok = true;
+    let mut stepped_up_jwt = None;
     for (i, step) in steps.iter().enumerate() {
-        let (ok, got) = match send(&client, &base, step).await {
+        let token = match step.stepped_up_jwt {
+            true => stepped_up_jwt.as_deref(),
+            false => step.token.as_deref(),
+        };
+        let (ok, got) = match send(&client, &base, step, token).await {
             Ok((status, headers, body)) => {
+                if step.check == StepCheck::SetsSteppedUpJwt {
+                    stepped_up_jwt = cookie(&headers, "stytch_session_jwt");
+                }
                 let ok = step.passes(status) && step.check.passes(&headers, &body);
                 (ok, status.as_u16().to_string())
             }
@@ -47,16 +55,18 @@ pub(crate) async fn self_test(gateway: SocketAddr, steps: &[DemoStep]) -> bool {
     all_ok
 }
 
-/// Sends one step's request through the gateway; returns the status, headers and body.
+/// Sends one step's request through the gateway, with `token` as its bearer token; returns
+/// the status, headers and body.
 async fn send(
     client: &Client<HttpConnector, Body>,
     base: &str,
     step: &DemoStep,
+    token: Option<&str>,
 ) -> Result<(StatusCode, http::HeaderMap, Bytes), GatewayError> {
     let mut request = Request::builder()
         .method(step.method.clone())
         .uri(format!("{base}{}", step.path));
-    if let Some(token) = &step.token {
+    if let Some(token) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
     let body = match &step.form {

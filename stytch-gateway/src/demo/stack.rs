@@ -29,6 +29,13 @@ const METRICS_PORT: u16 = 9090;
 /// Where the demo's gateway receives the emulator's webhooks.
 pub(crate) const WEBHOOK_PATH: &str = "/stytch/webhooks";
 
+/// The demo gateway's routes file (authorization rules), as `serve --routes` reads it.
+pub(crate) const ROUTES_TOML: &str = include_str!("routes.toml");
+/// The name its errors would give it.
+const ROUTES_NAME: &str = "stytch-gateway/src/demo/routes.toml";
+/// Where the gateway may send a browser: the step-up page of the routes file.
+const STEP_UP_PAGE: &str = "/step-up";
+
 /// A running demo: emulator, upstream and gateway.
 pub(crate) struct Running {
     /// The emulator, with the seeded data.
@@ -160,6 +167,9 @@ fn gateway_options(
     options.metrics_listen = Some(loopback(METRICS_PORT));
     let secrets = WebhookSecrets::parse(emulator.webhook_secret().expose_secret())?;
     options.webhook = Some((WEBHOOK_PATH.to_owned(), secrets));
+    options.routes = crate::routes::parse(std::path::Path::new(ROUTES_NAME), ROUTES_TOML)?;
+    options.routes_file = Some(ROUTES_NAME.into());
+    options.redirect_allowlist = vec![STEP_UP_PAGE.to_owned()];
     Ok(options)
 }
 

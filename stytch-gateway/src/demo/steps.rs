@@ -6,10 +6,13 @@ use stytch_emulator::SessionInfo;
 
 use super::seed::DemoSeed;
 
-/// The demo's steps, in order: the page and a sign-in, bob's calls and logout, then an admin
-/// revocation refused to a member and done by an admin.
+/// The demo's steps, in order: the page and a sign-in, bob's calls, the documents' rules, the
+/// billing page's step-up, bob's logout, then an admin revocation refused to a member and
+/// done by an admin.
 pub(crate) fn steps(seed: &DemoSeed) -> Vec<DemoStep> {
     let mut steps = sign_in_steps(seed);
+    steps.extend(documents_steps(seed));
+    steps.extend(step_up_steps(seed));
     steps.extend(logout_steps(seed));
     steps.extend(admin_steps(seed));
     steps
@@ -52,6 +55,92 @@ fn sign_in_steps(seed: &DemoSeed) -> Vec<DemoStep> {
             StatusCode::OK,
         )
         .checking(StepCheck::BodyContains(bob.member_session_id.clone())),
+    ]
+}
+
+/// The documents' rules: bob (viewer) reads Acme's but may neither delete one nor read
+/// Globex's; alice (documents_admin) deletes one.
+fn documents_steps(seed: &DemoSeed) -> Vec<DemoStep> {
+    let (bob, acme, globex) = (
+        &seed.bob,
+        &seed.organization_id,
+        &seed.other_organization_id,
+    );
+    let doc = format!("/api/orgs/{acme}/documents/doc-2");
+    vec![
+        DemoStep::new(
+            "bob (viewer: documents:read) lists Acme's documents",
+            Method::GET,
+            format!("/api/orgs/{acme}/documents"),
+            token(bob),
+            StatusCode::OK,
+        )
+        .checking(StepCheck::BodyContains("Security review notes".to_owned())),
+        DemoStep::new(
+            "bob may not delete one: the gateway answers 403 insufficient_permission",
+            Method::DELETE,
+            doc.clone(),
+            token(bob),
+            StatusCode::FORBIDDEN,
+        )
+        .checking(StepCheck::BodyContains(
+            "insufficient_permission".to_owned(),
+        )),
+        DemoStep::new(
+            "bob may not read Globex's documents (another organization): 403",
+            Method::GET,
+            format!("/api/orgs/{globex}/documents"),
+            token(bob),
+            StatusCode::FORBIDDEN,
+        )
+        .checking(StepCheck::BodyContains(
+            "session_authorization_tenancy_error".to_owned(),
+        )),
+        DemoStep::new(
+            "alice (documents_admin: documents:delete) deletes it",
+            Method::DELETE,
+            doc,
+            token(&seed.admin),
+            StatusCode::OK,
+        )
+        .checking(StepCheck::BodyContains("doc-2".to_owned())),
+    ]
+}
+
+/// The billing page asks bob for a second factor; the step-up page's button adds one and
+/// sets the fresh JWT cookie, with which the page loads.
+fn step_up_steps(seed: &DemoSeed) -> Vec<DemoStep> {
+    let bob = &seed.bob;
+    vec![
+        DemoStep::new(
+            "the billing page asks bob for a second factor (RFC 9470 challenge)",
+            Method::GET,
+            "/billing",
+            token(bob),
+            StatusCode::UNAUTHORIZED,
+        )
+        .checking(StepCheck::HeaderContains(
+            header::WWW_AUTHENTICATE,
+            "error=\"insufficient_user_authentication\"".to_owned(),
+        )),
+        DemoStep::new(
+            "bob verifies on the step-up page (a TOTP factor; sets the fresh stytch_session_jwt: export it as STEPPED_UP_JWT)",
+            Method::POST,
+            "/step-up",
+            token(bob),
+            StatusCode::SEE_OTHER,
+        )
+        .with_form("return_to=%2Fbilling".to_owned())
+        .checking(StepCheck::SetsSteppedUpJwt),
+        DemoStep::new(
+            "with that JWT, the billing page loads",
+            Method::GET,
+            "/billing",
+            None,
+            StatusCode::OK,
+        )
+        .with_stepped_up_jwt()
+        .checking(StepCheck::BodyContains("INV-1042".to_owned())),
     ]
 }
 
@@ -122,6 +211,8 @@ pub(crate) struct DemoStep {
     pub(crate) path: String,
     /// The bearer token sent, if any.
     pub(crate) token: Option<String>,
+    /// Whether the bearer token sent is the JWT a [`StepCheck::SetsSteppedUpJwt`] step set.
+    pub(crate) stepped_up_jwt: bool,
     /// A form body sent (`application/x-www-form-urlencoded`), if any.
     pub(crate) form: Option<String>,
     /// Whether any 2xx passes (rather than exactly `expected`).
@@ -147,6 +238,7 @@ impl DemoStep {
             method,
             path: path.into(),
             token,
+            stepped_up_jwt: false,
             form: None,
             any_success: false,
             check: StepCheck::Status,
@@ -163,6 +255,14 @@ impl DemoStep {
     fn with_form(self, form: String) -> Self {
         Self {
             form: Some(form),
+            ..self
+        }
+    }
+
+    /// The step, sending the JWT an earlier step's [`StepCheck::SetsSteppedUpJwt`] set.
+    fn with_stepped_up_jwt(self) -> Self {
+        Self {
+            stepped_up_jwt: true,
             ..self
         }
     }
@@ -185,6 +285,8 @@ impl DemoStep {
         }
         if let Some(token) = &self.token {
             line.push_str(&format!("-H 'Authorization: Bearer {token}' "));
+        } else if self.stepped_up_jwt {
+            line.push_str("-H \"Authorization: Bearer $STEPPED_UP_JWT\" ");
         }
         format!("{line}{base}{}", self.path)
     }
@@ -217,6 +319,10 @@ pub(crate) enum StepCheck {
     BodyContains(String),
     /// `Set-Cookie` sets Stytch's two session cookies.
     SetsSessionCookies,
+    /// The header contains this text.
+    HeaderContains(header::HeaderName, String),
+    /// `Set-Cookie` sets `stytch_session_jwt`: the JWT later steps send.
+    SetsSteppedUpJwt,
 }
 
 impl StepCheck {
@@ -225,16 +331,26 @@ impl StepCheck {
         match self {
             Self::Status => true,
             Self::BodyContains(text) => String::from_utf8_lossy(body).contains(text.as_str()),
-            Self::SetsSessionCookies => {
-                let cookies: Vec<&str> = headers
-                    .get_all(header::SET_COOKIE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect();
-                ["stytch_session=", "stytch_session_jwt="]
-                    .iter()
-                    .all(|name| cookies.iter().any(|c| c.starts_with(name)))
-            }
+            Self::SetsSessionCookies => ["stytch_session", "stytch_session_jwt"]
+                .iter()
+                .all(|name| cookie(headers, name).is_some()),
+            Self::HeaderContains(name, text) => headers
+                .get_all(name)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| v.contains(text.as_str()))),
+            Self::SetsSteppedUpJwt => cookie(headers, "stytch_session_jwt").is_some(),
         }
     }
+}
+
+/// The value `Set-Cookie` gives the cookie `name`, if it sets it.
+pub(crate) fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            let (value, _) = c.strip_prefix(name)?.strip_prefix('=')?.split_once(';')?;
+            (!value.is_empty()).then(|| value.to_owned())
+        })
 }

@@ -36,16 +36,20 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long a page may take to reach the state a step waits for.
 const STEP: Duration = Duration::from_secs(15);
 
+/// Held by each browser test: one Chromium at a time (each is heavy, and a slow page would
+/// look like a failure).
+pub(super) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// chromedriver on a free loopback port, killed on drop with the browsers it started, whose
 /// profiles (under `profiles`) go too.
-struct Chromedriver {
+pub(super) struct Chromedriver {
     child: Child,
     url: String,
     profiles: PathBuf,
 }
 
 impl Chromedriver {
-    fn start() -> Self {
+    pub(super) fn start() -> Self {
         let port = free_port();
         // A process group of its own: the browsers it starts are in it, and go with it even
         // when the test panics before closing them.
@@ -83,13 +87,13 @@ impl Drop for Chromedriver {
 }
 
 /// A browser context of its own (a fresh profile: its own cookies), headless.
-struct Browser {
+pub(super) struct Browser {
     client: Client,
     shots: PathBuf,
 }
 
 impl Browser {
-    async fn open(driver: &Chromedriver, name: &str, shots: &Path) -> Self {
+    pub(super) async fn open(driver: &Chromedriver, name: &str, shots: &Path) -> Self {
         let profile = driver.profiles.join(name);
         std::fs::create_dir_all(&profile).unwrap();
         let args = [
@@ -127,11 +131,11 @@ impl Browser {
         }
     }
 
-    async fn goto(&self, url: &str) {
+    pub(super) async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap();
     }
 
-    async fn js(&self, script: &str) -> Json {
+    pub(super) async fn js(&self, script: &str) -> Json {
         self.client.execute(script, Vec::new()).await.unwrap()
     }
 
@@ -144,7 +148,7 @@ impl Browser {
     }
 
     /// Waits (at most [`STEP`]) until the page is in `state`.
-    async fn wait_state(&self, state: &str) {
+    pub(super) async fn wait_state(&self, state: &str) {
         let deadline = Instant::now() + STEP;
         loop {
             let now = self.state().await;
@@ -160,7 +164,7 @@ impl Browser {
     }
 
     /// Waits until `script` returns `true`.
-    async fn wait_true(&self, what: &str, script: &str) {
+    pub(super) async fn wait_true(&self, what: &str, script: &str) {
         let deadline = Instant::now() + STEP;
         while self.js(script).await != Json::Bool(true) {
             assert!(Instant::now() < deadline, "never: {what}");
@@ -168,7 +172,7 @@ impl Browser {
         }
     }
 
-    async fn click(&self, css: &str) {
+    pub(super) async fn click(&self, css: &str) {
         self.client
             .find(Locator::Css(css))
             .await
@@ -178,7 +182,7 @@ impl Browser {
             .unwrap();
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(super) async fn text(&self, css: &str) -> String {
         self.client
             .find(Locator::Css(css))
             .await
@@ -196,17 +200,22 @@ impl Browser {
             .to_owned()
     }
 
-    async fn shot(&self, name: &str) {
+    /// Resizes the window (a taller one for a screenshot of the whole page).
+    pub(super) async fn resize(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap();
+    }
+
+    pub(super) async fn shot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();
         std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
     }
 
-    async fn close(self) {
+    pub(super) async fn close(self) {
         let _ = self.client.close().await;
     }
 
     /// Signs in as `name` from the demo's sign-in page at `base`.
-    async fn sign_in(&self, base: &str, name: &str) {
+    pub(super) async fn sign_in(&self, base: &str, name: &str) {
         self.goto(&format!("{base}/")).await;
         self.wait_state("signed-out").await;
         self.click(&format!("button[data-member=\"{name}\"]")).await;
@@ -220,15 +229,15 @@ impl Browser {
 }
 
 /// The running `stytch-gateway demo`: its URL and the member ids it printed.
-struct Demo {
+pub(super) struct Demo {
     _proc: Proc,
-    base: String,
+    pub(super) base: String,
     bob: String,
     carol: String,
 }
 
 impl Demo {
-    fn start() -> Self {
+    pub(super) fn start() -> Self {
         let proc = Proc::spawn("demo-browser", &["demo"], &[]);
         let deadline = Instant::now() + Duration::from_secs(30);
         let banner = loop {
@@ -313,7 +322,7 @@ async fn evil_site() -> EvilSite {
 }
 
 /// Where the screenshots go: `target/browser-test/`.
-fn shots_dir() -> PathBuf {
+pub(super) fn shots_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("target/tmp has a parent")
@@ -323,7 +332,7 @@ fn shots_dir() -> PathBuf {
 }
 
 /// Whether Chromium is here; without it the test fails in CI and skips elsewhere.
-fn chromium_or_skip() -> bool {
+pub(super) fn chromium_or_skip() -> bool {
     let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
     if !present {
         assert!(
@@ -364,6 +373,7 @@ async fn the_demo_in_a_browser_signs_in_refuses_cross_site_posts_and_closes_revo
     if !chromium_or_skip() {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
     let shots = shots_dir();
     let demo = Demo::start();

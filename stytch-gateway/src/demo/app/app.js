@@ -1,7 +1,9 @@
 // The demo page: signed out, it lists the demo members to sign in as; signed in, it shows
 // who you are (from the gateway's identity headers), your sessions (Stytch's Get Sessions),
-// log out buttons, an admin's "force out" buttons, and a live WebSocket through the gateway
-// that the gateway closes when the session is revoked. document.body.dataset.state is
+// log out buttons, an admin's "force out" buttons, the organization's documents (reading and
+// deleting them as the gateway's RBAC rules allow), a link to the billing page (behind MFA),
+// and a live WebSocket through the gateway that the gateway closes when the session is
+// revoked. document.body.dataset.state is
 // "signed-out", "signed-in" or "revoked" (the browser test waits on it).
 "use strict";
 
@@ -65,6 +67,7 @@ async function signedIn(me) {
   $("#logout").addEventListener("click", () => logout("/logout"));
   $("#logout-everywhere").addEventListener("click", () => logout("/logout/everywhere"));
   await loadSessions();
+  await loadDocuments(me);
   if (me.admin) await loadOrgMembers(me);
   openLive();
   setState("signed-in");
@@ -90,6 +93,54 @@ async function loadSessions() {
     row.append(el("td", id), el("td", time(session.started_at)), el("td", time(session.expires_at)));
     body.append(row);
   }
+}
+
+// A refusal of the gateway, in words: its status, its JSON `error`, `message` and Stytch's
+// `error_type`.
+async function refusal(answer) {
+  let body = {};
+  try { body = await answer.json(); } catch (_) { /* not JSON */ }
+  const parts = [`${answer.status} ${body.error || answer.statusText}`];
+  if (body.message) parts.push(body.message);
+  if (body.error_type) parts.push(`Stytch error_type ${body.error_type}`);
+  return `Refused by the gateway: ${parts.join(" · ")}`;
+}
+
+function documentsStatus(text, outcome) {
+  const status = $("#documents-status");
+  status.textContent = text;
+  status.dataset.outcome = outcome;
+}
+
+async function loadDocuments(me) {
+  const base = `/api/orgs/${encodeURIComponent(me.organization_id)}/documents`;
+  const list = $("#document-list");
+  list.replaceChildren();
+  const answer = await fetch(base, { headers: { accept: "application/json" } });
+  if (answer.status !== 200) {
+    documentsStatus(await refusal(answer), "refused");
+    return;
+  }
+  for (const doc of await answer.json()) {
+    const item = el("li", undefined, { "data-document": doc.id });
+    item.append(el("span", doc.title));
+    const button = el("button", "Delete", { type: "button", class: "danger", "data-delete": doc.id });
+    button.addEventListener("click", async () => {
+      const deleted = await fetch(`${base}/${encodeURIComponent(doc.id)}`, {
+        method: "DELETE",
+        headers: { accept: "application/json" },
+      });
+      if (deleted.status === 200) {
+        item.remove();
+        documentsStatus(`Deleted "${doc.title}" (200).`, "deleted");
+      } else {
+        documentsStatus(await refusal(deleted), "refused");
+      }
+    });
+    item.append(button);
+    list.append(item);
+  }
+  list.dataset.loaded = "true";
 }
 
 async function loadOrgMembers(me) {
