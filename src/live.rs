@@ -29,7 +29,7 @@ use crate::store::live::{LiveSessions, Receiver};
 /// before it, and those too close to it to tell (their reconnection asks Stytch). A
 /// revocation Stytch refuses afterwards (undone) does not reopen anything: the client
 /// reconnects. Expiry is not a revocation: close at
-/// [`MemberSession::expires_at`] if that matters to you.
+/// [`MemberSessionData::expires_at`](crate::session::MemberSessionData::expires_at) if that matters to you.
 pub struct SessionLiveness {
     live: Arc<LiveSessions>,
     session_id: Arc<str>,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 /// Counter of requests the layer decided, label `outcome` (`authenticated`, `anonymous`, or a
-/// [`RejectionKind`](crate::RejectionKind) code).
+/// [`RejectionKind`](crate::service::RejectionKind) code).
 pub const AUTH_REQUESTS: &str = "stytch_auth_requests_total";
 /// Counter of cache lookups, label `result` (`hit`, `miss`, `negative_hit`).
 pub const AUTH_CACHE: &str = "stytch_auth_cache_total";

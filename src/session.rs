@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The Stytch B2B member session behind a request, inserted into the request's extensions by
-/// [`StytchAuth`](crate::StytchAuth): a cheap handle (one `Arc`) on a [`MemberSessionData`].
+/// [`StytchAuth`](crate::service::StytchAuth): a cheap handle (one `Arc`) on a [`MemberSessionData`].
 ///
 /// Cloning it (or extracting it) copies a pointer, not the session: the layer hands the
 /// cached session to the inner service without a deep copy. Read its fields through `Deref`

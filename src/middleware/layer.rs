@@ -438,7 +438,7 @@ impl StytchAuthLayerBuilder {
         self
     }
 
-    /// A custom response for rejections (the [`Rejection`](crate::Rejection) is still inserted
+    /// A custom response for rejections (the [`Rejection`](crate::service::Rejection) is still inserted
     /// into the response's extensions).
     pub fn on_rejection(mut self, handler: impl RejectionHandler) -> Self {
         self.rejection = Arc::new(handler);

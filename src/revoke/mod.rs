@@ -1,12 +1,12 @@
 //! The one revocation path. A revocation, once decided (logout, admin route, forced sign-out
-//! hook, [`Revoker`] call), is a value, [`Revocation`], that the [`Revoker`] runs to the end
+//! hook, [`Revoker`] call), is a value, `Revocation`, that the [`Revoker`] runs to the end
 //! in a task of its own (`pipeline`), whatever happens to the request that decided it.
 //! Stytch's answer is classified by a pure function (`verdict`); what Stytch has not
 //! confirmed waits in the `outbox`.
 //!
 //! The invariant: local state converges to Stytch's verdict. A revocation is applied here
 //! *before* Stytch answers only when this process can itself verify the caller's right to it
-//! ([`Basis`]); a revocation Stytch refuses is undone here; no "already revoked" is recorded
+//! (its `Basis`); a revocation Stytch refuses is undone here; no "already revoked" is recorded
 //! unless Stytch said so about the target.
 
 mod external;

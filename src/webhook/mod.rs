@@ -7,7 +7,7 @@
 //! the cross-site check: its only gate is the Svix signature (`verify`). The signature
 //! headers are checked first (present, well-formed, timestamp within five minutes): a
 //! delivery that fails is refused 401 before a byte of its body is read. Then the body (at
-//! most [`MAX_BODY`], within [`BODY_TIMEOUT`], at most [`MAX_READING`] bodies at once: 503
+//! most 1 MiB, within 10 s, at most 16 bodies at once: 503
 //! beyond, which Svix retries) is read on this route only, and parsed only once the signature
 //! is verified.
 //!
@@ -23,7 +23,7 @@
 //! connections) follow asynchronously. No Stytch call is made: Stytch already did it.
 //!
 //! A redelivery (same `svix-id`) is answered 204 and not applied again while the id is
-//! remembered ([`RECENT_FOR`], at most [`RECENT_MAX`] ids); beyond that, applying it again
+//! remembered (an hour, at most 10 000 ids); beyond that, applying it again
 //! is harmless: every effect is keyed by the event's own timestamp, so it refuses nothing
 //! more.
 
