@@ -132,3 +132,27 @@ where
         Ok(Self::new(session))
     }
 }
+
+impl<S: Send + Sync> FromRequestParts<S> for crate::Revoker {
+    type Rejection = MissingMemberSession;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<crate::Revoker>()
+            .cloned()
+            .ok_or(MissingMemberSession)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for crate::SessionCredential {
+    type Rejection = MissingMemberSession;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<crate::SessionCredential>()
+            .cloned()
+            .ok_or(MissingMemberSession)
+    }
+}

@@ -73,6 +73,20 @@ impl StytchAuthLayer {
         self.shared.engine.revoker.clone()
     }
 
+    /// The routes this layer answers itself, before the app (`"POST /logout"`, …): the app
+    /// never sees a request to them. Logged at INFO when the layer is built; move them with
+    /// [`logout_path`](StytchAuthLayerBuilder::logout_path) and
+    /// [`admin_prefix`](StytchAuthLayerBuilder::admin_prefix), or turn them off with
+    /// [`without_logout`](StytchAuthLayerBuilder::without_logout) and
+    /// [`without_admin_routes`](StytchAuthLayerBuilder::without_admin_routes).
+    pub fn served_routes(&self) -> Vec<String> {
+        let mut routes = self.shared.routes.own_routes();
+        if let Some(webhook) = &self.shared.webhook {
+            routes.push(format!("POST {}", webhook.path()));
+        }
+        routes
+    }
+
     /// The authorizer of this layer: Stytch RBAC checks against its cached policy (shared
     /// with every clone).
     pub fn authorizer(&self) -> Authorizer {
@@ -549,7 +563,7 @@ impl StytchAuthLayerBuilder {
             }
             None => None,
         };
-        Ok(StytchAuthLayer {
+        let layer = StytchAuthLayer {
             shared: Arc::new(Shared {
                 engine,
                 authorizer,
@@ -564,7 +578,14 @@ impl StytchAuthLayerBuilder {
                 #[cfg(feature = "redis")]
                 bus,
             }),
-        })
+        };
+        // The app never sees these: an app route at the same place is shadowed (the README
+        // says so next to the first example; this line says it when it happens).
+        tracing::info!(
+            routes = %layer.served_routes().join(", "),
+            "tower-stytch answers these routes itself, before the app"
+        );
+        Ok(layer)
     }
 }
 
@@ -627,5 +648,36 @@ mod tests {
             default.shared.engine.revoker.window(),
             crate::revoke::JWT_LIFETIME + crate::jwt::CLOCK_SKEW + max_ttl
         );
+    }
+
+    #[test]
+    fn the_routes_the_layer_answers_itself_are_listed_and_follow_the_settings() {
+        // If this broke, an app would not learn (from the build log or this list) that its
+        // own `/logout` or `/admin/...` is shadowed by the layer.
+        let default = StytchAuthLayer::builder(client()).build().unwrap();
+        assert_eq!(
+            default.served_routes(),
+            [
+                "POST /logout",
+                "POST /logout/everywhere",
+                "POST /admin/members/{member_id}/revoke-sessions",
+                "POST /admin/sessions/{member_session_id}/revoke",
+            ]
+        );
+        let moved = StytchAuthLayer::builder(client())
+            .logout_path("/auth/logout")
+            .without_admin_routes()
+            .build()
+            .unwrap();
+        assert_eq!(
+            moved.served_routes(),
+            ["POST /auth/logout", "POST /auth/logout/everywhere"]
+        );
+        let none = StytchAuthLayer::builder(client())
+            .without_logout()
+            .without_admin_routes()
+            .build()
+            .unwrap();
+        assert!(none.served_routes().is_empty());
     }
 }

@@ -51,6 +51,28 @@ pub(crate) struct RouteTable {
 }
 
 impl RouteTable {
+    /// The routes the layer answers itself, as `"METHOD /path"` (and the webhook path, when
+    /// configured, is the layer's too).
+    pub(crate) fn own_routes(&self) -> Vec<String> {
+        let method = if self.logout_allow_get {
+            "GET|POST"
+        } else {
+            "POST"
+        };
+        let mut routes: Vec<String> = [&self.logout, &self.logout_everywhere]
+            .into_iter()
+            .flatten()
+            .map(|path| format!("{method} {path}"))
+            .collect();
+        routes.extend(
+            [&self.admin_member, &self.admin_session]
+                .into_iter()
+                .flatten()
+                .map(|p| p.as_str().to_owned()),
+        );
+        routes
+    }
+
     /// What the layer does with `method path`: a path only some servers decode is refused;
     /// then the layer's own routes (logout, admin), the app's hooked routes (matched with
     /// `hook_method`, the method the app will act on: see [`effective_method`]), public,
