@@ -162,6 +162,14 @@
 //! | [`credential`], [`extract`] | credentials, and where the layer reads them ([`strip_credentials`](extract::strip_credentials) for proxies) |
 //! | [`error`], [`metrics`] | every error type; every metric name |
 //!
+//! # Guides
+//!
+//! [Configuration](guide::configuration), [authorization](guide::authorization), [caching and
+//! revocation](guide::caching_and_revocation), [several instances](guide::several_instances),
+//! the [security model](guide::security), [the gateway](guide::gateway), [the
+//! emulator](guide::emulator), [performance](guide::performance) and the
+//! [architecture](guide::architecture), each in [`guide`].
+//!
 //! # Features
 //!
 //! `jwt` (default): local JWT verification. `axum`: extractors (`MemberSession`,
@@ -229,6 +237,29 @@ pub mod service {
         BoxError, DefaultRejection, FORCED_SIGNOUT_HEADER, LOGOUT_HEADER, Rejection,
         RejectionHandler, RejectionKind, ResponseBody, ResponseFuture, StytchAuth,
     };
+}
+
+/// The guides of the repository's `docs/` folder, here so that they are read beside the API
+/// and their Rust examples are compiled (and run where they can) as doctests.
+pub mod guide {
+    #[doc = include_str!("../docs/configuration.md")]
+    pub mod configuration {}
+    #[doc = include_str!("../docs/authorization.md")]
+    pub mod authorization {}
+    #[doc = include_str!("../docs/caching-and-revocation.md")]
+    pub mod caching_and_revocation {}
+    #[doc = include_str!("../docs/several-instances.md")]
+    pub mod several_instances {}
+    #[doc = include_str!("../docs/security.md")]
+    pub mod security {}
+    #[doc = include_str!("../docs/gateway.md")]
+    pub mod gateway {}
+    #[doc = include_str!("../docs/emulator.md")]
+    pub mod emulator {}
+    #[doc = include_str!("../docs/performance.md")]
+    pub mod performance {}
+    #[doc = include_str!("../docs/architecture.md")]
+    pub mod architecture {}
 }
 
 /// The README's examples, compiled as doctests.
