@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use crate::client::{AuthenticateRequest, StytchClient};
 use crate::credential::{CacheKey, Credential};
 use crate::error::StytchError;
+use crate::machine::{MachineClient, MachineClientData};
 use crate::metrics;
 use crate::store::SessionStore;
 use crate::store::cache::CachedSession;
@@ -315,6 +316,69 @@ impl Authenticator {
             let store = Arc::clone(&self.store);
             runtime.spawn(async move { store.cache.evict_key(&key).await });
         }
+    }
+
+    /// The M2M client of `credential`, for a route that admits machines: `Ok(None)` when the
+    /// credential is not an M2M access token (an opaque token, a session JWT), so the member
+    /// path decides; refused when it is one that does not verify locally, or whose client was
+    /// cut off here. Verified locally only (Stytch verifies M2M tokens nowhere else): without
+    /// local JWT verification no machine is admitted. Cached until the token's `exp`.
+    pub(crate) async fn authenticate_machine(
+        &self,
+        key: CacheKey,
+        credential: &Credential,
+    ) -> Result<Option<MachineClient>, Arc<AuthError>> {
+        let machines = &self.store.machines;
+        if let Some(machine) = machines.cached(&key).await {
+            metrics::cache_hit();
+            return Ok(Some(machine));
+        }
+        #[cfg(feature = "jwt")]
+        if let (Credential::Jwt(jwt), Some(verifier)) = (credential, &self.verifier) {
+            use crate::jwt::{JwtError, JwtVerifier};
+            if JwtVerifier::looks_like_session(jwt.expose_secret()) {
+                return Ok(None);
+            }
+            if self.store.cache.is_negative(&key).await {
+                return Err(Arc::new(AuthError::invalid()));
+            }
+            let now = SystemTime::now();
+            return match verifier.verify_access_token(jwt.expose_secret(), now).await {
+                Ok(token) => {
+                    let machine = MachineClient::new(MachineClientData {
+                        client_id: token.client_id,
+                        scopes: token.scopes,
+                        custom_claims: token.custom_claims,
+                        issued_at: token.issued_at,
+                        expires_at: token.expires_at,
+                    });
+                    if !machines.serves(&machine) {
+                        tracing::debug!("M2M client cut off here");
+                        return Err(Arc::new(AuthError::invalid()));
+                    }
+                    machines.insert(key, machine.clone()).await;
+                    tracing::debug!(client_id = %machine.client_id, "M2M access token verified");
+                    Ok(Some(machine))
+                }
+                Err(err @ JwtError::Jwks(_)) => {
+                    tracing::warn!(error = %err, "JWKS unavailable: M2M token not verified");
+                    Err(Arc::new(AuthError::Unavailable {
+                        retry_after: None,
+                        error_type: None,
+                        request_id: None,
+                    }))
+                }
+                Err(err) => {
+                    tracing::debug!(reason = err.kind(), "M2M access token rejected");
+                    if !matches!(err, JwtError::NotYetValid | JwtError::KeyNotLoaded) {
+                        self.store.cache.insert_negative(key).await;
+                    }
+                    Err(Arc::new(AuthError::invalid()))
+                }
+            };
+        }
+        let _ = credential;
+        Ok(None)
     }
 
     /// The cache behind [`rechecks`](Self::rechecks): an answer is kept a few seconds, keyed

@@ -156,3 +156,41 @@ impl<S: Send + Sync> FromRequestParts<S> for crate::SessionCredential {
             .ok_or(MissingMemberSession)
     }
 }
+
+/// Rejection of the [`MachineClient`](crate::MachineClient) extractor: the request was not
+/// admitted as an M2M client (the layer is missing, or the route's rule admits members only,
+/// or a member's session came).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no MachineClient in the request extensions: does the route's rule admit machines, and did an M2M access token come?"
+)]
+pub struct MissingMachineClient;
+
+impl IntoResponse for MissingMachineClient {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for crate::MachineClient {
+    type Rejection = MissingMachineClient;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<crate::MachineClient>()
+            .cloned()
+            .ok_or(MissingMachineClient)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for crate::MachineClient {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<crate::MachineClient>().cloned())
+    }
+}

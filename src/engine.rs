@@ -34,7 +34,7 @@ impl Engine {
         revoke: RevokeConfig,
         #[cfg(feature = "jwt")] jwt: Option<crate::jwt::JwtConfig>,
     ) -> Self {
-        let store = SessionStore::new(cache);
+        let store = SessionStore::new(cache, revoke.max_m2m_token_lifetime);
         #[cfg(feature = "jwt")]
         let (jwt_clock_skew, verifier) = match jwt {
             Some(config) => (

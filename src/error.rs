@@ -103,11 +103,13 @@ pub enum Endpoint {
     RbacPolicy,
     /// `GET /v1/b2b/rbac/organizations/{organization_id}`
     RbacOrganization,
+    /// `PUT /v1/m2m/clients/{client_id}`
+    M2mClientUpdate,
 }
 
 impl Endpoint {
     /// A short stable name: `authenticate`, `revoke`, `jwks`, `get_sessions`,
-    /// `rbac_policy`, `rbac_organization`.
+    /// `rbac_policy`, `rbac_organization`, `m2m_client_update`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Authenticate => "authenticate",
@@ -116,6 +118,7 @@ impl Endpoint {
             Self::GetSessions => "get_sessions",
             Self::RbacPolicy => "rbac_policy",
             Self::RbacOrganization => "rbac_organization",
+            Self::M2mClientUpdate => "m2m_client_update",
         }
     }
 }

@@ -197,6 +197,7 @@ pub mod extract;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod live;
+mod machine;
 pub mod metrics;
 mod middleware;
 pub mod revoke;
@@ -207,10 +208,13 @@ pub mod webhook;
 // What an app writes.
 pub use crate::authz::Authorizer;
 #[cfg(feature = "axum")]
-pub use crate::axum::{AuthorizationRejection, MissingMemberSession, MissingSessionLiveness};
+pub use crate::axum::{
+    AuthorizationRejection, MissingMachineClient, MissingMemberSession, MissingSessionLiveness,
+};
 pub use crate::client::{StytchClient, StytchConfig};
 pub use crate::credential::SessionCredential;
 pub use crate::error::{ConfigError, StytchError};
+pub use crate::machine::{MachineClient, MachineClientData};
 pub use crate::middleware::{StytchAuthLayer, StytchAuthLayerBuilder};
 pub use crate::revoke::{RevokeError, RevokeOutcome, Revoker};
 pub use crate::session::MemberSession;
@@ -218,7 +222,7 @@ pub use crate::session::MemberSession;
 /// Every knob of [`StytchAuthLayerBuilder`]: what the layer caches and for how long, how it
 /// revokes, the cookies it writes, where it reads credentials, how it verifies JWTs.
 pub mod config {
-    pub use crate::authz::{PolicyConfig, Rule};
+    pub use crate::authz::{PolicyConfig, Principals, Rule};
     pub use crate::cookies::{CookieSameSite, CookieSettings};
     pub use crate::extract::CredentialSource;
     #[cfg(feature = "jwt")]

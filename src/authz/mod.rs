@@ -20,6 +20,7 @@
 mod cache;
 mod policy;
 pub(crate) mod rules;
+mod scopes;
 mod step_up;
 
 use std::fmt;
@@ -28,6 +29,7 @@ use std::time::{Duration, SystemTime};
 
 use self::cache::PolicyCache;
 use self::rules::RouteRule;
+pub(crate) use self::scopes::scopes_grant;
 use self::step_up::StepUp;
 use crate::client::StytchClient;
 use crate::error::ConfigError;
@@ -44,6 +46,32 @@ pub struct Rule {
     pub(crate) mfa: bool,
     pub(crate) max_age: Option<Duration>,
     pub(crate) step_up_page: Option<String>,
+    pub(crate) principals: Principals,
+}
+
+/// Who a rule admits: members (Stytch sessions), machines (M2M access tokens), or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Principals {
+    /// Members only (the default: no route starts taking machine tokens by surprise).
+    #[default]
+    Members,
+    /// Machines only: a member session never satisfies the rule.
+    Machines,
+    /// Members and machines.
+    Both,
+}
+
+impl Principals {
+    /// Whether members are admitted.
+    pub fn members(self) -> bool {
+        matches!(self, Self::Members | Self::Both)
+    }
+
+    /// Whether machines are admitted.
+    pub fn machines(self) -> bool {
+        matches!(self, Self::Machines | Self::Both)
+    }
 }
 
 impl Rule {
@@ -75,6 +103,16 @@ impl Rule {
     /// The member's newest authentication factor must be at most `max_age` old.
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.max_age = Some(max_age);
+        self
+    }
+
+    /// Who the rule admits (default [`Principals::Members`]). A machine (an M2M access token
+    /// in `Authorization: Bearer`, verified locally against the project's JWKS) satisfies
+    /// [`permission`](Self::permission) when its scopes grant `action:resource` by the rule of
+    /// Stytch's SDKs (`read:documents`, or `read:*`); `organization`, `mfa` and `max_age` are
+    /// about members, so a rule admitting machines cannot ask for them.
+    pub fn principals(mut self, principals: Principals) -> Self {
+        self.principals = principals;
         self
     }
 
@@ -118,6 +156,16 @@ impl Rule {
             && (!page.starts_with('/') || page.starts_with("//"))
         {
             return Err(bad("the step-up page must be a local path"));
+        }
+        if self.principals.machines() {
+            if self.organization.is_some() || self.mfa || self.max_age.is_some() {
+                return Err(bad(
+                    "a rule admitting machines can ask only for a permission (organization, mfa and max_age are about members)",
+                ));
+            }
+            if self.permission.is_none() {
+                return Err(bad("a rule admitting machines needs a permission"));
+            }
         }
         Ok(())
     }
@@ -366,6 +414,10 @@ impl Authorizer {
         organization: Option<&str>,
     ) -> Option<Decision> {
         let rule = &rule.rule;
+        if !rule.principals.members() {
+            // A machines-only route: a member session never satisfies it.
+            return Some(Decision::PermissionDenied);
+        }
         if let Some(organization) = organization
             && !is_own_organization(session, organization)
         {
@@ -398,6 +450,23 @@ impl Authorizer {
         }
         self.decide_now(rule, session, organization)
             .unwrap_or(Decision::Unavailable)
+    }
+}
+
+impl Authorizer {
+    /// The decision on a machine's request covered by `rule` (its scopes against the rule's
+    /// permission; nothing to fetch).
+    pub(crate) fn decide_machine(
+        &self,
+        rule: &RouteRule,
+        machine: &crate::MachineClient,
+    ) -> Decision {
+        match &rule.rule.permission {
+            Some((resource, action)) if scopes_grant(&machine.scopes, resource, action) => {
+                Decision::Allow
+            }
+            _ => Decision::PermissionDenied,
+        }
     }
 }
 

@@ -59,6 +59,7 @@ struct Inner {
     sessions_url: Url,
     rbac_policy_url: Url,
     rbac_organizations_url: Url,
+    m2m_clients_url: Url,
 }
 
 impl std::fmt::Debug for StytchClient {
@@ -106,6 +107,7 @@ impl StytchClient {
         let sessions_url = join("v1/b2b/sessions")?;
         let rbac_policy_url = join("v1/b2b/rbac/policy")?;
         let rbac_organizations_url = join("v1/b2b/rbac/organizations/")?;
+        let m2m_clients_url = join("v1/m2m/clients/")?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -118,6 +120,7 @@ impl StytchClient {
                 sessions_url,
                 rbac_policy_url,
                 rbac_organizations_url,
+                m2m_clients_url,
             }),
         })
     }
@@ -278,6 +281,38 @@ impl StytchClient {
             })?;
         let headers = HeaderMap::new();
         self.send(Endpoint::RbacOrganization, Method::GET, &url, None, headers)
+            .await
+    }
+
+    /// Sets an M2M client's status, `PUT /v1/m2m/clients/{client_id}` with `{"status":
+    /// "inactive"}` (`active: false`) or `"active"`: an inactive client gets no new access
+    /// token from Stytch (tokens already issued stay valid until they expire).
+    ///
+    /// # Errors
+    ///
+    /// A [`StytchError`] (`404` for an unknown client); [`StytchError::InvalidRequest`] when
+    /// `client_id` is not a Stytch id (nothing is sent).
+    pub async fn set_m2m_client_active(
+        &self,
+        client_id: &str,
+        active: bool,
+    ) -> Result<serde_json::Value, StytchError> {
+        let endpoint = Endpoint::M2mClientUpdate;
+        if !crate::session::is_stytch_id(client_id) {
+            return Err(StytchError::InvalidRequest {
+                endpoint,
+                reason: "client_id is not a Stytch id",
+            });
+        }
+        let url = self.inner.m2m_clients_url.join(client_id).map_err(|_| {
+            StytchError::InvalidRequest {
+                endpoint,
+                reason: "client_id cannot be joined to the URL",
+            }
+        })?;
+        let status = if active { "active" } else { "inactive" };
+        let body = serde_json::json!({ "status": status });
+        self.send(endpoint, Method::PUT, &url, Some(&body), HeaderMap::new())
             .await
     }
 

@@ -151,6 +151,44 @@ impl<'a> Payload<'a> {
     }
 }
 
+/// What an M2M access token carries (client credentials grant): `sub` is the client id,
+/// `scope` its space-separated scopes, every other non-registered claim a custom claim.
+#[derive(Debug)]
+pub(crate) struct AccessTokenClaims {
+    pub(crate) client_id: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) custom_claims: Map<String, Value>,
+}
+
+impl Payload<'_> {
+    /// Whether this is a member session's JWT (it carries Stytch's session claim).
+    pub(crate) fn is_session(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// The claims of an M2M access token: no session claim (a session JWT is never an
+    /// access token), a client id in `sub`, and `scope` a string (possibly empty); anything
+    /// else is [`JwtError::MissingClaims`].
+    pub(crate) fn into_access_token(mut self) -> Result<AccessTokenClaims, JwtError> {
+        if self.session.is_some() {
+            return Err(JwtError::MissingClaims);
+        }
+        let client_id = match self.sub {
+            Field::Parsed(sub) if !sub.is_empty() => sub,
+            _ => return Err(JwtError::MissingClaims),
+        };
+        let scopes = match self.custom.remove("scope") {
+            Some(Value::String(scope)) => scope.split_whitespace().map(str::to_owned).collect(),
+            _ => return Err(JwtError::MissingClaims),
+        };
+        Ok(AccessTokenClaims {
+            client_id,
+            scopes,
+            custom_claims: self.custom,
+        })
+    }
+}
+
 /// Whether `names` (a string, or an array of strings) holds a name `matches` accepts.
 fn names_any(names: &Value, matches: impl Fn(&str) -> bool) -> bool {
     match names {

@@ -14,7 +14,7 @@ mod verify;
 
 pub use self::config::{CLOCK_SKEW, JwtConfig, JwtConfigBuilder};
 pub use self::error::JwtError;
-pub use self::verify::{JwtVerifier, VerifiedJwt};
+pub use self::verify::{JwtVerifier, VerifiedAccessToken, VerifiedJwt};
 
 #[cfg(test)]
 mod tests;

@@ -27,6 +27,22 @@ pub struct VerifiedJwt {
     pub expires_at: SystemTime,
 }
 
+/// A machine-to-machine access token that verified locally (its scopes not yet checked).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VerifiedAccessToken {
+    /// The M2M client (`sub`).
+    pub client_id: String,
+    /// Its scopes (`scope`, split on spaces).
+    pub scopes: Vec<String>,
+    /// Every other non-registered claim.
+    pub custom_claims: serde_json::Map<String, serde_json::Value>,
+    /// The token's `iat`.
+    pub issued_at: SystemTime,
+    /// The token's `exp`.
+    pub expires_at: SystemTime,
+}
+
 /// Verifies session JWTs locally against Stytch's JWKS. Cheap to clone (an `Arc` inside).
 ///
 /// Only `RS256` is accepted; the header's `alg` is checked before any key is looked at. The
@@ -207,9 +223,59 @@ impl JwtVerifier {
         result
     }
 
-    /// The checks in order: `alg` before any key is looked at, the signature before any claim
-    /// is read, then the claims (see [`Payload`]) and the times against `now`.
-    async fn check(&self, parts: &Parts<'_>, now: SystemTime) -> Result<VerifiedJwt, JwtError> {
+    /// Verifies an M2M access token (client credentials) as of `now`, as Stytch's SDKs do
+    /// locally (python `m2m.authenticate_token`, node `lib/b2c/m2m.ts`): the same keys (the
+    /// project's JWKS), algorithm, issuer and audience as a session JWT; `exp` strictly, `nbf`
+    /// and `iat` with the clock skew; no maximum age (a token lives until its `exp`, an hour
+    /// by default); no session claim, a client id in `sub`, a `scope` string.
+    ///
+    /// # Errors
+    ///
+    /// A [`JwtError`] ([`JwtError::MissingClaims`] for a session JWT).
+    pub async fn verify_access_token(
+        &self,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<VerifiedAccessToken, JwtError> {
+        let parts = split(token)?;
+        let payload_json = self.verified_payload(&parts).await?;
+        let payload = Payload::parse(&payload_json)?;
+        payload.check_registered(&self.inner.issuers, &self.inner.audience)?;
+        let times = payload.times()?;
+        if now >= times.expires_at {
+            return Err(JwtError::Expired);
+        }
+        let skewed = add(now, self.inner.config.clock_skew());
+        if skewed < times.not_before || skewed < times.issued_at {
+            return Err(JwtError::NotYetValid);
+        }
+        let claims = payload.into_access_token()?;
+        Ok(VerifiedAccessToken {
+            client_id: claims.client_id,
+            scopes: claims.scopes,
+            custom_claims: claims.custom_claims,
+            issued_at: times.issued_at,
+            expires_at: times.expires_at,
+        })
+    }
+
+    /// Whether the payload of an unverified JWT carries Stytch's session claim (a member's
+    /// session JWT) rather than being an access token: only to pick which verification to
+    /// run; nothing is trusted from it.
+    pub(crate) fn looks_like_session(token: &str) -> bool {
+        let Some(payload) = token.split('.').nth(1) else {
+            return true;
+        };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|json| Payload::parse(&json).ok().map(|p| p.is_session()))
+            .unwrap_or(true)
+    }
+
+    /// `alg` before any key is looked at, then the signature: the decoded payload of a JWT
+    /// whose signature verified.
+    async fn verified_payload(&self, parts: &Parts<'_>) -> Result<Vec<u8>, JwtError> {
         if parts.header.alg.as_deref() != Some("RS256") {
             return Err(JwtError::UnsupportedAlgorithm);
         }
@@ -220,7 +286,6 @@ impl JwtVerifier {
             .filter(|kid| !kid.is_empty())
             .ok_or(JwtError::UnknownKey)?;
         let key = self.inner.keys.key(kid).await?;
-        // The same call `jsonwebtoken::decode` makes; an undecodable signature is malformed.
         let valid = jsonwebtoken::crypto::verify(
             parts.signature,
             parts.signed.as_bytes(),
@@ -232,9 +297,15 @@ impl JwtVerifier {
         if !valid {
             return Err(JwtError::InvalidSignature);
         }
-        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(parts.payload)
-            .map_err(|_| JwtError::Malformed)?;
+            .map_err(|_| JwtError::Malformed)
+    }
+
+    /// The checks in order: `alg` before any key is looked at, the signature before any claim
+    /// is read, then the claims (see [`Payload`]) and the times against `now`.
+    async fn check(&self, parts: &Parts<'_>, now: SystemTime) -> Result<VerifiedJwt, JwtError> {
+        let json = self.verified_payload(parts).await?;
         let payload = Payload::parse(&json)?;
         payload.check_registered(&self.inner.issuers, &self.inner.audience)?;
         let times = payload.times()?;

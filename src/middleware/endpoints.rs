@@ -11,9 +11,10 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, Uri, header};
 use super::origin::{is_allowed_redirect, return_to};
 use super::rejection::{Rejection, RejectionKind, json_response};
 use super::shared::Shared;
+use crate::authz::Denied;
 use crate::extract::{Found, extract};
 use crate::metrics;
-use crate::revoke::{LogoutResult, RevokeError, RevokeOutcome, Target};
+use crate::revoke::{AtStytch, LogoutResult, RevokeError, RevokeOutcome, Target};
 use crate::session::{MemberSession, is_stytch_id};
 
 /// Reports what a logout did: `revoked` (Stytch confirmed), `already_revoked` (Stytch said
@@ -158,6 +159,61 @@ pub(crate) async fn admin(
     }
 }
 
+/// `POST {admin}/m2m-clients/{client_id}/revoke`: a member whose roles grant the configured
+/// permission (default `revoke` on `m2m_clients`; the policy must be loaded: 503 otherwise)
+/// cuts an M2M client off here and on every instance, and suspends it at Stytch.
+pub(crate) async fn admin_client(
+    shared: Arc<Shared>,
+    headers: HeaderMap,
+    client_id: String,
+) -> Response<Bytes> {
+    if !is_stytch_id(&client_id) {
+        return shared.reject(Rejection::new(RejectionKind::InvalidParameter));
+    }
+    let found = match extract(&headers, &shared.sources) {
+        Ok(Some(found)) => found,
+        Ok(None) => return shared.reject(Rejection::new(RejectionKind::MissingCredential)),
+        Err(err) => return shared.reject(Rejection::from(err)),
+    };
+    let entry = match shared
+        .engine
+        .authenticator
+        .authenticate(&found.credential)
+        .await
+    {
+        Ok(entry) => entry,
+        Err(err) => return shared.reject(Rejection::from(&*err)),
+    };
+    let (resource, action) = &shared.m2m_revoke_permission;
+    match shared
+        .authorizer
+        .check(&entry.session, resource, action)
+        .await
+    {
+        Ok(()) => {}
+        Err(Denied::Unavailable) => {
+            let rejection = Rejection::new(RejectionKind::StytchUnavailable)
+                .with_retry_after(super::rejection::retry_after(None));
+            return shared.reject(rejection);
+        }
+        Err(_) => return shared.reject(Rejection::new(RejectionKind::InsufficientPermission)),
+    }
+    let revoker = &shared.engine.revoker;
+    match revoker.revoke_client(&client_id, AtStytch::Suspend).await {
+        Ok(cut) => {
+            let until = httpdate::fmt_http_date(cut.until);
+            let body = serde_json::json!({
+                "status": "cut_off",
+                "client_id": client_id,
+                "until": until,
+                "suspended_at_stytch": cut.suspended_at_stytch,
+            });
+            json_response(StatusCode::OK, &body)
+        }
+        Err(err) => shared.reject(Rejection::from(&err)),
+    }
+}
+
 /// After the app acted on a forced sign-out route (2xx or a redirect): revokes every session of
 /// `member_id`, acting as `caller`, and returns the future of what happened (for
 /// [`FORCED_SIGNOUT_HEADER`]). The revocation is decided and started before this returns:
@@ -165,15 +221,17 @@ pub(crate) async fn admin(
 pub(crate) fn forced_signout(
     shared: &Shared,
     member_id: String,
-    found: Found,
+    found: Option<Found>,
     caller: Option<&MemberSession>,
 ) -> Pin<Box<dyn Future<Output = &'static str> + Send + 'static>> {
     // `member_id` is a Stytch id: the route table refused the request before the app ran
-    // otherwise.
+    // otherwise. No credential: an M2M client the route's rule admitted, acting with the
+    // app's trust (the project secret).
+    let acting = found.map(|found| found.credential);
     let done = shared
         .engine
         .revoker
-        .force_signout(member_id, found.credential, caller);
+        .force_signout(member_id, acting, caller);
     Box::pin(async move {
         signed_out(match done.await {
             Ok(outcome) => outcome.as_str(),

@@ -11,30 +11,18 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use pin_project_lite::pin_project;
 use tower_service::Service;
-use tracing::Instrument;
 
+use super::admission::{self, Admitted, RuleCtx};
 use super::body::ResponseBody;
 use super::endpoints::{FORCED_SIGNOUT_HEADER, forced_signout};
-use super::rejection::{Rejection, RejectionKind};
+use super::rejection::Rejection;
 use super::shared::Shared;
-use crate::authz::Decision;
-use crate::authz::rules::RouteRule;
-use crate::credential::{CacheKey, SessionCredential};
+use crate::credential::SessionCredential;
 use crate::extract::Found;
 use crate::metrics;
 use crate::store::cache::CachedSession;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-/// A request's authorization rule, and what deciding it needs from the request.
-pub(crate) struct RuleCtx {
-    pub(crate) rule: Arc<RouteRule>,
-    /// The value of the rule's organization parameter.
-    pub(crate) organization: Option<String>,
-    /// Where a browser is sent for a step-up (`return_to` included): a browser navigation on
-    /// a rule with a step-up page.
-    pub(crate) step_up_page: Option<String>,
-}
 
 /// What the future needs to finish a request after the lookup.
 pub(crate) struct Ctx {
@@ -45,13 +33,15 @@ pub(crate) struct Ctx {
     pub(crate) set_cookie: Option<HeaderValue>,
     /// The authenticated caller, kept for a forced sign-out hook.
     pub(crate) caller: Option<Arc<CachedSession>>,
+    /// The request was admitted as an M2M client.
+    pub(crate) machine: bool,
 }
 
 pin_project! {
     #[project = StateProj]
     enum State<F, ReqBody, ResBody> {
         Lookup {
-            lookup: BoxFuture<Result<Arc<CachedSession>, Rejection>>,
+            lookup: BoxFuture<Result<Admitted, Rejection>>,
             req: Option<Request<ReqBody>>,
             ctx: Option<Ctx>,
         },
@@ -127,21 +117,9 @@ where
 
     pub(crate) fn lookup(service: S, req: Request<ReqBody>, ctx: Ctx, shared: Arc<Shared>) -> Self {
         let key = ctx.found.credential.cache_key();
-        let hit = shared
-            .engine
-            .authenticator
-            .cached(&key, &ctx.found.credential, req.uri().path());
-        // A rule whose policy is not loaded yet needs the asynchronous path (it fetches).
-        let decided = hit.and_then(|entry| match &ctx.rule {
-            None => Some(Ok(entry)),
-            Some(rule) => shared
-                .authorizer
-                .decide_now(&rule.rule, &entry.session, rule.organization.as_deref())
-                .map(|decision| authorized(&shared, rule, key, entry, decision)),
-        });
-        if let Some(result) = decided {
-            // A plain cache hit: nothing to await, nothing boxed, no span (`cached` logs the
-            // hit in one event carrying the span's fields).
+        if let Some(result) = admission::admit_now(&shared, &ctx, key, req.uri().path()) {
+            // A plain cache hit: nothing to await, nothing boxed, no span (the hit is logged in
+            // one event carrying the span's fields).
             return match call_inner(&shared, service, req, ctx, result) {
                 Ok((fut, ctx)) => Self {
                     state: State::Inner {
@@ -157,53 +135,7 @@ where
                 }
             };
         }
-        let span = tracing::debug_span!(
-            "stytch_auth",
-            path = %req.uri().path(),
-            credential = ctx.found.credential.kind(),
-            outcome = tracing::field::Empty,
-            request_id = tracing::field::Empty,
-        );
-        let credential = ctx.found.credential.clone();
-        let lookup_shared = Arc::clone(&shared);
-        let rule = ctx.rule.as_ref().map(RuleCtx::clone_for_lookup);
-        let lookup = Box::pin(
-            async move {
-                let result = lookup_shared
-                    .engine
-                    .authenticator
-                    .authenticate_keyed(key, &credential)
-                    .await
-                    .map_err(|err| Rejection::from(&*err));
-                let result = match (result, &rule) {
-                    (Ok(entry), Some(rule)) => {
-                        let decision = lookup_shared
-                            .authorizer
-                            .decide(&rule.rule, &entry.session, rule.organization.as_deref())
-                            .await;
-                        authorized(&lookup_shared, rule, key, entry, decision)
-                    }
-                    (result, _) => result,
-                };
-                let span = tracing::Span::current();
-                match &result {
-                    Ok(entry) => {
-                        span.record("outcome", "authenticated");
-                        if let Some(id) = &entry.request_id {
-                            span.record("request_id", id.as_str());
-                        }
-                    }
-                    Err(rejection) => {
-                        span.record("outcome", rejection.kind().as_str());
-                        if let Some(id) = rejection.stytch_request_id() {
-                            span.record("request_id", id);
-                        }
-                    }
-                }
-                result
-            }
-            .instrument(span),
-        );
+        let lookup = admission::admit_later(Arc::clone(&shared), &ctx, key, req.uri().path());
         Self {
             state: State::Lookup {
                 lookup,
@@ -214,49 +146,6 @@ where
             shared,
         }
     }
-}
-
-impl RuleCtx {
-    /// A copy for the lookup future (the rule is shared).
-    fn clone_for_lookup(&self) -> Self {
-        Self {
-            rule: Arc::clone(&self.rule),
-            organization: self.organization.clone(),
-            step_up_page: self.step_up_page.clone(),
-        }
-    }
-}
-
-/// The authenticated `entry` admitted by `decision` on its route's rule, or the rejection;
-/// the decision counted. A session refused for a missing step-up is asked of Stytch again on
-/// its next request (an opaque token keeps its key when the member steps up), at most once
-/// every few seconds.
-fn authorized(
-    shared: &Shared,
-    rule: &RuleCtx,
-    key: CacheKey,
-    entry: Arc<CachedSession>,
-    decision: Decision,
-) -> Result<Arc<CachedSession>, Rejection> {
-    rule.rule.count(decision);
-    let rejection = match decision {
-        Decision::Allow => return Ok(entry),
-        Decision::PermissionDenied => Rejection::new(RejectionKind::InsufficientPermission),
-        Decision::WrongOrganization => Rejection::new(RejectionKind::WrongOrganization),
-        Decision::Unavailable => Rejection::new(RejectionKind::StytchUnavailable)
-            .with_retry_after(super::rejection::retry_after(None)),
-        Decision::StepUp { max_age } => {
-            shared.engine.authenticator.recheck_soon(key, &entry);
-            Rejection::step_up(max_age, rule.step_up_page.clone())
-        }
-    };
-    tracing::info!(
-        rule = &*rule.rule.label,
-        outcome = decision.as_str(),
-        member_id = %entry.session.member_id,
-        "refused by the route's rule"
-    );
-    Err(rejection)
 }
 
 fn own_body<B>(res: Response<Bytes>) -> Response<ResponseBody<B>> {
@@ -284,10 +173,10 @@ fn admit<B>(
     shared: &Shared,
     ctx: &mut Ctx,
     req: &mut Request<B>,
-    result: Result<Arc<CachedSession>, Rejection>,
+    result: Result<Admitted, Rejection>,
 ) -> Result<(), Rejection> {
     match result {
-        Ok(entry) => {
+        Ok(Admitted::Member(entry)) => {
             metrics::authenticated();
             ctx.set_cookie = refreshed_cookie(shared, ctx, &entry);
             let ext = req.extensions_mut();
@@ -298,6 +187,14 @@ fn admit<B>(
             if ctx.hook.is_some() {
                 ctx.caller = Some(entry);
             }
+            Ok(())
+        }
+        Ok(Admitted::Machine(machine)) => {
+            metrics::authenticated();
+            // A machine acts with the app's trust (its rule admitted it): a hook it triggers
+            // revokes with the project secret, not acting as the machine.
+            ctx.machine = true;
+            req.extensions_mut().insert(machine);
             Ok(())
         }
         Err(_) if ctx.optional => {
@@ -318,7 +215,7 @@ fn call_inner<S, B>(
     mut service: S,
     mut req: Request<B>,
     mut ctx: Ctx,
-    result: Result<Arc<CachedSession>, Rejection>,
+    result: Result<Admitted, Rejection>,
 ) -> Result<(S::Future, Ctx), Rejection>
 where
     S: Service<Request<B>>,
@@ -349,7 +246,7 @@ fn after_inner<B>(
         Some(member_id) if fires_hook(res.status()) => Some(forced_signout(
             shared,
             member_id,
-            ctx.found,
+            (!ctx.machine).then_some(ctx.found),
             ctx.caller.as_ref().map(|c| &c.session),
         )),
         _ => None,

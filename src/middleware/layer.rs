@@ -163,6 +163,7 @@ pub struct StytchAuthLayerBuilder {
     webhook: Option<(String, WebhookSecrets)>,
     rules: Vec<RouteRule>,
     policy: PolicyConfig,
+    m2m_revoke_permission: (String, String),
     #[cfg(feature = "jwt")]
     jwt: Option<crate::jwt::JwtConfig>,
     #[cfg(feature = "redis")]
@@ -203,6 +204,7 @@ impl StytchAuthLayerBuilder {
             webhook: None,
             rules: Vec::new(),
             policy: PolicyConfig::default(),
+            m2m_revoke_permission: ("m2m_clients".to_owned(), "revoke".to_owned()),
             #[cfg(feature = "jwt")]
             jwt: Some(crate::jwt::JwtConfig::default()),
             #[cfg(feature = "redis")]
@@ -344,6 +346,15 @@ impl StytchAuthLayerBuilder {
             });
         }
         self.admin_prefix = Some(prefix.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The permission a member needs to cut an M2M client off through
+    /// `POST {admin}/m2m-clients/{client_id}/revoke` (default `revoke` on `m2m_clients`: a
+    /// resource of your project's RBAC policy; a project without it lets nobody in, failing
+    /// closed).
+    pub fn m2m_revoke_permission(mut self, resource: &str, action: &str) -> Self {
+        self.m2m_revoke_permission = (resource.to_owned(), action.to_owned());
         self
     }
 
@@ -522,6 +533,10 @@ impl StytchAuthLayerBuilder {
                 self.admin_prefix.as_deref(),
                 "sessions/{member_session_id}/revoke",
             )?,
+            admin_client: admin_route(
+                self.admin_prefix.as_deref(),
+                "m2m-clients/{client_id}/revoke",
+            )?,
             hooks: self.hooks,
             public: self.public,
             optional: self.optional,
@@ -568,6 +583,7 @@ impl StytchAuthLayerBuilder {
                 engine,
                 authorizer,
                 rules: RouteRules::new(self.rules),
+                m2m_revoke_permission: self.m2m_revoke_permission,
                 routes,
                 sources: self.sources,
                 cookies: self.cookies,
@@ -662,6 +678,7 @@ mod tests {
                 "POST /logout/everywhere",
                 "POST /admin/members/{member_id}/revoke-sessions",
                 "POST /admin/sessions/{member_session_id}/revoke",
+                "POST /admin/m2m-clients/{client_id}/revoke",
             ]
         );
         let moved = StytchAuthLayer::builder(client())

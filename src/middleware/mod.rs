@@ -17,7 +17,8 @@
 //! |---|---|
 //! | `layer` | [`StytchAuthLayer`] and its builder: check every setting, build the engine and [`Shared`](shared) |
 //! | `service` | [`StytchAuth::call`]: classify the route, refuse cross-site requests, extract the credential, pick what to run |
-//! | `future` | [`ResponseFuture`]: await the authenticator, call the inner service, run a forced sign-out hook |
+//! | `future` | [`ResponseFuture`]: await the admission, call the inner service, run a forced sign-out hook |
+//! | `admission` | credential and rule → a member or an M2M client admitted, or the rejection |
 //! | `endpoints` | the routes the layer answers itself: logout, admin revocation, forced sign-out |
 //! | `shared` | the state shared by every clone of a layer and its services |
 //! | `rejection` | [`Rejection`]s and the one mapping from every error to a response |
@@ -25,6 +26,7 @@
 //! | `route_table` | which [`Route`](route_table) a request is: logout, admin, hook, public, optional, protected, refused |
 //! | `body` | [`ResponseBody`]: the inner body, or one the layer wrote |
 
+mod admission;
 mod body;
 mod endpoints;
 mod future;

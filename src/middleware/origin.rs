@@ -42,10 +42,14 @@ impl SiteRule {
     /// The rule of `route` requested with `method`.
     pub(crate) fn of(route: &Route, method: &Method) -> Self {
         match route {
-            Route::Logout { .. } | Route::Admin(_) | Route::Hook(_) if method.is_safe() => {
+            Route::Logout { .. } | Route::Admin(_) | Route::AdminClient(_) | Route::Hook(_)
+                if method.is_safe() =>
+            {
                 Self::SameOrigin
             }
-            Route::Logout { .. } | Route::Admin(_) | Route::Hook(_) => Self::NotCrossOrigin,
+            Route::Logout { .. } | Route::Admin(_) | Route::AdminClient(_) | Route::Hook(_) => {
+                Self::NotCrossOrigin
+            }
             Route::MethodNotAllowed(_)
             | Route::Refused(_)
             | Route::Public

@@ -20,6 +20,8 @@ pub(crate) enum Route {
     /// Admin: revoke every session of a member ([`Target::Member`]) or one session
     /// ([`Target::Session`]), acting as the caller.
     Admin(Target),
+    /// Admin: cut an M2M client off (by `client_id`), here and on every instance.
+    AdminClient(String),
     /// A route of the layer, with a method it does not serve.
     MethodNotAllowed(&'static str),
     /// The host app's route: authenticate, call it, and when it acted (2xx, a redirect) force the member out. The
@@ -45,6 +47,7 @@ pub(crate) struct RouteTable {
     pub(crate) logout_allow_get: bool,
     pub(crate) admin_member: Option<RoutePattern>,
     pub(crate) admin_session: Option<RoutePattern>,
+    pub(crate) admin_client: Option<RoutePattern>,
     pub(crate) hooks: Vec<RoutePattern>,
     pub(crate) public: Vec<RoutePattern>,
     pub(crate) optional: Vec<RoutePattern>,
@@ -65,7 +68,7 @@ impl RouteTable {
             .map(|path| format!("{method} {path}"))
             .collect();
         routes.extend(
-            [&self.admin_member, &self.admin_session]
+            [&self.admin_member, &self.admin_session, &self.admin_client]
                 .into_iter()
                 .flatten()
                 .map(|p| p.as_str().to_owned()),
@@ -153,7 +156,13 @@ impl RouteTable {
                 return Some(Route::Admin(target(id)));
             }
         }
-        None
+        let pattern = self.admin_client.as_ref()?;
+        let mut captures = pattern.match_path(path)?;
+        if !pattern.method_matches(method) {
+            return Some(Route::MethodNotAllowed("POST"));
+        }
+        let id = captures.pop().map(|(_, v)| v).unwrap_or_default();
+        Some(Route::AdminClient(id))
     }
 
     /// A forced-sign-out hook, matched the way the app's router may read the path: segments
@@ -250,6 +259,9 @@ mod tests {
             ),
             admin_session: Some(
                 RoutePattern::parse("POST /admin/sessions/{member_session_id}/revoke").unwrap(),
+            ),
+            admin_client: Some(
+                RoutePattern::parse("POST /admin/m2m-clients/{client_id}/revoke").unwrap(),
             ),
             hooks: vec![RoutePattern::parse("DELETE /api/members/{member_id}").unwrap()],
             public: vec![RoutePattern::prefix("/assets/").unwrap()],

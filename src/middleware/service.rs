@@ -10,9 +10,10 @@ use std::task::{Context, Poll};
 use http::{Method, Request, Response};
 use tower_service::Service;
 
+use super::admission::RuleCtx;
 use super::body::ResponseBody;
 use super::endpoints;
-use super::future::{Ctx, ResponseFuture, RuleCtx};
+use super::future::{Ctx, ResponseFuture};
 use super::origin::{self, SiteRule};
 use super::rejection::{Rejection, RejectionKind};
 use super::route_table::{Route, effective_method};
@@ -156,6 +157,11 @@ where
                 let fut = endpoints::admin(Arc::clone(&shared), req.headers().clone(), target);
                 return ResponseFuture::own(Box::pin(fut), shared);
             }
+            Route::AdminClient(client_id) => {
+                let headers = req.headers().clone();
+                let fut = endpoints::admin_client(Arc::clone(&shared), headers, client_id);
+                return ResponseFuture::own(Box::pin(fut), shared);
+            }
             Route::MethodNotAllowed(allow) => {
                 let rejection = Rejection::new(RejectionKind::MethodNotAllowed).with_allow(allow);
                 return ResponseFuture::rejected(shared.reject(rejection), shared);
@@ -293,6 +299,7 @@ where
         found,
         set_cookie: None,
         caller: None,
+        machine: false,
     };
     ResponseFuture::lookup(inner, req, ctx, shared)
 }

@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     pub(crate) authorizer: Authorizer,
     /// The routes' authorization rules.
     pub(crate) rules: RouteRules,
+    /// `(resource, action)` a member needs to cut an M2M client off (the admin route).
+    pub(crate) m2m_revoke_permission: (String, String),
     /// What the layer does with each route.
     pub(crate) routes: RouteTable,
     /// Where credentials are looked for, in order.

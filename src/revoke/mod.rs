@@ -184,6 +184,30 @@ impl RevokeOutcome {
     }
 }
 
+/// What [`Revoker::revoke_client`] also asks of Stytch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AtStytch {
+    /// Nothing: the cut-off is this process's (and its peers') alone.
+    Nothing,
+    /// Set the client `inactive` at Stytch, so that it gets no new access token. Reversible
+    /// (set it `active` again once its secret is rotated), and it keeps the client's scopes
+    /// and id; rotating the secret instead would also lock out the legitimate holder until
+    /// they get the new one, and deleting the client would lose its configuration.
+    Suspend,
+}
+
+/// What [`Revoker::revoke_client`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientCutOff {
+    /// The client's tokens issued before now are refused here (and by the peers) until then.
+    pub until: SystemTime,
+    /// Whether Stytch set the client inactive ([`AtStytch::Suspend`]); `false` when not asked
+    /// or when Stytch could not be reached or refused (logged: the cut-off here stands).
+    pub suspended_at_stytch: bool,
+}
+
 /// A revocation that did not take effect: nothing of it remains here.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -241,6 +265,9 @@ pub struct RevokeConfig {
     /// unreachable with a credential neither cached nor a locally verifiable JWT (default
     /// 1 000). Beyond it such a logout is sent to Stytch only, not held here.
     pub max_pending_unverified: usize,
+    /// The longest an M2M access token lives (Stytch's default, and this default: an hour): a
+    /// client cut off here is refused until every token issued before has expired.
+    pub max_m2m_token_lifetime: Duration,
     /// Longest wait between two retries while Stytch stays unreachable (default 30 s; the
     /// wait doubles from 0.5 s). Once Stytch answers, every pending revocation whose caller
     /// was verified here is retried in the next pass, before any unverified one.
@@ -254,6 +281,7 @@ impl Default for RevokeConfig {
             outage_admin_roles: vec!["stytch_admin".to_owned()],
             max_pending: 10_000,
             max_pending_unverified: 1_000,
+            max_m2m_token_lifetime: Duration::from_secs(3600),
             max_retry_backoff: Duration::from_secs(30),
         }
     }

@@ -18,7 +18,10 @@ use super::pipeline::{self, Settled};
 use super::retry;
 use super::state::Inner;
 use super::verbs::{self, Caller, LogoutResult};
-use super::{Basis, Revocation, RevocationEvent, RevokeConfig, RevokeError, RevokeOutcome, Target};
+use super::{
+    AtStytch, Basis, ClientCutOff, Revocation, RevocationEvent, RevokeConfig, RevokeError,
+    RevokeOutcome, Target,
+};
 use crate::client::StytchClient;
 use crate::credential::Credential;
 use crate::session::{MemberSession, is_stytch_id};
@@ -109,6 +112,60 @@ impl Revoker {
             .await
     }
 
+    /// Cuts M2M client `client_id` off, at once, here and (with a revocation bus) on every
+    /// instance: every access token it was issued before now (and within the clock skew
+    /// after) is refused until the longest of them has expired
+    /// ([`RevokeConfig::max_m2m_token_lifetime`]); Stytch cannot revoke an issued M2M token,
+    /// this is what can. With [`AtStytch::Suspend`] the client is also set inactive at Stytch
+    /// so that it gets no new token.
+    ///
+    /// # Errors
+    ///
+    /// [`RevokeError::InvalidId`] when `client_id` is not a Stytch id (nothing changes).
+    pub async fn revoke_client(
+        &self,
+        client_id: &str,
+        at_stytch: AtStytch,
+    ) -> Result<ClientCutOff, RevokeError> {
+        if !is_stytch_id(client_id) {
+            return Err(RevokeError::InvalidId { field: "client_id" });
+        }
+        let store = &self.inner.store;
+        let now = SystemTime::now();
+        let until = store.machines.cut_off(client_id, now, None).await;
+        if let Some(peers) = self.inner.peers() {
+            peers.client_cut_off(client_id, now, until);
+        }
+        store.publish(RevocationEvent::ClientCutOff {
+            client_id: client_id.to_owned(),
+            issued_before: now,
+            until,
+        });
+        crate::metrics::revocation("client", "cut_off");
+        tracing::info!(client_id, "M2M client cut off here");
+        let suspended_at_stytch = match at_stytch {
+            AtStytch::Suspend => {
+                match self
+                    .inner
+                    .client
+                    .set_m2m_client_active(client_id, false)
+                    .await
+                {
+                    Ok(_) => true,
+                    Err(err) => {
+                        tracing::warn!(error = %err, client_id, "M2M client cut off here, but not suspended at Stytch: it may get new tokens there");
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
+        Ok(ClientCutOff {
+            until,
+            suspended_at_stytch,
+        })
+    }
+
     /// Revocations applied here that Stytch has not confirmed yet.
     pub fn pending(&self) -> usize {
         self.inner.outbox.len()
@@ -172,11 +229,16 @@ impl Revoker {
     pub(crate) fn force_signout(
         &self,
         member_id: String,
-        acting: Credential,
+        acting: Option<Credential>,
         caller: Option<&MemberSession>,
     ) -> impl Future<Output = Result<RevokeOutcome, RevokeError>> + Send + 'static {
         let target = Target::Member(member_id);
-        let basis = caller.map_or(Basis::Stytch, |c| self.basis_for(&target, c));
+        let basis = match (&acting, caller) {
+            // An M2M client the route admitted: the app's trust, the project secret.
+            (None, _) => Basis::Project,
+            (Some(_), Some(caller)) => self.basis_for(&target, caller),
+            (Some(_), None) => Basis::Stytch,
+        };
         self.submit(verbs::forced_signout(target, acting, basis))
     }
 
@@ -353,7 +415,7 @@ mod tests {
     }
 
     async fn cache_of(sessions: &[MemberSession]) -> Arc<SessionStore> {
-        let store = SessionStore::new(&CacheConfig::default());
+        let store = SessionStore::new(&CacheConfig::default(), Duration::from_secs(3600));
         let cache = &store.cache;
         for (n, s) in sessions.iter().enumerate() {
             let entry = CachedSession {

@@ -123,11 +123,16 @@ pub(super) fn admin(
     }
 }
 
-/// A forced sign-out hook's revocation: every session of a member, acting as the caller.
-pub(super) fn forced_signout(target: Target, acting: Credential, basis: Basis) -> Revocation {
+/// A forced sign-out hook's revocation: every session of a member, acting as the caller (the
+/// project secret for an M2M client).
+pub(super) fn forced_signout(
+    target: Target,
+    acting: Option<Credential>,
+    basis: Basis,
+) -> Revocation {
     Revocation {
         target,
-        acting: Some(acting),
+        acting,
         acting_is_target: false,
         basis,
         source: Source::Hook,

@@ -34,6 +34,16 @@ pub enum RevocationEvent {
         /// When Stytch made it (its event's timestamp, never later than when it arrived).
         revoked_at: SystemTime,
     },
+    /// An M2M client was cut off here: its access tokens issued before `issued_before` (and
+    /// within the clock skew after it) are refused until `until`.
+    ClientCutOff {
+        /// The client's id.
+        client_id: String,
+        /// Tokens issued before this are refused.
+        issued_before: SystemTime,
+        /// The cut-off ends then (no token issued before lives longer).
+        until: SystemTime,
+    },
     /// A member's roles changed at Stytch (its webhook): a session of the member whose roles
     /// differ from `roles`, and that Stytch has not vouched for since `noted_at`, is
     /// re-validated at Stytch on its next request (not refused), so fresh roles reach the

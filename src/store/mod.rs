@@ -15,9 +15,11 @@ pub(crate) mod cache;
 pub(crate) mod denylist;
 pub(crate) mod events;
 pub(crate) mod live;
+pub(crate) mod machines;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::broadcast;
 
@@ -25,6 +27,7 @@ use self::cache::{CacheConfig, CachedSession, SessionCache};
 use self::denylist::Denylist;
 use self::events::RevocationEvent;
 use self::live::LiveSessions;
+use self::machines::Machines;
 use crate::credential::CacheKey;
 
 /// Events kept for a subscriber that lags behind.
@@ -41,6 +44,8 @@ pub(crate) struct SessionStore {
     live: Arc<LiveSessions>,
     /// Every revocation applied or undone here.
     events: broadcast::Sender<RevocationEvent>,
+    /// M2M access tokens that verified, and the clients cut off here.
+    pub(crate) machines: Arc<Machines>,
 }
 
 impl fmt::Debug for SessionStore {
@@ -52,8 +57,9 @@ impl fmt::Debug for SessionStore {
 }
 
 impl SessionStore {
-    /// An empty store with a cache of `config`.
-    pub(crate) fn new(config: &CacheConfig) -> Arc<Self> {
+    /// An empty store with a cache of `config`; M2M access tokens live at most
+    /// `max_m2m_token_lifetime`.
+    pub(crate) fn new(config: &CacheConfig, max_m2m_token_lifetime: Duration) -> Arc<Self> {
         let cache = Arc::new(SessionCache::new(config));
         let denylist = Arc::new(Denylist::default());
         let events = broadcast::channel(EVENTS_CAPACITY).0;
@@ -63,6 +69,7 @@ impl SessionStore {
             denylist,
             live,
             events,
+            machines: Arc::new(Machines::new(config.max_capacity, max_m2m_token_lifetime)),
         })
     }
 

@@ -28,6 +28,8 @@ mod jwt;
 mod layer;
 #[cfg(feature = "axum")]
 mod live;
+#[cfg(all(feature = "axum", feature = "jwt"))]
+mod machines;
 #[cfg(feature = "axum")]
 mod paths;
 #[cfg(feature = "redis")]

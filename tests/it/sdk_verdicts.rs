@@ -226,3 +226,107 @@ async fn the_layers_rbac_verdicts_equal_stytchs_python_sdk_case_by_case() {
         cases.len()
     );
 }
+
+/// The required `(resource, action)` pairs of the M2M matrix: one route each.
+const REQUIRED: [(&str, &str); 7] = [
+    ("documents", "read"),
+    ("documents", "write"),
+    ("reports", "read"),
+    ("documents", "*"),
+    ("*", "read"),
+    ("reports", "delete"),
+    ("documents", "delete"),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_layers_m2m_scope_verdicts_equal_stytchs_python_sdk_case_by_case() {
+    use stytch_emulator::NewM2mClient;
+    use tower_stytch::config::{Principals, Rule};
+    let Some(python) = sdk_python() else { return };
+    let w = World::new().await;
+    let clients: [&[&str]; 9] = [
+        &["read:documents"],
+        &["read:*"],
+        &["*:documents"],
+        &["write:documents", "read:reports"],
+        &["read"],
+        &["*"],
+        &["read:documents", "write:*"],
+        &["delete:reports", "delete:documents"],
+        &["read:doc"],
+    ];
+    let tokens: Vec<String> = clients
+        .iter()
+        .map(|scopes| {
+            let creds = w
+                .emulator
+                .create_m2m_client(NewM2mClient::new(scopes))
+                .unwrap();
+            let token = w
+                .emulator
+                .m2m_token(&creds.client_id, &creds.client_secret, None);
+            token.unwrap().expose_secret().to_owned()
+        })
+        .collect();
+    let mut cases = Vec::new();
+    for token in &tokens {
+        for (resource, action) in REQUIRED {
+            cases.push(json!({
+                "kind": "m2m",
+                "access_token": token,
+                "required_scopes": [format!("{action}:{resource}")],
+            }));
+        }
+    }
+    let (base_url, project_id, secret) = (
+        w.emulator.base_url(),
+        w.emulator.project_id().to_owned(),
+        w.emulator.secret().to_owned(),
+    );
+    let sdk_cases = cases.clone();
+    let sdk = tokio::task::spawn_blocking(move || {
+        sdk_verdicts(&python, &base_url, &project_id, &secret, &sdk_cases)
+    })
+    .await
+    .unwrap();
+    let mut builder = w.builder();
+    for (n, (resource, action)) in REQUIRED.iter().enumerate() {
+        builder = builder.authorize(
+            &format!("GET /check/{n}"),
+            Rule::new()
+                .permission(*resource, *action)
+                .principals(Principals::Machines),
+        );
+    }
+    let router = Router::new().route("/check/{n}", get(|| async { "allowed" }));
+    let s = serve(builder.build().unwrap(), router).await;
+    let mut allowed = 0;
+    for (i, (case, sdk)) in cases.iter().zip(&sdk).enumerate() {
+        let route = i % REQUIRED.len();
+        let token = case["access_token"].as_str().unwrap();
+        let res = s.get_as(&format!("/check/{route}"), token).await;
+        let ours = match res.status().as_u16() {
+            200 => "allowed",
+            403 => "scope_denied",
+            401 => "invalid_token",
+            other => panic!("unexpected {other}"),
+        };
+        assert_eq!(
+            ours,
+            sdk,
+            "{} for {}",
+            case["required_scopes"],
+            clients[i / REQUIRED.len()].join(" ")
+        );
+        allowed += usize::from(ours == "allowed");
+    }
+    assert!(
+        allowed > 5 && allowed < cases.len() / 2,
+        "{allowed} of {}",
+        cases.len()
+    );
+    eprintln!(
+        "sdk_verdicts: {} M2M cases, {allowed} allowed, all equal to the Python SDK's",
+        cases.len()
+    );
+}
