@@ -6,10 +6,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::Either;
 use http::{Request, Response, StatusCode};
-use tower_stytch::MemberSession;
+use tower_stytch::{MachineClient, MemberSession};
 
 use crate::body::{Body, BoxError, full_body, text_response};
-use crate::identity::insert_identity_headers;
+use crate::identity::insert_identity;
 use crate::proxy::Proxy;
 use crate::service::Handler;
 
@@ -38,14 +38,16 @@ impl App {
     }
 
     fn auth_only<B>(req: &Request<B>) -> Response<Body> {
-        match req.extensions().get::<MemberSession>() {
-            Some(session) => {
+        let admitted = req.extensions().get::<MemberSession>().is_some()
+            || req.extensions().get::<MachineClient>().is_some();
+        match admitted {
+            true => {
                 let mut response = Response::new(full_body(Bytes::new()));
-                insert_identity_headers(response.headers_mut(), session);
+                insert_identity(response.headers_mut(), req.extensions());
                 response
             }
             // Only reachable when the auth-only path was also declared public.
-            None => text_response(StatusCode::UNAUTHORIZED, "unauthenticated\n"),
+            false => text_response(StatusCode::UNAUTHORIZED, "unauthenticated\n"),
         }
     }
 }

@@ -1,11 +1,12 @@
-//! Identity headers: what the gateway tells the upstream about the authenticated member.
+//! Identity headers: what the gateway tells the upstream about the authenticated member, or
+//! the M2M client a route's rule admitted.
 //!
 //! Client-sent copies of these headers are always removed before a request is forwarded, so
 //! an upstream may trust them as long as it is reachable only through the gateway.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use tower_stytch::MemberSession;
+use tower_stytch::{MachineClient, MemberSession};
 
 /// `X-Stytch-Member-Id`: the member's id.
 pub(crate) const MEMBER_ID: HeaderName = HeaderName::from_static("x-stytch-member-id");
@@ -17,9 +18,48 @@ pub(crate) const MEMBER_SESSION_ID: HeaderName =
 /// `X-Stytch-Roles`: the session's roles, comma separated.
 pub(crate) const ROLES: HeaderName = HeaderName::from_static("x-stytch-roles");
 
+/// `X-Stytch-Client-Id`: the M2M client's id (a machine's request).
+pub(crate) const CLIENT_ID: HeaderName = HeaderName::from_static("x-stytch-client-id");
+/// `X-Stytch-Scopes`: the M2M client's token's scopes, space separated (as OAuth's `scope`).
+pub(crate) const SCOPES: HeaderName = HeaderName::from_static("x-stytch-scopes");
+
 /// Every identity header the gateway sets (and strips from client requests).
-pub(crate) const IDENTITY_HEADERS: [HeaderName; 4] =
-    [MEMBER_ID, ORGANIZATION_ID, MEMBER_SESSION_ID, ROLES];
+pub(crate) const IDENTITY_HEADERS: [HeaderName; 6] = [
+    MEMBER_ID,
+    ORGANIZATION_ID,
+    MEMBER_SESSION_ID,
+    ROLES,
+    CLIENT_ID,
+    SCOPES,
+];
+
+/// Sets the identity headers of whoever the layer admitted (a member's session, or an M2M
+/// client), from the request's extensions; nothing for an anonymous request.
+pub(crate) fn insert_identity(headers: &mut HeaderMap, extensions: &http::Extensions) {
+    if let Some(session) = extensions.get::<MemberSession>() {
+        insert_identity_headers(headers, session);
+    } else if let Some(machine) = extensions.get::<MachineClient>() {
+        insert_machine_headers(headers, machine);
+    }
+}
+
+/// Sets the identity headers of an M2M client, replacing any present.
+pub(crate) fn insert_machine_headers(headers: &mut HeaderMap, machine: &MachineClient) {
+    let scopes = machine.scopes.join(" ");
+    for (name, value) in [
+        (CLIENT_ID, machine.client_id.as_str()),
+        (SCOPES, scopes.as_str()),
+    ] {
+        match HeaderValue::from_str(value) {
+            Ok(value) => {
+                headers.insert(name, value);
+            }
+            Err(_) => {
+                headers.remove(&name);
+            }
+        }
+    }
+}
 
 /// Removes every identity header (all copies) from `headers`.
 pub(crate) fn strip_identity_headers(headers: &mut HeaderMap) {

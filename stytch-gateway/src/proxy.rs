@@ -29,14 +29,14 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tower_stytch::{MemberSession, live::SessionLiveness};
+use tower_stytch::live::SessionLiveness;
 
 use crate::body::{Body, BoxError, full_body, text_response};
 use crate::credentials::Credentials;
 use crate::error::GatewayError;
 use crate::form::restore_client_overrides;
 use crate::forwarded::{TrustedProxies, set_forwarding_headers};
-use crate::identity::{insert_identity_headers, strip_identity_headers};
+use crate::identity::{insert_identity, strip_identity_headers};
 use crate::live::{DEFAULT_REVOCATION_GRACE, LiveSeed, Streams, revocable, revoked_past};
 use crate::metrics as gw_metrics;
 use crate::request_body::{DEFAULT_BODY_TIMEOUT, is_body_timeout, timed};
@@ -491,9 +491,7 @@ impl Proxy {
         forwarding.underscore_headers.strip(headers);
         strip_identity_headers(headers);
         forwarding.credentials.apply(headers);
-        if let Some(session) = parts.extensions.get::<MemberSession>() {
-            insert_identity_headers(headers, session);
-        }
+        insert_identity(headers, &parts.extensions);
         let peer = parts
             .extensions
             .get::<PeerAddr>()

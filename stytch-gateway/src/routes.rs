@@ -11,7 +11,7 @@
 //! mfa = true                        # a second factor
 //! max_age = "10m"                   # the newest factor at most this old (humantime)
 //! step_up = "/step-up"              # a browser is sent there (on --redirect-allowlist)
-//! principals = ["members"]          # who may call: members (the only kind supported yet)
+//! principals = ["members", "machines"]  # who may call (default ["members"]): machines are M2M clients by scope
 //! ```
 //!
 //! Every key but `match` is optional, but a route must ask for one of `permission`,
@@ -23,13 +23,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tower_stytch::config::{PolicyConfig, Rule};
+use tower_stytch::config::{PolicyConfig, Principals, Rule};
 use tower_stytch::{ConfigError, StytchAuthLayerBuilder};
 
 use crate::error::GatewayError;
 
-/// The only `principals` supported yet (machine principals, M2M clients, come later).
+/// `principals` values: members (Stytch sessions) and machines (M2M access tokens).
 const MEMBERS: &str = "members";
+const MACHINES: &str = "machines";
 
 /// The file as written: `[[route]]` tables and nothing else.
 #[derive(Deserialize)]
@@ -118,9 +119,9 @@ fn route(table: toml::Table) -> Result<(String, Rule), String> {
     if pattern.is_empty() {
         return Err("match is empty".to_owned());
     }
-    check_principals(route.principals.as_deref())?;
+    let principals = principals(route.principals.as_deref())?;
     let asks_step_up = route.mfa || route.max_age.is_some();
-    let mut rule = Rule::new();
+    let mut rule = Rule::new().principals(principals);
     let mut asks = asks_step_up;
     if let Some(p) = route.permission {
         if p.resource.trim().is_empty() || p.action.trim().is_empty() {
@@ -162,14 +163,31 @@ fn route(table: toml::Table) -> Result<(String, Rule), String> {
     Ok((pattern, rule))
 }
 
-/// Only members may be principals yet; anything else is refused rather than ignored.
-fn check_principals(principals: Option<&[String]>) -> Result<(), String> {
-    match principals {
-        None => Ok(()),
-        Some([only]) if only == MEMBERS => Ok(()),
-        Some(other) => Err(format!(
-            "principals = {other:?} is not supported yet: only [\"{MEMBERS}\"] (machine principals are planned)"
-        )),
+/// `principals = ["members"]` (the default), `["machines"]` or both; anything else is
+/// refused rather than ignored.
+fn principals(principals: Option<&[String]>) -> Result<Principals, String> {
+    let Some(names) = principals else {
+        return Ok(Principals::Members);
+    };
+    let (mut members, mut machines) = (false, false);
+    for name in names {
+        match name.as_str() {
+            MEMBERS => members = true,
+            MACHINES => machines = true,
+            other => {
+                return Err(format!(
+                    "principals: {other:?} is neither \"{MEMBERS}\" nor \"{MACHINES}\""
+                ));
+            }
+        }
+    }
+    match (members, machines) {
+        (true, true) => Ok(Principals::Both),
+        (true, false) => Ok(Principals::Members),
+        (false, true) => Ok(Principals::Machines),
+        (false, false) => {
+            Err("principals is empty: name \"members\", \"machines\" or both".to_owned())
+        }
     }
 }
 

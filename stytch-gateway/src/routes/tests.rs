@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tower_stytch::config::Rule;
+use tower_stytch::config::{Principals, Rule};
 use tower_stytch::{StytchAuthLayer, StytchClient, StytchConfig};
 
 use super::*;
@@ -49,6 +49,16 @@ fn a_good_file_gives_one_rule_per_route_in_file_order() {
         [[route]]
         match = "  * /api/secure/{*rest}  "
         mfa = true
+
+        [[route]]
+        match = "GET /api/reports"
+        permission = { resource = "reports", action = "read" }
+        principals = ["machines"]
+
+        [[route]]
+        match = "GET /api/documents"
+        permission = { resource = "documents", action = "read" }
+        principals = ["machines", "members"]
         "#,
     );
     let patterns: Vec<&str> = routes.iter().map(|(p, _)| p.as_str()).collect();
@@ -58,6 +68,8 @@ fn a_good_file_gives_one_rule_per_route_in_file_order() {
             "GET /api/orgs/{organization_id}/documents",
             "DELETE /api/orgs/{organization_id}/documents/{document_id}",
             "* /api/secure/{*rest}",
+            "GET /api/reports",
+            "GET /api/documents",
         ]
     );
     assert_eq!(
@@ -76,6 +88,18 @@ fn a_good_file_gives_one_rule_per_route_in_file_order() {
             .step_up_page("/step-up")
     );
     assert_eq!(routes[2].1, Rule::new().mfa());
+    assert_eq!(
+        routes[3].1,
+        Rule::new()
+            .permission("reports", "read")
+            .principals(Principals::Machines)
+    );
+    assert_eq!(
+        routes[4].1,
+        Rule::new()
+            .permission("documents", "read")
+            .principals(Principals::Both)
+    );
 }
 
 #[test]
@@ -119,14 +143,10 @@ fn each_route_error_names_the_file_the_route_its_pattern_and_the_problem() {
             "organization = \"org\" is not a {org} capture",
         ),
         (
-            "mfa = true\nprincipals = [\"machines\"]",
-            "principals = [\"machines\"] is not supported yet",
+            "mfa = true\nprincipals = [\"robots\"]",
+            "principals: \"robots\" is neither \"members\" nor \"machines\"",
         ),
-        (
-            "mfa = true\nprincipals = [\"members\", \"machines\"]",
-            "is not supported yet",
-        ),
-        ("mfa = true\nprincipals = []", "is not supported yet"),
+        ("mfa = true\nprincipals = []", "principals is empty"),
     ];
     for (body, problem) in cases {
         let text = format!("{good}\n[[route]]\nmatch = \"DELETE /api/x/{{id}}\"\n{body}\n");

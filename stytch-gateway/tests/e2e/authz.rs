@@ -299,7 +299,7 @@ fn a_bad_routes_file_exits_2_naming_the_file_the_route_and_the_problem() {
         (
             &machines,
             false,
-            "route #1 (\"GET /a\"): principals = [\"machines\"] is not supported yet",
+            "route #1 (\"GET /a\"): a rule admitting machines can ask only for a permission",
         ),
         (
             &step_up,
@@ -345,4 +345,66 @@ fn a_bad_routes_file_exits_2_naming_the_file_the_route_and_the_problem() {
         p.stderr()
             .contains("routes file /nonexistent.toml: cannot be read")
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_machine_token_reaches_the_upstream_as_its_client_only_on_a_route_admitting_machines() {
+    // If this broke, the upstream could not tell which M2M client called (or a client could
+    // forge `X-Stytch-Client-Id` / `X-Stytch-Scopes`), or a machine token would pass where
+    // the routes file says members only.
+    bounded(async {
+        let stytch = Stytch::start();
+        let up = upstream().await;
+        let routes = TempFile::new(
+            "machines.toml",
+            "[[route]]\nmatch = \"GET /api/reports\"\npermission = { resource = \"reports\", action = \"read\" }\nprincipals = [\"machines\"]\n",
+        );
+        let gw = Gateway::start(&stytch, up.addr, &["--routes", routes.path()]).await;
+        let client = stytch
+            .control("m2m/clients", serde_json::json!({"scopes": ["read:reports"]}))
+            .await;
+        let client = &client["m2m_client"];
+        let (client_id, secret) = (
+            client["client_id"].as_str().unwrap().to_owned(),
+            client["client_secret"].as_str().unwrap().to_owned(),
+        );
+        let token: serde_json::Value = http()
+            .post(format!("{}v1/public/{PROJECT_ID}/oauth2/token", stytch.base_url))
+            .json(&serde_json::json!({
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = token["access_token"].as_str().unwrap().to_owned();
+        let r = http()
+            .get(format!("{}/api/reports", gw.base))
+            .bearer_auth(&token)
+            .header("x-stytch-client-id", "m2m-client-evil")
+            .header("x-stytch-scopes", "write:*")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        // A members-only route: refused.
+        let r = http()
+            .get(format!("{}/whoami", gw.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let seen = up.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "the members-only request reached the upstream");
+        assert_eq!(seen[0]["x-stytch-client-id"], client_id.as_str());
+        assert_eq!(seen[0]["x-stytch-scopes"], "read:reports");
+        assert!(seen[0].get("x-stytch-member-id").is_none());
+        assert!(seen[0].get("authorization").is_none(), "the token reached the upstream");
+    })
+    .await;
 }
