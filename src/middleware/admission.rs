@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
-use super::future::Ctx;
 use super::rejection::{Rejection, RejectionKind, retry_after};
 use super::shared::Shared;
 use crate::authz::Decision;
 use crate::authz::rules::RouteRule;
 use crate::credential::{CacheKey, Credential};
+use crate::extract::Found;
 use crate::machine::MachineClient;
 use crate::store::cache::CachedSession;
 
@@ -52,30 +52,30 @@ impl RuleCtx {
 
 /// Whether this request may be a machine's: its rule admits machines and its credential is
 /// a JWT that did not come from a cookie.
-fn may_be_machine(shared: &Shared, ctx: &Ctx) -> bool {
-    ctx.rule
-        .as_ref()
-        .is_some_and(|r| r.rule.rule.principals.machines())
-        && ctx.found.credential.is_jwt()
-        && ctx.found.cookie_name(&shared.sources).is_none()
+fn may_be_machine(shared: &Shared, found: &Found, rule: Option<&RuleCtx>) -> bool {
+    rule.is_some_and(|r| r.rule.rule.principals.machines())
+        && found.credential.is_jwt()
+        && found.cookie_name(&shared.sources).is_none()
 }
 
 /// The admission of a cache hit whose decision needs nothing fetched; `None` sends the
 /// request to [`admit_later`].
 pub(crate) fn admit_now(
     shared: &Shared,
-    ctx: &Ctx,
+    found: &Found,
+    rule: Option<&RuleCtx>,
     key: CacheKey,
     path: &str,
 ) -> Option<Result<Admitted, Rejection>> {
-    if may_be_machine(shared, ctx) {
+    if may_be_machine(shared, found, rule) {
         let machine = shared.engine.store.machines.cached_now(&key)?;
-        let rule = ctx.rule.as_ref()?;
-        return Some(machine_decided(shared, rule, machine));
+        return Some(machine_decided(shared, rule?, machine));
     }
-    let credential = &ctx.found.credential;
-    let entry = shared.engine.authenticator.cached(&key, credential, path)?;
-    match &ctx.rule {
+    let entry = shared
+        .engine
+        .authenticator
+        .cached(&key, &found.credential, path)?;
+    match rule {
         None => Some(Ok(Admitted::Member(entry))),
         // A rule whose policy is not loaded yet needs the asynchronous path (it fetches).
         Some(rule) => shared
@@ -88,20 +88,21 @@ pub(crate) fn admit_now(
 /// The admission of everything [`admit_now`] could not decide, in a `stytch_auth` span.
 pub(crate) fn admit_later(
     shared: Arc<Shared>,
-    ctx: &Ctx,
+    found: &Found,
+    rule: Option<&RuleCtx>,
     key: CacheKey,
     path: &str,
 ) -> BoxFuture<Result<Admitted, Rejection>> {
     let span = tracing::debug_span!(
         "stytch_auth",
         path = %path,
-        credential = ctx.found.credential.kind(),
+        credential = found.credential.kind(),
         outcome = tracing::field::Empty,
         request_id = tracing::field::Empty,
     );
-    let credential = ctx.found.credential.clone();
-    let rule = ctx.rule.as_ref().map(RuleCtx::copy);
-    let machine = may_be_machine(&shared, ctx);
+    let credential = found.credential.clone();
+    let machine = may_be_machine(&shared, found, rule);
+    let rule = rule.map(RuleCtx::copy);
     Box::pin(
         async move {
             let result = if machine {

@@ -117,7 +117,13 @@ where
 
     pub(crate) fn lookup(service: S, req: Request<ReqBody>, ctx: Ctx, shared: Arc<Shared>) -> Self {
         let key = ctx.found.credential.cache_key();
-        if let Some(result) = admission::admit_now(&shared, &ctx, key, req.uri().path()) {
+        if let Some(result) = admission::admit_now(
+            &shared,
+            &ctx.found,
+            ctx.rule.as_ref(),
+            key,
+            req.uri().path(),
+        ) {
             // A plain cache hit: nothing to await, nothing boxed, no span (the hit is logged in
             // one event carrying the span's fields).
             return match call_inner(&shared, service, req, ctx, result) {
@@ -135,7 +141,13 @@ where
                 }
             };
         }
-        let lookup = admission::admit_later(Arc::clone(&shared), &ctx, key, req.uri().path());
+        let lookup = admission::admit_later(
+            Arc::clone(&shared),
+            &ctx.found,
+            ctx.rule.as_ref(),
+            key,
+            req.uri().path(),
+        );
         Self {
             state: State::Lookup {
                 lookup,

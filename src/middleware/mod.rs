@@ -15,7 +15,8 @@
 //!
 //! | module | its one job |
 //! |---|---|
-//! | `layer` | [`StytchAuthLayer`] and its builder: check every setting, build the engine and [`Shared`](shared) |
+//! | `layer` | [`StytchAuthLayer`]: the layer, what it shares with its clones, its accessors |
+//! | `builder` | [`StytchAuthLayerBuilder`]: check every setting, build the engine and [`Shared`](shared) |
 //! | `service` | [`StytchAuth::call`]: classify the route, refuse cross-site requests, extract the credential, pick what to run |
 //! | `future` | [`ResponseFuture`]: await the admission, call the inner service, run a forced sign-out hook |
 //! | `admission` | credential and rule → a member or an M2M client admitted, or the rejection |
@@ -28,6 +29,7 @@
 
 mod admission;
 mod body;
+mod builder;
 mod endpoints;
 mod future;
 mod layer;
@@ -38,8 +40,9 @@ mod service;
 mod shared;
 
 pub use self::body::{BoxError, ResponseBody};
+pub use self::builder::StytchAuthLayerBuilder;
 pub use self::endpoints::{FORCED_SIGNOUT_HEADER, LOGOUT_HEADER};
 pub use self::future::ResponseFuture;
-pub use self::layer::{StytchAuthLayer, StytchAuthLayerBuilder};
+pub use self::layer::StytchAuthLayer;
 pub use self::rejection::{DefaultRejection, Rejection, RejectionHandler, RejectionKind};
 pub use self::service::StytchAuth;

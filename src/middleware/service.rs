@@ -124,54 +124,62 @@ where
             metrics::auth_request(rejection.kind().as_str());
             return ResponseFuture::rejected(shared.reject(rejection), shared);
         }
-        let (optional, hook) = match route {
+        match route {
             Route::Public | Route::Optional | Route::Protected | Route::Hook(_) => {
-                match ruled(&shared, &hook_method, &req, ambiguous) {
-                    Err(rejection) => {
-                        return ResponseFuture::rejected(shared.reject(rejection), shared);
-                    }
-                    // A route with a rule needs a member, whatever else covers it.
-                    Ok(Some(rule)) => {
-                        let hook = match route {
-                            Route::Hook(member_id) => Some(member_id),
-                            _ => None,
-                        };
-                        return app_route(inner, req, shared, false, hook, Some(rule));
-                    }
-                    Ok(None) => {}
-                }
-                match route {
-                    Route::Public => return ResponseFuture::inner(inner, req, shared),
-                    Route::Hook(member_id) => (false, Some(member_id)),
-                    Route::Optional => (true, None),
-                    _ => (false, None),
-                }
+                app_or_public(inner, req, shared, route, &hook_method, ambiguous)
             }
-
             Route::Logout { everywhere } => {
                 let (headers, uri) = (req.headers().clone(), req.uri().clone());
                 let fut = endpoints::logout(Arc::clone(&shared), headers, uri, everywhere);
-                return ResponseFuture::own(Box::pin(fut), shared);
+                ResponseFuture::own(Box::pin(fut), shared)
             }
             Route::Admin(target) => {
                 let fut = endpoints::admin(Arc::clone(&shared), req.headers().clone(), target);
-                return ResponseFuture::own(Box::pin(fut), shared);
+                ResponseFuture::own(Box::pin(fut), shared)
             }
             Route::AdminClient(client_id) => {
                 let headers = req.headers().clone();
                 let fut = endpoints::admin_client(Arc::clone(&shared), headers, client_id);
-                return ResponseFuture::own(Box::pin(fut), shared);
+                ResponseFuture::own(Box::pin(fut), shared)
             }
             Route::MethodNotAllowed(allow) => {
                 let rejection = Rejection::new(RejectionKind::MethodNotAllowed).with_allow(allow);
-                return ResponseFuture::rejected(shared.reject(rejection), shared);
+                ResponseFuture::rejected(shared.reject(rejection), shared)
             }
             Route::Refused(kind) => {
                 tracing::info!(path = %req.uri().path(), reason = kind.as_str(), "hooked route refused before the app");
-                return ResponseFuture::rejected(shared.reject(Rejection::new(kind)), shared);
+                ResponseFuture::rejected(shared.reject(Rejection::new(kind)), shared)
             }
-        };
-        app_route(inner, req, shared, optional, hook, None)
+        }
+    }
+}
+
+/// One of the app's routes (public, optional, protected, hooked): its authorization rule
+/// first (a route with one needs a member or an admitted machine, whatever else covers it),
+/// then what its kind asks.
+fn app_or_public<S, ReqBody, ResBody>(
+    inner: S,
+    req: Request<ReqBody>,
+    shared: Arc<Shared>,
+    route: Route,
+    method: &Method,
+    ambiguous: bool,
+) -> ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    let hook = match &route {
+        Route::Hook(member_id) => Some(member_id.clone()),
+        _ => None,
+    };
+    match ruled(&shared, method, &req, ambiguous) {
+        Err(rejection) => ResponseFuture::rejected(shared.reject(rejection), shared),
+        Ok(Some(rule)) => app_route(inner, req, shared, false, hook, Some(rule)),
+        Ok(None) => match route {
+            Route::Public => ResponseFuture::inner(inner, req, shared),
+            Route::Optional => app_route(inner, req, shared, true, None, None),
+            _ => app_route(inner, req, shared, false, hook, None),
+        },
     }
 }
 
