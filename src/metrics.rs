@@ -141,11 +141,18 @@ pub const BUS_RECONNECTS: &str = "stytch_bus_reconnects_total";
 /// Counter of messages dropped because the bus's queue was full while Redis was down.
 pub const BUS_DROPPED: &str = "stytch_bus_dropped_total";
 /// Counter of messages written to the revocation bus again because Redis lost its data (its
-/// epoch key changed): every revocation of the window an instance knew.
+/// epoch key changed, its log went back in time) or the primary changed: every revocation of
+/// the window an instance knew.
 pub const BUS_RESTORED: &str = "stytch_bus_restored_total";
 /// Histogram of the time from a peer's write to this instance's read of a message, in
 /// seconds (wall clocks of the two hosts).
 pub const BUS_PROPAGATION: &str = "stytch_bus_propagation_seconds";
+/// Counter of switches of the node serving the revocation bus's keys (a Sentinel or Redis
+/// Cluster failover, the keys' slot moved): after each, the window is written again.
+pub const BUS_PRIMARY_CHANGES: &str = "stytch_bus_primary_changes_total";
+/// Gauge of when the revocation bus last switched primaries, in Unix seconds (absent before
+/// the first switch).
+pub const BUS_PRIMARY_CHANGED_AT: &str = "stytch_bus_primary_changed_timestamp_seconds";
 
 #[cfg(feature = "redis")]
 pub(crate) fn bus_state(state: u8) {
@@ -180,6 +187,16 @@ pub(crate) fn bus_dropped() {
 #[cfg(feature = "redis")]
 pub(crate) fn bus_restored(messages: usize) {
     metrics::counter!(BUS_RESTORED).increment(messages as u64);
+}
+
+#[cfg(feature = "redis")]
+pub(crate) fn bus_primary_changed(at: std::time::SystemTime) {
+    metrics::counter!(BUS_PRIMARY_CHANGES).increment(1);
+    let unix = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    metrics::gauge!(BUS_PRIMARY_CHANGED_AT).set(unix);
 }
 
 #[cfg(feature = "redis")]

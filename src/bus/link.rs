@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use redis::aio::MultiplexedConnection;
 use tokio::sync::Notify;
 
+use super::conn::{Conn, Connector};
 use super::history::History;
 use super::message::{Body, InstanceId, Message, RevKey, unix_ms};
+use super::switch::Switches;
 use crate::metrics;
 use crate::revoke::inbound::Live;
 use crate::revoke::{Inbound, RemoteTarget, RevocationId};
@@ -142,7 +143,7 @@ pub(crate) struct Keys {
 /// State shared by the bus's tasks and the revocation pipeline.
 pub(crate) struct Link {
     pub(super) me: InstanceId,
-    pub(super) client: redis::Client,
+    pub(super) connector: Arc<Connector>,
     /// The URL without user or password.
     pub(super) url: String,
     pub(super) keys: Keys,
@@ -164,6 +165,10 @@ pub(crate) struct Link {
     pub(super) history: History,
     /// Redis lost the log: the writer writes [`Link::history`] again.
     restore: AtomicBool,
+    /// The node serving the keys, its switches, and what restores wrote.
+    pub(super) switches: Switches,
+    /// Wakes the pending task before its next round (the primary changed).
+    pub(super) pending_work: Notify,
 }
 
 /// Margin over the denylist's window for the log's trimming (clocks of instances and Redis).
@@ -176,7 +181,7 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Link {
     pub(crate) fn new(
-        client: redis::Client,
+        connector: Arc<Connector>,
         url: String,
         namespace: &str,
         settings: Settings,
@@ -186,7 +191,7 @@ impl Link {
         let history = History::new(keep, settings.max_queued);
         let link = Arc::new(Self {
             me: InstanceId::random(),
-            client,
+            connector,
             url,
             keys: Keys {
                 log: format!("{{{namespace}}}:revocations"),
@@ -207,6 +212,8 @@ impl Link {
             mine: Mutex::default(),
             history,
             restore: AtomicBool::new(false),
+            switches: Switches::default(),
+            pending_work: Notify::new(),
         });
         metrics::bus_state(BusState::Connecting.as_u8());
         link
@@ -259,17 +266,10 @@ impl Link {
         }
     }
 
-    /// A new connection. `response_timeout` must exceed any `BLOCK` sent on it.
-    pub(crate) async fn connect(
-        &self,
-        response_timeout: Duration,
-    ) -> redis::RedisResult<MultiplexedConnection> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(response_timeout));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+    /// A new connection to the node serving the keys. `response_timeout` must exceed any
+    /// `BLOCK` sent on it.
+    pub(crate) async fn connect(&self, response_timeout: Duration) -> redis::RedisResult<Conn> {
+        self.connector.connect(response_timeout).await
     }
 
     /// Asks the writer to write every message of [`Link::history`] again (Redis lost the

@@ -12,26 +12,36 @@
 //! Each instance also keeps the window's messages it knows (`history`): when the project's
 //! epoch key changes (Redis lost its data), it writes them all again.
 //!
+//! Each instance also notes which node serves the keys (`switch`): on a single node, behind
+//! Sentinels (`redis+sentinel://`) or in Redis Cluster (`redis+cluster://`; `target`,
+//! `conn`). A failover may promote a replica that lacks the last writes, so after every
+//! switch each instance writes its window again, as when the epoch changes.
+//!
 //! Redis is never in a request's path: requests read the local denylist and cache only.
 
+mod conn;
 mod history;
 mod link;
 mod message;
 mod outbound;
 mod pending;
 mod reader;
+mod switch;
+mod target;
 mod util;
 mod writer;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use self::conn::Connector;
 pub use self::link::BusState;
 use self::link::{Link, Settings};
+use self::target::Target;
 use crate::revoke::Revoker;
 
-/// A Redis URL (`redis://` or `rediss://`) or the bus's settings were refused.
+/// A Redis URL or the bus's settings were refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BusError {
@@ -54,7 +64,19 @@ pub enum BusError {
 ///
 /// Building one does no I/O: the layer connects in the background, and keeps serving (from
 /// its own cache and denylist) while Redis is unreachable. Its `Debug` output and errors
-/// never show the URL's user or password.
+/// never show a user or password.
+///
+/// Three topologies, by the URL's scheme (the user and password are the Redis nodes'; TLS
+/// with `rediss`, `redis+sentinels`, `redis+clusters`):
+///
+/// - one node: `redis://[user:password@]host[:port][/db]`;
+/// - a primary found through Sentinels, followed through failovers:
+///   `redis+sentinel://[user:password@]host[:port],host[:port]…/master[/db]` (Sentinel
+///   port 26379 by default; a password of the Sentinels' own with
+///   [`sentinel_password`](RedisBusBuilder::sentinel_password));
+/// - Redis Cluster, following `MOVED`/`ASK` redirections, resharding and failovers:
+///   `redis+cluster://[user:password@]host[:port],host[:port]…` (seed nodes; every key of a
+///   project shares one hash slot).
 ///
 /// ```no_run
 /// # fn run(client: tower_stytch::StytchClient) -> Result<(), Box<dyn std::error::Error>> {
@@ -62,13 +84,18 @@ pub enum BusError {
 /// use tower_stytch::bus::RedisBus;
 ///
 /// let bus = RedisBus::new("redis://127.0.0.1:6379/")?;
+/// // Or: RedisBus::builder("redis+sentinel://:PASSWORD@10.0.0.1,10.0.0.2,10.0.0.3/mymaster")
+/// //         .sentinel_password("SENTINEL-PASSWORD").build()?
+/// // Or: RedisBus::new("redis+cluster://:PASSWORD@10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379")?
 /// // Inside a Tokio runtime: the bus's tasks start with the layer.
 /// let layer = StytchAuthLayer::builder(client).revocation_bus(bus).build()?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct RedisBus {
-    client: redis::Client,
+    /// Shared by the layers given clones of this bus.
+    connector: Arc<Connector>,
+    topology: &'static str,
     url: String,
     settings: Settings,
 }
@@ -77,14 +104,15 @@ impl fmt::Debug for RedisBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBus")
             .field("url", &self.url)
+            .field("topology", &self.topology)
             .field("settings", &self.settings)
             .finish()
     }
 }
 
 impl RedisBus {
-    /// A bus over the Redis at `url` (`redis://[user:password@]host:port[/db]`, or
-    /// `rediss://` for TLS), with the default settings.
+    /// A bus over the Redis at `url` (see [`RedisBus`] for the forms), with the default
+    /// settings.
     ///
     /// # Errors
     ///
@@ -93,10 +121,11 @@ impl RedisBus {
         Self::builder(url).build()
     }
 
-    /// A builder of a bus over the Redis at `url`.
+    /// A builder of a bus over the Redis at `url` (see [`RedisBus`] for the forms).
     pub fn builder(url: &str) -> RedisBusBuilder {
         RedisBusBuilder {
             url: url.to_owned(),
+            sentinel_password: None,
             settings: Settings::default(),
         }
     }
@@ -109,7 +138,7 @@ impl RedisBus {
             .clone()
             .unwrap_or_else(|| format!("tower-stytch:{project_id}"));
         let inbound = revoker.inbound();
-        let link = Link::new(self.client, self.url, &namespace, self.settings, inbound);
+        let link = Link::new(self.connector, self.url, &namespace, self.settings, inbound);
         link.inbound()
             .connect(Arc::clone(&link) as Arc<dyn crate::revoke::Peers>);
         tokio::spawn(reader::run(Arc::clone(&link)));
@@ -119,15 +148,36 @@ impl RedisBus {
     }
 }
 
-/// Builder of [`RedisBus`].
-#[derive(Debug)]
+/// Builder of [`RedisBus`]. Its `Debug` output shows no user or password.
 #[must_use]
 pub struct RedisBusBuilder {
     url: String,
+    sentinel_password: Option<String>,
     settings: Settings,
 }
 
+impl fmt::Debug for RedisBusBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBusBuilder")
+            .field("url", &redact(&self.url))
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "***"),
+            )
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
 impl RedisBusBuilder {
+    /// The Sentinels' own password (their `requirepass`), for a `redis+sentinel://` URL
+    /// whose Sentinels require one; the URL's password is the Redis nodes'. Ignored by the
+    /// other topologies.
+    pub fn sentinel_password(mut self, password: &str) -> Self {
+        self.sentinel_password = Some(password.to_owned());
+        self
+    }
+
     /// The key prefix inside the hash tag (default `tower-stytch:<project_id>`): instances
     /// share revocations when they share Redis and this.
     pub fn namespace(mut self, namespace: &str) -> Self {
@@ -172,10 +222,12 @@ impl RedisBusBuilder {
     /// The URL cannot be used, or a duration is zero.
     pub fn build(self) -> Result<RedisBus, BusError> {
         let url = redact(&self.url);
-        let valid_scheme = self.url.starts_with("redis://") || self.url.starts_with("rediss://");
-        let client = match redis::Client::open(self.url.as_str()) {
-            Ok(client) if valid_scheme => client,
-            _ => return Err(BusError::InvalidUrl { url }),
+        let Some(target) = Target::parse(&self.url, self.sentinel_password.as_deref()) else {
+            return Err(BusError::InvalidUrl { url });
+        };
+        let topology = target.topology();
+        let Ok(connector) = Connector::new(target) else {
+            return Err(BusError::InvalidUrl { url });
         };
         for (name, value) in [
             ("startup_wait", self.settings.startup_wait),
@@ -187,7 +239,8 @@ impl RedisBusBuilder {
             }
         }
         Ok(RedisBus {
-            client,
+            connector: Arc::new(connector),
+            topology,
             url,
             settings: self.settings,
         })
@@ -254,6 +307,30 @@ impl BusHandle {
     /// This instance's id on the bus (random at each start).
     pub fn instance_id(&self) -> &str {
         self.link.me.as_str()
+    }
+
+    /// The node (`host:port`) that served the project's keys when last checked: the one
+    /// node, the primary the Sentinels named, or the Redis Cluster node serving their slot.
+    /// `None` before the first connection.
+    pub fn primary(&self) -> Option<String> {
+        self.link.switches.primary()
+    }
+
+    /// How many times the node serving the keys changed since startup (failovers, the slot
+    /// moved); each time, this instance wrote its window again.
+    pub fn primary_changes(&self) -> u64 {
+        self.link.switches.changes()
+    }
+
+    /// When the node serving the keys last changed (`None`: never since startup).
+    pub fn last_primary_change(&self) -> Option<SystemTime> {
+        self.link.switches.last()
+    }
+
+    /// How many messages this instance wrote again because Redis lost them or the primary
+    /// changed (the window it knew, each time), since startup.
+    pub fn restored(&self) -> u64 {
+        self.link.switches.restored_total()
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use redis::aio::MultiplexedConnection;
+use super::conn::Conn;
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
 
 use super::link::{Held, Link, Out};
@@ -30,9 +30,14 @@ const COUNT: usize = 64;
 
 pub(super) async fn run(link: Arc<Link>) {
     let tick = (link.settings.lease / 3).max(Duration::from_millis(100));
-    let mut conn: Option<MultiplexedConnection> = None;
+    let mut conn: Option<Conn> = None;
     loop {
-        tokio::time::sleep(tick).await;
+        // Early when the primary changed: entries it lacks are written again at once, before
+        // this instance could die with them.
+        tokio::select! {
+            () = tokio::time::sleep(tick) => {}
+            () = link.pending_work.notified() => {}
+        }
         let Some(revoker) = link.revoker() else {
             return;
         };
@@ -50,11 +55,7 @@ pub(super) async fn run(link: Arc<Link>) {
     }
 }
 
-async fn round(
-    link: &Link,
-    revoker: &Live,
-    conn: &mut MultiplexedConnection,
-) -> redis::RedisResult<()> {
+async fn round(link: &Link, revoker: &Live, conn: &mut Conn) -> redis::RedisResult<()> {
     ensure_group(link, conn).await?;
     intake(link, conn).await?;
     renew(link, conn).await?;
@@ -62,7 +63,7 @@ async fn round(
 }
 
 /// Creates the group (again, if Redis lost it), delivering from the Stream's start.
-async fn ensure_group(link: &Link, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+async fn ensure_group(link: &Link, conn: &mut Conn) -> redis::RedisResult<()> {
     let created: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(&link.keys.pending)
@@ -78,7 +79,7 @@ async fn ensure_group(link: &Link, conn: &mut MultiplexedConnection) -> redis::R
 }
 
 /// Hands every undelivered entry to its writer's consumer.
-async fn intake(link: &Link, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+async fn intake(link: &Link, conn: &mut Conn) -> redis::RedisResult<()> {
     loop {
         let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
             .arg("GROUP")
@@ -124,7 +125,7 @@ async fn intake(link: &Link, conn: &mut MultiplexedConnection) -> redis::RedisRe
 
 /// Renews this instance's claims, and writes again the entries Redis lost (a restart
 /// without persistence).
-async fn renew(link: &Link, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+async fn renew(link: &Link, conn: &mut Conn) -> redis::RedisResult<()> {
     let tracked: Vec<(RevocationId, String)> = {
         let mine = lock(&link.mine);
         mine.iter()
@@ -171,7 +172,7 @@ async fn renew(link: &Link, conn: &mut MultiplexedConnection) -> redis::RedisRes
 /// otherwise it was delivered to another consumer meanwhile, and is theirs now.
 async fn rewrite_if_lost(
     link: &Link,
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     id: RevocationId,
     stream_id: &str,
 ) -> redis::RedisResult<()> {
@@ -193,11 +194,7 @@ async fn rewrite_if_lost(
 }
 
 /// Takes over the entries of instances silent for longer than the lease.
-async fn take_over(
-    link: &Link,
-    revoker: &Live,
-    conn: &mut MultiplexedConnection,
-) -> redis::RedisResult<()> {
+async fn take_over(link: &Link, revoker: &Live, conn: &mut Conn) -> redis::RedisResult<()> {
     let lease_ms = link.settings.lease.as_millis() as u64;
     let mut cursor = "0-0".to_owned();
     loop {
@@ -229,7 +226,7 @@ async fn take_over(
 async fn adopt(
     link: &Link,
     revoker: &Live,
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     stream_id: String,
     message: Message,
 ) -> redis::RedisResult<()> {
@@ -303,11 +300,7 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-async fn delete(
-    link: &Link,
-    conn: &mut MultiplexedConnection,
-    stream_id: &str,
-) -> redis::RedisResult<()> {
+async fn delete(link: &Link, conn: &mut Conn, stream_id: &str) -> redis::RedisResult<()> {
     redis::pipe()
         .cmd("XACK")
         .arg(&link.keys.pending)

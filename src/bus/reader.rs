@@ -4,19 +4,24 @@
 //! Once the log is read to its end, the pending revocations too are applied (some may be
 //! older than the log's window), and the bus is caught up.
 //!
-//! On every connection it first checks whether Redis lost the log ([`check_lost`]): the
-//! project's epoch key changed (Redis came back empty), or the log's newest entry is older
-//! than the last one read here (Redis came back from an older snapshot). Then the writer
-//! writes what this instance knows of the window again.
+//! On every connection it first notes which node serves the keys and checks whether Redis
+//! lost the log ([`settle`]): the primary changed (a failover, which may have lost what the
+//! old primary had not replicated yet), the project's epoch key changed (Redis came back
+//! empty), or the log's newest entry is older than the last one read here (Redis came back
+//! from an older snapshot). Then the writer writes what this instance knows of the window
+//! again, the pending task renews (and writes again) its entries at once, and the reader
+//! reads the last [`REREAD`] again. Where the primary can change without the connection
+//! failing (Redis Cluster follows it by itself; a Sentinel may demote a live primary), it
+//! checks again every [`PRIMARY_CHECK`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 
+use super::conn::Conn;
 use super::link::{BusState, Link};
 use super::message::{Body, Decoded, InstanceId, Message};
 use super::util::{Backoff, describe, id_before, id_ms, min_id};
@@ -26,12 +31,35 @@ use crate::metrics;
 const COUNT: usize = 256;
 /// How long one `XREAD` waits for new entries (then the reader checks the layer is alive).
 const BLOCK: Duration = Duration::from_secs(1);
+/// How often the node serving the keys is checked while reading (see the module's doc).
+const PRIMARY_CHECK: Duration = Duration::from_secs(1);
+/// After a switch or a loss, the log is read again from this long before the last entry
+/// read: entries a new primary wrote with ids below it (its clock behind the old one's) are
+/// not missed. Reading a message twice is harmless.
+const REREAD: Duration = Duration::from_secs(60);
+
+/// What the reader keeps across connections.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The newest entry id read.
+    last: Option<String>,
+    /// The epoch key's value when last read.
+    epoch: Option<String>,
+}
+
+impl Progress {
+    /// Notes entry `id` read.
+    fn read(&mut self, id: &str) {
+        if self.last.as_deref().is_none_or(|last| id_before(last, id)) {
+            self.last = Some(id.to_owned());
+        }
+    }
+}
 
 pub(super) async fn run(link: Arc<Link>) {
-    let mut last: Option<String> = None;
+    let mut progress = Progress::default();
     let mut backoff = Backoff::new(link.settings.max_backoff);
     let mut connected_before = false;
-    let mut epoch: Option<String> = None;
     while link.is_live() {
         let mut conn = match link.connect(BLOCK + Duration::from_secs(3)).await {
             Ok(conn) => conn,
@@ -47,8 +75,8 @@ pub(super) async fn run(link: Arc<Link>) {
         }
         connected_before = true;
         link.set_state(BusState::CatchingUp);
-        let read = match check_lost(&link, &mut conn, &mut epoch, last.as_deref()).await {
-            Ok(()) => follow(&link, &mut conn, &mut last, &mut backoff).await,
+        let read = match settle(&link, &mut conn, &mut progress).await {
+            Ok(reread) => follow(&link, &mut conn, &mut progress, reread, &mut backoff).await,
             Err(err) => Err(err),
         };
         match read {
@@ -62,22 +90,37 @@ pub(super) async fn run(link: Arc<Link>) {
     }
 }
 
-/// Whether Redis lost the log since this instance last read it, and if so a restore for
-/// the writer ([`Link::request_restore`]). Two signs, read in one round trip:
+/// Notes the node serving the keys ([`Switches::observe`](super::switch::Switches::observe))
+/// and checks for a loss ([`check_lost`]). After a switch or a loss: a restore for the writer
+/// ([`Link::request_restore`]), the pending task woken, and `true` (read the log again from
+/// [`REREAD`] before the last entry read).
+async fn settle(link: &Link, conn: &mut Conn, progress: &mut Progress) -> redis::RedisResult<bool> {
+    let node = conn.primary(&link.keys.log).await?;
+    let switched = link.switches.observe(&node);
+    let lost = check_lost(link, conn, progress).await?;
+    if switched || lost {
+        link.request_restore();
+        link.pending_work.notify_one();
+    }
+    Ok(switched || lost)
+}
+
+/// Whether Redis lost the log since this instance last read it. Two signs, read in one
+/// round trip:
 ///
 /// - the project's epoch key, set if missing (`SET NX` a random value), holds another value
-///   than `seen` (the last one read here): Redis lost its data (restarted without
-///   persistence, flushed, failed over to an empty replica);
-/// - the log's newest entry is older than `last_read` (or the log is gone): Redis came back
-///   from a snapshot older than what this instance read, the epoch key included.
+///   than the last one read here: Redis lost its data (restarted without persistence,
+///   flushed, failed over to an empty replica);
+/// - the log's newest entry is older than the last one read here (or the log is gone): Redis
+///   came back from a snapshot older than what this instance read, the epoch key included,
+///   or a replica promoted without the last entries.
 ///
 /// Either way the log lacks revocations an instance starting now would need.
 async fn check_lost(
     link: &Link,
-    conn: &mut MultiplexedConnection,
-    seen: &mut Option<String>,
-    last_read: Option<&str>,
-) -> redis::RedisResult<()> {
+    conn: &mut Conn,
+    progress: &mut Progress,
+) -> redis::RedisResult<bool> {
     let candidate = InstanceId::random();
     let (current, newest): (Option<String>, StreamRangeReply) = redis::pipe()
         .cmd("SET")
@@ -95,8 +138,8 @@ async fn check_lost(
         .arg(1)
         .query_async(conn)
         .await?;
-    let emptied = seen.is_some() && *seen != current;
-    let went_back = match (last_read, newest.ids.first()) {
+    let emptied = progress.epoch.is_some() && progress.epoch != current;
+    let went_back = match (progress.last.as_deref(), newest.ids.first()) {
         (Some(last), Some(entry)) => id_before(&entry.id, last),
         // Never empty once written: trimming keeps the entry just added.
         (Some(_), None) => true,
@@ -108,26 +151,48 @@ async fn check_lost(
             went_back,
             "revocation bus: Redis lost revocations; those of the window known here are written again"
         );
-        link.request_restore();
     }
-    *seen = current;
-    Ok(())
+    progress.epoch = current;
+    Ok(emptied || went_back)
+}
+
+/// Where reading starts: after `last` (or [`REREAD`] before it), never before the window.
+fn start(last: Option<&str>, reread: bool, keep: Duration) -> String {
+    let threshold = min_id(SystemTime::now(), keep);
+    let from = match last {
+        Some(id) if reread => {
+            let ms = id_ms(id).unwrap_or(0);
+            let back = u64::try_from(REREAD.as_millis()).unwrap_or(u64::MAX);
+            format!("{}-0", ms.saturating_sub(back))
+        }
+        Some(id) => id.to_owned(),
+        None => return threshold,
+    };
+    if id_before(&from, &threshold) {
+        threshold
+    } else {
+        from
+    }
 }
 
 /// Reads until the connection fails (`Err`) or the layer is gone (`Ok`).
 async fn follow(
     link: &Link,
-    conn: &mut MultiplexedConnection,
-    last: &mut Option<String>,
+    conn: &mut Conn,
+    progress: &mut Progress,
+    reread: bool,
     backoff: &mut Backoff,
 ) -> redis::RedisResult<()> {
-    let threshold = min_id(SystemTime::now(), link.keep);
-    let mut cursor = match last.as_deref() {
-        Some(id) if !id_before(id, &threshold) => id.to_owned(),
-        _ => threshold,
-    };
+    let mut cursor = start(progress.last.as_deref(), reread, link.keep);
     let mut live = false;
+    let mut checked = Instant::now();
     while link.is_live() {
+        if live && link.connector.can_switch_silently() && checked.elapsed() >= PRIMARY_CHECK {
+            checked = Instant::now();
+            if settle(link, conn, progress).await? {
+                cursor = start(progress.last.as_deref(), true, link.keep);
+            }
+        }
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT").arg(COUNT);
         if live {
@@ -146,8 +211,8 @@ async fn follow(
             if let Some(message) = decode(&entry.map) {
                 link.receive(message, written).await;
             }
+            progress.read(&entry.id);
             cursor = entry.id;
-            *last = Some(cursor.clone());
         }
         if !live && read < COUNT {
             catch_up_pending(link, conn).await?;
@@ -162,7 +227,7 @@ async fn follow(
 
 /// Applies every pending revocation in Redis (held here until its retrying ends plus the
 /// window; peers' own log messages, read first, give the same).
-async fn catch_up_pending(link: &Link, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+async fn catch_up_pending(link: &Link, conn: &mut Conn) -> redis::RedisResult<()> {
     let mut start = "-".to_owned();
     loop {
         let reply: StreamRangeReply = redis::cmd("XRANGE")

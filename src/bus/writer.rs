@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use redis::aio::MultiplexedConnection;
+use super::conn::Conn;
 
 use super::link::{BusState, Link, Out};
 use super::message::Message;
@@ -31,7 +31,7 @@ const REWRITE_MAX: usize = 4096;
 const IDLE_CHECK: Duration = Duration::from_secs(10);
 
 pub(super) async fn run(link: Arc<Link>) {
-    let mut conn: Option<MultiplexedConnection> = None;
+    let mut conn: Option<Conn> = None;
     let mut backoff = Backoff::new(link.settings.max_backoff);
     let mut recent: VecDeque<(Instant, Out)> = VecDeque::new();
     loop {
@@ -110,25 +110,17 @@ pub(super) async fn run(link: Arc<Link>) {
 }
 
 /// Writes `history` to the log again, `BATCH` messages per round trip, in order.
-async fn restore(
-    link: &Link,
-    conn: &mut MultiplexedConnection,
-    history: &[Message],
-) -> redis::RedisResult<()> {
+async fn restore(link: &Link, conn: &mut Conn, history: &[Message]) -> redis::RedisResult<()> {
     for chunk in history.chunks(BATCH) {
         let outs: Vec<Out> = chunk.iter().cloned().map(Out::Log).collect();
         write_logs(link, conn, &outs).await?;
-        metrics::bus_restored(chunk.len());
+        link.switches.restored(chunk.len());
     }
     Ok(())
 }
 
 /// One pending-stream item (log messages go through [`write_logs`]).
-async fn write_pending(
-    link: &Link,
-    conn: &mut MultiplexedConnection,
-    out: &Out,
-) -> redis::RedisResult<()> {
+async fn write_pending(link: &Link, conn: &mut Conn, out: &Out) -> redis::RedisResult<()> {
     match out {
         Out::Log(_) => {
             write_logs(link, conn, std::slice::from_ref(out)).await?;
@@ -200,11 +192,7 @@ fn remember(recent: &mut VecDeque<(Instant, Out)>, written: &[Out]) {
 
 /// Log messages `outs` in one pipeline (one round trip). On an error none counts as written:
 /// all are written again, and peers ignore a message about a revocation they have applied.
-async fn write_logs(
-    link: &Link,
-    conn: &mut MultiplexedConnection,
-    outs: &[Out],
-) -> redis::RedisResult<()> {
+async fn write_logs(link: &Link, conn: &mut Conn, outs: &[Out]) -> redis::RedisResult<()> {
     let threshold = min_id(SystemTime::now(), link.keep);
     let mut pipe = redis::pipe();
     let messages: Vec<&Message> = outs

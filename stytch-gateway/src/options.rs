@@ -152,6 +152,7 @@ impl TryFrom<ServeArgs> for ServeOptions {
     type Error = GatewayError;
 
     fn try_from(args: ServeArgs) -> Result<Self, GatewayError> {
+        let redis = redis_bus(&args)?;
         let upstream =
             args.upstream
                 .filter(|u| !u.trim().is_empty())
@@ -192,16 +193,7 @@ impl TryFrom<ServeArgs> for ServeOptions {
             trusted_proxies: args.trusted_proxies,
             shutdown_timeout: args.shutdown_timeout,
             readiness_max_age: args.readiness_max_age,
-            redis: args
-                .redis_url
-                .filter(|u| !u.0.trim().is_empty())
-                .map(|url| {
-                    RedisBus::builder(&url.0)
-                        .lease(args.redis_lease)
-                        .startup_wait(args.redis_startup_wait)
-                        .build()
-                })
-                .transpose()?,
+            redis,
             stytch: args.stytch.stytch_config()?,
             upgrade_protocols: args.upgrade_protocols,
             public_upgrades: args.public_upgrades,
@@ -344,8 +336,54 @@ pub(crate) struct ServeArgs {
     /// Share revocations with every gateway (and app) using this Redis and Stytch project:
     /// `redis://[user:password@]host:port[/db]` or `rediss://` (TLS). The password is never
     /// logged. Off when unset.
+    /// Behind Sentinels: `redis+sentinel://[:password@]host:26379,host:26379/master[/db]`
+    /// (`redis+sentinels://`: TLS). Redis Cluster: `redis+cluster://[:password@]host:6379,…`
+    /// (seed nodes; `redis+clusters://`: TLS).
     #[arg(long, env = "GATEWAY_REDIS_URL", value_name = "URL")]
     pub(crate) redis_url: Option<RedisUrl>,
+    /// A Sentinel (`host:port`) to find the Redis primary through (repeatable, or comma
+    /// separated): instead of `--redis-url`, with `--redis-sentinel-master`. The gateway
+    /// follows the primary through failovers.
+    #[arg(
+        long = "redis-sentinel",
+        env = "GATEWAY_REDIS_SENTINELS",
+        value_name = "HOST:PORT",
+        value_delimiter = ',',
+        conflicts_with = "redis_url",
+        requires = "redis_sentinel_master"
+    )]
+    pub(crate) redis_sentinels: Vec<String>,
+    /// The name the Sentinels monitor the primary under (`sentinel monitor <name> …`).
+    #[arg(
+        long,
+        env = "GATEWAY_REDIS_SENTINEL_MASTER",
+        value_name = "NAME",
+        requires = "redis_sentinels"
+    )]
+    pub(crate) redis_sentinel_master: Option<String>,
+    /// The Redis nodes' password, with `--redis-sentinel` (with `--redis-url`, it is in the
+    /// URL). Prefer the environment variable. Never logged.
+    #[arg(
+        long,
+        env = "GATEWAY_REDIS_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true,
+        requires = "redis_sentinels"
+    )]
+    pub(crate) redis_password: Option<RedisUrl>,
+    /// With `--redis-sentinel`: TLS to the Sentinels and the Redis nodes (their certificates
+    /// verified against the system's roots, or `SSL_CERT_FILE`).
+    #[arg(long, env = "GATEWAY_REDIS_TLS", requires = "redis_sentinels")]
+    pub(crate) redis_tls: bool,
+    /// The Sentinels' own password (their `requirepass`), when they require one. Prefer the
+    /// environment variable. Never logged.
+    #[arg(
+        long,
+        env = "GATEWAY_REDIS_SENTINEL_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub(crate) redis_sentinel_password: Option<RedisUrl>,
     /// How long a gateway holding revocations Stytch has not confirmed may stay silent
     /// before another takes them over.
     #[arg(long, env = "GATEWAY_REDIS_LEASE", value_name = "DURATION", default_value = "15s",
@@ -529,8 +567,52 @@ impl StytchArgs {
     }
 }
 
-/// A Redis URL as given on the command line; its `Debug` output hides it (it may hold a
-/// password).
+/// The revocation bus of `--redis-url`, or of `--redis-sentinel` (a `redis+sentinel://` URL
+/// made of the Sentinel flags); `None` without either.
+fn redis_bus(args: &ServeArgs) -> Result<Option<RedisBus>, GatewayError> {
+    let url = if args.redis_sentinels.is_empty() {
+        match &args.redis_url {
+            Some(url) if !url.0.trim().is_empty() => url.0.clone(),
+            _ => return Ok(None),
+        }
+    } else {
+        let scheme = if args.redis_tls {
+            "redis+sentinels"
+        } else {
+            "redis+sentinel"
+        };
+        let userinfo = args
+            .redis_password
+            .as_ref()
+            .map(|p| format!(":{}@", percent_encode(&p.0)))
+            .unwrap_or_default();
+        let master = percent_encode(args.redis_sentinel_master.as_deref().unwrap_or_default());
+        let hosts = args.redis_sentinels.join(",");
+        format!("{scheme}://{userinfo}{hosts}/{master}")
+    };
+    let mut builder = RedisBus::builder(&url)
+        .lease(args.redis_lease)
+        .startup_wait(args.redis_startup_wait);
+    if let Some(password) = &args.redis_sentinel_password {
+        builder = builder.sentinel_password(&password.0);
+    }
+    Ok(Some(builder.build()?))
+}
+
+/// `raw` with every byte but the URL's unreserved ones percent-encoded.
+fn percent_encode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A Redis URL (or password) as given on the command line; its `Debug` output hides it (it
+/// may hold a password).
 #[derive(Clone)]
 pub(crate) struct RedisUrl(pub(crate) String);
 
@@ -618,5 +700,68 @@ mod tests {
             argv.extend_from_slice(&zero);
             assert!(Cli::try_parse_from(argv).is_err(), "{zero:?}");
         }
+    }
+
+    #[test]
+    fn the_sentinel_flags_make_a_sentinel_bus_and_never_show_its_passwords() {
+        // If this broke, `--redis-sentinel` would not find the primary through the Sentinels
+        // (or follow it through a failover), a password with URL characters would be cut,
+        // or a password would be printed wherever the options are debug-printed.
+        let mut args = serve_args(&[
+            "--redis-sentinel",
+            "10.0.0.1:26379,10.0.0.2:26379",
+            "--redis-sentinel",
+            "10.0.0.3:26380",
+            "--redis-sentinel-master",
+            "mymaster",
+            "--redis-password",
+            "p@ss/w:rd-hunter2",
+            "--redis-sentinel-password",
+            "sentinel-hunter3",
+        ]);
+        assert_eq!(args.redis_sentinels.len(), 3);
+        args.stytch.project_id = Some("project-test-1".to_owned());
+        args.stytch.secret = Some("secret-test-1".to_owned());
+        assert!(!format!("{args:?}").contains("hunter"));
+        let options = ServeOptions::try_from(args).unwrap();
+        let bus = format!("{:?}", options.redis.unwrap());
+        assert!(
+            bus.contains(
+                "redis+sentinel://***@10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26380/mymaster"
+            ),
+            "{bus}"
+        );
+        assert!(bus.contains("\"sentinel\""), "{bus}");
+        assert!(!bus.contains("hunter") && !bus.contains("p%40ss"), "{bus}");
+        assert_eq!(percent_encode("p@ss/w:rd"), "p%40ss%2Fw%3Ard");
+        // A Sentinel needs its master's name, and excludes a URL.
+        for argv in [
+            &["--redis-sentinel", "h:26379"][..],
+            &[
+                "--redis-sentinel",
+                "h:26379",
+                "--redis-sentinel-master",
+                "m",
+                "--redis-url",
+                "redis://h/",
+            ],
+            &["--redis-password", "x"],
+        ] {
+            let mut full = vec!["stytch-gateway", "serve"];
+            full.extend_from_slice(argv);
+            assert!(Cli::try_parse_from(full).is_err(), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn a_cluster_url_makes_a_cluster_bus() {
+        // If this broke, `--redis-url redis+cluster://…` would be refused, or talk to one node
+        // and miss every redirection of Redis Cluster.
+        let mut args = serve_args(&["--redis-url", "redis+cluster://:pw@h1:7000,h2:7001"]);
+        args.stytch.project_id = Some("project-test-1".to_owned());
+        args.stytch.secret = Some("secret-test-1".to_owned());
+        let options = ServeOptions::try_from(args).unwrap();
+        let bus = format!("{:?}", options.redis.unwrap());
+        assert!(bus.contains("\"cluster\""), "{bus}");
     }
 }

@@ -343,7 +343,7 @@ fn spawn_metrics(
 
 /// `/readyz`: Stytch reachable and, with a revocation bus, the shared revocations read (or
 /// the startup wait over: Redis down does not make the gateway unready). The body shows the
-/// bus's state.
+/// bus's state, the Redis node serving its keys, and its switches of primary.
 async fn readiness(layer: &StytchAuthLayer) -> Result<String, String> {
     let bus = layer.revocation_bus();
     let state = bus.map(|b| b.state().as_str());
@@ -354,10 +354,30 @@ async fn readiness(layer: &StytchAuthLayer) -> Result<String, String> {
     }
     match (layer.ready().await, state) {
         (Ok(()), None) => Ok("ready\n".to_owned()),
-        (Ok(()), Some(state)) => Ok(format!("ready\nrevocation bus: {state}\n")),
+        (Ok(()), Some(state)) => Ok(format!(
+            "ready\nrevocation bus: {state}\n{}",
+            bus.map(bus_primary).unwrap_or_default()
+        )),
         (Err(err), None) => Err(err.to_string()),
         (Err(err), Some(state)) => Err(format!("{err}; revocation bus: {state}")),
     }
+}
+
+/// `/readyz` lines on the bus's primary: the node serving its keys (`host:port`), how many
+/// times it changed since start, and when last (RFC 3339).
+fn bus_primary(bus: &tower_stytch::bus::BusHandle) -> String {
+    let primary = bus.primary().unwrap_or_else(|| "none yet".to_owned());
+    let mut lines = format!(
+        "revocation bus primary: {primary}\nrevocation bus primary changes: {}\n",
+        bus.primary_changes()
+    );
+    if let Some(at) = bus.last_primary_change() {
+        lines.push_str(&format!(
+            "revocation bus last primary change: {}\n",
+            humantime::format_rfc3339_seconds(at)
+        ));
+    }
+    lines
 }
 
 /// Logs, in the background, whether Stytch is reachable at start.

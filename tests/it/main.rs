@@ -13,6 +13,8 @@
 mod authz;
 #[cfg(all(feature = "axum", feature = "jwt", feature = "redis"))]
 mod bus;
+#[cfg(all(feature = "axum", feature = "jwt", feature = "redis"))]
+mod bus_failover;
 mod client;
 #[cfg(feature = "axum")]
 mod csrf;
@@ -32,6 +34,12 @@ mod live;
 mod machines;
 #[cfg(feature = "axum")]
 mod paths;
+#[cfg(feature = "redis")]
+mod redis_cluster;
+#[cfg(feature = "redis")]
+mod redis_proc;
+#[cfg(feature = "redis")]
+mod redis_sentinel;
 #[cfg(feature = "redis")]
 mod redis_server;
 #[cfg(feature = "axum")]
