@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime};
 use crate::client::{AuthenticateRequest, StytchClient};
 use crate::credential::{CacheKey, Credential};
 use crate::error::StytchError;
-use crate::machine::{MachineClient, MachineClientData};
+use crate::machine::MachineClient;
+#[cfg(feature = "jwt")]
+use crate::machine::MachineClientData;
 use crate::metrics;
 use crate::store::SessionStore;
 use crate::store::cache::CachedSession;

@@ -25,7 +25,9 @@ pub const JWKS_FETCHES: &str = "stytch_jwks_fetches_total";
 /// `invalid`) (feature `jwt`). A JWT served from the session cache runs none, so this counts
 /// distinct JWTs, not requests.
 pub const JWT_VERIFICATIONS: &str = "stytch_jwt_verifications_total";
-/// Counter of revocations, labels `target` (`session`, `member`, `credential`) and `result`.
+/// Counter of revocations, labels `target` (`session`, `member`, `credential`, `client`: an
+/// M2M client's cut-off, `result` `cut_off` here or `cut_off_by_peer` through the bus) and
+/// `result`.
 pub const REVOCATIONS: &str = "stytch_revocations_total";
 /// Gauge of revocations Stytch has not confirmed yet.
 pub const REVOCATIONS_PENDING: &str = "stytch_revocations_pending";

@@ -144,6 +144,7 @@ impl AuthenticationFactors {
 
     /// The factors from JSON text already parsed as valid JSON (a raw claim of a verified
     /// JWT), kept as is: `None` unless it is an array. No round trip through JSON values.
+    #[cfg(feature = "jwt")]
     pub(crate) fn from_json_array(raw: &serde_json::value::RawValue) -> Option<Self> {
         raw.get().starts_with('[').then(|| Self(raw.get().into()))
     }

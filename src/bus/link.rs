@@ -135,6 +135,9 @@ struct Ids {
 pub(crate) struct Keys {
     pub(super) log: String,
     pub(super) pending: String,
+    /// The M2M client cut-offs, kept as long as the longest lasts (the log keeps the
+    /// denylist's window only, a cut-off lasts as long as an access token lives).
+    pub(super) cut_offs: String,
     pub(super) group: &'static str,
     /// A random value set once (`SET NX`): another value later means Redis lost its data.
     pub(super) epoch: String,
@@ -150,6 +153,8 @@ pub(crate) struct Link {
     pub(super) settings: Settings,
     /// How long the log is kept: the denylist's window, plus a margin for clocks.
     pub(super) keep: Duration,
+    /// How long the cut-offs' Stream is kept: the longest cut-off, plus the margin.
+    pub(super) keep_cut_offs: Duration,
     pub(super) started: Instant,
     inbound: Inbound,
     state: AtomicU8,
@@ -196,11 +201,13 @@ impl Link {
             keys: Keys {
                 log: format!("{{{namespace}}}:revocations"),
                 pending: format!("{{{namespace}}}:pending"),
+                cut_offs: format!("{{{namespace}}}:m2m-cut-offs"),
                 group: "tower-stytch",
                 epoch: format!("{{{namespace}}}:epoch"),
             },
             settings,
             keep,
+            keep_cut_offs: inbound.longest_cut_off() + KEEP_MARGIN,
             started: Instant::now(),
             inbound,
             state: AtomicU8::new(BusState::Connecting.as_u8()),
@@ -285,12 +292,23 @@ impl Link {
     }
 
     /// The messages to write again, when a restore was requested (the request is taken):
-    /// the history, but for what is still queued (written next anyway).
+    /// the history, but for what is still queued (written next anyway), and every M2M
+    /// client cut-off in force here (older than the history's window, most of them).
     pub(crate) fn take_restore(&self) -> Option<Vec<Message>> {
         if !self.restore.swap(false, Ordering::SeqCst) {
             return None;
         }
         let mut history = self.history.snapshot();
+        if let Some(revoker) = self.revoker() {
+            for (client, issued_before, until) in revoker.client_cut_offs() {
+                let body = Body::ClientCutOff {
+                    client,
+                    issued_before,
+                    until,
+                };
+                history.push(self.message(revoker.next_id(), body));
+            }
+        }
         let queue = lock(&self.queue);
         history.retain(|m| !queue.queued.contains(&Out::Log(m.clone())));
         Some(history)
@@ -522,6 +540,20 @@ impl Link {
                 // does not note it again.
                 if self.map_new(&message.key, &revoker).is_some() {
                     revoker.roles_changed_remote(&member, changed_at, roles, until);
+                }
+            }
+            // Read twice (the log and the cut-offs' Stream, a reconnect's catch-up), it is
+            // applied once: mapped like a revocation. (Applied again once the mapping is
+            // forgotten, it changes nothing: a cut-off only ever extends.)
+            Body::ClientCutOff {
+                client,
+                issued_before,
+                until,
+            } => {
+                if self.map_new(&message.key, &revoker).is_some() {
+                    revoker
+                        .client_cut_off_remote(&client, issued_before, until)
+                        .await;
                 }
             }
         }

@@ -4,15 +4,16 @@
 //! | field | in | what |
 //! |---|---|---|
 //! | `v` | all | format version, `1` |
-//! | `kind` | all | `session`, `member`, `key` (applied), `confirm`, `undo`; made by Stytch (told by its webhook): `stytch_member`, `stytch_organization`, `roles` |
+//! | `kind` | all | `session`, `member`, `key` (applied), `confirm`, `undo`; made by Stytch (told by its webhook): `stytch_member`, `stytch_organization`, `roles`; an M2M client cut off: `m2m_client` |
 //! | `from` | all | the publishing instance (skipped by itself) |
 //! | `origin`, `rev` | all | the revocation (or roles mark): the instance that decided it (got the webhook) and its id there |
-//! | `id` | applied, by Stytch | `member_session_id`, `member_id`, or the credential's SHA-256 (hex); `member_id` or `organization_id` |
+//! | `id` | applied, by Stytch, `m2m_client` | `member_session_id`, `member_id`, or the credential's SHA-256 (hex); `member_id` or `organization_id`; the M2M `client_id` |
 //! | `confirmed` | applied | `1` when Stytch had confirmed it when it was applied |
-//! | `until` | applied, confirm, by Stytch | when its holds (or mark) end (Unix ms); for a pending entry, when retrying ends |
+//! | `until` | applied, confirm, by Stytch, `m2m_client` | when its holds (or mark, or cut-off) end (Unix ms); for a pending entry, when retrying ends |
 //! | `revoked_at` | member applied (confirmed), confirm, `stytch_*` | when Stytch confirmed (or made) it (Unix ms) |
 //! | `changed_at` | `roles` | when Stytch changed the member's roles (its event's timestamp, Unix ms) |
 //! | `roles` | `roles` | the member's role ids after the change: a JSON array of strings, at most 1 MiB |
+//! | `issued_before` | `m2m_client` | the cut-off: the client's tokens issued before it (plus the clock skew) are refused (Unix ms) |
 //!
 //! What Stytch made needs no pending entry and no `confirm`: Stytch already made it.
 //!
@@ -114,6 +115,13 @@ pub(crate) enum Body {
         roles: Vec<String>,
         until: SystemTime,
     },
+    /// M2M client `client` was cut off: its tokens issued before `issued_before` are refused
+    /// until `until` (the longest of them has expired).
+    ClientCutOff {
+        client: String,
+        issued_before: SystemTime,
+        until: SystemTime,
+    },
 }
 
 /// Longest `roles` field: a webhook's body limit, so every role list a verified webhook can
@@ -135,6 +143,7 @@ impl Body {
                 ..
             } => "stytch_organization",
             Self::RolesChanged { .. } => "roles",
+            Self::ClientCutOff { .. } => "m2m_client",
         }
     }
 }
@@ -208,6 +217,15 @@ impl Message {
                 fields.push(("roles", serde_json::Value::from(roles.clone()).to_string()));
                 fields.push(("until", unix_ms(*until).to_string()));
             }
+            Body::ClientCutOff {
+                client,
+                issued_before,
+                until,
+            } => {
+                fields.push(("id", client.clone()));
+                fields.push(("issued_before", unix_ms(*issued_before).to_string()));
+                fields.push(("until", unix_ms(*until).to_string()));
+            }
         }
         fields
     }
@@ -231,6 +249,7 @@ impl Message {
                 "revoked_at" => &mut f.revoked_at,
                 "changed_at" => &mut f.changed_at,
                 "roles" => &mut f.roles,
+                "issued_before" => &mut f.issued_before,
                 // A newer version may add fields.
                 _ => continue,
             };
@@ -259,6 +278,7 @@ struct Fields<'a> {
     revoked_at: Option<&'a str>,
     changed_at: Option<&'a str>,
     roles: Option<&'a str>,
+    issued_before: Option<&'a str>,
 }
 
 impl Fields<'_> {
@@ -279,6 +299,7 @@ impl Fields<'_> {
             "undo" => Body::Undone,
             "stytch_member" | "stytch_organization" => self.made_by_stytch(kind)?,
             "roles" => self.roles_changed()?,
+            "m2m_client" => self.client_cut_off()?,
             _ => return Ok(None),
         };
         Ok(Some(Message {
@@ -342,6 +363,20 @@ impl Fields<'_> {
             member: member.to_owned(),
             changed_at: time(self.changed_at.ok_or("no_changed_at")?)?,
             roles,
+            until: time(self.until.ok_or("no_until")?)?,
+        })
+    }
+}
+
+impl Fields<'_> {
+    fn client_cut_off(&self) -> Result<Body, &'static str> {
+        let client = self.id.ok_or("no_id")?;
+        if !is_stytch_id(client) {
+            return Err("bad_id");
+        }
+        Ok(Body::ClientCutOff {
+            client: client.to_owned(),
+            issued_before: time(self.issued_before.ok_or("no_issued_before")?)?,
             until: time(self.until.ok_or("no_until")?)?,
         })
     }

@@ -77,6 +77,21 @@ impl Peers for Link {
         self.push(Out::Log(self.message(id, body)));
     }
 
+    fn client_cut_off(
+        &self,
+        id: RevocationId,
+        client_id: &str,
+        issued_before: SystemTime,
+        until: SystemTime,
+    ) {
+        let body = Body::ClientCutOff {
+            client: client_id.to_owned(),
+            issued_before,
+            until,
+        };
+        self.push(Out::Log(self.message(id, body)));
+    }
+
     fn roles_changed(
         &self,
         id: RevocationId,

@@ -215,6 +215,7 @@ async fn follow(
             cursor = entry.id;
         }
         if !live && read < COUNT {
+            catch_up_cut_offs(link, conn).await?;
             catch_up_pending(link, conn).await?;
             live = true;
             backoff.reset();
@@ -223,6 +224,32 @@ async fn follow(
         }
     }
     Ok(())
+}
+
+/// Applies every M2M client cut-off in Redis's cut-offs Stream (older than the log's window,
+/// most of them: a cut-off lasts as long as an access token lives).
+async fn catch_up_cut_offs(link: &Link, conn: &mut Conn) -> redis::RedisResult<()> {
+    let mut start = min_id(SystemTime::now(), link.keep_cut_offs);
+    loop {
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&link.keys.cut_offs)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(COUNT)
+            .query_async(conn)
+            .await?;
+        let read = reply.ids.len();
+        for entry in reply.ids {
+            if let Some(message) = decode(&entry.map) {
+                link.receive(message, None).await;
+            }
+            start = format!("({}", entry.id);
+        }
+        if read < COUNT {
+            return Ok(());
+        }
+    }
 }
 
 /// Applies every pending revocation in Redis (held here until its retrying ends plus the

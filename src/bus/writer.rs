@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::conn::Conn;
 
 use super::link::{BusState, Link, Out};
-use super::message::Message;
+use super::message::{Body, Message};
 use super::util::{Backoff, describe, min_id};
 use crate::metrics;
 
@@ -190,10 +190,13 @@ fn remember(recent: &mut VecDeque<(Instant, Out)>, written: &[Out]) {
     }
 }
 
-/// Log messages `outs` in one pipeline (one round trip). On an error none counts as written:
-/// all are written again, and peers ignore a message about a revocation they have applied.
+/// Log messages `outs` in one pipeline (one round trip), an M2M client's cut-off also to the
+/// cut-offs' Stream (kept longer than the log). On an error none counts as written: all are
+/// written again, and peers ignore a message about a revocation they have applied.
 async fn write_logs(link: &Link, conn: &mut Conn, outs: &[Out]) -> redis::RedisResult<()> {
-    let threshold = min_id(SystemTime::now(), link.keep);
+    let now = SystemTime::now();
+    let threshold = min_id(now, link.keep);
+    let cut_offs_threshold = min_id(now, link.keep_cut_offs);
     let mut pipe = redis::pipe();
     let messages: Vec<&Message> = outs
         .iter()
@@ -205,6 +208,14 @@ async fn write_logs(link: &Link, conn: &mut Conn, outs: &[Out]) -> redis::RedisR
     for message in &messages {
         pipe.add_command(xadd(&link.keys.log, Some(&threshold), message))
             .ignore();
+        if matches!(message.body, Body::ClientCutOff { .. }) {
+            pipe.add_command(xadd(
+                &link.keys.cut_offs,
+                Some(&cut_offs_threshold),
+                message,
+            ))
+            .ignore();
+        }
     }
     let () = pipe.query_async(conn).await?;
     for message in messages {

@@ -157,11 +157,8 @@ impl<S> Layer<S> for StytchAuthLayer {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::client::StytchConfig;
-    use crate::store::cache::CacheConfig;
 
     fn client() -> StytchClient {
         let config = StytchConfig::builder(
@@ -178,12 +175,12 @@ mod tests {
     fn the_denylist_window_covers_jwts_from_a_clock_ahead() {
         // If this broke, the JWT of a revoked session minted by a Stytch clock ahead of ours
         // (accepted within the clock skew) would verify again once the denylist entry ended.
-        let skew = Duration::from_secs(45);
+        let skew = std::time::Duration::from_secs(45);
         let layer = StytchAuthLayer::builder(client())
             .jwt(crate::jwt::JwtConfig::builder().clock_skew(skew).build())
             .build()
             .unwrap();
-        let max_ttl = CacheConfig::default().max_ttl;
+        let max_ttl = crate::store::cache::CacheConfig::default().max_ttl;
         assert_eq!(
             layer.shared.engine.revoker.window(),
             crate::revoke::JWT_LIFETIME + skew + max_ttl

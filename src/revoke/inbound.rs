@@ -23,6 +23,8 @@ pub(crate) struct Inbound {
     revoker: Weak<Inner>,
     /// How long a revoked session is refused after Stytch confirmed.
     window: Duration,
+    /// How long an M2M client's cut-off lasts.
+    longest_cut_off: Duration,
 }
 
 impl std::fmt::Debug for Inbound {
@@ -41,6 +43,7 @@ impl Inbound {
         Self {
             revoker: Arc::downgrade(inner),
             window: inner.window,
+            longest_cut_off: inner.store.machines.longest_cut_off(),
         }
     }
 
@@ -48,6 +51,11 @@ impl Inbound {
     /// must keep.
     pub(crate) fn window(&self) -> Duration {
         self.window
+    }
+
+    /// How long an M2M client's cut-off lasts here: what the bus keeps cut-offs for.
+    pub(crate) fn longest_cut_off(&self) -> Duration {
+        self.longest_cut_off
     }
 
     /// The revoker, while the layer lives.
@@ -124,6 +132,38 @@ impl Live {
             revocation: id.0,
             target: event,
         });
+    }
+
+    /// A peer cut M2M client `client_id` off: as [`Revoker::revoke_client`] here (without
+    /// Stytch), until `until` (at most the longest cut-off from now). Nothing when `until`
+    /// has passed.
+    pub(crate) async fn client_cut_off_remote(
+        &self,
+        client_id: &str,
+        issued_before: SystemTime,
+        until: SystemTime,
+    ) {
+        let store = &self.0.store;
+        let now = SystemTime::now();
+        if until <= now {
+            return;
+        }
+        let until = until.min(now + store.machines.longest_cut_off());
+        let until = store
+            .machines
+            .cut_off(client_id, issued_before, Some(until))
+            .await;
+        store.publish(RevocationEvent::ClientCutOff {
+            client_id: client_id.to_owned(),
+            issued_before,
+            until,
+        });
+        crate::metrics::revocation("client", "cut_off_by_peer");
+    }
+
+    /// The M2M client cut-offs in force here: `(client_id, issued_before, until)` each.
+    pub(crate) fn client_cut_offs(&self) -> Vec<(String, SystemTime, SystemTime)> {
+        self.0.store.machines.cut_offs()
     }
 
     /// A peer's revocation applied here as `id` was confirmed by Stytch.

@@ -40,9 +40,15 @@ pub(crate) trait Peers: Send + Sync + 'static {
         revoked_at: SystemTime,
         until: SystemTime,
     );
-    /// M2M client `client_id` was cut off here: its tokens issued before `issued_before` are
-    /// refused until `until`. (The bus shares it; a process without peers ignores it.)
-    fn client_cut_off(&self, _client_id: &str, _issued_before: SystemTime, _until: SystemTime) {}
+    /// M2M client `client_id` was cut off here, as `id`: its tokens issued before
+    /// `issued_before` are refused until `until`.
+    fn client_cut_off(
+        &self,
+        id: RevocationId,
+        client_id: &str,
+        issued_before: SystemTime,
+        until: SystemTime,
+    );
     /// The member's roles changed at Stytch at `changed_at` (its webhook): marked here, as
     /// `id`, until `until`.
     fn roles_changed(

@@ -134,7 +134,7 @@ impl Revoker {
         let now = SystemTime::now();
         let until = store.machines.cut_off(client_id, now, None).await;
         if let Some(peers) = self.inner.peers() {
-            peers.client_cut_off(client_id, now, until);
+            peers.client_cut_off(self.inner.allocate_id(), client_id, now, until);
         }
         store.publish(RevocationEvent::ClientCutOff {
             client_id: client_id.to_owned(),

@@ -73,6 +73,21 @@ impl Machines {
         }
     }
 
+    /// The longest a cut-off lasts: the longest an access token lives, plus the clock skew.
+    pub(crate) fn longest_cut_off(&self) -> Duration {
+        self.max_token_lifetime + CLOCK_SKEW
+    }
+
+    /// The cut-offs in force: `(client_id, issued_before, until)` each.
+    pub(crate) fn cut_offs(&self) -> Vec<(String, SystemTime, SystemTime)> {
+        let now = SystemTime::now();
+        let cuts = self.cuts.read().unwrap_or_else(PoisonError::into_inner);
+        cuts.iter()
+            .filter(|(_, cut)| cut.until > now)
+            .map(|(client, cut)| (client.clone(), cut.issued_before, cut.until))
+            .collect()
+    }
+
     /// The cached client of `key`, when its token is still live and its client not cut off;
     /// without waiting (a cache read that would wait answers `None`).
     pub(crate) fn cached_now(&self, key: &CacheKey) -> Option<MachineClient> {
@@ -91,6 +106,7 @@ impl Machines {
         self.serves(&machine).then_some(machine)
     }
 
+    #[cfg(any(feature = "jwt", test))]
     pub(crate) async fn insert(&self, key: CacheKey, machine: MachineClient) {
         self.cache.insert(key, machine).await;
     }

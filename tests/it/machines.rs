@@ -20,7 +20,7 @@ use crate::support::{Served, World, serve};
 
 /// `/machine/*` answers with the client's id and scopes, `/member/*` with the member's id, and
 /// `/either` with whichever came.
-fn app() -> Router {
+pub(crate) fn app() -> Router {
     Router::new()
         .route(
             "/api/reports",
@@ -46,7 +46,7 @@ fn app() -> Router {
         )
 }
 
-fn rules(builder: StytchAuthLayerBuilder) -> StytchAuthLayerBuilder {
+pub(crate) fn rules(builder: StytchAuthLayerBuilder) -> StytchAuthLayerBuilder {
     builder
         .authorize(
             "GET /api/reports",
@@ -63,7 +63,7 @@ fn rules(builder: StytchAuthLayerBuilder) -> StytchAuthLayerBuilder {
 }
 
 /// A client with `scopes`, and a token of it.
-fn machine(w: &World, scopes: &[&str]) -> (String, ClientSecret, String) {
+pub(crate) fn machine(w: &World, scopes: &[&str]) -> (String, ClientSecret, String) {
     let creds = w
         .emulator
         .create_m2m_client(NewM2mClient::new(scopes))
@@ -79,7 +79,7 @@ fn machine(w: &World, scopes: &[&str]) -> (String, ClientSecret, String) {
     )
 }
 
-async fn get_as(s: &Served, path: &str, bearer: &str) -> (StatusCode, String) {
+pub(crate) async fn get_as(s: &Served, path: &str, bearer: &str) -> (StatusCode, String) {
     let res = s.get_as(path, bearer).await;
     (res.status(), res.text().await.unwrap())
 }

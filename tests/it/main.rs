@@ -32,6 +32,8 @@ mod layer;
 mod live;
 #[cfg(all(feature = "axum", feature = "jwt"))]
 mod machines;
+#[cfg(all(feature = "axum", feature = "jwt", feature = "redis"))]
+mod machines_bus;
 #[cfg(feature = "axum")]
 mod paths;
 #[cfg(feature = "redis")]

@@ -137,6 +137,13 @@ pub struct Served {
 }
 
 impl Served {
+    /// Stops serving, as a process that exits: the server task ends and the layer (with its
+    /// cache, denylist and bus) is dropped.
+    pub async fn stop(self) {
+        self._task.abort();
+        let _ = self._task.await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

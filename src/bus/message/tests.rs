@@ -47,6 +47,11 @@ fn samples() -> Vec<Message> {
             until: at(1_700_000_300_000),
         },
         roles_changed(vec!["admin, \"ops\"".into(), "stytch_member".into()]),
+        Body::ClientCutOff {
+            client: "m2m-client-test-1".into(),
+            issued_before: at(1_700_000_000_000),
+            until: at(1_700_003_660_000),
+        },
     ]
     .into_iter()
     .map(|body| Message {
@@ -208,6 +213,25 @@ fn broken_messages_of_what_stytch_made_are_malformed() {
         Decoded::Message(no_roles.clone()),
         "a member left with no role is a change like any other"
     );
+}
+
+#[test]
+fn broken_client_cut_offs_are_malformed() {
+    // If this broke, a garbled or hostile cut-off entry would be applied (a client id that is
+    // not a Stytch id, a cut-off without its time or its end) instead of counted and dropped.
+    let cut = 8;
+    assert_eq!(samples()[cut].body.kind(), "m2m_client");
+    assert_eq!(with(cut, "id", "a b"), Decoded::Malformed("bad_id"));
+    assert_eq!(without(cut, "id"), Decoded::Malformed("no_id"));
+    assert_eq!(
+        without(cut, "issued_before"),
+        Decoded::Malformed("no_issued_before")
+    );
+    assert_eq!(
+        with(cut, "issued_before", "yesterday"),
+        Decoded::Malformed("bad_time")
+    );
+    assert_eq!(without(cut, "until"), Decoded::Malformed("no_until"));
 }
 
 proptest! {
