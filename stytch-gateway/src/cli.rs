@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::access_log::TARGET as ACCESS_TARGET;
 #[cfg(feature = "demo")]
 use crate::demo::{self, DemoArgs, EmulatorArgs, UpstreamArgs};
 use crate::error::{GatewayError, chain};
@@ -66,12 +67,31 @@ pub(crate) enum Command {
     Upstream(UpstreamArgs),
 }
 
-/// Installs the `tracing` subscriber: `RUST_LOG` (default `info`), text or JSON on stderr.
+/// Installs the `tracing` subscriber: `RUST_LOG` (default `info`; the access log's target at
+/// `info` unless `RUST_LOG` names it), text or JSON on stderr, with ANSI colours only on a
+/// terminal without `NO_COLOR`.
 pub(crate) fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let rust_log = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let mut filter = rust_log
+        .as_deref()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    if !rust_log.is_some_and(|v| v.contains(ACCESS_TARGET)) {
+        if let Ok(directive) = format!("{ACCESS_TARGET}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    let ansi = colours(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi && format == LogFormat::Text)
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),
@@ -79,6 +99,12 @@ pub(crate) fn init_logging(format: LogFormat) {
     };
     // Already installed (tests): keep the existing one.
     let _ = result;
+}
+
+/// Whether log lines get ANSI colours: only on a terminal, and never when `NO_COLOR` is set
+/// to anything but the empty string (<https://no-color.org>).
+fn colours(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
 }
 
 /// Parses the command line, runs the command on a multi-threaded runtime, and maps the
@@ -150,6 +176,9 @@ pub(crate) async fn run(command: Command) -> Result<ExitCode, GatewayError> {
         Command::Serve(args) => {
             let gateway = Gateway::bind(ServeOptions::try_from(*args)?).await?;
             let report = gateway.run(shutdown_signal()).await;
+            if report.credentials_refused {
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
             Ok(outcome(report.is_clean()))
         }
         #[cfg(feature = "demo")]
@@ -182,6 +211,18 @@ mod tests {
             panic!("not serve")
         };
         args
+    }
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        // If this broke, log files and pipes would fill with escape codes, or NO_COLOR
+        // (https://no-color.org) would be ignored.
+        use std::ffi::OsStr;
+        assert!(colours(true, None));
+        assert!(colours(true, Some(OsStr::new(""))));
+        assert!(!colours(true, Some(OsStr::new("1"))));
+        assert!(!colours(false, None));
+        assert!(!colours(false, Some(OsStr::new("1"))));
     }
 
     #[test]

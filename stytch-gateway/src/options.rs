@@ -9,6 +9,7 @@ use clap::Args;
 use tower_stytch::config::{PolicyConfig, Rule};
 use tower_stytch::{StytchConfig, bus::RedisBus, webhook::WebhookSecrets};
 
+use crate::access_log::{AccessLogArgs, Switch};
 use crate::conn::{DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 use crate::error::GatewayError;
 use crate::form::DEFAULT_FORM_BODY_LIMIT;
@@ -103,6 +104,8 @@ pub struct ServeOptions {
     /// Where logout's `return_to` and the routes' step-up pages may redirect (local path
     /// prefixes or absolute URL prefixes; nowhere when empty).
     pub redirect_allowlist: Vec<String>,
+    /// One access log line per request ([`access_log`](crate::access_log)).
+    pub access_log: bool,
 }
 
 impl ServeOptions {
@@ -144,6 +147,7 @@ impl ServeOptions {
             routes_file: None,
             policy_refresh: PolicyConfig::default().refresh_every,
             redirect_allowlist: Vec::new(),
+            access_log: true,
         }
     }
 }
@@ -216,6 +220,7 @@ impl TryFrom<ServeArgs> for ServeOptions {
             routes_file,
             policy_refresh: args.policy_refresh,
             redirect_allowlist: args.redirect_allowlist,
+            access_log: args.access_log.access_log == Switch::On,
         })
     }
 }
@@ -403,6 +408,9 @@ pub(crate) struct ServeArgs {
     /// The Stytch project.
     #[command(flatten)]
     pub(crate) stytch: StytchArgs,
+    /// `--access-log`.
+    #[command(flatten)]
+    pub(crate) access_log: AccessLogArgs,
     /// An HTTP/1.1 `Upgrade` protocol the gateway tunnels (WebSocket: `websocket`, the
     /// default). Repeatable; comma separated in the environment; `none` tunnels nothing.
     /// `h2c` is refused: an upstream switched to HTTP/2 would take requests for any path,

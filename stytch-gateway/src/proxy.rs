@@ -31,9 +31,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_stytch::{MemberSession, live::SessionLiveness};
 
+use crate::access_log::UpstreamTime;
 use crate::body::{Body, BoxError, full_body, text_response};
 use crate::credentials::Credentials;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, cause};
 use crate::form::restore_client_overrides;
 use crate::forwarded::{TrustedProxies, set_forwarding_headers};
 use crate::identity::{insert_identity_headers, strip_identity_headers};
@@ -258,7 +259,7 @@ impl Proxy {
     /// Forwards `req` and returns the upstream's response (body streamed), or the proxy's
     /// own answer: 400 (no target at the upstream), 403 (an upgrade without a session),
     /// 408 (the client's body stopped coming), 401 (a long poll of a revoked session), 502,
-    /// 504.
+    /// 504. A response after a try of the upstream carries its [`UpstreamTime`].
     pub(crate) async fn forward<B>(&self, mut req: Request<B>) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -303,8 +304,12 @@ impl Proxy {
         let long_poll = sending.seed.as_ref().filter(|_| {
             sending.upgrade.is_none() && matches!(sending.method, Method::GET | Method::HEAD)
         });
+        let asked = Instant::now();
         let sent = self.send(client, upstream_req, long_poll).await;
-        self.answer(sent, sending)
+        let upstream_time = UpstreamTime(asked.elapsed());
+        let mut response = self.answer(sent, sending);
+        response.extensions_mut().insert(upstream_time);
+        response
     }
 
     /// Sends `req` and waits for the response headers, at most the upstream timeout; for a
@@ -360,8 +365,8 @@ impl Proxy {
             }
             Sent::Failed(err) => {
                 gw_metrics::record_upstream_failure("unavailable", elapsed);
-                tracing::warn!(%method, path, error = %err, source = ?std::error::Error::source(&err).map(ToString::to_string),
-                    "upstream unavailable");
+                let cause = cause(&err, self.inner.upstream.authority());
+                tracing::warn!(%method, path, %cause, "upstream unavailable");
                 return text_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n");
             }
             Sent::TimedOut => {
@@ -400,6 +405,10 @@ impl Proxy {
             _ => {
                 let (mut parts, body) = response.into_parts();
                 remove_hop_by_hop_headers(&mut parts.headers);
+                // The client is answered in its own HTTP version, whatever the upstream
+                // speaks: an HTTP/1.0 upstream's answer would otherwise reach an HTTP/1.1
+                // client as `HTTP/1.0` and close its connection after every request.
+                parts.version = version;
                 let body = body.map_err(BoxError::from).boxed_unsync();
                 let body = revocable(body, &parts.headers, seed, streams);
                 Response::from_parts(parts, body)

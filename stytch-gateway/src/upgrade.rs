@@ -23,7 +23,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt as _;
 use tower_stytch::MemberSession;
 
-use crate::error::GatewayError;
+use crate::error::{GatewayError, chain};
 
 /// The protocol tunnelled when none is configured.
 pub(crate) const DEFAULT_UPGRADE_PROTOCOL: &str = "websocket";
@@ -213,7 +213,7 @@ pub(crate) async fn tunnel(
     let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(sides) => sides,
         Err(err) => {
-            tracing::debug!(error = %err, "upgrade failed");
+            tracing::debug!(error = %chain(&err), "upgrade failed");
             return TunnelEnd::Failed;
         }
     };
@@ -226,7 +226,7 @@ pub(crate) async fn tunnel(
                 TunnelEnd::Closed
             }
             Err(err) => {
-                tracing::debug!(error = %err, "upgraded connection failed");
+                tracing::debug!(error = %chain(&err), "upgraded connection failed");
                 TunnelEnd::Failed
             }
         },
