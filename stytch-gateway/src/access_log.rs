@@ -245,8 +245,8 @@ fn write_line(line: &Line, answer: &Answer, bytes: u64, complete: bool) {
     tracing::info!(
         target: TARGET,
         request_id = line.request_id.to_str().unwrap_or_default(),
-        method = %line.method,
-        path = %line.path,
+        method = line.method.as_str(),
+        path = line.path.as_str(),
         version = version(line.version),
         status = answer.status,
         duration_ms = ms(line.started.elapsed()),

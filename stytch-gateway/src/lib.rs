@@ -33,7 +33,8 @@
 //! | `identity` | the identity headers the upstream receives | — |
 //! | `credentials` | which of the client's credentials reach the upstream | — |
 //! | `forwarded` | forwarding headers, trusted proxies | — |
-//! | `upgrade` | which requests are upgrades, which are tunnelled (allowed protocols, never `h2c`; authenticated routes); the tunnel | `error` |
+//! | `ws_close` | the close frame a tunnelled WebSocket gets when the gateway ends it (1008 session revoked, 1001 at shutdown), after the frame in flight | — |
+//! | `upgrade` | which requests are upgrades, which are tunnelled (allowed protocols, never `h2c`; authenticated routes); the tunnel | `error`, `ws_close` |
 //! | `underscore` | request headers with `_` in their names: dropped unless allowed | `error`, `forwarded`, `identity` |
 //! | `target` | the upstream's URL; a path under its prefix (dot segments resolved, an escape refused) | `error` |
 //! | `request_body` | the client's request body under the body timeout | `body` |
@@ -86,6 +87,7 @@ mod target;
 mod tls;
 mod underscore;
 mod upgrade;
+mod ws_close;
 
 #[cfg(test)]
 mod tests;

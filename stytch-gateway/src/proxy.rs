@@ -46,7 +46,7 @@ use crate::service::Handler;
 use crate::target::{BadTarget, Upstream};
 use crate::tls::{UpstreamRoots, client_config};
 use crate::underscore::UnderscoreHeaders;
-use crate::upgrade::{Decision, Upgrades, keep_upgrade_headers, tunnel};
+use crate::upgrade::{Decision, Stop, Upgrades, is_websocket, keep_upgrade_headers, tunnel};
 
 /// Default time the upstream has to send its response headers.
 pub(crate) const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -429,6 +429,7 @@ impl Proxy {
         let upstream_side = hyper::upgrade::on(&mut response);
         let (mut parts, _) = response.into_parts();
         let protocol = parts.headers.get(header::UPGRADE).cloned();
+        let websocket = protocol.as_ref().is_some_and(is_websocket);
         remove_hop_by_hop_headers(&mut parts.headers);
         if let Some(protocol) = protocol {
             keep_upgrade_headers(&mut parts.headers, protocol);
@@ -442,20 +443,31 @@ impl Proxy {
                 }
             };
             tokio::select! {
-                _ = closing.wait_for(|closing| *closing) => {}
-                () = revoked => tracing::info!(
-                    member_session_id = liveness.as_ref().map(SessionLiveness::member_session_id),
-                    "upgraded connection closed: the session was revoked"
-                ),
+                _ = closing.wait_for(|closing| *closing) => Stop::ShuttingDown,
+                () = revoked => {
+                    tracing::info!(
+                        member_session_id = liveness.as_ref().map(SessionLiveness::member_session_id),
+                        "upgraded connection closed: the session was revoked"
+                    );
+                    Stop::Revoked
+                }
             }
         };
-        tokio::spawn(tunnel(client_side, upstream_side, stop));
+        // Held by the tunnel until it ends: shutdown waits for the last one to go.
+        let alive = self.inner.closing.subscribe();
+        tokio::spawn(async move {
+            let end = tunnel(client_side, upstream_side, stop, websocket).await;
+            drop(alive);
+            end
+        });
         Response::from_parts(parts, full_body(Bytes::new()))
     }
 
-    /// Closes every upgraded connection (at shutdown, once in-flight requests finished).
-    pub(crate) fn close_tunnels(&self) {
+    /// Closes every upgraded connection (at shutdown, once in-flight requests finished), and
+    /// waits for them to be closed, at most `within`.
+    pub(crate) async fn close_tunnels(&self, within: Duration) {
         self.inner.closing.send_replace(true);
+        let _ = tokio::time::timeout(within, self.inner.closing.closed()).await;
     }
 
     /// Rewrites the request for the upstream: URI, version, headers (`Upgrade` and

@@ -39,6 +39,10 @@ use crate::tls::UpstreamRoots;
 use crate::underscore::UnderscoreHeaders;
 use crate::upgrade::Upgrades;
 
+/// The longest wait at shutdown for the upgraded connections to close: a WebSocket's frame
+/// in flight finished, its close frame sent and answered ([`ws_close`](crate::ws_close)).
+const TUNNELS_CLOSE: Duration = Duration::from_secs(2);
+
 /// Builds the auth layer the options describe.
 ///
 /// # Errors
@@ -316,9 +320,11 @@ impl Gateway {
         };
         let budget = options.shutdown_timeout;
         let drain = serve_limited("proxy", listener, service, shutdown, budget, limits).await;
-        // Upgraded connections (WebSockets) are no longer hyper's: close them now.
-        proxy.close_tunnels();
         let started = signalled.get().copied().unwrap_or_else(Instant::now);
+        // Upgraded connections (WebSockets) are no longer hyper's: close them now (a
+        // WebSocket with its close frame), within what is left of the budget.
+        let left = budget.saturating_sub(started.elapsed());
+        proxy.close_tunnels(left.min(TUNNELS_CLOSE)).await;
         match drain {
             Drain::Complete => tracing::info!("in-flight requests finished"),
             Drain::TimedOut => {
