@@ -1,12 +1,17 @@
-//! The command line: parsing, logging setup, the runtime, and the dispatch to `serve` (and,
-//! with the `demo` feature, `emulator`, `demo` and the hidden `upstream`); exit codes (0
-//! success, 1 run-time failure, 2 bad configuration).
+//! The command line: parsing (with `serve --config FILE`'s file), logging setup, the
+//! runtime, and the dispatch to `serve` and `check-config` (and, with the `demo` feature,
+//! `emulator`, `demo` and the hidden `upstream`); exit codes (0 success, 1 run-time failure,
+//! 2 bad configuration).
 
+use std::ffi::OsString;
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 
 use crate::access_log::TARGET as ACCESS_TARGET;
+use crate::config_file::check::{CheckConfigArgs, render};
+use crate::config_file::{CliError, Loaded, load};
 #[cfg(feature = "demo")]
 use crate::demo::{self, DemoArgs, EmulatorArgs, UpstreamArgs};
 use crate::error::{GatewayError, chain};
@@ -54,6 +59,10 @@ pub(crate) enum LogFormat {
 pub(crate) enum Command {
     /// Run the authenticating reverse proxy in front of an upstream.
     Serve(Box<ServeArgs>),
+    /// Check a configuration file (and the environment) as `serve --config FILE` reads it,
+    /// without binding a port or calling Stytch, and print the effective configuration with
+    /// each value's source, secrets redacted. Exits 0 when valid, 2 otherwise.
+    CheckConfig(CheckConfigArgs),
     /// Run the Stytch B2B sessions API emulator on its own (for local development and tests).
     #[cfg(feature = "demo")]
     Emulator(EmulatorArgs),
@@ -80,10 +89,10 @@ pub(crate) fn init_logging(format: LogFormat) {
         .as_deref()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    if !rust_log.is_some_and(|v| v.contains(ACCESS_TARGET)) {
-        if let Ok(directive) = format!("{ACCESS_TARGET}=info").parse() {
-            filter = filter.add_directive(directive);
-        }
+    if !rust_log.is_some_and(|v| v.contains(ACCESS_TARGET))
+        && let Ok(directive) = format!("{ACCESS_TARGET}=info").parse()
+    {
+        filter = filter.add_directive(directive);
     }
     let ansi = colours(
         std::io::stderr().is_terminal(),
@@ -111,9 +120,13 @@ fn colours(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
 /// outcome to the exit code. A usage or configuration error prints one line
 /// `stytch-gateway: <problem>` on stderr and exits 2.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(err) => {
+    let cli = match read_command_line(std::env::args_os().collect()) {
+        Ok((cli, _, _)) => cli,
+        Err(CliError::Config(err)) => {
+            eprintln!("stytch-gateway: {}", chain(&err));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(CliError::Clap(err)) => {
             use clap::error::ErrorKind;
             if matches!(
                 err.kind(),
@@ -133,6 +146,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Command::CheckConfig(args) = &cli.command {
+        // Before logging and the runtime: nothing runs.
+        return check_config(&args.file);
+    }
     init_logging(cli.log_format);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
@@ -159,6 +176,78 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The command line, the environment and (with `serve --config FILE`) the configuration
+/// file read into a [`Cli`]; what was loaded, and the built command it was read with.
+///
+/// # Errors
+///
+/// Usage errors and the configuration file's.
+pub(crate) fn read_command_line(
+    argv: Vec<OsString>,
+) -> Result<(Cli, Loaded, clap::Command), CliError> {
+    let mut command = Cli::command();
+    command.build();
+    let mut loaded = load(&command, argv)?;
+    let mut cli = Cli::from_arg_matches(&loaded.matches).map_err(CliError::Clap)?;
+    if let Command::Serve(args) = &mut cli.command {
+        args.config.routes = loaded.routes.take();
+    }
+    Ok((cli, loaded, command))
+}
+
+/// `check-config FILE`: the effective configuration on stdout and exit 0, or the problem on
+/// one line and exit 2.
+fn check_config(file: &Path) -> ExitCode {
+    match checked_config(file) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("stytch-gateway: {}", chain(&err));
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// Reads `file` as `serve --config FILE` would, checks every setting as `serve` does before
+/// it binds, and renders the effective configuration.
+///
+/// # Errors
+///
+/// The first problem found: the file's, the environment's, or a setting's.
+pub(crate) fn checked_config(file: &Path) -> Result<String, GatewayError> {
+    let argv = ["stytch-gateway", "serve", "--config"]
+        .map(OsString::from)
+        .into_iter()
+        .chain([file.as_os_str().to_owned()])
+        .collect();
+    let (cli, loaded, command) = read_command_line(argv).map_err(|err| match err {
+        CliError::Config(err) => err,
+        CliError::Clap(err) => {
+            let rendered = err.to_string();
+            let why = rendered.lines().next().unwrap_or_default();
+            GatewayError::ConfigFile {
+                file: file.to_owned(),
+                problem: format!(
+                    "with the environment: {}",
+                    why.trim_start_matches("error: ")
+                ),
+            }
+        }
+    })?;
+    let (Command::Serve(args), Some(serve)) = (cli.command, command.find_subcommand("serve"))
+    else {
+        return Err(GatewayError::Missing {
+            setting: "the serve command",
+        });
+    };
+    let options = ServeOptions::try_from(*args)?;
+    crate::serve::validate(&options)?;
+    let routes_file = options.routes_file.as_deref();
+    Ok(render(serve, &loaded, file, &options.routes, routes_file))
+}
+
 /// Runs one command to completion (until ctrl-c / SIGTERM for the long-running ones).
 ///
 /// # Errors
@@ -173,6 +262,7 @@ pub(crate) async fn run(command: Command) -> Result<ExitCode, GatewayError> {
         }
     };
     match command {
+        Command::CheckConfig(args) => Ok(check_config(&args.file)),
         Command::Serve(args) => {
             let gateway = Gateway::bind(ServeOptions::try_from(*args)?).await?;
             let report = gateway.run(shutdown_signal()).await;
@@ -240,9 +330,12 @@ mod tests {
         let command = Cli::command();
         let names: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
         if cfg!(feature = "demo") {
-            assert_eq!(names, ["serve", "emulator", "demo", "upstream"]);
+            assert_eq!(
+                names,
+                ["serve", "check-config", "emulator", "demo", "upstream"]
+            );
         } else {
-            assert_eq!(names, ["serve"]);
+            assert_eq!(names, ["serve", "check-config"]);
         }
     }
 

@@ -133,6 +133,15 @@ pub enum GatewayError {
         /// What is wrong (a TOML error names its line).
         problem: String,
     },
+    /// The configuration file (`serve --config`) cannot be read, or a key of it is unknown
+    /// or has a value its flag refuses (never a secret's value).
+    #[error("config file {}: {problem}", .file.display())]
+    ConfigFile {
+        /// The file as given.
+        file: std::path::PathBuf,
+        /// What is wrong (a TOML error names its line; a key's problem names the key).
+        problem: String,
+    },
     /// An authorization route is invalid.
     #[error("{}route #{index}{}: {problem}", routes_origin(.file.as_deref()), pattern_label(.pattern.as_deref()))]
     InvalidRoute {
@@ -174,6 +183,7 @@ impl GatewayError {
             | Self::ZeroSize { .. }
             | Self::Bus(_)
             | Self::RoutesFile { .. }
+            | Self::ConfigFile { .. }
             | Self::InvalidRoute { .. } => true,
             #[cfg(feature = "demo")]
             Self::Emulator { .. } => true,

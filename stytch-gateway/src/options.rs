@@ -10,6 +10,7 @@ use tower_stytch::config::{PolicyConfig, Rule};
 use tower_stytch::{StytchConfig, bus::RedisBus, webhook::WebhookSecrets};
 
 use crate::access_log::{AccessLogArgs, Switch};
+use crate::config_file::ConfigArgs;
 use crate::conn::{DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 use crate::error::GatewayError;
 use crate::form::DEFAULT_FORM_BODY_LIMIT;
@@ -172,9 +173,11 @@ impl TryFrom<ServeArgs> for ServeOptions {
         }
         let webhook = webhook(args.webhook_path, args.webhook_secret)?;
         let routes_file = args.routes.filter(|p| !p.as_os_str().is_empty());
-        let routes = match &routes_file {
-            Some(file) => crate::routes::load(file)?,
-            None => Vec::new(),
+        let (routes, routes_file) = match (args.config.routes, routes_file) {
+            // `config_file` refuses a file's routes with --routes; the file's win here.
+            (Some(file), _) => (file.routes, Some(file.file)),
+            (None, Some(file)) => (crate::routes::load(&file)?, Some(file)),
+            (None, None) => (Vec::new(), None),
         };
         Ok(Self {
             webhook,
@@ -411,6 +414,9 @@ pub(crate) struct ServeArgs {
     /// `--access-log`.
     #[command(flatten)]
     pub(crate) access_log: AccessLogArgs,
+    /// `--config`, and the routes of its file.
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
     /// An HTTP/1.1 `Upgrade` protocol the gateway tunnels (WebSocket: `websocket`, the
     /// default). Repeatable; comma separated in the environment; `none` tunnels nothing.
     /// `h2c` is refused: an upstream switched to HTTP/2 would take requests for any path,

@@ -159,6 +159,28 @@ fn transport(options: &ServeOptions) -> Transport {
     }
 }
 
+/// Everything [`Gateway::bind`] checks of `options`, without binding a port or calling
+/// Stytch or Redis (`check-config`; no runtime needed).
+///
+/// # Errors
+///
+/// The first configuration error found.
+pub(crate) fn validate(options: &ServeOptions) -> Result<(), GatewayError> {
+    connection_limits(options)?;
+    Proxy::new(
+        &options.upstream,
+        options.upstream_timeout,
+        forwarding(options)?,
+        &transport(options),
+    )?;
+    // A layer with the revocation bus would start its Redis tasks: the bus's URL and settings
+    // were checked when the options were made.
+    let mut offline = options.clone();
+    offline.redis = None;
+    let _checked = build_layer(&offline)?;
+    Ok(())
+}
+
 /// How a shutdown went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {

@@ -9,7 +9,7 @@
 //! topic are here; the tests are in `e2e/`, one module per topic: `headers`, `routes`,
 //! `process`, `redis`, `webhooks`, `https`, `websocket`, `live`, `nginx`, `browser`, `trace`,
 //! issue #24's `edge`, `smuggling`, `timeouts`, `grace`, `inherited`, issue #29's `authz`,
-//! `browser_authz`, and issue #27's `start`, `logs`.
+//! `browser_authz`, and issue #27's `start`, `logs`, `config`.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
@@ -32,6 +32,8 @@ mod authz;
 mod browser;
 #[path = "e2e/browser_authz.rs"]
 mod browser_authz;
+#[path = "e2e/config.rs"]
+mod config;
 #[path = "e2e/edge.rs"]
 mod edge;
 #[path = "e2e/grace.rs"]
