@@ -26,8 +26,11 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 
 /// stytch-gateway: an authenticating reverse proxy for Stytch B2B sessions.
 ///
-/// Every flag can also be set through the environment variable shown next to it. Logging
-/// follows RUST_LOG (default `info`); credentials never appear in any log line.
+/// Every flag of `serve` can also be set through the environment variable shown next to it,
+/// or in a configuration file (`serve --config FILE`, checked by `check-config FILE`): a flag
+/// wins over the environment, the environment over the file. Logging follows RUST_LOG
+/// (default `info`) and the access log `--access-log` (on); credentials never appear in any
+/// log line.
 #[derive(Debug, Parser)]
 #[command(name = "stytch-gateway", version, max_term_width = 100)]
 pub(crate) struct Cli {
