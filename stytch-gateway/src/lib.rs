@@ -51,12 +51,12 @@
 //! | `proxy` | forwarding to the upstream over a pooled client; 400 / 403 / 408 / 502 / 504 | `access_log`, `body`, `credentials`, `error`, `form`, `forwarded`, `identity`, `live`, `metrics`, `request_body`, `server`, `service`, `target`, `tls`, `underscore`, `upgrade` |
 //! | `app` | behind the auth layer: the auth-only endpoint, else the proxy | `body`, `identity`, `proxy`, `service` |
 //! | `routes` | the routes file (`--routes`): authorization rules onto the layer's builder | `error` |
+//! | `config_file` | `serve --config FILE` (TOML: a key per flag, `[[route]]` tables; flag > env > file > default), `check-config FILE`'s output | `error`, `routes` |
 //! | `options` | `serve`'s flags and [`ServeOptions`] (checked) | `access_log`, `config_file` (their flags), `error`, `forwarded`, `health`, `proxy`, `routes`; `conn`, `form`, `live`, `request_body`, `upgrade` (their defaults) |
 //! | `startup` | the start-up check of Stytch: reachable, credentials accepted (else exit 2) | `error` |
 //! | `serve` | [`Gateway`]: options → the stack, its listeners, the shutdown | all of the above |
-//! | `config_file` | `serve --config FILE` (TOML: a key per flag, `[[route]]` tables; flag > env > file > default), `check-config FILE` | `cli`, `error`, `options`, `routes`, `serve` |
 //! | `demo` | (feature `demo`) the `emulator`, `demo` and `upstream` commands | `body`, `error`, `identity`, `options`, `routes`, `serve`, `server`, `service`, `upgrade` |
-//! | `cli` | [`main`]: parsing, logging, runtime, dispatch, exit codes | `demo`, `error`, `options`, `serve`, `server` |
+//! | `cli` | [`main`]: parsing (with the configuration file), logging, runtime, dispatch, `check-config`, exit codes | `access_log`, `config_file`, `demo`, `error`, `options`, `serve`, `server` |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -1,9 +1,9 @@
-//! `stytch-gateway check-config FILE`: reads the file as `serve --config FILE` would (with
-//! the environment, in the same precedence), checks every setting as `serve` does before it
-//! binds (the upstream URL, TLS files, routes, patterns, secrets' formats), without binding
-//! a port or calling Stytch or Redis, and prints the effective configuration: each key with
-//! its value and where the value came from (`env NAME`, `file`, `default`). Secrets are
-//! redacted (`<redacted>`), and a URL's password.
+//! `stytch-gateway check-config FILE`'s output: the effective configuration of `serve
+//! --config FILE` (the command line reads the file with the environment, in the same
+//! precedence, and checks every setting as `serve` does before it binds, without binding a
+//! port or calling Stytch or Redis), each key with its value and where the value came from
+//! (`env NAME`, `file`, `default`), secrets redacted (`<redacted>`) and a URL's password
+//! replaced by `***`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
