@@ -21,7 +21,8 @@ use crate::service::Handler;
 /// when it had to. The body is empty because nginx never reads an `auth_request` answer's
 /// body: one with a body cannot go back to nginx's keep-alive pool, so every check would
 /// open a new connection to the gateway.
-/// Everything else goes to the [`Proxy`].
+/// Everything else goes to the [`Proxy`]. The response carries the request's
+/// [`MemberSession`] in its extensions, for the access log.
 #[derive(Clone, Debug)]
 pub(crate) struct App {
     proxy: Proxy,
@@ -58,10 +59,22 @@ where
     B::Error: Into<BoxError>,
 {
     fn handle(&self, req: Request<B>) -> impl Future<Output = Response<Body>> + Send + 'static {
+        // The access log names the session (a reference-counted clone).
+        let session = req.extensions().get::<MemberSession>().cloned();
         if self.auth_only_path.as_deref() == Some(req.uri().path()) {
-            return Either::Left(std::future::ready(Self::auth_only(&req)));
+            let mut response = Self::auth_only(&req);
+            if let Some(session) = session {
+                response.extensions_mut().insert(session);
+            }
+            return Either::Left(std::future::ready(response));
         }
         let proxy = self.proxy.clone();
-        Either::Right(async move { proxy.forward(req).await })
+        Either::Right(async move {
+            let mut response = proxy.forward(req).await;
+            if let Some(session) = session {
+                response.extensions_mut().insert(session);
+            }
+            response
+        })
     }
 }

@@ -1,11 +1,17 @@
-//! The command line: parsing, logging setup, the runtime, and the dispatch to `serve` (and,
-//! with the `demo` feature, `emulator`, `demo` and the hidden `upstream`); exit codes (0
-//! success, 1 run-time failure, 2 bad configuration).
+//! The command line: parsing (with `serve --config FILE`'s file), logging setup, the
+//! runtime, and the dispatch to `serve` and `check-config` (and, with the `demo` feature,
+//! `emulator`, `demo` and the hidden `upstream`); exit codes (0 success, 1 run-time failure,
+//! 2 bad configuration).
 
+use std::ffi::OsString;
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 
+use crate::access_log::TARGET as ACCESS_TARGET;
+use crate::config_file::check::{CheckConfigArgs, render};
+use crate::config_file::{CliError, Loaded, load};
 #[cfg(feature = "demo")]
 use crate::demo::{self, DemoArgs, EmulatorArgs, UpstreamArgs};
 use crate::error::{GatewayError, chain};
@@ -20,8 +26,11 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 
 /// stytch-gateway: an authenticating reverse proxy for Stytch B2B sessions.
 ///
-/// Every flag can also be set through the environment variable shown next to it. Logging
-/// follows RUST_LOG (default `info`); credentials never appear in any log line.
+/// Every flag of `serve` can also be set through the environment variable shown next to it,
+/// or in a configuration file (`serve --config FILE`, checked by `check-config FILE`): a flag
+/// wins over the environment, the environment over the file. Logging follows RUST_LOG
+/// (default `info`) and the access log `--access-log` (on); credentials never appear in any
+/// log line.
 #[derive(Debug, Parser)]
 #[command(name = "stytch-gateway", version, max_term_width = 100)]
 pub(crate) struct Cli {
@@ -53,6 +62,10 @@ pub(crate) enum LogFormat {
 pub(crate) enum Command {
     /// Run the authenticating reverse proxy in front of an upstream.
     Serve(Box<ServeArgs>),
+    /// Check a configuration file (and the environment) as `serve --config FILE` reads it,
+    /// without binding a port or calling Stytch, and print the effective configuration with
+    /// each value's source, secrets redacted. Exits 0 when valid, 2 otherwise.
+    CheckConfig(CheckConfigArgs),
     /// Run the Stytch B2B sessions API emulator on its own (for local development and tests).
     #[cfg(feature = "demo")]
     Emulator(EmulatorArgs),
@@ -66,12 +79,31 @@ pub(crate) enum Command {
     Upstream(UpstreamArgs),
 }
 
-/// Installs the `tracing` subscriber: `RUST_LOG` (default `info`), text or JSON on stderr.
+/// Installs the `tracing` subscriber: `RUST_LOG` (default `info`; the access log's target at
+/// `info` unless `RUST_LOG` names it), text or JSON on stderr, with ANSI colours only on a
+/// terminal without `NO_COLOR`.
 pub(crate) fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let rust_log = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let mut filter = rust_log
+        .as_deref()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    if !rust_log.is_some_and(|v| v.contains(ACCESS_TARGET))
+        && let Ok(directive) = format!("{ACCESS_TARGET}=info").parse()
+    {
+        filter = filter.add_directive(directive);
+    }
+    let ansi = colours(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi && format == LogFormat::Text)
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),
@@ -81,13 +113,23 @@ pub(crate) fn init_logging(format: LogFormat) {
     let _ = result;
 }
 
+/// Whether log lines get ANSI colours: only on a terminal, and never when `NO_COLOR` is set
+/// to anything but the empty string (<https://no-color.org>).
+fn colours(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
+}
+
 /// Parses the command line, runs the command on a multi-threaded runtime, and maps the
 /// outcome to the exit code. A usage or configuration error prints one line
 /// `stytch-gateway: <problem>` on stderr and exits 2.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(err) => {
+    let cli = match read_command_line(std::env::args_os().collect()) {
+        Ok((cli, _, _)) => cli,
+        Err(CliError::Config(err)) => {
+            eprintln!("stytch-gateway: {}", chain(&err));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(CliError::Clap(err)) => {
             use clap::error::ErrorKind;
             if matches!(
                 err.kind(),
@@ -107,6 +149,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Command::CheckConfig(args) = &cli.command {
+        // Before logging and the runtime: nothing runs.
+        return check_config(&args.file);
+    }
     init_logging(cli.log_format);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
@@ -133,6 +179,78 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The command line, the environment and (with `serve --config FILE`) the configuration
+/// file read into a [`Cli`]; what was loaded, and the built command it was read with.
+///
+/// # Errors
+///
+/// Usage errors and the configuration file's.
+pub(crate) fn read_command_line(
+    argv: Vec<OsString>,
+) -> Result<(Cli, Loaded, clap::Command), CliError> {
+    let mut command = Cli::command();
+    command.build();
+    let mut loaded = load(&command, argv)?;
+    let mut cli = Cli::from_arg_matches(&loaded.matches).map_err(CliError::Clap)?;
+    if let Command::Serve(args) = &mut cli.command {
+        args.config.routes = loaded.routes.take();
+    }
+    Ok((cli, loaded, command))
+}
+
+/// `check-config FILE`: the effective configuration on stdout and exit 0, or the problem on
+/// one line and exit 2.
+fn check_config(file: &Path) -> ExitCode {
+    match checked_config(file) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("stytch-gateway: {}", chain(&err));
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// Reads `file` as `serve --config FILE` would, checks every setting as `serve` does before
+/// it binds, and renders the effective configuration.
+///
+/// # Errors
+///
+/// The first problem found: the file's, the environment's, or a setting's.
+pub(crate) fn checked_config(file: &Path) -> Result<String, GatewayError> {
+    let argv = ["stytch-gateway", "serve", "--config"]
+        .map(OsString::from)
+        .into_iter()
+        .chain([file.as_os_str().to_owned()])
+        .collect();
+    let (cli, loaded, command) = read_command_line(argv).map_err(|err| match err {
+        CliError::Config(err) => err,
+        CliError::Clap(err) => {
+            let rendered = err.to_string();
+            let why = rendered.lines().next().unwrap_or_default();
+            GatewayError::ConfigFile {
+                file: file.to_owned(),
+                problem: format!(
+                    "with the environment: {}",
+                    why.trim_start_matches("error: ")
+                ),
+            }
+        }
+    })?;
+    let (Command::Serve(args), Some(serve)) = (cli.command, command.find_subcommand("serve"))
+    else {
+        return Err(GatewayError::Missing {
+            setting: "the serve command",
+        });
+    };
+    let options = ServeOptions::try_from(*args)?;
+    crate::serve::validate(&options)?;
+    let routes_file = options.routes_file.as_deref();
+    Ok(render(serve, &loaded, file, &options.routes, routes_file))
+}
+
 /// Runs one command to completion (until ctrl-c / SIGTERM for the long-running ones).
 ///
 /// # Errors
@@ -147,9 +265,13 @@ pub(crate) async fn run(command: Command) -> Result<ExitCode, GatewayError> {
         }
     };
     match command {
+        Command::CheckConfig(args) => Ok(check_config(&args.file)),
         Command::Serve(args) => {
             let gateway = Gateway::bind(ServeOptions::try_from(*args)?).await?;
             let report = gateway.run(shutdown_signal()).await;
+            if report.credentials_refused {
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
             Ok(outcome(report.is_clean()))
         }
         #[cfg(feature = "demo")]
@@ -185,6 +307,18 @@ mod tests {
     }
 
     #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        // If this broke, log files and pipes would fill with escape codes, or NO_COLOR
+        // (https://no-color.org) would be ignored.
+        use std::ffi::OsStr;
+        assert!(colours(true, None));
+        assert!(colours(true, Some(OsStr::new(""))));
+        assert!(!colours(true, Some(OsStr::new("1"))));
+        assert!(!colours(false, None));
+        assert!(!colours(false, Some(OsStr::new("1"))));
+    }
+
+    #[test]
     fn the_command_line_definition_is_consistent() {
         // If this broke, clap would panic at run time on a malformed argument definition.
         use clap::CommandFactory as _;
@@ -199,9 +333,12 @@ mod tests {
         let command = Cli::command();
         let names: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
         if cfg!(feature = "demo") {
-            assert_eq!(names, ["serve", "emulator", "demo", "upstream"]);
+            assert_eq!(
+                names,
+                ["serve", "check-config", "emulator", "demo", "upstream"]
+            );
         } else {
-            assert_eq!(names, ["serve"]);
+            assert_eq!(names, ["serve", "check-config"]);
         }
     }
 

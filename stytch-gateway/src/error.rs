@@ -133,6 +133,15 @@ pub enum GatewayError {
         /// What is wrong (a TOML error names its line).
         problem: String,
     },
+    /// The configuration file (`serve --config`) cannot be read, or a key of it is unknown
+    /// or has a value its flag refuses (never a secret's value).
+    #[error("config file {}: {problem}", .file.display())]
+    ConfigFile {
+        /// The file as given.
+        file: std::path::PathBuf,
+        /// What is wrong (a TOML error names its line; a key's problem names the key).
+        problem: String,
+    },
     /// An authorization route is invalid.
     #[error("{}route #{index}{}: {problem}", routes_origin(.file.as_deref()), pattern_label(.pattern.as_deref()))]
     InvalidRoute {
@@ -174,6 +183,7 @@ impl GatewayError {
             | Self::ZeroSize { .. }
             | Self::Bus(_)
             | Self::RoutesFile { .. }
+            | Self::ConfigFile { .. }
             | Self::InvalidRoute { .. } => true,
             #[cfg(feature = "demo")]
             Self::Emulator { .. } => true,
@@ -182,16 +192,54 @@ impl GatewayError {
     }
 }
 
-/// `err` and each of its causes, joined with `: ` on one line.
+/// `err` and each of its causes, joined with `: ` on one line; a cause whose text the line
+/// already holds (an error that prints its source itself) is not repeated.
 pub(crate) fn chain(err: &dyn StdError) -> String {
     let mut line = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
+        let text = cause.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
         source = cause.source();
     }
     line
+}
+
+/// Why a call to `peer` (`host:port`) failed, on one line an operator reads at once: the
+/// OS error of the connection when the chain of `err` holds one (`connection refused to
+/// 127.0.0.1:9000`), else the whole [`chain`] (a TLS or protocol error names itself).
+pub(crate) fn cause(err: &(dyn StdError + 'static), peer: &str) -> String {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && let Some(what) = connection_failure(io.kind())
+        {
+            return format!("{what} to {peer}");
+        }
+        source = current.source();
+    }
+    format!("{} (to {peer})", chain(err))
+}
+
+/// The words for an OS error of a connection, when `kind` is one.
+fn connection_failure(kind: std::io::ErrorKind) -> Option<&'static str> {
+    use std::io::ErrorKind as K;
+    Some(match kind {
+        K::ConnectionRefused => "connection refused",
+        K::ConnectionReset => "connection reset",
+        K::ConnectionAborted => "connection aborted",
+        K::TimedOut => "connection timed out",
+        K::HostUnreachable => "host unreachable",
+        K::NetworkUnreachable => "network unreachable",
+        K::NetworkDown => "network down",
+        K::AddrNotAvailable => "address not available",
+        K::BrokenPipe => "connection closed while sending",
+        K::UnexpectedEof => "connection closed early",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -207,5 +255,37 @@ mod tests {
         };
         assert_eq!(err.to_string(), "cannot listen on 127.0.0.1:80");
         assert_eq!(chain(&err), "cannot listen on 127.0.0.1:80: denied");
+    }
+
+    /// An error that prints its source in its own message, as some libraries do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("request failed: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        // If this broke, a log line would read "request failed: reset: reset".
+        let err = Repeats(std::io::Error::other("reset"));
+        assert_eq!(chain(&err), "request failed: reset");
+    }
+
+    #[test]
+    fn a_connection_failure_reads_as_what_happened_to_whom() {
+        // If this broke, an operator would read `client error (Connect)` and
+        // `Some("tcp connect error")` instead of "connection refused to 127.0.0.1:9000".
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let err = GatewayError::Bind {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            source: refused,
+        };
+        assert_eq!(
+            cause(&err, "127.0.0.1:9000"),
+            "connection refused to 127.0.0.1:9000"
+        );
+        let other = GatewayError::LocalAddr(std::io::Error::other("certificate expired"));
+        assert_eq!(
+            cause(&other, "app.internal:443"),
+            "cannot read a listener's address: certificate expired (to app.internal:443)"
+        );
     }
 }

@@ -16,7 +16,8 @@
 //!
 //! # Modules
 //!
-//! The service stack, outermost first: `form` (a POST form's `_method` shown to the layer)
+//! The service stack, outermost first: `access_log` (request ids, one line per request) →
+//! `form` (a POST form's `_method` shown to the layer)
 //! → `health` (`/healthz`, `/readyz`, before auth) →
 //! `auth_only` (the auth-only endpoint's refusals without a body) → `StytchAuth` (logout,
 //! admin revoke, forced sign-out hooks, webhooks, public routes, authentication) → `app`
@@ -32,7 +33,8 @@
 //! | `identity` | the identity headers the upstream receives | — |
 //! | `credentials` | which of the client's credentials reach the upstream | — |
 //! | `forwarded` | forwarding headers, trusted proxies | — |
-//! | `upgrade` | which requests are upgrades, which are tunnelled (allowed protocols, never `h2c`; authenticated routes); the tunnel | `error` |
+//! | `ws_close` | the close frame a tunnelled WebSocket gets when the gateway ends it (1008 session revoked, 1001 at shutdown), after the frame in flight | — |
+//! | `upgrade` | which requests are upgrades, which are tunnelled (allowed protocols, never `h2c`; authenticated routes); the tunnel | `error`, `ws_close` |
 //! | `underscore` | request headers with `_` in their names: dropped unless allowed | `error`, `forwarded`, `identity` |
 //! | `target` | the upstream's URL; a path under its prefix (dot segments resolved, an escape refused) | `error` |
 //! | `request_body` | the client's request body under the body timeout | `body` |
@@ -45,20 +47,25 @@
 //! | `form` | a POST form's `_method`, read (bounded) and shown to the auth layer | `body`, `metrics`, `service` |
 //! | `health` | `/healthz`, `/readyz` (cached readiness) | `body`, `service` |
 //! | `server` | the accept loop (HTTP/1 + HTTP/2, graceful drain), `bind`, the signals | `body`, `conn`, `error`, `metrics` |
-//! | `proxy` | forwarding to the upstream over a pooled client; 400 / 403 / 408 / 502 / 504 | `body`, `credentials`, `error`, `form`, `forwarded`, `identity`, `live`, `metrics`, `request_body`, `server`, `service`, `target`, `tls`, `underscore`, `upgrade` |
+//! | `access_log` | request ids (`X-Request-Id`), the access log (`--access-log`) | `body`, `forwarded`, `server`, `service` |
+//! | `proxy` | forwarding to the upstream over a pooled client; 400 / 403 / 408 / 502 / 504 | `access_log`, `body`, `credentials`, `error`, `form`, `forwarded`, `identity`, `live`, `metrics`, `request_body`, `server`, `service`, `target`, `tls`, `underscore`, `upgrade` |
 //! | `app` | behind the auth layer: the auth-only endpoint, else the proxy | `body`, `identity`, `proxy`, `service` |
 //! | `routes` | the routes file (`--routes`): authorization rules onto the layer's builder | `error` |
-//! | `options` | `serve`'s flags and [`ServeOptions`] (checked) | `error`, `forwarded`, `health`, `proxy`, `routes`; `conn`, `form`, `live`, `request_body`, `upgrade` (their defaults) |
+//! | `config_file` | `serve --config FILE` (TOML: a key per flag, `[[route]]` tables; flag > env > file > default), `check-config FILE`'s output | `error`, `routes` |
+//! | `options` | `serve`'s flags and [`ServeOptions`] (checked) | `access_log`, `config_file` (their flags), `error`, `forwarded`, `health`, `proxy`, `routes`; `conn`, `form`, `live`, `request_body`, `upgrade` (their defaults) |
+//! | `startup` | the start-up check of Stytch: reachable, credentials accepted (else exit 2) | `error` |
 //! | `serve` | [`Gateway`]: options → the stack, its listeners, the shutdown | all of the above |
 //! | `demo` | (feature `demo`) the `emulator`, `demo` and `upstream` commands | `body`, `error`, `identity`, `options`, `routes`, `serve`, `server`, `service`, `upgrade` |
-//! | `cli` | [`main`]: parsing, logging, runtime, dispatch, exit codes | `demo`, `error`, `options`, `serve`, `server` |
+//! | `cli` | [`main`]: parsing (with the configuration file), logging, runtime, dispatch, `check-config`, exit codes | `access_log`, `config_file`, `demo`, `error`, `options`, `serve`, `server` |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod access_log;
 mod app;
 mod auth_only;
 mod body;
 mod cli;
+mod config_file;
 mod conn;
 mod credentials;
 #[cfg(feature = "demo")]
@@ -77,10 +84,12 @@ mod routes;
 mod serve;
 mod server;
 mod service;
+mod startup;
 mod target;
 mod tls;
 mod underscore;
 mod upgrade;
+mod ws_close;
 
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,8 @@ use clap::Args;
 use tower_stytch::config::{PolicyConfig, Rule};
 use tower_stytch::{StytchConfig, bus::RedisBus, webhook::WebhookSecrets};
 
+use crate::access_log::{AccessLogArgs, Switch};
+use crate::config_file::ConfigArgs;
 use crate::conn::{DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 use crate::error::GatewayError;
 use crate::form::DEFAULT_FORM_BODY_LIMIT;
@@ -103,6 +105,8 @@ pub struct ServeOptions {
     /// Where logout's `return_to` and the routes' step-up pages may redirect (local path
     /// prefixes or absolute URL prefixes; nowhere when empty).
     pub redirect_allowlist: Vec<String>,
+    /// One access log line per request ([`access_log`](crate::access_log)).
+    pub access_log: bool,
 }
 
 impl ServeOptions {
@@ -144,6 +148,7 @@ impl ServeOptions {
             routes_file: None,
             policy_refresh: PolicyConfig::default().refresh_every,
             redirect_allowlist: Vec::new(),
+            access_log: true,
         }
     }
 }
@@ -169,9 +174,11 @@ impl TryFrom<ServeArgs> for ServeOptions {
         }
         let webhook = webhook(args.webhook_path, args.webhook_secret)?;
         let routes_file = args.routes.filter(|p| !p.as_os_str().is_empty());
-        let routes = match &routes_file {
-            Some(file) => crate::routes::load(file)?,
-            None => Vec::new(),
+        let (routes, routes_file) = match (args.config.routes, routes_file) {
+            // `config_file` refuses a file's routes with --routes; the file's win here.
+            (Some(file), _) => (file.routes, Some(file.file)),
+            (None, Some(file)) => (crate::routes::load(&file)?, Some(file)),
+            (None, None) => (Vec::new(), None),
         };
         Ok(Self {
             webhook,
@@ -208,6 +215,7 @@ impl TryFrom<ServeArgs> for ServeOptions {
             routes_file,
             policy_refresh: args.policy_refresh,
             redirect_allowlist: args.redirect_allowlist,
+            access_log: args.access_log.access_log == Switch::On,
         })
     }
 }
@@ -441,6 +449,12 @@ pub(crate) struct ServeArgs {
     /// The Stytch project.
     #[command(flatten)]
     pub(crate) stytch: StytchArgs,
+    /// `--access-log`.
+    #[command(flatten)]
+    pub(crate) access_log: AccessLogArgs,
+    /// `--config`, and the routes of its file.
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
     /// An HTTP/1.1 `Upgrade` protocol the gateway tunnels (WebSocket: `websocket`, the
     /// default). Repeatable; comma separated in the environment; `none` tunnels nothing.
     /// `h2c` is refused: an upstream switched to HTTP/2 would take requests for any path,

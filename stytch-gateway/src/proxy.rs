@@ -31,9 +31,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_stytch::live::SessionLiveness;
 
+use crate::access_log::UpstreamTime;
 use crate::body::{Body, BoxError, full_body, text_response};
 use crate::credentials::Credentials;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, cause};
 use crate::form::restore_client_overrides;
 use crate::forwarded::{TrustedProxies, set_forwarding_headers};
 use crate::identity::{insert_identity, strip_identity_headers};
@@ -45,7 +46,7 @@ use crate::service::Handler;
 use crate::target::{BadTarget, Upstream};
 use crate::tls::{UpstreamRoots, client_config};
 use crate::underscore::UnderscoreHeaders;
-use crate::upgrade::{Decision, Upgrades, keep_upgrade_headers, tunnel};
+use crate::upgrade::{Decision, Stop, Upgrades, is_websocket, keep_upgrade_headers, tunnel};
 
 /// Default time the upstream has to send its response headers.
 pub(crate) const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -258,7 +259,7 @@ impl Proxy {
     /// Forwards `req` and returns the upstream's response (body streamed), or the proxy's
     /// own answer: 400 (no target at the upstream), 403 (an upgrade without a session),
     /// 408 (the client's body stopped coming), 401 (a long poll of a revoked session), 502,
-    /// 504.
+    /// 504. A response after a try of the upstream carries its [`UpstreamTime`].
     pub(crate) async fn forward<B>(&self, mut req: Request<B>) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -303,8 +304,12 @@ impl Proxy {
         let long_poll = sending.seed.as_ref().filter(|_| {
             sending.upgrade.is_none() && matches!(sending.method, Method::GET | Method::HEAD)
         });
+        let asked = Instant::now();
         let sent = self.send(client, upstream_req, long_poll).await;
-        self.answer(sent, sending)
+        let upstream_time = UpstreamTime(asked.elapsed());
+        let mut response = self.answer(sent, sending);
+        response.extensions_mut().insert(upstream_time);
+        response
     }
 
     /// Sends `req` and waits for the response headers, at most the upstream timeout; for a
@@ -360,8 +365,8 @@ impl Proxy {
             }
             Sent::Failed(err) => {
                 gw_metrics::record_upstream_failure("unavailable", elapsed);
-                tracing::warn!(%method, path, error = %err, source = ?std::error::Error::source(&err).map(ToString::to_string),
-                    "upstream unavailable");
+                let cause = cause(&err, self.inner.upstream.authority());
+                tracing::warn!(%method, path, %cause, "upstream unavailable");
                 return text_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n");
             }
             Sent::TimedOut => {
@@ -400,6 +405,10 @@ impl Proxy {
             _ => {
                 let (mut parts, body) = response.into_parts();
                 remove_hop_by_hop_headers(&mut parts.headers);
+                // The client is answered in its own HTTP version, whatever the upstream
+                // speaks: an HTTP/1.0 upstream's answer would otherwise reach an HTTP/1.1
+                // client as `HTTP/1.0` and close its connection after every request.
+                parts.version = version;
                 let body = body.map_err(BoxError::from).boxed_unsync();
                 let body = revocable(body, &parts.headers, seed, streams);
                 Response::from_parts(parts, body)
@@ -420,6 +429,7 @@ impl Proxy {
         let upstream_side = hyper::upgrade::on(&mut response);
         let (mut parts, _) = response.into_parts();
         let protocol = parts.headers.get(header::UPGRADE).cloned();
+        let websocket = protocol.as_ref().is_some_and(is_websocket);
         remove_hop_by_hop_headers(&mut parts.headers);
         if let Some(protocol) = protocol {
             keep_upgrade_headers(&mut parts.headers, protocol);
@@ -433,20 +443,31 @@ impl Proxy {
                 }
             };
             tokio::select! {
-                _ = closing.wait_for(|closing| *closing) => {}
-                () = revoked => tracing::info!(
-                    member_session_id = liveness.as_ref().map(SessionLiveness::member_session_id),
-                    "upgraded connection closed: the session was revoked"
-                ),
+                _ = closing.wait_for(|closing| *closing) => Stop::ShuttingDown,
+                () = revoked => {
+                    tracing::info!(
+                        member_session_id = liveness.as_ref().map(SessionLiveness::member_session_id),
+                        "upgraded connection closed: the session was revoked"
+                    );
+                    Stop::Revoked
+                }
             }
         };
-        tokio::spawn(tunnel(client_side, upstream_side, stop));
+        // Held by the tunnel until it ends: shutdown waits for the last one to go.
+        let alive = self.inner.closing.subscribe();
+        tokio::spawn(async move {
+            let end = tunnel(client_side, upstream_side, stop, websocket).await;
+            drop(alive);
+            end
+        });
         Response::from_parts(parts, full_body(Bytes::new()))
     }
 
-    /// Closes every upgraded connection (at shutdown, once in-flight requests finished).
-    pub(crate) fn close_tunnels(&self) {
+    /// Closes every upgraded connection (at shutdown, once in-flight requests finished), and
+    /// waits for them to be closed, at most `within`.
+    pub(crate) async fn close_tunnels(&self, within: Duration) {
         self.inner.closing.send_replace(true);
+        let _ = tokio::time::timeout(within, self.inner.closing.closed()).await;
     }
 
     /// Rewrites the request for the upstream: URI, version, headers (`Upgrade` and

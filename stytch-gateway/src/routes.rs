@@ -92,7 +92,20 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<(String, Rule)>, Gate
     if file.route.is_empty() {
         return Err(file_error("no [[route]] table".to_owned()));
     }
-    file.route
+    from_tables(path, file.route)
+}
+
+/// The routes of the `[[route]]` `tables` of the file `path` (a routes file, or the
+/// configuration file of `serve --config`), in order.
+///
+/// # Errors
+///
+/// [`GatewayError::InvalidRoute`] for a route that is not valid.
+pub(crate) fn from_tables(
+    path: &Path,
+    tables: Vec<toml::Table>,
+) -> Result<Vec<(String, Rule)>, GatewayError> {
+    tables
         .into_iter()
         .enumerate()
         .map(|(i, table)| {
@@ -211,7 +224,7 @@ fn max_age(raw: &str) -> Result<Duration, String> {
 }
 
 /// A TOML error on one line: where (line number) and what.
-fn toml_problem(err: &toml::de::Error, text: &str) -> String {
+pub(crate) fn toml_problem(err: &toml::de::Error, text: &str) -> String {
     match err.span() {
         Some(span) => {
             let line = text[..span.start.min(text.len())].matches('\n').count() + 1;

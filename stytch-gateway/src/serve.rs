@@ -1,7 +1,7 @@
 //! [`Gateway`]: the assembled reverse proxy, from [`ServeOptions`] to a running server.
 //!
-//! The service stack, outermost first: [`FormMethodOverride`] (a POST form's `_method`
-//! shown to the layer) → [`Health`] (`/healthz`, `/readyz`, before auth) →
+//! The service stack, outermost first: [`AccessLog`] (request ids, the access log) →
+//! [`FormMethodOverride`] (a POST form's `_method` shown to the layer) → [`Health`] (`/healthz`, `/readyz`, before auth) →
 //! [`BodylessRefusals`] (the auth-only endpoint's refusals without a body) → [`StytchAuth`]
 //! (logout, admin revoke, forced sign-out hooks, public routes, authentication) → [`App`]
 //! (auth-only endpoint, then the [`Proxy`]).
@@ -19,6 +19,7 @@ use tower_stytch::config::{CookieSettings, CredentialSource};
 use tower_stytch::service::StytchAuth;
 use tower_stytch::{StytchAuthLayer, StytchClient};
 
+use crate::access_log::AccessLog;
 use crate::app::App;
 use crate::auth_only::BodylessRefusals;
 use crate::conn::{self, ConnectionLimits};
@@ -33,9 +34,14 @@ use crate::proxy::{Forwarding, Proxy, Transport};
 use crate::routes;
 use crate::server::{Drain, bind, serve, serve_limited};
 use crate::service::ServiceFn;
+use crate::startup::{StartCheck, check_stytch};
 use crate::tls::UpstreamRoots;
 use crate::underscore::UnderscoreHeaders;
 use crate::upgrade::Upgrades;
+
+/// The longest wait at shutdown for the upgraded connections to close: a WebSocket's frame
+/// in flight finished, its close frame sent and answered ([`ws_close`](crate::ws_close)).
+const TUNNELS_CLOSE: Duration = Duration::from_secs(2);
 
 /// Builds the auth layer the options describe.
 ///
@@ -153,6 +159,28 @@ fn transport(options: &ServeOptions) -> Transport {
     }
 }
 
+/// Everything [`Gateway::bind`] checks of `options`, without binding a port or calling
+/// Stytch or Redis (`check-config`; no runtime needed).
+///
+/// # Errors
+///
+/// The first configuration error found.
+pub(crate) fn validate(options: &ServeOptions) -> Result<(), GatewayError> {
+    connection_limits(options)?;
+    Proxy::new(
+        &options.upstream,
+        options.upstream_timeout,
+        forwarding(options)?,
+        &transport(options),
+    )?;
+    // A layer with the revocation bus would start its Redis tasks: the bus's URL and settings
+    // were checked when the options were made.
+    let mut offline = options.clone();
+    offline.redis = None;
+    let _checked = build_layer(&offline)?;
+    Ok(())
+}
+
 /// How a shutdown went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {
@@ -161,12 +189,16 @@ pub struct ShutdownReport {
     /// Revocations Stytch had not confirmed when the deadline passed (they still apply
     /// locally until this process exits).
     pub revocations_pending: usize,
+    /// Stytch refused the project's credentials at start, and the gateway stopped itself:
+    /// a configuration error (the command line exits 2).
+    pub credentials_refused: bool,
 }
 
 impl ShutdownReport {
-    /// Every request finished and every revocation was confirmed.
+    /// Every request finished, every revocation was confirmed, and the gateway stopped
+    /// because it was asked to.
     pub fn is_clean(&self) -> bool {
-        self.drain == Drain::Complete && self.revocations_pending == 0
+        self.drain == Drain::Complete && self.revocations_pending == 0 && !self.credentials_refused
     }
 }
 
@@ -174,7 +206,7 @@ impl ShutdownReport {
 pub struct Gateway {
     listener: TcpListener,
     metrics: Option<(TcpListener, ServiceFn<MetricsService>)>,
-    service: FormMethodOverride<Health<BodylessRefusals<StytchAuth<ServiceFn<App>>>>>,
+    service: AccessLog<FormMethodOverride<Health<BodylessRefusals<StytchAuth<ServiceFn<App>>>>>>,
     limits: ConnectionLimits,
     layer: StytchAuthLayer,
     /// A handle on the proxy inside `service`, to close its tunnels at shutdown.
@@ -220,6 +252,8 @@ impl Gateway {
         let webhook_path = options.webhook.as_ref().map(|(path, _)| path.clone());
         let (limit, timeout) = (options.form_body_limit, options.client_body_timeout);
         let service = FormMethodOverride::new(service, limit, timeout, webhook_path);
+        let trusted = TrustedProxies::new(options.trusted_proxies.clone());
+        let service = AccessLog::new(service, options.access_log, trusted);
         let metrics = match options.metrics_listen {
             Some(addr) => {
                 let handle = recorder()?;
@@ -260,6 +294,9 @@ impl Gateway {
     /// Serves until `shutdown` completes; then `/readyz` turns 503, the listener closes,
     /// in-flight requests finish, upgraded connections (WebSockets) are closed, and pending
     /// revocations are flushed, all within the shutdown timeout.
+    ///
+    /// Meanwhile Stytch is checked once ([`startup`](crate::startup)): when it refuses the
+    /// project's credentials the gateway stops the same way, and the report says so.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> ShutdownReport {
         let Self {
             listener,
@@ -286,20 +323,30 @@ impl Gateway {
         if let Some(bus) = layer.revocation_bus() {
             tracing::info!(?bus, "sharing revocations through Redis");
         }
-        log_readiness(layer.clone());
-        let draining = service.get_ref().draining_flag();
+        let (verdict_tx, verdict) = tokio::sync::watch::channel(None);
+        tokio::spawn({
+            let layer = layer.clone();
+            async move { verdict_tx.send_replace(Some(check_stytch(&layer).await)) }
+        });
+        let refused = credentials_refused(verdict.clone());
+        let draining = service.get_ref().get_ref().draining_flag();
         let signalled = Arc::new(std::sync::OnceLock::<Instant>::new());
         let signalled_at = signalled.clone();
         let shutdown = async move {
-            shutdown.await;
+            tokio::select! {
+                () = shutdown => {}
+                () = refused => {}
+            }
             let _ = signalled_at.set(Instant::now());
             draining.store(true, Ordering::Relaxed);
         };
         let budget = options.shutdown_timeout;
         let drain = serve_limited("proxy", listener, service, shutdown, budget, limits).await;
-        // Upgraded connections (WebSockets) are no longer hyper's: close them now.
-        proxy.close_tunnels();
         let started = signalled.get().copied().unwrap_or_else(Instant::now);
+        // Upgraded connections (WebSockets) are no longer hyper's: close them now (a
+        // WebSocket with its close frame), within what is left of the budget.
+        let left = budget.saturating_sub(started.elapsed());
+        proxy.close_tunnels(left.min(TUNNELS_CLOSE)).await;
         match drain {
             Drain::Complete => tracing::info!("in-flight requests finished"),
             Drain::TimedOut => {
@@ -314,10 +361,25 @@ impl Gateway {
         if let Some(task) = metrics_task {
             let _ = task.await;
         }
+        let credentials_refused = *verdict.borrow() == Some(StartCheck::CredentialsRefused);
         ShutdownReport {
             drain,
             revocations_pending,
+            credentials_refused,
         }
+    }
+}
+
+/// Completes when the start-up check's `verdict` is that Stytch refused the credentials;
+/// never otherwise.
+async fn credentials_refused(mut verdict: tokio::sync::watch::Receiver<Option<StartCheck>>) {
+    let other = verdict
+        .wait_for(|v| *v == Some(StartCheck::CredentialsRefused))
+        .await
+        .is_err();
+    if other {
+        // The check ended with another verdict.
+        std::future::pending::<()>().await;
     }
 }
 
@@ -378,18 +440,6 @@ fn bus_primary(bus: &tower_stytch::bus::BusHandle) -> String {
         ));
     }
     lines
-}
-
-/// Logs, in the background, whether Stytch is reachable at start.
-fn log_readiness(layer: StytchAuthLayer) {
-    tokio::spawn(async move {
-        match layer.ready().await {
-            Ok(()) => tracing::info!("Stytch reachable; ready"),
-            Err(err) => {
-                tracing::warn!(error = %err, "Stytch not reachable yet; /readyz answers 503")
-            }
-        }
-    });
 }
 
 /// Sends Stytch the revocations it has not confirmed, for at most `budget`; returns how

@@ -109,6 +109,11 @@ impl Upstream {
         &self.host_header
     }
 
+    /// The upstream's `host[:port]`, for messages.
+    pub(crate) fn authority(&self) -> &str {
+        self.authority.as_str()
+    }
+
     /// The URL without its prefix, for messages.
     pub(crate) fn origin(&self) -> String {
         format!("{}://{}", self.scheme, self.authority)

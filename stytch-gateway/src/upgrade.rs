@@ -20,10 +20,11 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower_stytch::MemberSession;
 
-use crate::error::GatewayError;
+use crate::error::{GatewayError, chain};
+use crate::ws_close::{CLOSE_ANSWER, Downstream, FINISH_FRAME, GOING_AWAY, SESSION_REVOKED};
 
 /// The protocol tunnelled when none is configured.
 pub(crate) const DEFAULT_UPGRADE_PROTOCOL: &str = "websocket";
@@ -157,6 +158,13 @@ impl Upgrades {
     }
 }
 
+/// Whether an `Upgrade` value names WebSocket.
+pub(crate) fn is_websocket(protocol: &HeaderValue) -> bool {
+    protocol
+        .to_str()
+        .is_ok_and(|p| protocol_name(p.trim()).eq_ignore_ascii_case(DEFAULT_UPGRADE_PROTOCOL))
+}
+
 /// The name of `protocol` (`name/version`).
 fn protocol_name(protocol: &str) -> &str {
     protocol.split('/').next().unwrap_or_default()
@@ -197,46 +205,85 @@ pub(crate) enum TunnelEnd {
     /// One side closed; the other was shut down after it.
     Closed,
     /// `stop` completed (the session was revoked, or the gateway is shutting down): both
-    /// sides were shut down.
+    /// sides were shut down, a WebSocket client after a close frame saying why.
     Stopped,
     /// A side failed to upgrade, or a copy failed.
     Failed,
 }
 
-/// Waits for both sides to switch protocols, then copies bytes both ways until one side
-/// closes or `stop` completes; then shuts both sides down.
+/// Why the gateway stops a tunnel itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The session was revoked (a WebSocket gets `1008 session revoked`).
+    Revoked,
+    /// The gateway is shutting down (a WebSocket gets `1001 gateway shutting down`).
+    ShuttingDown,
+}
+
+/// Waits for both sides to switch protocols, then copies bytes both ways until both sides
+/// closed or `stop` completes; then shuts both sides down. A `websocket` client is sent a
+/// close frame saying why first ([`ws_close`](crate::ws_close)).
 pub(crate) async fn tunnel(
     client: OnUpgrade,
     upstream: OnUpgrade,
-    stop: impl Future<Output = ()>,
+    stop: impl Future<Output = Stop>,
+    websocket: bool,
 ) -> TunnelEnd {
     let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(sides) => sides,
         Err(err) => {
-            tracing::debug!(error = %err, "upgrade failed");
+            tracing::debug!(error = %chain(&err), "upgrade failed");
             return TunnelEnd::Failed;
         }
     };
-    let mut client = TokioIo::new(client);
-    let mut upstream = TokioIo::new(upstream);
-    let end = tokio::select! {
-        copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match copied {
-            Ok((up, down)) => {
+    let (mut client_rx, mut client_tx) = tokio::io::split(TokioIo::new(client));
+    let (mut upstream_rx, mut upstream_tx) = tokio::io::split(TokioIo::new(upstream));
+    let mut down = Downstream::new();
+    let copies = async {
+        let up = async {
+            let copied = tokio::io::copy(&mut client_rx, &mut upstream_tx).await;
+            let _ = upstream_tx.shutdown().await;
+            copied
+        };
+        let down = async {
+            let copied = down.copy(&mut upstream_rx, &mut client_tx).await;
+            let _ = client_tx.shutdown().await;
+            copied
+        };
+        tokio::join!(up, down)
+    };
+    let stopped = tokio::select! {
+        copied = copies => match copied {
+            (Ok(up), Ok(down)) => {
                 tracing::debug!(bytes_up = up, bytes_down = down, "upgraded connection closed");
-                TunnelEnd::Closed
+                return TunnelEnd::Closed;
             }
-            Err(err) => {
+            (Err(err), _) | (_, Err(err)) => {
                 tracing::debug!(error = %err, "upgraded connection failed");
-                TunnelEnd::Failed
+                return TunnelEnd::Failed;
             }
         },
-        () = stop => TunnelEnd::Stopped,
+        stop = stop => stop,
     };
-    // Dropping the sides closes the sockets; shutting them down first sends FIN after
-    // whatever was buffered.
-    let _ = client.shutdown().await;
-    let _ = upstream.shutdown().await;
-    end
+    if websocket {
+        let close = match stopped {
+            Stop::Revoked => SESSION_REVOKED,
+            Stop::ShuttingDown => GOING_AWAY,
+        };
+        let closing = down.close(&mut upstream_rx, &mut client_tx, close);
+        if matches!(
+            tokio::time::timeout(FINISH_FRAME, closing).await,
+            Ok(Ok(()))
+        ) {
+            // The client answers with its own close frame: then (or soon) the connection goes.
+            let mut answer = [0u8; 64];
+            let _ = tokio::time::timeout(CLOSE_ANSWER, client_rx.read(&mut answer)).await;
+        }
+    }
+    // Shutting the sides down sends FIN after whatever was buffered; dropping closes them.
+    let _ = client_tx.shutdown().await;
+    let _ = upstream_tx.shutdown().await;
+    TunnelEnd::Stopped
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@
 //! One test binary (the helpers compile once): the processes and helpers shared by every
 //! topic are here; the tests are in `e2e/`, one module per topic: `headers`, `routes`,
 //! `process`, `redis`, `webhooks`, `https`, `websocket`, `live`, `nginx`, `browser`, `trace`,
-//! issue #24's `edge`, `smuggling`, `timeouts`, `grace`, `inherited`, and issue #29's `authz`,
-//! `browser_authz`.
+//! issue #24's `edge`, `smuggling`, `timeouts`, `grace`, `inherited`, issue #29's `authz`,
+//! `browser_authz`, and issue #27's `start`, `logs`, `config`.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
@@ -32,6 +32,8 @@ mod authz;
 mod browser;
 #[path = "e2e/browser_authz.rs"]
 mod browser_authz;
+#[path = "e2e/config.rs"]
+mod config;
 #[path = "e2e/edge.rs"]
 mod edge;
 #[path = "e2e/grace.rs"]
@@ -44,6 +46,8 @@ mod https;
 mod inherited;
 #[path = "e2e/live.rs"]
 mod live;
+#[path = "e2e/logs.rs"]
+mod logs;
 #[path = "e2e/nginx.rs"]
 mod nginx;
 #[path = "e2e/process.rs"]
@@ -56,6 +60,8 @@ mod redis_server;
 mod routes;
 #[path = "e2e/smuggling.rs"]
 mod smuggling;
+#[path = "e2e/start.rs"]
+mod start;
 #[path = "e2e/timeouts.rs"]
 mod timeouts;
 #[path = "e2e/trace.rs"]

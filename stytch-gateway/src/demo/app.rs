@@ -44,6 +44,7 @@ use tower_stytch::config::CookieSettings;
 use self::documents::Documents;
 use super::upstream::EchoUpstream;
 use crate::body::{Body, BoxError, full_body, text_response};
+use crate::error::chain;
 use crate::identity::{MEMBER_ID, MEMBER_SESSION_ID, ORGANIZATION_ID, ROLES};
 use crate::service::Handler;
 
@@ -187,7 +188,7 @@ impl DemoApp {
         let minted = match self.mint(&member.member_id).await {
             Ok(minted) => minted,
             Err(err) => {
-                tracing::warn!(error = %err, "demo sign-in: the emulator did not mint a session");
+                tracing::warn!(error = %chain(&*err), "demo sign-in: the emulator did not mint a session");
                 return text_response(StatusCode::BAD_GATEWAY, "the emulator is unavailable\n");
             }
         };
@@ -246,7 +247,7 @@ impl DemoApp {
         let sessions = match answer {
             Ok(answer) => answer.member_sessions,
             Err(err) => {
-                tracing::warn!(error = %err, "demo: Get Sessions failed");
+                tracing::warn!(error = %chain(&err), "demo: Get Sessions failed");
                 return text_response(StatusCode::BAD_GATEWAY, "Get Sessions failed\n");
             }
         };

@@ -42,7 +42,13 @@ fn print_components(run: &Running, base: &str) {
     println!("Open {base}/ in a browser: sign in as a demo member, log out, force a member out,");
     println!("and watch the live panel close when the session is revoked from another tab;");
     println!("read and delete documents (as the member's roles allow), and open the billing page,");
-    println!("which asks for a second factor.");
+    println!(
+        "which asks for a second factor. To watch a forced sign-out from one browser, sign in"
+    );
+    println!(
+        "as Alice and open the member view from her page: the same demo on localhost instead of"
+    );
+    println!("127.0.0.1, whose cookies the browser keeps apart.");
     println!();
 }
 

@@ -4,9 +4,11 @@
 //! One test, in the order a person would click: sign in by cookie, see who you are, a
 //! cross-site form post to logout and to an admin route refused (the session still works),
 //! log out in another tab (the cookies cleared, the first tab's socket closed and the tab
-//! signed out), sign in again, an admin in a second browser context forces the member out,
-//! and the first context's live WebSocket closes and its next page load is signed out. A
-//! screenshot of each step is written to `target/browser-test/`.
+//! signed out), sign in again; an admin in a second browser context opens the member view (the
+//! demo on the other loopback host name, its own cookies) from her page, the member signs in
+//! there, the admin forces the member out, and both of the member's live WebSockets close
+//! with 1008 "session revoked" (the panels say "signed out: session revoked") and the pages
+//! reload signed out. A screenshot of each step is written to `target/browser-test/`.
 //!
 //! Without Chromium this test fails when `CI` is set (CI installs it: `.ci/run`), and says it
 //! skipped otherwise.
@@ -19,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use fantoccini::wd::WindowHandle;
 use fantoccini::{Client, ClientBuilder, Locator};
 use http::{Request, Response};
 use http_body_util::Full;
@@ -386,10 +389,15 @@ async fn the_demo_in_a_browser_signs_in_refuses_cross_site_posts_and_closes_revo
     cross_site_posts_are_refused(&bob, &evil, &demo, &session).await;
     log_out_in_another_tab(&bob, base).await;
 
-    // Signed in again, Bob is forced out by Alice, an admin in another browser context.
+    // Signed in again in his browser, and in Alice's member view: Alice forces Bob out.
     bob.sign_in(base, "Bob").await;
     let alice = Browser::open(&driver, "alice", &shots).await;
     alice.sign_in(base, "Alice").await;
+    let (admin_window, member_window) = open_member_view(&alice).await;
+    alice.client.switch_to_window(admin_window).await.unwrap();
+    alice.goto(&format!("{base}/")).await;
+    alice.wait_state("signed-in").await;
+    assert_eq!(alice.text("dd[data-field='name']").await, "Alice");
     alice.click("button[data-member='Bob']").await;
     alice
         .wait_true(
@@ -399,11 +407,21 @@ async fn the_demo_in_a_browser_signs_in_refuses_cross_site_posts_and_closes_revo
         .await;
     alice.shot("05-admin-forces-bob-out").await;
 
-    // Bob's live socket is closed by the gateway; his page shows it, then reloads signed out.
-    bob.wait_state("revoked").await;
-    bob.shot("06-live-socket-closed").await;
+    // Both of Bob's live sockets are closed by the gateway with 1008 "session revoked"; the
+    // pages say so, then reload signed out.
+    alice.client.switch_to_window(member_window).await.unwrap();
+    tokio::join!(
+        async {
+            assert_signed_out_by_revocation(&alice).await;
+            alice.shot("06-member-view-signed-out").await;
+        },
+        async {
+            assert_signed_out_by_revocation(&bob).await;
+            bob.shot("07-live-socket-closed").await;
+        }
+    );
     bob.wait_state("signed-out").await;
-    bob.shot("07-signed-out-after-revocation").await;
+    bob.shot("08-signed-out-after-revocation").await;
 
     alice.close().await;
     bob.close().await;
@@ -412,6 +430,66 @@ async fn the_demo_in_a_browser_signs_in_refuses_cross_site_posts_and_closes_revo
         started.elapsed().as_secs_f64(),
         shots.display()
     );
+}
+
+/// From Alice's page, the member view (the demo on the other loopback host name, a window of
+/// its own with its own cookies) is opened, and Bob signs in there. Returns Alice's window and
+/// the member view's.
+async fn open_member_view(alice: &Browser) -> (WindowHandle, WindowHandle) {
+    let admin = alice.client.window().await.unwrap();
+    let link = alice
+        .js("return document.querySelector('#member-view').href")
+        .await;
+    assert!(
+        link.as_str()
+            .is_some_and(|l| l.starts_with("http://localhost:")),
+        "{link}"
+    );
+    alice.click("#member-view").await;
+    let deadline = Instant::now() + STEP;
+    let member = loop {
+        let windows = alice.client.windows().await.unwrap();
+        if let Some(member) = windows.into_iter().find(|w| *w != admin) {
+            break member;
+        }
+        assert!(Instant::now() < deadline, "the member view never opened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    alice.client.switch_to_window(member.clone()).await.unwrap();
+    alice.wait_state("signed-out").await;
+    alice.click("button[data-member=\"Bob\"]").await;
+    alice.wait_state("signed-in").await;
+    alice
+        .wait_true(
+            "the member view's socket opens",
+            "return document.querySelector('#live-status').dataset.live === 'open'",
+        )
+        .await;
+    assert_eq!(alice.text("dd[data-field='name']").await, "Bob");
+    assert!(alice.text("#view-name").await.starts_with("member view"));
+    assert!(
+        alice
+            .text("#sessions-note")
+            .await
+            .contains("started one session per member at launch"),
+        "Bob's other sessions are explained"
+    );
+    alice.shot("05a-member-view-bob").await;
+    (admin, member)
+}
+
+/// The page's live socket was closed by the gateway with 1008 "session revoked", and the
+/// live panel says so.
+async fn assert_signed_out_by_revocation(browser: &Browser) {
+    browser.wait_state("revoked").await;
+    assert_eq!(
+        browser.text("#live-status").await,
+        "signed out: session revoked"
+    );
+    let code = browser
+        .js("return document.querySelector('#live-status').dataset.code")
+        .await;
+    assert_eq!(code, Json::from("1008"));
 }
 
 /// Bob signs in by cookie; the identity shown is the gateway's. Returns his session id.

@@ -1,6 +1,7 @@
 //! Revocation reaches live connections through the gateway binary: a WebSocket, or a
 //! server-sent-event stream (HTTP/1.1 and HTTP/2), of a session revoked on another
-//! connection (logout, admin route) is closed; other sessions' connections stay open.
+//! connection (logout, admin route) is closed (a WebSocket with a close frame, 1008 "session
+//! revoked"); other sessions' connections stay open.
 //!
 //! The time from the revoking response to the close the client sees is measured and printed
 //! (`--nocapture`): the goal is under a second; the assertion is only a generous bound.
@@ -106,9 +107,15 @@ async fn revoke(
     ((sent, Instant::now()), response.status())
 }
 
+/// How the gateway closes a revoked session's WebSocket: code 1008, "session revoked".
+const REVOKED: Option<(u16, &str)> = Some((1008, "session revoked"));
+
 /// Opens a WebSocket for `token`, checks it echoes, and returns a task that resolves with
-/// the moment the socket is closed (by anyone but us).
-async fn watched_socket(gw: &Gateway, token: &str) -> tokio::task::JoinHandle<Instant> {
+/// the moment the socket is closed (by anyone but us) and the close frame's code and reason.
+async fn watched_socket(
+    gw: &Gateway,
+    token: &str,
+) -> tokio::task::JoinHandle<(Instant, Option<(u16, String)>)> {
     let cookie = format!("stytch_session={token}");
     let mut ws = ws_connect(&gw.base, "/ws", Some(&cookie)).await.unwrap();
     ws.send(Message::text("ping")).await.unwrap();
@@ -117,8 +124,12 @@ async fn watched_socket(gw: &Gateway, token: &str) -> tokio::task::JoinHandle<In
     tokio::spawn(async move {
         loop {
             match ws.next().await {
-                Some(Ok(message)) if !message.is_close() => {}
-                _ => return Instant::now(),
+                Some(Ok(Message::Close(frame))) => {
+                    let frame = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                    return (Instant::now(), frame);
+                }
+                Some(Ok(_)) => {}
+                _ => return (Instant::now(), None),
             }
         }
     })
@@ -127,8 +138,9 @@ async fn watched_socket(gw: &Gateway, token: &str) -> tokio::task::JoinHandle<In
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revoked_sessions_websocket_is_closed_by_logout_and_by_the_admin_route() {
     // If this broke, a logged-out or force-signed-out member would keep a live WebSocket
-    // (and whatever it streams) open through the gateway, or one member's logout would
-    // close another member's sockets.
+    // (and whatever it streams) open through the gateway, its browser would read the close
+    // as code 1006 (an error) instead of 1008 "session revoked", or one member's logout
+    // would close another member's sockets.
     bounded(async {
         let stytch = Stytch::start();
         let up = ws_upstream(None).await;
@@ -150,7 +162,9 @@ async fn a_revoked_sessions_websocket_is_closed_by_logout_and_by_the_admin_route
             let closed = watched_socket(&gw, &token).await;
             let (answered, status) = revoke(&client, &gw, "/logout", &token).await;
             assert!(status.is_success(), "logout: {status}");
-            logout.record(answered, closed.await.unwrap());
+            let (closed, frame) = closed.await.unwrap();
+            assert_eq!(frame.as_ref().map(|(c, r)| (*c, r.as_str())), REVOKED);
+            logout.record(answered, closed);
         }
         logout.report();
 
@@ -161,7 +175,9 @@ async fn a_revoked_sessions_websocket_is_closed_by_logout_and_by_the_admin_route
             let closed = watched_socket(&gw, &token).await;
             let (answered, status) = revoke(&client, &gw, &revoke_carol, &admin).await;
             assert!(status.is_success(), "admin route: {status}");
-            admin_route.record(answered, closed.await.unwrap());
+            let (closed, frame) = closed.await.unwrap();
+            assert_eq!(frame.as_ref().map(|(c, r)| (*c, r.as_str())), REVOKED);
+            admin_route.record(answered, closed);
         }
         admin_route.report();
 

@@ -2,8 +2,9 @@
 //! `SOAK_TRACE=1 stytch-gateway/benches/soak.sh`). Two gateways sharing a password-protected
 //! Redis, with a webhook secret, log at TRACE (every process here does) through a burst of
 //! injected Stytch faults, a Redis restart with revocations made while it was down, and a
-//! signed webhook; then no session token, JWT signature, project secret, webhook secret or
-//! Redis password may appear in the gateways' or the emulator's logs.
+//! signed webhook, and a request with a token in its query string; then no session token,
+//! JWT signature, project secret, webhook secret or Redis password may appear in the
+//! gateways' logs (the access log's lines included) or the emulator's.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -107,6 +108,7 @@ async fn trace_logs_through_stytch_faults_and_a_redis_restart_hold_no_secret() {
         }
 
         webhook_signs_out(&stytch, &a, &m2, &t2).await;
+        access_log_written(&a, &admin).await;
         assert_logs_hold_no_secret(&stytch, [&a, &b], &credentials);
     })
     .await;
@@ -195,6 +197,21 @@ async fn webhook_signs_out(stytch: &Stytch, gw: &Gateway, member_id: &str, token
         gw.refused_soon(token).await,
         "the webhook did not sign member 2 out"
     );
+}
+
+/// The access log (on by default) is among the logs checked: a request carrying the
+/// `admin` token in its query string too, whose line is written.
+async fn access_log_written(gw: &Gateway, admin: &str) {
+    let path = format!("/whoami?session_token={admin}");
+    assert_eq!(gw.call(Method::GET, &path, admin).await, StatusCode::OK);
+    let written = within(Duration::from_secs(5), || async {
+        gw.proc
+            .stderr()
+            .lines()
+            .any(|l| l.contains("stytch_gateway::access") && l.contains(r#"path="/whoami""#))
+    })
+    .await;
+    assert!(written, "no access log line");
 }
 
 /// No credential, project secret, webhook secret or Redis password in the gateways' logs or

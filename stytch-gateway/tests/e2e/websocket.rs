@@ -213,3 +213,31 @@ async fn websocket_to_an_https_upstream_that_offers_h2_uses_http11() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_websocket_open_at_shutdown_is_closed_with_1001() {
+    // If this broke, a deploy would cut every browser's WebSocket as an error (1006) instead
+    // of telling it the server is going away (1001), and clients would not reconnect calmly.
+    bounded(async {
+        let stytch = Stytch::start();
+        let up = ws_upstream(None).await;
+        let gw = Gateway::start(&stytch, up.addr, &["--shutdown-timeout", "3s"]).await;
+        let org = stytch.organization("acme").await;
+        let (_, token) = stytch.member(&org, "bob@acme.test", &[]).await;
+        let cookie = format!("stytch_session={token}");
+        let mut ws = ws_connect(&gw.base, "/ws", Some(&cookie)).await.unwrap();
+        assert_echoes(&mut ws).await;
+        gw.proc.signal("-TERM");
+        let close = loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => {}
+                other => panic!("no close frame: {other:?}"),
+            }
+        };
+        let close = close.expect("a close frame with a code");
+        assert_eq!(u16::from(close.code), 1001);
+        assert_eq!(close.reason.as_str(), "gateway shutting down");
+    })
+    .await;
+}

@@ -3,8 +3,11 @@
 // log out buttons, an admin's "force out" buttons, the organization's documents (reading and
 // deleting them as the gateway's RBAC rules allow), a link to the billing page (behind MFA),
 // and a live WebSocket through the gateway that the gateway closes when the session is
-// revoked. document.body.dataset.state is
-// "signed-out", "signed-in" or "revoked" (the browser test waits on it).
+// revoked (close code 1008, reason "session revoked"). An admin's page links to a "member
+// view": the same demo under the other loopback host name (127.0.0.1 <-> localhost), whose
+// cookies the browser keeps apart, so one browser can watch a forced sign-out.
+// document.body.dataset.state is "signed-out", "signed-in" or "revoked" (the browser test
+// waits on it).
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
@@ -24,7 +27,26 @@ function setState(state) {
   document.body.dataset.state = state;
 }
 
+// This demo under the other loopback host name (its own cookie jar), or null elsewhere.
+function otherHost() {
+  const other = { "127.0.0.1": "localhost", localhost: "127.0.0.1" }[location.hostname];
+  return other ? `${location.protocol}//${other}${location.port ? `:${location.port}` : ""}` : null;
+}
+
+// The member view's tab says so (remembered for the tab, across its sign-in's redirect).
+function showViewName() {
+  if (new URLSearchParams(location.search).get("view") === "member") {
+    sessionStorage.setItem("view", "member");
+  }
+  const badge = $("#view-name");
+  if (sessionStorage.getItem("view") === "member") {
+    badge.textContent = `member view · ${location.host}`;
+    badge.hidden = false;
+  }
+}
+
 async function main() {
+  showViewName();
   const me = await fetch("/api/me", { headers: { accept: "application/json" } });
   if (me.status === 200) {
     await signedIn(await me.json());
@@ -35,6 +57,12 @@ async function main() {
 
 async function signedOut() {
   $("#signed-out").hidden = false;
+  const tip = $("#member-view-tip");
+  if (sessionStorage.getItem("view") === "member") {
+    tip.textContent = "This is the member view, with its own cookies: sign in as the member the admin " +
+      "will force out (Bob or Carol for Alice), then press Force sign-out on the admin's page.";
+  }
+  tip.hidden = !otherHost();
   const members = await (await fetch("/demo/members")).json();
   const list = $("#members");
   for (const member of members) {
@@ -87,12 +115,14 @@ async function loadSessions() {
     body.append(el("tr")).append(el("td", `Get Sessions failed (${answer.status})`));
     return;
   }
-  for (const session of await answer.json()) {
+  const sessions = await answer.json();
+  for (const session of sessions) {
     const row = el("tr", undefined, session.current ? { class: "current" } : {});
     const id = session.member_session_id + (session.current ? " (this one)" : "");
     row.append(el("td", id), el("td", time(session.started_at)), el("td", time(session.expires_at)));
     body.append(row);
   }
+  $("#sessions-note").hidden = sessions.length < 2;
 }
 
 // A refusal of the gateway, in words: its status, its JSON `error`, `message` and Stytch's
@@ -147,8 +177,20 @@ async function loadOrgMembers(me) {
   $("#admin").hidden = false;
   const members = await (await fetch("/demo/members")).json();
   const list = $("#org-members");
-  for (const member of members) {
-    if (member.organization_id !== me.organization_id || member.member_id === me.member_id) continue;
+  const others = members.filter((m) => m.organization_id === me.organization_id && m.member_id !== me.member_id);
+  if (others.length === 0) {
+    const alone = `${me.name} is ${me.organization_name}'s only member: nobody to force out here. ` +
+      "Sign in as Alice, Acme's admin, to force Bob or Carol out.";
+    list.append(el("li", alone, { class: "empty", "data-empty": "true" }));
+    return;
+  }
+  const other = otherHost();
+  if (other) {
+    $("#member-view").href = `${other}/?view=member`;
+    $("#member-view-host").textContent = other.replace(/^https?:\/\//, "");
+    $("#member-view-steps").hidden = false;
+  }
+  for (const member of others) {
     const item = el("li");
     item.append(el("span", `${member.name} (${member.email})`));
     const button = el("button", "Force sign-out", { type: "button", class: "danger", "data-member": member.name });
@@ -180,7 +222,18 @@ function openLive() {
     liveEvent(data.type === "hello" ? `connected as ${data.member_id}` : data.type);
   };
   socket.onclose = async (event) => {
-    liveEvent(`connection closed (code ${event.code})`);
+    status.dataset.code = event.code;
+    if (event.reason === "session revoked") {
+      // The gateway closed it: this session was revoked (logout, an admin, Stytch).
+      liveEvent(`signed out: session revoked (close code ${event.code})`);
+      status.textContent = "signed out: session revoked";
+      status.dataset.live = "revoked";
+      setState("revoked");
+      setTimeout(() => location.reload(), 1500);
+      return;
+    }
+    const why = event.reason ? `: ${event.reason}` : "";
+    liveEvent(`connection closed (code ${event.code}${why})`);
     const me = await fetch("/api/me");
     if (me.status === 401) {
       status.textContent = `revoked at ${new Date().toLocaleTimeString()}: signing out…`;

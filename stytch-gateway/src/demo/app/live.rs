@@ -43,7 +43,9 @@ pub(super) fn accept<B>(req: &mut Request<B>, identity: Identity) -> Response<Bo
                         .await;
                 serve(socket, identity).await;
             }
-            Err(err) => tracing::debug!(error = %err, "demo live socket: upgrade failed"),
+            Err(err) => {
+                tracing::debug!(error = %crate::error::chain(&err), "demo live socket: upgrade failed")
+            }
         }
     });
     let mut response = Response::new(full_body(bytes::Bytes::new()));

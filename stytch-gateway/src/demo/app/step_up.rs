@@ -110,7 +110,7 @@ impl DemoApp {
         let jwt = match self.add_totp(&identity.member_session_id).await {
             Ok(jwt) => jwt,
             Err(err) => {
-                tracing::warn!(error = %err, "demo step-up: the emulator did not add the factor");
+                tracing::warn!(error = %crate::error::chain(&*err), "demo step-up: the emulator did not add the factor");
                 return text_response(StatusCode::BAD_GATEWAY, "the emulator is unavailable\n");
             }
         };
