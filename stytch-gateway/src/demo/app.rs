@@ -15,6 +15,8 @@
 //! | `GET /live` | protected | a WebSocket ([`live`]) that the gateway closes when the session is revoked |
 //! | `GET /api/orgs/{organization_id}/documents` | rule: `documents:read`, own organization | the organization's documents ([`documents`]) |
 //! | `DELETE /api/orgs/{organization_id}/documents/{document_id}` | rule: `documents:delete`, own organization | deletes one |
+//! | `GET /demo/machine`, `POST /demo/machine/token` | public | the demo's M2M client, and a fresh access token for it from Stytch ([`machine`]) |
+//! | `GET /api/reports` | rule: `reports:read`, machines only | the reports, for the M2M client the gateway vouched for |
 //! | `GET /billing` | rule: `mfa = true`, `step_up = "/step-up"` | a page behind MFA ([`step_up`]) |
 //! | `GET /step-up`, `POST /step-up` | protected | the step-up page, and its "verify" button adding a TOTP factor |
 //! | anything else | protected | the [`EchoUpstream`] JSON page (the curl steps use `/whoami`) |
@@ -26,6 +28,7 @@
 
 mod documents;
 mod live;
+mod machine;
 mod step_up;
 
 use std::future::Future;
@@ -42,6 +45,7 @@ use tower_stytch::StytchClient;
 use tower_stytch::config::CookieSettings;
 
 use self::documents::Documents;
+pub(crate) use self::machine::Machine;
 use super::upstream::EchoUpstream;
 use crate::body::{Body, BoxError, full_body, text_response};
 use crate::error::chain;
@@ -110,6 +114,7 @@ struct Inner {
     http: Client<HttpConnector, Body>,
     cookies: CookieSettings,
     documents: Documents,
+    machine: Machine,
 }
 
 impl std::fmt::Debug for DemoApp {
@@ -122,12 +127,14 @@ impl std::fmt::Debug for DemoApp {
 
 impl DemoApp {
     /// The app for `members`, calling Stytch through `stytch` and minting sessions through
-    /// `control`; cookies are written with `cookies` (the gateway's settings).
+    /// `control`; cookies are written with `cookies` (the gateway's settings); `machine` is
+    /// the M2M client of the machine card.
     pub(crate) fn new(
         members: Vec<DemoMember>,
         stytch: StytchClient,
         control: ControlApi,
         cookies: CookieSettings,
+        machine: Machine,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -137,6 +144,7 @@ impl DemoApp {
                 http: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
                 cookies,
                 documents: Documents::default(),
+                machine,
             }),
         }
     }
@@ -153,6 +161,14 @@ impl DemoApp {
             (Method::GET, "/demo/style.css") => asset("text/css; charset=utf-8", STYLE_CSS),
             (Method::GET, "/demo/members") => json(StatusCode::OK, &self.inner.members),
             (Method::POST, "/demo/sign-in") => self.sign_in(req).await,
+            (Method::GET, "/demo/machine") => self.inner.machine.describe(),
+            (Method::POST, "/demo/machine/token") if is_cross_site(req.headers()) => {
+                text_response(StatusCode::FORBIDDEN, "cross-site token request refused\n")
+            }
+            (Method::POST, "/demo/machine/token") => {
+                self.inner.machine.token(&self.inner.http).await
+            }
+            (Method::GET, machine::REPORTS) => machine::reports(req.headers()),
             (Method::GET, "/api/me") => self.me(req.headers()),
             (Method::GET, "/api/sessions") => self.sessions(req.headers()).await,
             (Method::GET, "/live") => match Identity::of(req.headers()) {

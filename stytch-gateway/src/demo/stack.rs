@@ -12,8 +12,8 @@ use tower_stytch::StytchConfig;
 use tower_stytch::config::CookieSettings;
 use tower_stytch::webhook::WebhookSecrets;
 
-use super::app::{ControlApi, DemoApp};
-use super::seed::{DemoSeed, members, seed};
+use super::app::{ControlApi, DemoApp, Machine};
+use super::seed::{DemoSeed, MACHINE_NAME, MACHINE_SCOPES, members, seed};
 use crate::error::GatewayError;
 use crate::options::ServeOptions;
 use crate::serve::{Gateway, ShutdownReport};
@@ -62,7 +62,10 @@ impl Running {
     /// When a component cannot start, or the gateway cannot reach the emulator.
     pub(crate) async fn start() -> Result<Self, GatewayError> {
         let emulator = start_emulator(EmulatorConfig::new()).await?;
-        let seed = seed(&emulator);
+        let seed = seed(&emulator).map_err(|source| GatewayError::Emulator {
+            name: "m2m-client",
+            source,
+        })?;
         let (stop, stop_rx) = watch::channel(false);
 
         let upstream = bind_preferred(UPSTREAM_PORT).await?;
@@ -213,5 +216,23 @@ fn demo_app(emulator: &Emulator, seed: &DemoSeed) -> Result<DemoApp, GatewayErro
     let mut cookies = CookieSettings::default();
     cookies.secure = false;
     let stytch = tower_stytch::StytchClient::new(stytch_config(emulator)?)?;
-    Ok(DemoApp::new(members(seed), stytch, control, cookies))
+    let machine = Machine::new(
+        &emulator.base_url(),
+        emulator.project_id(),
+        seed.machine.client_id.clone(),
+        seed.machine.client_secret.expose_secret().to_owned(),
+        MACHINE_NAME,
+        MACHINE_SCOPES.map(str::to_owned).to_vec(),
+    )
+    .ok_or(GatewayError::InvalidUpstream {
+        url: emulator.base_url(),
+        reason: "the emulator's token endpoint URL is not valid",
+    })?;
+    Ok(DemoApp::new(
+        members(seed),
+        stytch,
+        control,
+        cookies,
+        machine,
+    ))
 }

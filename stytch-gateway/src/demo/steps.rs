@@ -13,6 +13,7 @@ pub(crate) fn steps(seed: &DemoSeed) -> Vec<DemoStep> {
     let mut steps = sign_in_steps(seed);
     steps.extend(documents_steps(seed));
     steps.extend(step_up_steps(seed));
+    steps.extend(machine_steps(seed));
     steps.extend(logout_steps(seed));
     steps.extend(admin_steps(seed));
     steps
@@ -161,6 +162,45 @@ fn logout_steps(seed: &DemoSeed) -> Vec<DemoStep> {
             Method::GET,
             "/whoami",
             token(bob),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ]
+}
+
+/// The reports job (an M2M client, scope `read:reports`) reads the machines-only reports;
+/// bob's session may not; alice (machine_admin) cuts the client off, and its token, which
+/// Stytch still signed for an hour, is refused from then on.
+fn machine_steps(seed: &DemoSeed) -> Vec<DemoStep> {
+    let machine = Some(seed.machine_token.expose_secret().to_owned());
+    let client = &seed.machine.client_id;
+    vec![
+        DemoStep::new(
+            "the reports job (M2M token, scope read:reports) reads the machines-only reports",
+            Method::GET,
+            "/api/reports",
+            machine.clone(),
+            StatusCode::OK,
+        )
+        .checking(StepCheck::BodyContains(client.clone())),
+        DemoStep::new(
+            "bob's session is refused there: the route takes machines only",
+            Method::GET,
+            "/api/reports",
+            token(&seed.bob),
+            StatusCode::FORBIDDEN,
+        ),
+        DemoStep::new(
+            "alice (machine_admin: m2m_clients:revoke) cuts the reports job off",
+            Method::POST,
+            format!("/admin/m2m-clients/{client}/revoke"),
+            token(&seed.admin),
+            StatusCode::OK,
+        ),
+        DemoStep::new(
+            "the job's token is refused from then on (Stytch signed it for an hour)",
+            Method::GET,
+            "/api/reports",
+            machine,
             StatusCode::UNAUTHORIZED,
         ),
     ]

@@ -5,8 +5,10 @@
 //! In the order a person would click: Bob (`viewer`) sees Acme's documents and fails to
 //! delete one (the panel shows the gateway's 403); Alice (`documents_admin`) deletes it,
 //! opens the billing page, is sent to the step-up page, verifies, and lands back on the
-//! billing page with its content. Screenshots go to `target/browser-test/authz-*.png`;
-//! `docs/demo-authz.png` is a copy of `authz-02-bob-refused.png`.
+//! billing page with its content; on the machine card, a fresh M2M token reads the
+//! machines-only reports until Alice cuts the client off. Screenshots go to
+//! `target/browser-test/authz-*.png`; `docs/demo-authz.png` is a copy of
+//! `authz-02-bob-refused.png`, `docs/demo-machine.png` of `authz-07-machine-cut-off.png`.
 
 use std::time::Instant;
 
@@ -74,6 +76,7 @@ async fn the_demo_in_a_browser_refuses_a_reader_a_delete_and_steps_an_admin_up_f
         "the deleted document is still listed"
     );
     alice.shot("authz-03-alice-deleted").await;
+    a_machine_is_served_then_cut_off(&alice).await;
     billing_asks_for_a_second_factor(&alice, base).await;
     alice.close().await;
     eprintln!(
@@ -107,6 +110,51 @@ async fn reader_is_refused_a_delete(bob: &Browser, base: &str) {
     bob.resize(1280, 1150).await;
     bob.js("window.scrollTo(0, 0)").await;
     bob.shot("authz-02-bob-refused").await;
+}
+
+/// The machine card: a fresh M2M token from Stytch reads the machines-only reports; Alice
+/// cuts the client off and the same token is refused; Stytch mints no new one.
+async fn a_machine_is_served_then_cut_off(alice: &Browser) {
+    let machine_status = |code: &str| format!("return document.body.dataset.machine === '{code}'");
+    alice.click("#machine-call").await;
+    alice
+        .wait_true("the machine's call answered 200", &machine_status("200"))
+        .await;
+    let curl = alice.text("#machine-curl").await;
+    assert!(
+        curl.starts_with("curl -H 'Authorization: Bearer ey") && curl.ends_with("/api/reports"),
+        "{curl}"
+    );
+    let answer = alice.text("#machine-answer").await;
+    let client = alice.text("#machine-client").await;
+    assert!(
+        answer.contains("HTTP 200") && answer.contains(&client) && answer.contains("Churn"),
+        "{answer}"
+    );
+    alice
+        .js("document.querySelector('#machine').scrollIntoView()")
+        .await;
+    alice.shot("authz-06-machine-served").await;
+    alice.click("#machine-cut").await;
+    alice
+        .wait_true("the token from before is refused", &machine_status("401"))
+        .await;
+    let status = alice.text("#machine-status").await;
+    assert!(
+        status.contains("cut off (200)") && status.contains("401"),
+        "{status}"
+    );
+    alice.click("#machine-call").await;
+    alice
+        .wait_true(
+            "Stytch refuses a new token",
+            "return document.querySelector('#machine-status').textContent.includes('token endpoint')",
+        )
+        .await;
+    alice
+        .js("document.querySelector('#machine').scrollIntoView()")
+        .await;
+    alice.shot("authz-07-machine-cut-off").await;
 }
 
 /// The billing page sends a one-factor session to the step-up page; verifying there brings

@@ -97,6 +97,7 @@ async function signedIn(me) {
   await loadSessions();
   await loadDocuments(me);
   if (me.admin) await loadOrgMembers(me);
+  await loadMachine();
   openLive();
   setState("signed-in");
 }
@@ -171,6 +172,57 @@ async function loadDocuments(me) {
     list.append(item);
   }
   list.dataset.loaded = "true";
+}
+
+// The machine card: the demo's M2M client; "call" gets it a fresh token from Stytch (through
+// the demo app) and calls /api/reports with it, without cookies, as a backend would; "cut"
+// is the gateway's admin route, with this member's session.
+async function loadMachine() {
+  const machine = await (await fetch("/demo/machine")).json();
+  $("#machine-name").textContent = machine.name;
+  $("#machine-client").textContent = machine.client_id;
+  $("#machine-scopes").textContent = machine.scopes.join(" ");
+  const status = (text, outcome) => {
+    $("#machine-status").textContent = text;
+    $("#machine-status").dataset.outcome = outcome;
+  };
+  $("#machine-call").addEventListener("click", async () => {
+    $("#machine-answer").textContent = "";
+    const minted = await fetch("/demo/machine/token", { method: "POST" });
+    const token = await minted.json();
+    if (minted.status !== 200) {
+      // Stytch's own refusal: a suspended client gets no new token.
+      status(`Stytch's token endpoint → ${minted.status} ${token.error || ""}: ${token.error_description || ""}`, "refused");
+      return;
+    }
+    window.demoMachineToken = token.access_token;
+    await callReports(token.access_token, status);
+  });
+  $("#machine-cut").addEventListener("click", async () => {
+    const path = `/admin/m2m-clients/${encodeURIComponent(machine.client_id)}/revoke`;
+    const answer = await fetch(path, { method: "POST", headers: { accept: "application/json" } });
+    const body = await answer.text();
+    status(`POST ${path} → ${answer.status}`, answer.status === 200 ? "deleted" : "refused");
+    $("#machine-answer").textContent = body;
+    // The token minted before the cut-off, called again: refused now.
+    if (answer.status === 200 && window.demoMachineToken) {
+      await callReports(window.demoMachineToken, (text) =>
+        status(`cut off (200); the token from before → ${text}`, "refused"));
+    }
+  });
+}
+
+async function callReports(token, status) {
+  $("#machine-curl").textContent =
+    `curl -H 'Authorization: Bearer ${token}' ${location.origin}/api/reports`;
+  const answer = await fetch("/api/reports", {
+    headers: { authorization: `Bearer ${token}`, accept: "application/json" },
+    credentials: "omit",
+  });
+  const body = await answer.text();
+  $("#machine-answer").textContent = `HTTP ${answer.status}\n${body}`;
+  status(`GET /api/reports as the machine → ${answer.status}`, answer.status === 200 ? "deleted" : "refused");
+  document.body.dataset.machine = String(answer.status);
 }
 
 async function loadOrgMembers(me) {
