@@ -431,10 +431,26 @@ async fn exchange(
                 tracing::warn!(endpoint = endpoint.as_str(), "stytch call timed out");
                 return Err(StytchError::Timeout { endpoint });
             }
-            tracing::warn!(endpoint = endpoint.as_str(), error = %source, "stytch call failed");
+            tracing::warn!(endpoint = endpoint.as_str(), error = %causes(&source), "stytch call failed");
             Err(StytchError::Transport { endpoint, source })
         }
     }
+}
+
+/// `err` and its causes, each once: reqwest's own message ("error sending request for url
+/// (…)") says nothing of why; its sources do ("tcp connect error: Connection refused").
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 /// Stytch's answer: the documented response on 2xx, its error JSON (or the bare status)
@@ -477,4 +493,32 @@ fn decode<T: DeserializeOwned>(
         "stytch answered an error"
     );
     Err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::causes;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_logged_with_its_cause() {
+        // If this broke, an operator would read "error sending request for url (…)" with no
+        // word of why (refused, unresolvable, TLS), as the issue that asked for this found.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let err = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        let text = causes(&err);
+        assert!(text.starts_with(&err.to_string()), "{text}");
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+        // Each cause once.
+        let parts: Vec<&str> = text.split(": ").collect();
+        let mut unique = parts.clone();
+        unique.dedup();
+        assert_eq!(parts, unique, "{text}");
+    }
 }
