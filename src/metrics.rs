@@ -8,6 +8,9 @@ use std::time::Duration;
 /// Counter of requests the layer decided, label `outcome` (`authenticated`, `anonymous`, or a
 /// [`RejectionKind`](crate::service::RejectionKind) code).
 pub const AUTH_REQUESTS: &str = "stytch_auth_requests_total";
+/// Counter of requests admitted, by who: label `principal` (`member`: a Stytch member
+/// session; `machine`: an M2M access token on a route that admits machines).
+pub const AUTH_PRINCIPALS: &str = "stytch_auth_principals_total";
 /// Counter of cache lookups, label `result` (`hit`, `miss`, `negative_hit`).
 pub const AUTH_CACHE: &str = "stytch_auth_cache_total";
 /// Counter of cache evictions, label `cause` (`expired`, `revoked`, `size`, `replaced`).
@@ -63,6 +66,16 @@ pub(crate) fn auth_request(outcome: &'static str) {
 /// Called on every cache hit.
 pub(crate) fn authenticated() {
     metrics::counter!(AUTH_REQUESTS, "outcome" => "authenticated").increment(1);
+}
+
+/// A request admitted with a member's session (a `static` key, as [`authenticated`]).
+pub(crate) fn admitted_member() {
+    metrics::counter!(AUTH_PRINCIPALS, "principal" => "member").increment(1);
+}
+
+/// A request admitted with an M2M access token.
+pub(crate) fn admitted_machine() {
+    metrics::counter!(AUTH_PRINCIPALS, "principal" => "machine").increment(1);
 }
 
 pub(crate) fn cache_lookup(result: &'static str) {

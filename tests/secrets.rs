@@ -134,6 +134,9 @@ async fn no_secret_reaches_any_log_line_at_trace() {
         .get_as("/whoami", w.other_admin.session_token.expose_secret())
         .await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    // Machines: an M2M client's token minted over Stytch's token endpoint, admitted on a
+    // machines-only route, refused elsewhere, then cut off (and suspended at Stytch).
+    let (client_id, client_secret, machine_token) = machine_flow(&w).await;
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(
@@ -152,7 +155,10 @@ async fn no_secret_reaches_any_log_line_at_trace() {
         w.admin.session_jwt.expose_secret().to_owned(),
         w.other_admin.session_token.expose_secret().to_owned(),
         "zZAYn5aLEqKUlZ_Ad9U_fWr38GaAQ1oFAhT8ds245v7Q".to_owned(),
+        client_secret,
+        machine_token,
     ];
+    assert!(logs.contains(&client_id), "the cut-off is logged with its client id");
     for secret in &secrets {
         // A JWT's signature alone is enough to replay it: look for it too.
         let tail = secret.rsplit('.').next().unwrap();
@@ -166,4 +172,75 @@ async fn no_secret_reaches_any_log_line_at_trace() {
         );
     }
     assert!(!logs.contains("x=1"), "query strings are not logged");
+}
+
+/// The machine paths of the layer, the client and the emulator; returns the client's id,
+/// secret and access token.
+async fn machine_flow(w: &World) -> (String, String, String) {
+    use axum::routing::get;
+    use tower_stytch::MachineClient;
+    use tower_stytch::config::{Principals, Rule};
+    use tower_stytch::revoke::AtStytch;
+
+    let layer = w
+        .builder()
+        .authorize(
+            "GET /api/reports",
+            Rule::new()
+                .permission("reports", "read")
+                .principals(Principals::Machines),
+        )
+        .build()
+        .unwrap();
+    let router = axum::Router::new()
+        .route(
+            "/api/reports",
+            get(|m: MachineClient| async move { m.client_id.clone() }),
+        )
+        .route("/whoami", get(|| async { "member" }));
+    let s = serve(layer, router).await;
+    let creds = w
+        .emulator
+        .create_m2m_client(stytch_emulator::NewM2mClient::new(&["read:reports"]))
+        .unwrap();
+    let secret = creds.client_secret.expose_secret().to_owned();
+    let minted: serde_json::Value = s
+        .http
+        .post(format!(
+            "{}v1/public/{}/oauth2/token",
+            w.emulator.base_url(),
+            w.emulator.project_id()
+        ))
+        .json(&serde_json::json!({
+            "grant_type": "client_credentials",
+            "client_id": creds.client_id,
+            "client_secret": secret,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = minted["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.get_as("/api/reports", &token).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.get_as("/whoami", &token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let cut = s
+        .layer
+        .revoker()
+        .revoke_client(&creds.client_id, AtStytch::Suspend)
+        .await
+        .unwrap();
+    assert!(cut.suspended_at_stytch);
+    assert_eq!(
+        s.get_as("/api/reports", &token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    (creds.client_id, secret, token)
 }

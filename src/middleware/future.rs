@@ -190,6 +190,7 @@ fn admit<B>(
     match result {
         Ok(Admitted::Member(entry)) => {
             metrics::authenticated();
+            metrics::admitted_member();
             ctx.set_cookie = refreshed_cookie(shared, ctx, &entry);
             let ext = req.extensions_mut();
             ext.insert(entry.session.clone());
@@ -203,6 +204,7 @@ fn admit<B>(
         }
         Ok(Admitted::Machine(machine)) => {
             metrics::authenticated();
+            metrics::admitted_machine();
             // A machine acts with the app's trust (its rule admitted it): a hook it triggers
             // revokes with the project secret, not acting as the machine.
             ctx.machine = true;

@@ -359,7 +359,13 @@ async fn a_machine_token_reaches_the_upstream_as_its_client_only_on_a_route_admi
             "machines.toml",
             "[[route]]\nmatch = \"GET /api/reports\"\npermission = { resource = \"reports\", action = \"read\" }\nprincipals = [\"machines\"]\n",
         );
-        let gw = Gateway::start(&stytch, up.addr, &["--routes", routes.path()]).await;
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let gw = Gateway::start(
+            &stytch,
+            up.addr,
+            &["--routes", routes.path(), "--metrics-listen", &metrics],
+        )
+        .await;
         let client = stytch
             .control("m2m/clients", serde_json::json!({"scopes": ["read:reports"]}))
             .await;
@@ -405,6 +411,13 @@ async fn a_machine_token_reaches_the_upstream_as_its_client_only_on_a_route_admi
         assert_eq!(seen[0]["x-stytch-scopes"], "read:reports");
         assert!(seen[0].get("x-stytch-member-id").is_none());
         assert!(seen[0].get("authorization").is_none(), "the token reached the upstream");
+        // Counted as a machine, not as a member.
+        let text = metrics_text(&metrics).await;
+        assert!(
+            text.contains("stytch_auth_principals_total{principal=\"machine\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("principal=\"member\""), "{text}");
     })
     .await;
 }
