@@ -158,7 +158,10 @@ async fn no_secret_reaches_any_log_line_at_trace() {
         client_secret,
         machine_token,
     ];
-    assert!(logs.contains(&client_id), "the cut-off is logged with its client id");
+    assert!(
+        logs.contains(&client_id),
+        "the cut-off is logged with its client id"
+    );
     for secret in &secrets {
         // A JWT's signature alone is enough to replay it: look for it too.
         let tail = secret.rsplit('.').next().unwrap();

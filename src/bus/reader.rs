@@ -229,36 +229,33 @@ async fn follow(
 /// Applies every M2M client cut-off in Redis's cut-offs Stream (older than the log's window,
 /// most of them: a cut-off lasts as long as an access token lives).
 async fn catch_up_cut_offs(link: &Link, conn: &mut Conn) -> redis::RedisResult<()> {
-    let mut start = min_id(SystemTime::now(), link.keep_cut_offs);
-    loop {
-        let reply: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&link.keys.cut_offs)
-            .arg(&start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(COUNT)
-            .query_async(conn)
-            .await?;
-        let read = reply.ids.len();
-        for entry in reply.ids {
-            if let Some(message) = decode(&entry.map) {
-                link.receive(message, None).await;
-            }
-            start = format!("({}", entry.id);
-        }
-        if read < COUNT {
-            return Ok(());
-        }
-    }
+    let start = min_id(SystemTime::now(), link.keep_cut_offs);
+    read_whole(link, conn, &link.keys.cut_offs, start, |_| {}).await
 }
 
 /// Applies every pending revocation in Redis (held here until its retrying ends plus the
 /// window; peers' own log messages, read first, give the same).
 async fn catch_up_pending(link: &Link, conn: &mut Conn) -> redis::RedisResult<()> {
-    let mut start = "-".to_owned();
+    read_whole(link, conn, &link.keys.pending, "-".to_owned(), |message| {
+        if let Body::Applied { until, .. } = &mut message.body {
+            *until += link.keep;
+        }
+    })
+    .await
+}
+
+/// Reads Stream `key` from `start` to its end, [`COUNT`] entries per call, and applies each
+/// message (after `adjust`).
+async fn read_whole(
+    link: &Link,
+    conn: &mut Conn,
+    key: &str,
+    mut start: String,
+    adjust: impl Fn(&mut Message),
+) -> redis::RedisResult<()> {
     loop {
         let reply: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&link.keys.pending)
+            .arg(key)
             .arg(&start)
             .arg("+")
             .arg("COUNT")
@@ -268,9 +265,7 @@ async fn catch_up_pending(link: &Link, conn: &mut Conn) -> redis::RedisResult<()
         let read = reply.ids.len();
         for entry in reply.ids {
             if let Some(mut message) = decode(&entry.map) {
-                if let Body::Applied { until, .. } = &mut message.body {
-                    *until += link.keep;
-                }
+                adjust(&mut message);
                 link.receive(message, None).await;
             }
             start = format!("({}", entry.id);
