@@ -172,6 +172,7 @@ gateway() { # index port
         STYTCH_WEBHOOK_SECRET=$WEBHOOK_SECRET RUST_LOG=$LOG \
         "$BIN" serve --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$UP_PORT" \
         --webhook-path /stytch/webhooks --redis-lease 5s "${SENTINEL_FLAGS[@]}" \
+        --max-connections $((${SOAK_CONNECTIONS:-1000} + 100)) \
         --metrics-listen "127.0.0.1:$((BASE_PORT + 20 + $1))" \
         >"$TMP/gateway$1.out" 2>"$TMP/gateway$1.err" &
     PIDS+=($!)
