@@ -83,10 +83,19 @@ pub enum BusError {
 /// use tower_stytch::StytchAuthLayer;
 /// use tower_stytch::bus::RedisBus;
 ///
+/// // One node.
 /// let bus = RedisBus::new("redis://127.0.0.1:6379/")?;
-/// // Or: RedisBus::builder("redis+sentinel://:PASSWORD@10.0.0.1,10.0.0.2,10.0.0.3/mymaster")
-/// //         .sentinel_password("SENTINEL-PASSWORD").build()?
-/// // Or: RedisBus::new("redis+cluster://:PASSWORD@10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379")?
+/// // The primary the Sentinels monitor as `mymaster` (their own password only if they
+/// // require one).
+/// let sentinel = RedisBus::builder(
+///     "redis+sentinel://:PASSWORD@10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/mymaster",
+/// )
+/// .sentinel_password("SENTINEL-PASSWORD")
+/// .build()?;
+/// // Redis Cluster, from seed nodes.
+/// let cluster =
+///     RedisBus::new("redis+cluster://:PASSWORD@10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379")?;
+/// # let _ = (sentinel, cluster);
 /// // Inside a Tokio runtime: the bus's tasks start with the layer.
 /// let layer = StytchAuthLayer::builder(client).revocation_bus(bus).build()?;
 /// # Ok(()) }
