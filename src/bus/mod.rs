@@ -371,5 +371,20 @@ mod tests {
         let err = RedisBus::new("http://u:s3cret@h/").unwrap_err();
         assert!(!err.to_string().contains("s3cret"));
         assert!(!format!("{err:?}").contains("s3cret"));
+        // Nor the Sentinel and Cluster forms', or the Sentinels' own password.
+        let builder = RedisBus::builder("redis+sentinel://:s3cret@h1:26379,h2/mymaster")
+            .sentinel_password("s3cret-too");
+        assert!(!format!("{builder:?}").contains("s3cret"), "{builder:?}");
+        let bus = builder.build().unwrap();
+        let debug = format!("{bus:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(
+            debug.contains("redis+sentinel://***@h1:26379,h2/mymaster"),
+            "{debug}"
+        );
+        let cluster = RedisBus::new("redis+cluster://u:s3cret@h1:7000,h2:7001").unwrap();
+        assert!(!format!("{cluster:?}").contains("s3cret"));
+        let err = RedisBus::new("redis+sentinel://:s3cret@h1,h2").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"));
     }
 }
