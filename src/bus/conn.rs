@@ -80,9 +80,10 @@ impl Connector {
                 let config = ClusterConfig::new()
                     .set_connection_timeout(CONNECT_TIMEOUT)
                     .set_response_timeout(response_timeout);
-                Ok(Conn::Cluster(
-                    client.get_async_connection_with_config(config).await?,
-                ))
+                Ok(Conn::Cluster {
+                    conn: client.get_async_connection_with_config(config).await?,
+                    known: None,
+                })
             }
         }
     }
@@ -112,7 +113,11 @@ pub(crate) enum Conn {
         /// Found through the Sentinels: [`Conn::primary`] checks it is still the primary.
         check_role: bool,
     },
-    Cluster(ClusterConnection),
+    Cluster {
+        conn: ClusterConnection,
+        /// The id and `host:port` of the node that served the keys when last asked.
+        known: Option<(String, String)>,
+    },
 }
 
 impl Conn {
@@ -137,30 +142,48 @@ impl Conn {
                 }
                 Ok(addr.clone())
             }
-            Self::Cluster(conn) => {
-                let route = Route::with_key(key, SlotAddr::Master);
-                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-                let nodes = conn
-                    .route_command(redis::cmd("CLUSTER").arg("NODES").clone(), routing)
-                    .await?;
-                let nodes: String = redis::from_redis_value(nodes)?;
-                myself(&nodes).ok_or_else(|| {
+            Self::Cluster { conn, known } => {
+                // The node's id first (a short answer, asked every second); the whole node
+                // list only when it changed.
+                let id: String = route_to_key(conn, key, redis::cmd("CLUSTER").arg("MYID")).await?;
+                if let Some((known_id, addr)) = known.as_ref()
+                    && *known_id == id
+                {
+                    return Ok(addr.clone());
+                }
+                let nodes: String =
+                    route_to_key(conn, key, redis::cmd("CLUSTER").arg("NODES")).await?;
+                let (id, addr) = myself(&nodes).ok_or_else(|| {
                     RedisError::from((ErrorKind::UnexpectedReturnType, "CLUSTER NODES: no myself"))
-                })
+                })?;
+                *known = Some((id, addr.clone()));
+                Ok(addr)
             }
         }
     }
 }
 
-/// The `host:port` of the `myself` line of a `CLUSTER NODES` reply.
-fn myself(nodes: &str) -> Option<String> {
+/// `cmd` sent to the primary serving `key`'s slot (as the cluster client knows it).
+async fn route_to_key<T: redis::FromRedisValue>(
+    conn: &mut ClusterConnection,
+    key: &str,
+    cmd: &mut Cmd,
+) -> RedisResult<T> {
+    let route = Route::with_key(key, SlotAddr::Master);
+    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+    let value = conn.route_command(cmd.clone(), routing).await?;
+    Ok(redis::from_redis_value(value)?)
+}
+
+/// The id and `host:port` of the `myself` line of a `CLUSTER NODES` reply.
+fn myself(nodes: &str) -> Option<(String, String)> {
     nodes.lines().find_map(|line| {
         let mut fields = line.split(' ');
-        let (_id, addr, flags) = (fields.next()?, fields.next()?, fields.next()?);
-        flags
-            .split(',')
-            .any(|f| f == "myself")
-            .then(|| addr.split(['@', ',']).next().unwrap_or(addr).to_owned())
+        let (id, addr, flags) = (fields.next()?, fields.next()?, fields.next()?);
+        flags.split(',').any(|f| f == "myself").then(|| {
+            let addr = addr.split(['@', ',']).next().unwrap_or(addr);
+            (id.to_owned(), addr.to_owned())
+        })
     })
 }
 
@@ -168,7 +191,7 @@ impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Node { conn, .. } => conn.req_packed_command(cmd),
-            Self::Cluster(conn) => conn.req_packed_command(cmd),
+            Self::Cluster { conn, .. } => conn.req_packed_command(cmd),
         }
     }
 
@@ -180,14 +203,14 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Self::Node { conn, .. } => conn.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster { conn, .. } => conn.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Self::Node { conn, .. } => conn.get_db(),
-            Self::Cluster(conn) => conn.get_db(),
+            Self::Cluster { conn, .. } => conn.get_db(),
         }
     }
 }
@@ -205,11 +228,11 @@ mod tests {
 67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@31002 master,myself - 0 1426238316232 2 connected 5461-10922
 292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30003@31003 master - 0 1426238318243 3 connected 10923-16383
 ";
-        assert_eq!(myself(nodes).as_deref(), Some("127.0.0.1:30002"));
-        assert_eq!(
-            myself("abc 10.0.0.1:7000@17000,h myself,master - 0 0 1 connected\n").as_deref(),
-            Some("10.0.0.1:7000")
-        );
+        let found = myself(nodes).unwrap();
+        assert_eq!(found.0, "67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1");
+        assert_eq!(found.1, "127.0.0.1:30002");
+        let found = myself("abc 10.0.0.1:7000@17000,h myself,master - 0 0 1 connected\n");
+        assert_eq!(found.map(|f| f.1).as_deref(), Some("10.0.0.1:7000"));
         assert_eq!(
             myself("abc 10.0.0.1:7000@17000 master - 0 0 1 connected\n"),
             None

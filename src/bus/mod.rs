@@ -83,10 +83,19 @@ pub enum BusError {
 /// use tower_stytch::StytchAuthLayer;
 /// use tower_stytch::bus::RedisBus;
 ///
+/// // One node.
 /// let bus = RedisBus::new("redis://127.0.0.1:6379/")?;
-/// // Or: RedisBus::builder("redis+sentinel://:PASSWORD@10.0.0.1,10.0.0.2,10.0.0.3/mymaster")
-/// //         .sentinel_password("SENTINEL-PASSWORD").build()?
-/// // Or: RedisBus::new("redis+cluster://:PASSWORD@10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379")?
+/// // The primary the Sentinels monitor as `mymaster` (their own password only if they
+/// // require one).
+/// let sentinel = RedisBus::builder(
+///     "redis+sentinel://:PASSWORD@10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/mymaster",
+/// )
+/// .sentinel_password("SENTINEL-PASSWORD")
+/// .build()?;
+/// // Redis Cluster, from seed nodes.
+/// let cluster =
+///     RedisBus::new("redis+cluster://:PASSWORD@10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379")?;
+/// # let _ = (sentinel, cluster);
 /// // Inside a Tokio runtime: the bus's tasks start with the layer.
 /// let layer = StytchAuthLayer::builder(client).revocation_bus(bus).build()?;
 /// # Ok(()) }
@@ -362,5 +371,20 @@ mod tests {
         let err = RedisBus::new("http://u:s3cret@h/").unwrap_err();
         assert!(!err.to_string().contains("s3cret"));
         assert!(!format!("{err:?}").contains("s3cret"));
+        // Nor the Sentinel and Cluster forms', or the Sentinels' own password.
+        let builder = RedisBus::builder("redis+sentinel://:s3cret@h1:26379,h2/mymaster")
+            .sentinel_password("s3cret-too");
+        assert!(!format!("{builder:?}").contains("s3cret"), "{builder:?}");
+        let bus = builder.build().unwrap();
+        let debug = format!("{bus:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(
+            debug.contains("redis+sentinel://***@h1:26379,h2/mymaster"),
+            "{debug}"
+        );
+        let cluster = RedisBus::new("redis+cluster://u:s3cret@h1:7000,h2:7001").unwrap();
+        assert!(!format!("{cluster:?}").contains("s3cret"));
+        let err = RedisBus::new("redis+sentinel://:s3cret@h1,h2").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"));
     }
 }

@@ -85,10 +85,16 @@ impl RedisProc {
         }
     }
 
-    /// Sends `signal` (`-STOP`, `-CONT`).
+    /// Sends `signal` (`-STOP`, `-CONT`), with the shell's `kill` (no procps needed).
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.pid().to_string()])
+        let status = Command::new("sh")
+            .args([
+                "-c",
+                "kill \"$1\" \"$2\"",
+                "sh",
+                signal,
+                &self.pid().to_string(),
+            ])
             .status()
             .unwrap();
         assert!(status.success(), "kill {signal} failed");

@@ -83,18 +83,27 @@ impl SentinelSet {
         )
     }
 
-    /// The address the Sentinels give for the primary now (the first that answers).
+    /// The address every Sentinel gives for the primary now; `None` while they disagree.
     pub fn primary_addr(&self) -> Option<String> {
-        self.sentinels.iter().find_map(|s| {
-            let addr: (String, u16) = s
-                .query(
-                    redis::cmd("SENTINEL")
-                        .arg("GET-MASTER-ADDR-BY-NAME")
-                        .arg(MASTER),
-                )
-                .ok()?;
-            Some(format!("{}:{}", addr.0, addr.1))
-        })
+        let named: Vec<Option<String>> = self
+            .sentinels
+            .iter()
+            .map(|s| {
+                let addr: (String, u16) = s
+                    .query(
+                        redis::cmd("SENTINEL")
+                            .arg("GET-MASTER-ADDR-BY-NAME")
+                            .arg(MASTER),
+                    )
+                    .ok()?;
+                Some(format!("{}:{}", addr.0, addr.1))
+            })
+            .collect();
+        named
+            .windows(2)
+            .all(|w| w[0] == w[1])
+            .then(|| named.first().cloned().flatten())
+            .flatten()
     }
 }
 

@@ -4,9 +4,10 @@
 //! Creates sessions at the emulator, then sends `SOAK_REQUESTS` requests over
 //! `SOAK_CONNECTIONS` keep-alive connections spread over two gateways: `GET /whoami` with a
 //! session token or JWT, and about 1 % logouts and admin revocations. Meanwhile 1 % of
-//! Stytch's authenticate and revoke calls fail (the emulator's fault rate), Redis is killed
-//! and restarted on the same port, and the second gateway is sent SIGTERM (its workers move
-//! to the first). At the end it checks at the emulator that every revocation answered 2xx
+//! Stytch's authenticate and revoke calls fail (the emulator's fault rate), the Redis primary
+//! is killed and the Sentinels promote its replica (`SOAK_REDIS=node`: the one Redis is
+//! killed and restarted empty on the same port), and the second gateway is sent SIGTERM (its
+//! workers move to the first). At the end it checks at the emulator that every revocation answered 2xx
 //! reached Stytch. Prints `shutdown: …` and, last, `soak: …`; exits 1 when anything was
 //! unexpected. Never prints a credential.
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+mod failover;
 mod load;
 mod ops;
 mod setup;
@@ -31,7 +33,7 @@ struct Config {
     requests: u64,
     connections: u64,
     sessions: usize,
-    redis: ops::Redis,
+    redis: ops::RedisEvent,
     secrets_out: Option<std::path::PathBuf>,
     rule: Rule,
 }
@@ -73,12 +75,7 @@ impl Config {
             requests: env_num("SOAK_REQUESTS", 1_000_000)?,
             connections: env_num("SOAK_CONNECTIONS", 1_000)?,
             sessions: env_num("SOAK_SESSIONS", 20_000)?,
-            redis: ops::Redis {
-                port: env_num("SOAK_REDIS_PORT", 0)?,
-                start: env("SOAK_REDIS_START")?,
-                pidfile: env("SOAK_REDIS_PIDFILE")?.into(),
-                outage: Duration::from_millis(env_num("SOAK_REDIS_OUTAGE_MS", 2_000)?),
-            },
+            redis: redis_event()?,
             secrets_out: std::env::var_os("SOAK_SECRETS_OUT").map(Into::into),
             rule: Rule {
                 propagation: Duration::from_millis(env_num("SOAK_PROPAGATION_MS", 1_000)?),
@@ -86,6 +83,30 @@ impl Config {
             },
         })
     }
+}
+
+/// The Redis event, from `SOAK_REDIS` (`sentinel`, the default, or `node`).
+fn redis_event() -> Result<ops::RedisEvent, String> {
+    if std::env::var("SOAK_REDIS").is_ok_and(|m| m == "node") {
+        return Ok(ops::RedisEvent::Restart(ops::Redis {
+            port: env_num("SOAK_REDIS_PORT", 0)?,
+            start: env("SOAK_REDIS_START")?,
+            pidfile: env("SOAK_REDIS_PIDFILE")?.into(),
+            outage: Duration::from_millis(env_num("SOAK_REDIS_OUTAGE_MS", 2_000)?),
+        }));
+    }
+    Ok(ops::RedisEvent::Failover(failover::Failover {
+        primary_port: env_num("SOAK_REDIS_PORT", 0)?,
+        primary_pidfile: env("SOAK_REDIS_PIDFILE")?.into(),
+        replica_port: env_num("SOAK_REPLICA_PORT", 0)?,
+        replica_pidfile: env("SOAK_REPLICA_PIDFILE")?.into(),
+        sentinel_port: env_num("SOAK_SENTINEL_PORT", 0)?,
+        master: env("SOAK_SENTINEL_MASTER")?,
+        lag: Duration::from_millis(env_num("SOAK_REPLICA_LAG_MS", 500)?),
+        metrics: env("SOAK_METRICS0")?
+            .parse()
+            .map_err(|_| "SOAK_METRICS0: not an address".to_owned())?,
+    }))
 }
 
 #[tokio::main]

@@ -1,13 +1,24 @@
-//! What happens to the system during the soak: Redis killed and restarted, the second
-//! gateway sent SIGTERM, and the gateways' memory sampled.
+//! What happens to the system during the soak: the Redis primary killed (and the Sentinels
+//! promoting its replica, `failover`; or, with `SOAK_REDIS=node`, the one Redis restarted
+//! empty), the second gateway sent SIGTERM, and the gateways' memory sampled.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::failover::Failover;
 use super::load::Run;
 use super::state::{Session, Tally};
+
+/// What happens to Redis at 40 % of the requests.
+#[derive(Debug)]
+pub(crate) enum RedisEvent {
+    /// The one Redis killed and restarted empty.
+    Restart(Redis),
+    /// The primary behind the Sentinels killed; its replica promoted.
+    Failover(Failover),
+}
 
 /// The redis-server the gateways share, and how to start it again.
 #[derive(Debug)]
@@ -29,7 +40,7 @@ fn connectable(port: u16) -> bool {
     .is_ok()
 }
 
-fn signal(signal: &str, pid: u32) -> Result<(), String> {
+pub(crate) fn signal(signal: &str, pid: u32) -> Result<(), String> {
     let status = std::process::Command::new("kill")
         .args([signal, &pid.to_string()])
         .status()
@@ -42,7 +53,7 @@ fn signal(signal: &str, pid: u32) -> Result<(), String> {
 }
 
 /// Waits (polling) until `f` holds, at most `limit`; whether it did.
-async fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) async fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
     while !f() {
         if Instant::now() >= end {
@@ -73,10 +84,7 @@ impl Redis {
             .parse()
             .map_err(|_| "redis pid file: not a pid".to_owned())?;
         signal("-KILL", pid)?;
-        *run.outage
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), None));
+        run.outage.started(Instant::now());
         let port = self.port;
         if !until(Duration::from_secs(10), || !connectable(port)).await {
             return Err("redis-server still listening after SIGKILL".into());
@@ -90,23 +98,17 @@ impl Redis {
         if !status.success() || !until(Duration::from_secs(10), || connectable(port)).await {
             return Err("redis-server did not come back".into());
         }
-        let mut outage = run
-            .outage
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((_, back)) = outage.as_mut() {
-            *back = Some(Instant::now());
-        }
+        run.outage.ended(Instant::now());
         Ok(())
     }
 }
 
-/// The soak's events, at fixed shares of the requests: warm-up ends at 10 %, Redis restarts
-/// at 40 %, gateway 1 gets SIGTERM at 60 %. Returns a line describing them.
+/// The soak's events, at fixed shares of the requests: warm-up ends at 10 %, the Redis
+/// primary fails over (or Redis restarts) at 40 %, gateway 1 gets SIGTERM at 60 %. Returns a
+/// line describing them.
 pub(crate) async fn events(
     run: Arc<Run>,
-    redis: Redis,
+    redis: RedisEvent,
     terminate: u32,
     sampler: Sampler,
 ) -> Result<String, String> {
@@ -120,8 +122,21 @@ pub(crate) async fn events(
     until(forever, answered(40)).await;
     let at_kill = Tally::get(&run.tally.requests);
     let killed = Instant::now();
-    redis.restart(&run).await?;
-    let outage = killed.elapsed();
+    // The outage: until Redis (or the promoted replica) accepts writes again.
+    let (outage, failover) = match &redis {
+        RedisEvent::Restart(redis) => {
+            redis.restart(&run).await?;
+            (killed.elapsed().as_millis(), String::new())
+        }
+        RedisEvent::Failover(failover) => {
+            let f = failover.run(&run).await?;
+            let figures = format!(
+                " gateway0_switched_ms={} gateway0_writing_ms={}",
+                f.gateway0_switched_ms, f.gateway0_writing_ms
+            );
+            (f.promoted_ms, figures)
+        }
+    };
     until(forever, answered(60)).await;
     let at_term = Tally::get(&run.tally.requests);
     sampler.mark_terminated(1);
@@ -136,9 +151,9 @@ pub(crate) async fn events(
     };
     Ok(format!(
         "soak: events warm_up_end_at_request={} redis_killed_at_request={at_kill} \
-         redis_outage_ms={} sigterm_gateway1_at_request={at_term} gateway1_exited_after_ms={exit}",
+         redis_outage_ms={outage}{failover} sigterm_gateway1_at_request={at_term} \
+         gateway1_exited_after_ms={exit}",
         run.total / 10,
-        outage.as_millis()
     ))
 }
 

@@ -41,7 +41,8 @@ pub(crate) struct Rule {
     pub(crate) reconnect: Duration,
 }
 
-/// When Redis was down: `(killed, back)`; `back` is `None` while it is still down.
+/// When Redis was down: `(killed, back)`; `back` is `None` while it is still down. With
+/// Sentinels, `back` is the replica's promotion.
 #[derive(Debug, Default)]
 pub(crate) struct Outage(pub(crate) Mutex<Option<(Instant, Option<Instant>)>>);
 
@@ -51,6 +52,26 @@ impl Outage {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Redis went down (was killed) at `at`.
+    pub(crate) fn started(&self, at: Instant) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((at, None));
+    }
+
+    /// Redis (or its new primary) accepts writes again at `at`.
+    pub(crate) fn ended(&self, at: Instant) {
+        if let Some((_, back)) = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_mut()
+        {
+            *back = Some(at);
+        }
     }
 }
 
