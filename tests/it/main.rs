@@ -15,6 +15,8 @@ mod authz;
 mod bus;
 #[cfg(all(feature = "axum", feature = "jwt", feature = "redis"))]
 mod bus_failover;
+#[cfg(all(feature = "axum", feature = "jwt", feature = "redis"))]
+mod bus_webhooks;
 mod client;
 #[cfg(feature = "axum")]
 mod csrf;
