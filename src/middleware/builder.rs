@@ -21,7 +21,7 @@ use crate::routing::pattern::RoutePattern;
 use crate::store::cache::CacheConfig;
 use crate::webhook::{Receiver, WebhookSecrets};
 
-/// Builder of [`StytchAuthLayer`]. Setters are infallible; every setting is checked in
+/// Builder of [`StytchAuthLayer`](crate::StytchAuthLayer). Setters are infallible; every setting is checked in
 /// [`build`](Self::build), which reports the first bad one.
 #[must_use]
 pub struct StytchAuthLayerBuilder {
@@ -171,7 +171,7 @@ impl StytchAuthLayerBuilder {
         self
     }
 
-    /// Turns the logout routes off (the app handles logout, e.g. with the [`Revoker`]).
+    /// Turns the logout routes off (the app handles logout, e.g. with the [`Revoker`](crate::Revoker)).
     pub fn without_logout(mut self) -> Self {
         self.logout = None;
         self.logout_everywhere = None;

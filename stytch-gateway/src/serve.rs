@@ -295,7 +295,7 @@ impl Gateway {
     /// in-flight requests finish, upgraded connections (WebSockets) are closed, and pending
     /// revocations are flushed, all within the shutdown timeout.
     ///
-    /// Meanwhile Stytch is checked once ([`startup`](crate::startup)): when it refuses the
+    /// Meanwhile Stytch is checked once (the `startup` module): when it refuses the
     /// project's credentials the gateway stops the same way, and the report says so.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> ShutdownReport {
         let Self {

@@ -109,7 +109,7 @@ pub struct ServeOptions {
     /// Where logout's `return_to` and the routes' step-up pages may redirect (local path
     /// prefixes or absolute URL prefixes; nowhere when empty).
     pub redirect_allowlist: Vec<String>,
-    /// One access log line per request ([`access_log`](crate::access_log)).
+    /// One access log line per request (the `access_log` module).
     pub access_log: bool,
 }
 
