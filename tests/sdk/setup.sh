@@ -26,8 +26,15 @@ if [ -z "$python" ]; then
   exit 3
 fi
 
-if [ ! -x "$venv/bin/python" ]; then
-  "$python" -m venv "$venv" >&2
+# Tests run in parallel and share one venv: one setup at a time (a second `python -m venv`
+# over a venv being built leaves it without pip).
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
+
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  # Absent, or left half-built by an interrupted run: build it afresh.
+  "$python" -m venv --clear "$venv" >&2
 fi
 if ! "$venv/bin/python" -c "import stytch, sys; sys.exit(stytch.__version__ != '$STYTCH_VERSION')" 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "stytch==$STYTCH_VERSION" >&2
