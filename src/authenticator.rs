@@ -117,6 +117,8 @@ pub(crate) struct Authenticator {
     /// Coalesces the questions to Stytch about sessions near a member-wide revocation: one
     /// per credential and revocation at a time (see [`Authenticator::recheck_cache`]).
     rechecks: moka::future::Cache<(CacheKey, RevocationId), ()>,
+    /// `stytch_auth_cache_total{result="hit"}`.
+    hits: metrics::LazyCounter,
     #[cfg(feature = "jwt")]
     verifier: Option<crate::jwt::JwtVerifier>,
 }
@@ -143,6 +145,7 @@ impl Authenticator {
             store,
             max_ttl,
             rechecks: Self::recheck_cache(),
+            hits: metrics::cache_hit(),
             #[cfg(feature = "jwt")]
             verifier,
         }
@@ -188,7 +191,7 @@ impl Authenticator {
         {
             return None;
         }
-        metrics::cache_hit();
+        self.hits.increment();
         // The fields of the `stytch_auth` span a lookup that awaits runs in: a hit makes no
         // span (creating one costs more than the rest of the hit).
         tracing::debug!(
@@ -226,7 +229,7 @@ impl Authenticator {
         }
         let mut entry = match self.store.cache.get(&key).await {
             Some(entry) => {
-                metrics::cache_hit();
+                self.hits.increment();
                 entry
             }
             None if self.store.cache.is_negative(&key).await => {
@@ -330,7 +333,7 @@ impl Authenticator {
     ) -> Result<Option<MachineClient>, Arc<AuthError>> {
         let machines = &self.store.machines;
         if let Some(machine) = machines.cached(&key).await {
-            metrics::cache_hit();
+            self.hits.increment();
             return Ok(Some(machine));
         }
         #[cfg(feature = "jwt")]

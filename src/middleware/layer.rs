@@ -18,6 +18,7 @@ use crate::cookies::CookieSettings;
 use crate::engine::Engine;
 use crate::error::{ConfigError, StytchError};
 use crate::extract::CredentialSource;
+use crate::request::LayerHandles;
 use crate::revoke::{RevokeConfig, Revoker};
 use crate::routing::pattern::RoutePattern;
 use crate::store::cache::CacheConfig;
@@ -578,10 +579,16 @@ impl StytchAuthLayerBuilder {
             }
             None => None,
         };
+        let handles = Arc::new(LayerHandles {
+            revoker: engine.revoker.clone(),
+            authorizer: authorizer.clone(),
+        });
         let layer = StytchAuthLayer {
             shared: Arc::new(Shared {
                 engine,
                 authorizer,
+                handles,
+                authenticated: crate::metrics::authenticated(),
                 rules: RouteRules::new(self.rules),
                 m2m_revoke_permission: self.m2m_revoke_permission,
                 routes,
