@@ -671,6 +671,47 @@ mod proptests {
         }
 
         #[test]
+        fn an_unchecked_lookup_can_only_hit_what_extract_accepts(
+            auth in proptest::collection::vec(
+                prop_oneof![Just(b' '), Just(b'\t'), Just(0x0c), Just(0x01), Just(b'.'), Just(b'='), Just(0xe9), b'a'..=b'c'],
+                0..40,
+            ),
+            scheme in "(Bearer|bearer|Basic|)",
+            header in any::<bool>(),
+            cookie in proptest::option::of("[a-c.]{1,10}"),
+        ) {
+            // If this broke, a bearer header `extract` refuses (400, 401) or reads otherwise
+            // could be served from the cache: the unchecked lookup must find exactly the
+            // credential `extract` accepts, or bytes that cannot be a checked credential
+            // (never cached), or nothing.
+            let sources = if header {
+                vec![CredentialSource::header("x-session").unwrap(), CredentialSource::Cookie(DEFAULT_TOKEN_COOKIE.to_owned())]
+            } else {
+                CredentialSource::defaults()
+            };
+            let name = if header { "x-session" } else { "authorization" };
+            let mut value = scheme.into_bytes();
+            value.push(b' ');
+            value.extend_from_slice(&auth);
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_bytes(&value) {
+                headers.append(HeaderName::from_static(name), v);
+            }
+            if let Some(c) = cookie {
+                headers.append(COOKIE, HeaderValue::from_str(&format!("stytch_session={c}")).unwrap());
+            }
+            let checked = extract(&headers, &sources);
+            match (unchecked(&headers, &sources), checked) {
+                (None, _) => {}
+                (Some(raw), Ok(Some(found))) if found.credential.as_bytes() == raw => {}
+                (Some(raw), other) => prop_assert!(
+                    Credential::parse_bytes(raw).is_err(),
+                    "unchecked {:?}, extract {:?}", raw, other.map(|f| f.map(|f| f.credential.as_bytes().to_vec()))
+                ),
+            }
+        }
+
+        #[test]
         fn nothing_the_sources_read_survives_strip(
             cookies in proptest::collection::vec("[a-z_ =;\"]{0,12}(stytch_session(_jwt)?=[A-Za-z0-9_.-]{1,60})?[a-z_ =;]{0,12}", 0..4),
             auth in "(Bearer|bearer|BEARER|Basic) ?[A-Za-z0-9_.-]{0,60}",
