@@ -18,7 +18,7 @@ count() {
   cat "$out"* | awk '/^summary:/ {s += $2} END {print s}'
   rm -f "$out"*
 }
-for scenario in ${SCENARIOS:-bare token jwt token-rule}; do
+for scenario in ${SCENARIOS:-bare bare-jwt moka sha-token sha-jwt token jwt token-rule}; do
   base=$(count "$scenario" 0)
   full=$(count "$scenario" "$n")
   echo "$scenario: $(( (full - base) / n ))"

@@ -3,8 +3,13 @@
 //! machine is doing, so two builds compare exactly where timings on a shared machine do not.
 //!
 //! ```text
-//! hit_instructions SCENARIO N     # SCENARIO: bare | token | jwt | token-rule
+//! hit_instructions SCENARIO N
 //! ```
+//!
+//! SCENARIO: `bare` (the bare service, the token's request), `bare-jwt` (the bare service, the
+//! JWT's request), `token`, `jwt`, `token-rule` (cache hits through the layer), and the
+//! floors a hit is compared with: `moka` (a bare moka `get` of the token's key, the cache
+//! built as the session cache is), `sha-token` and `sha-jwt` (the SHA-256 of the credential).
 //!
 //! Runs `N` requests of the scenario on a current-thread runtime after one warm-up request
 //! (which fills the cache and, for `token-rule`, loads the RBAC policy). The script runs it
@@ -50,6 +55,23 @@ fn main() {
             "bare" => {
                 let mut svc = tower::service_fn(echo);
                 measured_requests(&mut svc, &token, n);
+                return;
+            }
+            "bare-jwt" => {
+                let mut svc = tower::service_fn(echo);
+                measured_requests(&mut svc, &jwt, n);
+                return;
+            }
+            "moka" => {
+                moka_floor(&token, n).await;
+                return;
+            }
+            "sha-token" => {
+                measured_requests_sha(&token, n);
+                return;
+            }
+            "sha-jwt" => {
+                measured_requests_sha(&jwt, n);
                 return;
             }
             "token" => (
@@ -115,5 +137,70 @@ where
             std::task::Poll::Ready(status) => assert_eq!(std::hint::black_box(status), 200),
             std::task::Poll::Pending => panic!("not a cache hit: the request waited"),
         }
+    }
+}
+
+/// The key of the credential in `auth` (`Bearer <credential>`): its SHA-256.
+fn key_of(auth: &str) -> [u8; 32] {
+    let raw = auth.trim_start_matches("Bearer ").as_bytes();
+    <sha2::Sha256 as sha2::Digest>::digest(raw).into()
+}
+
+/// Per-entry expiry, as the session cache has (a timer-wheel node per entry).
+struct Minute;
+
+impl moka::Expiry<[u8; 32], std::sync::Arc<u64>> for Minute {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        _value: &std::sync::Arc<u64>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(60))
+    }
+}
+
+/// The floor of a hit: a bare moka `get` of the token's key, in a cache built as the session
+/// cache is (capacity, per-entry expiry, an eviction listener, foldhash, a 32-byte key, a
+/// one-`Arc` value), polled once as the layer polls it.
+async fn moka_floor(auth: &str, n: usize) {
+    let cache: moka::future::Cache<[u8; 32], std::sync::Arc<u64>, foldhash::fast::RandomState> =
+        moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .expire_after(Minute)
+            .eviction_listener(|_key, _value, _cause| {})
+            .build_with_hasher(foldhash::fast::RandomState::default());
+    let key = key_of(auth);
+    cache.insert(key, std::sync::Arc::new(1)).await;
+    cache.run_pending_tasks().await;
+    measured_requests_gets(&cache, &key, n);
+}
+
+#[inline(never)]
+fn measured_requests_gets(
+    cache: &moka::future::Cache<[u8; 32], std::sync::Arc<u64>, foldhash::fast::RandomState>,
+    key: &[u8; 32],
+    n: usize,
+) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..n {
+        let mut get = std::pin::pin!(cache.get(key));
+        match get.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(value) => assert!(std::hint::black_box(value).is_some()),
+            std::task::Poll::Pending => panic!("moka's get waited"),
+        }
+    }
+}
+
+/// The SHA-256 of the credential in `auth`, `n` times (the script counts inside this function
+/// as it does inside `measured_requests`; so is `measured_requests_gets`, which is why
+/// `moka_floor`, which calls it, must not match `*measured_requests*`).
+#[inline(never)]
+fn measured_requests_sha(auth: &str, n: usize) {
+    let raw = auth.trim_start_matches("Bearer ").as_bytes();
+    for _ in 0..n {
+        std::hint::black_box(<sha2::Sha256 as sha2::Digest>::digest(
+            std::hint::black_box(raw),
+        ));
     }
 }

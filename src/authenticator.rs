@@ -119,6 +119,8 @@ pub(crate) struct Authenticator {
     /// Coalesces the questions to Stytch about sessions near a member-wide revocation: one
     /// per credential and revocation at a time (see [`Authenticator::recheck_cache`]).
     rechecks: moka::future::Cache<(CacheKey, RevocationId), ()>,
+    /// `stytch_auth_cache_total{result="hit"}`.
+    hits: metrics::LazyCounter,
     #[cfg(feature = "jwt")]
     verifier: Option<crate::jwt::JwtVerifier>,
 }
@@ -145,6 +147,7 @@ impl Authenticator {
             store,
             max_ttl,
             rechecks: Self::recheck_cache(),
+            hits: metrics::cache_hit(),
             #[cfg(feature = "jwt")]
             verifier,
         }
@@ -190,7 +193,7 @@ impl Authenticator {
         {
             return None;
         }
-        metrics::cache_hit();
+        self.hits.increment();
         // The fields of the `stytch_auth` span a lookup that awaits runs in: a hit makes no
         // span (creating one costs more than the rest of the hit).
         tracing::debug!(
@@ -228,7 +231,7 @@ impl Authenticator {
         }
         let mut entry = match self.store.cache.get(&key).await {
             Some(entry) => {
-                metrics::cache_hit();
+                self.hits.increment();
                 entry
             }
             None if self.store.cache.is_negative(&key).await => {
@@ -332,7 +335,7 @@ impl Authenticator {
     ) -> Result<Option<MachineClient>, Arc<AuthError>> {
         let machines = &self.store.machines;
         if let Some(machine) = machines.cached(&key).await {
-            metrics::cache_hit();
+            self.hits.increment();
             return Ok(Some(machine));
         }
         #[cfg(feature = "jwt")]

@@ -73,9 +73,7 @@ impl<S: Send + Sync> FromRequestParts<S> for crate::authz::Authorizer {
     type Rejection = MissingMemberSession;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<crate::authz::Authorizer>()
+        crate::authz::Authorizer::from_extensions(&parts.extensions)
             .cloned()
             .ok_or(MissingMemberSession)
     }
@@ -137,9 +135,7 @@ impl<S: Send + Sync> FromRequestParts<S> for crate::Revoker {
     type Rejection = MissingMemberSession;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<crate::Revoker>()
+        crate::Revoker::from_extensions(&parts.extensions)
             .cloned()
             .ok_or(MissingMemberSession)
     }
@@ -149,9 +145,7 @@ impl<S: Send + Sync> FromRequestParts<S> for crate::SessionCredential {
     type Rejection = MissingMemberSession;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<crate::SessionCredential>()
+        crate::SessionCredential::from_extensions(&parts.extensions)
             .cloned()
             .ok_or(MissingMemberSession)
     }

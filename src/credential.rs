@@ -14,23 +14,69 @@ pub const MAX_CREDENTIAL_LEN: usize = 4096;
 /// A cache key: SHA-256 of a credential.
 pub(crate) type CacheKey = [u8; 32];
 
+/// The bytes of a credential: held inline when short (an opaque token: no allocation, a copy
+/// of 48 bytes), shared otherwise (a JWT: clones share one allocation). Only ever built from
+/// UTF-8 text or from bytes [`Kind::of_bytes`] accepted (ASCII).
+#[derive(Clone)]
+enum Secret {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(std::sync::Arc<[u8]>),
+}
+
+/// Longest credential held inline: Stytch's opaque tokens are 44 characters.
+const INLINE: usize = 46;
+
+impl Secret {
+    fn new(raw: &[u8]) -> Self {
+        match u8::try_from(raw.len()) {
+            Ok(len) if raw.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..raw.len()].copy_from_slice(raw);
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Shared(std::sync::Arc::from(raw)),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Shared(bytes) => bytes,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Built from text, or from ASCII: always UTF-8.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Secret {}
+
 macro_rules! secret_string {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         ///
-        /// Cheap to clone: clones share one allocation.
+        /// Cheap to clone: an opaque token is held inline (no allocation), a longer credential
+        /// in one allocation the clones share.
         #[derive(Clone, PartialEq, Eq)]
-        pub struct $name(std::sync::Arc<str>);
+        pub struct $name(Secret);
 
         impl $name {
             /// Wraps a raw value without checking it (see [`Credential::parse`] for checks).
             pub fn new(raw: impl Into<String>) -> Self {
-                Self(std::sync::Arc::from(raw.into()))
+                Self(Secret::new(raw.into().as_bytes()))
             }
 
             /// The raw value, for sending to Stytch or setting a cookie. Never log it.
             pub fn expose_secret(&self) -> &str {
-                &self.0
+                self.0.as_str()
             }
         }
 
@@ -98,18 +144,66 @@ fn byte_flags(b: u8) -> u8 {
     u8::from(!ok) | (u8::from(dot) << 1) | (u8::from(pad) << 2)
 }
 
-/// The OR of the flags of every byte, 32 bytes at a time (a fixed-size inner loop the
-/// compiler turns into vector instructions).
-fn flags_of(bytes: &[u8]) -> u8 {
-    let chunks = bytes.chunks_exact(32);
-    let mut flags = chunks
-        .remainder()
-        .iter()
-        .fold(0u8, |acc, &b| acc | byte_flags(b));
-    for chunk in chunks {
-        flags |= chunk.iter().fold(0u8, |acc, &b| acc | byte_flags(b));
+/// The OR of the flags of every byte, and how many dots, 32 bytes at a time: 32 lanes
+/// accumulated across the chunks and combined once at the end (a loop the compiler turns
+/// into vector instructions). At most [`MAX_CREDENTIAL_LEN`] bytes: a lane counts at most 129
+/// dots.
+fn scan(bytes: &[u8]) -> (u8, usize) {
+    /// One chunk into the lanes: a fixed-size loop, vectorised.
+    #[inline(always)]
+    fn lanes(chunk: &[u8; 32], flags: &mut [u8; 32], dots: &mut [u8; 32]) {
+        for i in 0..32 {
+            flags[i] |= byte_flags(chunk[i]);
+            dots[i] = dots[i].wrapping_add(u8::from(chunk[i] == b'.'));
+        }
     }
-    flags
+    let chunks = bytes.chunks_exact(32);
+    // The tail padded with `A` (no flag, not a dot) to a chunk of its own: a credential is
+    // mostly tail (a token is 44 bytes), and a byte-at-a-time loop costs more than a chunk.
+    let mut tail = [b'A'; 32];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    let (mut flags, mut dots) = ([0u8; 32], [0u8; 32]);
+    for chunk in chunks {
+        if let Ok(chunk) = <&[u8; 32]>::try_from(chunk) {
+            lanes(chunk, &mut flags, &mut dots);
+        }
+    }
+    lanes(&tail, &mut flags, &mut dots);
+    (
+        flags.iter().fold(0, |acc, &f| acc | f),
+        dots.iter().fold(0, |acc, &d| acc + usize::from(d)),
+    )
+}
+
+/// Whether a 32-byte chunk holds a dot (vector compares, no branch per byte).
+fn has_dot(chunk: &[u8]) -> bool {
+    chunk.iter().fold(false, |acc, &b| acc | (b == b'.'))
+}
+
+/// The index of the first dot, 32 bytes at a time.
+fn first_dot(bytes: &[u8]) -> Option<usize> {
+    let chunks = bytes.chunks_exact(32);
+    let tail = chunks.remainder();
+    for (n, chunk) in chunks.enumerate() {
+        if has_dot(chunk) {
+            return chunk.iter().position(|&b| b == b'.').map(|i| n * 32 + i);
+        }
+    }
+    let start = bytes.len() - tail.len();
+    tail.iter().position(|&b| b == b'.').map(|i| start + i)
+}
+
+/// The index of the last dot, 32 bytes at a time from the end.
+fn last_dot(bytes: &[u8]) -> Option<usize> {
+    let chunks = bytes.rchunks_exact(32);
+    let head = chunks.remainder();
+    for (n, chunk) in chunks.enumerate() {
+        if has_dot(chunk) {
+            let start = bytes.len() - (n + 1) * 32;
+            return chunk.iter().rposition(|&b| b == b'.').map(|i| start + i);
+        }
+    }
+    head.iter().rposition(|&b| b == b'.')
 }
 
 /// What a well-formed credential is, told from its bytes alone (no allocation).
@@ -121,24 +215,34 @@ pub(crate) enum Kind {
 
 impl Kind {
     /// Checks `raw` as [`Credential::parse`] does, without building the credential.
+    #[cfg(test)]
     pub(crate) fn of(raw: &str) -> Result<Self, CredentialError> {
+        Self::of_bytes(raw.as_bytes())
+    }
+
+    /// [`of`](Self::of) on bytes: what it accepts is ASCII.
+    pub(crate) fn of_bytes(raw: &[u8]) -> Result<Self, CredentialError> {
         if raw.is_empty() {
             return Err(CredentialError::Empty);
         }
         if raw.len() > MAX_CREDENTIAL_LEN {
             return Err(CredentialError::TooLong);
         }
-        let flags = flags_of(raw.as_bytes());
+        let (flags, dots) = scan(raw);
         if flags & BAD != 0 {
             return Err(CredentialError::InvalidCharacters);
         }
         if flags & DOT != 0 {
-            // Three non-empty segments, no padding.
-            let mut segments = raw.split('.');
-            let three = matches!(
-                (segments.next(), segments.next(), segments.next(), segments.next()),
-                (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() && !s.is_empty()
-            );
+            // Three non-empty segments (two dots, neither first nor last nor side by side),
+            // no padding. The dots are looked for from each end: a JWT's header and
+            // signature are short, its payload long.
+            let three = dots == 2
+                && match (first_dot(raw), last_dot(raw)) {
+                    (Some(first), Some(last)) => {
+                        first > 0 && last > first + 1 && last < raw.len() - 1
+                    }
+                    _ => false,
+                };
             if !three || flags & PAD != 0 {
                 return Err(CredentialError::MalformedJwt);
             }
@@ -160,12 +264,36 @@ impl Credential {
     ///
     /// A [`CredentialError`] saying what is wrong, without the value.
     pub fn parse(raw: &str) -> Result<Self, CredentialError> {
-        // One allocation: the bytes go straight into the shared `Arc<str>`.
-        let shared = || std::sync::Arc::<str>::from(raw);
-        Ok(match Kind::of(raw)? {
-            Kind::Jwt => Self::Jwt(SessionJwt(shared())),
-            Kind::Token => Self::Token(SessionToken(shared())),
+        Self::parse_bytes(raw.as_bytes())
+    }
+
+    /// [`parse`](Self::parse) on a header's bytes (what it accepts is ASCII: no UTF-8 check
+    /// needed first). A token is copied inline, a JWT into one shared allocation.
+    pub(crate) fn parse_bytes(raw: &[u8]) -> Result<Self, CredentialError> {
+        Ok(match Kind::of_bytes(raw)? {
+            Kind::Jwt => Self::Jwt(SessionJwt(Secret::new(raw))),
+            Kind::Token => Self::Token(SessionToken(Secret::new(raw))),
         })
+    }
+
+    /// A credential found in a header, not checked: only for a cache lookup, where a hit
+    /// vouches for it (the cache holds checked credentials only, keyed by the SHA-256 of their
+    /// exact bytes); a miss checks it with [`parse_bytes`](Self::parse_bytes). A JWT if it has
+    /// a dot (a checked credential with a dot is one).
+    pub(crate) fn unchecked(raw: &[u8]) -> Self {
+        if first_dot(raw).is_some() {
+            Self::Jwt(SessionJwt(Secret::new(raw)))
+        } else {
+            Self::Token(SessionToken(Secret::new(raw)))
+        }
+    }
+
+    /// The raw bytes (the SHA-256 input). Never log them.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Token(t) => t.0.as_bytes(),
+            Self::Jwt(j) => j.0.as_bytes(),
+        }
     }
 
     /// The raw value. Never log it.
@@ -191,11 +319,13 @@ impl Credential {
 
     /// SHA-256 of the raw value: the cache and denylist key.
     pub(crate) fn cache_key(&self) -> CacheKey {
-        let digest = Sha256::digest(self.expose_secret().as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&digest);
-        key
+        key_of(self.as_bytes())
     }
+}
+
+/// SHA-256 of a credential's raw bytes: its cache and denylist key.
+pub(crate) fn key_of(raw: &[u8]) -> CacheKey {
+    Sha256::digest(raw).into()
 }
 
 /// The credential an authenticated request carried, in its extensions, for handlers that
@@ -315,6 +445,49 @@ mod tests {
             let raw = String::from_utf8_lossy(&[b'a', b, b'b']).into_owned();
             assert_eq!(Kind::of(&raw), reference(&raw), "byte {b:#04x}");
         }
+    }
+
+    #[test]
+    fn dots_are_found_wherever_they_fall() {
+        // If this broke, a JWT whose dots fall at the edges of the 32-byte chunks the scan
+        // works in would be misjudged (a malformed one accepted, a good one refused).
+        for len in [2, 3, 31, 32, 33, 63, 64, 65, 100] {
+            for i in 0..len {
+                for j in i..len {
+                    let mut raw = vec![b'a'; len];
+                    raw[i] = b'.';
+                    raw[j] = b'.';
+                    let raw = String::from_utf8(raw).unwrap();
+                    assert_eq!(Kind::of(&raw), reference(&raw), "{raw}");
+                }
+            }
+        }
+        let long = format!(
+            "{}.{}.{}",
+            "a".repeat(100),
+            "b".repeat(700),
+            "c".repeat(342)
+        );
+        assert_eq!(Kind::of(&long), Ok(Kind::Jwt));
+        let many = "a.".repeat(2000) + "a";
+        assert_eq!(Kind::of(&many), reference(&many));
+    }
+
+    #[test]
+    fn short_and_long_credentials_hold_their_value() {
+        // If this broke, a token held inline (or a JWT shared) would come back altered.
+        for len in [1, 45, 46, 47, 1000] {
+            let raw = "x".repeat(len);
+            let c = Credential::parse(&raw).unwrap();
+            assert_eq!(c.expose_secret(), raw);
+            assert_eq!(c.as_bytes(), raw.as_bytes());
+            assert_eq!(c.clone(), c);
+            assert_eq!(SessionToken::new(raw.clone()).expose_secret(), raw);
+        }
+        assert_ne!(
+            Credential::parse("abc").unwrap(),
+            Credential::parse("abd").unwrap()
+        );
     }
 
     proptest::proptest! {

@@ -200,6 +200,7 @@ pub mod live;
 mod machine;
 pub mod metrics;
 mod middleware;
+mod request;
 pub mod revoke;
 mod routing;
 pub mod session;

@@ -61,9 +61,9 @@ impl SessionLiveness {
     /// anonymous optional one. Must be called within a Tokio runtime.
     pub fn from_extensions(extensions: &http::Extensions) -> Option<Self> {
         Some(Self::new(
-            extensions.get::<Revoker>()?,
-            extensions.get::<MemberSession>()?,
-            extensions.get::<SessionCredential>()?,
+            Revoker::from_extensions(extensions)?,
+            MemberSession::from_extensions(extensions)?,
+            SessionCredential::from_extensions(extensions)?,
         ))
     }
 

@@ -2,8 +2,43 @@
 //!
 //! Metrics go through the [`metrics`] facade: install any recorder (the gateway installs
 //! Prometheus's). Label values are fixed strings, never an id or a credential.
+//!
+//! The counters every cache hit increments (`stytch_auth_cache_total{result="hit"}`,
+//! `stytch_auth_requests_total{outcome="authenticated"}`) and a rule's decision counters are
+//! registered with the recorder on a layer's first use of them, then incremented through the
+//! handle: install the recorder before the layer serves requests.
 
+use std::sync::OnceLock;
 use std::time::Duration;
+
+/// A counter with fixed labels, registered with the recorder installed at its first
+/// increment: then counting is one increment, where `metrics::counter!` hashes its key and
+/// asks the recorder for the counter on every call (a few hundred instructions, twice per
+/// cache hit).
+pub(crate) struct LazyCounter {
+    counter: OnceLock<metrics::Counter>,
+    register: fn() -> metrics::Counter,
+}
+
+impl LazyCounter {
+    const fn new(register: fn() -> metrics::Counter) -> Self {
+        Self {
+            counter: OnceLock::new(),
+            register,
+        }
+    }
+
+    /// Adds one.
+    pub(crate) fn increment(&self) {
+        self.counter.get_or_init(self.register).increment(1);
+    }
+}
+
+impl std::fmt::Debug for LazyCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyCounter").finish_non_exhaustive()
+    }
+}
 
 /// Counter of requests the layer decided, label `outcome` (`authenticated`, `anonymous`, or a
 /// [`RejectionKind`](crate::service::RejectionKind) code).
@@ -61,30 +96,32 @@ pub(crate) fn auth_request(outcome: &'static str) {
     metrics::counter!(AUTH_REQUESTS, "outcome" => outcome).increment(1);
 }
 
-/// `auth_request("authenticated")` with the label fixed at compile time: the metric key is a
-/// `static`, where a runtime label value builds (allocates and hashes) a key on every call.
-/// Called on every cache hit.
-pub(crate) fn authenticated() {
-    metrics::counter!(AUTH_REQUESTS, "outcome" => "authenticated").increment(1);
+/// `auth_request("authenticated")`, counted on every admitted request: registered once per
+/// layer (see [`LazyCounter`]).
+pub(crate) const fn authenticated() -> LazyCounter {
+    LazyCounter::new(|| metrics::counter!(AUTH_REQUESTS, "outcome" => "authenticated"))
 }
 
-/// A request admitted with a member's session (a `static` key, as [`authenticated`]).
-pub(crate) fn admitted_member() {
-    metrics::counter!(AUTH_PRINCIPALS, "principal" => "member").increment(1);
+/// `stytch_auth_principals_total{principal="member"}`, counted on every request admitted with
+/// a member's session: registered once per layer (see [`LazyCounter`]).
+pub(crate) const fn admitted_member() -> LazyCounter {
+    LazyCounter::new(|| metrics::counter!(AUTH_PRINCIPALS, "principal" => "member"))
 }
 
-/// A request admitted with an M2M access token.
-pub(crate) fn admitted_machine() {
-    metrics::counter!(AUTH_PRINCIPALS, "principal" => "machine").increment(1);
+/// `stytch_auth_principals_total{principal="machine"}`, for requests admitted with an M2M
+/// access token.
+pub(crate) const fn admitted_machine() -> LazyCounter {
+    LazyCounter::new(|| metrics::counter!(AUTH_PRINCIPALS, "principal" => "machine"))
 }
 
 pub(crate) fn cache_lookup(result: &'static str) {
     metrics::counter!(AUTH_CACHE, "result" => result).increment(1);
 }
 
-/// `cache_lookup("hit")` with a `static` key, as [`authenticated`].
-pub(crate) fn cache_hit() {
-    metrics::counter!(AUTH_CACHE, "result" => "hit").increment(1);
+/// `cache_lookup("hit")`, counted on every cache hit: registered once per layer (see
+/// [`LazyCounter`]).
+pub(crate) const fn cache_hit() -> LazyCounter {
+    LazyCounter::new(|| metrics::counter!(AUTH_CACHE, "result" => "hit"))
 }
 
 pub(crate) fn cache_eviction(cause: &'static str) {

@@ -16,6 +16,7 @@ use crate::cookies::CookieSettings;
 use crate::engine::Engine;
 use crate::error::ConfigError;
 use crate::extract::CredentialSource;
+use crate::request::LayerHandles;
 use crate::revoke::RevokeConfig;
 use crate::routing::pattern::RoutePattern;
 use crate::store::cache::CacheConfig;
@@ -419,9 +420,17 @@ impl StytchAuthLayerBuilder {
         );
         #[cfg(feature = "redis")]
         let bus = attach_bus(self.bus, &engine)?;
+        let handles = Arc::new(LayerHandles {
+            revoker: engine.revoker.clone(),
+            authorizer: authorizer.clone(),
+        });
         Ok(Shared {
             engine,
             authorizer,
+            handles,
+            authenticated: crate::metrics::authenticated(),
+            admitted_member: crate::metrics::admitted_member(),
+            admitted_machine: crate::metrics::admitted_machine(),
             rules: RouteRules::new(self.rules),
             m2m_revoke_permission: self.m2m_revoke_permission,
             routes,

@@ -17,9 +17,10 @@ use super::body::ResponseBody;
 use super::endpoints::{FORCED_SIGNOUT_HEADER, forced_signout};
 use super::rejection::Rejection;
 use super::shared::Shared;
-use crate::credential::SessionCredential;
+use crate::credential::CacheKey;
 use crate::extract::Found;
 use crate::metrics;
+use crate::request::RequestAuth;
 use crate::store::cache::CachedSession;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -37,28 +38,41 @@ pub(crate) struct Ctx {
     pub(crate) machine: bool,
 }
 
+/// A lookup that awaits (a miss, a policy to fetch), with the request it admits.
+struct Pending<ReqBody> {
+    lookup: BoxFuture<Result<Admitted, Rejection>>,
+    req: Option<Request<ReqBody>>,
+    ctx: Option<Ctx>,
+}
+
+/// A forced sign-out running after the app answered, with the app's answer.
+struct Hooked<ResBody> {
+    hook: BoxFuture<&'static str>,
+    res: Option<Response<ResponseBody<ResBody>>>,
+}
+
 pin_project! {
+    /// Every variant but `Inner` is boxed: the future stays the size of the inner service's
+    /// future plus a few words, since whoever awaits it moves it (a cache hit ends in `Inner`
+    /// without allocating for it).
     #[project = StateProj]
     enum State<F, ReqBody, ResBody> {
         Lookup {
-            lookup: BoxFuture<Result<Admitted, Rejection>>,
-            req: Option<Request<ReqBody>>,
-            ctx: Option<Ctx>,
+            pending: Box<Pending<ReqBody>>,
         },
         Inner {
             #[pin]
             fut: F,
-            ctx: Option<Ctx>,
+            ctx: Option<Box<Ctx>>,
         },
         Hook {
-            hook: BoxFuture<&'static str>,
-            res: Option<Response<ResponseBody<ResBody>>>,
+            hooked: Box<Hooked<ResBody>>,
         },
         Own {
             own: BoxFuture<Response<Bytes>>,
         },
         Done {
-            res: Option<Response<Bytes>>,
+            res: Option<Box<Response<Bytes>>>,
         },
     }
 }
@@ -109,14 +123,47 @@ where
 
     pub(crate) fn rejected(res: Response<Bytes>, shared: Arc<Shared>) -> Self {
         Self {
-            state: State::Done { res: Some(res) },
+            state: State::Done {
+                res: Some(Box::new(res)),
+            },
             service: None,
             shared,
         }
     }
 
-    pub(crate) fn lookup(service: S, req: Request<ReqBody>, ctx: Ctx, shared: Arc<Shared>) -> Self {
-        let key = ctx.found.credential.cache_key();
+    /// A request decided without waiting ([`admission::admit_now`]): admitted and the inner
+    /// service called, or rejected. Nothing awaited, nothing boxed, no span (the hit is logged
+    /// in one event carrying the span's fields).
+    pub(crate) fn decided(
+        service: S,
+        req: Request<ReqBody>,
+        ctx: Ctx,
+        result: Result<Admitted, Rejection>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        match call_inner(&shared, service, req, ctx, result) {
+            Ok((fut, ctx)) => Self {
+                state: State::Inner { fut, ctx },
+                service: None,
+                shared,
+            },
+            Err(rejection) => {
+                let res = shared.reject(rejection);
+                Self::rejected(res, shared)
+            }
+        }
+    }
+
+    /// The request's credential looked up; `key` is its [`cache_key`](crate::credential::Credential::cache_key)
+    /// when the caller computed it already.
+    pub(crate) fn lookup(
+        service: S,
+        req: Request<ReqBody>,
+        ctx: Ctx,
+        key: Option<CacheKey>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let key = key.unwrap_or_else(|| ctx.found.credential.cache_key());
         if let Some(result) = admission::admit_now(
             &shared,
             &ctx.found,
@@ -124,22 +171,7 @@ where
             key,
             req.uri().path(),
         ) {
-            // A plain cache hit: nothing to await, nothing boxed, no span (the hit is logged in
-            // one event carrying the span's fields).
-            return match call_inner(&shared, service, req, ctx, result) {
-                Ok((fut, ctx)) => Self {
-                    state: State::Inner {
-                        fut,
-                        ctx: Some(ctx),
-                    },
-                    service: None,
-                    shared,
-                },
-                Err(rejection) => {
-                    let res = shared.reject(rejection);
-                    Self::rejected(res, shared)
-                }
-            };
+            return Self::decided(service, req, ctx, result, shared);
         }
         let lookup = admission::admit_later(
             Arc::clone(&shared),
@@ -150,9 +182,11 @@ where
         );
         Self {
             state: State::Lookup {
-                lookup,
-                req: Some(req),
-                ctx: Some(ctx),
+                pending: Box::new(Pending {
+                    lookup,
+                    req: Some(req),
+                    ctx: Some(ctx),
+                }),
             },
             service: Some(service),
             shared,
@@ -178,42 +212,50 @@ fn refreshed_cookie(shared: &Shared, ctx: &Ctx, entry: &CachedSession) -> Option
         .set_cookie(cookie, fresh.expose_secret(), entry.session.expires_at)
 }
 
-/// After the lookup: on success the member, the revoker and the credential go into the
-/// request's extensions (and a refreshed JWT cookie into `ctx`); an optional route passes
-/// anonymously; otherwise `Err` with the rejection.
+/// After the lookup: on success the member goes into the request's extensions, and the
+/// layer's handles with the credential into one more ([`RequestAuth`]); a refreshed JWT
+/// cookie goes into `ctx`. An optional route passes anonymously; otherwise `Err` with the
+/// rejection. `Ok(Some(ctx))` when something is left to do after the inner service answered
+/// (a cookie to set, a hook to run), else `Ok(None)`.
 fn admit<B>(
     shared: &Shared,
-    ctx: &mut Ctx,
+    mut ctx: Ctx,
     req: &mut Request<B>,
     result: Result<Admitted, Rejection>,
-) -> Result<(), Rejection> {
+) -> Result<Option<Box<Ctx>>, Rejection> {
     match result {
         Ok(Admitted::Member(entry)) => {
-            metrics::authenticated();
-            metrics::admitted_member();
-            ctx.set_cookie = refreshed_cookie(shared, ctx, &entry);
+            shared.authenticated.increment();
+            shared.admitted_member.increment();
+            ctx.set_cookie = refreshed_cookie(shared, &ctx, &entry);
             let ext = req.extensions_mut();
             ext.insert(entry.session.clone());
-            ext.insert(shared.engine.revoker.clone());
-            ext.insert(shared.authorizer.clone());
-            ext.insert(SessionCredential(ctx.found.credential.clone()));
+            if ctx.hook.is_none() && ctx.set_cookie.is_none() {
+                // Nothing left to do after the app: the credential moves, nothing is copied.
+                ext.insert(RequestAuth::new(&shared.handles, ctx.found.credential));
+                return Ok(None);
+            }
+            ext.insert(RequestAuth::new(
+                &shared.handles,
+                ctx.found.credential.clone(),
+            ));
             if ctx.hook.is_some() {
                 ctx.caller = Some(entry);
             }
-            Ok(())
+            Ok(Some(Box::new(ctx)))
         }
         Ok(Admitted::Machine(machine)) => {
-            metrics::authenticated();
-            metrics::admitted_machine();
+            shared.authenticated.increment();
+            shared.admitted_machine.increment();
             // A machine acts with the app's trust (its rule admitted it): a hook it triggers
             // revokes with the project secret, not acting as the machine.
             ctx.machine = true;
             req.extensions_mut().insert(machine);
-            Ok(())
+            Ok(after_app(ctx))
         }
         Err(_) if ctx.optional => {
             metrics::auth_request("anonymous");
-            Ok(())
+            Ok(after_app(ctx))
         }
         Err(rejection) => {
             metrics::auth_request(rejection.kind().as_str());
@@ -222,19 +264,24 @@ fn admit<B>(
     }
 }
 
+/// `ctx`, when something is left to do after the app answered.
+fn after_app(ctx: Ctx) -> Option<Box<Ctx>> {
+    (ctx.hook.is_some() || ctx.set_cookie.is_some()).then(|| Box::new(ctx))
+}
+
 /// After the lookup: the request admitted ([`admit`]) and the inner service called, or the
 /// rejection.
 fn call_inner<S, B>(
     shared: &Shared,
     mut service: S,
     mut req: Request<B>,
-    mut ctx: Ctx,
+    ctx: Ctx,
     result: Result<Admitted, Rejection>,
-) -> Result<(S::Future, Ctx), Rejection>
+) -> Result<(S::Future, Option<Box<Ctx>>), Rejection>
 where
     S: Service<Request<B>>,
 {
-    admit(shared, &mut ctx, &mut req, result)?;
+    let ctx = admit(shared, ctx, &mut req, result)?;
     Ok((service.call(req), ctx))
 }
 
@@ -244,7 +291,7 @@ where
 /// [acted](fires_hook).
 fn after_inner<B>(
     shared: &Arc<Shared>,
-    mut ctx: Ctx,
+    mut ctx: Box<Ctx>,
     res: &mut Response<ResponseBody<B>>,
 ) -> Option<BoxFuture<&'static str>> {
     if let Some(cookie) = ctx.set_cookie.take() {
@@ -287,19 +334,16 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Lookup { lookup, req, ctx } => {
-                    let result = ready!(lookup.as_mut().poll(cx));
-                    let req = req.take().expect("ResponseFuture polled after completion");
-                    let ctx = ctx.take().expect("ResponseFuture polled after completion");
+                StateProj::Lookup { pending } => {
+                    let result = ready!(pending.lookup.as_mut().poll(cx));
+                    let req = (pending.req.take()).expect("ResponseFuture polled after completion");
+                    let ctx = (pending.ctx.take()).expect("ResponseFuture polled after completion");
                     let service = this
                         .service
                         .take()
                         .expect("ResponseFuture polled after completion");
                     match call_inner(this.shared, service, req, ctx, result) {
-                        Ok((fut, ctx)) => this.state.set(State::Inner {
-                            fut,
-                            ctx: Some(ctx),
-                        }),
+                        Ok((fut, ctx)) => this.state.set(State::Inner { fut, ctx }),
                         Err(rejection) => {
                             return Poll::Ready(Ok(own_body(this.shared.reject(rejection))));
                         }
@@ -313,15 +357,18 @@ where
                     };
                     match after_inner(this.shared, ctx, &mut res) {
                         Some(hook) => this.state.set(State::Hook {
-                            hook,
-                            res: Some(res),
+                            hooked: Box::new(Hooked {
+                                hook,
+                                res: Some(res),
+                            }),
                         }),
                         None => return Poll::Ready(Ok(res)),
                     }
                 }
-                StateProj::Hook { hook, res } => {
-                    let result = ready!(hook.as_mut().poll(cx));
-                    let mut res = res.take().expect("ResponseFuture polled after completion");
+                StateProj::Hook { hooked } => {
+                    let result = ready!(hooked.hook.as_mut().poll(cx));
+                    let mut res =
+                        (hooked.res.take()).expect("ResponseFuture polled after completion");
                     res.headers_mut()
                         .insert(FORCED_SIGNOUT_HEADER, HeaderValue::from_static(result));
                     return Poll::Ready(Ok(res));
@@ -332,7 +379,7 @@ where
                 }
                 StateProj::Done { res } => {
                     let res = res.take().expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Ok(own_body(res)));
+                    return Poll::Ready(Ok(own_body(*res)));
                 }
             }
         }

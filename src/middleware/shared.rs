@@ -12,6 +12,7 @@ use crate::authz::rules::RouteRules;
 use crate::cookies::CookieSettings;
 use crate::engine::Engine;
 use crate::extract::CredentialSource;
+use crate::request::LayerHandles;
 
 /// Everything a request needs besides itself, built once by
 /// [`StytchAuthLayerBuilder::build`](super::StytchAuthLayerBuilder::build) and shared behind
@@ -21,6 +22,14 @@ pub(crate) struct Shared {
     pub(crate) engine: Engine,
     /// Stytch RBAC checks against the cached policy.
     pub(crate) authorizer: Authorizer,
+    /// The revoker and the authorizer, for the extension of every authenticated request.
+    pub(crate) handles: Arc<LayerHandles>,
+    /// `stytch_auth_requests_total{outcome="authenticated"}`.
+    pub(crate) authenticated: crate::metrics::LazyCounter,
+    /// `stytch_auth_principals_total{principal="member"}`.
+    pub(crate) admitted_member: crate::metrics::LazyCounter,
+    /// `stytch_auth_principals_total{principal="machine"}`.
+    pub(crate) admitted_machine: crate::metrics::LazyCounter,
     /// The routes' authorization rules.
     pub(crate) rules: RouteRules,
     /// `(resource, action)` a member needs to cut an M2M client off (the admin route).

@@ -124,6 +124,14 @@ impl RoutePattern {
             return path.starts_with(prefix.as_str()).then(Vec::new);
         }
         let rest = path.strip_prefix('/')?;
+        // Most paths differ from a pattern in its first segment: told without splitting (a
+        // request's path is matched against every admin route's pattern).
+        if let Some(Segment::Literal(first)) = self.segments.first() {
+            match rest.strip_prefix(first.as_str()) {
+                Some(after) if after.is_empty() || after.starts_with('/') => {}
+                _ => return None,
+            }
+        }
         let mut parts = rest.split('/');
         let mut captures = Vec::new();
         for segment in &self.segments {

@@ -33,8 +33,8 @@ use crate::body::{Body, BoxError};
 /// running, from the moment its request was sent upstream.
 pub(crate) const DEFAULT_REVOCATION_GRACE: Duration = Duration::from_secs(10);
 
-/// What an authenticated request's liveness handle is made from, taken out of its
-/// extensions (no clone) when it is sent upstream.
+/// What an authenticated request's liveness handle is made from, read from its extensions
+/// (handles: reference counts, no copy) when it is sent upstream.
 pub(crate) struct LiveSeed {
     revoker: Revoker,
     session: MemberSession,
@@ -44,18 +44,11 @@ pub(crate) struct LiveSeed {
 impl LiveSeed {
     /// The seed of an authenticated request; `None` on public and anonymous routes, whose
     /// responses are left alone.
-    pub(crate) fn take(extensions: &mut Extensions) -> Option<Self> {
-        let (Some(_), Some(_), Some(_)) = (
-            extensions.get::<Revoker>(),
-            extensions.get::<MemberSession>(),
-            extensions.get::<SessionCredential>(),
-        ) else {
-            return None;
-        };
+    pub(crate) fn take(extensions: &Extensions) -> Option<Self> {
         Some(Self {
-            revoker: extensions.remove()?,
-            session: extensions.remove()?,
-            credential: extensions.remove()?,
+            revoker: Revoker::from_extensions(extensions)?.clone(),
+            session: MemberSession::from_extensions(extensions)?.clone(),
+            credential: SessionCredential::from_extensions(extensions)?.clone(),
         })
     }
 

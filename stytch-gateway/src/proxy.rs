@@ -520,7 +520,7 @@ impl Proxy {
         set_forwarding_headers(headers, peer, &forwarding.trusted_proxies, original_host);
         headers.insert(header::HOST, self.inner.upstream.host_header().clone());
         parts.version = Version::HTTP_11;
-        let seed = LiveSeed::take(&mut parts.extensions);
+        let seed = LiveSeed::take(&parts.extensions);
         let body = timed(
             body.map_err(Into::into).boxed_unsync(),
             forwarding.body_timeout,

@@ -407,8 +407,8 @@ async fn the_revoker_in_request_extensions_acts_as_the_caller() {
         "/custom/remove/{member_id}",
         post(
             |Path(member_id): Path<String>,
-             axum::Extension(revoker): axum::Extension<Revoker>,
-             axum::Extension(caller): axum::Extension<SessionCredential>,
+             revoker: Revoker,
+             caller: SessionCredential,
              _session: MemberSession| async move {
                 match revoker
                     .revoke_member(&member_id, Some(caller.credential()))
