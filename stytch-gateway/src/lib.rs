@@ -89,6 +89,8 @@ mod target;
 mod tls;
 mod underscore;
 mod upgrade;
+mod upstream;
+mod workers;
 mod ws_close;
 
 #[cfg(test)]
