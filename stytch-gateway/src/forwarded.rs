@@ -20,7 +20,7 @@ pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwa
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The forwarding headers a client may send, all dropped unless the peer is trusted.
-pub(crate) const CLIENT_FORWARDING: [HeaderName; 7] = [
+pub(crate) static CLIENT_FORWARDING: [HeaderName; 7] = [
     X_FORWARDED_FOR,
     X_FORWARDED_PROTO,
     X_FORWARDED_HOST,

@@ -24,7 +24,7 @@ pub(crate) const CLIENT_ID: HeaderName = HeaderName::from_static("x-stytch-clien
 pub(crate) const SCOPES: HeaderName = HeaderName::from_static("x-stytch-scopes");
 
 /// Every identity header the gateway sets (and strips from client requests).
-pub(crate) const IDENTITY_HEADERS: [HeaderName; 6] = [
+pub(crate) static IDENTITY_HEADERS: [HeaderName; 6] = [
     MEMBER_ID,
     ORGANIZATION_ID,
     MEMBER_SESSION_ID,

@@ -51,7 +51,7 @@ pub(crate) const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
 /// `HTTP2-Settings` is one too (RFC 9113 §3.2.1: h2c's upgrade, never tunnelled).
-const HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),

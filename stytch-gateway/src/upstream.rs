@@ -358,6 +358,9 @@ impl Pool {
     /// The most recently used idle connection still open, if any; expired ones are closed.
     fn checkout(&self) -> Option<http1::SendRequest<Body>> {
         let mut state = self.state();
+        if state.idle.is_empty() {
+            return None;
+        }
         expire(&mut state.idle);
         while let Some((sender, _)) = state.idle.pop_back() {
             if !sender.is_closed() {
