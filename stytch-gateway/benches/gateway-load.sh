@@ -51,7 +51,8 @@
 # Environment: REPS (5), DURATION (10s), WARMUP (3s), CONNECTIONS (64), THREADS (2),
 # NOOP (hyper | nginx), SESSIONS (10000), PACED_RATE (requests/s; default 40 % of the lower
 # warm-up figure of nginx-proxy_pass and gateway), PACED_DELAY_MS (10), BASE_PORT (18000),
-# CARGO_TARGET_DIR (default ./target), GATEWAY_ARGS (extra `serve` flags), KEEP_RUNNING=1
+# CARGO_TARGET_DIR (default ./target), BIN (a stytch-gateway binary to run instead of building
+# this tree's: an earlier commit's, for a before/after), GATEWAY_ARGS (extra `serve` flags), KEEP_RUNNING=1
 # (print the addresses and wait for ctrl-c instead of measuring: for profiling).
 set -euo pipefail
 
@@ -95,9 +96,11 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "building stytch-gateway (release)" >&2
-timeout 1800 cargo build --release -p stytch-gateway >&2
-BIN="$TARGET_DIR/release/stytch-gateway"
+if [[ -z ${BIN:-} ]]; then
+    echo "building stytch-gateway (release)" >&2
+    timeout 1800 cargo build --release -p stytch-gateway >&2
+    BIN="$TARGET_DIR/release/stytch-gateway"
+fi
 
 TMP=$(mktemp -d /tmp/gateway-load.XXXXXX)
 PIDS=()

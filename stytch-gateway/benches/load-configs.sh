@@ -88,6 +88,7 @@ TRANSPORT
 caddy_forward_auth() {
     cat <<SITE
 http://127.0.0.1:$1 {
+    bind 127.0.0.1
     forward_auth $2 {
         uri $AUTH_PATH
         copy_headers X-Stytch-Member-Id X-Stytch-Organization-Id
@@ -108,6 +109,7 @@ caddy_conf() {
     auto_https off
 }
 http://127.0.0.1:$CADDY_PROXY_PORT {
+    bind 127.0.0.1
     reverse_proxy 127.0.0.1:$UP_PORT {
 $(caddy_transport)
     }
