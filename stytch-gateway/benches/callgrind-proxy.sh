@@ -10,7 +10,10 @@
 # valgrind hides SHA-NI, so the credential's SHA-256 runs sha2's software rounds here
 # (~3,300 instructions for a 44-character token; natively a few hundred). Prints the total
 # and per-request figure, and the top self-cost functions to $OUT (callgrind-proxy.txt).
-# Environment: N (3000), WARM (500), BASE_PORT (19500), OUT.
+# The gateway runs with `--access-log off` (as nginx runs with `access_log off` in the load
+# script); GATEWAY_ARGS replaces those extra `serve` flags. DUMP=FILE keeps callgrind's raw
+# output (for `callgrind_annotate --inclusive=yes FILE`).
+# Environment: N (3000), WARM (500), BASE_PORT (19500), OUT, GATEWAY_ARGS, DUMP.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=common.sh
@@ -19,6 +22,7 @@ N=${N:-3000}
 WARM=${WARM:-500}
 P=${BASE_PORT:-19500}
 OUT=${OUT:-callgrind-proxy.txt}
+GATEWAY_ARGS=${GATEWAY_ARGS:---access-log off}
 if [[ $# -eq 0 ]]; then set -- "$(release_bin)"; fi
 BIN=$1
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
@@ -30,10 +34,11 @@ ORG=$(control organizations '{"organization_name":"Cg","organization_slug":"cg"}
 MEMBER=$(control members "{\"organization_id\":\"$ORG\",\"email_address\":\"cg@cg.test\",\"roles\":[]}" | field member_id)
 TOKEN=$(control sessions "{\"member_id\":\"$MEMBER\"}" | field session_token)
 
+# shellcheck disable=SC2086 # GATEWAY_ARGS is a list of flags
 STYTCH_PROJECT_ID=$PROJECT_ID STYTCH_SECRET=$SECRET STYTCH_BASE_URL="http://127.0.0.1:$P/" RUST_LOG=warn \
     valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
     "$BIN" --worker-threads 1 serve --listen "127.0.0.1:$((P + 2))" --upstream "http://127.0.0.1:$((P + 1))" \
-    >/dev/null 2>"$TMP/valgrind.err" &
+    $GATEWAY_ARGS >/dev/null 2>"$TMP/valgrind.err" &
 PIDS+=($!)
 wait_port "$((P + 2))" healthz
 requests() {
@@ -57,4 +62,5 @@ dump=$(ls -t "$TMP"/cg.out.* | head -1)
 total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
 callgrind_annotate --threshold=100 --inclusive=no "$dump" >"$TMP/annotate.txt" 2>/dev/null
 head -80 "$TMP/annotate.txt" >"$OUT"
+if [[ -n ${DUMP:-} ]]; then cp "$dump" "$DUMP"; fi
 echo "requests=$N instructions=$total per_request=$((total / N)) (top self costs in $OUT)"

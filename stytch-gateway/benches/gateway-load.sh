@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The gateway comparison of issue #14: five configurations side by side, interleaved.
+# The gateway comparison of issues #14 and #28: every configuration side by side, interleaved.
 #
 #   upstream                    wrk -> upstream (no proxy, no auth)
 #   nginx-proxy_pass            wrk -> nginx proxy_pass -> upstream (no auth)
@@ -7,42 +7,65 @@
 #   nginx-auth_request-ours     wrk -> nginx auth_request -> the gateway's auth-only endpoint
 #                                      (--auth-only-path), then proxy_pass
 #   gateway                     wrk -> stytch-gateway (a valid session, cache hits) -> upstream
+#   caddy-reverse_proxy         wrk -> Caddy reverse_proxy -> upstream (no auth)
+#   caddy-forward_auth-noop     wrk -> Caddy forward_auth -> no-op 204 server, then reverse_proxy
+#   caddy-forward_auth-ours     wrk -> Caddy forward_auth -> the gateway's auth-only endpoint,
+#                                      then reverse_proxy
+#   gateway-1-session           the gateway, wrk's Lua sending one session's credential
+#   gateway-10k-sessions        the gateway, wrk's Lua sending 10,000 sessions' credentials in
+#                                      turn (half opaque tokens, half JWTs; all cached first)
+#   paced-nginx-proxy_pass      nginx proxy_pass at a fixed offered load (PACED_RATE), for p99
+#   paced-gateway               the gateway at the same fixed offered load
 #
 # Builds the gateway (release, package `stytch-gateway`), starts on 127.0.0.1 the Stytch
 # emulator, the echo upstream (`stytch-gateway upstream`), the no-op 204 server, one gateway
-# (full proxy and auth-only endpoint) and one nginx (one server block per nginx configuration),
-# checks every configuration answers 200 to the load request, then runs REPS rounds of
-# `wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency` over the five in the order above
-# (A/B/C/D/E, A/B/C/D/E, ...) after one WARMUP run of each. It prints requests/s, p50 and p99
-# per configuration (medians across rounds) and, as its last three lines, the ratios: the
-# median across rounds of each round's ratio (the two runs of a ratio are made side by side).
-# Every process it starts is stopped on exit. Needs bash, curl, nginx and wrk (installed with
-# apt-get when missing, which needs root).
+# (full proxy and auth-only endpoint), one nginx and one Caddy (one server block per
+# configuration), checks every configuration answers 200 to the load request, then runs REPS
+# rounds of `wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency` over the configurations in
+# the order above (A/B/C/..., A/B/C/..., ...) after one WARMUP run of each. Before each
+# round's 10k-sessions run, the JWTs are minted again (they live 5 minutes) and every
+# credential is sent once (the cache keeps an opaque token's answer 60 s). The paced runs
+# use `wrk -c$PACED_CONNECTIONS` with each connection waiting PACED_DELAY_MS after each
+# response (paced.lua): a closed loop at about PACED_RATE requests/s, below both saturation
+# points; the script prints the rate each run achieved. It prints requests/s, p50 and p99
+# per configuration (medians across rounds) and, last, the ratios: the median across rounds
+# of each round's ratio (the two runs of a ratio are made side by side), and the p99 added
+# by the gateway over nginx at the paced load (median across rounds of the difference).
+# Every process it starts is stopped on exit. Needs bash, curl, python3, nginx, caddy and wrk
+# (installed with apt-get when missing, which needs root).
 #
 # Fairness: every configuration gets the same wrk command, the same request (GET /whoami with
-# the session's bearer token) and the same upstream process. nginx runs
-# worker_processes = nproc, the gateway its default (one runtime worker thread per core); the
-# upstream and the no-op server are the same binary, so they run the same way for everyone.
-# nginx keeps its upstream connections alive (`keepalive`, `proxy_http_version 1.1`,
-# `Connection ""`) towards the upstream and towards the auth endpoint alike, as the gateway
-# pools its own. The no-op 204 server (NOOP=hyper, the default) is a separate process on the
-# same hyper server code as the gateway, answering 204 without reading the request: the same
-# process hop an auth service has, doing no work. NOOP=nginx points auth_request at an nginx
-# `return 204` server block instead (no process hop: a lower bar than any real auth service).
+# the session's bearer token) and the same upstream process. nginx runs worker_processes =
+# nproc, the gateway its default (one worker per core: a thread with a single-threaded
+# runtime each), Caddy its default (GOMAXPROCS = nproc); the upstream and the no-op server are
+# the same binary, so they run the same way for everyone. nginx and Caddy keep their upstream
+# connections alive (nginx: `keepalive 128`, `proxy_http_version 1.1`, `Connection ""`; Caddy:
+# its default HTTP/1.1 keep-alive with 128 idle connections per host) towards the upstream and
+# towards the auth endpoint alike, as the gateway pools its own. No access log anywhere
+# (nginx `access_log off`, Caddy's default, the gateway `--access-log off`). The no-op 204
+# server (NOOP=hyper, the default) is a separate process on the same hyper server code as the
+# gateway, answering 204 without reading the request: the same process hop an auth service
+# has, doing no work. NOOP=nginx points auth_request and forward_auth at an nginx `return
+# 204` server block instead (a lower bar than any real auth service).
 #
 # Environment: REPS (5), DURATION (10s), WARMUP (3s), CONNECTIONS (64), THREADS (2),
-# NOOP (hyper | nginx), BASE_PORT (18000), CARGO_TARGET_DIR (default ./target),
-# GATEWAY_ARGS (extra `serve` flags), KEEP_RUNNING=1 (print the addresses and wait for ctrl-c
-# instead of measuring: for profiling).
+# NOOP (hyper | nginx), SESSIONS (10000), PACED_RATE (requests/s; default 40 % of the lower
+# warm-up figure of nginx-proxy_pass and gateway), PACED_DELAY_MS (10), BASE_PORT (18000),
+# CARGO_TARGET_DIR (default ./target), BIN (a stytch-gateway binary to run instead of building
+# this tree's: an earlier commit's, for a before/after), GATEWAY_ARGS (extra `serve` flags), KEEP_RUNNING=1
+# (print the addresses and wait for ctrl-c instead of measuring: for profiling).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."  # the workspace root
+BENCHES=stytch-gateway/benches
 REPS=${REPS:-5}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-3s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 NOOP=${NOOP:-hyper}
+SESSIONS=${SESSIONS:-10000}
+PACED_DELAY_MS=${PACED_DELAY_MS:-10}
 BASE_PORT=${BASE_PORT:-18000}
 EMU_PORT=$((BASE_PORT + 10))
 UP_PORT=$((BASE_PORT + 11))
@@ -52,23 +75,32 @@ NGX_PROXY_PORT=$((BASE_PORT + 14))
 NGX_AR_NOOP_PORT=$((BASE_PORT + 15))
 NGX_AR_OURS_PORT=$((BASE_PORT + 16))
 NGX_204_PORT=$((BASE_PORT + 17))
+CADDY_PROXY_PORT=$((BASE_PORT + 18))
+CADDY_FA_NOOP_PORT=$((BASE_PORT + 19))
+CADDY_FA_OURS_PORT=$((BASE_PORT + 20))
 PROJECT_ID=project-test-10ad0000-0000-4000-8000-000000000000
 SECRET=secret-test-load-run-000000000000000000000000
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 AUTH_PATH=/_stytch_auth
-CONFIGS=(upstream nginx-proxy_pass nginx-auth_request-noop nginx-auth_request-ours gateway)
+CONFIGS=(upstream nginx-proxy_pass nginx-auth_request-noop nginx-auth_request-ours gateway
+    caddy-reverse_proxy caddy-forward_auth-noop caddy-forward_auth-ours
+    gateway-1-session gateway-10k-sessions paced-nginx-proxy_pass paced-gateway)
 [[ $NOOP == hyper || $NOOP == nginx ]] || { echo "NOOP must be hyper or nginx" >&2; exit 2; }
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need nginx || ! need wrk; then
-    echo "installing nginx and wrk" >&2
-    (apt-get install -y nginx wrk || (apt-get update && apt-get install -y nginx wrk)) >/dev/null
+missing=()
+for tool in nginx caddy wrk python3 curl; do need "$tool" || missing+=("$tool"); done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "installing ${missing[*]}" >&2
+    (apt-get install -y "${missing[@]}" || (apt-get update && apt-get install -y "${missing[@]}")) >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "building stytch-gateway (release)" >&2
-timeout 1800 cargo build --release -p stytch-gateway >&2
-BIN="$TARGET_DIR/release/stytch-gateway"
+if [[ -z ${BIN:-} ]]; then
+    echo "building stytch-gateway (release)" >&2
+    timeout 1800 cargo build --release -p stytch-gateway >&2
+    BIN="$TARGET_DIR/release/stytch-gateway"
+fi
 
 TMP=$(mktemp -d /tmp/gateway-load.XXXXXX)
 PIDS=()
@@ -109,84 +141,31 @@ field() { sed -E "s/.*\"$1\" *: *\"([^\"]+)\".*/\\1/"; }
 ORG=$(control organizations '{"organization_name":"Load","organization_slug":"load"}' | field organization_id)
 MEMBER=$(control members "{\"organization_id\":\"$ORG\",\"email_address\":\"load@load.test\",\"roles\":[]}" | field member_id)
 TOKEN=$(control sessions "{\"member_id\":\"$MEMBER\"}" | field session_token)
+echo "$TOKEN" >"$TMP/one-token"
+echo "creating $SESSIONS sessions" >&2
+python3 "$BENCHES/sessions.py" create "http://127.0.0.1:$EMU_PORT" "$PROJECT_ID" "$SECRET" "$ORG" \
+    "$SESSIONS" "$TMP/sessions"
 
 # shellcheck disable=SC2086 # GATEWAY_ARGS is a list of flags
 STYTCH_PROJECT_ID=$PROJECT_ID STYTCH_SECRET=$SECRET STYTCH_BASE_URL="http://127.0.0.1:$EMU_PORT/" \
     RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$GW_PORT" --upstream "http://127.0.0.1:$UP_PORT" \
-    --auth-only-path "$AUTH_PATH" ${GATEWAY_ARGS:-} >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
+    --auth-only-path "$AUTH_PATH" --access-log off ${GATEWAY_ARGS:-} \
+    >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$GW_PORT/readyz"
 
 if [[ $NOOP == hyper ]]; then NOOP_UPSTREAM="127.0.0.1:$NOOP_PORT"; else NOOP_UPSTREAM="127.0.0.1:$NGX_204_PORT"; fi
-# The auth_request server blocks differ only in the auth upstream.
-auth_server() { # port upstream-name
-    cat <<BLOCK
-    server {
-        listen 127.0.0.1:$1;
-        location / {
-            auth_request $AUTH_PATH;
-            auth_request_set \$member_id \$upstream_http_x_stytch_member_id;
-            auth_request_set \$organization_id \$upstream_http_x_stytch_organization_id;
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Stytch-Member-Id \$member_id;
-            proxy_set_header X-Stytch-Organization-Id \$organization_id;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$host;
-        }
-        location = $AUTH_PATH {
-            internal;
-            proxy_pass http://$2;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URI \$request_uri;
-        }
-    }
-BLOCK
-}
-mkdir -p "$TMP/nginx"
-cat >"$TMP/nginx.conf" <<NGINX
-worker_processes $(nproc);
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    upstream app { server 127.0.0.1:$UP_PORT; keepalive 128; }
-    upstream noop_auth { server $NOOP_UPSTREAM; keepalive 128; }
-    upstream our_auth { server 127.0.0.1:$GW_PORT; keepalive 128; }
-    server {
-        listen 127.0.0.1:$NGX_PROXY_PORT;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$host;
-        }
-    }
-$(auth_server "$NGX_AR_NOOP_PORT" noop_auth)
-$(auth_server "$NGX_AR_OURS_PORT" our_auth)
-    server {
-        listen 127.0.0.1:$NGX_204_PORT;
-        location / { return 204; }
-    }
-}
-NGINX
+. "$BENCHES/load-configs.sh"
+mkdir -p "$TMP/nginx" "$TMP/caddy"
+nginx_conf >"$TMP/nginx.conf"
 "$NGINX" -c "$TMP/nginx.conf" -p "$TMP/nginx" >"$TMP/nginx.out" 2>&1 &
 PIDS+=($!)
+caddy_conf >"$TMP/Caddyfile"
+XDG_DATA_HOME="$TMP/caddy" XDG_CONFIG_HOME="$TMP/caddy" HOME="$TMP/caddy" \
+    caddy run --adapter caddyfile --config "$TMP/Caddyfile" >"$TMP/caddy.out" 2>&1 &
+PIDS+=($!)
 wait_http "http://127.0.0.1:$NGX_PROXY_PORT/"
+wait_http "http://127.0.0.1:$CADDY_PROXY_PORT/"
 
 declare -A URL=(
     [upstream]="http://127.0.0.1:$UP_PORT/whoami"
@@ -194,14 +173,23 @@ declare -A URL=(
     [nginx-auth_request-noop]="http://127.0.0.1:$NGX_AR_NOOP_PORT/whoami"
     [nginx-auth_request-ours]="http://127.0.0.1:$NGX_AR_OURS_PORT/whoami"
     [gateway]="http://127.0.0.1:$GW_PORT/whoami"
+    [caddy-reverse_proxy]="http://127.0.0.1:$CADDY_PROXY_PORT/whoami"
+    [caddy-forward_auth-noop]="http://127.0.0.1:$CADDY_FA_NOOP_PORT/whoami"
+    [caddy-forward_auth-ours]="http://127.0.0.1:$CADDY_FA_OURS_PORT/whoami"
+    [gateway-1-session]="http://127.0.0.1:$GW_PORT/whoami"
+    [gateway-10k-sessions]="http://127.0.0.1:$GW_PORT/whoami"
+    [paced-nginx-proxy_pass]="http://127.0.0.1:$NGX_PROXY_PORT/whoami"
+    [paced-gateway]="http://127.0.0.1:$GW_PORT/whoami"
 )
 for name in "${CONFIGS[@]}"; do
     status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "${URL[$name]}")
     [[ $status == 200 ]] || { echo "$name answered $status to the load request" >&2; exit 1; }
 done
 # Our endpoint must refuse what the no-op lets through, or the comparison means nothing.
-status=$(curl -s -o /dev/null -w '%{http_code}' "${URL[nginx-auth_request-ours]}")
-[[ $status == 401 ]] || { echo "nginx-auth_request-ours answered $status without a token" >&2; exit 1; }
+for name in nginx-auth_request-ours caddy-forward_auth-ours; do
+    status=$(curl -s -o /dev/null -w '%{http_code}' "${URL[$name]}")
+    [[ $status == 401 ]] || { echo "$name answered $status without a token" >&2; exit 1; }
+done
 
 if [[ ${KEEP_RUNNING:-} == 1 ]]; then
     for name in "${CONFIGS[@]}"; do echo "$name ${URL[$name]}"; done
@@ -210,37 +198,25 @@ if [[ ${KEEP_RUNNING:-} == 1 ]]; then
     wait
 fi
 
-to_ms() { # wrk duration (e.g. 812.00us, 1.23ms, 1.01s) -> ms
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000;
-        printf "%.3f", n }'
-}
-median() { # numbers... -> their median
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-declare -A RPS P50 P99  # name -> space-separated values, one per round
-measure() { # name duration -> "rps p50 p99"
-    local out
-    out=$(timeout 120 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$2" --latency \
-        -H "Authorization: Bearer $TOKEN" "${URL[$1]}")
-    if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then
-        echo "$1: errors or non-2xx answers:" >&2
-        echo "$out" >&2
-        exit 1
-    fi
-    echo "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")" \
-        "$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")" \
-        "$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
-}
+. "$BENCHES/load-measure.sh"
 
 CMD="wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -H 'Authorization: Bearer <token>' <url>/whoami"
 echo "$CMD; $REPS rounds of ${CONFIGS[*]} after a $WARMUP warm-up each" >&2
-for name in "${CONFIGS[@]}"; do measure "$name" "$WARMUP" >/dev/null; done
+fresh_sessions
+declare -A WARM
+for name in "${CONFIGS[@]}"; do
+    [[ $name == paced-* ]] && continue
+    read -r WARM[$name] _ _ <<<"$(measure "$name" "$WARMUP")"
+done
+if [[ -z ${PACED_RATE:-} ]]; then
+    lower=$(printf '%s\n' "${WARM[nginx-proxy_pass]}" "${WARM[gateway]}" | sort -g | head -1)
+    PACED_RATE=$(awk -v r="$lower" 'BEGIN { printf "%d", r * 0.4 / 100 * 100 }')
+fi
+PACED_CONNECTIONS=$(( (PACED_RATE * PACED_DELAY_MS + 999) / 1000 ))
+echo "paced runs: $PACED_CONNECTIONS connections, ${PACED_DELAY_MS} ms between a connection's requests (~$PACED_RATE requests/s)" >&2
 for round in $(seq 1 "$REPS"); do
     for name in "${CONFIGS[@]}"; do
+        [[ $name == gateway-10k-sessions ]] && fresh_sessions
         read -r rps p50 p99 <<<"$(measure "$name" "$DURATION")"
         RPS[$name]+="$rps "
         P50[$name]+="$p50 "
@@ -248,24 +224,4 @@ for round in $(seq 1 "$REPS"); do
         printf 'round %d  %-26s %10s rps  p50 %7s ms  p99 %7s ms\n' "$round" "$name" "$rps" "$p50" "$p99" >&2
     done
 done
-
-ratio() { # numerator denominator -> median over rounds of numerator/denominator
-    local -a num den r
-    read -ra num <<<"${RPS[$1]}"
-    read -ra den <<<"${RPS[$2]}"
-    for i in "${!num[@]}"; do r+=("$(awk -v a="${num[$i]}" -v b="${den[$i]}" 'BEGIN { printf "%.4f", a / b }')"); done
-    printf '%.2f' "$(median "${r[@]}")"
-}
-
-echo
-echo "machine: $(nproc) CPUs, $(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo); $(uname -sr)"
-echo "$CMD; GET /whoami on loopback; $REPS interleaved rounds; medians; no-op 204 server: $NOOP"
-printf '%-26s %12s %10s %10s\n' configuration 'requests/s' 'p50 ms' 'p99 ms'
-for name in "${CONFIGS[@]}"; do
-    # shellcheck disable=SC2086 # the values are space-separated numbers
-    printf '%-26s %12.0f %10.3f %10.3f\n' "$name" "$(median ${RPS[$name]})" \
-        "$(median ${P50[$name]})" "$(median ${P99[$name]})"
-done
-echo "gateway/nginx-proxy_pass: $(ratio gateway nginx-proxy_pass)"
-echo "gateway/nginx-auth_request: $(ratio gateway nginx-auth_request-noop)"
-echo "nginx-auth_request-ours/nginx-auth_request-noop: $(ratio nginx-auth_request-ours nginx-auth_request-noop)"
+report

@@ -285,8 +285,15 @@ fn is_request_id(value: &HeaderValue) -> bool {
 
 /// A new request id: 128 random bits, 32 hex digits.
 fn new_request_id() -> HeaderValue {
-    let id = format!("{:032x}", fastrand::u128(..));
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    // 32 hex digits, written without the formatting machinery (once per request).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut random = fastrand::u128(..);
+    let mut id = [0u8; 32];
+    for digit in id.iter_mut().rev() {
+        *digit = HEX[(random & 0xf) as usize];
+        random >>= 4;
+    }
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 #[cfg(test)]

@@ -38,7 +38,10 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
 
-    /// Runtime worker threads (default: one per CPU core).
+    /// Workers (default: one per CPU core). `serve` runs each worker as a thread with a
+    /// single-threaded runtime and its own upstream connections, plus one thread for the
+    /// acceptor and background work; the other commands run a multi-threaded runtime with
+    /// this many threads.
     #[arg(long, global = true, env = "GATEWAY_WORKER_THREADS", value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) worker_threads: Option<u16>,
@@ -154,11 +157,19 @@ pub fn main() -> ExitCode {
         return check_config(&args.file);
     }
     init_logging(cli.log_format);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let workers = cli.worker_threads.map(usize::from);
+    // `serve`: this thread accepts and runs the background work; the workers are threads of
+    // their own (`workers`).
+    let mut builder = if matches!(cli.command, Command::Serve(_)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(threads) = workers {
+            builder.worker_threads(threads);
+        }
+        builder
+    };
     builder.enable_all();
-    if let Some(threads) = cli.worker_threads {
-        builder.worker_threads(usize::from(threads));
-    }
     let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(err) => {
@@ -166,7 +177,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli.command, workers)) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("stytch-gateway: {}", chain(&err));
@@ -251,12 +262,16 @@ pub(crate) fn checked_config(file: &Path) -> Result<String, GatewayError> {
     Ok(render(serve, &loaded, file, &options.routes, routes_file))
 }
 
-/// Runs one command to completion (until ctrl-c / SIGTERM for the long-running ones).
+/// Runs one command to completion (until ctrl-c / SIGTERM for the long-running ones);
+/// `serve` on `workers` workers (one per CPU when `None`).
 ///
 /// # Errors
 ///
 /// Configuration and start-up failures.
-pub(crate) async fn run(command: Command) -> Result<ExitCode, GatewayError> {
+pub(crate) async fn run(
+    command: Command,
+    workers: Option<usize>,
+) -> Result<ExitCode, GatewayError> {
     let outcome = |ok: bool| {
         if ok {
             ExitCode::SUCCESS
@@ -267,7 +282,9 @@ pub(crate) async fn run(command: Command) -> Result<ExitCode, GatewayError> {
     match command {
         Command::CheckConfig(args) => Ok(check_config(&args.file)),
         Command::Serve(args) => {
-            let gateway = Gateway::bind(ServeOptions::try_from(*args)?).await?;
+            let mut options = ServeOptions::try_from(*args)?;
+            options.workers = workers;
+            let gateway = Gateway::bind(options).await?;
             let report = gateway.run(shutdown_signal()).await;
             if report.credentials_refused {
                 return Ok(ExitCode::from(EXIT_CONFIG));

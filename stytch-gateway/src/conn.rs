@@ -20,14 +20,14 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::Version;
 use hyper::rt::{Read, ReadBufCursor, Write};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::metrics as gw_metrics;
@@ -98,9 +98,13 @@ struct State {
 }
 
 /// What a connection is doing, shared by its IO, its requests and its watcher.
+///
+/// Nothing here wakes the watcher ([`guard`]): a change of phase only ever moves the
+/// deadline to at least `min(header, keep-alive timeout)` from now, so the watcher sleeps
+/// at most that long and looks again (see [`guard`]); a request costs no wake-up and no
+/// timer.
 pub(crate) struct Activity {
     state: Mutex<State>,
-    changed: Notify,
     /// Idle on HTTP/1: the next byte read starts a request's headers.
     awaiting_bytes: AtomicBool,
 }
@@ -123,7 +127,6 @@ impl Activity {
                 header_since: None,
                 http2: false,
             }),
-            changed: Notify::new(),
             awaiting_bytes: AtomicBool::new(false),
         })
     }
@@ -134,13 +137,13 @@ impl Activity {
 
     /// Bytes arrived: on an idle HTTP/1 connection, the next request's headers started.
     fn on_read(&self) {
-        if self.awaiting_bytes.swap(false, Ordering::Relaxed) {
+        if self.awaiting_bytes.load(Ordering::Relaxed)
+            && self.awaiting_bytes.swap(false, Ordering::Relaxed)
+        {
             let mut state = self.state();
             if state.in_flight == 0 && !state.http2 {
                 state.header_since.get_or_insert_with(Instant::now);
             }
-            drop(state);
-            self.changed.notify_one();
         }
     }
 
@@ -153,7 +156,6 @@ impl Activity {
         state.http2 = version == Version::HTTP_2;
         drop(state);
         self.awaiting_bytes.store(false, Ordering::Relaxed);
-        self.changed.notify_one();
         InFlight(Arc::clone(self))
     }
 
@@ -165,8 +167,6 @@ impl Activity {
             state.header_since = None;
             self.awaiting_bytes.store(!state.http2, Ordering::Relaxed);
         }
-        drop(state);
-        self.changed.notify_one();
     }
 
     /// When the connection must be closed if nothing changes, and why; `None` while a
@@ -196,6 +196,12 @@ impl Drop for InFlight {
 
 /// Drives `conn` until it ends or its connection's deadline passes (then drops it, which
 /// closes the socket). `peer` and `listener` only label the log line and the metric.
+///
+/// The watcher is never woken by the connection: whenever it looks (at `now`), it sleeps
+/// until the deadline or `now + min(header, keep-alive timeout)`, whichever comes first.
+/// Whatever happens meanwhile (a request starts or ends, the next one's first byte
+/// arrives) sets a deadline no earlier than that, so none is missed, and each is kept to
+/// the instant it falls due.
 pub(crate) async fn guard<C, E>(
     conn: C,
     activity: &Activity,
@@ -206,31 +212,30 @@ pub(crate) async fn guard<C, E>(
     C: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
-    tokio::pin!(conn);
+    let look_again = limits.header_timeout.min(limits.keepalive_timeout);
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(conn, sleep);
     loop {
-        let deadline = activity.deadline(limits);
-        let sleep = async {
-            match deadline {
-                Some((at, _)) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
+            biased;
             ended = &mut conn => {
                 if let Err(err) = ended {
                     tracing::debug!(%peer, error = %err, "connection ended with an error");
                 }
                 return;
             }
-            () = activity.changed.notified() => {}
-            () = sleep => {
-                if let Some((at, phase)) = activity.deadline(limits)
-                    && at <= Instant::now()
-                {
-                    gw_metrics::record_connection_timeout(listener, phase.as_str());
-                    tracing::debug!(%peer, phase = phase.as_str(), "connection timed out; closed");
-                    return;
-                }
+            () = &mut sleep => {
+                let now = Instant::now();
+                let next = match activity.deadline(limits) {
+                    Some((at, phase)) if at <= now => {
+                        gw_metrics::record_connection_timeout(listener, phase.as_str());
+                        tracing::debug!(%peer, phase = phase.as_str(), "connection timed out; closed");
+                        return;
+                    }
+                    Some((at, _)) => at.min(now + look_again),
+                    None => now + look_again,
+                };
+                sleep.as_mut().reset(next);
             }
         }
     }
@@ -251,10 +256,25 @@ pub(crate) struct Slots {
 pub(crate) struct Slot {
     listener: &'static str,
     _permit: OwnedSemaphorePermit,
+    /// The open connections of the worker serving it ([`workers`](crate::workers)).
+    load: Option<Arc<AtomicUsize>>,
+}
+
+impl Slot {
+    /// Counts the connection in `load` (its worker's open connections) until it closes.
+    pub(crate) fn count_in(&mut self, load: Arc<AtomicUsize>) {
+        load.fetch_add(1, Ordering::Relaxed);
+        if let Some(previous) = self.load.replace(load) {
+            previous.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if let Some(load) = &self.load {
+            load.fetch_sub(1, Ordering::Relaxed);
+        }
         gw_metrics::record_connection_closed(self.listener);
     }
 }
@@ -279,6 +299,7 @@ impl Slots {
             return Some(Slot {
                 listener: self.listener,
                 _permit: permit,
+                load: None,
             });
         }
         gw_metrics::record_connection_refused(self.listener, "max_connections");

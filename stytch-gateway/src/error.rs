@@ -97,6 +97,9 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
+    /// A worker's thread or its runtime could not be started.
+    #[error("cannot start a worker")]
+    Runtime(#[source] std::io::Error),
     /// The address of a bound listener could not be read.
     #[error("cannot read a listener's address")]
     LocalAddr(#[source] std::io::Error),

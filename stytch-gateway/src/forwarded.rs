@@ -20,7 +20,7 @@ pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwa
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The forwarding headers a client may send, all dropped unless the peer is trusted.
-pub(crate) const CLIENT_FORWARDING: [HeaderName; 7] = [
+pub(crate) static CLIENT_FORWARDING: [HeaderName; 7] = [
     X_FORWARDED_FOR,
     X_FORWARDED_PROTO,
     X_FORWARDED_HOST,
@@ -71,7 +71,9 @@ pub(crate) fn set_forwarding_headers(
     host: Option<HeaderValue>,
 ) {
     let peer = peer.map(|ip| ip.to_canonical());
-    if !peer.is_some_and(|ip| trusted.contains(ip)) {
+    if !peer.is_some_and(|ip| trusted.contains(ip))
+        && headers.keys().any(|name| CLIENT_FORWARDING.contains(name))
+    {
         for name in &CLIENT_FORWARDING {
             headers.remove(name);
         }
@@ -114,10 +116,25 @@ fn append_forwarded_for(headers: &mut HeaderMap, ip: &HeaderValue) {
     headers.insert(X_FORWARDED_FOR, value);
 }
 
-/// The header value of an address: one allocation, shared by every header that holds it.
+/// The header value of an address: one allocation, shared by every header that holds it,
+/// and by the thread's next requests from the same address (a connection's, a balancer's).
 fn ip_value(ip: IpAddr) -> HeaderValue {
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(ip.to_string()))
-        .expect("an IP address is a valid header value")
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((cached, value)) if *cached == ip => value.clone(),
+            _ => {
+                let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(ip.to_string()))
+                    .expect("an IP address is a valid header value");
+                *last = Some((ip, value.clone()));
+                value
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@
 //! → `health` (`/healthz`, `/readyz`, before auth) →
 //! `auth_only` (the auth-only endpoint's refusals without a body) → `StytchAuth` (logout,
 //! admin revoke, forced sign-out hooks, webhooks, public routes, authentication) → `app`
-//! (the auth-only endpoint, else `proxy`), served by `server`.
+//! (the auth-only endpoint, else `proxy`), served by `server` on the `workers` (one thread
+//! with a single-threaded runtime each, as nginx runs one event loop per worker), the proxy's
+//! upstream connections pooled per worker (`upstream`).
 //!
 //! Bottom up, each module may use only the crate's modules listed on its line (the import
 //! graph is a DAG; `lib.rs` only declares the modules and re-exports the public types):
@@ -42,13 +44,15 @@
 //! | `service` | `ServiceFn`: the one always-ready `Service` over a `Handler` | `body` |
 //! | `live` | streams (server-sent events, unknown-length bodies and long polls past a grace period) ended when their session is revoked | `body` |
 //! | `tls` | the upstream's TLS roots (system or `--upstream-ca`) | `error` |
+//! | `upstream` | the connections to the upstream on hyper's `client::conn`: TCP, TLS (ALPN), one pool per worker thread, upgrades on connections of their own | `body`, `error` |
 //! | `metrics` | the Prometheus recorder, `/metrics`, the upstream and connection metrics | `body`, `error`, `service` |
 //! | `conn` | each connection's timeouts (first request, header, keep-alive) and the cap on open connections | `metrics` |
 //! | `form` | a POST form's `_method`, read (bounded) and shown to the auth layer | `body`, `metrics`, `service` |
 //! | `health` | `/healthz`, `/readyz` (cached readiness) | `body`, `service` |
-//! | `server` | the accept loop (HTTP/1 + HTTP/2, graceful drain), `bind`, the signals | `body`, `conn`, `error`, `metrics` |
+//! | `server` | a runtime's connections (HTTP/1 + HTTP/2, graceful drain), the single-runtime accept loop (metrics, demo), `bind`, the signals | `body`, `conn`, `error`, `metrics` |
+//! | `workers` | the proxy's workers (a thread and a single-threaded runtime each) and the acceptor handing them connections | `body`, `conn`, `error`, `metrics`, `server` |
 //! | `access_log` | request ids (`X-Request-Id`), the access log (`--access-log`) | `body`, `forwarded`, `server`, `service` |
-//! | `proxy` | forwarding to the upstream over a pooled client; 400 / 403 / 408 / 502 / 504 | `access_log`, `body`, `credentials`, `error`, `form`, `forwarded`, `identity`, `live`, `metrics`, `request_body`, `server`, `service`, `target`, `tls`, `underscore`, `upgrade` |
+//! | `proxy` | forwarding to the upstream over a pooled client; 400 / 403 / 408 / 502 / 504 | `access_log`, `body`, `credentials`, `error`, `form`, `forwarded`, `identity`, `live`, `metrics`, `request_body`, `server`, `service`, `target`, `tls`, `underscore`, `upgrade`, `upstream` |
 //! | `app` | behind the auth layer: the auth-only endpoint, else the proxy | `body`, `identity`, `proxy`, `service` |
 //! | `routes` | the routes file (`--routes`): authorization rules onto the layer's builder | `error` |
 //! | `config_file` | `serve --config FILE` (TOML: a key per flag, `[[route]]` tables; flag > env > file > default), `check-config FILE`'s output | `error`, `routes` |
@@ -89,6 +93,8 @@ mod target;
 mod tls;
 mod underscore;
 mod upgrade;
+mod upstream;
+mod workers;
 mod ws_close;
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! [`Proxy`]: forwards a request to the upstream over a pooled hyper-util client.
+//! [`Proxy`]: forwards a request to the upstream over the worker's pooled connections
+//! ([`upstream`](crate::upstream)).
 //!
 //! The proxy streams bodies both ways (nothing is buffered), removes hop-by-hop headers in
 //! both directions, removes the credentials the auth layer read unless they pass
@@ -21,14 +22,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tower_stytch::live::SessionLiveness;
 
 use crate::access_log::UpstreamTime;
@@ -47,13 +44,14 @@ use crate::target::{BadTarget, Upstream};
 use crate::tls::{UpstreamRoots, client_config};
 use crate::underscore::UnderscoreHeaders;
 use crate::upgrade::{Decision, Stop, Upgrades, is_websocket, keep_upgrade_headers, tunnel};
+use crate::upstream::{Connections, Lease, Leased, UpstreamError};
 
 /// Default time the upstream has to send its response headers.
 pub(crate) const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
 /// `HTTP2-Settings` is one too (RFC 9113 §3.2.1: h2c's upgrade, never tunnelled).
-const HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -65,9 +63,18 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     HeaderName::from_static("http2-settings"),
 ];
 
+/// Whether `name` is hop-by-hop whatever `Connection` says: the fixed list and `Upgrade`.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::UPGRADE || HOP_BY_HOP.contains(name)
+}
+
 /// Removes hop-by-hop headers: the fixed list, `Upgrade`, and every header named in
-/// `Connection`.
+/// `Connection`. One pass over the names finds whether there is any (most requests and
+/// responses have none: `Connection` comes with any header it names).
 pub(crate) fn remove_hop_by_hop_headers(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -91,7 +98,8 @@ pub(crate) struct Transport {
     pub(crate) h2c: bool,
 }
 
-/// The reverse proxy towards one upstream. Cheap to clone (one shared connection pool).
+/// The reverse proxy towards one upstream. Cheap to clone (the connections are each worker
+/// thread's own: [`Connections`]).
 ///
 /// As a [`Handler`] it never fails: upstream errors become 502 / 504 responses.
 #[derive(Clone)]
@@ -99,17 +107,11 @@ pub(crate) struct Proxy {
     inner: Arc<Inner>,
 }
 
-/// The connector of both clients: TCP, then TLS for `https://` URIs (ALPN decides the
-/// HTTP version over TLS).
-type Connector = HttpsConnector<HttpConnector>;
-
 struct Inner {
-    /// Every request but upgrades: HTTP/2 where the upstream negotiates it (ALPN `h2`, or
-    /// `--upstream-h2c`), HTTP/1.1 otherwise.
-    client: Client<Connector, Body>,
-    /// Upgrade handshakes: HTTP/1.1 only, since an HTTP/2 connection cannot carry an
-    /// HTTP/1.1 `Upgrade`.
-    upgrade_client: Client<Connector, Body>,
+    /// The connections to the upstream: HTTP/2 where the upstream negotiates it (ALPN `h2`,
+    /// or `--upstream-h2c`), HTTP/1.1 otherwise; upgrades on HTTP/1.1 connections of their
+    /// own.
+    connections: Connections,
     upstream: Upstream,
     timeout: Duration,
     forwarding: Forwarding,
@@ -151,10 +153,10 @@ impl Default for Forwarding {
 
 /// What the upstream made of a request.
 enum Sent {
-    /// It answered (response headers).
-    Answered(Response<Incoming>),
+    /// It answered (response headers), on a connection lent until the body's end.
+    Answered(Response<Incoming>, Option<Lease>),
     /// It could not be reached, or the request failed (the client's body too).
-    Failed(hyper_util::client::legacy::Error),
+    Failed(UpstreamError),
     /// No response headers within the upstream timeout.
     TimedOut,
     /// A long poll whose session was revoked past the grace period.
@@ -219,35 +221,16 @@ impl Proxy {
             });
         }
         let tls = client_config(&transport.roots)?;
-        let connector = |http2: bool| {
-            let mut http = HttpConnector::new();
-            http.set_nodelay(true);
-            http.set_connect_timeout(Some(timeout));
-            // The TLS connector owns the scheme check: `https://` URIs get TLS.
-            http.enforce_http(false);
-            let builder = HttpsConnectorBuilder::new()
-                .with_tls_config(tls.clone())
-                .https_or_http()
-                .enable_http1();
-            if http2 {
-                builder.enable_http2().wrap_connector(http)
-            } else {
-                builder.wrap_connector(http)
-            }
-        };
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256);
-        let upgrade_client = builder.clone().build(connector(false));
-        if transport.h2c {
-            builder.http2_only(true);
-        }
-        let client = builder.build(connector(true));
+        let connections = Connections::new(
+            upstream.scheme().clone(),
+            upstream.authority_parsed().clone(),
+            &tls,
+            transport.h2c,
+            timeout,
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
-                client,
-                upgrade_client,
+                connections,
                 upstream,
                 timeout,
                 forwarding,
@@ -279,10 +262,6 @@ impl Proxy {
         let liveness = upgrade
             .as_ref()
             .and_then(|_| SessionLiveness::from_extensions(req.extensions()));
-        let client = match upgrade {
-            Some(_) => &self.inner.upgrade_client,
-            None => &self.inner.client,
-        };
         let (method, version) = (req.method().clone(), req.version());
         // For the log lines: a reference-counted clone, not a copy.
         let target = req.uri().path_and_query().cloned();
@@ -305,24 +284,30 @@ impl Proxy {
             sending.upgrade.is_none() && matches!(sending.method, Method::GET | Method::HEAD)
         });
         let asked = Instant::now();
-        let sent = self.send(client, upstream_req, long_poll).await;
+        let sent = self
+            .send(upstream_req, sending.upgrade.is_some(), long_poll)
+            .await;
         let upstream_time = UpstreamTime(asked.elapsed());
         let mut response = self.answer(sent, sending);
         response.extensions_mut().insert(upstream_time);
         response
     }
 
-    /// Sends `req` and waits for the response headers, at most the upstream timeout; for a
-    /// `long_poll`, only until its session is revoked past the grace period.
-    async fn send(
-        &self,
-        client: &Client<Connector, Body>,
-        req: Request<Body>,
-        long_poll: Option<&LiveSeed>,
-    ) -> Sent {
+    /// Sends `req` (an `upgrade` handshake on a connection of its own) and waits for the
+    /// response headers, at most the upstream timeout; for a `long_poll`, only until its
+    /// session is revoked past the grace period.
+    async fn send(&self, req: Request<Body>, upgrade: bool, long_poll: Option<&LiveSeed>) -> Sent {
+        let connections = &self.inner.connections;
         let request = async {
-            match tokio::time::timeout(self.inner.timeout, client.request(req)).await {
-                Ok(Ok(response)) => Sent::Answered(response),
+            let sent = async {
+                if upgrade {
+                    connections.send_upgrade(req).await.map(|r| (r, None))
+                } else {
+                    connections.send(req).await
+                }
+            };
+            match tokio::time::timeout(self.inner.timeout, sent).await {
+                Ok(Ok((response, lease))) => Sent::Answered(response, lease),
                 Ok(Err(err)) => Sent::Failed(err),
                 Err(_) => Sent::TimedOut,
             }
@@ -350,8 +335,8 @@ impl Proxy {
         } = sending;
         let elapsed = started.elapsed();
         let path = target.as_ref().map_or("/", PathAndQuery::path);
-        let response = match sent {
-            Sent::Answered(response) => response,
+        let (response, lease) = match sent {
+            Sent::Answered(response, lease) => (response, lease),
             Sent::Failed(err) if is_body_timeout(&err) => {
                 gw_metrics::record_body_timeout();
                 tracing::info!(%method, path, "the client stopped sending the request body");
@@ -409,7 +394,7 @@ impl Proxy {
                 // speaks: an HTTP/1.0 upstream's answer would otherwise reach an HTTP/1.1
                 // client as `HTTP/1.0` and close its connection after every request.
                 parts.version = version;
-                let body = body.map_err(BoxError::from).boxed_unsync();
+                let body = Leased::new(body, lease).boxed_unsync();
                 let body = revocable(body, &parts.headers, seed, streams);
                 Response::from_parts(parts, body)
             }
@@ -490,10 +475,12 @@ impl Proxy {
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
+        // HTTP/1.1's origin form; HTTP/2 gets the scheme and authority when sent.
         parts.uri = self
             .inner
             .upstream
-            .uri_for(parts.uri.path_and_query().cloned())
+            .path_for(parts.uri.path_and_query().cloned())
+            .map(Uri::from)
             .inspect_err(|bad| {
                 if let BadTarget::EscapesPrefix(_) = bad {
                     tracing::info!(

@@ -9,14 +9,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tower_layer::Layer as _;
 
 use tower_stytch::config::{CookieSettings, CredentialSource};
-use tower_stytch::service::StytchAuth;
 use tower_stytch::{StytchAuthLayer, StytchClient};
 
 use crate::access_log::AccessLog;
@@ -32,12 +31,13 @@ use crate::metrics::{MetricsService, recorder};
 use crate::options::ServeOptions;
 use crate::proxy::{Forwarding, Proxy, Transport};
 use crate::routes;
-use crate::server::{Drain, bind, serve, serve_limited};
+use crate::server::{Drain, bind, serve};
 use crate::service::ServiceFn;
 use crate::startup::{StartCheck, check_stytch};
 use crate::tls::UpstreamRoots;
 use crate::underscore::UnderscoreHeaders;
 use crate::upgrade::Upgrades;
+use crate::workers::{Settings, Workers};
 
 /// The longest wait at shutdown for the upgraded connections to close: a WebSocket's frame
 /// in flight finished, its close frame sent and answered ([`ws_close`](crate::ws_close)).
@@ -206,8 +206,11 @@ impl ShutdownReport {
 pub struct Gateway {
     listener: TcpListener,
     metrics: Option<(TcpListener, ServiceFn<MetricsService>)>,
-    service: AccessLog<FormMethodOverride<Health<BodylessRefusals<StytchAuth<ServiceFn<App>>>>>>,
-    limits: ConnectionLimits,
+    /// The workers, started, each with its copy of the service stack.
+    workers: Workers,
+    settings: Settings,
+    /// `/readyz` answers 503 once set (shutdown).
+    draining: Arc<AtomicBool>,
     layer: StytchAuthLayer,
     /// A handle on the proxy inside `service`, to close its tunnels at shutdown.
     proxy: Proxy,
@@ -263,11 +266,19 @@ impl Gateway {
         };
         let listener = bind(options.listen).await?;
         conn::check_open_file_limit(limits.max_connections);
+        let draining = service.get_ref().get_ref().draining_flag();
+        let settings = Settings {
+            name: "proxy",
+            limits,
+            drain_timeout: options.shutdown_timeout,
+        };
+        let workers = Workers::start(options.workers, service, settings).await?;
         Ok(Self {
             listener,
             metrics,
-            service,
-            limits,
+            workers,
+            settings,
+            draining,
             layer,
             proxy,
             options,
@@ -301,8 +312,9 @@ impl Gateway {
         let Self {
             listener,
             metrics,
-            service,
-            limits,
+            workers,
+            settings,
+            draining,
             layer,
             proxy,
             options,
@@ -329,7 +341,6 @@ impl Gateway {
             async move { verdict_tx.send_replace(Some(check_stytch(&layer).await)) }
         });
         let refused = credentials_refused(verdict.clone());
-        let draining = service.get_ref().get_ref().draining_flag();
         let signalled = Arc::new(std::sync::OnceLock::<Instant>::new());
         let signalled_at = signalled.clone();
         let shutdown = async move {
@@ -341,7 +352,7 @@ impl Gateway {
             draining.store(true, Ordering::Relaxed);
         };
         let budget = options.shutdown_timeout;
-        let drain = serve_limited("proxy", listener, service, shutdown, budget, limits).await;
+        let (drain, workers) = workers.serve(listener, shutdown, settings).await;
         let started = signalled.get().copied().unwrap_or_else(Instant::now);
         // Upgraded connections (WebSockets) are no longer hyper's: close them now (a
         // WebSocket with its close frame), within what is left of the budget.
@@ -357,6 +368,8 @@ impl Gateway {
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(100));
         let revocations_pending = flush_revocations(&layer, remaining).await;
+        // Only now: revocations started by requests run on the workers' runtimes.
+        workers.finish().await;
         let _ = stop_tx.send(true);
         if let Some(task) = metrics_task {
             let _ = task.await;

@@ -12,7 +12,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::body::{Body, BoxError};
@@ -81,19 +81,7 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // The header timeout is `conn::guard`'s (hyper's would also cut idle keep-alive
-    // connections at the header timeout).
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(None);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
+    let protocols = Protocols::new();
     let mut slots = Slots::new(name, limits.max_connections);
     tokio::pin!(shutdown);
     loop {
@@ -104,8 +92,7 @@ where
                     // Past the cap: dropping the stream closes it at once.
                     let Some(slot) = slots.take(peer) else { continue };
                     let _ = stream.set_nodelay(true);
-                    let connection = Connection { name, peer, limits, slot };
-                    connection.spawn(stream, service.clone(), builder.clone(), graceful.watcher());
+                    Connection::new(name, peer, limits, slot).spawn(stream, service.clone(), &protocols);
                 }
                 Err(err) => {
                     // Typically EMFILE: back off instead of spinning.
@@ -117,14 +104,48 @@ where
         }
     }
     drop(listener);
-    match tokio::time::timeout(drain_timeout, graceful.shutdown()).await {
-        Ok(()) => Drain::Complete,
-        Err(_) => Drain::TimedOut,
+    protocols.drain(drain_timeout).await
+}
+
+/// How a runtime's connections are served: HTTP/1.1 (with upgrades) or HTTP/2 (prior
+/// knowledge), each watched for the graceful drain.
+pub(crate) struct Protocols {
+    builder: auto::Builder<TokioExecutor>,
+    graceful: GracefulShutdown,
+}
+
+impl Protocols {
+    pub(crate) fn new() -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // The header timeout is `conn::guard`'s (hyper's would also cut idle keep-alive
+        // connections at the header timeout).
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(None);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
+        Self {
+            builder,
+            graceful: GracefulShutdown::new(),
+        }
+    }
+
+    /// Lets the connections finish their in-flight requests (idle keep-alive ones are
+    /// closed), for at most `timeout`.
+    pub(crate) async fn drain(self, timeout: Duration) -> Drain {
+        match tokio::time::timeout(timeout, self.graceful.shutdown()).await {
+            Ok(()) => Drain::Complete,
+            Err(_) => Drain::TimedOut,
+        }
     }
 }
 
 /// A connection just accepted, with its slot.
-struct Connection {
+pub(crate) struct Connection {
     name: &'static str,
     peer: SocketAddr,
     limits: ConnectionLimits,
@@ -132,15 +153,26 @@ struct Connection {
 }
 
 impl Connection {
-    /// Serves the connection in a task of its own, under its timeouts: every request carries
-    /// a [`PeerAddr`] and is in flight until its response body is sent.
-    fn spawn<S>(
-        self,
-        stream: TcpStream,
-        service: S,
-        builder: auto::Builder<TokioExecutor>,
-        watcher: Watcher,
-    ) where
+    /// The connection from `peer` on the listener `name`, held to `limits`, in `slot`.
+    pub(crate) fn new(
+        name: &'static str,
+        peer: SocketAddr,
+        limits: ConnectionLimits,
+        slot: Slot,
+    ) -> Self {
+        Self {
+            name,
+            peer,
+            limits,
+            slot,
+        }
+    }
+
+    /// Serves the connection in a task of its own (on the current runtime), under its
+    /// timeouts: every request carries a [`PeerAddr`] and is in flight until its response
+    /// body is sent.
+    pub(crate) fn spawn<S>(self, stream: TcpStream, service: S, protocols: &Protocols)
+    where
         S: tower_service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
             + Clone
             + Send
@@ -166,6 +198,8 @@ impl Connection {
             }
         });
         let io = Tracked::new(TokioIo::new(stream), Arc::clone(&activity), slot);
+        let builder = protocols.builder.clone();
+        let watcher = protocols.graceful.watcher();
         tokio::spawn(async move {
             let conn = builder.serve_connection_with_upgrades(io, hyper_service);
             conn::guard(watcher.watch(conn), &activity, &limits, name, peer).await;

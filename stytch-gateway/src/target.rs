@@ -75,17 +75,36 @@ impl Upstream {
         self.scheme == Scheme::HTTPS
     }
 
-    /// The URI a request for `path_and_query` (`/` when `None`) goes to. Without a prefix
-    /// the request's own path and query are reused as they are (no copy, no parse); with
-    /// one, the path's dot segments are resolved first ([`under_prefix`]).
+    /// The URI a request for `path_and_query` (`/` when `None`) goes to: scheme, authority
+    /// and [`path_for`](Self::path_for).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`path_for`](Self::path_for).
+    #[cfg(test)]
+    pub(crate) fn uri_for(&self, path_and_query: Option<PathAndQuery>) -> Result<Uri, BadTarget> {
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(self.path_for(path_and_query)?)
+            .build()
+            .map_err(|_| BadTarget::Invalid)
+    }
+
+    /// The path and query a request for `path_and_query` (`/` when `None`) gets at the
+    /// upstream. Without a prefix the request's own are reused as they are (no copy, no
+    /// parse); with one, the path's dot segments are resolved first ([`under_prefix`]).
     ///
     /// # Errors
     ///
     /// [`BadTarget::EscapesPrefix`] for a path climbing above the prefix,
     /// [`BadTarget::Invalid`] for one that makes no URI.
-    pub(crate) fn uri_for(&self, path_and_query: Option<PathAndQuery>) -> Result<Uri, BadTarget> {
-        let path_and_query = match path_and_query {
-            Some(pq) if self.prefix.is_empty() => pq,
+    pub(crate) fn path_for(
+        &self,
+        path_and_query: Option<PathAndQuery>,
+    ) -> Result<PathAndQuery, BadTarget> {
+        match path_and_query {
+            Some(pq) if self.prefix.is_empty() => Ok(pq),
             pq => {
                 let pq = pq.unwrap_or_else(|| PathAndQuery::from_static("/"));
                 let path = under_prefix(pq.path())?;
@@ -93,15 +112,19 @@ impl Upstream {
                     Some(query) => format!("{}{path}?{query}", self.prefix),
                     None => format!("{}{path}", self.prefix),
                 };
-                PathAndQuery::try_from(joined).map_err(|_| BadTarget::Invalid)?
+                PathAndQuery::try_from(joined).map_err(|_| BadTarget::Invalid)
             }
-        };
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| BadTarget::Invalid)
+        }
+    }
+
+    /// The upstream's scheme (`http` or `https`).
+    pub(crate) fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
+    /// The upstream's `host[:port]`.
+    pub(crate) fn authority_parsed(&self) -> &Authority {
+        &self.authority
     }
 
     /// The `Host` header the upstream gets.

@@ -111,6 +111,9 @@ pub struct ServeOptions {
     pub redirect_allowlist: Vec<String>,
     /// One access log line per request (the `access_log` module).
     pub access_log: bool,
+    /// Workers serving the proxy's connections, each a thread with a single-threaded runtime
+    /// and its own upstream connections (`--worker-threads`); one per CPU when `None`.
+    pub workers: Option<usize>,
 }
 
 impl ServeOptions {
@@ -153,6 +156,7 @@ impl ServeOptions {
             policy_refresh: PolicyConfig::default().refresh_every,
             redirect_allowlist: Vec::new(),
             access_log: true,
+            workers: None,
         }
     }
 }
@@ -220,6 +224,7 @@ impl TryFrom<ServeArgs> for ServeOptions {
             policy_refresh: args.policy_refresh,
             redirect_allowlist: args.redirect_allowlist,
             access_log: args.access_log.access_log == Switch::On,
+            workers: None,
         })
     }
 }
