@@ -161,18 +161,23 @@ STYTCH_EMULATOR_WEBHOOK_SECRET=$WEBHOOK_SECRET RUST_LOG=$LOG "$BIN" emulator \
     --webhook-url "http://127.0.0.1:$GW1_PORT/stytch/webhooks" \
     >"$TMP/emulator.out" 2>"$TMP/emulator.err" &
 PIDS+=($!)
-RUST_LOG=warn "$BIN" upstream --listen "127.0.0.1:$UP_PORT" >"$TMP/upstream.out" 2>&1 &
+# Two gateways in front, each may open as many upstream connections as it has clients.
+RUST_LOG=warn "$BIN" upstream --listen "127.0.0.1:$UP_PORT" \
+    --max-connections $((2 * ${SOAK_CONNECTIONS:-1000} + 200)) >"$TMP/upstream.out" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$UP_PORT/"
 wait_http "http://127.0.0.1:$EMU_PORT/" 404
 
+# Each gateway's cap holds every client: when gateway 1 is sent SIGTERM its clients move to
+# gateway 0 while gateway 0 still closes connections the driver dropped (the cap is tested in
+# tests/e2e, not here).
 gateway() { # index port
     env "${REDIS_ENV[@]}" \
         STYTCH_PROJECT_ID=$PROJECT_ID STYTCH_SECRET=$SECRET STYTCH_BASE_URL="http://127.0.0.1:$EMU_PORT/" \
         STYTCH_WEBHOOK_SECRET=$WEBHOOK_SECRET RUST_LOG=$LOG \
         "$BIN" serve --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$UP_PORT" \
         --webhook-path /stytch/webhooks --redis-lease 5s "${SENTINEL_FLAGS[@]}" \
-        --max-connections $((${SOAK_CONNECTIONS:-1000} + 100)) \
+        --max-connections $((2 * ${SOAK_CONNECTIONS:-1000} + 100)) \
         --metrics-listen "127.0.0.1:$((BASE_PORT + 20 + $1))" \
         >"$TMP/gateway$1.out" 2>"$TMP/gateway$1.err" &
     PIDS+=($!)

@@ -40,6 +40,9 @@ enum Op {
 /// How long one request may take before it counts as unexpected.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a worker waits after a transport failure before it connects again.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
 type Conn = SendRequest<Empty<Bytes>>;
 
 async fn connect(addr: std::net::SocketAddr) -> Option<Conn> {
@@ -70,6 +73,9 @@ impl Run {
             {
                 let Some(c) = connect(self.gateways[on]).await else {
                     self.transport_failure(on, &op, "connect failed");
+                    // As a client would: wait a little before trying again, so one refused
+                    // worker does not spin and count thousands of failures.
+                    tokio::time::sleep(RETRY_PAUSE).await;
                     continue;
                 };
                 if conn.is_some() {
@@ -82,6 +88,7 @@ impl Run {
             };
             if self.send(send, on, op).await.is_err() {
                 conn = None;
+                tokio::time::sleep(RETRY_PAUSE).await;
             }
         }
     }

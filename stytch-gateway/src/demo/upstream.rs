@@ -15,9 +15,10 @@ use clap::Args;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 
 use crate::body::{Body, full_body};
+use crate::conn::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
 use crate::error::GatewayError;
 use crate::identity::{MEMBER_ID, MEMBER_SESSION_ID, ORGANIZATION_ID, ROLES};
-use crate::server::{bind, serve};
+use crate::server::{bind, serve_limited};
 use crate::service::{Handler, ServiceFn};
 
 /// `upstream`'s flags: the echo upstream on its own.
@@ -30,6 +31,10 @@ pub(crate) struct UpstreamArgs {
     /// the load run compares the auth-only endpoint with).
     #[arg(long)]
     pub(crate) no_content: bool,
+    /// Connections open at once (the gateway's default; a load run with more client
+    /// connections than that raises it, for each gateway in front may open as many).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub(crate) max_connections: usize,
 }
 
 /// Serves the echo app (or, with `--no-content`, [`NoContent`]) until `shutdown`.
@@ -43,17 +48,22 @@ pub(crate) async fn run_upstream(
 ) -> Result<(), GatewayError> {
     let listener = bind(args.listen).await?;
     let drain = Duration::from_secs(5);
+    let limits = ConnectionLimits {
+        max_connections: args.max_connections,
+        ..ConnectionLimits::default()
+    };
     if args.no_content {
         println!("no-content upstream listening on http://{}", args.listen);
-        serve("upstream", listener, NoContent, shutdown, drain).await;
+        serve_limited("upstream", listener, NoContent, shutdown, drain, limits).await;
     } else {
         println!("echo upstream listening on http://{}", args.listen);
-        serve(
+        serve_limited(
             "upstream",
             listener,
             ServiceFn(EchoUpstream),
             shutdown,
             drain,
+            limits,
         )
         .await;
     }
