@@ -16,6 +16,8 @@
 #                                      turn (half opaque tokens, half JWTs; all cached first)
 #   paced-nginx-proxy_pass      nginx proxy_pass at a fixed offered load (PACED_RATE), for p99
 #   paced-gateway               the gateway at the same fixed offered load
+#   gateway-before              with BEFORE=BIN only: that binary as the gateway (an earlier
+#                                      commit's), run right after `gateway` in each round
 #
 # Builds the gateway (release, package `stytch-gateway`), starts on 127.0.0.1 the Stytch
 # emulator, the echo upstream (`stytch-gateway upstream`), the no-op 204 server, one gateway
@@ -52,7 +54,9 @@
 # NOOP (hyper | nginx), SESSIONS (10000), PACED_RATE (requests/s; default 40 % of the lower
 # warm-up figure of nginx-proxy_pass and gateway), PACED_DELAY_MS (10), BASE_PORT (18000),
 # CARGO_TARGET_DIR (default ./target), BIN (a stytch-gateway binary to run instead of building
-# this tree's: an earlier commit's, for a before/after), GATEWAY_ARGS (extra `serve` flags), KEEP_RUNNING=1
+# this tree's), BEFORE (a second stytch-gateway binary, e.g. an earlier commit's: adds the
+# `gateway-before` configuration and the `gateway/gateway-before` ratio, an interleaved
+# before/after), GATEWAY_ARGS (extra `serve` flags), KEEP_RUNNING=1
 # (print the addresses and wait for ctrl-c instead of measuring: for profiling).
 set -euo pipefail
 
@@ -78,6 +82,7 @@ NGX_204_PORT=$((BASE_PORT + 17))
 CADDY_PROXY_PORT=$((BASE_PORT + 18))
 CADDY_FA_NOOP_PORT=$((BASE_PORT + 19))
 CADDY_FA_OURS_PORT=$((BASE_PORT + 20))
+GW_BEFORE_PORT=$((BASE_PORT + 21))
 PROJECT_ID=project-test-10ad0000-0000-4000-8000-000000000000
 SECRET=secret-test-load-run-000000000000000000000000
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -85,6 +90,9 @@ AUTH_PATH=/_stytch_auth
 CONFIGS=(upstream nginx-proxy_pass nginx-auth_request-noop nginx-auth_request-ours gateway
     caddy-reverse_proxy caddy-forward_auth-noop caddy-forward_auth-ours
     gateway-1-session gateway-10k-sessions paced-nginx-proxy_pass paced-gateway)
+if [[ -n ${BEFORE:-} ]]; then
+    CONFIGS=("${CONFIGS[@]:0:5}" gateway-before "${CONFIGS[@]:5}")
+fi
 [[ $NOOP == hyper || $NOOP == nginx ]] || { echo "NOOP must be hyper or nginx" >&2; exit 2; }
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -153,6 +161,15 @@ STYTCH_PROJECT_ID=$PROJECT_ID STYTCH_SECRET=$SECRET STYTCH_BASE_URL="http://127.
     >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$GW_PORT/readyz"
+if [[ -n ${BEFORE:-} ]]; then
+    # shellcheck disable=SC2086 # GATEWAY_ARGS is a list of flags
+    STYTCH_PROJECT_ID=$PROJECT_ID STYTCH_SECRET=$SECRET STYTCH_BASE_URL="http://127.0.0.1:$EMU_PORT/" \
+        RUST_LOG=warn "$BEFORE" serve --listen "127.0.0.1:$GW_BEFORE_PORT" \
+        --upstream "http://127.0.0.1:$UP_PORT" --access-log off ${GATEWAY_ARGS:-} \
+        >"$TMP/gateway-before.out" 2>"$TMP/gateway-before.err" &
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$GW_BEFORE_PORT/readyz"
+fi
 
 if [[ $NOOP == hyper ]]; then NOOP_UPSTREAM="127.0.0.1:$NOOP_PORT"; else NOOP_UPSTREAM="127.0.0.1:$NGX_204_PORT"; fi
 . "$BENCHES/load-configs.sh"
@@ -180,6 +197,7 @@ declare -A URL=(
     [gateway-10k-sessions]="http://127.0.0.1:$GW_PORT/whoami"
     [paced-nginx-proxy_pass]="http://127.0.0.1:$NGX_PROXY_PORT/whoami"
     [paced-gateway]="http://127.0.0.1:$GW_PORT/whoami"
+    [gateway-before]="http://127.0.0.1:$GW_BEFORE_PORT/whoami"
 )
 for name in "${CONFIGS[@]}"; do
     status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "${URL[$name]}")

@@ -78,4 +78,8 @@ report() {
     echo "caddy-forward_auth-ours/caddy-forward_auth-noop: $(ratio caddy-forward_auth-ours caddy-forward_auth-noop)"
     echo "gateway-10k-sessions/gateway-1-session: $(ratio gateway-10k-sessions gateway-1-session)"
     echo "p99-added-over-nginx-proxy_pass-ms: $(p99_added)"
+    if [[ -n ${BEFORE:-} ]]; then
+        echo "gateway/gateway-before: $(ratio gateway gateway-before)"
+        echo "gateway-before/nginx-proxy_pass: $(ratio gateway-before nginx-proxy_pass)"
+    fi
 }
