@@ -425,8 +425,8 @@ impl Authenticator {
                 tracing::debug!("stytch says the session survived the member's revocation");
                 self.store.denylist.clear(
                     &revocations,
-                    &session.member_id,
-                    &session.member_session_id,
+                    &session.member_id.as_str(),
+                    &session.member_session_id.as_str(),
                 );
                 Ok(())
             }

@@ -52,7 +52,7 @@ impl SessionLiveness {
         Self {
             revoked: live.handle(session, credential),
             live: Arc::clone(live),
-            session_id: Arc::from(session.member_session_id.as_str()),
+            session_id: Arc::from(&*session.member_session_id.as_str()),
         }
     }
 
@@ -236,11 +236,11 @@ mod tests {
         // members' WebSockets and streams open, or close another organization's.
         let mut f = Fixture::new();
         let mut a = session("m1", "s1");
-        a.make_mut().organization_id = "organization-test-a".into();
+        a.make_mut().set_organization("organization-test-a", "");
         let mut b = session("m2", "s2");
-        b.make_mut().organization_id = "organization-test-a".into();
+        b.make_mut().set_organization("organization-test-a", "");
         let mut c = session("m3", "s3");
-        c.make_mut().organization_id = "organization-test-c".into();
+        c.make_mut().set_organization("organization-test-c", "");
         let (a, b, c) = (
             f.handle(&a, "tok-a"),
             f.handle(&b, "tok-b"),

@@ -277,8 +277,7 @@ impl Revoker {
             },
             Target::Credential(_) => return Basis::Stytch,
         };
-        if self.is_outage_admin(caller) && organization.as_deref() == Some(&caller.organization_id)
-        {
+        if self.is_outage_admin(caller) && organization.as_ref() == Some(caller.organization_id()) {
             Basis::OrgAdmin
         } else {
             Basis::Stytch
@@ -409,8 +408,8 @@ mod tests {
 
     fn session(member: &str, id: &str, org: &str, roles: &[&str]) -> MemberSession {
         let mut s = crate::store::cache::tests::session(member, id);
-        s.make_mut().organization_id = org.to_owned();
-        s.make_mut().roles = roles.iter().map(|r| (*r).to_owned()).collect();
+        s.make_mut().set_organization(org, "");
+        s.make_mut().set_roles(roles.iter().copied());
         s
     }
 

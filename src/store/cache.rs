@@ -13,7 +13,7 @@ use moka::future::Cache;
 use moka::notification::RemovalCause;
 
 use crate::credential::{CacheKey, SessionJwt};
-use crate::session::MemberSession;
+use crate::session::{MemberSession, StytchId};
 
 use index::{Index, Keys};
 
@@ -192,22 +192,22 @@ impl SessionCache {
 
     /// The organization of a member with a cached session, as authenticated (by Stytch or by
     /// a JWT Stytch signed).
-    pub(crate) fn organization_of_member(&self, member_id: &str) -> Option<String> {
+    pub(crate) fn organization_of_member(&self, member_id: &str) -> Option<StytchId> {
         lock(&self.index)
             .by_member
-            .get_key_value(member_id)
-            .map(|(owner, _)| owner.session.organization_id.clone())
+            .get_key_value(&StytchId::new(member_id))
+            .map(|(owner, _)| owner.session.organization_id().clone())
     }
 
     /// The member and organization of a cached session, as authenticated.
-    pub(crate) fn owner_of_session(&self, member_session_id: &str) -> Option<(String, String)> {
+    pub(crate) fn owner_of_session(&self, member_session_id: &str) -> Option<(StytchId, StytchId)> {
         lock(&self.index)
             .by_session
-            .get_key_value(member_session_id)
+            .get_key_value(&StytchId::new(member_session_id))
             .map(|(owner, _)| {
                 (
                     owner.session.member_id.clone(),
-                    owner.session.organization_id.clone(),
+                    owner.session.organization_id().clone(),
                 )
             })
     }
@@ -215,21 +215,27 @@ impl SessionCache {
     /// Removes every entry of one session and returns their keys. Costs time proportional to
     /// that session's entries.
     pub(crate) async fn evict_session(&self, member_session_id: &str) -> Vec<CacheKey> {
-        let keys = lock(&self.index).by_session.remove(member_session_id);
+        let keys = lock(&self.index)
+            .by_session
+            .remove(&StytchId::new(member_session_id));
         self.invalidate(keys).await
     }
 
     /// Removes every entry of one member and returns their keys. Costs time proportional to
     /// that member's entries.
     pub(crate) async fn evict_member(&self, member_id: &str) -> Vec<CacheKey> {
-        let keys = lock(&self.index).by_member.remove(member_id);
+        let keys = lock(&self.index)
+            .by_member
+            .remove(&StytchId::new(member_id));
         self.invalidate(keys).await
     }
 
     /// Removes every entry of one organization's members and returns their keys. Costs time
     /// proportional to that organization's entries.
     pub(crate) async fn evict_organization(&self, organization_id: &str) -> Vec<CacheKey> {
-        let keys = lock(&self.index).by_organization.remove(organization_id);
+        let keys = lock(&self.index)
+            .by_organization
+            .remove(&StytchId::new(organization_id));
         self.invalidate(keys).await
     }
 
@@ -265,7 +271,7 @@ impl SessionCache {
     pub(crate) fn indexed_keys_of_member(&self, member_id: &str) -> usize {
         lock(&self.index)
             .by_member
-            .get(member_id)
+            .get(&StytchId::new(member_id))
             .map_or(0, Keys::len)
     }
 }
@@ -328,7 +334,7 @@ pub(crate) mod tests {
             .unwrap()
             .session
             .make_mut()
-            .organization_id = "organization-test-2".into();
+            .set_organization("organization-test-2", "");
         cache.insert(key(1), entry("m1", "s1", hour)).await;
         cache.insert(key(2), entry("m2", "s2", hour)).await;
         cache.insert(key(3), other).await;
@@ -355,12 +361,12 @@ pub(crate) mod tests {
         let hour = Duration::from_secs(3600);
         cache.insert(key(1), entry("m1", "s1", hour)).await;
         assert_eq!(
-            cache.organization_of_member("m1").as_deref(),
-            Some("organization-test-1")
+            cache.organization_of_member("m1"),
+            Some("organization-test-1".into())
         );
         assert_eq!(
             cache.owner_of_session("s1"),
-            Some(("m1".to_owned(), "organization-test-1".to_owned()))
+            Some(("m1".into(), "organization-test-1".into()))
         );
         assert_eq!(cache.organization_of_member("m2"), None);
         assert_eq!(cache.owner_of_session("s2"), None);

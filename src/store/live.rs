@@ -60,9 +60,9 @@ struct Slot {
 impl Slot {
     fn keys(&self) -> impl Iterator<Item = Key> + '_ {
         [
-            Key::Session(self.session.member_session_id.clone()),
-            Key::Member(self.session.member_id.clone()),
-            Key::Organization(self.session.organization_id.clone()),
+            Key::Session(self.session.member_session_id.to_string()),
+            Key::Member(self.session.member_id.to_string()),
+            Key::Organization(self.session.organization_id().to_string()),
         ]
         .into_iter()
         .chain(self.credentials.iter().map(|k| Key::Credential(*k)))
@@ -180,6 +180,7 @@ impl LiveSessions {
             tokio::spawn(follow(Arc::downgrade(self), self.events.subscribe()));
         }
         let id = session.member_session_id.as_str();
+        let id: &str = &id;
         let key = credential.cache_key();
         let slot = slots.slots.entry(id.to_owned()).or_insert_with(|| Slot {
             session: session.clone(),

@@ -12,14 +12,14 @@ use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 
 use crate::credential::CacheKey;
-use crate::session::MemberSession;
+use crate::session::{MemberSession, StytchId};
 
 /// The hasher of the index maps and key sets.
 type IndexHasher = foldhash::fast::RandomState;
 
 /// Which id of a session an index is by.
 pub(super) trait IdOf {
-    fn id(session: &MemberSession) -> &str;
+    fn id(session: &MemberSession) -> &StytchId;
 }
 
 /// By member (`member_id`).
@@ -30,26 +30,26 @@ pub(super) enum Session {}
 pub(super) enum Organization {}
 
 impl IdOf for Member {
-    fn id(session: &MemberSession) -> &str {
+    fn id(session: &MemberSession) -> &StytchId {
         &session.member_id
     }
 }
 
 impl IdOf for Session {
-    fn id(session: &MemberSession) -> &str {
+    fn id(session: &MemberSession) -> &StytchId {
         &session.member_session_id
     }
 }
 
 impl IdOf for Organization {
-    fn id(session: &MemberSession) -> &str {
-        &session.organization_id
+    fn id(session: &MemberSession) -> &StytchId {
+        session.organization_id()
     }
 }
 
 /// An index key: a session of the member (for a session's index: that session; for an
 /// organization's: the first one seen), as authenticated, hashed and compared by the id `I`
-/// picks, so that a map of them is looked up by `&str`.
+/// picks, so that a map of them is looked up by `&StytchId`.
 pub(super) struct ById<I> {
     pub(super) session: MemberSession,
     by: PhantomData<fn() -> I>,
@@ -64,13 +64,13 @@ impl<I: IdOf> ById<I> {
     }
 }
 
-impl<I: IdOf> Borrow<str> for ById<I> {
-    fn borrow(&self) -> &str {
+impl<I: IdOf> Borrow<StytchId> for ById<I> {
+    fn borrow(&self) -> &StytchId {
         I::id(&self.session)
     }
 }
 
-// `Hash` and `Eq` as the `str` it borrows as, which `HashMap::get(&str)` requires.
+// `Hash` and `Eq` as the `StytchId` it borrows as, which `HashMap::get(&str)` requires.
 impl<I: IdOf> Hash for ById<I> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         I::id(&self.session).hash(state);
@@ -200,23 +200,50 @@ mod tests {
         index.add([2; 32], &a); // added twice: still two keys
         index.add([3; 32], &a2);
         index.add([4; 32], &b);
-        assert_eq!(index.by_member.get("member-a").map(Keys::len), Some(3));
-        assert_eq!(index.by_session.get("session-a1").map(Keys::len), Some(2));
-        assert_eq!(index.by_session.get("session-a2").map(Keys::len), Some(1));
+        assert_eq!(
+            index
+                .by_member
+                .get(&StytchId::new("member-a"))
+                .map(Keys::len),
+            Some(3)
+        );
+        assert_eq!(
+            index
+                .by_session
+                .get(&StytchId::new("session-a1"))
+                .map(Keys::len),
+            Some(2)
+        );
+        assert_eq!(
+            index
+                .by_session
+                .get(&StytchId::new("session-a2"))
+                .map(Keys::len),
+            Some(1)
+        );
         assert_eq!(
             index
                 .by_organization
-                .get("organization-test-1")
+                .get(&StytchId::new("organization-test-1"))
                 .map(Keys::len),
             Some(4)
         );
-        let (owner, _) = index.by_session.get_key_value("session-b1").unwrap();
+        let (owner, _) = index
+            .by_session
+            .get_key_value(&StytchId::new("session-b1"))
+            .unwrap();
         assert_eq!(owner.session.member_id, "member-b");
 
         index.remove(&[1; 32], &a);
         index.remove(&[2; 32], &a);
-        assert!(!index.by_session.contains_key("session-a1"));
-        assert_eq!(index.by_member.get("member-a").map(Keys::len), Some(1));
+        assert!(!index.by_session.contains_key(&StytchId::new("session-a1")));
+        assert_eq!(
+            index
+                .by_member
+                .get(&StytchId::new("member-a"))
+                .map(Keys::len),
+            Some(1)
+        );
         index.remove(&[3; 32], &a2);
         index.remove(&[4; 32], &b);
         // Removing a key that is not there changes nothing.
@@ -234,7 +261,11 @@ mod tests {
         for n in 0..5u8 {
             index.add([n; 32], &s);
         }
-        let mut keys = index.by_member.remove("member-a").unwrap().into_vec();
+        let mut keys = index
+            .by_member
+            .remove(&StytchId::new("member-a"))
+            .unwrap()
+            .into_vec();
         keys.sort();
         assert_eq!(keys, (0..5u8).map(|n| [n; 32]).collect::<Vec<_>>());
     }

@@ -6,6 +6,14 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod factors;
+mod id;
+mod intern;
+
+pub use factors::AuthenticationFactors;
+pub use id::{IdStr, StytchId};
+use intern::Membership;
+
 /// The Stytch B2B member session behind a request, inserted into the request's extensions by
 /// [`StytchAuth`](crate::service::StytchAuth): a cheap handle (one `Arc`) on a [`MemberSessionData`].
 ///
@@ -62,133 +70,190 @@ impl<'de> Deserialize<'de> for MemberSession {
 
 /// The fields of a [`MemberSession`]: Stytch's `member_session` object, or what a session
 /// JWT's claims say.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Laid out for a million cached sessions: the ids are [`StytchId`]s (no allocation for
+/// Stytch's usual ids), the organization and the roles are shared by every session that has
+/// the same ones (read them with [`organization_id`](Self::organization_id),
+/// [`organization_slug`](Self::organization_slug) and [`roles`](Self::roles)), and the
+/// authentication factors are held in a compact binary form.
+///
+/// Serializes (and deserializes) as Stytch's `member_session` object.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MemberSessionData {
     /// The session's id (`member_session_id`; the JWT's `https://stytch.com/session`.`id`).
-    pub member_session_id: String,
+    pub member_session_id: StytchId,
     /// The member's id (`member_id`; the JWT's `sub`).
-    pub member_id: String,
-    /// The member's organization.
-    pub organization_id: String,
-    /// The organization's slug (empty when Stytch did not send it).
-    #[serde(default)]
-    pub organization_slug: String,
-    /// The session's roles (role ids).
-    #[serde(default)]
-    pub roles: Vec<String>,
+    pub member_id: StytchId,
+    /// The organization and the roles, shared (interned).
+    membership: Arc<Membership>,
     /// When the session started.
-    #[serde(with = "rfc3339::option", default)]
     pub started_at: Option<SystemTime>,
     /// When the session was last used.
-    #[serde(with = "rfc3339::option", default)]
     pub last_accessed_at: Option<SystemTime>,
     /// When the session (not its JWT) expires.
-    #[serde(with = "rfc3339")]
     pub expires_at: SystemTime,
     /// The authentication factors, as Stytch sent them (the schema grows often).
-    #[serde(default)]
     pub authentication_factors: AuthenticationFactors,
     /// Custom claims of the session (every non-reserved JWT claim).
-    #[serde(default)]
     pub custom_claims: serde_json::Map<String, serde_json::Value>,
 }
 
 impl MemberSessionData {
+    /// The member's organization (`organization_id`).
+    pub fn organization_id(&self) -> &StytchId {
+        &self.membership.organization_id
+    }
+
+    /// The organization's slug (empty when Stytch did not send it).
+    pub fn organization_slug(&self) -> &str {
+        &self.membership.organization_slug
+    }
+
+    /// The session's roles (role ids).
+    pub fn roles(&self) -> &[String] {
+        &self.membership.roles
+    }
+
     /// Whether the session holds `role`.
     pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role)
+        self.roles().iter().any(|r| r == role)
     }
 
     /// Time left until the session expires (zero when it has).
     pub fn remaining(&self, now: SystemTime) -> Duration {
         self.expires_at.duration_since(now).unwrap_or_default()
     }
-}
 
-/// A session's authentication factors, as Stytch sent them: a JSON array of objects whose
-/// schema grows often, so kept as compact JSON text and parsed when asked
-/// ([`values`](Self::values)). A million cached sessions each holding its factors as parsed
-/// JSON maps would cost about 700 bytes more per session.
-///
-/// Serializes (and deserializes) as the JSON array. Two are equal when their factors are.
-#[derive(Clone)]
-pub struct AuthenticationFactors(Box<str>);
+    /// Moves the session to another organization (id and slug), keeping its roles.
+    pub fn set_organization(&mut self, organization_id: impl Into<StytchId>, slug: &str) {
+        self.membership = Membership::shared(
+            organization_id.into(),
+            slug.into(),
+            self.membership.roles.clone(),
+        );
+    }
 
-impl PartialEq for AuthenticationFactors {
-    fn eq(&self, other: &Self) -> bool {
-        // The text may differ (key order, spacing) for the same factors.
-        self.0 == other.0 || self.values() == other.values()
+    /// Replaces the session's roles.
+    pub fn set_roles<R: Into<String>>(&mut self, roles: impl IntoIterator<Item = R>) {
+        self.membership = Membership::shared(
+            self.membership.organization_id.clone(),
+            self.membership.organization_slug.clone(),
+            roles.into_iter().map(Into::into).collect(),
+        );
+    }
+
+    /// A session from its parts (a verified JWT's claims), its organization and roles shared
+    /// with every session that has the same.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        member_session_id: StytchId,
+        member_id: StytchId,
+        organization_id: StytchId,
+        organization_slug: &str,
+        roles: Vec<String>,
+        started_at: Option<SystemTime>,
+        last_accessed_at: Option<SystemTime>,
+        expires_at: SystemTime,
+        authentication_factors: AuthenticationFactors,
+        custom_claims: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        Self {
+            member_session_id,
+            member_id,
+            membership: Membership::shared(
+                organization_id,
+                organization_slug.into(),
+                roles.into_boxed_slice(),
+            ),
+            started_at,
+            last_accessed_at,
+            expires_at,
+            authentication_factors,
+            custom_claims,
+        }
     }
 }
 
-impl AuthenticationFactors {
-    /// The factors, parsed.
-    pub fn values(&self) -> Vec<serde_json::Value> {
-        // The text was written by `serde_json` from a `Vec<Value>`: it parses back.
-        serde_json::from_str(&self.0).unwrap_or_default()
-    }
-
-    /// The factors as JSON text (an array): as the session JWT carried it, or compact.
-    pub fn as_json(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0
-            .strip_prefix('[')
-            .and_then(|rest| rest.strip_suffix(']'))
-            .is_some_and(|inside| inside.trim().is_empty())
-    }
-
-    /// The factors from JSON text already parsed as valid JSON (a raw claim of a verified
-    /// JWT), kept as is: `None` unless it is an array. No round trip through JSON values.
-    #[cfg(feature = "jwt")]
-    pub(crate) fn from_json_array(raw: &serde_json::value::RawValue) -> Option<Self> {
-        raw.get().starts_with('[').then(|| Self(raw.get().into()))
-    }
-
-    /// Whether a factor has `"type": kind` (`"magic_link"`, `"sso"`, `"totp"`, …).
-    pub fn has_type(&self, kind: &str) -> bool {
-        self.values()
-            .iter()
-            .any(|factor| factor.get("type").and_then(serde_json::Value::as_str) == Some(kind))
-    }
-}
-
-impl Default for AuthenticationFactors {
-    fn default() -> Self {
-        Self("[]".into())
-    }
-}
-
-impl From<Vec<serde_json::Value>> for AuthenticationFactors {
-    fn from(values: Vec<serde_json::Value>) -> Self {
-        // Serializing a `Vec<Value>` cannot fail (every map key is a string).
-        Self(
-            serde_json::to_string(&values)
-                .unwrap_or_else(|_| "[]".to_owned())
-                .into_boxed_str(),
-        )
-    }
-}
-
-impl std::fmt::Debug for AuthenticationFactors {
+impl std::fmt::Debug for MemberSessionData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        // As the derived `Debug` of the fields Stytch sends (nothing in them is a secret).
+        f.debug_struct("MemberSessionData")
+            .field("member_session_id", &self.member_session_id)
+            .field("member_id", &self.member_id)
+            .field("organization_id", self.organization_id())
+            .field("organization_slug", &self.organization_slug())
+            .field("roles", &self.roles())
+            .field("started_at", &self.started_at)
+            .field("last_accessed_at", &self.last_accessed_at)
+            .field("expires_at", &self.expires_at)
+            .field("authentication_factors", &self.authentication_factors)
+            .field("custom_claims", &self.custom_claims)
+            .finish()
     }
 }
 
-impl Serialize for AuthenticationFactors {
+/// Stytch's `member_session` object, as it is read and written.
+#[derive(Serialize, Deserialize)]
+struct Wire<Id, Slug, Roles, Factors, Claims> {
+    member_session_id: Id,
+    member_id: Id,
+    organization_id: Id,
+    #[serde(default)]
+    organization_slug: Slug,
+    #[serde(default)]
+    roles: Roles,
+    #[serde(with = "rfc3339::option", default)]
+    started_at: Option<SystemTime>,
+    #[serde(with = "rfc3339::option", default)]
+    last_accessed_at: Option<SystemTime>,
+    #[serde(with = "rfc3339")]
+    expires_at: SystemTime,
+    #[serde(default)]
+    authentication_factors: Factors,
+    #[serde(default)]
+    custom_claims: Claims,
+}
+
+impl Serialize for MemberSessionData {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.values().serialize(s)
+        Wire {
+            member_session_id: &self.member_session_id,
+            member_id: &self.member_id,
+            organization_id: self.organization_id(),
+            organization_slug: self.organization_slug(),
+            roles: self.roles(),
+            started_at: self.started_at,
+            last_accessed_at: self.last_accessed_at,
+            expires_at: self.expires_at,
+            authentication_factors: &self.authentication_factors,
+            custom_claims: &self.custom_claims,
+        }
+        .serialize(s)
     }
 }
 
-impl<'de> Deserialize<'de> for AuthenticationFactors {
+impl<'de> Deserialize<'de> for MemberSessionData {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <Vec<serde_json::Value>>::deserialize(d).map(Self::from)
+        let wire = Wire::<
+            StytchId,
+            std::borrow::Cow<'de, str>,
+            Vec<String>,
+            AuthenticationFactors,
+            serde_json::Map<String, serde_json::Value>,
+        >::deserialize(d)?;
+        Ok(Self::from_parts(
+            wire.member_session_id,
+            wire.member_id,
+            wire.organization_id,
+            &wire.organization_slug,
+            wire.roles,
+            wire.started_at,
+            wire.last_accessed_at,
+            wire.expires_at,
+            wire.authentication_factors,
+            wire.custom_claims,
+        ))
     }
 }
 
@@ -268,7 +333,7 @@ mod tests {
             "some_future_field": 1
         });
         let s: MemberSession = serde_json::from_value(json).unwrap();
-        assert_eq!(s.organization_slug, "");
+        assert_eq!(s.organization_slug(), "");
         assert!(s.has_role("editor"));
         assert_eq!(
             humantime::format_rfc3339_seconds(s.expires_at).to_string(),
