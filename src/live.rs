@@ -215,9 +215,11 @@ mod tests {
         let mut f = Fixture::new();
         let now = SystemTime::now();
         let mut old = session("m1", "s1");
-        old.make_mut().started_at = Some(now - Duration::from_secs(3600));
+        old.make_mut()
+            .set_started_at(Some(now - Duration::from_secs(3600)));
         let mut new = session("m1", "s2");
-        new.make_mut().started_at = Some(now + Duration::from_secs(3600));
+        new.make_mut()
+            .set_started_at(Some(now + Duration::from_secs(3600)));
         let other = f.handle(&session("m2", "s3"), "tok-c");
         let old = f.handle(&old, "tok-a");
         let new = f.handle(&new, "tok-b");
@@ -264,8 +266,11 @@ mod tests {
         let now = SystemTime::now();
         f.revoke(RevokedTarget::Member("m1".into()), Some(now));
         let mut fresh = session("m1", "s2");
-        fresh.make_mut().started_at = Some(now + Duration::from_secs(1));
+        fresh
+            .make_mut()
+            .set_started_at(Some(now + Duration::from_secs(1)));
         let vouched = Arc::new(crate::store::cache::CachedSession {
+            key: Credential::parse("tok-fresh").unwrap().cache_key(),
             session: fresh.clone(),
             ttl: Duration::from_secs(60),
             refreshed_jwt: None,
@@ -276,7 +281,9 @@ mod tests {
         f.cache.insert(key, vouched).await;
         let fresh = f.handle(&fresh, "tok-fresh");
         let mut unvouched = session("m1", "s1");
-        unvouched.make_mut().started_at = Some(now - Duration::from_secs(1));
+        unvouched
+            .make_mut()
+            .set_started_at(Some(now - Duration::from_secs(1)));
         let unvouched = f.handle(&unvouched, "tok-old");
         assert!(
             fired(&unvouched).await,

@@ -311,7 +311,7 @@ impl JwtVerifier {
         let times = payload.times()?;
         self.check_times(&times, now)?;
         let session = payload.into_session()?;
-        if now >= session.expires_at {
+        if now >= session.expires_at() {
             return Err(JwtError::Expired);
         }
         Ok(VerifiedJwt {

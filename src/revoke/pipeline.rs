@@ -214,7 +214,7 @@ pub(super) async fn resolve(
         Ok(Some(response)) => {
             let session = &response.member_session;
             revocation.target = Target::Session(session.member_session_id.to_string());
-            revocation.expires_at = Some(session.expires_at);
+            revocation.expires_at = Some(session.expires_at());
             if applied {
                 for id in ids {
                     apply(inner, *id, revocation, false).await;

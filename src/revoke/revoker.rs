@@ -418,6 +418,7 @@ mod tests {
         let cache = &store.cache;
         for (n, s) in sessions.iter().enumerate() {
             let entry = CachedSession {
+                key: [n as u8; 32],
                 session: s.clone(),
                 ttl: Duration::from_secs(60),
                 refreshed_jwt: None,

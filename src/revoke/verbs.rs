@@ -90,7 +90,7 @@ pub(super) fn logout(
             } else {
                 Source::Logout
             },
-            expires_at: Some(session.expires_at),
+            expires_at: Some(session.expires_at()),
         }),
         Caller::Undecided => Ok(Revocation {
             target: Target::Credential(credential.clone()),

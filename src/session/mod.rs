@@ -1,8 +1,8 @@
 //! [`MemberSession`]: the authenticated Stytch member a request carries.
 
 use std::ops::Deref;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -75,10 +75,13 @@ impl<'de> Deserialize<'de> for MemberSession {
 /// Stytch's usual ids), the organization and the roles are shared by every session that has
 /// the same ones (read them with [`organization_id`](Self::organization_id),
 /// [`organization_slug`](Self::organization_slug) and [`roles`](Self::roles)), and the
-/// authentication factors are held in a compact binary form.
+/// authentication factors are held in a compact binary form; the times take 8 bytes each
+/// (read them with [`started_at`](Self::started_at), [`last_accessed_at`](Self::last_accessed_at)
+/// and [`expires_at`](Self::expires_at)) and the custom claims nothing when there are none
+/// ([`custom_claims`](Self::custom_claims)).
 ///
 /// Serializes (and deserializes) as Stytch's `member_session` object.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct MemberSessionData {
     /// The session's id (`member_session_id`; the JWT's `https://stytch.com/session`.`id`).
@@ -87,16 +90,57 @@ pub struct MemberSessionData {
     pub member_id: StytchId,
     /// The organization and the roles, shared (interned).
     membership: Arc<Membership>,
-    /// When the session started.
-    pub started_at: Option<SystemTime>,
-    /// When the session was last used.
-    pub last_accessed_at: Option<SystemTime>,
-    /// When the session (not its JWT) expires.
-    pub expires_at: SystemTime,
+    started_at: Time,
+    last_accessed_at: Time,
+    expires_at: Time,
     /// The authentication factors, as Stytch sent them (the schema grows often).
     pub authentication_factors: AuthenticationFactors,
-    /// Custom claims of the session (every non-reserved JWT claim).
-    pub custom_claims: serde_json::Map<String, serde_json::Value>,
+    /// `None` when there are none (nearly always).
+    custom_claims: Option<Box<Claims>>,
+}
+
+/// A session's custom claims.
+type Claims = serde_json::Map<String, serde_json::Value>;
+
+/// A time as nanoseconds since the Unix epoch, exactly: 8 bytes where a `SystemTime` (or an
+/// `Option` of one) takes 16. Before the epoch is the epoch; after 2554 is 2554.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Time(u64);
+
+impl Time {
+    /// Absent.
+    const NONE: Self = Self(u64::MAX);
+
+    fn new(at: SystemTime) -> Self {
+        let nanos = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        Self(u64::try_from(nanos).unwrap_or(u64::MAX).min(u64::MAX - 1))
+    }
+
+    fn of(at: Option<SystemTime>) -> Self {
+        at.map_or(Self::NONE, Self::new)
+    }
+
+    /// The time (`NONE` is the latest one).
+    fn at(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.0)
+    }
+
+    fn get(self) -> Option<SystemTime> {
+        (self != Self::NONE).then(|| self.at())
+    }
+}
+
+impl PartialEq for MemberSessionData {
+    fn eq(&self, other: &Self) -> bool {
+        self.member_session_id == other.member_session_id
+            && self.member_id == other.member_id
+            && self.membership == other.membership
+            && self.started_at == other.started_at
+            && self.last_accessed_at == other.last_accessed_at
+            && self.expires_at == other.expires_at
+            && self.authentication_factors == other.authentication_factors
+            && self.custom_claims() == other.custom_claims()
+    }
 }
 
 impl MemberSessionData {
@@ -122,7 +166,48 @@ impl MemberSessionData {
 
     /// Time left until the session expires (zero when it has).
     pub fn remaining(&self, now: SystemTime) -> Duration {
-        self.expires_at.duration_since(now).unwrap_or_default()
+        self.expires_at().duration_since(now).unwrap_or_default()
+    }
+
+    /// When the session started.
+    pub fn started_at(&self) -> Option<SystemTime> {
+        self.started_at.get()
+    }
+
+    /// When the session was last used.
+    pub fn last_accessed_at(&self) -> Option<SystemTime> {
+        self.last_accessed_at.get()
+    }
+
+    /// When the session (not its JWT) expires.
+    pub fn expires_at(&self) -> SystemTime {
+        self.expires_at.at()
+    }
+
+    /// Sets when the session started.
+    pub fn set_started_at(&mut self, at: Option<SystemTime>) {
+        self.started_at = Time::of(at);
+    }
+
+    /// Sets when the session was last used.
+    pub fn set_last_accessed_at(&mut self, at: Option<SystemTime>) {
+        self.last_accessed_at = Time::of(at);
+    }
+
+    /// Sets when the session expires.
+    pub fn set_expires_at(&mut self, at: SystemTime) {
+        self.expires_at = Time::new(at);
+    }
+
+    /// Custom claims of the session (every non-reserved JWT claim; empty when none).
+    pub fn custom_claims(&self) -> &serde_json::Map<String, serde_json::Value> {
+        static NONE: LazyLock<Claims> = LazyLock::new(Claims::new);
+        self.custom_claims.as_deref().unwrap_or(&NONE)
+    }
+
+    /// The custom claims, writable.
+    pub fn custom_claims_mut(&mut self) -> &mut serde_json::Map<String, serde_json::Value> {
+        self.custom_claims.get_or_insert_default()
     }
 
     /// Moves the session to another organization (id and slug), keeping its roles.
@@ -166,11 +251,11 @@ impl MemberSessionData {
                 organization_slug.into(),
                 roles.into_boxed_slice(),
             ),
-            started_at,
-            last_accessed_at,
-            expires_at,
+            started_at: Time::of(started_at),
+            last_accessed_at: Time::of(last_accessed_at),
+            expires_at: Time::new(expires_at),
             authentication_factors,
-            custom_claims,
+            custom_claims: (!custom_claims.is_empty()).then(|| Box::new(custom_claims)),
         }
     }
 }
@@ -184,11 +269,11 @@ impl std::fmt::Debug for MemberSessionData {
             .field("organization_id", self.organization_id())
             .field("organization_slug", &self.organization_slug())
             .field("roles", &self.roles())
-            .field("started_at", &self.started_at)
-            .field("last_accessed_at", &self.last_accessed_at)
-            .field("expires_at", &self.expires_at)
+            .field("started_at", &self.started_at())
+            .field("last_accessed_at", &self.last_accessed_at())
+            .field("expires_at", &self.expires_at())
             .field("authentication_factors", &self.authentication_factors)
-            .field("custom_claims", &self.custom_claims)
+            .field("custom_claims", self.custom_claims())
             .finish()
     }
 }
@@ -223,11 +308,11 @@ impl Serialize for MemberSessionData {
             organization_id: self.organization_id(),
             organization_slug: self.organization_slug(),
             roles: self.roles(),
-            started_at: self.started_at,
-            last_accessed_at: self.last_accessed_at,
-            expires_at: self.expires_at,
+            started_at: self.started_at(),
+            last_accessed_at: self.last_accessed_at(),
+            expires_at: self.expires_at(),
             authentication_factors: &self.authentication_factors,
-            custom_claims: &self.custom_claims,
+            custom_claims: self.custom_claims(),
         }
         .serialize(s)
     }
@@ -336,11 +421,11 @@ mod tests {
         assert_eq!(s.organization_slug(), "");
         assert!(s.has_role("editor"));
         assert_eq!(
-            humantime::format_rfc3339_seconds(s.expires_at).to_string(),
+            humantime::format_rfc3339_seconds(s.expires_at()).to_string(),
             "2023-01-10T07:41:52Z"
         );
-        assert!(s.last_accessed_at.is_some());
-        assert_eq!(s.custom_claims["claim1"], "value1");
+        assert!(s.last_accessed_at().is_some());
+        assert_eq!(s.custom_claims()["claim1"], "value1");
         assert!(s.authentication_factors.has_type("magic_link"));
         assert!(!s.authentication_factors.has_type("sso"));
         assert_eq!(

@@ -483,7 +483,7 @@ async fn get_sessions_lists_a_members_live_sessions_from_the_emulator() {
     assert!(answer.member_sessions.iter().all(|s| {
         s.member_id == member.member_id
             && *s.organization_id() == world.org
-            && s.started_at.is_some()
+            && s.started_at().is_some()
     }));
     assert!(!answer.request_id.is_empty());
 

@@ -163,7 +163,7 @@ impl Entries {
             let Some(revoked_at) = hold.revoked_at else {
                 return Check::Deny;
             };
-            match session.started_at {
+            match session.started_at() {
                 Some(started) if started + CLOCK_SKEW < revoked_at => return Check::Deny,
                 Some(started) if started > revoked_at + CLOCK_SKEW => {}
                 _ if hold.cleared.contains(&*session.member_session_id.as_str())

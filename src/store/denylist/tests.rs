@@ -12,7 +12,7 @@ fn later() -> Instant {
 
 fn started(member: &str, id: &str, at: SystemTime) -> MemberSession {
     let mut s = session(member, id);
-    s.make_mut().started_at = Some(at);
+    s.make_mut().set_started_at(Some(at));
     s
 }
 
@@ -118,7 +118,7 @@ fn confirmed_member_revocation_refuses_before_spares_after_and_asks_in_between()
     let just_after = started("m1", "s3", at + skew);
     let after = started("m1", "s4", at + skew + Duration::from_secs(1));
     let mut unknown = session("m1", "s5");
-    unknown.make_mut().started_at = None;
+    unknown.make_mut().set_started_at(None);
     assert_eq!(d.check(&before, None), Check::Deny);
     assert_eq!(d.check(&just_before, None), Check::Ask(vec![R1]));
     assert_eq!(d.check(&just_after, None), Check::Ask(vec![R1]));
