@@ -3,7 +3,8 @@
 //!
 //! The encoding is JSON's data model with Stytch's usual keys and values as one-byte codes,
 //! Stytch ids as a prefix code and 16 bytes ([`StytchId`](super::StytchId)'s), and canonical
-//! RFC 3339 timestamps as a difference in milliseconds from the previous one. Anything else
+//! RFC 3339 timestamps as a difference from the previous one (in seconds when they have no
+//! milliseconds). The top-level array is implied: its items follow each other. Anything else
 //! (an unknown key, a string of another shape, a number, a nested object) is stored as it
 //! is, so nothing a future schema adds is lost. Built straight from the JSON text (a verified
 //! JWT's claim) or from parsed values, in one pass.
@@ -12,9 +13,11 @@
 //! value: 0x00 null | 0x01 false | 0x02 true | 0x03 varint (u64) | 0x04 varint (-1 - i64)
 //!      | 0x05 f64 (8 bytes, LE) | 0x06 varint length, UTF-8 | 0x07 value* 0x0B (array)
 //!      | 0x08 (key value)* 0x7F (object) | 0x09 prefix code, 16 bytes (a Stytch id)
-//!      | 0x0A varint (zigzag(ms - previous ms) << 1 | with millis) (a timestamp)
+//!      | 0x0A varint (zigzag(delta) << 1 | with millis) (a timestamp: delta in ms from the
+//!        previous timestamp with millis, in seconds from the previous one's second without)
 //!      | 0x10..=0x7F a known value (KNOWN_VALUES)
 //! key:   0x80..=0xFF a known key (KNOWN_KEYS) | 0x00..=0x7D length, UTF-8 | 0x7E varint length, UTF-8
+//! factors: value* (the items of the top-level array)
 //! ```
 
 use std::fmt;
@@ -149,22 +152,39 @@ pub struct AuthenticationFactors(Box<[u8]>);
 impl AuthenticationFactors {
     /// The factors, parsed.
     pub fn values(&self) -> Vec<Value> {
-        match Reader::new(&self.0).value() {
-            Some(Value::Array(values)) => values,
-            _ => Vec::new(),
+        let mut reader = Reader::new(&self.0);
+        let mut values = Vec::new();
+        while reader.at < self.0.len() {
+            match reader.value() {
+                Some(value) => values.push(value),
+                // Only ever bytes this module wrote: not reached.
+                None => return Vec::new(),
+            }
         }
+        values
     }
 
     /// The factors as compact JSON text (an array; object keys in the order they came).
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(self.0.len() * 3);
-        let _ = Reader::new(&self.0).write_json(&mut out);
+        let mut out = String::with_capacity(self.0.len() * 3 + 2);
+        out.push('[');
+        let mut reader = Reader::new(&self.0);
+        while reader.at < self.0.len() {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            if reader.write_json(&mut out).is_none() {
+                // Only ever bytes this module wrote: not reached.
+                return "[]".to_owned();
+            }
+        }
+        out.push(']');
         out
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        *self.0 == [ARRAY, ARRAY_END]
+        self.0.is_empty()
     }
 
     /// Whether a factor has `"type": kind` (`"magic_link"`, `"sso"`, `"totp"`, …).
@@ -200,7 +220,7 @@ impl PartialEq for AuthenticationFactors {
 
 impl Default for AuthenticationFactors {
     fn default() -> Self {
-        Self(Box::new([ARRAY, ARRAY_END]))
+        Self(Box::default())
     }
 }
 
@@ -255,7 +275,11 @@ impl Encoder {
             self.out.extend_from_slice(&uuid);
         } else if let Some((ms, millis)) = canonical_timestamp(s) {
             self.out.push(TIMESTAMP);
-            let delta = ms.wrapping_sub(self.last_ms);
+            let delta = if millis {
+                ms.wrapping_sub(self.last_ms)
+            } else {
+                (ms / 1000).wrapping_sub(self.last_ms.div_euclid(1000))
+            };
             let zigzag = ((delta << 1) ^ (delta >> 63)) as u64;
             varint(&mut self.out, (zigzag << 1) | u64::from(millis));
             self.last_ms = ms;
@@ -326,9 +350,7 @@ impl<'de> Visitor<'de> for Top {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut encoder = Encoder::default();
-        encoder.out.push(ARRAY);
         while seq.next_element_seed(Encode(&mut encoder))?.is_some() {}
-        encoder.out.push(ARRAY_END);
         Ok(AuthenticationFactors(encoder.out.into_boxed_slice()))
     }
 }
@@ -500,7 +522,14 @@ impl<'a> Reader<'a> {
                 let n = self.varint()?;
                 let zigzag = n >> 1;
                 let delta = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
-                let ms = self.last_ms.wrapping_add(delta);
+                let ms = if n & 1 == 1 {
+                    self.last_ms.wrapping_add(delta)
+                } else {
+                    self.last_ms
+                        .div_euclid(1000)
+                        .wrapping_add(delta)
+                        .wrapping_mul(1000)
+                };
                 self.last_ms = ms;
                 let at = UNIX_EPOCH.checked_add(Duration::from_millis(u64::try_from(ms).ok()?))?;
                 Some(timestamp(at, n & 1 == 1))
@@ -677,9 +706,9 @@ mod tests {
     #[test]
     fn a_typical_factor_is_small() {
         // If this broke, a million cached sessions would take a lot more memory (see
-        // BENCHMARKS.md): Stytch's example factor is 280 bytes of JSON text, 68 here.
+        // BENCHMARKS.md): Stytch's example factor is 280 bytes of JSON text, 65 here.
         let factors = AuthenticationFactors::from(samples()[1].as_array().unwrap().clone());
-        assert!(factors.encoded_len() <= 72, "{}", factors.encoded_len());
+        assert!(factors.encoded_len() <= 65, "{}", factors.encoded_len());
         assert!(factors.has_type("magic_link"));
         assert!(!factors.has_type("sso"));
     }
