@@ -190,7 +190,7 @@ impl Authenticator {
             || !self
                 .store
                 .denylist
-                .serves(key, &entry.session, entry.stytch_checked_at)
+                .serves(key, &entry.session, entry.stytch_checked_at())
         {
             return None;
         }
@@ -254,7 +254,7 @@ impl Authenticator {
         if self
             .store
             .denylist
-            .needs_revalidation(&entry.session, entry.stytch_checked_at)
+            .needs_revalidation(&entry.session, entry.stytch_checked_at())
         {
             tracing::debug!("the member's roles changed at stytch: re-validating the session");
             entry = self.revalidate(key, credential).await?;
@@ -266,7 +266,7 @@ impl Authenticator {
         match self
             .store
             .denylist
-            .check(&entry.session, entry.stytch_checked_at)
+            .check(&entry.session, entry.stytch_checked_at())
         {
             Check::Allow => {}
             Check::Deny => {
@@ -316,7 +316,7 @@ impl Authenticator {
     /// steps up; a JWT is minted anew, with a key of its own).
     pub(crate) fn recheck_soon(&self, key: CacheKey, entry: &CachedSession) {
         let stale = entry
-            .stytch_checked_at
+            .stytch_checked_at()
             .is_some_and(|at| at.elapsed().unwrap_or_default() > RECHECK_AFTER);
         if stale && let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let store = Arc::clone(&self.store);
@@ -459,14 +459,14 @@ impl Authenticator {
                         .min(max_age_end)
                         .min(verified.session.expires_at());
                     let ttl = until.duration_since(now).unwrap_or_default();
-                    return Ok(Arc::new(CachedSession {
+                    return Ok(Arc::new(CachedSession::new(
                         key,
-                        session: verified.session,
+                        verified.session,
                         ttl,
-                        refreshed_jwt: None,
-                        request_id: None,
-                        stytch_checked_at: None,
-                    }));
+                        None,
+                        None,
+                        None,
+                    )));
                 }
                 Err(JwtError::NotYetValid) => {
                     // This host's clock may be behind Stytch's by more than the skew: Stytch
@@ -513,17 +513,17 @@ impl Authenticator {
             .unwrap_or_default()
             .min(self.max_ttl);
         tracing::debug!(request_id = %response.request_id, "session authenticated by stytch");
-        Ok(Arc::new(CachedSession {
+        Ok(Arc::new(CachedSession::new(
             key,
-            session: response.member_session,
+            response.member_session,
             ttl,
-            refreshed_jwt: if is_jwt {
+            if is_jwt {
                 response.session_jwt.map(Box::new)
             } else {
                 None
             },
-            request_id: Some(StytchId::from(response.request_id)),
-            stytch_checked_at: Some(asked_at),
-        }))
+            Some(StytchId::from(response.request_id)),
+            Some(asked_at),
+        )))
     }
 }

@@ -269,14 +269,14 @@ mod tests {
         fresh
             .make_mut()
             .set_started_at(Some(now + Duration::from_secs(1)));
-        let vouched = Arc::new(crate::store::cache::CachedSession {
-            key: Credential::parse("tok-fresh").unwrap().cache_key(),
-            session: fresh.clone(),
-            ttl: Duration::from_secs(60),
-            refreshed_jwt: None,
-            request_id: None,
-            stytch_checked_at: Some(now + Duration::from_secs(1)),
-        });
+        let vouched = Arc::new(crate::store::cache::CachedSession::new(
+            Credential::parse("tok-fresh").unwrap().cache_key(),
+            fresh.clone(),
+            Duration::from_secs(60),
+            None,
+            None,
+            Some(now + Duration::from_secs(1)),
+        ));
         let key = Credential::parse("tok-fresh").unwrap().cache_key();
         f.cache.insert(key, vouched).await;
         let fresh = f.handle(&fresh, "tok-fresh");

@@ -417,14 +417,14 @@ mod tests {
         let store = SessionStore::new(&CacheConfig::default(), Duration::from_secs(3600));
         let cache = &store.cache;
         for (n, s) in sessions.iter().enumerate() {
-            let entry = CachedSession {
-                key: [n as u8; 32],
-                session: s.clone(),
-                ttl: Duration::from_secs(60),
-                refreshed_jwt: None,
-                request_id: None,
-                stytch_checked_at: None,
-            };
+            let entry = CachedSession::new(
+                [n as u8; 32],
+                s.clone(),
+                Duration::from_secs(60),
+                None,
+                None,
+                None,
+            );
             cache.insert([n as u8; 32], Arc::new(entry)).await;
         }
         store

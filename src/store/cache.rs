@@ -6,6 +6,7 @@
 mod index;
 
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -47,28 +48,61 @@ impl Default for CacheConfig {
     }
 }
 
-/// A cached authentication result (about 100 bytes besides the session: a million are
-/// cached).
+/// A cached authentication result: 88 bytes besides the session (a million are cached).
 #[derive(Debug)]
 pub(crate) struct CachedSession {
     /// The entry's key (the indexes find entries, revocations evict keys).
     pub(crate) key: CacheKey,
     pub(crate) session: MemberSession,
-    /// How long the entry may be served from when it was created.
-    pub(crate) ttl: Duration,
     /// A JWT freshly minted by Stytch for this credential (set back in the JWT cookie).
     /// Boxed: nearly always `None`, and a `SessionJwt` is 48 bytes.
     pub(crate) refreshed_jwt: Option<Box<SessionJwt>>,
     /// Stytch's request id of the authenticate call, when there was one (logged; a
     /// `StytchId`, so no allocation for Stytch's `request-id-…-<uuid>`).
     pub(crate) request_id: Option<StytchId>,
-    /// When the authenticate call that said this session is alive was sent (`None` for a
-    /// locally verified JWT): a member-wide revocation Stytch confirmed before then did not
-    /// end it.
-    pub(crate) stytch_checked_at: Option<SystemTime>,
+    /// [`stytch_checked_at`](Self::stytch_checked_at), in nanoseconds since the epoch.
+    checked_at: Option<NonZeroU64>,
+    /// [`ttl`](Self::ttl), in milliseconds.
+    ttl_ms: u32,
 }
 
 impl CachedSession {
+    /// An entry for `key`: `session`, served for `ttl` (at most 49 days) from its creation.
+    pub(crate) fn new(
+        key: CacheKey,
+        session: MemberSession,
+        ttl: Duration,
+        refreshed_jwt: Option<Box<SessionJwt>>,
+        request_id: Option<StytchId>,
+        stytch_checked_at: Option<SystemTime>,
+    ) -> Self {
+        Self {
+            key,
+            session,
+            refreshed_jwt,
+            request_id,
+            checked_at: stytch_checked_at.and_then(|at| {
+                let nanos = at.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_nanos();
+                NonZeroU64::new(u64::try_from(nanos).unwrap_or(u64::MAX))
+            }),
+            // Rounded down: an entry never outlives what it was given.
+            ttl_ms: u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// How long the entry may be served from when it was created.
+    pub(crate) fn ttl(&self) -> Duration {
+        Duration::from_millis(u64::from(self.ttl_ms))
+    }
+
+    /// When the authenticate call that said this session is alive was sent (`None` for a
+    /// locally verified JWT): a member-wide revocation Stytch confirmed before then did not
+    /// end it.
+    pub(crate) fn stytch_checked_at(&self) -> Option<SystemTime> {
+        self.checked_at
+            .map(|nanos| SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos.get()))
+    }
+
     /// The request id as logged (empty when there was none).
     pub(crate) fn logged_request_id(&self) -> impl std::fmt::Display + '_ {
         struct Logged<'a>(Option<&'a StytchId>);
@@ -90,7 +124,7 @@ impl Expiry<CacheKey, Arc<CachedSession>> for SessionExpiry {
         value: &Arc<CachedSession>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.ttl())
     }
 
     fn expire_after_update(
@@ -101,7 +135,7 @@ impl Expiry<CacheKey, Arc<CachedSession>> for SessionExpiry {
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
         // The session's expiry could have changed: compute it again.
-        Some(value.ttl)
+        Some(value.ttl())
     }
 }
 
@@ -207,14 +241,14 @@ impl SessionCache {
     #[cfg(test)]
     pub(crate) async fn insert(&self, key: CacheKey, value: Arc<CachedSession>) {
         // The tests build entries without caring for their key: this one is `key`'s.
-        let value = Arc::new(CachedSession {
+        let value = Arc::new(CachedSession::new(
             key,
-            session: value.session.clone(),
-            ttl: value.ttl,
-            refreshed_jwt: value.refreshed_jwt.clone(),
-            request_id: value.request_id.clone(),
-            stytch_checked_at: value.stytch_checked_at,
-        });
+            value.session.clone(),
+            value.ttl(),
+            value.refreshed_jwt.clone(),
+            value.request_id.clone(),
+            value.stytch_checked_at(),
+        ));
         lock(&self.index).add(&value);
         self.entries.insert(key, value).await;
     }
@@ -314,20 +348,28 @@ pub(crate) mod tests {
     }
 
     fn entry(member: &str, id: &str, ttl: Duration) -> Arc<CachedSession> {
-        Arc::new(CachedSession {
-            key: [0; 32],
-            session: session(member, id),
+        Arc::new(CachedSession::new(
+            [0; 32],
+            session(member, id),
             ttl,
-            refreshed_jwt: None,
-            request_id: None,
-            stytch_checked_at: None,
-        })
+            None,
+            None,
+            None,
+        ))
     }
 
     fn key(n: u32) -> CacheKey {
         let mut k = [0u8; 32];
         k[..4].copy_from_slice(&n.to_be_bytes());
         k
+    }
+
+    #[test]
+    fn an_entry_and_its_session_stay_small() {
+        // If this broke, a million cached sessions would take more memory (BENCHMARKS.md):
+        // each allocation is rounded up to malloc's next 16-byte size class.
+        assert_eq!(size_of::<CachedSession>(), 88);
+        assert_eq!(size_of::<crate::session::MemberSessionData>(), 104);
     }
 
     #[tokio::test]
@@ -456,10 +498,14 @@ pub(crate) mod tests {
                     .get_or_try_insert(key(9), async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        Ok::<_, ()>(Arc::new(CachedSession {
-                            key: key(9),
-                            ..Arc::into_inner(entry("m", "s", Duration::from_secs(60))).unwrap()
-                        }))
+                        Ok::<_, ()>(Arc::new(CachedSession::new(
+                            key(9),
+                            session("m", "s"),
+                            Duration::from_secs(60),
+                            None,
+                            None,
+                            None,
+                        )))
                     })
                     .await
                     .is_ok()
@@ -554,14 +600,14 @@ mod memory {
             // As `Authenticator::remote` reads Stytch's answer and caches it.
             let answer: crate::client::AuthenticateResponse =
                 serde_json::from_slice(&authenticate_answer(n)).unwrap();
-            let entry = CachedSession {
+            let entry = CachedSession::new(
                 key,
-                session: answer.member_session,
-                ttl: Duration::from_secs(3600),
-                refreshed_jwt: None,
-                request_id: Some(StytchId::from(answer.request_id)),
-                stytch_checked_at: Some(SystemTime::now()),
-            };
+                answer.member_session,
+                Duration::from_secs(3600),
+                None,
+                Some(StytchId::from(answer.request_id)),
+                Some(SystemTime::now()),
+            );
             let inserted = cache
                 .get_or_try_insert(key, async { Ok::<_, ()>(Arc::new(entry)) })
                 .await;

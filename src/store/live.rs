@@ -268,7 +268,7 @@ impl LiveSessions {
             let mut vouched = None;
             for key in &ask.credentials {
                 if let Some(entry) = self.cache.get(key).await {
-                    vouched = vouched.max(entry.stytch_checked_at);
+                    vouched = vouched.max(entry.stytch_checked_at());
                 }
             }
             if self.denylist.check(&ask.session, vouched) != Check::Allow {

@@ -236,14 +236,14 @@ mod tests {
     use std::time::Duration;
 
     fn entry(key: u8, session: &MemberSession) -> Entry {
-        Arc::new(CachedSession {
-            key: [key; 32],
-            session: session.clone(),
-            ttl: Duration::from_secs(60),
-            refreshed_jwt: None,
-            request_id: None,
-            stytch_checked_at: None,
-        })
+        Arc::new(CachedSession::new(
+            [key; 32],
+            session.clone(),
+            Duration::from_secs(60),
+            None,
+            None,
+            None,
+        ))
     }
 
     fn id(text: &str) -> StytchId {
