@@ -146,7 +146,8 @@ const KNOWN_VALUES: [&str; 40] = [
 /// against 150–300 as JSON text and about 800 as parsed JSON maps.
 ///
 /// Serializes (and deserializes) as the JSON array. Two are equal when their factors are.
-#[derive(Clone)]
+/// The default is no factors.
+#[derive(Clone, Default)]
 pub struct AuthenticationFactors(Box<[u8]>);
 
 impl AuthenticationFactors {
@@ -215,12 +216,6 @@ impl PartialEq for AuthenticationFactors {
     fn eq(&self, other: &Self) -> bool {
         // The bytes may differ (key order) for the same factors.
         self.0 == other.0 || self.values() == other.values()
-    }
-}
-
-impl Default for AuthenticationFactors {
-    fn default() -> Self {
-        Self(Box::default())
     }
 }
 
