@@ -401,12 +401,8 @@ impl Authorizer {
         resource: &str,
         action: &str,
     ) -> Option<bool> {
-        self.cache.allows_loaded(
-            &session.organization_id().as_str(),
-            session.roles(),
-            resource,
-            action,
-        )
+        self.cache
+            .allows_loaded(session.organization_id(), session.roles(), resource, action)
     }
 
     /// The decision on a request covered by `rule`, with only what is loaded (`None`: a

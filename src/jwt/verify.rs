@@ -23,7 +23,7 @@ pub struct VerifiedJwt {
     pub session: MemberSession,
     /// The JWT's `iat`.
     pub issued_at: SystemTime,
-    /// The JWT's `exp` (not the session's expiry, which is `session.expires_at`).
+    /// The JWT's `exp` (not the session's expiry, which is `session.expires_at()`).
     pub expires_at: SystemTime,
 }
 
