@@ -461,4 +461,99 @@ mod tests {
         });
         assert!(serde_json::from_value::<MemberSession>(json).is_err());
     }
+
+    /// Stytch's `member_session` object, every field set.
+    fn full() -> serde_json::Value {
+        serde_json::json!({
+            "member_session_id": "member-session-test-fe6c042b-6286-479f-8a4f-b046a6c46509",
+            "member_id": "member-test-32fc5024-9c09-4da3-bd2e-c9ce4da9375f",
+            "organization_id": "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931",
+            "organization_slug": "acme",
+            "roles": ["stytch_member", "editor"],
+            "started_at": "2023-01-09T07:41:52Z",
+            "last_accessed_at": "2023-01-09T07:42:52Z",
+            "expires_at": "2023-01-10T07:41:52Z",
+            "authentication_factors": [{"delivery_method": "email", "type": "magic_link", "last_authenticated_at": "2023-01-09T07:41:52Z", "email_factor": {"email_address": "sandbox@stytch.com", "email_id": "email-test-81bf03a8-86e1-4d95-bd44-bb3495224953"}}],
+            "custom_claims": {"claim1": "value1"}
+        })
+    }
+
+    #[test]
+    fn a_session_writes_back_the_json_it_read() {
+        // If this broke, a session serialized by the app (or the gateway) would not say what
+        // Stytch said.
+        let json = full();
+        let s: MemberSession = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&s).unwrap(), json);
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<MemberSession>(&text).unwrap(), s);
+        // Without custom claims: written as an empty object, as before.
+        let mut bare = json.clone();
+        bare["custom_claims"] = serde_json::json!({});
+        let b: MemberSession = serde_json::from_value(bare.clone()).unwrap();
+        assert!(b.custom_claims().is_empty());
+        assert_eq!(serde_json::to_value(&b).unwrap(), bare);
+        // The ids, the organization and the roles read as Stytch sent them.
+        assert_eq!(
+            s.member_id,
+            "member-test-32fc5024-9c09-4da3-bd2e-c9ce4da9375f"
+        );
+        assert_eq!(
+            *s.organization_id(),
+            "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
+        );
+        assert_eq!(s.organization_slug(), "acme");
+        assert_eq!(s.roles(), ["stytch_member", "editor"]);
+        let debug = format!("{s:?}");
+        for part in [
+            "member-test-32fc5024",
+            "organization_slug: \"acme\"",
+            "editor",
+            "claim1",
+        ] {
+            assert!(debug.contains(part), "{debug}");
+        }
+    }
+
+    #[test]
+    fn sessions_of_one_organization_and_roles_share_them() {
+        // If this broke, a million cached sessions would each hold a copy of their
+        // organization and roles (memory), or a changed one would leak into the others.
+        let a: MemberSession = serde_json::from_value(full()).unwrap();
+        let mut other = full();
+        other["member_id"] = "member-test-00000000-9c09-4da3-bd2e-c9ce4da9375f".into();
+        let b: MemberSession = serde_json::from_value(other).unwrap();
+        assert!(Arc::ptr_eq(&a.membership, &b.membership));
+        let mut c = b.clone();
+        c.make_mut().set_roles(["stytch_admin"]);
+        assert_eq!(c.roles(), ["stytch_admin"]);
+        assert_eq!(b.roles(), ["stytch_member", "editor"]);
+        assert_eq!(c.organization_slug(), "acme");
+        c.make_mut()
+            .set_organization("organization-test-2", "other");
+        assert_eq!(*c.organization_id(), "organization-test-2");
+        assert_eq!(c.roles(), ["stytch_admin"]);
+        assert_eq!(*a.organization_id(), *b.organization_id());
+    }
+
+    #[test]
+    fn times_are_kept_to_the_nanosecond() {
+        // If this broke, a session's start would move, and a member-wide revocation could
+        // end (or spare) the wrong sessions.
+        let mut s: MemberSession = serde_json::from_value(full()).unwrap();
+        let at = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        s.make_mut().set_started_at(Some(at));
+        s.make_mut().set_expires_at(at);
+        assert_eq!(s.started_at(), Some(at));
+        assert_eq!(s.expires_at(), at);
+        s.make_mut().set_last_accessed_at(None);
+        assert_eq!(s.last_accessed_at(), None);
+        // Before the epoch is the epoch; the far future is kept as far as 2554.
+        s.make_mut()
+            .set_started_at(Some(UNIX_EPOCH - Duration::from_secs(1)));
+        assert_eq!(s.started_at(), Some(UNIX_EPOCH));
+        let far = UNIX_EPOCH + Duration::from_secs(400 * 365 * 86_400);
+        s.make_mut().set_expires_at(far);
+        assert_eq!(s.expires_at(), far);
+    }
 }
