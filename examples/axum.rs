@@ -17,8 +17,8 @@ async fn whoami(session: MemberSession) -> String {
     format!(
         "member {} of organization {} (roles: {})\n",
         session.member_id,
-        session.organization_slug,
-        session.roles.join(", ")
+        session.organization_slug(),
+        session.roles().join(", ")
     )
 }
 

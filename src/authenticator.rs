@@ -14,6 +14,7 @@ use crate::machine::MachineClient;
 #[cfg(feature = "jwt")]
 use crate::machine::MachineClientData;
 use crate::metrics;
+use crate::session::StytchId;
 use crate::store::SessionStore;
 use crate::store::cache::CachedSession;
 use crate::store::denylist::{Check, RevocationId};
@@ -185,11 +186,11 @@ impl Authenticator {
         let std::task::Poll::Ready(Some(entry)) = get.as_mut().poll(&mut cx) else {
             return None;
         };
-        if entry.session.expires_at <= SystemTime::now()
+        if entry.session.expires_at() <= SystemTime::now()
             || !self
                 .store
                 .denylist
-                .serves(key, &entry.session, entry.stytch_checked_at)
+                .serves(key, &entry.session, entry.stytch_checked_at())
         {
             return None;
         }
@@ -200,7 +201,7 @@ impl Authenticator {
             path,
             credential = credential.kind(),
             outcome = "authenticated",
-            request_id = entry.request_id.as_deref().unwrap_or(""),
+            request_id = %entry.logged_request_id(),
             member_id = %entry.session.member_id,
             "authenticated"
         );
@@ -240,7 +241,7 @@ impl Authenticator {
             }
             None => {
                 metrics::cache_lookup("miss");
-                let verify = Arc::clone(self).verify(credential.clone());
+                let verify = Arc::clone(self).verify(key, credential.clone());
                 let result = self.store.cache.get_or_try_insert(key, verify).await;
                 if let Err(err) = &result
                     && matches!(**err, AuthError::Invalid { remember: true, .. })
@@ -253,19 +254,19 @@ impl Authenticator {
         if self
             .store
             .denylist
-            .needs_revalidation(&entry.session, entry.stytch_checked_at)
+            .needs_revalidation(&entry.session, entry.stytch_checked_at())
         {
             tracing::debug!("the member's roles changed at stytch: re-validating the session");
             entry = self.revalidate(key, credential).await?;
         }
-        if entry.session.expires_at <= SystemTime::now() {
+        if entry.session.expires_at() <= SystemTime::now() {
             tracing::debug!("session expired");
             return Err(Arc::new(AuthError::invalid()));
         }
         match self
             .store
             .denylist
-            .check(&entry.session, entry.stytch_checked_at)
+            .check(&entry.session, entry.stytch_checked_at())
         {
             Check::Allow => {}
             Check::Deny => {
@@ -278,7 +279,7 @@ impl Authenticator {
             }
         }
         tracing::debug!(
-            request_id = entry.request_id.as_deref().unwrap_or(""),
+            request_id = %entry.logged_request_id(),
             member_id = %entry.session.member_id,
             "authenticated"
         );
@@ -299,7 +300,7 @@ impl Authenticator {
         let result = self
             .store
             .cache
-            .get_or_try_insert(key, async move { this.remote(credential).await })
+            .get_or_try_insert(key, async move { this.remote(key, credential).await })
             .await;
         if let Err(err) = &result
             && matches!(**err, AuthError::Invalid { remember: true, .. })
@@ -315,7 +316,7 @@ impl Authenticator {
     /// steps up; a JWT is minted anew, with a key of its own).
     pub(crate) fn recheck_soon(&self, key: CacheKey, entry: &CachedSession) {
         let stale = entry
-            .stytch_checked_at
+            .stytch_checked_at()
             .is_some_and(|at| at.elapsed().unwrap_or_default() > RECHECK_AFTER);
         if stale && let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let store = Arc::clone(&self.store);
@@ -425,8 +426,8 @@ impl Authenticator {
                 tracing::debug!("stytch says the session survived the member's revocation");
                 self.store.denylist.clear(
                     &revocations,
-                    &session.member_id,
-                    &session.member_session_id,
+                    &session.member_id.as_str(),
+                    &session.member_session_id.as_str(),
                 );
                 Ok(())
             }
@@ -443,6 +444,7 @@ impl Authenticator {
     /// Verifies a credential that is not cached: a fresh JWT locally, anything else remotely.
     async fn verify(
         self: Arc<Self>,
+        key: CacheKey,
         credential: Credential,
     ) -> Result<Arc<CachedSession>, AuthError> {
         #[cfg(feature = "jwt")]
@@ -455,21 +457,25 @@ impl Authenticator {
                     let until = verified
                         .expires_at
                         .min(max_age_end)
-                        .min(verified.session.expires_at);
+                        .min(verified.session.expires_at());
                     let ttl = until.duration_since(now).unwrap_or_default();
-                    return Ok(Arc::new(CachedSession {
-                        session: verified.session,
+                    return Ok(Arc::new(CachedSession::new(
+                        key,
+                        verified.session,
                         ttl,
-                        refreshed_jwt: None,
-                        request_id: None,
-                        stytch_checked_at: None,
-                    }));
+                        None,
+                        None,
+                        None,
+                    )));
                 }
                 Err(JwtError::NotYetValid) => {
                     // This host's clock may be behind Stytch's by more than the skew: Stytch
                     // decides, and its refusal is not remembered either.
                     tracing::debug!("session JWT not yet valid here: authenticating remotely");
-                    return self.remote(credential).await.map_err(AuthError::forgotten);
+                    return self
+                        .remote(key, credential)
+                        .await
+                        .map_err(AuthError::forgotten);
                 }
                 Err(err) if err.is_unavailable() => {
                     tracing::warn!(error = %err, "JWKS unavailable: authenticating remotely");
@@ -483,11 +489,15 @@ impl Authenticator {
                 }
             }
         }
-        self.remote(credential).await
+        self.remote(key, credential).await
     }
 
     /// `POST /v1/b2b/sessions/authenticate`.
-    async fn remote(&self, credential: Credential) -> Result<Arc<CachedSession>, AuthError> {
+    async fn remote(
+        &self,
+        key: CacheKey,
+        credential: Credential,
+    ) -> Result<Arc<CachedSession>, AuthError> {
         let is_jwt = credential.is_jwt();
         let asked_at = SystemTime::now();
         let response = self
@@ -498,17 +508,22 @@ impl Authenticator {
         let now = SystemTime::now();
         let ttl = response
             .member_session
-            .expires_at
+            .expires_at()
             .duration_since(now)
             .unwrap_or_default()
             .min(self.max_ttl);
         tracing::debug!(request_id = %response.request_id, "session authenticated by stytch");
-        Ok(Arc::new(CachedSession {
-            session: response.member_session,
+        Ok(Arc::new(CachedSession::new(
+            key,
+            response.member_session,
             ttl,
-            refreshed_jwt: if is_jwt { response.session_jwt } else { None },
-            request_id: Some(response.request_id),
-            stytch_checked_at: Some(asked_at),
-        }))
+            if is_jwt {
+                response.session_jwt.map(Box::new)
+            } else {
+                None
+            },
+            Some(StytchId::from(response.request_id)),
+            Some(asked_at),
+        )))
     }
 }

@@ -21,7 +21,7 @@
 //!     .build()?;
 //! let app: Router = Router::new()
 //!     // With feature `axum`, `MemberSession` is an extractor.
-//!     .route("/whoami", get(|s: MemberSession| async move { s.member_id.clone() }))
+//!     .route("/whoami", get(|s: MemberSession| async move { s.member_id.to_string() }))
 //!     .layer(auth);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app).await?;
@@ -40,7 +40,7 @@
 //! let svc = ServiceBuilder::new()
 //!     .layer(auth)
 //!     .service_fn(|req: http::Request<String>| async move {
-//!         let member = req.extensions().get::<MemberSession>().map(|s| s.member_id.clone());
+//!         let member = req.extensions().get::<MemberSession>().map(|s| s.member_id.to_string());
 //!         Ok::<_, Infallible>(http::Response::new(member.unwrap_or_default()))
 //!     });
 //! let res = svc

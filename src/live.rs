@@ -52,7 +52,7 @@ impl SessionLiveness {
         Self {
             revoked: live.handle(session, credential),
             live: Arc::clone(live),
-            session_id: Arc::from(session.member_session_id.as_str()),
+            session_id: Arc::from(&*session.member_session_id.as_str()),
         }
     }
 
@@ -215,9 +215,11 @@ mod tests {
         let mut f = Fixture::new();
         let now = SystemTime::now();
         let mut old = session("m1", "s1");
-        old.make_mut().started_at = Some(now - Duration::from_secs(3600));
+        old.make_mut()
+            .set_started_at(Some(now - Duration::from_secs(3600)));
         let mut new = session("m1", "s2");
-        new.make_mut().started_at = Some(now + Duration::from_secs(3600));
+        new.make_mut()
+            .set_started_at(Some(now + Duration::from_secs(3600)));
         let other = f.handle(&session("m2", "s3"), "tok-c");
         let old = f.handle(&old, "tok-a");
         let new = f.handle(&new, "tok-b");
@@ -236,11 +238,11 @@ mod tests {
         // members' WebSockets and streams open, or close another organization's.
         let mut f = Fixture::new();
         let mut a = session("m1", "s1");
-        a.make_mut().organization_id = "organization-test-a".into();
+        a.make_mut().set_organization("organization-test-a", "");
         let mut b = session("m2", "s2");
-        b.make_mut().organization_id = "organization-test-a".into();
+        b.make_mut().set_organization("organization-test-a", "");
         let mut c = session("m3", "s3");
-        c.make_mut().organization_id = "organization-test-c".into();
+        c.make_mut().set_organization("organization-test-c", "");
         let (a, b, c) = (
             f.handle(&a, "tok-a"),
             f.handle(&b, "tok-b"),
@@ -264,19 +266,24 @@ mod tests {
         let now = SystemTime::now();
         f.revoke(RevokedTarget::Member("m1".into()), Some(now));
         let mut fresh = session("m1", "s2");
-        fresh.make_mut().started_at = Some(now + Duration::from_secs(1));
-        let vouched = Arc::new(crate::store::cache::CachedSession {
-            session: fresh.clone(),
-            ttl: Duration::from_secs(60),
-            refreshed_jwt: None,
-            request_id: None,
-            stytch_checked_at: Some(now + Duration::from_secs(1)),
-        });
+        fresh
+            .make_mut()
+            .set_started_at(Some(now + Duration::from_secs(1)));
+        let vouched = Arc::new(crate::store::cache::CachedSession::new(
+            Credential::parse("tok-fresh").unwrap().cache_key(),
+            fresh.clone(),
+            Duration::from_secs(60),
+            None,
+            None,
+            Some(now + Duration::from_secs(1)),
+        ));
         let key = Credential::parse("tok-fresh").unwrap().cache_key();
         f.cache.insert(key, vouched).await;
         let fresh = f.handle(&fresh, "tok-fresh");
         let mut unvouched = session("m1", "s1");
-        unvouched.make_mut().started_at = Some(now - Duration::from_secs(1));
+        unvouched
+            .make_mut()
+            .set_started_at(Some(now - Duration::from_secs(1)));
         let unvouched = f.handle(&unvouched, "tok-old");
         assert!(
             fired(&unvouched).await,

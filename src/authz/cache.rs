@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::policy::Compiled;
 use crate::client::{OrgPolicy, StytchClient};
 use crate::metrics;
+use crate::session::StytchId;
 
 /// The hasher of the organizations' map: read on every authorized request.
 type Hasher = foldhash::fast::RandomState;
@@ -135,7 +136,7 @@ impl PolicyCache {
     /// by the project's roles needs no organization lookup: an organization's roles only add.
     pub(crate) fn allows_loaded(
         &self,
-        organization_id: &str,
+        organization_id: &StytchId,
         roles: &[String],
         resource: &str,
         action: &str,
@@ -145,7 +146,12 @@ impl PolicyCache {
         if super::policy::allows(project, None, roles, resource, action) {
             return Some(true);
         }
-        let org = &policies.organizations.get(organization_id)?.policy;
+        // Rendered only when the project's policy did not decide (the cache hit's common
+        // case does not).
+        let org = &policies
+            .organizations
+            .get(&*organization_id.as_str())?
+            .policy;
         Some(super::policy::allows(org, None, roles, resource, action))
     }
 

@@ -364,10 +364,10 @@ impl Authorizer {
             .map_err(|_| Denied::Unavailable)?;
         let org = self
             .cache
-            .organization(&session.organization_id)
+            .organization(&session.organization_id().as_str())
             .await
             .map_err(|_| Denied::Unavailable)?;
-        if policy::allows(&project, Some(&org), &session.roles, resource, action) {
+        if policy::allows(&project, Some(&org), session.roles(), resource, action) {
             Ok(())
         } else {
             Err(denied())
@@ -402,7 +402,7 @@ impl Authorizer {
         action: &str,
     ) -> Option<bool> {
         self.cache
-            .allows_loaded(&session.organization_id, &session.roles, resource, action)
+            .allows_loaded(session.organization_id(), session.roles(), resource, action)
     }
 
     /// The decision on a request covered by `rule`, with only what is loaded (`None`: a
@@ -442,7 +442,7 @@ impl Authorizer {
             && (self.cache.project().await.is_err()
                 || self
                     .cache
-                    .organization(&session.organization_id)
+                    .organization(&session.organization_id().as_str())
                     .await
                     .is_err())
         {
@@ -472,8 +472,8 @@ impl Authorizer {
 
 /// Whether `organization` (an id or a slug) is `session`'s.
 fn is_own_organization(session: &MemberSession, organization: &str) -> bool {
-    organization == session.organization_id
-        || (!session.organization_slug.is_empty() && organization == session.organization_slug)
+    *session.organization_id() == *organization
+        || (!session.organization_slug().is_empty() && organization == session.organization_slug())
 }
 
 /// What the rule's step-up settings say of the session.

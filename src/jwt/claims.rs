@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::jwt::JwtError;
-use crate::session::{AuthenticationFactors, MemberSession, MemberSessionData, rfc3339};
+use crate::session::{AuthenticationFactors, MemberSession, MemberSessionData, StytchId, rfc3339};
 
 /// Stytch's session claim.
 pub(crate) const SESSION_CLAIM: &str = "https://stytch.com/session";
@@ -136,18 +136,20 @@ impl<'a> Payload<'a> {
         let organization: OrganizationClaim = claim(self.organization)?;
         let expires_at = required(session.expires_at)?;
         let expires_at = rfc3339::parse(&expires_at).ok_or(JwtError::Malformed)?;
-        Ok(MemberSession::new(MemberSessionData {
-            member_session_id: required(session.id)?,
-            member_id,
-            organization_id: required(organization.organization_id)?,
-            organization_slug: organization.slug.unwrap_or_default(),
-            roles: session.roles.unwrap_or_default(),
-            started_at: session.started_at.as_deref().and_then(rfc3339::parse),
-            last_accessed_at: session.last_accessed_at.as_deref().and_then(rfc3339::parse),
+        let member_session_id = required(session.id)?;
+        let organization_id = required(organization.organization_id)?;
+        Ok(MemberSession::new(MemberSessionData::from_parts(
+            StytchId::from(member_session_id),
+            StytchId::from(member_id),
+            StytchId::from(organization_id),
+            organization.slug.as_deref().unwrap_or_default(),
+            session.roles.unwrap_or_default(),
+            session.started_at.as_deref().and_then(rfc3339::parse),
+            session.last_accessed_at.as_deref().and_then(rfc3339::parse),
             expires_at,
-            authentication_factors: session.authentication_factors.unwrap_or_default(),
-            custom_claims: self.custom,
-        }))
+            session.authentication_factors.unwrap_or_default(),
+            self.custom,
+        )))
     }
 }
 

@@ -23,7 +23,7 @@ pub struct VerifiedJwt {
     pub session: MemberSession,
     /// The JWT's `iat`.
     pub issued_at: SystemTime,
-    /// The JWT's `exp` (not the session's expiry, which is `session.expires_at`).
+    /// The JWT's `exp` (not the session's expiry, which is `session.expires_at()`).
     pub expires_at: SystemTime,
 }
 
@@ -311,7 +311,7 @@ impl JwtVerifier {
         let times = payload.times()?;
         self.check_times(&times, now)?;
         let session = payload.into_session()?;
-        if now >= session.expires_at {
+        if now >= session.expires_at() {
             return Err(JwtError::Expired);
         }
         Ok(VerifiedJwt {

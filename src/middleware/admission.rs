@@ -124,7 +124,7 @@ fn record(result: &Result<Admitted, Rejection>) {
         Ok(Admitted::Member(entry)) => {
             span.record("outcome", "authenticated");
             if let Some(id) = &entry.request_id {
-                span.record("request_id", id.as_str());
+                span.record("request_id", &*id.as_str());
             }
         }
         Ok(Admitted::Machine(_)) => {

@@ -209,7 +209,7 @@ fn refreshed_cookie(shared: &Shared, ctx: &Ctx, entry: &CachedSession) -> Option
     }
     shared
         .cookies
-        .set_cookie(cookie, fresh.expose_secret(), entry.session.expires_at)
+        .set_cookie(cookie, fresh.expose_secret(), entry.session.expires_at())
 }
 
 /// After the lookup: on success the member goes into the request's extensions, and the

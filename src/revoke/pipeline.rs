@@ -213,8 +213,8 @@ pub(super) async fn resolve(
     match ask_authenticate(inner, credential).await {
         Ok(Some(response)) => {
             let session = &response.member_session;
-            revocation.target = Target::Session(session.member_session_id.clone());
-            revocation.expires_at = Some(session.expires_at);
+            revocation.target = Target::Session(session.member_session_id.to_string());
+            revocation.expires_at = Some(session.expires_at());
             if applied {
                 for id in ids {
                     apply(inner, *id, revocation, false).await;

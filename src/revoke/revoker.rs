@@ -277,8 +277,7 @@ impl Revoker {
             },
             Target::Credential(_) => return Basis::Stytch,
         };
-        if self.is_outage_admin(caller) && organization.as_deref() == Some(&caller.organization_id)
-        {
+        if self.is_outage_admin(caller) && organization.as_ref() == Some(caller.organization_id()) {
             Basis::OrgAdmin
         } else {
             Basis::Stytch
@@ -409,8 +408,8 @@ mod tests {
 
     fn session(member: &str, id: &str, org: &str, roles: &[&str]) -> MemberSession {
         let mut s = crate::store::cache::tests::session(member, id);
-        s.make_mut().organization_id = org.to_owned();
-        s.make_mut().roles = roles.iter().map(|r| (*r).to_owned()).collect();
+        s.make_mut().set_organization(org, "");
+        s.make_mut().set_roles(roles.iter().copied());
         s
     }
 
@@ -418,13 +417,14 @@ mod tests {
         let store = SessionStore::new(&CacheConfig::default(), Duration::from_secs(3600));
         let cache = &store.cache;
         for (n, s) in sessions.iter().enumerate() {
-            let entry = CachedSession {
-                session: s.clone(),
-                ttl: Duration::from_secs(60),
-                refreshed_jwt: None,
-                request_id: None,
-                stytch_checked_at: None,
-            };
+            let entry = CachedSession::new(
+                [n as u8; 32],
+                s.clone(),
+                Duration::from_secs(60),
+                None,
+                None,
+                None,
+            );
             cache.insert([n as u8; 32], Arc::new(entry)).await;
         }
         store

@@ -78,9 +78,9 @@ pub(super) fn logout(
     match caller {
         Caller::Session(session) => Ok(Revocation {
             target: if everywhere {
-                Target::Member(session.member_id.clone())
+                Target::Member(session.member_id.to_string())
             } else {
-                Target::Session(session.member_session_id.clone())
+                Target::Session(session.member_session_id.to_string())
             },
             acting: Some(credential.clone()),
             acting_is_target: !everywhere,
@@ -90,7 +90,7 @@ pub(super) fn logout(
             } else {
                 Source::Logout
             },
-            expires_at: Some(session.expires_at),
+            expires_at: Some(session.expires_at()),
         }),
         Caller::Undecided => Ok(Revocation {
             target: Target::Credential(credential.clone()),
@@ -114,7 +114,7 @@ pub(super) fn admin(
     basis: Basis,
 ) -> Revocation {
     Revocation {
-        acting_is_target: target == Target::Session(caller.member_session_id.clone()),
+        acting_is_target: matches!(&target, Target::Session(id) if caller.member_session_id == *id),
         acting: Some(acting),
         target,
         basis,

@@ -1,10 +1,12 @@
 //! The local session cache: moka, keyed by SHA-256 of the credential, with per-entry expiry,
-//! a separate negative cache, and exact secondary indexes member → keys and session → keys
-//! (which also tell, for a member or session cached here, its organization).
+//! a separate negative cache, and exact secondary indexes member → entries, session →
+//! entries and organization → entries (which also tell, for a member or session cached
+//! here, its organization).
 
 mod index;
 
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,9 +15,9 @@ use moka::future::Cache;
 use moka::notification::RemovalCause;
 
 use crate::credential::{CacheKey, SessionJwt};
-use crate::session::MemberSession;
+use crate::session::{MemberSession, StytchId};
 
-use index::{Index, Keys};
+use index::{Entry, Index};
 
 /// Settings of the session cache: start from [`CacheConfig::default`] and set fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,20 +48,71 @@ impl Default for CacheConfig {
     }
 }
 
-/// A cached authentication result.
+/// A cached authentication result: 88 bytes besides the session (a million are cached).
 #[derive(Debug)]
 pub(crate) struct CachedSession {
+    /// The entry's key (the indexes find entries, revocations evict keys).
+    pub(crate) key: CacheKey,
     pub(crate) session: MemberSession,
-    /// How long the entry may be served from when it was created.
-    pub(crate) ttl: Duration,
     /// A JWT freshly minted by Stytch for this credential (set back in the JWT cookie).
-    pub(crate) refreshed_jwt: Option<SessionJwt>,
-    /// Stytch's request id of the authenticate call, when there was one.
-    pub(crate) request_id: Option<String>,
+    /// Boxed: nearly always `None`, and a `SessionJwt` is 48 bytes.
+    pub(crate) refreshed_jwt: Option<Box<SessionJwt>>,
+    /// Stytch's request id of the authenticate call, when there was one (logged; a
+    /// `StytchId`, so no allocation for Stytch's `request-id-…-<uuid>`).
+    pub(crate) request_id: Option<StytchId>,
+    /// [`stytch_checked_at`](Self::stytch_checked_at), in nanoseconds since the epoch.
+    checked_at: Option<NonZeroU64>,
+    /// [`ttl`](Self::ttl), in milliseconds.
+    ttl_ms: u32,
+}
+
+impl CachedSession {
+    /// An entry for `key`: `session`, served for `ttl` (at most 49 days) from its creation.
+    pub(crate) fn new(
+        key: CacheKey,
+        session: MemberSession,
+        ttl: Duration,
+        refreshed_jwt: Option<Box<SessionJwt>>,
+        request_id: Option<StytchId>,
+        stytch_checked_at: Option<SystemTime>,
+    ) -> Self {
+        Self {
+            key,
+            session,
+            refreshed_jwt,
+            request_id,
+            checked_at: stytch_checked_at.and_then(|at| {
+                let nanos = at.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_nanos();
+                NonZeroU64::new(u64::try_from(nanos).unwrap_or(u64::MAX))
+            }),
+            // Rounded down: an entry never outlives what it was given.
+            ttl_ms: u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// How long the entry may be served from when it was created.
+    pub(crate) fn ttl(&self) -> Duration {
+        Duration::from_millis(u64::from(self.ttl_ms))
+    }
+
     /// When the authenticate call that said this session is alive was sent (`None` for a
     /// locally verified JWT): a member-wide revocation Stytch confirmed before then did not
     /// end it.
-    pub(crate) stytch_checked_at: Option<SystemTime>,
+    pub(crate) fn stytch_checked_at(&self) -> Option<SystemTime> {
+        self.checked_at
+            .map(|nanos| SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos.get()))
+    }
+
+    /// The request id as logged (empty when there was none).
+    pub(crate) fn logged_request_id(&self) -> impl std::fmt::Display + '_ {
+        struct Logged<'a>(Option<&'a StytchId>);
+        impl std::fmt::Display for Logged<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.map_or(Ok(()), |id| std::fmt::Display::fmt(id, f))
+            }
+        }
+        Logged(self.request_id.as_ref())
+    }
 }
 
 struct SessionExpiry;
@@ -71,7 +124,7 @@ impl Expiry<CacheKey, Arc<CachedSession>> for SessionExpiry {
         value: &Arc<CachedSession>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.ttl())
     }
 
     fn expire_after_update(
@@ -82,7 +135,7 @@ impl Expiry<CacheKey, Arc<CachedSession>> for SessionExpiry {
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
         // The session's expiry could have changed: compute it again.
-        Some(value.ttl)
+        Some(value.ttl())
     }
 }
 
@@ -120,12 +173,12 @@ impl SessionCache {
             .max_capacity(config.max_capacity)
             .expire_after(SessionExpiry)
             .eviction_listener(
-                move |key: Arc<CacheKey>, value: Arc<CachedSession>, cause: RemovalCause| {
+                move |_key: Arc<CacheKey>, value: Arc<CachedSession>, cause: RemovalCause| {
+                    // The index holds this very entry (a replacement was added on its own).
+                    lock(&listener_index).remove(&value);
                     if cause == RemovalCause::Replaced {
-                        // Same key, same credential, same session: the index entry stays.
                         return;
                     }
-                    lock(&listener_index).remove(&key, &value.session);
                     let cause = match cause {
                         RemovalCause::Expired => "expired",
                         RemovalCause::Explicit => "revoked",
@@ -177,7 +230,8 @@ impl SessionCache {
         self.entries
             .try_get_with(key, async move {
                 let value = init.await?;
-                lock(index).add(key, &value.session);
+                debug_assert_eq!(value.key, key);
+                lock(index).add(&value);
                 Ok(value)
             })
             .await
@@ -186,28 +240,37 @@ impl SessionCache {
     /// Inserts an entry directly.
     #[cfg(test)]
     pub(crate) async fn insert(&self, key: CacheKey, value: Arc<CachedSession>) {
-        lock(&self.index).add(key, &value.session);
+        // The tests build entries without caring for their key: this one is `key`'s.
+        let value = Arc::new(CachedSession::new(
+            key,
+            value.session.clone(),
+            value.ttl(),
+            value.refreshed_jwt.clone(),
+            value.request_id.clone(),
+            value.stytch_checked_at(),
+        ));
+        lock(&self.index).add(&value);
         self.entries.insert(key, value).await;
     }
 
     /// The organization of a member with a cached session, as authenticated (by Stytch or by
     /// a JWT Stytch signed).
-    pub(crate) fn organization_of_member(&self, member_id: &str) -> Option<String> {
+    pub(crate) fn organization_of_member(&self, member_id: &str) -> Option<StytchId> {
         lock(&self.index)
             .by_member
-            .get_key_value(member_id)
-            .map(|(owner, _)| owner.session.organization_id.clone())
+            .first(&StytchId::new(member_id))
+            .map(|owner| owner.session.organization_id().clone())
     }
 
     /// The member and organization of a cached session, as authenticated.
-    pub(crate) fn owner_of_session(&self, member_session_id: &str) -> Option<(String, String)> {
+    pub(crate) fn owner_of_session(&self, member_session_id: &str) -> Option<(StytchId, StytchId)> {
         lock(&self.index)
             .by_session
-            .get_key_value(member_session_id)
-            .map(|(owner, _)| {
+            .first(&StytchId::new(member_session_id))
+            .map(|owner| {
                 (
                     owner.session.member_id.clone(),
-                    owner.session.organization_id.clone(),
+                    owner.session.organization_id().clone(),
                 )
             })
     }
@@ -215,22 +278,26 @@ impl SessionCache {
     /// Removes every entry of one session and returns their keys. Costs time proportional to
     /// that session's entries.
     pub(crate) async fn evict_session(&self, member_session_id: &str) -> Vec<CacheKey> {
-        let keys = lock(&self.index).by_session.remove(member_session_id);
-        self.invalidate(keys).await
+        let entries = lock(&self.index)
+            .by_session
+            .take(&StytchId::new(member_session_id));
+        self.invalidate(entries).await
     }
 
     /// Removes every entry of one member and returns their keys. Costs time proportional to
     /// that member's entries.
     pub(crate) async fn evict_member(&self, member_id: &str) -> Vec<CacheKey> {
-        let keys = lock(&self.index).by_member.remove(member_id);
-        self.invalidate(keys).await
+        let entries = lock(&self.index).by_member.take(&StytchId::new(member_id));
+        self.invalidate(entries).await
     }
 
     /// Removes every entry of one organization's members and returns their keys. Costs time
     /// proportional to that organization's entries.
     pub(crate) async fn evict_organization(&self, organization_id: &str) -> Vec<CacheKey> {
-        let keys = lock(&self.index).by_organization.remove(organization_id);
-        self.invalidate(keys).await
+        let entries = lock(&self.index)
+            .by_organization
+            .take(&StytchId::new(organization_id));
+        self.invalidate(entries).await
     }
 
     /// Removes one entry.
@@ -238,11 +305,10 @@ impl SessionCache {
         self.entries.invalidate(key).await;
     }
 
-    async fn invalidate(&self, keys: Option<Keys>) -> Vec<CacheKey> {
-        let Some(keys) = keys else {
-            return Vec::new();
-        };
-        let keys = keys.into_vec();
+    async fn invalidate(&self, entries: Vec<Entry>) -> Vec<CacheKey> {
+        let keys: Vec<CacheKey> = entries.iter().map(|e| e.key).collect();
+        // Dropped before awaiting: the cache may have evicted some meanwhile.
+        drop(entries);
         for key in &keys {
             self.entries.invalidate(key).await;
         }
@@ -263,10 +329,7 @@ impl SessionCache {
     /// Keys indexed for a member (tests and benches).
     #[cfg(test)]
     pub(crate) fn indexed_keys_of_member(&self, member_id: &str) -> usize {
-        lock(&self.index)
-            .by_member
-            .get(member_id)
-            .map_or(0, Keys::len)
+        lock(&self.index).by_member.count(&StytchId::new(member_id))
     }
 }
 
@@ -285,19 +348,28 @@ pub(crate) mod tests {
     }
 
     fn entry(member: &str, id: &str, ttl: Duration) -> Arc<CachedSession> {
-        Arc::new(CachedSession {
-            session: session(member, id),
+        Arc::new(CachedSession::new(
+            [0; 32],
+            session(member, id),
             ttl,
-            refreshed_jwt: None,
-            request_id: None,
-            stytch_checked_at: None,
-        })
+            None,
+            None,
+            None,
+        ))
     }
 
     fn key(n: u32) -> CacheKey {
         let mut k = [0u8; 32];
         k[..4].copy_from_slice(&n.to_be_bytes());
         k
+    }
+
+    #[test]
+    fn an_entry_and_its_session_stay_small() {
+        // If this broke, a million cached sessions would take more memory (BENCHMARKS.md):
+        // each allocation is rounded up to malloc's next 16-byte size class.
+        assert_eq!(size_of::<CachedSession>(), 88);
+        assert_eq!(size_of::<crate::session::MemberSessionData>(), 104);
     }
 
     #[tokio::test]
@@ -328,7 +400,7 @@ pub(crate) mod tests {
             .unwrap()
             .session
             .make_mut()
-            .organization_id = "organization-test-2".into();
+            .set_organization("organization-test-2", "");
         cache.insert(key(1), entry("m1", "s1", hour)).await;
         cache.insert(key(2), entry("m2", "s2", hour)).await;
         cache.insert(key(3), other).await;
@@ -355,12 +427,12 @@ pub(crate) mod tests {
         let hour = Duration::from_secs(3600);
         cache.insert(key(1), entry("m1", "s1", hour)).await;
         assert_eq!(
-            cache.organization_of_member("m1").as_deref(),
-            Some("organization-test-1")
+            cache.organization_of_member("m1"),
+            Some("organization-test-1".into())
         );
         assert_eq!(
             cache.owner_of_session("s1"),
-            Some(("m1".to_owned(), "organization-test-1".to_owned()))
+            Some(("m1".into(), "organization-test-1".into()))
         );
         assert_eq!(cache.organization_of_member("m2"), None);
         assert_eq!(cache.owner_of_session("s2"), None);
@@ -426,7 +498,14 @@ pub(crate) mod tests {
                     .get_or_try_insert(key(9), async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        Ok::<_, ()>(entry("m", "s", Duration::from_secs(60)))
+                        Ok::<_, ()>(Arc::new(CachedSession::new(
+                            key(9),
+                            session("m", "s"),
+                            Duration::from_secs(60),
+                            None,
+                            None,
+                            None,
+                        )))
                     })
                     .await
                     .is_ok()
@@ -458,17 +537,46 @@ mod memory {
         kb * 1024
     }
 
-    /// A session as Stytch's authenticate describes it, Stytch-sized ids, no custom claims.
-    fn session(n: u64) -> MemberSession {
-        serde_json::from_value(serde_json::json!({
-            "member_session_id": format!("member-session-test-{n:08x}-6286-479f-8a4f-b046a6c46509"),
-            "member_id": format!("member-test-{n:08x}-9c09-4da3-bd2e-c9ce4da9375f"),
-            "organization_id": format!("organization-test-{:08x}-ac8b-4cdb-9c15-63b17e653931", n % 1000),
-            "roles": ["stytch_member"],
-            "started_at": "2026-01-09T07:41:52Z",
-            "last_accessed_at": "2026-01-09T07:41:52Z",
-            "expires_at": "2099-01-10T07:41:52Z",
-            "authentication_factors": [{"delivery_method": "email", "type": "magic_link", "last_authenticated_at": "2026-01-09T07:41:52Z"}],
+    /// Stytch's answer to a session authenticate, as bytes off the wire: Stytch's ids, 1,000
+    /// organizations (with a slug), one role, one authentication factor as Stytch sends it
+    /// (an email magic link: its timestamps, its email factor with the member's own address
+    /// and email id), no custom claims, a request id.
+    fn authenticate_answer(n: u64) -> Vec<u8> {
+        let org = n % 1000;
+        let at = |secs: u64| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + Duration::from_secs(1_767_000_000 + secs),
+            )
+            .to_string()
+        };
+        serde_json::to_vec(&serde_json::json!({
+            "status_code": 200,
+            "request_id": format!("request-id-test-{n:08x}-89ce-45d5-8fd5-4b1a1a1a1a1a"),
+            "member_session": {
+                "member_session_id": format!("member-session-test-{n:08x}-6286-479f-8a4f-b046a6c46509"),
+                "member_id": format!("member-test-{n:08x}-9c09-4da3-bd2e-c9ce4da9375f"),
+                "organization_id": format!("organization-test-{org:08x}-ac8b-4cdb-9c15-63b17e653931"),
+                "organization_slug": format!("organization-{org}"),
+                "roles": ["stytch_member"],
+                "started_at": at(n),
+                "last_accessed_at": at(n + 60),
+                "expires_at": "2099-01-10T07:41:52Z",
+                "authentication_factors": [{
+                    "type": "magic_link",
+                    "delivery_method": "email",
+                    "last_authenticated_at": at(n),
+                    "created_at": at(n),
+                    "updated_at": at(n),
+                    "email_factor": {
+                        "email_id": format!("email-test-{n:08x}-86e1-4d95-bd44-bb3495224953"),
+                        "email_address": format!("member{n}@company{org}.com")
+                    }
+                }]
+            },
+            "session_token": "mZAYn5aLEqKUlZ_Ad9U_fWr38GaAQ1oFAhT8ds245v7Q",
+            "session_jwt": "",
+            "member": {},
+            "organization": {}
         }))
         .unwrap()
     }
@@ -489,16 +597,21 @@ mod memory {
             let key = crate::credential::Credential::parse(&format!("token-{n:040}"))
                 .unwrap()
                 .cache_key();
-            let entry = CachedSession {
-                session: session(n),
-                ttl: Duration::from_secs(3600),
-                refreshed_jwt: None,
-                request_id: Some(format!(
-                    "request-id-test-{n:08x}-89ce-45d5-8fd5-4b1a1a1a1a1a"
-                )),
-                stytch_checked_at: Some(SystemTime::now()),
-            };
-            cache.insert(key, Arc::new(entry)).await;
+            // As `Authenticator::remote` reads Stytch's answer and caches it.
+            let answer: crate::client::AuthenticateResponse =
+                serde_json::from_slice(&authenticate_answer(n)).unwrap();
+            let entry = CachedSession::new(
+                key,
+                answer.member_session,
+                Duration::from_secs(3600),
+                None,
+                Some(StytchId::from(answer.request_id)),
+                Some(SystemTime::now()),
+            );
+            let inserted = cache
+                .get_or_try_insert(key, async { Ok::<_, ()>(Arc::new(entry)) })
+                .await;
+            assert!(inserted.is_ok());
         }
         cache.run_pending_tasks().await;
         let after = rss();

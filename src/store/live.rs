@@ -60,9 +60,9 @@ struct Slot {
 impl Slot {
     fn keys(&self) -> impl Iterator<Item = Key> + '_ {
         [
-            Key::Session(self.session.member_session_id.clone()),
-            Key::Member(self.session.member_id.clone()),
-            Key::Organization(self.session.organization_id.clone()),
+            Key::Session(self.session.member_session_id.to_string()),
+            Key::Member(self.session.member_id.to_string()),
+            Key::Organization(self.session.organization_id().to_string()),
         ]
         .into_iter()
         .chain(self.credentials.iter().map(|k| Key::Credential(*k)))
@@ -180,6 +180,7 @@ impl LiveSessions {
             tokio::spawn(follow(Arc::downgrade(self), self.events.subscribe()));
         }
         let id = session.member_session_id.as_str();
+        let id: &str = &id;
         let key = credential.cache_key();
         let slot = slots.slots.entry(id.to_owned()).or_insert_with(|| Slot {
             session: session.clone(),
@@ -267,7 +268,7 @@ impl LiveSessions {
             let mut vouched = None;
             for key in &ask.credentials {
                 if let Some(entry) = self.cache.get(key).await {
-                    vouched = vouched.max(entry.stytch_checked_at);
+                    vouched = vouched.max(entry.stytch_checked_at());
                 }
             }
             if self.denylist.check(&ask.session, vouched) != Check::Allow {

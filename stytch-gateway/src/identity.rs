@@ -77,11 +77,17 @@ pub(crate) fn strip_identity_headers(headers: &mut HeaderMap) {
 /// A value that is not a valid header value (Stytch ids are ASCII, so this does not happen
 /// with real sessions) is left out rather than sent mangled.
 pub(crate) fn insert_identity_headers(headers: &mut HeaderMap, session: &MemberSession) {
-    let roles = session.roles.join(",");
+    let roles = session.roles().join(",");
+    // Stytch's ids are rendered on the stack (no allocation).
+    let (member_id, organization_id, member_session_id) = (
+        session.member_id.as_str(),
+        session.organization_id().as_str(),
+        session.member_session_id.as_str(),
+    );
     let values = [
-        (MEMBER_ID, session.member_id.as_str()),
-        (ORGANIZATION_ID, session.organization_id.as_str()),
-        (MEMBER_SESSION_ID, session.member_session_id.as_str()),
+        (MEMBER_ID, &*member_id),
+        (ORGANIZATION_ID, &*organization_id),
+        (MEMBER_SESSION_ID, &*member_session_id),
         (ROLES, roles.as_str()),
     ];
     for (name, value) in values {

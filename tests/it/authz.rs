@@ -30,7 +30,7 @@ fn counting() -> (Router, Arc<AtomicUsize>) {
     let counted = Arc::clone(&calls);
     let router = Router::new().fallback(move |session: Option<MemberSession>| {
         counted.fetch_add(1, Ordering::SeqCst);
-        async move { session.map_or_else(|| "anonymous".to_owned(), |s| s.member_id.clone()) }
+        async move { session.map_or_else(|| "anonymous".to_owned(), |s| s.member_id.to_string()) }
     });
     (router, calls)
 }

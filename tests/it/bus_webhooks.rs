@@ -35,7 +35,7 @@ async fn webhook_instance(w: &World, redis: &RedisServer) -> Served {
     assert!(handle.caught_up(), "the bus did not catch up at startup");
     let router = app().route(
         "/roles",
-        get(|s: MemberSession| async move { s.roles.join(",") }),
+        get(|s: MemberSession| async move { s.roles().join(",") }),
     );
     serve(layer, router).await
 }

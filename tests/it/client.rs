@@ -185,7 +185,7 @@ async fn authenticate_wire_form_and_lenient_response() {
         });
     let res = client.authenticate(&req).await.unwrap();
     assert_eq!(res.request_id, "request-id-test-2");
-    assert_eq!(res.member_session.organization_slug, "acme");
+    assert_eq!(res.member_session.organization_slug(), "acme");
     assert_eq!(res.session_jwt.as_ref().unwrap().expose_secret(), JWT);
     assert!(res.verdict.unwrap().authorized);
     assert_eq!(res.member["brand_new_field"], true);
@@ -468,10 +468,10 @@ async fn get_sessions_lists_a_members_live_sessions_from_the_emulator() {
         .unwrap();
     // Both live sessions, in the emulator's order (started_at, then id: two sessions started
     // within one second come in id order), so compared as a set.
-    let mut ids: Vec<&str> = answer
+    let mut ids: Vec<String> = answer
         .member_sessions
         .iter()
-        .map(|s| s.member_session_id.as_str())
+        .map(|s| s.member_session_id.to_string())
         .collect();
     ids.sort_unstable();
     let mut want = [
@@ -481,7 +481,9 @@ async fn get_sessions_lists_a_members_live_sessions_from_the_emulator() {
     want.sort_unstable();
     assert_eq!(ids, want);
     assert!(answer.member_sessions.iter().all(|s| {
-        s.member_id == member.member_id && s.organization_id == world.org && s.started_at.is_some()
+        s.member_id == member.member_id
+            && *s.organization_id() == world.org
+            && s.started_at().is_some()
     }));
     assert!(!answer.request_id.is_empty());
 

@@ -74,7 +74,7 @@ async fn ten_thousand_concurrent_requests_with_one_cold_token_make_one_stytch_ca
             let member = req
                 .extensions()
                 .get::<tower_stytch::MemberSession>()
-                .map(|s| s.member_id.clone());
+                .map(|s| s.member_id.to_string());
             Ok::<_, std::convert::Infallible>(http::Response::new(member.unwrap_or_default()))
         }));
     let auth = crate::support::bearer(w.member.session_token.expose_secret());

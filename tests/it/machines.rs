@@ -42,7 +42,7 @@ pub(crate) fn app() -> Router {
         )
         .route(
             "/whoami",
-            get(|s: MemberSession| async move { s.member_id.clone() }),
+            get(|s: MemberSession| async move { s.member_id.to_string() }),
         )
 }
 

@@ -114,12 +114,12 @@ pub fn app() -> Router {
     Router::new()
         .route(
             "/whoami",
-            get(|session: MemberSession| async move { session.member_id.clone() }),
+            get(|session: MemberSession| async move { session.member_id.to_string() }),
         )
         .route(
             "/optional",
             get(|session: Option<MemberSession>| async move {
-                session.map_or_else(|| "anonymous".to_owned(), |s| s.member_id.clone())
+                session.map_or_else(|| "anonymous".to_owned(), |s| s.member_id.to_string())
             }),
         )
         .route("/public/{*rest}", any(|| async { "public" }))

@@ -33,7 +33,7 @@ async fn world() -> (World, Served) {
     let layer = world.builder().webhook(PATH, secrets).build().unwrap();
     let router: Router = app().route(
         "/roles",
-        get(|s: MemberSession| async move { s.roles.join(",") }),
+        get(|s: MemberSession| async move { s.roles().join(",") }),
     );
     let served = serve(layer, router).await;
     let endpoint = WebhookEndpoint::new(served.url(PATH)).unwrap();

@@ -162,21 +162,23 @@ fn old_member_session(mut claims: Map<String, Value>) -> Result<MemberSession, J
     let expires_at = rfc3339::parse(&expires_at).ok_or(JwtError::Malformed)?;
     claims
         .retain(|name, _| !REGISTERED.contains(&name.as_str()) && !name.starts_with(STYTCH_PREFIX));
-    Ok(MemberSession::new(MemberSessionData {
-        member_session_id: required(session.id)?,
-        member_id,
-        organization_id: required(organization.organization_id)?,
-        organization_slug: organization.slug.unwrap_or_default(),
-        roles: session.roles.unwrap_or_default(),
-        started_at: session.started_at.as_deref().and_then(rfc3339::parse),
-        last_accessed_at: session.last_accessed_at.as_deref().and_then(rfc3339::parse),
+    let member_session_id = required(session.id)?;
+    let organization_id = required(organization.organization_id)?;
+    Ok(MemberSession::new(MemberSessionData::from_parts(
+        member_session_id.into(),
+        member_id.into(),
+        organization_id.into(),
+        organization.slug.as_deref().unwrap_or_default(),
+        session.roles.unwrap_or_default(),
+        session.started_at.as_deref().and_then(rfc3339::parse),
+        session.last_accessed_at.as_deref().and_then(rfc3339::parse),
         expires_at,
-        authentication_factors: session
+        session
             .authentication_factors
             .map(Into::into)
             .unwrap_or_default(),
-        custom_claims: claims,
-    }))
+        claims,
+    )))
 }
 
 fn claims() -> Value {

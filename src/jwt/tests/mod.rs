@@ -180,21 +180,21 @@ async fn claims_map_to_member_session() {
         "session-test-e26a0ccb-0dc0-4edb-a4bb-e70210f43555"
     );
     assert_eq!(
-        s.organization_id,
+        *s.organization_id(),
         "organization-test-bd49f916-180c-46fe-9535-d9acd5e30519"
     );
-    assert_eq!(s.organization_slug, "acme");
-    assert_eq!(s.roles, ["stytch_member", "editor"]);
+    assert_eq!(s.organization_slug(), "acme");
+    assert_eq!(s.roles(), ["stytch_member", "editor"]);
     let rfc = |t| humantime::format_rfc3339_seconds(t).to_string();
-    assert_eq!(rfc(s.expires_at), "2023-11-15T22:13:20Z");
-    assert_eq!(rfc(s.started_at.unwrap()), "2023-11-14T22:13:20Z");
-    assert_eq!(rfc(s.last_accessed_at.unwrap()), "2023-11-14T22:13:20Z");
+    assert_eq!(rfc(s.expires_at()), "2023-11-15T22:13:20Z");
+    assert_eq!(rfc(s.started_at().unwrap()), "2023-11-14T22:13:20Z");
+    assert_eq!(rfc(s.last_accessed_at().unwrap()), "2023-11-14T22:13:20Z");
     assert_eq!(s.authentication_factors.values().len(), 1);
     assert_eq!(s.authentication_factors.values()[0]["type"], "magic_link");
-    let mut custom: Vec<_> = s.custom_claims.keys().cloned().collect();
+    let mut custom: Vec<_> = s.custom_claims().keys().cloned().collect();
     custom.sort();
     assert_eq!(custom, ["my_custom_claim", "tier"]);
-    assert_eq!(s.custom_claims["tier"]["plan"], "gold");
+    assert_eq!(s.custom_claims()["tier"]["plan"], "gold");
 }
 
 #[tokio::test]

@@ -118,10 +118,10 @@ impl Entries {
         stytch_checked_at: Option<SystemTime>,
         now: Instant,
     ) -> bool {
-        let Some(marks) = self.marks.get(&session.member_id) else {
+        let Some(marks) = self.marks.get(&*session.member_id.as_str()) else {
             return false;
         };
-        let mut roles: Vec<&str> = session.roles.iter().map(String::as_str).collect();
+        let mut roles: Vec<&str> = session.roles().iter().map(String::as_str).collect();
         roles.sort_unstable();
         roles.dedup();
         // Any mark asking is enough: a needless re-validation costs a Stytch call, a missed
@@ -145,23 +145,28 @@ impl Entries {
     ) -> Check {
         let held =
             |holds: Option<&Vec<Hold>>| holds.is_some_and(|h| h.iter().any(|h| h.until > now));
-        if held(self.sessions.get(&session.member_session_id))
-            || held(self.organizations.get(&session.organization_id))
+        if held(self.sessions.get(&*session.member_session_id.as_str()))
+            || held(self.organizations.get(&*session.organization_id().as_str()))
         {
             return Check::Deny;
         }
         let mut ask = Vec::new();
-        for hold in self.members.get(&session.member_id).into_iter().flatten() {
+        for hold in self
+            .members
+            .get(&*session.member_id.as_str())
+            .into_iter()
+            .flatten()
+        {
             if hold.until <= now {
                 continue;
             }
             let Some(revoked_at) = hold.revoked_at else {
                 return Check::Deny;
             };
-            match session.started_at {
+            match session.started_at() {
                 Some(started) if started + CLOCK_SKEW < revoked_at => return Check::Deny,
                 Some(started) if started > revoked_at + CLOCK_SKEW => {}
-                _ if hold.cleared.contains(&session.member_session_id)
+                _ if hold.cleared.contains(&*session.member_session_id.as_str())
                     || stytch_checked_at.is_some_and(|at| at >= revoked_at) => {}
                 _ => ask.push(hold.id),
             }

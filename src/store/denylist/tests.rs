@@ -12,7 +12,7 @@ fn later() -> Instant {
 
 fn started(member: &str, id: &str, at: SystemTime) -> MemberSession {
     let mut s = session(member, id);
-    s.make_mut().started_at = Some(at);
+    s.make_mut().set_started_at(Some(at));
     s
 }
 
@@ -118,7 +118,7 @@ fn confirmed_member_revocation_refuses_before_spares_after_and_asks_in_between()
     let just_after = started("m1", "s3", at + skew);
     let after = started("m1", "s4", at + skew + Duration::from_secs(1));
     let mut unknown = session("m1", "s5");
-    unknown.make_mut().started_at = None;
+    unknown.make_mut().set_started_at(None);
     assert_eq!(d.check(&before, None), Check::Deny);
     assert_eq!(d.check(&just_before, None), Check::Ask(vec![R1]));
     assert_eq!(d.check(&just_after, None), Check::Ask(vec![R1]));
@@ -227,7 +227,7 @@ fn organization_hold_refuses_its_members_only_until_undone() {
     // here (or members of other organizations would be refused).
     let d = Denylist::default();
     let mut other = session("m2", "s2");
-    other.make_mut().organization_id = "organization-test-2".to_owned();
+    other.make_mut().set_organization("organization-test-2", "");
     d.hold_organization(R1, "organization-test-1", later());
     assert_eq!(d.check(&session("m1", "s1"), None), Check::Deny);
     assert_eq!(d.check(&other, None), Check::Allow);
@@ -243,9 +243,13 @@ fn role_mark_revalidates_differing_sessions_not_vouched_for_since() {
     let d = Denylist::default();
     let noted = SystemTime::now();
     let mut admin = session("m1", "s1");
-    admin.make_mut().roles = vec!["stytch_member".to_owned(), "stytch_admin".to_owned()];
+    admin
+        .make_mut()
+        .set_roles(vec!["stytch_member".to_owned(), "stytch_admin".to_owned()]);
     let mut demoted = session("m1", "s2");
-    demoted.make_mut().roles = vec!["stytch_member".to_owned()];
+    demoted
+        .make_mut()
+        .set_roles(vec!["stytch_member".to_owned()]);
     assert!(!d.needs_revalidation(&admin, None));
     assert!(d.mark_roles(
         "m1",
@@ -284,7 +288,7 @@ fn a_peers_role_mark_never_hides_one_received_here() {
     let d = Denylist::default();
     let noted = SystemTime::now();
     let mut admin = session("m1", "s1");
-    admin.make_mut().roles = vec!["stytch_admin".to_owned()];
+    admin.make_mut().set_roles(vec!["stytch_admin".to_owned()]);
     let future = noted + Duration::from_secs(86_400);
     let old_roles = || vec!["stytch_admin".to_owned()];
     assert!(d.mark_roles("m1", MarkSource::Peer, future, noted, old_roles(), later()));

@@ -274,9 +274,9 @@ impl DemoApp {
             .map(|s| {
                 serde_json::json!({
                     "member_session_id": s.member_session_id,
-                    "started_at": rfc3339(s.started_at),
-                    "last_accessed_at": rfc3339(s.last_accessed_at),
-                    "expires_at": rfc3339(Some(s.expires_at)),
+                    "started_at": rfc3339(s.started_at()),
+                    "last_accessed_at": rfc3339(s.last_accessed_at()),
+                    "expires_at": rfc3339(Some(s.expires_at())),
                     "current": s.member_session_id == identity.member_session_id,
                 })
             })
