@@ -133,9 +133,13 @@ wait_http() { # url [expected status]
 "$BIN" emulator --listen "127.0.0.1:$EMU_PORT" --project-id "$PROJECT_ID" --secret "$SECRET" \
     >"$TMP/emulator.out" 2>"$TMP/emulator.err" &
 PIDS+=($!)
-RUST_LOG=warn "$BIN" upstream --listen "127.0.0.1:$UP_PORT" >"$TMP/upstream.out" 2>&1 &
+# nginx, Caddy and the gateways each keep a pool of idle upstream connections: the upstream's
+# cap (400 by default, as the gateway's) would close the newest of them.
+RUST_LOG=warn "$BIN" upstream --listen "127.0.0.1:$UP_PORT" --max-connections 4096 \
+    >"$TMP/upstream.out" 2>&1 &
 PIDS+=($!)
-RUST_LOG=warn "$BIN" upstream --no-content --listen "127.0.0.1:$NOOP_PORT" >"$TMP/noop.out" 2>&1 &
+RUST_LOG=warn "$BIN" upstream --no-content --listen "127.0.0.1:$NOOP_PORT" --max-connections 4096 \
+    >"$TMP/noop.out" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$UP_PORT/"
 wait_http "http://127.0.0.1:$NOOP_PORT/" 204
@@ -225,6 +229,7 @@ declare -A WARM
 for name in "${CONFIGS[@]}"; do
     [[ $name == paced-* ]] && continue
     read -r WARM[$name] _ _ <<<"$(measure "$name" "$WARMUP")"
+    [[ -n ${WARM[$name]} ]] || exit 1  # measure said why
 done
 if [[ -z ${PACED_RATE:-} ]]; then
     lower=$(printf '%s\n' "${WARM[nginx-proxy_pass]}" "${WARM[gateway]}" | sort -g | head -1)
@@ -236,6 +241,7 @@ for round in $(seq 1 "$REPS"); do
     for name in "${CONFIGS[@]}"; do
         [[ $name == gateway-10k-sessions ]] && fresh_sessions
         read -r rps p50 p99 <<<"$(measure "$name" "$DURATION")"
+        [[ -n $rps ]] || exit 1  # measure said why
         RPS[$name]+="$rps "
         P50[$name]+="$p50 "
         P99[$name]+="$p99 "
