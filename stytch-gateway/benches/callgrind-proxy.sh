@@ -13,7 +13,10 @@
 # The gateway runs with `--access-log off` (as nginx runs with `access_log off` in the load
 # script); GATEWAY_ARGS replaces those extra `serve` flags. DUMP=FILE keeps callgrind's raw
 # output (for `callgrind_annotate --inclusive=yes FILE`).
-# Environment: N (3000), WARM (500), BASE_PORT (19500), OUT, GATEWAY_ARGS, DUMP.
+# REQ_PATH (default /whoami) is the path requested: with GATEWAY_ARGS="--access-log off
+# --auth-only-path /_auth" and REQ_PATH=/_auth it profiles the auth-only endpoint (nginx
+# auth_request's, Caddy forward_auth's).
+# Environment: N (3000), WARM (500), BASE_PORT (19500), OUT, GATEWAY_ARGS, DUMP, REQ_PATH.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=common.sh
@@ -42,12 +45,12 @@ STYTCH_PROJECT_ID=$PROJECT_ID STYTCH_SECRET=$SECRET STYTCH_BASE_URL="http://127.
 PIDS+=($!)
 wait_port "$((P + 2))" healthz
 requests() {
-    python3 - "$((P + 2))" "$1" "$TOKEN" <<'PY'
+    python3 - "$((P + 2))" "$1" "$TOKEN" "${REQ_PATH:-/whoami}" <<'PY'
 import http.client, sys
-port, n, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+port, n, token, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 c = http.client.HTTPConnection("127.0.0.1", port)
 for _ in range(n):
-    c.request("GET", "/whoami", headers={"Authorization": "Bearer " + token})
+    c.request("GET", path, headers={"Authorization": "Bearer " + token})
     r = c.getresponse()
     r.read()
     assert r.status == 200, r.status
