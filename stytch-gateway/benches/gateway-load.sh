@@ -11,7 +11,8 @@
 #   caddy-forward_auth-noop     wrk -> Caddy forward_auth -> no-op 204 server, then reverse_proxy
 #   caddy-forward_auth-ours     wrk -> Caddy forward_auth -> the gateway's auth-only endpoint,
 #                                      then reverse_proxy
-#   gateway-1-session           the gateway, wrk's Lua sending one session's credential
+#   gateway-1-session           the gateway, wrk's Lua sending one session's opaque token and
+#                                      a JWT of it in turn (half and half, as below)
 #   gateway-10k-sessions        the gateway, wrk's Lua sending 10,000 sessions' credentials in
 #                                      turn (half opaque tokens, half JWTs; all cached first)
 #   paced-nginx-proxy_pass      nginx proxy_pass at a fixed offered load (PACED_RATE), for p99
@@ -25,7 +26,7 @@
 # configuration), checks every configuration answers 200 to the load request, then runs REPS
 # rounds of `wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency` over the configurations in
 # the order above (A/B/C/..., A/B/C/..., ...) after one WARMUP run of each. Before each
-# round's 10k-sessions run, the JWTs are minted again (they live 5 minutes) and every
+# round's one- and 10k-sessions runs, the JWTs are minted again (they live 5 minutes) and every
 # credential is sent once (the cache keeps an opaque token's answer 60 s). The paced runs
 # use `wrk -c$PACED_CONNECTIONS` with each connection waiting PACED_DELAY_MS after each
 # response (paced.lua): a closed loop at about PACED_RATE requests/s, below both saturation
@@ -153,7 +154,9 @@ field() { sed -E "s/.*\"$1\" *: *\"([^\"]+)\".*/\\1/"; }
 ORG=$(control organizations '{"organization_name":"Load","organization_slug":"load"}' | field organization_id)
 MEMBER=$(control members "{\"organization_id\":\"$ORG\",\"email_address\":\"load@load.test\",\"roles\":[]}" | field member_id)
 TOKEN=$(control sessions "{\"member_id\":\"$MEMBER\"}" | field session_token)
-echo "$TOKEN" >"$TMP/one-token"
+# The one-session run sends that session's opaque token and a JWT of it in turn, as the
+# 10k run sends half tokens, half JWTs: the two runs differ only in how many sessions.
+printf '%s\n%s\n' "$TOKEN" "$TOKEN" >"$TMP/one-session"
 echo "creating $SESSIONS sessions" >&2
 python3 "$BENCHES/sessions.py" create "http://127.0.0.1:$EMU_PORT" "$PROJECT_ID" "$SECRET" "$ORG" \
     "$SESSIONS" "$TMP/sessions"
@@ -239,7 +242,7 @@ PACED_CONNECTIONS=$(( (PACED_RATE * PACED_DELAY_MS + 999) / 1000 ))
 echo "paced runs: $PACED_CONNECTIONS connections, ${PACED_DELAY_MS} ms between a connection's requests (~$PACED_RATE requests/s)" >&2
 for round in $(seq 1 "$REPS"); do
     for name in "${CONFIGS[@]}"; do
-        [[ $name == gateway-10k-sessions ]] && fresh_sessions
+        [[ $name == gateway-1-session ]] && fresh_sessions
         read -r rps p50 p99 <<<"$(measure "$name" "$DURATION")"
         [[ -n $rps ]] || exit 1  # measure said why
         RPS[$name]+="$rps "

@@ -13,11 +13,15 @@ median() { # numbers... -> their median
         if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# The 10k run's credentials: JWTs minted now, then every credential sent once (cached).
+# The one- and 10k-session runs' credentials: JWTs minted now, then every credential sent
+# once (cached).
 fresh_sessions() {
     python3 "$BENCHES/sessions.py" tokens "http://127.0.0.1:$EMU_PORT" "$PROJECT_ID" "$SECRET" \
         "$TMP/sessions" "$TMP/many-tokens"
+    python3 "$BENCHES/sessions.py" tokens "http://127.0.0.1:$EMU_PORT" "$PROJECT_ID" "$SECRET" \
+        "$TMP/one-session" "$TMP/one-token"
     python3 "$BENCHES/sessions.py" prime "http://127.0.0.1:$GW_PORT" "$TMP/many-tokens"
+    python3 "$BENCHES/sessions.py" prime "http://127.0.0.1:$GW_PORT" "$TMP/one-token"
 }
 
 declare -A RPS P50 P99  # name -> space-separated values, one per round

@@ -1,6 +1,6 @@
 -- wrk: GET /whoami with each credential of the file TOKENS in turn (one per line), each wrk
--- thread starting at its own offset. Used with a file of one credential too, so the one-
--- and many-session runs cost wrk the same.
+-- thread starting at its own offset. Used with one session's two credentials (its opaque
+-- token and a JWT) too, so the one- and many-session runs cost wrk the same.
 local tokens = {}
 local next_index = 1
 local counter = 0
