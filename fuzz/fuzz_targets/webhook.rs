@@ -22,7 +22,7 @@ use libfuzzer_sys::fuzz_target;
 use stytch_emulator::WebhookSecret;
 use tower::{Service, ServiceExt, service_fn};
 use tower_stytch::StytchAuthLayer;
-use tower_stytch::WebhookSecrets;
+use tower_stytch::webhook::WebhookSecrets;
 
 const PATH: &str = "/stytch/webhooks";
 

@@ -359,7 +359,7 @@ impl Revoker {
 
     /// How long a revocation is held on the denylist after Stytch confirms it: until every
     /// JWT minted before it has expired (5 min + clock skew + the cache's `max_ttl`).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "jwt"))]
     pub(crate) fn window(&self) -> Duration {
         self.inner.window
     }

@@ -455,6 +455,7 @@ async fn the_crates_own_client_works_against_the_emulator() {
 }
 
 #[tokio::test]
+#[cfg(feature = "axum")]
 async fn get_sessions_lists_a_members_live_sessions_from_the_emulator() {
     // If this failed, the client's Get Sessions would send the wrong query, misread Stytch's
     // `member_sessions`, list revoked sessions, or hide Stytch's member_not_found.
