@@ -16,6 +16,7 @@ use crate::extract::{Found, extract};
 use crate::metrics;
 use crate::revoke::{AtStytch, LogoutResult, RevokeError, RevokeOutcome, Target};
 use crate::session::{MemberSession, is_stytch_id};
+use crate::store::cache::CachedSession;
 
 /// Reports what a logout did: `revoked` (Stytch confirmed), `already_revoked` (Stytch said
 /// the session does not exist), `pending` (revoked here, Stytch told as soon as it answers),
@@ -104,19 +105,9 @@ pub(crate) async fn admin(
         tracing::info!(field, "admin route: invalid path parameter");
         return shared.reject(Rejection::new(RejectionKind::InvalidParameter));
     }
-    let found = match extract(&headers, &shared.sources) {
-        Ok(Some(found)) => found,
-        Ok(None) => return shared.reject(Rejection::new(RejectionKind::MissingCredential)),
-        Err(err) => return shared.reject(Rejection::from(err)),
-    };
-    let entry = match shared
-        .engine
-        .authenticator
-        .authenticate(&found.credential)
-        .await
-    {
-        Ok(entry) => entry,
-        Err(err) => return shared.reject(Rejection::from(&*err)),
+    let (found, entry) = match authenticated_caller(&shared, &headers).await {
+        Ok(caller) => caller,
+        Err(response) => return response,
     };
     // Stytch enforces its RBAC on the revocation; refused here first, without a call, when
     // the policy loaded here already says no (nothing loaded: Stytch decides).
@@ -159,6 +150,28 @@ pub(crate) async fn admin(
     }
 }
 
+/// The caller of an admin route: its credential and its session, authenticated (from the
+/// cache or by Stytch); otherwise the response of the rejection.
+async fn authenticated_caller(
+    shared: &Shared,
+    headers: &HeaderMap,
+) -> Result<(Found, Arc<CachedSession>), Response<Bytes>> {
+    let found = match extract(headers, &shared.sources) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(shared.reject(Rejection::new(RejectionKind::MissingCredential))),
+        Err(err) => return Err(shared.reject(Rejection::from(err))),
+    };
+    match shared
+        .engine
+        .authenticator
+        .authenticate(&found.credential)
+        .await
+    {
+        Ok(entry) => Ok((found, entry)),
+        Err(err) => Err(shared.reject(Rejection::from(&*err))),
+    }
+}
+
 /// `POST {admin}/m2m-clients/{client_id}/revoke`: a member whose roles grant the configured
 /// permission (default `revoke` on `m2m_clients`; the policy must be loaded: 503 otherwise)
 /// cuts an M2M client off here and on every instance, and suspends it at Stytch.
@@ -170,19 +183,9 @@ pub(crate) async fn admin_client(
     if !is_stytch_id(&client_id) {
         return shared.reject(Rejection::new(RejectionKind::InvalidParameter));
     }
-    let found = match extract(&headers, &shared.sources) {
-        Ok(Some(found)) => found,
-        Ok(None) => return shared.reject(Rejection::new(RejectionKind::MissingCredential)),
-        Err(err) => return shared.reject(Rejection::from(err)),
-    };
-    let entry = match shared
-        .engine
-        .authenticator
-        .authenticate(&found.credential)
-        .await
-    {
-        Ok(entry) => entry,
-        Err(err) => return shared.reject(Rejection::from(&*err)),
+    let entry = match authenticated_caller(&shared, &headers).await {
+        Ok((_, entry)) => entry,
+        Err(response) => return response,
     };
     let (resource, action) = &shared.m2m_revoke_permission;
     match shared
